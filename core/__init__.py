@@ -1,0 +1,1 @@
+"""Pure-Python core of Danlu: no torch, no gradio."""

@@ -1,0 +1,448 @@
+"""The run config: every training setting declared once, with its type, default, range and help.
+
+Load order: defaults → optional preset → the run file → ``--set section.key=value`` overrides.
+Nothing is repaired silently: a wrong key, type or value raises ``ConfigError`` naming the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from core.errors import ConfigError
+from core.fsutil import atomic_write_text
+
+SCHEMA_VERSION = 1
+SECTIONS = ("model", "dataset", "network", "optimizer", "training", "saving", "sampling")
+
+OPTIMIZERS = ("AdamW", "AdamW8bit", "Lion", "Prodigy", "Adafactor")
+SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear", "polynomial")
+SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "heun", "lms")
+
+
+def F(default: Any, en: str, zh: str, *, choices: tuple | None = None, min: float | None = None,
+      max: float | None = None, multiple_of: int | None = None, basic: bool = False) -> Any:
+    """Declare one field: default, help text in both languages, and what values are allowed."""
+    meta = {"en": en, "zh": zh, "choices": choices, "min": min, "max": max, "multiple_of": multiple_of,
+            "basic": basic}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    base: str = F("", "Base model: a .safetensors file, a diffusers folder, or a hub id (org/name or org/name@rev).",
+                  "底模：.safetensors 文件、diffusers 文件夹，或 hub id（org/name 或 org/name@版本）。", basic=True)
+    family: str = F("auto", "Model family; auto detects it from the file.", "模型系列；auto 表示从文件自动识别。",
+                    choices=("auto", "sd15", "sd2", "sdxl"))
+    prediction_type: str = F("auto", "epsilon or v_prediction; auto reads it from the model.",
+                             "预测类型 epsilon 或 v_prediction；auto 表示从模型读取。",
+                             choices=("auto", "epsilon", "v_prediction"))
+    vae: str = F("", "Optional separate VAE (file or folder); empty uses the base model's VAE.",
+                 "可选的独立 VAE（文件或文件夹）；留空则用底模自带的 VAE。")
+
+
+@dataclass
+class DatasetConfig:
+    dir: str = F("", "Parent folder holding <repeats>_<name> subfolders of images and captions.",
+                 "训练集父文件夹，其中是 <重复次数>_<名称> 形式的子文件夹（图片和标注）。", basic=True)
+    reg_dir: str = F("", "Optional regularisation parent folder, same naming.", "可选的正则化图片父文件夹，命名规则相同。")
+    resolution: int = F(512, "Training resolution (side of the square area); SD1.5 512, SDXL 1024.",
+                        "训练分辨率（正方形面积的边长）；SD1.5 用 512，SDXL 用 1024。",
+                        min=256, max=4096, multiple_of=64, basic=True)
+    trigger_word: str = F("", "Trigger word put first in every caption.", "触发词，放在每条标注的最前面。", basic=True)
+    caption_extension: str = F(".txt", "Extension of caption files next to the images.", "标注文件的扩展名。")
+    enable_bucket: bool = F(True, "Aspect-ratio buckets: train images at their own shape.", "启用长宽比分桶，按图片原比例训练。")
+    min_bucket_reso: int = F(256, "Smallest bucket side.", "分桶最小边长。", min=64, max=4096, multiple_of=8)
+    max_bucket_reso: int = F(1024, "Largest bucket side (use 2048 for SDXL at 1024).",
+                             "分桶最大边长（SDXL 1024 建议 2048）。", min=64, max=8192, multiple_of=8)
+    bucket_reso_steps: int = F(64, "Bucket side step in pixels.", "分桶边长步进（像素）。", min=8, max=256, multiple_of=8)
+    bucket_no_upscale: bool = F(False, "Never upscale small images.", "不放大小图。")
+    shuffle_caption: bool = F(False, "Shuffle caption tags each step.", "每步打乱标注中的标签顺序。")
+    keep_tokens: int = F(0, "Tags kept in front when shuffling (set to the number of trigger tags).",
+                         "打乱时保持在最前面的标签数（设为触发词个数）。", min=0, max=255)
+    caption_dropout_rate: float = F(0.0, "Share of steps trained with an empty caption.", "以空标注训练的比例。",
+                                    min=0.0, max=1.0)
+    flip_aug: bool = F(False, "Random horizontal flips (not for asymmetric subjects).", "随机水平翻转（不对称主体勿用）。")
+    cache_latents: str = F("memory", "Cache VAE latents: none, memory, or disk (reused across runs).",
+                           "缓存 VAE latent：none（不缓存）、memory（内存）或 disk（磁盘，可跨运行复用）。",
+                           choices=("none", "memory", "disk"))
+    cache_text_encoder_outputs: bool = F(False, "Cache text-encoder outputs (only with a frozen text encoder).",
+                                         "缓存文本编码器输出（仅在不训练文本编码器时）。")
+    num_workers: int = F(0, "Data loader worker processes.", "数据加载进程数。", min=0, max=64)
+
+
+@dataclass
+class NetworkConfig:
+    rank: int = F(32, "LoRA rank (dim): capacity of the LoRA. 8–64 is usual.", "LoRA 秩（dim）：容量，常用 8–64。",
+                  min=1, max=1024, basic=True)
+    alpha: float = F(16.0, "LoRA alpha; scale = alpha / rank. About rank/2 is usual.",
+                     "LoRA alpha；缩放 = alpha / rank，常用 rank 的一半。", min=0.0, max=4096.0, basic=True)
+    train_unet: bool = F(True, "Train LoRA on the UNet.", "训练 UNet 的 LoRA。")
+    train_text_encoder: bool = F(True, "Train LoRA on the text encoder(s).", "训练文本编码器的 LoRA。")
+    conv_dim: int = F(0, "LoCon: rank for 3×3 conv layers; 0 = off.", "LoCon：3×3 卷积层的秩；0 为关闭。",
+                      min=0, max=1024)
+    conv_alpha: float = F(1.0, "LoCon alpha for conv layers.", "LoCon 卷积层的 alpha。", min=0.0, max=4096.0)
+    dropout: float = F(0.0, "LoRA dropout (train only).", "LoRA dropout（仅训练时）。", min=0.0, max=1.0)
+    use_dora: bool = F(False, "DoRA (weight-decomposed LoRA); needs a loader that supports it.",
+                       "DoRA（权重分解 LoRA）；需要支持它的加载器。")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = F("AdamW", "Optimizer.", "优化器。", choices=OPTIMIZERS, basic=True)
+    lr: float = F(1e-4, "Learning rate (UNet). Prodigy wants 1.0.", "学习率（UNet）。Prodigy 用 1.0。",
+                  min=0.0, max=10.0, basic=True)
+    text_encoder_lr: float = F(5e-5, "Learning rate of the text encoder(s).", "文本编码器学习率。", min=0.0, max=10.0)
+    weight_decay: float = F(0.01, "Weight decay.", "权重衰减。", min=0.0, max=10.0)
+    scheduler: str = F("cosine", "Learning-rate schedule.", "学习率调度。", choices=SCHEDULERS)
+    warmup: float = F(0.0, "Warm-up: below 1 a share of the steps, else a step count.",
+                      "预热：小于 1 表示占总步数的比例，否则为步数。", min=0.0, max=1e9)
+    num_cycles: int = F(1, "Restarts for cosine_with_restarts.", "cosine_with_restarts 的重启次数。", min=1, max=1000)
+    power: float = F(1.0, "Power of the polynomial schedule.", "多项式调度的幂。", min=0.0, max=100.0)
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = F(10, "Epochs.", "训练轮数（epoch）。", min=1, max=100000, basic=True)
+    batch_size: int = F(1, "Batch size.", "批大小。", min=1, max=1024, basic=True)
+    gradient_accumulation_steps: int = F(1, "Gradient accumulation steps.", "梯度累积步数。", min=1, max=1024)
+    max_train_steps: int = F(0, "Stop after this many steps; 0 = from epochs.", "最大训练步数；0 表示由轮数决定。",
+                             min=0, max=10**9)
+    mixed_precision: str = F("fp16", "Mixed precision: no, fp16, or bf16 (RTX 30 and newer).",
+                             "混合精度：no、fp16 或 bf16（RTX 30 系及更新）。", choices=("no", "fp16", "bf16"), basic=True)
+    gradient_checkpointing: bool = F(False, "Gradient checkpointing: less memory, slower.", "梯度检查点：省显存，较慢。")
+    seed: int = F(42, "Random seed.", "随机种子。", min=0, max=2**32 - 1)
+    noise_offset: float = F(0.0, "Noise offset; about 0.1 helps very dark or bright images.",
+                            "噪声偏移；约 0.1 有助于很暗或很亮的图。", min=0.0, max=1.0)
+    min_snr_gamma: float = F(0.0, "Min-SNR weighting gamma; 5 is recommended, 0 = off.",
+                             "Min-SNR 加权 gamma；推荐 5，0 为关闭。", min=0.0, max=100.0)
+    clip_skip: int = F(1, "Clip skip as in WebUI: 2 uses the penultimate layer (SD1.x anime).",
+                       "Clip skip（与 WebUI 相同）：2 表示用倒数第二层（SD1.x 二次元常用）。", min=1, max=12)
+    max_token_length: int = F(75, "Caption token length.", "标注最大 token 长度。", choices=(75, 150, 225))
+    device: str = F("auto", "Device: auto, cuda, cpu, or mps.", "设备：auto、cuda、cpu 或 mps。",
+                    choices=("auto", "cuda", "cpu", "mps"))
+    resume: str = F("", "Resume from a saved state folder ('auto' = the run's latest).",
+                    "从保存的训练状态继续（'auto' 表示本次运行最近的状态）。")
+
+
+@dataclass
+class SavingConfig:
+    output_dir: str = F("outputs", "Folder for runs; each run gets <output_dir>/<name>/.",
+                        "输出文件夹；每次运行保存在 <output_dir>/<name>/。", basic=True)
+    name: str = F("lora", "Run and file name (no slashes).", "运行名与文件名（不能含斜杠）。", basic=True)
+    every_n_epochs: int = F(2, "Save a LoRA every N epochs; 0 = only the final file.",
+                            "每 N 轮保存一次 LoRA；0 表示只保存最终文件。", min=0, max=100000, basic=True)
+    precision: str = F("fp16", "Precision of saved files: fp16, bf16, or float.", "保存精度：fp16、bf16 或 float。",
+                       choices=("fp16", "bf16", "float"), basic=True)
+    save_state: bool = F(True, "Save a resumable training state with each LoRA.", "每次保存时同时保存可续训的状态。")
+
+
+@dataclass
+class SamplingConfig:
+    prompts: list[str] = F([], "Sample prompts rendered from each saved file (one per line).",
+                           "每次保存后用保存的文件生成的样图提示词（每行一个）。", basic=True)
+    negative_prompt: str = F("", "Negative prompt for samples.", "样图的反向提示词。")
+    steps: int = F(20, "Sampling steps.", "采样步数。", min=1, max=1000)
+    cfg: float = F(7.0, "CFG scale.", "CFG 引导系数。", min=0.0, max=100.0)
+    seed: int = F(1234, "Sample seed (CPU noise, same seed = same image).", "样图种子（CPU 噪声，同种子同图）。",
+                  min=0, max=2**32 - 1)
+    width: int = F(512, "Sample width (multiple of 8).", "样图宽度（8 的倍数）。", min=64, max=8192, multiple_of=8)
+    height: int = F(512, "Sample height (multiple of 8).", "样图高度（8 的倍数）。", min=64, max=8192, multiple_of=8)
+    sampler: str = F("euler", "Sampler (deterministic ones reproduce in WebUI and ComfyUI).",
+                     "采样器（确定性采样器可在 WebUI 和 ComfyUI 中复现）。", choices=SAMPLERS)
+
+
+SECTION_CLASSES = {"model": ModelConfig, "dataset": DatasetConfig, "network": NetworkConfig,
+                   "optimizer": OptimizerConfig, "training": TrainingConfig, "saving": SavingConfig,
+                   "sampling": SamplingConfig}
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    saving: SavingConfig = field(default_factory=SavingConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    schema_version: int = SCHEMA_VERSION
+
+    def get(self, path: str) -> Any:
+        section, key = path.split(".", 1)
+        return getattr(getattr(self, section), key)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.saving.output_dir) / self.saving.name
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One declared field, as the UI, --help and the docs see it."""
+
+    section: str
+    name: str
+    type: type
+    default: Any
+    en: str
+    zh: str
+    choices: tuple | None
+    min: float | None
+    max: float | None
+    multiple_of: int | None
+    basic: bool
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    def help(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list[str]": list}
+
+
+def schema() -> list[FieldSpec]:
+    """Every field of every section, in declaration order."""
+    specs = []
+    for section, cls in SECTION_CLASSES.items():
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            m = f.metadata
+            specs.append(FieldSpec(section, f.name, _TYPES[f.type], default, m["en"], m["zh"], m["choices"],
+                                   m["min"], m["max"], m["multiple_of"], m["basic"]))
+    return specs
+
+
+def field_spec(path: str) -> FieldSpec:
+    for spec in schema():
+        if spec.path == path:
+            return spec
+    raise KeyError(path)
+
+
+def default_config() -> RunConfig:
+    return RunConfig()
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """The config as nested plain data, in schema order (what the TOML holds)."""
+    out: dict[str, Any] = {"schema_version": cfg.schema_version}
+    for section in SECTIONS:
+        out[section] = dataclasses.asdict(getattr(cfg, section))
+    return out
+
+
+def _type_name(t: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list of strings"}[t]
+
+
+def _type_name_zh(t: type) -> str:
+    return {str: "字符串", int: "整数", float: "数字", bool: "true 或 false", list: "字符串列表"}[t]
+
+
+def _check_value(spec: FieldSpec, value: Any) -> Any:
+    """Return the value with the field's type, or raise ConfigError. No silent repair."""
+    path = spec.path
+    t = spec.type
+    ok = (t is bool and isinstance(value, bool)) or \
+         (t is int and isinstance(value, int) and not isinstance(value, bool)) or \
+         (t is float and isinstance(value, (int, float)) and not isinstance(value, bool)) or \
+         (t is str and isinstance(value, str)) or \
+         (t is list and isinstance(value, list) and all(isinstance(v, str) for v in value))
+    if not ok:
+        raise ConfigError(
+            f"{path}: expected {_type_name(t)}, got {value!r} ({type(value).__name__}).",
+            f"{path}：应为{_type_name_zh(t)}，实际是 {value!r}（{type(value).__name__}）。",
+            f"Set {path} to {_type_name(t)}, for example {path.split('.')[1]} = {_example(spec)}.",
+            f"把 {path} 改为{_type_name_zh(t)}，例如 {path.split('.')[1]} = {_example(spec)}。", key=path)
+    if t is float:
+        value = float(value)
+    if spec.choices is not None and value not in spec.choices:
+        choices = ", ".join(map(str, spec.choices))
+        close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1, cutoff=0.5)
+        hint_en = f"Did you mean '{close[0]}'?" if close else f"Use one of: {choices}."
+        hint_zh = f"是不是想写 '{close[0]}'？" if close else f"请使用其中之一：{choices}。"
+        raise ConfigError(f"{path}: {value!r} is not one of {choices}.", f"{path}：{value!r} 不在可选值 {choices} 中。",
+                          hint_en, hint_zh, key=path)
+    if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
+        raise ConfigError(f"{path}: {value!r} is out of range; expected {spec.min} to {spec.max}.",
+                          f"{path}：{value!r} 超出范围，应在 {spec.min} 到 {spec.max} 之间。",
+                          f"Choose a value between {spec.min} and {spec.max}.",
+                          f"请填写 {spec.min} 到 {spec.max} 之间的值。", key=path)
+    if spec.multiple_of and value % spec.multiple_of:
+        lower = value - value % spec.multiple_of
+        raise ConfigError(f"{path}: {value} is not a multiple of {spec.multiple_of}.",
+                          f"{path}：{value} 不是 {spec.multiple_of} 的倍数。",
+                          f"Use {lower} or {lower + spec.multiple_of}.", f"请改用 {lower} 或 {lower + spec.multiple_of}。",
+                          key=path)
+    return value
+
+
+def _example(spec: FieldSpec) -> str:
+    return {str: '"…"', int: "1", float: "0.5", bool: "true", list: '["…"]'}[spec.type]
+
+
+def _check_name(cfg: RunConfig) -> None:
+    name = cfg.saving.name
+    if not name or name in (".", "..") or re.search(r'[\\/:*?"<>|\x00-\x1f]', name):
+        raise ConfigError(f"saving.name: {name!r} cannot be used as a file name.",
+                          f"saving.name：{name!r} 不能用作文件名。",
+                          "Use letters, digits, Chinese characters, '-' or '_', with no slashes.",
+                          "请使用字母、数字、中文、'-' 或 '_'，不要含斜杠等特殊字符。", key="saving.name")
+
+
+def _unknown(path: str, valid: list[str], everywhere: list[str]) -> ConfigError:
+    name = path.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(path, everywhere, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    if not close:  # the right key in the wrong section
+        close = [p for p in everywhere if p.rsplit(".", 1)[-1] == name][:1]
+    if close:
+        hint = close[0] if "." in close[0] or "." not in path else f"{path.rsplit('.', 1)[0]}.{close[0]}"
+        return ConfigError(f"Unknown key '{path}'. Did you mean '{hint}'?", f"未知的键 '{path}'。是不是想写 '{hint}'？",
+                           f"Rename '{path}' to '{hint}'.", f"把 '{path}' 改为 '{hint}'。", key=path)
+    return ConfigError(f"Unknown key '{path}'.", f"未知的键 '{path}'。",
+                       "Remove it; `python launcher.py train --help-config` lists every key.",
+                       "请删除它；`python launcher.py train --help-config` 列出了所有键。", key=path)
+
+
+def merge_dict(cfg: RunConfig, data: dict) -> RunConfig:
+    """Apply nested data (as read from TOML) onto a copy of cfg, validating every key and value."""
+    cfg = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s)) for s in SECTIONS})
+    specs = {s.path: s for s in schema()}
+    everywhere = list(specs)
+    for section, values in data.items():
+        if section == "schema_version":
+            if values != SCHEMA_VERSION:
+                raise ConfigError(f"schema_version {values!r} is not supported (this Danlu reads {SCHEMA_VERSION}).",
+                                  f"不支持 schema_version {values!r}（当前版本读取 {SCHEMA_VERSION}）。",
+                                  f"Set schema_version = {SCHEMA_VERSION}.", f"请设 schema_version = {SCHEMA_VERSION}。",
+                                  key="schema_version")
+            continue
+        if section not in SECTION_CLASSES:
+            if not isinstance(values, dict):
+                raise _unknown(section, [], everywhere)
+            close = difflib.get_close_matches(section, SECTIONS, n=1, cutoff=0.6)
+            if close:
+                raise ConfigError(f"Unknown section '[{section}]'. Did you mean '[{close[0]}]'?",
+                                  f"未知的段 '[{section}]'。是不是想写 '[{close[0]}]'？",
+                                  f"Rename it to [{close[0]}].", f"请改为 [{close[0]}]。", key=section)
+            raise ConfigError(f"Unknown section '[{section}]'.", f"未知的段 '[{section}]'。",
+                              f"Sections are: {', '.join(SECTIONS)}.", f"可用的段：{', '.join(SECTIONS)}。", key=section)
+        if not isinstance(values, dict):
+            raise ConfigError(f"'{section}' must be a table ([{section}]).", f"'{section}' 必须是一个表（[{section}]）。",
+                              key=section)
+        target = getattr(cfg, section)
+        valid = [f.name for f in dataclasses.fields(target)]
+        for key, value in values.items():
+            path = f"{section}.{key}"
+            if path not in specs:
+                raise _unknown(path, valid, everywhere)
+            setattr(target, key, _check_value(specs[path], value))
+    _check_name(cfg)
+    return cfg
+
+
+def from_dict(data: dict) -> RunConfig:
+    return merge_dict(default_config(), data)
+
+
+def parse_toml(text: str, source: str = "<text>") -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        line = m.group(1) if m else "?"
+        raise ConfigError(f"{source}: TOML syntax error at line {line}: {e}",
+                          f"{source}：第 {line} 行 TOML 语法错误：{e}",
+                          "Check quotes, brackets and '=' on that line; Windows paths need single quotes or '\\\\'.",
+                          "请检查该行的引号、括号和等号；Windows 路径请用单引号，或把 '\\' 写成 '\\\\'。",
+                          key=f"line {line}") from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """'section.key=value' → (path, value). The value is read as TOML, else taken as a plain string."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value.", f"--set {item!r}：格式应为 section.key=value。",
+                          "For example: --set network.rank=16", "例如：--set network.rank=16", key=item)
+    path, raw = item.split("=", 1)
+    path = path.strip()
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return path, value
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    for item in overrides:
+        path, value = parse_override(item)
+        if "." not in path:
+            raise _unknown(path, [], [s.path for s in schema()])
+        section, key = path.split(".", 1)
+        cfg = merge_dict(cfg, {section: {key: value}})
+    return cfg
+
+
+def load(path: str | Path | None = None, preset: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """defaults → preset → the run file → overrides."""
+    cfg = default_config()
+    if preset:
+        from core.presets import preset_dict
+        cfg = merge_dict(cfg, preset_dict(preset))
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise ConfigError(f"Config file not found: {p}", f"找不到配置文件：{p}",
+                              "Check the path, or create one with `python launcher.py demo`.",
+                              "请检查路径，或用 `python launcher.py demo` 生成一个。", key=str(p)) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p} is not UTF-8 text.", f"{p} 不是 UTF-8 文本。", "Save it as UTF-8.",
+                              "请以 UTF-8 编码保存。", key=str(p)) from None
+        cfg = merge_dict(cfg, parse_toml(text, str(p)))
+    return apply_overrides(cfg, overrides or [])
+
+
+def loads(text: str, source: str = "<text>") -> RunConfig:
+    return from_dict(parse_toml(text, source))
+
+
+def dumps(cfg: RunConfig) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(to_dict(cfg), multiline_strings=False)
+
+
+def save(cfg: RunConfig, path: str | Path) -> Path:
+    """Write the TOML atomically (temp file, then rename)."""
+    return atomic_write_text(Path(path), dumps(cfg))
+
+
+def describe() -> str:
+    """Every key with its type, default, allowed values and help: for --help-config and the docs."""
+    lines = []
+    for section in SECTIONS:
+        lines.append(f"[{section}]")
+        for s in (s for s in schema() if s.section == section):
+            allowed = f" one of {', '.join(map(str, s.choices))}" if s.choices else \
+                (f" {s.min}..{s.max}" if s.min is not None else "")
+            lines.append(f"  {s.name} = {s.default!r}  ({s.type.__name__}{allowed})  {s.en}")
+    return "\n".join(lines)

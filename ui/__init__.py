@@ -1,0 +1,1 @@
+"""Gradio UI: one module per step, composed by ui.app."""

@@ -1,0 +1,76 @@
+"""The Danlu page: a header with the language switch and one tab per step.
+
+Tab modules expose TAB_ID, TAB_KEY (the i18n key of the tab title) and build(ctx). They are
+listed in TABS in the order of the seven steps.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import gradio as gr
+
+from core import config as cfgmod
+from core.errors import current_lang
+from ui import i18n
+from ui.context import AppContext
+from ui.i18n import Translator, t
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TABS = ["ui.tab_model", "ui.tab_dataset", "ui.tab_tagging", "ui.tab_params", "ui.tab_train", "ui.tab_grid",
+        "ui.tab_config"]
+
+CSS = """
+.danlu-error { color: #b42318; white-space: pre-wrap; }
+.danlu-ok { color: #067647; white-space: pre-wrap; }
+.danlu-warn { color: #b54708; white-space: pre-wrap; }
+footer { display: none !important; }
+"""
+
+
+def _tab_modules() -> list:
+    return [importlib.import_module(name) for name in TABS if importlib.util.find_spec(name) is not None]
+
+
+def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_dir: Path | None = None) -> gr.Blocks:
+    lang = lang or current_lang()
+    tr = Translator()
+    with gr.Blocks(title="Danlu 丹炉") as demo:
+        lang_state = gr.State(lang)
+        config_state = gr.State(cfgmod.to_dict(cfgmod.default_config()))
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=5):
+                title = tr.bind(gr.Markdown(f"## {t('app.title', lang)}\n{t('app.subtitle', lang)}"),
+                                value="app.title")
+            with gr.Column(scale=1, min_width=180):
+                lang_radio = tr.bind(gr.Radio(i18n.LANG_CHOICES, value=lang, label=t("app.language", lang),
+                                              elem_id="danlu-lang"), label="app.language")
+        with gr.Tabs(elem_id="danlu-tabs") as tabs:
+            ctx = AppContext(lang=lang_state, config=config_state, tr=tr, tabs=tabs, root=ROOT,
+                             outputs_dir=Path(outputs_dir or ROOT / "outputs"),
+                             models_dir=Path(models_dir or ROOT / "models" / "checkpoints"))
+            for module in _tab_modules():
+                with tr.bind(gr.Tab(t(module.TAB_KEY, lang), id=module.TAB_ID, elem_id=f"tab-{module.TAB_ID}"),
+                             label=module.TAB_KEY):
+                    module.build(ctx)
+
+        # The title holds two keys in one Markdown, so it is relabelled here rather than by the table.
+        tr.bindings = [(c, a) for c, a in tr.bindings if c is not title]
+
+        def switch(new_lang: str):
+            return [new_lang, gr.update(value=f"## {t('app.title', new_lang)}\n{t('app.subtitle', new_lang)}"),
+                    *tr.updates(new_lang)]
+
+        lang_radio.change(switch, inputs=lang_radio, outputs=[lang_state, title, *tr.components])
+    demo.danlu_ctx = ctx  # for tests
+    return demo
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+           open_browser: bool = True, lang: str | None = None) -> None:
+    demo = build_app(lang=lang)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(server_name=host, server_port=port, auth=auth, inbrowser=open_browser, show_error=True,
+                css=CSS, theme=gr.themes.Soft(), allowed_paths=[str(ROOT / "outputs")])

@@ -1,0 +1,28 @@
+"""What every tab module receives: the shared states, the translator and the app's folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ui.i18n import Translator
+
+
+@dataclass
+class AppContext:
+    """Shared by the tab modules.
+
+    lang:   gr.State holding 'zh' or 'en'; pass it as an input to handlers that write messages.
+    config: gr.State holding the run config as nested plain data (core.config.to_dict); tabs that
+            change settings return a new dict for it, tabs that show settings listen to config.change.
+    tabs:   the gr.Tabs, so a handler can return gr.Tabs(selected="grid") to move the user on.
+    """
+
+    lang: Any
+    config: Any
+    tr: Translator
+    tabs: Any
+    root: Path          # the project folder
+    outputs_dir: Path   # runs live in outputs_dir/<name>/
+    models_dir: Path    # the checkpoints folder the Model tab lists
