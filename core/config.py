@@ -309,10 +309,10 @@ def _check_name(cfg: RunConfig) -> None:
 
 def _unknown(path: str, valid: list[str], everywhere: list[str]) -> ConfigError:
     name = path.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(path, everywhere, n=1, cutoff=0.6) or \
+    # The right key in the wrong section first, then the closest spelling.
+    close = [p for p in everywhere if p.rsplit(".", 1)[-1] == name][:1] or \
+        difflib.get_close_matches(path, everywhere, n=1, cutoff=0.6) or \
         difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    if not close:  # the right key in the wrong section
-        close = [p for p in everywhere if p.rsplit(".", 1)[-1] == name][:1]
     if close:
         hint = close[0] if "." in close[0] or "." not in path else f"{path.rsplit('.', 1)[0]}.{close[0]}"
         return ConfigError(f"Unknown key '{path}'. Did you mean '{hint}'?", f"未知的键 '{path}'。是不是想写 '{hint}'？",
