@@ -1,0 +1,108 @@
+"""The launcher's decisions, without the network: install, torch index, ports, --listen, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import launcher
+
+
+def test_torch_index_only_for_windows_with_nvidia():
+    assert launcher.torch_index("Windows", True) == launcher.TORCH_CUDA_INDEX
+    assert launcher.torch_index("Windows", False) is None
+    assert launcher.torch_index("Linux", True) is None   # PyPI's Linux wheels carry CUDA
+    assert launcher.torch_index("Darwin", False) is None
+
+
+def test_install_commands_put_cuda_torch_first(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("# comment\ntorch==2.13.0  # pinned\ngradio>=5\n")
+    cmds = launcher.install_commands(tmp_path / "py", "Windows", True, req)
+    assert cmds[0][-3:] == ["torch==2.13.0", "--index-url", launcher.TORCH_CUDA_INDEX]
+    assert cmds[1][-2:] == ["-r", str(req)]
+    assert "-q" not in cmds[1]  # pip's progress stays visible
+    assert len(launcher.install_commands(tmp_path / "py", "Linux", True, req)) == 1
+
+
+def test_requirements_pin_torch():
+    assert launcher.torch_requirement() == "torch==2.13.0"
+
+
+def test_install_is_skipped_until_requirements_change(tmp_path):
+    venv, req = tmp_path / ".venv", tmp_path / "requirements.txt"
+    venv.mkdir()
+    req.write_text("gradio\n")
+    assert launcher.needs_install(venv, req)
+    (venv / launcher.STAMP_NAME).write_text(launcher.requirements_hash(req))
+    assert not launcher.needs_install(venv, req)
+    req.write_text("gradio\npillow\n")
+    assert launcher.needs_install(venv, req)
+
+
+def test_busy_port_moves_to_the_next_free_one():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        assert not launcher.port_free("127.0.0.1", busy)
+        port = launcher.find_port("127.0.0.1", busy)
+        assert port > busy and launcher.port_free("127.0.0.1", port)
+
+
+def _ns(**kw):
+    return argparse.Namespace(**{"listen": False, "auth": None, **kw})
+
+
+def test_binds_loopback_by_default():
+    assert launcher.ui_settings(_ns()) == ("127.0.0.1", None)
+
+
+def test_listen_without_auth_is_refused():
+    with pytest.raises(ValueError, match="--auth"):
+        launcher.ui_settings(_ns(listen=True))
+    assert launcher.ui_settings(_ns(listen=True, auth="me:secret")) == ("0.0.0.0", ("me", "secret"))
+    with pytest.raises(ValueError):
+        launcher.parse_auth("no-password")
+
+
+def test_listen_without_auth_exits_2_with_message():
+    out = subprocess.run([sys.executable, "launcher.py", "ui", "--listen", "--no-browser"], capture_output=True,
+                         text=True, cwd=launcher.ROOT, timeout=120)
+    assert out.returncode == 2
+    assert "--auth user:password" in out.stderr
+
+
+def test_double_click_detection():
+    assert launcher.launched_by_double_click("Windows", 1, True)
+    assert launcher.launched_by_double_click("Windows", 2, True)
+    assert not launcher.launched_by_double_click("Windows", 3, True)     # started from cmd.exe
+    assert not launcher.launched_by_double_click("Linux", None, True)
+    assert not launcher.launched_by_double_click("Windows", 1, False)    # no one to press Enter
+
+
+def test_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "launcher.py", "--help"], capture_output=True, text=True,
+                         cwd=launcher.ROOT, timeout=60)
+    assert out.returncode == 0
+    for name in ("ui", "train", "tag", "grid", "check", "demo", "test"):
+        assert f"\n  {name} " in out.stdout
+
+
+def test_dry_run_prints_config_or_error(tmp_path):
+    good = tmp_path / "运行 run.toml"
+    good.write_text("[network]\nrank = 8\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "launcher.py", "train", str(good), "--dry-run", "--set", "network.alpha=2"],
+                         capture_output=True, text=True, cwd=launcher.ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "rank = 8" in out.stdout and "alpha = 2" in out.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[network]\nrnak = 8\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "launcher.py", "train", str(bad), "--dry-run"], capture_output=True,
+                         text=True, cwd=launcher.ROOT, timeout=60, env={**__import__("os").environ, "DANLU_LANG": "en"})
+    assert out.returncode == 2
+    assert "network.rank" in out.stderr
