@@ -26,9 +26,9 @@ i18n.add({
     "config.load": ("载入", "Load"),
     "config.export": ("导出 TOML", "Export TOML"),
     "config.download": ("下载", "Download"),
-    "config.loaded": ("✅ 已载入配置。", "✅ Config loaded."),
-    "config.error": ("❌ 配置有误：", "❌ The config has an error:"),
-    "config.exported": ("✅ 已导出当前配置。", "✅ Current config exported."),
+    "config.loaded": ("已载入配置。", "Config loaded."),
+    "config.error": ("**配置有误：**", "**The config has an error:**"),
+    "config.exported": ("已导出当前配置。", "Current config exported."),
 })
 
 
@@ -37,7 +37,7 @@ def load_text(text: str, lang: str) -> tuple[dict | None, str]:
     try:
         cfg = cfgmod.loads(text or "", "config.toml")
     except ConfigError as e:
-        return None, f"{t('config.error', lang)}\n\n{e.text(lang)}"
+        return None, f"{t('config.error', lang)}\n\n{e.message(lang)}\n\n{e.hint(lang)}"
     return cfgmod.to_dict(cfg), t("config.loaded", lang)
 
 
