@@ -106,3 +106,18 @@ def test_dry_run_prints_config_or_error(tmp_path):
                          text=True, cwd=launcher.ROOT, timeout=60, env={**__import__("os").environ, "DANLU_LANG": "en"})
     assert out.returncode == 2
     assert "network.rank" in out.stderr
+
+
+def test_demo_subcommand_writes_a_runnable_config(tmp_path):
+    out = subprocess.run([sys.executable, "launcher.py", "demo", "--out", str(tmp_path / "演示 demo")],
+                         capture_output=True, text=True, cwd=launcher.ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "演示 demo" / "run.toml"
+    assert run.exists() and "launcher.py train" in out.stdout
+    images = list((tmp_path / "演示 demo" / "dataset" / "10_demo").glob("*.png"))
+    assert len(images) == 12
+    assert all(p.with_suffix(".txt").read_text(encoding="utf-8").startswith("demo") for p in images)
+    from core import config as cfgmod
+
+    cfg = cfgmod.load(run)
+    assert cfg.dataset.dir.endswith("dataset") and cfg.sampling.prompts
