@@ -1,0 +1,1 @@
+"""Auto-taggers that write caption files: one module per tagger family (wd14 first)."""

@@ -1,0 +1,172 @@
+"""Tag a dataset folder: decode in worker threads while the model runs, write captions with backups.
+
+onnxruntime releases the GIL inside `run`, and PIL releases it while decoding and resizing, so a small
+thread pool keeps the model fed (at batch 1 a GPU idles at ~30 % otherwise). Captions are written after
+each batch, so a cancel keeps everything done so far.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from core.captions import BACKUP_DIR, backup_stamp, caption_path, read_caption, write_caption
+from core.dataset import is_image, parse_subset_name
+from core.errors import DanluError
+from taggers.wd14 import Tagger, TagOptions, caption_tags, load_and_preprocess, merge_caption, select
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Images of a dataset: directly in folder and in its subfolders (the `N_name` subsets), never in backups."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DanluError(f"The folder {folder} does not exist.", f"文件夹 {folder} 不存在。",
+                         "Enter the dataset folder (the parent of the 10_name folders) or an image folder.",
+                         "请填写训练集文件夹（10_name 等子文件夹的上级）或图片文件夹。", key="dataset.dir")
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).parts
+        if any(p.startswith(".") or p == BACKUP_DIR for p in rel[:-1]):
+            continue
+        if path.is_file() and is_image(path):
+            out.append(path)
+    return out
+
+
+def dataset_root(folder: Path) -> Path:
+    """Where backups go: the parent when the folder itself is a `N_name` subset."""
+    folder = Path(folder).resolve()
+    return folder.parent if parse_subset_name(folder.name) else folder
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    images_per_s: float
+    eta_s: float
+    current: str = ""
+
+
+@dataclass
+class TagReport:
+    total: int = 0
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: int = 0                   # kept by the 'skip' policy
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    backups: int = 0
+    backup_stamp: str = ""
+    cancelled: bool = False
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+    providers: list[str] = field(default_factory=list)
+    fallback: tuple[str, str] | None = None
+    captions: dict[Path, str] = field(default_factory=dict)   # image → caption written
+
+    def summary(self, lang: str = "en") -> str:
+        if lang == "zh":
+            text = (f"共 {self.total} 张：写入 {len(self.written)}，未变 {self.unchanged}，跳过（已有标注）{self.skipped}，"
+                    f"失败 {len(self.failed)}；备份 {self.backups} 个原文件。{self.images_per_s:.2f} 张/秒。")
+            return text + (" 已取消，已完成的部分已保存。" if self.cancelled else "")
+        text = (f"{self.total} images: {len(self.written)} written, {self.unchanged} unchanged, {self.skipped} skipped "
+                f"(had a caption), {len(self.failed)} failed; {self.backups} originals backed up. "
+                f"{self.images_per_s:.2f} images/s.")
+        return text + (" Cancelled; the finished part is saved." if self.cancelled else "")
+
+
+def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "skip", *,
+               caption_extension: str = ".txt", batch_size: int = 8, workers: int = 2,
+               progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None,
+               images: list[Path] | None = None) -> TagReport:
+    """Tag every image of folder and write its caption under policy (skip/overwrite/append/prepend)."""
+    images = find_images(folder) if images is None else list(images)
+    root = dataset_root(folder)
+    report = TagReport(total=len(images), providers=tagger.providers, fallback=tagger.fallback,
+                       backup_stamp=backup_stamp())
+    todo = []
+    for img in images:  # 'skip' never runs the model on a captioned image
+        if policy == "skip" and read_caption(caption_path(img, caption_extension)).text:
+            report.skipped += 1
+        else:
+            todo.append(img)
+    batch = batch_size if tagger.dynamic_batch else 1
+    start = time.perf_counter()
+    done = report.skipped
+
+    def emit(current: str = "") -> None:
+        if progress:
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            ran = done - report.skipped
+            rate = ran / elapsed
+            left = len(images) - done
+            progress(Progress(done, len(images), rate, left / rate if rate > 0 else float("inf"), current))
+
+    emit()
+    window = max(2 * batch, workers * 2)  # bounded look-ahead: decoded arrays wait in memory, not the whole set
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="danlu-decode") as pool:
+        pending: deque = deque()
+        it = iter(todo)
+
+        def refill() -> None:
+            while len(pending) < window:
+                img = next(it, None)
+                if img is None:
+                    return
+                pending.append((img, pool.submit(load_and_preprocess, img, tagger.size)))
+
+        refill()
+        while pending:
+            if cancel is not None and cancel.is_set():
+                report.cancelled = True
+                for _, fut in pending:
+                    fut.cancel()
+                break
+            chunk, arrays = [], []
+            while pending and len(chunk) < batch:
+                img, fut = pending.popleft()
+                try:
+                    arrays.append(fut.result())
+                    chunk.append(img)
+                except Exception as e:  # noqa: BLE001 - a broken image is reported, the rest are tagged
+                    report.failed.append((img, f"{type(e).__name__}: {e}"))
+                    done += 1
+            refill()  # decode the next batch while this one runs
+            if not chunk:
+                emit()
+                continue
+            import numpy as np
+
+            probs = tagger.predict(np.stack(arrays))
+            for img, p in zip(chunk, probs):
+                _write(img, caption_tags(select(p, tagger.labels, opts), opts), opts, policy, caption_extension,
+                       root, report)
+                done += 1
+            emit(chunk[-1].name)
+    report.seconds = time.perf_counter() - start
+    ran = done - report.skipped - len(report.failed)
+    report.images_per_s = ran / report.seconds if report.seconds > 0 else 0.0
+    return report
+
+
+def _write(img: Path, tags: list[str], opts: TagOptions, policy: str, ext: str, root: Path,
+           report: TagReport) -> None:
+    cap = caption_path(img, ext)
+    existing = read_caption(cap)
+    text = merge_caption(existing.text, tags, policy, opts.trigger)
+    if text is None:
+        report.skipped += 1
+        return
+    if cap.is_file() and existing.text == text and existing.problem is None:
+        report.unchanged += 1
+        report.captions[img] = text
+        return
+    saved = write_caption(cap, text, stamp=report.backup_stamp, dataset_root=root)
+    report.backups += saved is not None
+    report.written.append(cap)
+    report.captions[img] = text
