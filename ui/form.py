@@ -1,0 +1,244 @@
+"""The one place that maps config fields to components, generated from core.config.schema().
+
+A new field in the schema gets a component, a bilingual label, a tooltip from its help text and a
+place in the beginner or expert view without any change here. Conversions between a field's value
+and what its component shows live here too, so the form and the TOML agree on every value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from core import config as cfgmod
+from core.config import FieldSpec
+from core.errors import ConfigError
+from ui import i18n
+from ui.i18n import t
+
+# Short labels (中文, English). A field missing here gets a label made from its name and help text.
+LABELS: dict[str, tuple[str, str]] = {
+    "model.base": ("底模", "Base model"),
+    "model.family": ("模型系列", "Model family"),
+    "model.prediction_type": ("预测类型", "Prediction type"),
+    "model.vae": ("VAE", "VAE"),
+    "dataset.dir": ("训练集文件夹", "Dataset folder"),
+    "dataset.reg_dir": ("正则化图片文件夹", "Regularisation folder"),
+    "dataset.resolution": ("分辨率", "Resolution"),
+    "dataset.trigger_word": ("触发词", "Trigger word"),
+    "dataset.caption_extension": ("标注扩展名", "Caption extension"),
+    "dataset.enable_bucket": ("启用分桶", "Aspect-ratio buckets"),
+    "dataset.min_bucket_reso": ("分桶最小边长", "Min bucket side"),
+    "dataset.max_bucket_reso": ("分桶最大边长", "Max bucket side"),
+    "dataset.bucket_reso_steps": ("分桶步进", "Bucket step"),
+    "dataset.bucket_no_upscale": ("不放大小图", "Never upscale"),
+    "dataset.shuffle_caption": ("打乱标签", "Shuffle caption tags"),
+    "dataset.keep_tokens": ("保留前几个标签", "Keep first tags"),
+    "dataset.caption_dropout_rate": ("标注丢弃率", "Caption dropout rate"),
+    "dataset.flip_aug": ("水平翻转增强", "Flip augmentation"),
+    "dataset.cache_latents": ("缓存 latent", "Cache latents"),
+    "dataset.cache_text_encoder_outputs": ("缓存文本编码器输出", "Cache text-encoder outputs"),
+    "dataset.num_workers": ("数据加载进程数", "Data loader workers"),
+    "network.rank": ("秩 rank（dim）", "Rank (dim)"),
+    "network.alpha": ("Alpha", "Alpha"),
+    "network.train_unet": ("训练 UNet", "Train UNet"),
+    "network.train_text_encoder": ("训练文本编码器", "Train text encoder"),
+    "network.conv_dim": ("卷积层秩（LoCon）", "Conv rank (LoCon)"),
+    "network.conv_alpha": ("卷积层 alpha", "Conv alpha"),
+    "network.dropout": ("Dropout", "Dropout"),
+    "network.use_dora": ("DoRA", "DoRA"),
+    "optimizer.name": ("优化器", "Optimizer"),
+    "optimizer.lr": ("学习率", "Learning rate"),
+    "optimizer.text_encoder_lr": ("文本编码器学习率", "Text-encoder LR"),
+    "optimizer.weight_decay": ("权重衰减", "Weight decay"),
+    "optimizer.scheduler": ("学习率调度", "LR schedule"),
+    "optimizer.warmup": ("预热", "Warm-up"),
+    "optimizer.num_cycles": ("重启次数", "Restart cycles"),
+    "optimizer.power": ("多项式幂", "Polynomial power"),
+    "training.epochs": ("训练轮数", "Epochs"),
+    "training.batch_size": ("批大小", "Batch size"),
+    "training.gradient_accumulation_steps": ("梯度累积", "Gradient accumulation"),
+    "training.max_train_steps": ("最大步数", "Max steps"),
+    "training.mixed_precision": ("混合精度", "Mixed precision"),
+    "training.gradient_checkpointing": ("梯度检查点", "Gradient checkpointing"),
+    "training.seed": ("随机种子", "Seed"),
+    "training.noise_offset": ("噪声偏移", "Noise offset"),
+    "training.min_snr_gamma": ("Min-SNR gamma", "Min-SNR gamma"),
+    "training.clip_skip": ("Clip skip", "Clip skip"),
+    "training.max_token_length": ("最大 token 长度", "Max token length"),
+    "training.device": ("设备", "Device"),
+    "training.resume": ("续训状态", "Resume from"),
+    "saving.output_dir": ("输出文件夹", "Output folder"),
+    "saving.name": ("运行名", "Run name"),
+    "saving.every_n_epochs": ("每 N 轮保存", "Save every N epochs"),
+    "saving.precision": ("保存精度", "Save precision"),
+    "saving.save_state": ("保存训练状态", "Save training state"),
+    "sampling.prompts": ("样图提示词（每行一个）", "Sample prompts (one per line)"),
+    "sampling.negative_prompt": ("反向提示词", "Negative prompt"),
+    "sampling.steps": ("采样步数", "Sampling steps"),
+    "sampling.cfg": ("CFG", "CFG scale"),
+    "sampling.seed": ("样图种子", "Sample seed"),
+    "sampling.width": ("样图宽度", "Sample width"),
+    "sampling.height": ("样图高度", "Sample height"),
+    "sampling.sampler": ("采样器", "Sampler"),
+}
+
+SECTION_LABELS: dict[str, tuple[str, str]] = {
+    "model": ("底模", "Base model"), "dataset": ("训练集", "Dataset"), "network": ("网络（LoRA）", "Network (LoRA)"),
+    "optimizer": ("优化器", "Optimizer"), "training": ("训练", "Training"), "saving": ("保存", "Saving"),
+    "sampling": ("样图", "Samples"),
+}
+
+
+def label_key(spec: FieldSpec) -> str:
+    return f"params.field.{spec.path}"
+
+
+def help_key(spec: FieldSpec) -> str:
+    return f"params.help.{spec.path}"
+
+
+def _fallback_label(spec: FieldSpec) -> tuple[str, str]:
+    """A label for a field added to the schema after this table was written."""
+    zh = spec.zh
+    for sep in ("：", "；", "，", "。", "（"):
+        zh = zh.split(sep)[0]
+    return zh or spec.name, spec.name.replace("_", " ").capitalize()
+
+
+def _register_strings() -> None:
+    table = {f"params.section.{s}": pair for s, pair in SECTION_LABELS.items()}
+    for spec in cfgmod.schema():
+        table[label_key(spec)] = LABELS.get(spec.path) or _fallback_label(spec)
+        table[help_key(spec)] = (spec.zh, spec.en)
+    i18n.add(table)
+
+
+_register_strings()
+
+
+def to_component(spec: FieldSpec, value: Any) -> Any:
+    """A field value as its component shows it (a list of prompts is one prompt per line)."""
+    if spec.type is list:
+        return "\n".join(value or [])
+    return value
+
+
+def from_component(spec: FieldSpec, raw: Any) -> Any:
+    """A component's value as the field's type; values that cannot be converted pass through for
+    core.config to reject with a message naming the field."""
+    if spec.type is list:
+        return [line.strip() for line in str(raw or "").splitlines() if line.strip()]
+    if spec.type is str:
+        return "" if raw is None else str(raw)
+    if spec.type is bool:
+        return bool(raw)
+    if raw is None or raw == "":
+        return raw
+    if spec.type is int:
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if isinstance(raw, str):
+            try:
+                return int(raw)
+            except ValueError:
+                return raw
+        return raw
+    if spec.type is float and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    return raw
+
+
+def _number_step(spec: FieldSpec) -> float:
+    if spec.type is int:
+        return spec.multiple_of or 1
+    d = abs(spec.default) if spec.default else 0.01
+    return 10 ** math.floor(math.log10(d)) if d else 0.01
+
+
+def make_component(spec: FieldSpec, lang: str) -> Any:
+    """The component for one field, labelled in lang; the caller binds it to the translator."""
+    label, info, elem_id = t(label_key(spec), lang), t(help_key(spec), lang), f"params-{spec.section}-{spec.name}"
+    if spec.choices is not None:
+        return gr.Dropdown(list(spec.choices), value=spec.default, label=label, info=info, elem_id=elem_id)
+    if spec.type is bool:
+        return gr.Checkbox(value=spec.default, label=label, info=info, elem_id=elem_id)
+    if spec.type in (int, float):
+        # Range checks are left to core.config so the message names the field in the user's language.
+        return gr.Number(value=spec.default, label=label, info=info, elem_id=elem_id,
+                         precision=0 if spec.type is int else None, step=_number_step(spec))
+    if spec.type is list:
+        return gr.Textbox(value=to_component(spec, spec.default), label=label, info=info, elem_id=elem_id, lines=3)
+    return gr.Textbox(value=spec.default, label=label, info=info, elem_id=elem_id, max_lines=1)
+
+
+@dataclass
+class Form:
+    """The generated form: one component per schema field, in schema order."""
+
+    specs: list[FieldSpec]
+    components: list[Any]
+    expert_columns: list[Any] = field(default_factory=list)
+
+    def values(self, config: dict) -> list[Any]:
+        """Component values for a config dict (as held by ctx.config)."""
+        return [to_component(s, config.get(s.section, {}).get(s.name, s.default)) for s in self.specs]
+
+    def updates(self, config: dict, shown: list[Any] | None = None) -> list[Any]:
+        """gr.update per component, changing only the values that differ from what is shown."""
+        new = self.values(config)
+        if shown is None:
+            return [gr.update(value=v) for v in new]
+        return [gr.update() if _same(s, v, old) else gr.update(value=v)
+                for s, v, old in zip(self.specs, new, shown)]
+
+
+def _same(spec: FieldSpec, new: Any, shown: Any) -> bool:
+    return from_component(spec, shown) == from_component(spec, new)
+
+
+def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:
+    """Create the form's components, one group per section; expert-only fields in hidden columns."""
+    specs = cfgmod.schema()
+    comps: dict[str, Any] = {}
+    expert_columns = []
+    for section in cfgmod.SECTIONS:
+        section_specs = [s for s in specs if s.section == section]
+        with gr.Group(elem_id=f"params-section-{section}"):
+            ctx.tr.bind(gr.Markdown(f"#### {t(f'params.section.{section}', lang)}",
+                                    elem_id=f"params-section-title-{section}"), value=f"params.section.{section}")
+            for spec in (s for s in section_specs if s.basic):
+                comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec), info=help_key(spec))
+            expert_specs = [s for s in section_specs if not s.basic]
+            if expert_specs:
+                with gr.Column(visible=expert, elem_id=f"params-expert-{section}") as col:
+                    for spec in expert_specs:
+                        comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
+                                                       info=help_key(spec))
+                expert_columns.append(col)
+    return Form(specs, [comps[s.path] for s in specs], expert_columns)
+
+
+def values_to_config(specs: list[FieldSpec], values: list[Any], current: dict) -> tuple[dict, list[ConfigError]]:
+    """Apply the form's values onto current; a bad field keeps its old value and yields an error naming it."""
+    data: dict[str, dict] = {}
+    for spec, raw in zip(specs, values):
+        data.setdefault(spec.section, {})[spec.name] = from_component(spec, raw)
+    base = cfgmod.from_dict(current)
+    errors: list[ConfigError] = []
+    while True:
+        try:
+            return cfgmod.to_dict(cfgmod.merge_dict(base, data)), errors
+        except ConfigError as e:
+            section, _, name = e.key.partition(".")
+            if section in data and name in data[section]:
+                del data[section][name]
+                errors.append(e)
+            elif e.key == "saving.name":  # a cross-field check: keep the old name
+                data.get("saving", {}).pop("name", None)
+                errors.append(e)
+            else:
+                raise

@@ -1,0 +1,319 @@
+"""Step 5 调参: the parameter form (generated from the schema), presets, hints, TOML preview and import/export."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core import config as cfgmod
+from core import hints as hintmod
+from core.errors import ConfigError, DanluError
+from core.fsutil import atomic_write_text
+from core.presets import PRESETS
+from ui import i18n
+from ui.context import AppContext
+from ui.form import build_form, label_key, values_to_config
+from ui.i18n import t
+
+TAB_ID = "params"
+TAB_KEY = "params.tab"
+
+PRESET_NAMES: dict[str, tuple[str, str]] = {
+    "anime_sd15": ("二次元 / 插画 SD1.5", "Anime / illustration SD1.5"),
+    "realistic_sd15": ("写实 / 3D SD1.5", "Realistic / 3D SD1.5"),
+    "product_sd15": ("产品（20–40 张图）", "Product (20–40 images)"),
+    "sdxl_1024": ("SDXL 1024", "SDXL at 1024"),
+    "lowvram_8gb": ("低显存 8 GB", "Low VRAM 8 GB"),
+    "lowvram_12gb": ("低显存 12 GB", "Low VRAM 12 GB"),
+    "vram_16gb": ("显存 16 GB", "VRAM 16 GB"),
+    "vram_24gb": ("显存 24 GB", "VRAM 24 GB"),
+}
+
+i18n.add({f"params.preset.{k}": v for k, v in PRESET_NAMES.items()})
+i18n.add({
+    "params.tab": ("5 调参", "5 Parameters"),
+    "params.intro": ("设置训练参数。新手视图只显示关键参数，专家视图显示全部；右侧是提示、步数、显存估计和实时 TOML。",
+                     ("Set the training parameters. The beginner view shows the settings that matter, the expert view "
+                     "shows everything; hints, the step count, a memory estimate and the live TOML are on the right.")),
+    "params.preset": ("预设", "Preset"),
+    "params.preset_load": ("载入预设", "Load preset"),
+    "params.preset_changed": ("已载入预设「{name}」，改动了 {n} 项：", "Loaded preset '{name}', {n} settings changed:"),
+    "params.preset_same": ("预设「{name}」与当前设置相同，没有改动。", "Preset '{name}' matches the current settings; nothing changed."),
+    "params.view": ("视图", "View"),
+    "params.view_basic": ("新手", "Beginner"),
+    "params.view_expert": ("专家", "Expert"),
+    "params.hints": ("提示", "Hints"),
+    "params.steps": ("步数", "Steps"),
+    "params.steps_none": ("选好训练集文件夹后这里显示步数。", "Choose the dataset folder to see the step count."),
+    "params.memory": ("显存估计", "GPU memory estimate"),
+    "params.memory_for": ("按 {family} 估计", "for {family}"),
+    "params.apply_lr": ("按批大小缩放学习率", "Scale LR with batch size"),
+    "params.lr_applied": ("✅ 学习率已改为 {lr}。", "✅ Learning rate set to {lr}."),
+    "params.no_conflicts": ("✅ 没有发现冲突。", "✅ No conflicts found."),
+    "params.toml": ("实时 TOML 预览", "Live TOML preview"),
+    "params.import": ("导入 TOML", "Import TOML"),
+    "params.imported": ("✅ 已导入 {n} 项设置。", "✅ Imported {n} settings."),
+    "params.unknown": ("⚠️ 以下键未知，已忽略（其余设置均已导入）：", "⚠️ Unknown keys, ignored (everything else was imported):"),
+    "params.rejected": ("⚠️ 以下值无效，保留原值：", "⚠️ Invalid values, old values kept:"),
+    "params.export": ("导出 TOML", "Export TOML"),
+    "params.download": ("下载", "Download"),
+    "params.exported": ("✅ 已导出：{path}", "✅ Exported: {path}"),
+    "params.field_error": ("❌ 「{label}」：{msg}", "❌ '{label}': {msg}"),
+    "params.restored": ("已恢复上次的设置。", "Last settings restored."),
+})
+
+LAST_SETTINGS = Path(".danlu") / "last_settings.toml"
+
+
+def preset_summary(before: dict, after: dict, name: str, lang: str) -> str:
+    """What loading a preset changed, field by field, in the user's language."""
+    changes = []
+    for spec in cfgmod.schema():
+        old, new = before[spec.section][spec.name], after[spec.section][spec.name]
+        if old != new:
+            changes.append(f"- {t(label_key(spec), lang)} (`{spec.path}`): {old!r} → **{new!r}**")
+    title = t(f"params.preset.{name}", lang)
+    if not changes:
+        return t("params.preset_same", lang, name=title)
+    return t("params.preset_changed", lang, name=title, n=len(changes)) + "\n" + "\n".join(changes)
+
+
+def apply_preset(config: dict, name: str) -> dict:
+    return cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(config), PRESETS[name]))
+
+
+def import_toml(text: str, current: dict) -> tuple[dict, list[str], list[ConfigError], int]:
+    """Merge TOML text key by key: unknown keys are reported, bad values keep the old value,
+    everything else is imported. Returns (config, unknown keys, rejected, number imported)."""
+    data = cfgmod.parse_toml(text, "config.toml")
+    specs = {s.path: s for s in cfgmod.schema()}
+    cfg = cfgmod.from_dict(current)
+    unknown: list[str] = []
+    rejected: list[ConfigError] = []
+    n = 0
+    for section, values in data.items():
+        if section == "schema_version":
+            continue
+        if not isinstance(values, dict) or section not in cfgmod.SECTIONS:
+            unknown.append(section if not isinstance(values, dict) else f"[{section}]")
+            continue
+        for key, value in values.items():
+            path = f"{section}.{key}"
+            if path not in specs:
+                unknown.append(path)
+                continue
+            try:
+                cfg = cfgmod.merge_dict(cfg, {section: {key: value}})
+                n += 1
+            except ConfigError as e:
+                rejected.append(e)
+    return cfgmod.to_dict(cfg), unknown, rejected, n
+
+
+@functools.lru_cache(maxsize=1)
+def _cuda_available() -> bool | None:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken torch install is reported by the Model tab, not here
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _detect(base: str, stamp: float) -> tuple[str | None, str | None]:
+    try:
+        from models.detect import detect
+
+        info = detect(base)
+        return info.family, getattr(info, "prediction_type", None)
+    except Exception:  # noqa: BLE001 - no base yet, or one the Model tab explains; hints go on without it
+        return None, None
+
+
+def detected(base: str) -> tuple[str | None, str | None]:
+    if not base:
+        return None, None
+    p = Path(base)
+    stamp = p.stat().st_mtime if p.exists() else 0.0
+    return _detect(base, stamp)
+
+
+def hints_markdown(cfg: cfgmod.RunConfig, lang: str, ref: tuple[float, int] | None) -> tuple[str, bool]:
+    """The hints panel and whether the LR-scaling button applies."""
+    family, pred = detected(cfg.model.base)
+    found = hintmod.conflicts(cfg, cuda=_cuda_available(), detected_family=family, detected_prediction=pred)
+    icon = {"error": "❌", "warn": "⚠️", "info": "💡"}
+    lines = [f"{icon[h.level]} {h.text(lang)}" for h in found] or [t("params.no_conflicts", lang)]
+    lines.append(f"💡 {hintmod.alpha_hint(cfg).text(lang)}")
+    lr_hint = hintmod.lr_batch_hint(cfg, *ref) if ref else None
+    if lr_hint:
+        lines.append(f"💡 {lr_hint.text(lang)}")
+    return "\n\n".join(lines), lr_hint is not None
+
+
+def steps_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
+    if not cfg.dataset.dir:
+        return t("params.steps_none", lang)
+    try:
+        from core.estimate import count_steps
+
+        return count_steps(cfg).formula(cfg, lang)
+    except DanluError as e:
+        return f"⚠️ {e.text(lang)}"
+    except ImportError:
+        return t("params.steps_none", lang)
+
+
+def memory_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
+    from core.estimate import estimate_memory
+
+    family, _ = detected(cfg.model.base)
+    est = estimate_memory(cfg, family)
+    return est.text(lang).replace("\n", "\n\n", 1)
+
+
+def last_settings_path(ctx: AppContext) -> Path:
+    return ctx.outputs_dir / LAST_SETTINGS
+
+
+def build(ctx: AppContext) -> None:
+    lang0 = ctx.lang.value
+    default = cfgmod.to_dict(cfgmod.default_config())
+    ctx.tr.bind(gr.Markdown(t("params.intro", lang0)), value="params.intro")
+    with gr.Row(equal_height=True):
+        preset = ctx.tr.bind(gr.Dropdown([(t(f"params.preset.{k}", lang0), k) for k in PRESETS], value=None,
+                                         label=t("params.preset", lang0), elem_id="params-preset", scale=3),
+                             label="params.preset")
+        preset_btn = ctx.tr.bind(gr.Button(t("params.preset_load", lang0), elem_id="params-preset-load", scale=1),
+                                 value="params.preset_load")
+        view = ctx.tr.bind(gr.Radio([(t("params.view_basic", lang0), "basic"), (t("params.view_expert", lang0), "expert")],
+                                    value="basic", label=t("params.view", lang0), elem_id="params-view", scale=2),
+                           label="params.view")
+    preset_summary_md = gr.Markdown("", elem_id="params-preset-summary")
+    message = gr.Markdown("", elem_id="params-message", elem_classes=["danlu-warn"])
+    lr_ref = gr.State((default["optimizer"]["lr"], default["training"]["batch_size"]))
+    with gr.Row():
+        with gr.Column(scale=3):
+            form = build_form(ctx, lang0)
+        with gr.Column(scale=2):
+            ctx.tr.bind(gr.Markdown(f"### {t('params.hints', lang0)}"), value="params.hints")
+            hints_md = gr.Markdown("", elem_id="params-hints")
+            apply_lr = ctx.tr.bind(gr.Button(t("params.apply_lr", lang0), visible=False, size="sm",
+                                             elem_id="params-apply-lr"), value="params.apply_lr")
+            ctx.tr.bind(gr.Markdown(f"### {t('params.steps', lang0)}"), value="params.steps")
+            steps_md = gr.Markdown("", elem_id="params-steps")
+            ctx.tr.bind(gr.Markdown(f"### {t('params.memory', lang0)}"), value="params.memory")
+            memory_md = gr.Markdown("", elem_id="params-memory")
+            toml = ctx.tr.bind(gr.Code(cfgmod.dumps(cfgmod.default_config()), language=None, interactive=False,
+                                       label=t("params.toml", lang0), elem_id="params-toml", lines=16),
+                               label="params.toml")
+            upload = ctx.tr.bind(gr.File(label=t("params.import", lang0), file_types=[".toml"], type="filepath",
+                                         elem_id="params-import", height=90), label="params.import")
+            with gr.Row():
+                export_btn = ctx.tr.bind(gr.Button(t("params.export", lang0), elem_id="params-export"),
+                                         value="params.export")
+            download = ctx.tr.bind(gr.File(label=t("params.download", lang0), interactive=False,
+                                           elem_id="params-download", height=90), label="params.download")
+
+    def on_form(*args: Any):
+        *values, config, lang = args
+        new, errors = values_to_config(form.specs, values, config)
+        msgs = [t("params.field_error", lang, label=t(f"params.field.{e.key}", lang), msg=e.text(lang))
+                if e.key.count(".") == 1 else f"❌ {e.text(lang)}" for e in errors]
+        return new, "\n\n".join(msgs)
+
+    gr.on([c.input for c in form.components], on_form, [*form.components, ctx.config, ctx.lang],
+          [ctx.config, message], trigger_mode="always_last", show_progress="hidden")
+
+    paths = [s.path for s in form.specs]
+    lr_comp = form.components[paths.index("optimizer.lr")]
+    batch_comp = form.components[paths.index("training.batch_size")]
+    # The LR the user types is the one chosen for the batch size shown now.
+    def on_lr(lr: Any, batch: Any, ref: tuple[float, int]):
+        ok = all(isinstance(v, (int, float)) and v > 0 for v in (lr, batch))
+        return (float(lr), int(batch)) if ok else ref
+
+    lr_comp.input(on_lr, [lr_comp, batch_comp, lr_ref], lr_ref, show_progress="hidden")
+
+    def refresh(config: dict, lang: str, ref: tuple[float, int], *shown: Any):
+        cfg = cfgmod.from_dict(config)
+        hints, lr_applies = hints_markdown(cfg, lang, tuple(ref) if ref else None)
+        path = last_settings_path(ctx)
+        text = cfgmod.dumps(cfg)
+        try:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                atomic_write_text(path, text)
+        except OSError:  # a read-only outputs folder only costs the restore on the next visit
+            pass
+        return [*form.updates(config, list(shown)), text, hints, gr.update(visible=lr_applies),
+                steps_markdown(cfg, lang), memory_markdown(cfg, lang)]
+
+    refresh_outputs = [*form.components, toml, hints_md, apply_lr, steps_md, memory_md]
+    ctx.config.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs,
+                      show_progress="hidden")
+    ctx.lang.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs, show_progress="hidden")
+    lr_ref.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs, show_progress="hidden")
+
+    view.change(lambda v: [gr.update(visible=v == "expert") for _ in form.expert_columns], view, form.expert_columns)
+
+    def on_preset(name: str | None, config: dict, lang: str):
+        if not name:
+            return config, "", gr.update()
+        new = apply_preset(config, name)
+        return new, preset_summary(config, new, name, lang), (new["optimizer"]["lr"], new["training"]["batch_size"])
+
+    preset_btn.click(on_preset, [preset, ctx.config, ctx.lang], [ctx.config, preset_summary_md, lr_ref])
+
+    def on_apply_lr(config: dict, ref: tuple[float, int], lang: str):
+        lr = hintmod.lr_for_batch(ref[0], ref[1], config["training"]["batch_size"])
+        new = cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(config), {"optimizer": {"lr": lr}}))
+        return new, (lr, config["training"]["batch_size"]), t("params.lr_applied", lang, lr=hintmod.fmt_lr(lr))
+
+    apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message])
+
+    def on_import(path: str | None, config: dict, lang: str):
+        if not path:
+            return config, ""
+        try:
+            text = Path(path).read_bytes().decode("utf-8-sig")
+            new, unknown, rejected, n = import_toml(text, config)
+        except UnicodeDecodeError:
+            return config, "❌ " + ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
+                                               "Save it as UTF-8.", "请以 UTF-8 编码保存。").text(lang)
+        except ConfigError as e:
+            return config, f"❌ {e.text(lang)}"
+        msg = [t("params.imported", lang, n=n)]
+        if unknown:
+            msg.append(t("params.unknown", lang) + " " + ", ".join(f"`{k}`" for k in unknown))
+        if rejected:
+            msg.append(t("params.rejected", lang) + "\n" + "\n".join(f"- {e.text(lang)}" for e in rejected))
+        return new, "\n\n".join(msg)
+
+    upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message])
+
+    def on_export(config: dict, lang: str):
+        cfg = cfgmod.from_dict(config)
+        folder = Path(tempfile.mkdtemp(prefix="danlu-params-"))
+        path = cfgmod.save(cfg, folder / f"{cfg.saving.name}.toml")
+        return str(path), t("params.exported", lang, path=path)
+
+    export_btn.click(on_export, [ctx.config, ctx.lang], [download, message])
+
+    def restore(config: dict, lang: str, ref: tuple[float, int], *shown: Any):
+        path = last_settings_path(ctx)
+        if path.exists():
+            try:
+                config = cfgmod.to_dict(cfgmod.load(path))
+            except DanluError:  # an unreadable file must not block the page; the defaults stay
+                pass
+        return [config, *refresh(config, lang, ref, *shown)]
+
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.load(restore, [ctx.config, ctx.lang, lr_ref, *form.components], [ctx.config, *refresh_outputs],
+                  show_progress="hidden")
