@@ -71,12 +71,13 @@ class TagReport:
 
     def summary(self, lang: str = "en") -> str:
         if lang == "zh":
-            text = (f"共 {self.total} 张：写入 {len(self.written)}，未变 {self.unchanged}，跳过（已有标注）{self.skipped}，"
+            text = (f"共 {self.total} 张：写入 {len(self.written)}，未变 {self.unchanged}，"
+                    f"跳过（已有标注）{self.skipped}，"
                     f"失败 {len(self.failed)}；备份 {self.backups} 个原文件。{self.images_per_s:.2f} 张/秒。")
             return text + (" 已取消，已完成的部分已保存。" if self.cancelled else "")
-        text = (f"{self.total} images: {len(self.written)} written, {self.unchanged} unchanged, {self.skipped} skipped "
-                f"(had a caption), {len(self.failed)} failed; {self.backups} originals backed up. "
-                f"{self.images_per_s:.2f} images/s.")
+        text = (f"{self.total} images: {len(self.written)} written, {self.unchanged} unchanged, "
+                f"{self.skipped} skipped (had a caption), {len(self.failed)} failed; "
+                f"{self.backups} originals backed up. {self.images_per_s:.2f} images/s.")
         return text + (" Cancelled; the finished part is saved." if self.cancelled else "")
 
 

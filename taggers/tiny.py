@@ -146,8 +146,8 @@ def make_vit_tagger(folder: Path, *, size: int = 448, patch: int = 16, dim: int 
     x = node("ReduceMean", [x], "pool", axes=[1], keepdims=0)
     x = node("MatMul", [x, param("head_w", dim, n)], "head")
     node("Sigmoid", [x], "output")
-    graph = helper.make_graph(nodes, "vit_b_wd_tagger",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", size, size, 3])],
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", size, size, 3])
+    graph = helper.make_graph(nodes, "vit_b_wd_tagger", [inp],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch_size", n])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.save(model, str(folder / MODEL_FILE))

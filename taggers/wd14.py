@@ -59,7 +59,8 @@ def resolve_model(model: str, progress: Callable[[str, int, int], None] | None =
             raise DanluError(f"The tagger folder {path} lacks {', '.join(missing)}.",
                              f"打标模型文件夹 {path} 中缺少 {', '.join(missing)}。",
                              f"A WD tagger folder holds {MODEL_FILE} and {TAGS_FILE} (as on the hub).",
-                             f"WD 打标模型文件夹应包含 {MODEL_FILE} 和 {TAGS_FILE}（与 hub 上相同）。", key="tagger.model")
+                             f"WD 打标模型文件夹应包含 {MODEL_FILE} 和 {TAGS_FILE}（与 hub 上相同）。",
+                             key="tagger.model")
         return path
     if model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1:
         raise DanluError(f"The tagger folder {model} does not exist.", f"打标模型文件夹 {model} 不存在。",
@@ -230,7 +231,8 @@ class Tagger:
         if want_cuda and "CUDAExecutionProvider" not in self.providers:
             if "CUDAExecutionProvider" not in available:
                 self.fallback = ("the installed onnxruntime has no CUDA provider (install onnxruntime-gpu in place "
-                                 "of onnxruntime)", "已安装的 onnxruntime 不含 CUDA 支持（请用 onnxruntime-gpu 替换 onnxruntime）")
+                                 "of onnxruntime)",
+                                 "已安装的 onnxruntime 不含 CUDA 支持（请用 onnxruntime-gpu 替换 onnxruntime）")
             else:
                 self.fallback = ("the CUDA provider failed to load: CUDA or cuDNN libraries are missing or do not "
                                  "match this onnxruntime build", "CUDA 提供程序加载失败：缺少 CUDA/cuDNN 库或版本与 "
@@ -239,7 +241,8 @@ class Tagger:
         shape = inp.shape
         if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int):
             raise DanluError(f"{self.folder / MODEL_FILE} is not a WD tagger: its input is {shape}, expected "
-                             "[batch, side, side, 3].", f"{self.folder / MODEL_FILE} 不是 WD 打标模型：输入形状为 {shape}，"
+                             "[batch, side, side, 3].",
+                             f"{self.folder / MODEL_FILE} 不是 WD 打标模型：输入形状为 {shape}，"
                              "应为 [batch, 边长, 边长, 3]。", key="tagger.model")
         self.size = int(shape[1])
         self.dynamic_batch = not isinstance(shape[0], int) or shape[0] <= 0
