@@ -1,0 +1,235 @@
+"""The kohya LoRA file: what WebUI, ComfyUI and diffusers all load (reference/lora-format.md).
+
+peft's LoRA layers are turned into ``<base>.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha`` with
+kohya's module names: diffusers paths for the SD1/SD2 UNet, the Stability (SAI) block names for
+the SDXL UNet, ``lora_te`` / ``lora_te1`` / ``lora_te2`` for the text encoders. ``alpha`` is the real
+one (scale × rank, read from each layer), not rank as diffusers' ``convert_state_dict_to_kohya`` writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import DanluError
+from core.fsutil import atomic_write_bytes
+
+PREFIXES = {"unet": "lora_unet", "text_encoder": "lora_te", "text_encoder_2": "lora_te2"}
+SDXL_PREFIXES = {"unet": "lora_unet", "text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
+BASE_MODEL_VERSION = {"sd15": "sd_1.5", "sd2": "sd_2.1", "sdxl": "sdxl_1.0"}
+MODELSPEC_ARCH = {"sd15": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-512/lora",
+                  "sd2v": "stable-diffusion-v2-768-v/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
+CONFIG_KEY = "danlu_config"  # the whole run TOML
+
+
+def base_model_version(family: str) -> str:
+    return BASE_MODEL_VERSION["sd2" if family.startswith("sd2") else family]
+
+
+# --- names -----------------------------------------------------------------------------------------
+
+def _sdxl_sai_name(name: str, layers_per_block: int) -> str:
+    """diffusers SDXL UNet module path → the SAI (LDM) path kohya uses. Dots kept."""
+    n = layers_per_block + 1  # SAI input/output blocks per diffusers block (resnets + sampler)
+    resnet_parts = {"conv1": "in_layers.2", "conv2": "out_layers.3", "time_emb_proj": "emb_layers.1",
+                    "conv_shortcut": "skip_connection"}
+
+    def resnet_inner(rest: str) -> str:
+        head, _, tail = rest.partition(".")
+        return ".".join(filter(None, [resnet_parts.get(head, head), tail]))
+
+    m = re.match(r"down_blocks\.(\d+)\.(attentions|resnets)\.(\d+)\.(.+)", name)
+    if m:
+        i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        sub = "1" if kind == "attentions" else "0"
+        return f"input_blocks.{1 + n * i + j}.{sub}.{rest if kind == 'attentions' else resnet_inner(rest)}"
+    m = re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv(.*)", name)
+    if m:
+        return f"input_blocks.{n * (int(m[1]) + 1)}.0.op{m[2]}"
+    m = re.match(r"mid_block\.(attentions|resnets)\.(\d+)\.(.+)", name)
+    if m:
+        if m[1] == "attentions":
+            return f"middle_block.1.{m[3]}"
+        return f"middle_block.{2 * int(m[2])}.{resnet_inner(m[3])}"
+    m = re.match(r"up_blocks\.(\d+)\.(attentions|resnets)\.(\d+)\.(.+)", name)
+    if m:
+        i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        sub = "1" if kind == "attentions" else "0"
+        return f"output_blocks.{n * i + j}.{sub}.{rest if kind == 'attentions' else resnet_inner(rest)}"
+    raise ValueError(f"no SAI name for SDXL UNet module {name!r}")
+
+
+def kohya_name(component: str, module_name: str, family: str, *, layers_per_block: int = 2,
+               upsampler_index: int = 1) -> str:
+    """kohya base name of one adapted module (``lora_unet_…``, ``lora_te_…``, ``lora_te1_…``, ``lora_te2_…``)."""
+    sdxl = family == "sdxl"
+    prefix = (SDXL_PREFIXES if sdxl else PREFIXES)[component]
+    name = module_name
+    if component == "unet" and sdxl:
+        m = re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv(.*)", name)
+        if m:  # the upsampler sits after the attention in blocks that have one
+            name = f"output_blocks.{(layers_per_block + 1) * int(m[1]) + layers_per_block}.{upsampler_index}.conv{m[2]}"
+        else:
+            name = _sdxl_sai_name(name, layers_per_block)
+    elif component != "unet" and not name.startswith("text_model."):
+        name = "text_model." + name  # newer transformers drop the text_model level; the file keeps it
+    return f"{prefix}_{name.replace('.', '_')}"
+
+
+# --- peft → kohya ----------------------------------------------------------------------------------
+
+def lora_layers(model: Any, adapter: str = "default"):
+    """(module path, peft LoRA layer) for every layer carrying `adapter`."""
+    from peft.tuners.lora import LoraLayer
+
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer) and adapter in module.lora_A:
+            yield name.removeprefix("base_model.model."), module
+
+
+def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "default") -> dict[str, Any]:
+    """Kohya state dict (fp32 CPU tensors) from peft-injected models {'unet': …, 'text_encoder': …, …}."""
+    import torch
+
+    state: dict[str, Any] = {}
+    for component, model in components.items():
+        if model is None:
+            continue
+        config = getattr(model, "config", None)
+        lpb = getattr(config, "layers_per_block", 2) if component == "unet" else 2
+        up_types = list(getattr(config, "up_block_types", []) or []) if component == "unet" else []
+        for name, layer in lora_layers(model, adapter):
+            ups = 1
+            m = re.match(r"up_blocks\.(\d+)\.upsamplers", name)
+            if m and up_types and "CrossAttn" in up_types[int(m[1])]:
+                ups = 2
+            base = kohya_name(component, name, family, layers_per_block=lpb, upsampler_index=ups)
+            if base in state:
+                raise ValueError(f"two modules map to the kohya name {base}")
+            down = layer.lora_A[adapter].weight.detach().float().cpu().contiguous()
+            up = layer.lora_B[adapter].weight.detach().float().cpu().contiguous()
+            rank = down.shape[0]
+            alpha = float(layer.scaling[adapter]) * rank  # the real alpha: handles rslora and per-module alphas
+            state[f"{base}.lora_down.weight"] = down
+            state[f"{base}.lora_up.weight"] = up
+            state[f"{base}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
+            magnitude = getattr(layer, "lora_magnitude_vector", None)
+            if magnitude is not None and adapter in magnitude:
+                state[f"{base}.dora_scale"] = magnitude[adapter].weight.detach().float().cpu().reshape(1, -1)
+    return state
+
+
+# --- saving ----------------------------------------------------------------------------------------
+
+@dataclass
+class PrecisionReport:
+    precision: str
+    max_rel_error: float    # max over modules of max|Δsaved − Δ| / max|Δ|, Δ = up @ down
+    flushed: int            # non-zero values that became zero
+    values: int
+
+    @property
+    def flushed_share(self) -> float:
+        return self.flushed / self.values if self.values else 0.0
+
+    def text(self) -> str:
+        return (f"saved as {self.precision}: max relative error of the weight deltas {self.max_rel_error:.2e}, "
+                f"{self.flushed} of {self.values} values flushed to zero ({100 * self.flushed_share:.3f}%)")
+
+
+_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "float": "float32", "fp32": "float32"}
+
+
+def _delta(down, up):
+    return up.flatten(1) @ down.flatten(1)
+
+
+def cast_state(state: dict[str, Any], precision: str) -> tuple[dict[str, Any], PrecisionReport]:
+    """Cast to the save precision and measure what the cast lost."""
+    import torch
+
+    if precision not in _DTYPES:
+        raise ValueError(f"unknown save precision {precision!r}; use fp16, bf16 or float")
+    dtype = getattr(torch, _DTYPES[precision])
+    out = {k: v.to(dtype).contiguous() for k, v in state.items()}
+    flushed = sum(int(((v != 0) & (out[k] == 0)).sum()) for k, v in state.items() if v.dim())
+    values = sum(v.numel() for v in state.values() if v.dim())
+    worst = 0.0
+    if dtype != torch.float32:
+        for key in state:
+            if key.endswith(".lora_down.weight"):
+                base = key[: -len(".lora_down.weight")]
+                ref = _delta(state[key], state[f"{base}.lora_up.weight"])
+                got = _delta(out[key].float(), out[f"{base}.lora_up.weight"].float())
+                scale = float(ref.abs().max())
+                if scale > 0:
+                    worst = max(worst, float((got - ref).abs().max()) / scale)
+    return out, PrecisionReport(precision, worst, flushed, values)
+
+
+def safetensors_hashes(data: bytes) -> tuple[str, str]:
+    """(sshs_model_hash, sshs_legacy_hash) of a serialised safetensors file, as sd-scripts computes them."""
+    header_len = int.from_bytes(data[:8], "little")
+    model_hash = hashlib.sha256(data[8 + header_len:]).hexdigest()
+    legacy = hashlib.sha256(data[0x100000:0x100000 + 0x10000]).hexdigest()[:8]
+    return model_hash, legacy
+
+
+def save_lora(path: str | Path, state: dict[str, Any], metadata: dict[str, Any],
+              precision: str = "fp16") -> PrecisionReport:
+    """Write a kohya LoRA file atomically: cast, stringify metadata, set ss_output_name, hashes last."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    bad = [k for k in state if not k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_"))]
+    if bad:  # one stray key disables diffusers' kohya conversion for the whole file
+        raise ValueError(f"not kohya LoRA keys: {bad[:3]}")
+    tensors, report = cast_state(state, precision)
+    meta = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
+            else str(v) for k, v in metadata.items() if v is not None}
+    meta["ss_output_name"] = path.stem  # per file: WebUI uses it as the card alias and <lora:…> name
+    meta.pop("sshs_model_hash", None)
+    meta.pop("sshs_legacy_hash", None)
+    # sd-scripts hashes a serialisation that carries only the ss_* metadata; do the same.
+    model_hash, legacy = safetensors_hashes(save(tensors, metadata={k: v for k, v in meta.items()
+                                                                    if k.startswith("ss_")}))
+    meta["sshs_model_hash"] = model_hash
+    meta["sshs_legacy_hash"] = legacy
+    atomic_write_bytes(path, save(tensors, metadata=meta))
+    return report
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+        raise DanluError(f"Cannot read the LoRA file {path}: {e}", f"无法读取 LoRA 文件 {path}：{e}",
+                         "Check that it is a complete .safetensors file.", "请确认它是完整的 .safetensors 文件。",
+                         key=str(path)) from None
+
+
+def lora_family(path: str | Path) -> str:
+    """'sd15', 'sd2' or 'sdxl', from ss_base_model_version / ss_v2, else from the key names."""
+    from safetensors import safe_open
+
+    meta = read_metadata(path)
+    version = meta.get("ss_base_model_version", "")
+    if version.startswith("sdxl"):
+        return "sdxl"
+    if meta.get("ss_v2") == "True" or version.startswith(("sd_v2", "sd_2")):
+        return "sd2"
+    if version.startswith(("sd_v1", "sd_1")):
+        return "sd15"
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    if any(k.startswith(("lora_te1_", "lora_te2_")) or "input_blocks" in k for k in keys):
+        return "sdxl"
+    layers = {int(m[1]) for k in keys if (m := re.match(r"lora_te_text_model_encoder_layers_(\d+)_", k))}
+    return "sd2" if layers and max(layers) >= 12 else "sd15"
