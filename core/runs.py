@@ -1,0 +1,343 @@
+"""Run folders and the training child process: start, follow, stop, kill, resume.
+
+The UI never trains in its own process. It writes ``<run_dir>/config.toml`` and runs the same
+command a shell user would (``python launcher.py train <run_dir>/config.toml``), echoes the
+child's output to the console, and follows ``events.jsonl``. The Supervisor lives as long as the
+server, so a reloaded page or a second tab reattaches to the running job. One run at a time.
+
+Stopping is graceful first: a ``STOP`` file asks the trainer to finish the step, save and exit;
+if it has not exited after ``stop_timeout`` it gets SIGTERM, then SIGKILL after ``kill_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import config as cfgmod
+from core.errors import DanluError
+from core.events import STOP_FILE, read_events
+from core.fsutil import atomic_write_text
+
+ACTIVE = ("starting", "running", "stopping")
+LOG_LINES = 5000
+
+
+def run_dir_for(cfg: cfgmod.RunConfig, root: Path) -> Path:
+    """<output_dir>/<name>, a relative output_dir taken from the project folder (the child's cwd)."""
+    out = Path(cfg.saving.output_dir).expanduser()
+    return (out if out.is_absolute() else Path(root) / out) / cfg.saving.name
+
+
+def command_text(argv: list[str], cwd: Path) -> str:
+    """The command as a user would type it in this OS's shell."""
+    if os.name == "nt":
+        return f'cd /d "{cwd}" && {subprocess.list2cmdline(argv)}'
+    return f"cd {shlex.quote(str(cwd))} && {shlex.join(argv)}"
+
+
+@dataclass
+class Run:
+    """One training child and what it has reported."""
+
+    run_dir: Path
+    config_path: Path
+    argv: list[str]
+    cwd: Path
+    resume: bool
+    status: str = "starting"          # starting, running, stopping, finished, stopped, failed
+    pid: int | None = None
+    returncode: int | None = None
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    stop_requested: float | None = None
+    killed: bool = False
+    log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    events: list[dict] = field(default_factory=list)
+    events_offset: int = 0
+    version: int = 0                  # bumped on every change, so the page redraws only when needed
+    error: dict | None = None
+    proc: Any = None
+
+    @property
+    def command(self) -> str:
+        return command_text(self.argv, self.cwd)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def current_events(self) -> list[dict]:
+        """Events since the latest start (a resumed run appends to the same file)."""
+        starts = [i for i, e in enumerate(self.events) if e.get("type") == "start"]
+        return self.events[starts[-1]:] if starts else self.events
+
+
+class Supervisor:
+    """Starts and follows one training child at a time."""
+
+    def __init__(self, root: Path, python: str = sys.executable, launcher: Path | None = None,
+                 stop_timeout: float = 120.0, kill_timeout: float = 10.0, echo: bool = True):
+        self.root = Path(root)
+        self.python = python
+        self.launcher = Path(launcher) if launcher else self.root / "launcher.py"
+        self.stop_timeout = stop_timeout
+        self.kill_timeout = kill_timeout
+        self.echo = echo
+        self.run: Run | None = None
+        self._lock = threading.RLock()
+
+    # --- starting -------------------------------------------------------------------------
+    def argv(self, config_path: Path, resume: bool = False) -> list[str]:
+        argv = [self.python, str(self.launcher), "train", str(config_path)]
+        return argv + ["--resume"] if resume else argv
+
+    def start(self, cfg: cfgmod.RunConfig, resume: bool = False) -> Run:
+        """Write <run_dir>/config.toml and start the trainer. Raises DanluError when a run is active
+        or a resume has nothing to resume from."""
+        with self._lock:
+            if self.run is not None and self.run.active:
+                raise DanluError(f"A run is already in progress: {self.run.run_dir.name} ({self.run.status}).",
+                                 f"已有训练在进行：{self.run.run_dir.name}（{self.run.status}）。",
+                                 "Wait for it to finish, or stop it first; Danlu trains one run at a time.",
+                                 "请等它结束或先停止它；丹炉一次只训练一个任务。", key="run")
+            run_dir = run_dir_for(cfg, self.root)
+            archived = None
+            if resume:
+                if not (run_dir / "config.toml").exists():
+                    raise DanluError(f"Nothing to resume in {run_dir}.", f"{run_dir} 中没有可续训的运行。",
+                                     "Start the run first; resume continues a stopped run with the same name.",
+                                     "请先开始训练；续训会接着同名的、已停止的运行。", key="saving.name")
+            elif run_dir.exists() and any(run_dir.iterdir()):
+                archived = self._archive(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config_path = run_dir / "config.toml"
+            text = cfgmod.dumps(cfg)
+            if config_path.exists() and config_path.read_text(encoding="utf-8") != text:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                config_path.replace(run_dir / f"config.{stamp}.toml")  # the settings of the earlier part
+            atomic_write_text(config_path, text)
+            (run_dir / STOP_FILE).unlink(missing_ok=True)  # a stale STOP would end the new run at once
+            run = Run(run_dir, config_path, self.argv(config_path, resume), self.root, resume)
+            if archived:
+                run.log.append(f"[danlu] previous run folder moved to {archived}")
+            if resume:  # keep the earlier part's events: the loss chart continues
+                run.events, run.events_offset = read_events(run_dir / "events.jsonl")
+            else:
+                run.events_offset = 0
+            self._spawn(run)
+            self.run = run
+            return run
+
+    def _archive(self, run_dir: Path) -> Path:
+        """A new run never overwrites an old one: the old folder is renamed, not deleted."""
+        target = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while target.exists():
+            target = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+            n += 1
+        run_dir.rename(target)
+        return target
+
+    def _spawn(self, run: Run) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+        kwargs: dict[str, Any] = {"start_new_session": True} if os.name != "nt" else \
+            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        try:
+            run.proc = subprocess.Popen(run.argv, cwd=run.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, **kwargs)
+        except OSError as e:
+            raise DanluError(f"Could not start the trainer: {e}", f"无法启动训练进程：{e}",
+                             "Check that Python and launcher.py exist at the paths in the command.",
+                             "请检查命令中的 Python 和 launcher.py 路径是否存在。", key="run") from None
+        run.pid = run.proc.pid
+        run.status = "running"
+        run.log.append(f"[danlu] {run.command}")
+        threading.Thread(target=self._follow, args=(run,), daemon=True, name=f"danlu-run-{run.pid}").start()
+
+    # --- following ------------------------------------------------------------------------
+    def _follow(self, run: Run) -> None:
+        """Read the child's output until it exits, then settle the final status."""
+        assert run.proc.stdout is not None
+        for raw in iter(run.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            # tqdm-style progress redraws with \r: keep the last state of the line.
+            line = line.rsplit("\r", 1)[-1]
+            with self._lock:
+                run.log.append(line)
+                run.version += 1
+            if self.echo:
+                print(line, flush=True)
+        code = run.proc.wait()
+        with self._lock:
+            self._poll_events(run)
+            run.returncode = code
+            run.ended = time.time()
+            self._settle(run)
+            run.version += 1
+
+    def _settle(self, run: Run) -> None:
+        events = run.current_events()
+        done = next((e for e in reversed(events) if e.get("type") == "done"), None)
+        err = next((e for e in reversed(events) if e.get("type") == "error"), None)
+        code = run.returncode
+        if done and code == 0:
+            run.status = done.get("status", "finished")
+        elif code == 0:
+            run.status = "stopped" if run.stop_requested else "finished"
+        else:
+            run.status = "failed"
+        if run.status == "failed":
+            tail = list(run.log)[-40:]
+            if err:
+                run.error = {k: err.get(k, "") for k in ("message", "message_zh", "hint", "hint_zh")}
+                run.error["log_tail"] = err.get("log_tail") or "\n".join(tail)
+            else:
+                run.error = self._exit_error(run, code)
+                run.error["log_tail"] = "\n".join(tail)
+
+    def _exit_error(self, run: Run, code: int | None) -> dict:
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            if run.killed:
+                return {"message": f"The trainer was killed ({name}) from this page.",
+                        "message_zh": f"训练进程已在本页面被强制结束（{name}）。",
+                        "hint": "Files saved so far are kept; resume continues from the last saved state.",
+                        "hint_zh": "已保存的文件都在；续训会从最近保存的状态继续。"}
+            return {"message": f"The trainer was killed by signal {name} from outside Danlu.",
+                    "message_zh": f"训练进程被外部信号 {name} 结束。",
+                    "hint": "SIGKILL without a reason is usually the system running out of memory (RAM): "
+                            "lower the batch size or resolution, or cache latents to disk, then resume.",
+                    "hint_zh": "无故的 SIGKILL 通常是系统内存不足：请降低批大小或分辨率，或把 latent 缓存到磁盘，然后续训。"}
+        return {"message": f"The trainer exited with code {code} without reporting an error.",
+                "message_zh": f"训练进程以退出码 {code} 结束，没有报告错误。",
+                "hint": "The last lines of its log are below; they usually name the cause.",
+                "hint_zh": "下面是日志的最后几行，通常能看出原因。"}
+
+    def _poll_events(self, run: Run) -> None:
+        new, run.events_offset = read_events(run.run_dir / "events.jsonl", run.events_offset)
+        if new:
+            run.events.extend(new)
+            run.version += 1
+
+    def poll(self) -> Run | None:
+        """The current (or last) run with its events brought up to date."""
+        with self._lock:
+            if self.run is not None and self.run.active:
+                self._poll_events(self.run)
+            return self.run
+
+    # --- stopping -------------------------------------------------------------------------
+    def stop(self) -> bool:
+        """Ask the trainer to finish the step, save and exit; escalate if it does not."""
+        with self._lock:
+            run = self.run
+            if run is None or not run.active:
+                return False
+            atomic_write_text(run.run_dir / STOP_FILE, "stop requested from the Danlu page\n")
+            run.stop_requested = time.time()
+            run.status = "stopping"
+            run.version += 1
+        threading.Thread(target=self._escalate, args=(run,), daemon=True).start()
+        return True
+
+    def _escalate(self, run: Run) -> None:
+        if self._wait(run, self.stop_timeout):
+            return
+        self._signal(run, signal.SIGTERM)
+        if not self._wait(run, self.kill_timeout):
+            self._signal(run, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+
+    def kill(self) -> bool:
+        """End the child now (SIGKILL); what was saved stays, resume continues from it."""
+        with self._lock:
+            run = self.run
+            if run is None or run.proc is None or run.proc.poll() is not None:
+                return False
+            run.killed = True
+            run.version += 1
+        self._signal(run, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+        return True
+
+    @staticmethod
+    def _wait(run: Run, timeout: float) -> bool:
+        try:
+            run.proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    @staticmethod
+    def _signal(run: Run, sig: int) -> None:
+        if run.proc.poll() is not None:
+            return
+        try:
+            if os.name != "nt":
+                os.killpg(run.proc.pid, sig)  # the whole group: data-loader workers too
+            elif sig == signal.SIGTERM:
+                run.proc.terminate()
+            else:
+                run.proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait(self, timeout: float | None = None) -> Run | None:
+        """Block until the current run has settled (for tests and the command line)."""
+        deadline = None if timeout is None else time.time() + timeout
+        while self.run is not None and (self.run.active or self.run.returncode is None):
+            if deadline is not None and time.time() > deadline:
+                break
+            time.sleep(0.05)
+        return self.poll()
+
+
+_SUPERVISORS: dict[Path, Supervisor] = {}
+
+
+def supervisor(root: Path) -> Supervisor:
+    """The one Supervisor of this server for a project folder (shared by all pages and tabs)."""
+    key = Path(root).resolve()
+    if key not in _SUPERVISORS:
+        _SUPERVISORS[key] = Supervisor(key)
+    return _SUPERVISORS[key]
+
+
+def summarize(run: Run) -> dict:
+    """What the Train tab shows, from the run's events: progress, losses, samples, saved files."""
+    current = run.current_events()
+    start = next((e for e in reversed(current) if e.get("type") == "start"), {})
+    progress = next((e for e in reversed(current) if e.get("type") == "progress"), None)
+    losses = [(e["step"], e["loss"]) for e in run.events
+              if e.get("type") == "progress" and isinstance(e.get("loss"), (int, float))]
+    saved = []
+    for e in run.events:
+        if e.get("type") == "saved":
+            path = Path(e.get("file", ""))
+            path = path if path.is_absolute() else run.run_dir / path
+            size = path.stat().st_size if path.exists() else e.get("size")
+            saved.append({"file": str(path), "epoch": e.get("epoch"), "step": e.get("step"), "size": size,
+                          "exists": path.exists()})
+    samples = []
+    for e in run.events:
+        if e.get("type") == "sample":
+            png = Path(e.get("png", ""))
+            png = png if png.is_absolute() else run.run_dir / png
+            if png.exists():
+                samples.append({**e, "png": str(png)})
+    warnings = [e for e in current if e.get("type") == "warning"]
+    total = (progress or {}).get("total") or start.get("total_steps") or 0
+    return {"status": run.status, "step": (progress or {}).get("step", 0), "total": total,
+            "epoch": (progress or {}).get("epoch", 0), "epochs": (progress or {}).get("epochs") or start.get("epochs"),
+            "loss": (progress or {}).get("loss"), "loss_avg": (progress or {}).get("loss_avg"),
+            "lr": (progress or {}).get("lr"), "samples_per_s": (progress or {}).get("samples_per_s"),
+            "eta_s": (progress or {}).get("eta_s"), "losses": losses, "saved": saved, "samples": samples,
+            "warnings": warnings, "error": run.error, "started": start}
