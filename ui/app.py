@@ -40,6 +40,7 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
     with gr.Blocks(title="Danlu 丹炉") as demo:
         lang_state = gr.State(lang)
         config_state = gr.State(cfgmod.to_dict(cfgmod.default_config()))
+        selected_run = gr.State("")
         with gr.Row(equal_height=True):
             with gr.Column(scale=5):
                 title = tr.bind(gr.Markdown(f"## {t('app.title', lang)}\n{t('app.subtitle', lang)}"),
@@ -50,7 +51,7 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
         with gr.Tabs(elem_id="danlu-tabs") as tabs:
             ctx = AppContext(lang=lang_state, config=config_state, tr=tr, tabs=tabs, root=ROOT,
                              outputs_dir=Path(outputs_dir or ROOT / "outputs"),
-                             models_dir=Path(models_dir or ROOT / "models" / "checkpoints"))
+                             models_dir=Path(models_dir or ROOT / "models" / "checkpoints"), selected_run=selected_run)
             for module in _tab_modules():
                 with tr.bind(gr.Tab(t(module.TAB_KEY, lang), id=module.TAB_ID, elem_id=f"tab-{module.TAB_ID}"),
                              label=module.TAB_KEY):

@@ -17,6 +17,8 @@ class AppContext:
     config: gr.State holding the run config as nested plain data (core.config.to_dict); tabs that
             change settings return a new dict for it, tabs that show settings listen to config.change.
     tabs:   the gr.Tabs, so a handler can return gr.Tabs(selected="grid") to move the user on.
+    selected_run: gr.State holding a run folder path (str, '' for none); the Train tab sets it when
+            the user opens a finished run in the XYZ grid, and the grid tab reads it.
     """
 
     lang: Any
@@ -26,3 +28,4 @@ class AppContext:
     root: Path          # the project folder
     outputs_dir: Path   # runs live in outputs_dir/<name>/
     models_dir: Path    # the checkpoints folder the Model tab lists
+    selected_run: Any = None
