@@ -1,0 +1,264 @@
+"""Scan a dataset folder: every image checked, its caption read, its bucket found, the steps counted.
+
+This is what the Dataset tab shows. Headers only by default (fast); `decode=True` also decodes every
+image (corrupt data, near duplicates). The bucket comes from core.buckets, as in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.buckets import Bucket, assign_bucket
+from core.captions import CaptionRead, read_caption
+from core.dataset import FolderProblem, Subset, folder_problems, is_image, list_subsets
+from core.dataset_steps import StepPlan, plan_steps
+from core.imagecheck import OTHER_IMAGE_EXTENSIONS, ImageInfo, Issue, inspect_image, issue, size_issues
+
+CAPTION_MESSAGES: dict[str, tuple[str, str]] = {
+    "no_caption": ("No caption file ({ext}); '{name}' (the folder name) is used as its caption.",
+                   "没有标注文件（{ext}）；将用文件夹名“{name}”作为标注。"),
+    "caption_not_utf8": ("Caption saved as {encoding}, not UTF-8; read correctly here, but other tools see garbage. "
+                         "Saving it in the Tagging step rewrites it as UTF-8.",
+                         "标注文件是 {encoding} 编码而非 UTF-8；这里能正确读取，但其他工具会显示乱码。在“打标”步骤保存即可转为 UTF-8。"),
+    "caption_bom": ("Caption starts with a UTF-8 BOM; it is removed for training. Saving it in the Tagging step drops it.",
+                    "标注文件以 UTF-8 BOM 开头；训练时会去掉。在“打标”步骤保存即可去除。"),
+    "caption_empty": ("Caption file is empty; the image trains with no caption (only the trigger word, if set).",
+                      "标注文件为空；该图片将以空标注训练（若设置了触发词则只有触发词）。"),
+    "orphan_caption": ("Caption without an image: no image named {stem}.* next to it.",
+                       "标注文件没有对应的图片：旁边没有名为 {stem}.* 的图片。"),
+    "caption_ext_mismatch": ("{count} caption files end in {found}, but the caption extension is {ext}; they are not "
+                             "read. Set dataset.caption_extension = \"{found}\".",
+                             "有 {count} 个标注文件以 {found} 结尾，但标注扩展名设置为 {ext}，它们不会被读取。"
+                             "请设 dataset.caption_extension = \"{found}\"。"),
+    "exact_duplicate": ("Exact duplicate of {other}; it is trained twice as often. Delete one copy.",
+                        "与 {other} 完全相同，会被训练两倍次数。请删除其中一份。"),
+    "near_duplicate": ("Looks almost the same as {other} (resized or re-saved copy?).",
+                       "与 {other} 几乎相同（可能是缩放或另存的副本）。"),
+}
+CAPTION_EXTENSIONS = (".txt", ".caption")
+
+
+def note(code: str, level: str, **fmt: Any) -> Issue:
+    en, zh = CAPTION_MESSAGES[code]
+    return Issue(code, level, en.format(**fmt), zh.format(**fmt))
+
+
+@dataclass
+class ScanSettings:
+    """The config fields a scan depends on (defaults as in core.config)."""
+
+    resolution: int = 512
+    min_reso: int = 256
+    max_reso: int = 1024
+    step: int = 64
+    enable_bucket: bool = True
+    no_upscale: bool = False
+    caption_extension: str = ".txt"
+    batch_size: int = 1
+    epochs: int = 10
+    grad_accum: int = 1
+    max_train_steps: int = 0
+    every_n_epochs: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ScanSettings:
+        """From a RunConfig or its to_dict() form (what ctx.config holds)."""
+        if not isinstance(cfg, dict):
+            from core.config import to_dict
+            cfg = to_dict(cfg)
+        d, tr, sv = cfg["dataset"], cfg["training"], cfg["saving"]
+        return cls(d["resolution"], d["min_bucket_reso"], d["max_bucket_reso"], d["bucket_reso_steps"],
+                   d["enable_bucket"], d["bucket_no_upscale"], d["caption_extension"], tr["batch_size"], tr["epochs"],
+                   tr["gradient_accumulation_steps"], tr["max_train_steps"], sv["every_n_epochs"])
+
+    def bucket(self, width: int, height: int) -> Bucket:
+        return assign_bucket(width, height, resolution=self.resolution, min_reso=self.min_reso,
+                             max_reso=self.max_reso, step=self.step, enable_bucket=self.enable_bucket,
+                             no_upscale=self.no_upscale)
+
+
+@dataclass
+class Entry:
+    """One image as training will see it."""
+
+    info: ImageInfo
+    subset: Subset
+    is_reg: bool = False
+    bucket: Bucket | None = None
+    caption: CaptionRead | None = None  # None: no caption file
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.info.path
+
+    @property
+    def ok(self) -> bool:
+        return self.bucket is not None and not any(i.level == "error" for i in self.issues)
+
+
+@dataclass
+class FileNote:
+    """A finding about something that is not a trainable image (orphan captions, other formats)."""
+
+    path: Path
+    issue: Issue
+
+
+@dataclass
+class DatasetScan:
+    parent: Path
+    settings: ScanSettings
+    subsets: list[Subset]
+    reg_subsets: list[Subset]
+    entries: list[Entry]
+    problems: list[FolderProblem]
+    notes: list[FileNote]
+    plan: StepPlan
+    seconds: float
+    decoded: bool
+
+    def count(self, level: str) -> int:
+        return sum(1 for e in self.entries for i in e.issues if i.level == level) + \
+            sum(1 for n in self.notes if n.issue.level == level)
+
+    def rows(self, lang: str, min_level: str = "info") -> list[tuple[str, str, str]]:
+        """(file relative to the parent, level, message) for the page's check list: errors first."""
+        order = {"error": 0, "warn": 1, "info": 2}
+        limit = order[min_level]
+        out = []
+        for e in self.entries:
+            for i in e.issues:
+                if order[i.level] <= limit:
+                    out.append((self.rel(e.path), i.level, i.text(lang)))
+        for n in self.notes:
+            if order[n.issue.level] <= limit:
+                out.append((self.rel(n.path), n.issue.level, n.issue.text(lang)))
+        for p in self.problems:
+            out.append((self.rel(p.path) + "/", "warn", p.text(lang)))
+        return sorted(out, key=lambda r: (order[r[1]], r[0]))
+
+    def rel(self, path: Path) -> str:
+        for root in (self.parent, *(s.path.parent for s in self.reg_subsets)):
+            try:
+                return Path(path).relative_to(root).as_posix()
+            except ValueError:
+                continue
+        return str(path)
+
+
+def _caption_issues(entry: Entry, ext: str) -> None:
+    cap_path = entry.path.with_suffix(ext)
+    if not cap_path.is_file():
+        entry.issues.append(note("no_caption", "warn", ext=ext, name=entry.subset.name))
+        return
+    entry.caption = read_caption(cap_path)
+    problem = entry.caption.problem
+    if problem == "not_utf8":
+        entry.issues.append(note("caption_not_utf8", "warn", encoding=entry.caption.encoding.upper()))
+    elif problem == "bom":
+        entry.issues.append(note("caption_bom", "info"))
+    elif problem == "empty":
+        entry.issues.append(note("caption_empty", "warn"))
+
+
+def _folder_notes(subset: Subset, ext: str) -> list[FileNote]:
+    """Orphan captions, captions under another extension, and images the trainer will not read."""
+    notes = []
+    stems = set()
+    try:
+        files = sorted(p for p in subset.path.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError:
+        return notes
+    for p in files:
+        if is_image(p) or p.suffix.lower() in OTHER_IMAGE_EXTENSIONS:
+            stems.add(p.stem)
+    other_caps = defaultdict(int)
+    for p in files:
+        suffix = p.suffix.lower()
+        if suffix == ext.lower() and p.stem not in stems:
+            notes.append(FileNote(p, note("orphan_caption", "warn", stem=p.stem)))
+        elif suffix in CAPTION_EXTENSIONS and suffix != ext.lower() and p.stem in stems:
+            other_caps[suffix] += 1
+        elif suffix in OTHER_IMAGE_EXTENSIONS:
+            notes.append(FileNote(p, issue("other_format", "warn", ext=suffix)))
+    for found, count in other_caps.items():
+        if not any(p.suffix.lower() == ext.lower() for p in files):
+            notes.append(FileNote(subset.path, note("caption_ext_mismatch", "warn", count=count, found=found, ext=ext)))
+    return notes
+
+
+def _duplicates(entries: list[Entry], rel) -> None:
+    """Exact duplicates by content hash (only files of equal size are hashed); near ones by dHash + colour."""
+    by_size: dict[int, list[Entry]] = defaultdict(list)
+    for e in entries:
+        if e.info.size_bytes:
+            by_size[e.info.size_bytes].append(e)
+    exact: set[int] = set()
+    for group in (g for g in by_size.values() if len(g) > 1):
+        seen: dict[str, Entry] = {}
+        for e in group:
+            digest = hashlib.blake2b(e.path.read_bytes(), digest_size=16).hexdigest()
+            if digest in seen:
+                e.issues.append(note("exact_duplicate", "warn", other=rel(seen[digest].path)))
+                exact.add(id(e))
+            else:
+                seen[digest] = e
+    hashed = [e for e in entries if e.info.dhash is not None and id(e) not in exact]
+    for i, e in enumerate(hashed):
+        for other in hashed[:i]:
+            if bin(e.info.dhash ^ other.info.dhash).count("1") <= 4 and _close_colour(e.info, other.info):
+                e.issues.append(note("near_duplicate", "warn", other=rel(other.path)))
+                break
+
+
+def _close_colour(a: ImageInfo, b: ImageInfo) -> bool:
+    """dHash ignores colour (flat shapes of different colours hash alike); the mean colour must match too."""
+    if a.mean_rgb is None or b.mean_rgb is None:
+        return True
+    return max(abs(x - y) for x, y in zip(a.mean_rgb, b.mean_rgb)) <= 10
+
+
+def scan_dataset(parent: Path, settings: ScanSettings | None = None, *, reg_dir: Path | None = None,
+                 decode: bool = False) -> DatasetScan:
+    """Check everything under a kohya parent folder. Raises DanluError when the folder cannot be used at all."""
+    t0 = time.perf_counter()
+    settings = settings or ScanSettings()
+    parent = Path(parent)
+    subsets = list_subsets(parent, settings.caption_extension)
+    problems = folder_problems(parent)
+    reg_subsets = list_subsets(Path(reg_dir), settings.caption_extension) if reg_dir else []
+    if reg_dir:
+        problems += folder_problems(Path(reg_dir))
+    entries: list[Entry] = []
+    notes: list[FileNote] = []
+    for subsets_, is_reg in ((subsets, False), (reg_subsets, True)):
+        for subset in subsets_:
+            notes += _folder_notes(subset, settings.caption_extension)
+            for path in subset.images:
+                info = inspect_image(path, decode=decode)
+                entry = Entry(info, subset, is_reg, issues=list(info.issues))
+                if info.ok and info.width and info.height:
+                    entry.bucket = settings.bucket(info.width, info.height)
+                    entry.issues += size_issues(info, entry.bucket, no_upscale=settings.no_upscale and
+                                                settings.enable_bucket, resolution=settings.resolution)
+                if not is_reg:
+                    _caption_issues(entry, settings.caption_extension)
+                entries.append(entry)
+    scan = DatasetScan(parent, settings, subsets, reg_subsets, entries, problems, notes, None, 0.0, decode)
+    _duplicates([e for e in entries if not e.is_reg], scan.rel)
+
+    def sizes(s: Subset) -> list[tuple[int, int]]:
+        return [e.bucket.size for e in entries if e.subset is s and e.ok]
+
+    scan.plan = plan_steps([(s.path.name, s.repeats, sizes(s)) for s in subsets], batch_size=settings.batch_size,
+                           epochs=settings.epochs, grad_accum=settings.grad_accum,
+                           reg=[(s.path.name, s.repeats, sizes(s)) for s in reg_subsets],
+                           max_train_steps=settings.max_train_steps, every_n_epochs=settings.every_n_epochs)
+    scan.seconds = time.perf_counter() - t0
+    return scan

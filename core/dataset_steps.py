@@ -1,0 +1,107 @@
+"""Step arithmetic: images × repeats × epochs ÷ batch, counted the way bucketed training counts it.
+
+Every batch comes from one bucket, so each bucket can end in a partial batch:
+steps per epoch = Σ over buckets ⌈nᵦ / batch⌉ (≥ ⌈N / batch⌉), then ÷ gradient accumulation.
+Regularisation images are cycled until they match the training images (with repeats), as in kohya.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ConceptSteps:
+    name: str           # folder name, e.g. 10_sks dog
+    images: int
+    repeats: int
+    per_epoch: int      # images × repeats (for regularisation: after cycling to match)
+    batches: int        # this concept alone: Σ over its buckets ⌈n / batch⌉
+    is_reg: bool = False
+
+
+@dataclass
+class StepPlan:
+    concepts: list[ConceptSteps]
+    batch_size: int
+    epochs: int
+    grad_accum: int
+    images_per_epoch: int           # Σ images × repeats, regularisation included
+    batches_per_epoch: int          # Σ over buckets ⌈nᵦ / batch⌉ (all concepts share the buckets)
+    steps_per_epoch: int            # batches ÷ gradient accumulation, rounded up
+    total_steps: int                # steps per epoch × epochs, or max_train_steps when set
+    partial_batches: int            # extra batches caused by buckets ending part-full
+    bucket_counts: dict[tuple[int, int], int] = field(default_factory=dict)  # with repeats
+    save_steps: list[tuple[int, int]] = field(default_factory=list)        # (epoch, step) of each saved file
+    max_train_steps: int = 0
+
+    def formula(self) -> str:
+        """The plain-language sum the page shows."""
+        plain = math.ceil(self.images_per_epoch / self.batch_size)
+        text = (f"{self.images_per_epoch} images×repeats / batch {self.batch_size} = {plain} "
+                f"+ {self.partial_batches} partial-bucket batches = {self.batches_per_epoch} batches per epoch")
+        if self.grad_accum > 1:
+            text += f" / accumulation {self.grad_accum} = {self.steps_per_epoch} steps"
+        text += f"; × {self.epochs} epochs = {self.steps_per_epoch * self.epochs} steps"
+        if self.max_train_steps:
+            text += f" (max_train_steps stops at {self.total_steps})"
+        return text
+
+
+def _batches(counts: Counter, batch: int) -> int:
+    return sum(math.ceil(n / batch) for n in counts.values())
+
+
+def plan_steps(concepts: list[tuple[str, int, list[tuple[int, int]]]], *, batch_size: int, epochs: int,
+               grad_accum: int = 1, reg: list[tuple[str, int, list[tuple[int, int]]]] | None = None,
+               max_train_steps: int = 0, every_n_epochs: int = 0) -> StepPlan:
+    """concepts / reg: (folder name, repeats, bucket size of each of its images)."""
+    batch_size, grad_accum, epochs = max(1, batch_size), max(1, grad_accum), max(1, epochs)
+    rows: list[ConceptSteps] = []
+    total = Counter()
+    for name, repeats, sizes in concepts:
+        counts = Counter({s: n * repeats for s, n in Counter(sizes).items()})
+        total.update(counts)
+        rows.append(ConceptSteps(name, len(sizes), repeats, len(sizes) * repeats, _batches(counts, batch_size)))
+    n_train = sum(r.per_epoch for r in rows)
+    if reg and n_train:
+        # kohya: every reg image once with its repeats, then one more repeat at a time until they match.
+        images = [(i, size) for i, (_, _, sizes) in enumerate(reg) for size in sizes]
+        extra = Counter()
+        seen = 0
+        for _, repeats, sizes in reg:
+            seen += repeats * len(sizes)
+        while seen < n_train and images:
+            for image in images:
+                if seen >= n_train:
+                    break
+                extra[image] += 1
+                seen += 1
+        for i, (name, repeats, sizes) in enumerate(reg):
+            counts = Counter()
+            for size in sizes:
+                counts[size] += repeats
+            for (j, size), n in extra.items():
+                if j == i:
+                    counts[size] += n
+            total.update(counts)
+            rows.append(ConceptSteps(name, len(sizes), repeats, sum(counts.values()), _batches(counts, batch_size),
+                                     is_reg=True))
+    images_per_epoch = sum(r.per_epoch for r in rows)
+    batches = _batches(total, batch_size)
+    steps_per_epoch = math.ceil(batches / grad_accum)
+    total_steps = steps_per_epoch * epochs
+    if max_train_steps:  # the config's "stop after this many steps" wins over epochs
+        total_steps = max_train_steps
+    saves = []
+    if steps_per_epoch:
+        for epoch in range(1, epochs + 1):
+            if (every_n_epochs and epoch % every_n_epochs == 0) or epoch == epochs:
+                step = epoch * steps_per_epoch
+                if not max_train_steps or step <= total_steps:
+                    saves.append((epoch, step))
+    return StepPlan(rows, batch_size, epochs, grad_accum, images_per_epoch, batches, steps_per_epoch, total_steps,
+                    batches - math.ceil(images_per_epoch / batch_size), dict(sorted(total.items())), saves,
+                    max_train_steps)

@@ -1,0 +1,192 @@
+"""A corpus of nasty files generated here: each one is reported with the right message, nothing crashes."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core.dataset_scan import ScanSettings, scan_dataset
+from core.imagecheck import inspect_image, load_rgb
+
+LONG = "a" * 120 + "长" * 30  # 210 bytes: near the file-name limit, and a path longer than Windows' 260
+
+
+def _noise(w: int, h: int, seed: int = 0) -> Image.Image:
+    rnd = random.Random(seed)
+    return Image.frombytes("RGB", (w, h), rnd.randbytes(w * h * 3))
+
+
+def _pattern(w: int, h: int) -> Image.Image:
+    """A smooth picture whose resized, re-encoded copy keeps the same perceptual hash."""
+    g = Image.linear_gradient("L")
+    return Image.merge("RGB", (g, g.rotate(90), Image.radial_gradient("L"))).resize((w, h))
+
+
+def _bytes(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def make_corpus(root: Path) -> Path:
+    """<root>/数据 集 with spaces/10_nasty 猫/…: every problem the Dataset step must name."""
+    parent = root / "数据 集 with spaces" / ("deep " * 12).strip()
+    d = parent / "10_nasty 猫"
+    d.mkdir(parents=True)
+
+    def cap(stem: str, text: str = "nasty, tag", encoding: str = "utf-8") -> None:
+        (d / f"{stem}.txt").write_bytes(text.encode(encoding))
+
+    _noise(512, 512).save(d / "ok.png"); cap("ok")
+    (d / "zero.png").write_bytes(b""); cap("zero")
+    (d / "notimage.jpg").write_text("this is not a picture", encoding="utf-8"); cap("notimage")
+    jpg = _bytes(_noise(256, 256, 1), "JPEG")
+    (d / "truncated.jpg").write_bytes(jpg[: len(jpg) // 2]); cap("truncated")
+    png = bytearray(_bytes(_noise(256, 256, 2), "PNG"))
+    (d / "truncated.png").write_bytes(bytes(png[: len(png) * 2 // 3])); cap("truncated_png")
+    i = png.find(b"IDAT")
+    for k in range(i + 200, i + 260):
+        png[k] ^= 0x5A
+    (d / "corrupt.png").write_bytes(bytes(png)); cap("corrupt")
+    (d / "fake.png").write_bytes(_bytes(_noise(512, 512, 3), "JPEG")); cap("fake")
+    Image.new("CMYK", (512, 512), (0, 200, 200, 0)).save(d / "cmyk.jpg"); cap("cmyk")
+    Image.new("I;16", (512, 512), 40000).save(d / "gray16.png"); cap("gray16")
+    _noise(512, 512, 4).convert("P", palette=Image.Palette.ADAPTIVE).save(d / "palette.png"); cap("palette")
+    Image.new("RGBA", (512, 512), (255, 0, 0, 0)).save(d / "alpha.png"); cap("alpha")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    _noise(768, 512, 5).save(d / "rotated.jpg", exif=exif.tobytes()); cap("rotated")
+    _noise(100, 100, 6).save(d / "small.png"); cap("small")
+    _noise(2000, 300, 7).save(d / "wide.png"); cap("wide")
+    dup = _bytes(_noise(512, 512, 8), "PNG")
+    (d / "dup_a.png").write_bytes(dup); cap("dup_a")
+    (d / "dup_b.png").write_bytes(dup); cap("dup_b")
+    _pattern(768, 768).save(d / "near_a.png"); cap("near_a")
+    _pattern(600, 600).save(d / "near_b.jpg", quality=85); cap("near_b")
+    _noise(512, 512, 9).save(d / "format.webp"); cap("format")
+    _noise(512, 512, 10).save(d / "bitmap.bmp")  # and no caption
+    _noise(512, 512, 11).save(d / "gbk.png"); cap("gbk", "猫, 坐着", "gbk")
+    _noise(512, 512, 12).save(d / "utf16.png"); cap("utf16", "猫, 躺着", "utf-16")
+    _noise(512, 512, 13).save(d / "bom.png"); cap("bom", "\ufeffcat, standing")
+    _noise(512, 512, 14).save(d / "empty.png"); cap("empty", "  \n")
+    _noise(512, 512, 15).save(d / "nocap.png")
+    cap("orphan", "a caption without its picture")
+    _noise(512, 512, 16).save(d / "photo.jfif", "JPEG")
+    _noise(64, 64, 17).save(d / "anim.gif")
+    _noise(512, 512, 18).save(d / f"{LONG}.png"); cap(LONG, "long, 名字")
+    (parent / "cat").mkdir()
+    _noise(64, 64, 19).save(parent / "cat" / "x.png")
+    return parent
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    parent = make_corpus(tmp_path_factory.mktemp("corpus"))
+    return scan_dataset(parent, ScanSettings(resolution=512), decode=True)
+
+
+def codes(scan, name: str) -> set[str]:
+    found = [e for e in scan.entries if e.path.name == name]
+    assert found, f"{name} not scanned"
+    return {i.code for i in found[0].issues}
+
+
+EXPECTED = {
+    "ok.png": set(),
+    "zero.png": {"zero_bytes"},
+    "notimage.jpg": {"unreadable"},
+    "truncated.jpg": {"truncated"},
+    "truncated.png": {"truncated"},
+    "corrupt.png": {"corrupt"},
+    "fake.png": {"wrong_extension"},
+    "cmyk.jpg": {"cmyk"},
+    "gray16.png": {"sixteen_bit", "grayscale"},
+    "palette.png": {"palette"},
+    "alpha.png": {"alpha"},
+    "rotated.jpg": {"exif_rotated"},
+    "small.png": {"too_small"},
+    "wide.png": {"extreme_aspect"},
+    "dup_b.png": {"exact_duplicate"},
+    "near_b.jpg": {"near_duplicate"},
+    "format.webp": set(),
+    "bitmap.bmp": {"no_caption"},
+    "gbk.png": {"caption_not_utf8"},
+    "utf16.png": {"caption_not_utf8"},
+    "bom.png": {"caption_bom"},
+    "empty.png": {"caption_empty"},
+    "nocap.png": {"no_caption"},
+    f"{LONG}.png": set(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_nasty_file_gets_its_message(scan, name):
+    got = codes(scan, name)
+    assert got == EXPECTED[name], f"{name}: {got}"
+
+
+def test_messages_say_what_to_do(scan):
+    rows = {(r[0].rstrip("/").rsplit("/", 1)[-1], r[2]) for r in scan.rows("en")}
+    text = "\n".join(f"{f}: {m}" for f, m in rows)
+    assert "zero.png: Empty file (0 bytes)" in text
+    assert "fake.png: This is a JPEG file named .png" in text and "rename it to .jpg" in text
+    assert "alpha.png: Has transparency; transparent areas are composited on white" in text
+    assert "small.png: 100×100 is smaller than its 512×512 bucket; it will be upscaled ×5.12" in text
+    assert "gbk.png: Caption saved as GBK" in text
+    assert "orphan.txt: Caption without an image" in text
+    assert "photo.jfif: .jfif files are not read by the trainer" in text
+    assert "anim.gif: .gif files are not read by the trainer" in text
+    assert "cat: 'cat' is not named <repeats>_<name>" in text and "rename to 10_cat" in text
+    zh = "\n".join(r[2] for r in scan.rows("zh"))
+    assert "空文件（0 字节）" in zh and "含透明通道" in zh
+
+
+def test_captions_in_other_encodings_are_read_correctly(scan):
+    caps = {e.path.name: e.caption for e in scan.entries if e.caption}
+    assert caps["gbk.png"].text == "猫, 坐着" and caps["gbk.png"].encoding in ("gbk", "gb18030")
+    assert caps["utf16.png"].text == "猫, 躺着"
+    assert caps["bom.png"].text == "cat, standing"
+    assert caps[f"{LONG}.png"].text == "long, 名字"
+
+
+def test_orientation_and_buckets(scan):
+    rotated = next(e for e in scan.entries if e.path.name == "rotated.jpg")
+    assert (rotated.info.width, rotated.info.height) == (512, 768)
+    assert rotated.bucket.size[0] < rotated.bucket.size[1]  # portrait bucket after EXIF
+    wide = next(e for e in scan.entries if e.path.name == "wide.png")
+    assert wide.bucket.size == (1024, 256) and wide.bucket.crop_fraction > 0.2
+    assert all(e.bucket is None for e in scan.entries if e.path.name in ("zero.png", "notimage.jpg"))
+
+
+def test_bad_files_are_left_out_of_the_step_count(scan):
+    ok = sum(1 for e in scan.entries if e.ok)
+    bad = sum(1 for e in scan.entries if not e.ok)
+    assert bad == 5 and ok == len(scan.entries) - 5
+    assert scan.plan.images_per_epoch == ok * 10
+
+
+def test_header_scan_is_fast_and_finds_file_level_problems(scan):
+    quick = scan_dataset(scan.parent, ScanSettings(resolution=512))
+    assert not quick.decoded
+    names = {e.path.name for e in quick.entries if not e.ok}
+    assert names == {"zero.png", "notimage.jpg", "truncated.jpg", "truncated.png"}  # corrupt data needs decoding
+    assert all(e.info.dhash is None for e in quick.entries)
+
+
+def test_load_rgb_matches_what_the_page_says(scan):
+    d = scan.subsets[0].path
+    assert load_rgb(d / "alpha.png").getpixel((5, 5)) == (255, 255, 255)  # transparent → white
+    assert load_rgb(d / "gray16.png").getpixel((5, 5)) == (155, 155, 155)  # 40000/257, not clipped to 255
+    assert load_rgb(d / "rotated.jpg").size == (512, 768)
+    assert load_rgb(d / "cmyk.jpg").mode == "RGB"
+    assert load_rgb(d / "palette.png").mode == "RGB"
+
+
+def test_inspect_never_raises(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
+    assert not inspect_image(tmp_path / "x.png", decode=True).ok
+    assert not inspect_image(tmp_path / "missing.png").ok
