@@ -15,33 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.captions import BACKUP_DIR, backup_stamp, caption_path, read_caption, write_caption
-from core.dataset import is_image, parse_subset_name
-from core.errors import DanluError
+from core.captions import backup_stamp, caption_path, read_caption, write_caption
+from core.tags import dataset_root, list_dataset_images
 from taggers.wd14 import Tagger, TagOptions, caption_tags, load_and_preprocess, merge_caption, select
 
 
-def find_images(folder: Path) -> list[Path]:
-    """Images of a dataset: directly in folder and in its subfolders (the `N_name` subsets), never in backups."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DanluError(f"The folder {folder} does not exist.", f"文件夹 {folder} 不存在。",
-                         "Enter the dataset folder (the parent of the 10_name folders) or an image folder.",
-                         "请填写训练集文件夹（10_name 等子文件夹的上级）或图片文件夹。", key="dataset.dir")
-    out = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).parts
-        if any(p.startswith(".") or p == BACKUP_DIR for p in rel[:-1]):
-            continue
-        if path.is_file() and is_image(path):
-            out.append(path)
-    return out
-
-
-def dataset_root(folder: Path) -> Path:
-    """Where backups go: the parent when the folder itself is a `N_name` subset."""
-    folder = Path(folder).resolve()
-    return folder.parent if parse_subset_name(folder.name) else folder
+find_images = list_dataset_images
 
 
 @dataclass

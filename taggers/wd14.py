@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from core.errors import DanluError
+from core.tags import dedupe, split_tags, tag_key
 
 HUB_ORG = "SmilingWolf"
 MODELS = [
@@ -133,11 +134,6 @@ def kaomoji_candidates(raw_names: list[str]) -> set[str]:
 
 def normalize_tag(name: str, kaomoji: set[str] = KAOMOJI) -> str:
     return name if name in kaomoji else name.replace("_", " ")
-
-
-def tag_key(name: str) -> str:
-    """What exclusions and de-duplication compare: underscores as spaces, case-folded, trimmed."""
-    return " ".join(name.replace("_", " ").split()).casefold()
 
 
 def load_labels(csv_path: Path) -> Labels:
@@ -323,20 +319,6 @@ def select(probs: np.ndarray, labels: Labels, opts: TagOptions) -> Prediction:
     return Prediction(rating=rating, character=char, general=gen)
 
 
-def split_tags(text: str) -> list[str]:
-    return [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
-
-
-def dedupe(tags: list[str]) -> list[str]:
-    seen, out = set(), []
-    for tag in tags:
-        k = tag_key(tag)
-        if k not in seen:
-            seen.add(k)
-            out.append(tag)
-    return out
-
-
 def caption_tags(pred: Prediction, opts: TagOptions) -> list[str]:
     """Trigger tags first, then characters, then general tags by confidence; the argmax rating last if asked."""
     tags = split_tags(opts.trigger) + [n for n, _ in pred.character] + [n for n, _ in pred.general]
@@ -357,7 +339,7 @@ def merge_caption(existing: str, new_tags: list[str], policy: str, trigger: str 
     if policy not in POLICIES:
         raise DanluError(f"Unknown caption policy {policy!r}; use one of {', '.join(POLICIES)}.",
                          f"未知的标注处理方式 {policy!r}；可选 {', '.join(POLICIES)}。", key="tagger.policy")
-    old = split_tags(existing)
+    old = split_tags(existing.replace("\n", ","))
     if old and policy == "skip":
         return None
     if policy == "append":
