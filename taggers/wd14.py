@@ -92,8 +92,13 @@ def _download(spec: str, progress, local_files_only: bool | None) -> Path:
     files = []
     try:
         for name in (TAGS_FILE, MODEL_FILE):
-            files.append(Path(hf_hub_download(repo_id, name, revision=revision or None, local_files_only=offline,
-                                              tqdm_class=_Progress)))
+            try:  # the cache first: no network round trip (and no retries) once a model is downloaded
+                got = hf_hub_download(repo_id, name, revision=revision or None, local_files_only=True)
+            except LocalEntryNotFoundError:
+                if offline:
+                    raise
+                got = hf_hub_download(repo_id, name, revision=revision or None, tqdm_class=_Progress)
+            files.append(Path(got))
     except LocalEntryNotFoundError as e:
         raise DanluError(f"The tagger {repo_id} is not downloaded and the hub cannot be reached ({type(e).__name__}).",
                          f"打标模型 {repo_id} 尚未下载，且无法连接 hub（{type(e).__name__}）。",
