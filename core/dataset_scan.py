@@ -193,17 +193,34 @@ def _folder_notes(subset: Subset, ext: str) -> list[FileNote]:
     return notes
 
 
+def _quick_key(path: Path) -> str:
+    """The first 64 KiB and the last 4 KiB: tells nearly all same-size files apart without reading them whole."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+        size = f.seek(0, 2)
+        f.seek(max(len(head), size - 4096))
+        return hashlib.blake2b(head + f.read(), digest_size=16).hexdigest()
+
+
 def _duplicates(entries: list[Entry], rel) -> None:
-    """Exact duplicates by content hash (only files of equal size are hashed); near ones by dHash + colour."""
+    """Exact duplicates by content (only equal-size files with equal quick keys are hashed whole);
+    near duplicates by dHash plus mean colour (decode pass only)."""
+    by_key: dict[tuple[int, str], list[Entry]] = defaultdict(list)
     by_size: dict[int, list[Entry]] = defaultdict(list)
     for e in entries:
         if e.info.size_bytes:
             by_size[e.info.size_bytes].append(e)
+    for size, group in by_size.items():
+        if len(group) > 1:
+            for e in group:
+                by_key[(size, _quick_key(e.path))].append(e)
     exact: set[int] = set()
-    for group in (g for g in by_size.values() if len(g) > 1):
+    for (size, _), group in by_key.items():
+        if len(group) < 2:
+            continue
         seen: dict[str, Entry] = {}
         for e in group:
-            digest = hashlib.blake2b(e.path.read_bytes(), digest_size=16).hexdigest()
+            digest = hashlib.blake2b(e.path.read_bytes(), digest_size=16).hexdigest() if size > 69632 else ""
             if digest in seen:
                 e.issues.append(note("exact_duplicate", "warn", other=rel(seen[digest].path)))
                 exact.add(id(e))
