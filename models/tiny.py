@@ -158,10 +158,6 @@ def save_tiny(family: str, out_dir: Path, seed: int = 0, single_file: bool = Tru
     pipe.save_pretrained(folder, safe_serialization=True)
     path = None
     if single_file:
-        import importlib.util
-
-        if importlib.util.find_spec("models.ldm") is None:  # TEMPORARY until models/ldm.py lands
-            return TinyModel(family, folder, None)
         from models.ldm import save_single_file
 
         path = save_single_file(pipe, out_dir / f"tiny-{family}.safetensors", family=family)

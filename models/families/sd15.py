@@ -1,0 +1,22 @@
+"""Stable Diffusion 1.x: CLIP ViT-L/14 text encoder (HF names in the single file), 512 px, epsilon."""
+
+from __future__ import annotations
+
+FAMILY = "sd15"
+LABEL = "SD 1.x"
+NATIVE_RESOLUTION = 512
+PREDICTION = "epsilon"
+MODELSPEC = "stable-diffusion-v1"
+LORA_VERSION = "sd_v1"
+CONTEXT_DIM = 768
+TEXT_ENCODER_PREFIX = "cond_stage_model.transformer."
+
+
+def matches(keys: set[str] | list[str]) -> bool:
+    return any(k.startswith(TEXT_ENCODER_PREFIX) for k in keys)
+
+
+def pipeline_class():
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline

@@ -1,0 +1,301 @@
+"""Load a base model as a diffusers pipeline: a diffusers folder, a single file, or a hub id.
+
+Single files load with no network: the components are built from a config folder (the one next
+to the file when there is one, e.g. the tiny model's diffusers folder, else the configs shipped
+in models/configs/) and filled from the file through the key maps of models/ldm.py. Pickled
+checkpoints (.ckpt/.pt) are read only with torch's weights-only loader; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.errors import DanluError
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+BPE_VOCAB = CONFIGS / "clip" / "bpe_simple_vocab_16e6.txt.gz"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+def clean_path(text: str) -> str:
+    """A path as users paste it: surrounding quotes and spaces removed, `~` expanded."""
+    text = (text or "").strip().strip('"').strip("'").strip()
+    return str(Path(text).expanduser()) if text.startswith("~") else text
+
+
+def is_hub_id(text: str) -> bool:
+    """`org/name` or `org/name@revision` that is not also a local path."""
+    return bool(HUB_ID.match(text)) and not Path(text).exists() and "\\" not in text
+
+
+def split_hub_id(text: str) -> tuple[str, str | None]:
+    repo, _, rev = text.partition("@")
+    return repo, rev or None
+
+
+@functools.lru_cache(maxsize=1)
+def clip_vocab_dir() -> Path:
+    """vocab.json + merges.txt of the CLIP BPE, built from the vocabulary open_clip ships (MIT).
+
+    Built the way OpenAI's tokenizer builds its table: the 256 byte symbols, the same with the
+    end-of-word mark, one entry per merge, then the two special tokens (49408 in all).
+    """
+    with gzip.open(BPE_VOCAB, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
+    from models.tiny import _bytes_to_unicode
+
+    symbols = list(_bytes_to_unicode().values())
+    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    out = Path(tempfile.gettempdir()) / f"danlu-clip-bpe-{BPE_VOCAB.stat().st_size}"
+    if not (out / "merges.txt").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "vocab.json").write_text(json.dumps({v: i for i, v in enumerate(vocab)}, ensure_ascii=False),
+                                        encoding="utf-8")
+        tmp = out / f"merges.txt.{id(out)}"
+        tmp.write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+        tmp.replace(out / "merges.txt")
+    return out
+
+
+def clip_tokenizer(pad_token: str = "<|endoftext|>", max_length: int = 77):
+    """The CLIP tokenizer of SD1/SD2/SDXL. SD2 and SDXL's second encoder pad with '!' (OpenCLIP)."""
+    from transformers import CLIPTokenizer
+
+    folder = clip_vocab_dir()
+    return CLIPTokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"),
+                         pad_token=pad_token, model_max_length=max_length)
+
+
+def _tokenizer(folder: Path):
+    from transformers import CLIPTokenizer
+
+    if (folder / "vocab.json").exists() or (folder / "tokenizer.json").exists():
+        return CLIPTokenizer.from_pretrained(folder)
+    cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")) if folder.is_dir() else {}
+    return clip_tokenizer(cfg.get("pad_token", "<|endoftext|>"), cfg.get("model_max_length", 77))
+
+
+def config_folder_for(path: Path, family: str) -> Path:
+    """The config folder a single file is built with: its own diffusers folder if next to it, else the shipped one."""
+    for cand in (path.with_suffix(""), path.parent):
+        if (cand / "model_index.json").is_file() and (cand / "unet" / "config.json").is_file():
+            return cand
+    key = "sd2" if family.startswith("sd2") else family
+    folder = CONFIGS / key
+    if not (folder / "model_index.json").is_file():
+        raise DanluError(f"No shipped configuration for family {family!r}.", f"没有 {family!r} 系列的内置配置。",
+                         "Use an SD1.x, SD2.x or SDXL base model.", "请使用 SD1.x、SD2.x 或 SDXL 底模。")
+    return folder
+
+
+def read_state_dict(path: Path) -> dict:
+    """All tensors of a checkpoint: safetensors (memory-mapped) or a pickle through weights-only loading."""
+    import torch
+
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise refuse_pickle(path, exc) from exc
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise DanluError(f"{path.name} holds no tensor dictionary.", f"{path.name} 中没有权重字典。")
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def refuse_pickle(path: Path, exc: Exception | None = None) -> DanluError:
+    why = f" ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})" if exc else ""
+    return DanluError(
+        f"{path.name} is a pickle checkpoint that torch's safe (weights-only) loader cannot open{why}. "
+        "Pickles can carry code, so Danlu will not unpickle it.",
+        f"{path.name} 是 pickle 格式的模型，torch 的安全加载（weights_only）无法打开{why}。pickle 文件可能携带代码，丹炉不会执行它。",
+        "Download the .safetensors version of this model, or convert it in a tool you trust.",
+        "请下载该模型的 .safetensors 版本，或在你信任的工具中转换。", key="model.base")
+
+
+def _components(folder: Path, torch_dtype: Any) -> dict[str, Any]:
+    """Empty (meta) UNet, VAE and text encoders built from the configs in `folder`; tokenizers and scheduler."""
+    import diffusers
+    import transformers
+    from accelerate import init_empty_weights
+
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    comps: dict[str, Any] = {}
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        lib, cls_name = spec
+        if name.startswith("tokenizer"):
+            comps[name] = _tokenizer(folder / name)
+        elif name == "scheduler":
+            cls = getattr(diffusers, cls_name)
+            comps[name] = cls.from_config(cls.load_config(folder / name))
+        elif lib == "diffusers":
+            cls = getattr(diffusers, cls_name)
+            with init_empty_weights():
+                comps[name] = cls.from_config(cls.load_config(folder / name))
+        elif lib == "transformers":
+            cls = getattr(transformers, cls_name)
+            with init_empty_weights():
+                comps[name] = cls(cls.config_class.from_pretrained(folder / name))
+    return comps
+
+
+def load_single_file(path: Path, family: str, prediction_type: str, torch_dtype: Any = None):
+    """Build the pipeline of `family` from its config folder and fill it from the single file."""
+    from types import SimpleNamespace
+
+    from models import families
+    from models.ldm import ldm_to_diffusers
+
+    folder = config_folder_for(path, family)
+    comps = _components(folder, torch_dtype)
+    if folder.parent == CONFIGS and family.startswith("sd2") and prediction_type == "v_prediction":
+        # The 768-v release: 768 px and attention upcast, as in its published config.
+        from accelerate import init_empty_weights
+        from diffusers import UNet2DConditionModel
+
+        with init_empty_weights():
+            comps["unet"] = UNet2DConditionModel.from_config(comps["unet"].config, sample_size=96,
+                                                             upcast_attention=True)
+    sd = read_state_dict(path)
+    try:
+        converted = ldm_to_diffusers(sd, SimpleNamespace(**comps), family)
+    except KeyError as exc:
+        raise DanluError(f"{path.name} does not match the {family} layout: weight {exc} is missing.",
+                         f"{path.name} 与 {family} 结构不符：缺少权重 {exc}。",
+                         "Check the family (or leave it on auto) and that the file is complete.",
+                         "请检查模型系列（或设为 auto），并确认文件完整。", key="model.base") from exc
+    for name, state in converted.items():
+        model = comps[name]
+        try:
+            model.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as exc:
+            raise DanluError(f"{path.name}: the {name} weights do not fit the {family} configuration: "
+                             f"{str(exc).splitlines()[0][:300]}",
+                             f"{path.name}：{name} 的权重与 {family} 配置不符。",
+                             "The file may be another family or a pruned/partial checkpoint.",
+                             "文件可能属于其他系列，或是不完整的模型。", key="model.base") from exc
+        if torch_dtype is not None:
+            model.to(torch_dtype)
+        model.eval()
+    sched = comps["scheduler"]
+    comps["scheduler"] = sched.__class__.from_config(sched.config, prediction_type=prediction_type)
+    cls = families.module(family).pipeline_class()
+    if family == "sdxl":
+        return cls(**{k: comps[k] for k in ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
+                                            "unet", "scheduler")})
+    return cls(vae=comps["vae"], text_encoder=comps["text_encoder"], tokenizer=comps["tokenizer"], unet=comps["unet"],
+               scheduler=comps["scheduler"], safety_checker=None, feature_extractor=None,
+               requires_safety_checker=False)
+
+
+def load_folder(folder: Path, torch_dtype: Any = None):
+    import diffusers
+
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    cls = getattr(diffusers, index.get("_class_name", "DiffusionPipeline"), diffusers.DiffusionPipeline)
+    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+    if "safety_checker" in index:
+        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return cls.from_pretrained(folder, local_files_only=True, **kwargs)
+
+
+def download(hub_id: str) -> Path:
+    """Fetch a diffusers repo's configs and safetensors weights through huggingface_hub (cached, with progress)."""
+    from huggingface_hub import snapshot_download
+
+    repo, rev = split_hub_id(hub_id)
+    patterns = ["model_index.json", "*/*.json", "*/*.txt", "unet/diffusion_pytorch_model.safetensors",
+                "vae/diffusion_pytorch_model.safetensors", "text_encoder*/model.safetensors"]
+    try:
+        return Path(snapshot_download(repo, revision=rev, allow_patterns=patterns))
+    except Exception as exc:
+        raise DanluError(f"Could not fetch {hub_id} from the hub: {type(exc).__name__}: {str(exc)[:300]}",
+                         f"无法从 hub 获取 {hub_id}：{type(exc).__name__}",
+                         "Check the id and your network (or HF_HUB_OFFLINE), or download the model and pick the file.",
+                         "请检查 id 与网络（或 HF_HUB_OFFLINE 设置），或先下载模型再选择文件。", key="model.base") from exc
+
+
+def load_pipeline(base: str, *, family: str | None = None, prediction_type: str | None = None, torch_dtype=None,
+                  vae: str | None = None, device: str = "cpu"):
+    """A diffusers pipeline for `base` (diffusers folder, single file, or hub id `org/name[@rev]`).
+
+    `family` / `prediction_type` override what detection finds ('auto' or None keeps it). Raises
+    DanluError saying why the base cannot be loaded.
+    """
+    from models.detect import detect
+
+    text = clean_path(base)
+    if not text:
+        raise DanluError("No base model chosen.", "尚未选择底模。", "Pick one in the Model tab.", "请在“底模”页选择。",
+                         key="model.base")
+    path = Path(text)
+    if not path.exists() and is_hub_id(text):
+        path = download(text)
+    info = detect(str(path))
+    if not info.usable:
+        raise DanluError(info.problem_en, info.problem_zh, info.hint_en, info.hint_zh, key="model.base")
+    fam = family if family and family != "auto" else info.family
+    pred = prediction_type if prediction_type and prediction_type != "auto" else info.prediction_type
+    if path.is_dir():
+        pipe = load_folder(path, torch_dtype)
+        if pred != pipe.scheduler.config.get("prediction_type"):
+            pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config, prediction_type=pred)
+    else:
+        pipe = load_single_file(path, fam, pred, torch_dtype)
+    if vae:
+        pipe.vae = load_vae(vae, pipe.vae, torch_dtype)
+    return pipe.to(device)
+
+
+def load_vae(vae: str, like: Any, torch_dtype: Any = None):
+    """A separate VAE: a diffusers folder (with config.json) or a single file in either naming."""
+    from diffusers import AutoencoderKL
+
+    path = Path(clean_path(vae))
+    if path.is_dir():
+        return AutoencoderKL.from_pretrained(path, torch_dtype=torch_dtype, local_files_only=True)
+    if not path.is_file():
+        raise DanluError(f"VAE not found: {path}", f"找不到 VAE：{path}", key="model.vae")
+    from accelerate import init_empty_weights
+
+    from models.ldm import vae_from_ldm
+
+    sd = read_state_dict(path)
+    with init_empty_weights():
+        model = AutoencoderKL.from_config(like.config)
+    if any(k.startswith("encoder.down_blocks.") for k in sd):
+        state = sd  # already diffusers names
+    else:
+        prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in sd) else ""
+        try:
+            state = vae_from_ldm(sd, model, prefix)
+        except KeyError as exc:
+            raise DanluError(f"{path.name} is not a VAE of this model: {exc} is missing.",
+                             f"{path.name} 不是此模型可用的 VAE：缺少 {exc}。", key="model.vae") from exc
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(torch_dtype) if torch_dtype is not None else model
+
+
+def resolve_family(pipe: Any) -> str:
+    """'sdxl', 'sd2' or 'sd15' of a loaded pipeline."""
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        return "sdxl"
+    te = pipe.text_encoder.config
+    if pipe.unet.config.cross_attention_dim == 1024 or te.hidden_act == "gelu":
+        return "sd2"  # OpenCLIP ViT-H: 1024 wide, plain GELU (CLIP-L uses quick_gelu)
+    return "sd15"
