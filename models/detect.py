@@ -265,8 +265,8 @@ def _prediction(info: ModelInfo, keys: list[str], meta: dict[str, str]) -> None:
         info.prediction_source = "metadata"
     elif "v_pred" in keys or "v_prediction" in keys:
         info.prediction_type, info.prediction_source = "v_prediction", "v_pred key"
-    elif any(s in name for s in ("vpred", "v-pred", "v_pred", "768-v", "-768")) and info.family == "sd2" \
-            or any(s in name for s in ("vpred", "v-pred", "v_pred")):
+    elif any(s in name for s in ("vpred", "v-pred", "v_pred")) or (info.family == "sd2" and "768" in name):
+        # SD2's 768 px releases are all v-prediction (v2-1_768-ema-pruned, 768-v-ema).
         info.prediction_type, info.prediction_source = "v_prediction", "file name"
     else:
         info.prediction_type = families.module(info.family or "sd15").PREDICTION
