@@ -31,10 +31,15 @@ def write_tags_csv(path: Path, general: list[str], character: list[str]) -> Path
 
 
 def tiny_weights(n_tags: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """W (3, n) over the B, G, R channel means in 0..1, and a bias (n,): what the tiny model computes."""
+    """W (3, n) over the B, G, R channel means in 0..1, and a bias (n,): what the tiny model computes.
+
+    The first two general tags (simple_background, white_background by default) are always on (p ≈ 0.998),
+    so a test knows a tag every image gets.
+    """
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 4, size=(3, n_tags)).astype(np.float32)
     b = rng.normal(0, 2, size=(n_tags,)).astype(np.float32)
+    w[:, 4:6], b[4:6] = 0.0, 6.0
     return w, b
 
 
