@@ -70,9 +70,25 @@ def clip_tokenizer(pad_token: str = "<|endoftext|>", max_length: int = 77):
     """The CLIP tokenizer of SD1/SD2/SDXL. SD2 and SDXL's second encoder pad with '!' (OpenCLIP)."""
     from transformers import CLIPTokenizer
 
-    folder = clip_vocab_dir()
-    return CLIPTokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"),
-                         pad_token=pad_token, model_max_length=max_length)
+    tok = CLIPTokenizer.from_pretrained(clip_vocab_dir(), pad_token=pad_token, model_max_length=max_length)
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None and backend.normalizer is not None:
+        from tokenizers import normalizers
+
+        backend.normalizer = normalizers.Sequence([*_ftfy_like_rules(), backend.normalizer])
+    return tok
+
+
+def _ftfy_like_rules() -> list:
+    """What OpenAI's reference tokenizer does before BPE (ftfy.fix_text + html.unescape) and the
+    tokenizers-based CLIPTokenizer does not: full-width ASCII and the ideographic space to plain ASCII
+    (Chinese prompts are full of '，'), curly quotes to straight ones, and the common HTML entities."""
+    from tokenizers import normalizers
+
+    pairs = [(chr(c), chr(c - 0xFEE0)) for c in range(0xFF01, 0xFF5F)] + [("\u3000", " ")]
+    pairs += [("\u201c", '"'), ("\u201d", '"'), ("\u201e", '"'), ("\u2018", "'"), ("\u2019", "'"), ("\u201a", "'")]
+    pairs += [("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&nbsp;", " ")]
+    return [normalizers.Replace(a, b) for a, b in pairs]
 
 
 def _tokenizer(folder: Path):
