@@ -3,9 +3,14 @@
 Not imported by Danlu. Run with the open_clip_torch wheel unpacked to /tmp/oc and ftfy on PYTHONPATH:
     PYTHONPATH=/tmp/ftfy python models/configs/clip/record_reference.py models/configs/clip/reference_tokens.json
 """
-import importlib.util, json, sys
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
 spec = importlib.util.spec_from_file_location("octok", "/tmp/oc/open_clip/tokenizer.py")
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
 tok = m.SimpleTokenizer()
 prompts = [
     "a photo of a cat",
@@ -35,6 +40,7 @@ out = []
 for p in prompts:
     ids = tok.encode(p)
     out.append({"prompt": p, "ids": [tok.sot_token_id] + ids + [tok.eot_token_id]})
-json.dump({"reference": "OpenAI CLIP SimpleTokenizer (open_clip_torch 3.3.0 tokenizer.py, ftfy 6.3.1), ids before truncation",
-           "prompts": out}, open(sys.argv[1], "w"), ensure_ascii=False, indent=1)
+doc = {"reference": "OpenAI CLIP SimpleTokenizer (open_clip_torch 3.3.0 tokenizer.py, ftfy 6.3.1), ids before truncation",
+       "prompts": out}
+Path(sys.argv[1]).write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
 print(len(out))
