@@ -1,0 +1,117 @@
+"""Single files with the original key names load offline and make the same images as the diffusers folders."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import DanluError
+from models.ldm import diffusers_to_ldm, ldm_to_diffusers
+from models.loading import CONFIGS, _components, load_pipeline, load_vae, resolve_family
+
+FAMILIES = ("sd15", "sd2v", "sdxl")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from models.tiny import save_tiny
+
+    root = tmp_path_factory.mktemp("tiny-load")
+    return {fam: save_tiny(fam, root) for fam in FAMILIES}
+
+
+def _image(pipe, seed=3):
+    g = torch.Generator("cpu").manual_seed(seed)
+    return pipe("demo, a red square", num_inference_steps=3, height=64, width=64, generator=g,
+                output_type="np").images[0]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_single_file_gives_the_same_image_as_the_folder(tiny, family):
+    folder = load_pipeline(str(tiny[family].folder))
+    single = load_pipeline(f'"{tiny[family].single_file}"')  # pasted with quotes
+    assert type(single) is type(folder)
+    assert resolve_family(single) == {"sd2v": "sd2"}.get(family, family)
+    expected = "v_prediction" if family == "sd2v" else "epsilon"
+    assert single.scheduler.config.prediction_type == expected
+    a, b = _image(folder), _image(single)
+    assert a.std() > 0
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("family", ["sd15", "sd2v"])
+def test_our_key_names_load_in_diffusers_own_single_file_loader(tiny, family):
+    """diffusers converts original-layout files with its own code: the weights must come out identical."""
+    from diffusers import StableDiffusionPipeline
+
+    ours = load_pipeline(str(tiny[family].folder))
+    theirs = StableDiffusionPipeline.from_single_file(str(tiny[family].single_file), config=str(tiny[family].folder),
+                                                      local_files_only=True, safety_checker=None)
+    for name in ("unet", "vae", "text_encoder"):
+        a, b = getattr(ours, name).state_dict(), getattr(theirs, name).state_dict()
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+@pytest.mark.parametrize("family", ["sd15", "sd2", "sdxl"])
+def test_real_layouts_map_both_ways_and_match_diffusers(family):
+    """The shipped real configs: every weight maps to an original name and back, as diffusers' converter maps it."""
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+
+    comps = SimpleNamespace(**_components(CONFIGS / family, None))
+    ldm = diffusers_to_ldm(comps, family)
+    back = ldm_to_diffusers(ldm, comps, family)
+    for name, state in back.items():
+        ref = getattr(comps, name).state_dict()
+        assert state.keys() == ref.keys()
+        assert all(tuple(state[k].shape) == tuple(ref[k].shape) for k in ref), name
+    unet = convert_ldm_unet_checkpoint(ldm, dict(comps.unet.config))
+    assert {k: tuple(v.shape) for k, v in unet.items()} == {k: tuple(v.shape) for k, v in back["unet"].items()}
+    vae = convert_ldm_vae_checkpoint(ldm, dict(comps.vae.config))
+    assert {k: tuple(v.shape) for k, v in vae.items()} == {k: tuple(v.shape) for k, v in back["vae"].items()}
+
+
+def test_file_without_its_config_folder_uses_shipped_configs_and_explains_a_mismatch(tiny, tmp_path):
+    alone = tmp_path / "elsewhere" / "tiny model.safetensors"
+    alone.parent.mkdir()
+    shutil.copy(tiny["sd15"].single_file, alone)
+    with pytest.raises(DanluError) as exc:
+        load_pipeline(str(alone))
+    assert "sd15" in exc.value.en and exc.value.zh
+
+
+def test_pickles_and_hub_ids_offline(tmp_path):
+    marker = tmp_path / "ran.txt"
+
+    class Evil:
+        def __reduce__(self):
+            return (marker.write_text, ("ran",))
+
+    torch.save({"state_dict": {"x": Evil()}}, tmp_path / "bad.ckpt")
+    with pytest.raises(DanluError) as exc:
+        load_pipeline(str(tmp_path / "bad.ckpt"))
+    assert "weights-only" in exc.value.en and not marker.exists()
+    with pytest.raises(DanluError) as exc:
+        load_pipeline("nobody/no-such-model@main")
+    assert "hub" in exc.value.en
+    with pytest.raises(DanluError):
+        load_pipeline("")
+
+
+def test_separate_vae_from_a_single_file(tiny, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    pipe = load_pipeline(str(tiny["sd15"].folder))
+    sd = load_file(str(tiny["sd15"].single_file))
+    vae_only = {k: v for k, v in sd.items() if k.startswith("first_stage_model.")}
+    save_file(vae_only, str(tmp_path / "vae.safetensors"))
+    vae = load_vae(str(tmp_path / "vae.safetensors"), pipe.vae)
+    a, b = pipe.vae.state_dict(), vae.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
