@@ -241,9 +241,27 @@ def _close_colour(a: ImageInfo, b: ImageInfo) -> bool:
     return max(abs(x - y) for x, y in zip(a.mean_rgb, b.mean_rgb)) <= 10
 
 
+def _inspect(path: Path, decode: bool, cache: dict | None) -> ImageInfo:
+    """inspect_image, remembered by (path, size, mtime) so changing the bucket settings rescans in no time."""
+    if cache is None:
+        return inspect_image(path, decode=decode)
+    try:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return inspect_image(path, decode=decode)
+    hit = cache.get(key)
+    if hit is None or (decode and hit.dhash is None and hit.ok):
+        hit = cache[key] = inspect_image(path, decode=decode)
+    return hit
+
+
 def scan_dataset(parent: Path, settings: ScanSettings | None = None, *, reg_dir: Path | None = None,
-                 decode: bool = False) -> DatasetScan:
-    """Check everything under a kohya parent folder. Raises DanluError when the folder cannot be used at all."""
+                 decode: bool = False, cache: dict | None = None) -> DatasetScan:
+    """Check everything under a kohya parent folder. Raises DanluError when the folder cannot be used at all.
+
+    cache: a dict kept by the caller between scans (header facts per file, keyed by path, size and mtime).
+    """
     t0 = time.perf_counter()
     settings = settings or ScanSettings()
     parent = Path(parent)
@@ -258,7 +276,7 @@ def scan_dataset(parent: Path, settings: ScanSettings | None = None, *, reg_dir:
         for subset in subsets_:
             notes += _folder_notes(subset, settings.caption_extension)
             for path in subset.images:
-                info = inspect_image(path, decode=decode)
+                info = _inspect(path, decode, cache)
                 entry = Entry(info, subset, is_reg, issues=list(info.issues))
                 if info.ok and info.width and info.height:
                     entry.bucket = settings.bucket(info.width, info.height)
