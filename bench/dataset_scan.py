@@ -29,7 +29,7 @@ def make_images(folder: Path, count: int, scale: float) -> None:
     rnd = random.Random(0)
     folder.mkdir(parents=True, exist_ok=True)
     tiles = []
-    for i, (w, h) in enumerate(SHAPES):
+    for w, h in SHAPES:
         w, h = int(w * scale), int(h * scale)
         img = Image.frombytes("RGB", (w // 8, h // 8), rnd.randbytes((w // 8) * (h // 8) * 3)).resize((w, h))
         tiles.append(img)

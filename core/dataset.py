@@ -99,9 +99,11 @@ def folder_problems(parent: Path) -> list[FolderProblem]:
                                          f"“{sub.name}”：重复次数为 0，图片不会被使用；请改名为 {fix}。", fix))
             elif images:
                 out.append(FolderProblem(sub, "bad_name",
-                                         f"'{sub.name}' is not named <repeats>_<name>, so its {len(images)} images are "
+                                         f"'{sub.name}' is not named <repeats>_<name>, so its {len(images)} "
+                                         "images are "
                                          f"ignored; rename to {fix}.",
-                                         f"“{sub.name}”不符合 <重复次数>_<名称> 的命名，其中 {len(images)} 张图片会被忽略；"
+                                         f"“{sub.name}”不符合 <重复次数>_<名称> 的命名，"
+                                         f"其中 {len(images)} 张图片会被忽略；"
                                          f"请改名为 {fix}。", fix))
             continue
         if not images:
@@ -110,7 +112,8 @@ def folder_problems(parent: Path) -> list[FolderProblem]:
     loose = list_images(parent)
     if loose and any(parse_subset_name(s.name) for s in _subdirs(parent)):
         out.append(FolderProblem(parent, "loose_images",
-                                 f"{len(loose)} images lie directly in {parent.name}; only <repeats>_<name> subfolders "
+                                 f"{len(loose)} images lie directly in {parent.name}; only <repeats>_<name> "
+                                 "subfolders "
                                  f"are read, so they are ignored. Move them into a subfolder to train on them.",
                                  f"{len(loose)} 张图片直接放在 {parent.name} 中；只会读取 <重复次数>_<名称> 子文件夹，"
                                  f"这些图片会被忽略。要训练它们，请移入子文件夹。"))
@@ -170,9 +173,11 @@ def list_subsets(parent: Path, caption_extension: str = ".txt") -> list[Subset]:
                          f"{parent} 中没有 <重复次数>_<名称>（如 10_cat）形式的子文件夹。请改名：{fixes}。",
                          "The number before '_' is how many times each image is seen per epoch.",
                          "“_”前的数字是每轮中每张图片重复的次数。", key="dataset.dir")
-    raise DanluError(f"{parent} has no images in <repeats>_<name> subfolders (expected e.g. {parent.name}/10_cat/*.png).",
+    raise DanluError(f"{parent} has no images in <repeats>_<name> subfolders "
+                     f"(expected e.g. {parent.name}/10_cat/*.png).",
                      f"{parent} 的 <重复次数>_<名称> 子文件夹中没有图片（应为例如 {parent.name}/10_cat/*.png）。",
-                     f"Supported images: {', '.join(IMAGE_EXTENSIONS)}.", f"支持的图片格式：{', '.join(IMAGE_EXTENSIONS)}。",
+                     f"Supported images: {', '.join(IMAGE_EXTENSIONS)}.",
+                     f"支持的图片格式：{', '.join(IMAGE_EXTENSIONS)}。",
                      key="dataset.dir")
 
 

@@ -81,7 +81,8 @@ def check_concept_name(name: str) -> str:
         raise DanluError(f"The concept name {name!r} cannot be used in a folder name.",
                          f"概念名 {name!r} 不能用作文件夹名。",
                          'Use a word such as "sks dog" or "小明", without / \\ : * ? " < > |.',
-                         '请用例如 "sks dog" 或 "小明" 这样的词，不要含 / \\ : * ? " < > |。', key="dataset.trigger_word")
+                         '请用例如 "sks dog" 或 "小明" 这样的词，不要含 / \\ : * ? " < > |。',
+                         key="dataset.trigger_word")
     return name
 
 

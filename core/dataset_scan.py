@@ -24,8 +24,10 @@ CAPTION_MESSAGES: dict[str, tuple[str, str]] = {
                    "没有标注文件（{ext}）；将用文件夹名“{name}”作为标注。"),
     "caption_not_utf8": ("Caption saved as {encoding}, not UTF-8; read correctly here, but other tools see garbage. "
                          "Saving it in the Tagging step rewrites it as UTF-8.",
-                         "标注文件是 {encoding} 编码而非 UTF-8；这里能正确读取，但其他工具会显示乱码。在“打标”步骤保存即可转为 UTF-8。"),
-    "caption_bom": ("Caption starts with a UTF-8 BOM; it is removed for training. Saving it in the Tagging step drops it.",
+                         "标注文件是 {encoding} 编码而非 UTF-8；这里能正确读取，但其他工具会显示乱码。"
+                         "在“打标”步骤保存即可转为 UTF-8。"),
+    "caption_bom": ("Caption starts with a UTF-8 BOM; it is removed for training. "
+                    "Saving it in the Tagging step drops it.",
                     "标注文件以 UTF-8 BOM 开头；训练时会去掉。在“打标”步骤保存即可去除。"),
     "caption_empty": ("Caption file is empty; the image trains with no caption (only the trigger word, if set).",
                       "标注文件为空；该图片将以空标注训练（若设置了触发词则只有触发词）。"),
@@ -189,7 +191,8 @@ def _folder_notes(subset: Subset, ext: str) -> list[FileNote]:
             notes.append(FileNote(p, issue("other_format", "warn", ext=suffix)))
     for found, count in other_caps.items():
         if not any(p.suffix.lower() == ext.lower() for p in files):
-            notes.append(FileNote(subset.path, note("caption_ext_mismatch", "warn", count=count, found=found, ext=ext)))
+            notes.append(FileNote(subset.path, note("caption_ext_mismatch", "warn", count=count, found=found,
+                                                    ext=ext)))
     return notes
 
 
@@ -238,7 +241,7 @@ def _close_colour(a: ImageInfo, b: ImageInfo) -> bool:
     """dHash ignores colour (flat shapes of different colours hash alike); the mean colour must match too."""
     if a.mean_rgb is None or b.mean_rgb is None:
         return True
-    return max(abs(x - y) for x, y in zip(a.mean_rgb, b.mean_rgb)) <= 10
+    return max(abs(x - y) for x, y in zip(a.mean_rgb, b.mean_rgb, strict=False)) <= 10
 
 
 def _inspect(path: Path, decode: bool, cache: dict | None) -> ImageInfo:

@@ -33,51 +33,59 @@ def _bytes(im: Image.Image, fmt: str, **kw) -> bytes:
 
 
 def make_corpus(root: Path) -> Path:
-    """<root>/数据 集 with spaces/10_nasty 猫/…: every problem the Dataset step must name."""
+    """<root>/数据 集 with spaces/deep…/10_nasty 猫/…: every problem the Dataset step must name."""
     parent = root / "数据 集 with spaces" / ("deep " * 12).strip()
     d = parent / "10_nasty 猫"
     d.mkdir(parents=True)
 
-    def cap(stem: str, text: str = "nasty, tag", encoding: str = "utf-8") -> None:
-        (d / f"{stem}.txt").write_bytes(text.encode(encoding))
+    def put(name: str, content, caption: str | bytes | None = "nasty, tag", **save) -> None:
+        if isinstance(content, bytes):
+            (d / name).write_bytes(content)
+        else:
+            content.save(d / name, **save)
+        if caption is not None:
+            raw = caption if isinstance(caption, bytes) else caption.encode("utf-8")
+            (d / name).with_suffix(".txt").write_bytes(raw)
 
-    _noise(512, 512).save(d / "ok.png"); cap("ok")
-    (d / "zero.png").write_bytes(b""); cap("zero")
-    (d / "notimage.jpg").write_text("this is not a picture", encoding="utf-8"); cap("notimage")
     jpg = _bytes(_noise(256, 256, 1), "JPEG")
-    (d / "truncated.jpg").write_bytes(jpg[: len(jpg) // 2]); cap("truncated")
     png = bytearray(_bytes(_noise(256, 256, 2), "PNG"))
-    (d / "truncated.png").write_bytes(bytes(png[: len(png) * 2 // 3])); cap("truncated_png")
+    truncated_png = bytes(png[: len(png) * 2 // 3])
     i = png.find(b"IDAT")
     for k in range(i + 200, i + 260):
         png[k] ^= 0x5A
-    (d / "corrupt.png").write_bytes(bytes(png)); cap("corrupt")
-    (d / "fake.png").write_bytes(_bytes(_noise(512, 512, 3), "JPEG")); cap("fake")
-    Image.new("CMYK", (512, 512), (0, 200, 200, 0)).save(d / "cmyk.jpg"); cap("cmyk")
-    Image.new("I;16", (512, 512), 40000).save(d / "gray16.png"); cap("gray16")
-    _noise(512, 512, 4).convert("P", palette=Image.Palette.ADAPTIVE).save(d / "palette.png"); cap("palette")
-    Image.new("RGBA", (512, 512), (255, 0, 0, 0)).save(d / "alpha.png"); cap("alpha")
     exif = Image.Exif()
     exif[0x0112] = 6
-    _noise(768, 512, 5).save(d / "rotated.jpg", exif=exif.tobytes()); cap("rotated")
-    _noise(100, 100, 6).save(d / "small.png"); cap("small")
-    _noise(2000, 300, 7).save(d / "wide.png"); cap("wide")
     dup = _bytes(_noise(512, 512, 8), "PNG")
-    (d / "dup_a.png").write_bytes(dup); cap("dup_a")
-    (d / "dup_b.png").write_bytes(dup); cap("dup_b")
-    _pattern(768, 768).save(d / "near_a.png"); cap("near_a")
-    _pattern(600, 600).save(d / "near_b.jpg", quality=85); cap("near_b")
-    _noise(512, 512, 9).save(d / "format.webp"); cap("format")
-    _noise(512, 512, 10).save(d / "bitmap.bmp")  # and no caption
-    _noise(512, 512, 11).save(d / "gbk.png"); cap("gbk", "猫, 坐着", "gbk")
-    _noise(512, 512, 12).save(d / "utf16.png"); cap("utf16", "猫, 躺着", "utf-16")
-    _noise(512, 512, 13).save(d / "bom.png"); cap("bom", "\ufeffcat, standing")
-    _noise(512, 512, 14).save(d / "empty.png"); cap("empty", "  \n")
-    _noise(512, 512, 15).save(d / "nocap.png")
-    cap("orphan", "a caption without its picture")
-    _noise(512, 512, 16).save(d / "photo.jfif", "JPEG")
-    _noise(64, 64, 17).save(d / "anim.gif")
-    _noise(512, 512, 18).save(d / f"{LONG}.png"); cap(LONG, "long, 名字")
+
+    put("ok.png", _noise(512, 512))
+    put("zero.png", b"")
+    put("notimage.jpg", b"this is not a picture")
+    put("truncated.jpg", jpg[: len(jpg) // 2])
+    put("truncated.png", truncated_png)
+    put("corrupt.png", bytes(png))
+    put("fake.png", _bytes(_noise(512, 512, 3), "JPEG"))
+    put("cmyk.jpg", Image.new("CMYK", (512, 512), (0, 200, 200, 0)))
+    put("gray16.png", Image.new("I;16", (512, 512), 40000))
+    put("palette.png", _noise(512, 512, 4).convert("P", palette=Image.Palette.ADAPTIVE))
+    put("alpha.png", Image.new("RGBA", (512, 512), (255, 0, 0, 0)))
+    put("rotated.jpg", _noise(768, 512, 5), exif=exif.tobytes())
+    put("small.png", _noise(100, 100, 6))
+    put("wide.png", _noise(2000, 300, 7))
+    put("dup_a.png", dup)
+    put("dup_b.png", dup)
+    put("near_a.png", _pattern(768, 768))
+    put("near_b.jpg", _pattern(600, 600), quality=85)
+    put("format.webp", _noise(512, 512, 9))
+    put("bitmap.bmp", _noise(512, 512, 10), caption=None)
+    put("gbk.png", _noise(512, 512, 11), caption="猫, 坐着".encode("gbk"))
+    put("utf16.png", _noise(512, 512, 12), caption="猫, 躺着".encode("utf-16"))
+    put("bom.png", _noise(512, 512, 13), caption="\ufeffcat, standing")
+    put("empty.png", _noise(512, 512, 14), caption="  \n")
+    put("nocap.png", _noise(512, 512, 15), caption=None)
+    put("photo.jfif", _noise(512, 512, 16), caption=None, format="JPEG")
+    put("anim.gif", _noise(64, 64, 17), caption=None)
+    put(f"{LONG}.png", _noise(512, 512, 18), caption="long, 名字")
+    (d / "orphan.txt").write_text("a caption without its picture", encoding="utf-8")
     (parent / "cat").mkdir()
     _noise(64, 64, 19).save(parent / "cat" / "x.png")
     return parent

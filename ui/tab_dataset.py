@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
-
 import gradio as gr
 
 from core.dataset_build import REPEATS_RULE, build_dataset, detect_shape, import_files, suggest_repeats
@@ -28,23 +26,26 @@ LEVEL_ICON = {"error": "✖", "warn": "⚠", "info": "ℹ"}  # plain symbols: pr
 
 i18n.add({
     "dataset.tab": ("3 选图 训练集", "3 Dataset"),
-    "dataset.intro": ("训练读取的是一个**父文件夹**，其中每个 `<重复次数>_<名称>` 子文件夹是一个概念（如 `10_sks dog`）。"
-                      "给出图片所在的文件夹即可：若它还不是这种结构，丹炉会新建 `<重复次数>_<名称>` 子文件夹并把图片和标注"
-                      "**复制**进去（勾选后才移动），绝不覆盖已有文件。",
+    "dataset.intro": ("训练读取的是一个**父文件夹**，其中每个 `<重复次数>_<名称>` 子文件夹是一个概念"
+                      "（如 `10_sks dog`）。给出图片所在的文件夹即可：若它还不是这种结构，丹炉会新建 "
+                      "`<重复次数>_<名称>` 子文件夹并把图片和标注**复制**进去（勾选后才移动），绝不覆盖已有文件。",
                       "Training reads a **parent folder** whose `<repeats>_<name>` subfolders are the concepts (like "
                       "`10_sks dog`). Give the folder your images are in: if it is not laid out like that yet, Danlu "
                       "makes the `<repeats>_<name>` folder and **copies** the images and captions in (moves them only "
                       "if you tick it), never overwriting anything."),
-    "dataset.path": ("图片文件夹或训练集父文件夹（可粘贴路径）", "Image folder or dataset parent folder (paste a path)"),
+    "dataset.path": ("图片文件夹或训练集父文件夹（可粘贴路径）",
+                     "Image folder or dataset parent folder (paste a path)"),
     "dataset.open": ("读取文件夹", "Open folder"),
     "dataset.upload": ("或从浏览器上传图片（和 .txt 标注）", "Or upload images (and .txt captions) from the browser"),
     "dataset.import": ("导入上传的文件", "Import uploaded files"),
-    "dataset.name": ("概念名 / 触发词（子文件夹名的后半部分）", "Concept name / trigger word (second half of the folder name)"),
+    "dataset.name": ("概念名 / 触发词（子文件夹名的后半部分）",
+                     "Concept name / trigger word (second half of the folder name)"),
     "dataset.repeats": ("重复次数（0 = 按图片数自动）", "Repeats (0 = from the image count)"),
     "dataset.move": ("移动而不是复制（图片移入原文件夹下的新子文件夹）",
                      "Move instead of copy (the images go into a new subfolder of their folder)"),
     "dataset.build": ("建立训练文件夹", "Build the training folder"),
-    "dataset.reg": ("可选：正则化图片父文件夹（命名规则相同）", "Optional: regularisation parent folder (same naming)"),
+    "dataset.reg": ("可选：正则化图片父文件夹（命名规则相同）",
+                    "Optional: regularisation parent folder (same naming)"),
     "dataset.deep": ("逐张解码检查（能发现损坏数据和近似重复；每张约 10 毫秒）",
                      "Decode every image (finds damaged data and near duplicates; about 10 ms per image)"),
     "dataset.show_info": ("也显示提示（ℹ）", "Also show notes (ℹ)"),
@@ -52,34 +53,39 @@ i18n.add({
     "dataset.col_file": ("文件", "File"),
     "dataset.col_level": ("级别", "Level"),
     "dataset.col_message": ("问题与处理办法", "What is wrong and what to do"),
-    "dataset.gallery": ("图片（标题：尺寸 → 分桶，裁剪比例）", "Images (caption: size → bucket, share cropped)"),
+    "dataset.gallery": ("图片（标题：尺寸 → 分桶，裁剪比例）",
+                        "Images (caption: size → bucket, share cropped)"),
     "dataset.prev": ("◀ 上一页", "◀ Previous"),
     "dataset.next": ("下一页 ▶", "Next ▶"),
     "dataset.chart": ("分桶分布（图片数 × 重复次数）", "Buckets (images × repeats)"),
     "dataset.col_bucket": ("分桶", "Bucket"),
     "dataset.col_count": ("每轮样本数", "Samples per epoch"),
-    "dataset.needs_build": ("📂 {path} 中有 {n} 张图片，但还不是训练用的结构。填好概念名和重复次数后点“建立训练文件夹”。\n\n"
-                            "建议重复次数 **{repeats}**。规则：{rule}",
-                            "📂 {path} holds {n} images but is not laid out for training yet. Check the concept name "
+    "dataset.needs_build": ("{path} 中有 {n} 张图片，但还不是训练用的结构。"
+                            "填好概念名和重复次数后点“建立训练文件夹”。\n\n建议重复次数 **{repeats}**。规则：{rule}",
+                            "{path} holds {n} images but is not laid out for training yet. Check the concept name "
                             "and repeats, then press “Build the training folder”.\n\nSuggested repeats **{repeats}**. "
                             "Rule: {rule}"),
-    "dataset.built": ("✔ 已建立 {dir}：写入 {written} 个文件，{skipped} 个相同文件已存在被跳过，{renamed} 个因重名而改名。",
+    "dataset.built": ("✔ 已建立 {dir}：写入 {written} 个文件，{skipped} 个相同文件已存在被跳过，"
+                      "{renamed} 个因重名而改名。",
                       "✔ Built {dir}: {written} files written, {skipped} identical files already there (skipped), "
                       "{renamed} renamed to avoid a clash."),
     "dataset.used_parent": ("ℹ 你选的是概念子文件夹；训练集文件夹设为它的上一级：{parent}",
                             "ℹ You picked a concept folder; the dataset folder is its parent: {parent}"),
-    "dataset.summary": ("**{images}** 张图片（{bad} 张无法训练），{concepts} 个概念；✖ {errors} 个错误，⚠ {warns} 个警告，"
-                        "ℹ {infos} 条提示。扫描用时 {seconds:.2f} 秒{deep}。",
-                        "**{images}** images ({bad} cannot be trained), {concepts} concept folder(s); ✖ {errors} errors, "
-                        "⚠ {warns} warnings, ℹ {infos} notes. Scanned in {seconds:.2f} s{deep}."),
+    "dataset.summary": ("**{images}** 张图片（{bad} 张无法训练），{concepts} 个概念；"
+                        "✖ {errors} 个错误，⚠ {warns} 个警告，ℹ {infos} 条提示。扫描用时 {seconds:.2f} 秒{deep}。",
+                        "**{images}** images ({bad} cannot be trained), {concepts} concept folder(s); "
+                        "✖ {errors} errors, ⚠ {warns} warnings, ℹ {infos} notes. Scanned in {seconds:.2f} s{deep}."),
     "dataset.deep_on": ("（已逐张解码）", " (every image decoded)"),
     "dataset.steps_head": ("| 概念文件夹 | 图片 | 重复 | 每轮样本 | 批次 |\n|---|---|---|---|---|",
-                           "| Concept folder | Images | Repeats | Samples per epoch | Batches |\n|---|---|---|---|---|"),
+                           "| Concept folder | Images | Repeats | Samples per epoch | Batches |\n"
+                           "|---|---|---|---|---|"),
     "dataset.reg_mark": ("（正则化）", " (regularisation)"),
-    "dataset.steps": ("**步数**：{samples} 样本 ÷ 批大小 {batch} = {plain}，加上分桶末尾不满的批次 {partial} = 每轮 **{batches}** "
-                      "批{acc}；× {epochs} 轮 = **{total}** 步{cap}。",
+    "dataset.steps": ("**步数**：{samples} 样本 ÷ 批大小 {batch} = {plain}，"
+                      "加上分桶末尾不满的批次 {partial} = 每轮 **{batches}** 批{acc}；"
+                      "× {epochs} 轮 = **{total}** 步{cap}。",
                       "**Steps**: {samples} samples ÷ batch {batch} = {plain}, plus {partial} part-full batches at "
-                      "bucket ends = **{batches}** batches per epoch{acc}; × {epochs} epochs = **{total}** steps{cap}."),
+                      "bucket ends = **{batches}** batches per epoch{acc}; × {epochs} epochs = **{total}** "
+                      "steps{cap}."),
     "dataset.acc": ("，÷ 梯度累积 {acc} = 每轮 {steps} 步", ", ÷ accumulation {acc} = {steps} steps per epoch"),
     "dataset.cap": ("（最大步数限制为 {n}）", " (max_train_steps stops at {n})"),
     "dataset.saves": ("保存：{list}", "Saved files: {list}"),
