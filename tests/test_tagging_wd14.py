@@ -43,10 +43,14 @@ def images():
     rgba[10:20, :, 3] = 128
     tall = Image.fromarray(rgba, "RGBA")
     small = Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8))
-    return {"wide": wide, "tall_alpha": tall, "small": small, "palette": wide.convert("P"), "grey": wide.convert("L")}
+    pal = wide.convert("P")
+    pal_clear = pal.copy()
+    pal_clear.info["transparency"] = pal.getpixel((0, 0))   # a GIF-style transparent palette entry
+    return {"wide": wide, "tall_alpha": tall, "small": small, "palette": pal, "palette_clear": pal_clear,
+            "grey": wide.convert("L"), "cmyk": wide.convert("CMYK")}
 
 
-@pytest.mark.parametrize("name", ["wide", "tall_alpha", "small", "palette", "grey"])
+@pytest.mark.parametrize("name", ["wide", "tall_alpha", "small", "palette", "palette_clear", "grey", "cmyk"])
 @pytest.mark.parametrize("size", [32, 50])
 def test_preprocess_matches_plain_implementation(images, name, size):
     ours = preprocess(images[name], size)

@@ -1,0 +1,96 @@
+"""Tagging tab logic without a browser: the run generator (progress, cancel, errors), table, flags, batch ops."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PIL import Image
+
+from core.tags import TagEditor
+from taggers.tiny import make_tiny_tagger
+from ui import tab_tagging as tab
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory):
+    return make_tiny_tagger(tmp_path_factory.mktemp("tagger"), size=32, dynamic=False, v3=False)
+
+
+def _dataset(root, n=6):
+    sub = root / "3_x"
+    sub.mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (20, 20 + i), (10 * i, 90, 200)).save(sub / f"{i}.png")
+    return root
+
+
+def _run(folder, model, lang="en", key="k", **kw):
+    args = dict(general=0.35, character=0.85, mcut_g=False, mcut_c=False, rating=False, no_char=False, exclude="",
+                policy="overwrite", batch=4, trigger="sks", ext=".txt")
+    args.update(kw)
+    return tab.run_tagger(str(folder), str(model), args["general"], args["character"], args["mcut_g"],
+                          args["mcut_c"], args["rating"], args["no_char"], args["exclude"], args["policy"],
+                          args["batch"], args["trigger"], args["ext"], lang, key)
+
+
+def test_run_generator_reports_progress_device_and_summary(tmp_path, tagger):
+    ds = _dataset(tmp_path / "ds")
+    outputs = list(_run(ds, tagger, exclude="no_humans"))
+    bar, status = outputs[-1]
+    assert "6/6 (100%)" in bar and "images/s" in bar
+    assert "Tagging on CPU" in status and "6 written" in status
+    text = (ds / "3_x" / "0.txt").read_text(encoding="utf-8")
+    assert text.startswith("sks, ") and "no humans" not in text
+    zh = list(_run(ds, tagger, lang="zh", policy="skip"))[-1][1]
+    assert "在 CPU 上打标" in zh and "跳过（已有标注）6" in zh
+
+
+def test_run_generator_errors_are_messages(tmp_path, tagger):
+    bar, status = list(_run(tmp_path / "missing", tagger))[-1]
+    assert status.startswith("❌") and "does not exist" in status
+    bar, status = list(_run(tmp_path, tmp_path / "no-model"))[-1]
+    assert status.startswith("❌") and "does not exist" in status
+
+
+def test_cancel_from_another_handler(tmp_path, tagger, monkeypatch):
+    ds = _dataset(tmp_path / "ds", n=12)
+    real = tab.get_tagger(str(tagger))
+    slow = type("Slow", (), {})()
+    slow.__dict__.update(real.__dict__)
+    slow.on_gpu, slow.predict = False, lambda batch: (time.sleep(0.15), real.predict(batch))[1]
+    monkeypatch.setattr(tab, "get_tagger", lambda *a, **k: slow)
+    gen = _run(ds, tagger, key="cancel-me", batch=1)
+    next(gen)
+    tab._CANCELS["cancel-me"].set()       # what the Cancel button's handler does
+    *_, (bar, status) = gen
+    assert "Cancelled" in status and "cancel-me" not in tab._CANCELS
+    written = len(list((ds / "3_x").glob("*.txt")))
+    assert 0 < written < 12 and f"{written} written" in status
+
+
+def test_table_flags_and_batch_ops(tmp_path):
+    sub = tmp_path / "ds" / "2_a"
+    sub.mkdir(parents=True)
+    for i, cap in enumerate(["sks, blue eyes, smile", "sks, blue eyes", "sks, blue eyes, hat", "sks, hat", "sks"]):
+        Image.new("RGB", (4, 4)).save(sub / f"{i}.png")
+        (sub / f"{i}.txt").write_text(cap, encoding="utf-8")
+    ed = TagEditor(tmp_path / "ds", trigger="sks")
+    frame = tab.table_frame(ed, "count", "", "en")
+    assert list(frame.columns) == ["Tag", "Images", "Share", "Identity?"]
+    assert frame.iloc[0].tolist() == ["sks", 5, "100%", ""]            # the trigger is not flagged
+    assert "blue eyes" not in tab.identity_text(ed, "en")              # 60 %
+    ed.add(["blue eyes"], "back", [3])
+    assert "**blue eyes** (80%)" in tab.identity_text(ed, "en")
+    assert "越想学" not in tab.identity_text(ed, "zh") and "触发词会学会" in tab.identity_text(ed, "zh")
+    idx = tab.selection(ed, "hat", "", "AND")
+    assert idx == [2, 3]
+    assert tab.apply_op(ed, "remove", "blue eyes", "", False, idx, dry_run=True) == 2
+    assert tab.apply_op(ed, "remove", "blue eyes", "", False, idx) == 2
+    assert tab.apply_op(ed, "replace", "blue eyes", "aqua eyes", False, None) == 2
+    assert tab.apply_op(ed, "replace", r"(\w+) eyes", r"\1_eyes", True, None) == 2
+    assert tab.apply_op(ed, "add_front", "solo", "", False, None) == 5
+    assert ed.items[0].tags[:2] == ["sks", "solo"]
+    assert "5 captions changed" in tab.pending_text(ed, "en")
+    pic, text, name = tab.image_view(ed, [0, 1], 5)                   # out of range → last of the set
+    assert name.startswith("`2_a/1.png`") and text.startswith("sks, solo") and pic.size == (4, 4)
