@@ -94,3 +94,18 @@ def test_table_flags_and_batch_ops(tmp_path):
     assert "5 captions changed" in tab.pending_text(ed, "en")
     pic, text, name = tab.image_view(ed, [0, 1], 5)                   # out of range → last of the set
     assert name.startswith("`2_a/1.png`") and text.startswith("sks, solo") and pic.size == (4, 4)
+
+
+def test_unsaved_edits_block_tagging_and_reload(tmp_path, tagger):
+    ds = _dataset(tmp_path / "ds", n=2)
+    ed = TagEditor(ds)
+    tab._EDITORS["busy"] = ed
+    try:
+        ed.add(["solo"])
+        bar, status = list(_run(ds, tagger, key="busy"))[-1]
+        assert "2 unsaved changes" in status and not list((ds / "3_x").glob("*.txt"))
+        ed.discard()
+        assert tab.unsaved("busy", "en") == ""
+        assert "2 written" in list(_run(ds, tagger, key="busy"))[-1][1]
+    finally:
+        tab._EDITORS.pop("busy", None)

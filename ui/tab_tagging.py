@@ -127,6 +127,8 @@ i18n.add({
     "tagging.loaded": ("已读取 {n} 张图片的标注。", "Loaded the captions of {n} images."),
     "tagging.encoding": ("⚠️ {n} 个标注不是 UTF-8 或带 BOM（保存时会改为 UTF-8）。",
                          "⚠️ {n} captions are not UTF-8 or have a BOM (saving rewrites them as UTF-8)."),
+    "tagging.unsaved": ("❌ 有 {n} 条未保存的修改：请先保存或放弃修改，再重新读取、打标或恢复。",
+                        "❌ {n} unsaved changes: save or discard them before reloading, tagging or restoring."),
     "tagging.no_images": ("这个文件夹里没有图片。", "This folder has no images."),
 })
 
@@ -160,13 +162,22 @@ def progress_html(done: int, total: int, label: str) -> str:
 
 
 def get_tagger(model: str, device: str = "auto", download: Any = None) -> Any:
+    """The tagger for model, reusing the last session; only one is kept (EVA02-large holds ~1.3 GB)."""
     from taggers.wd14 import Tagger, resolve_model
 
     folder = resolve_model(model, download)
     key = (str(folder), device)
     if key not in _TAGGERS:
+        _TAGGERS.clear()
         _TAGGERS[key] = Tagger(folder, device=device)
     return _TAGGERS[key]
+
+
+def unsaved(key: str, lang: str) -> str:
+    """A refusal message when the session's editor holds unsaved edits (reloading would drop them), else ''."""
+    ed = _EDITORS.get(key)
+    n = len(ed.pending) if ed is not None else 0
+    return t("tagging.unsaved", lang, n=n) if n else ""
 
 
 def run_tagger(folder: str, model: str, general: float, character: float, mcut_g: bool, mcut_c: bool,
@@ -176,12 +187,17 @@ def run_tagger(folder: str, model: str, general: float, character: float, mcut_g
     from taggers.pipeline import tag_folder
     from taggers.wd14 import TagOptions
 
+    refusal = unsaved(key, lang)
+    if refusal:
+        yield progress_html(0, 0, "—"), refusal
+        return
     cancel = threading.Event()
     _CANCELS[key] = cancel
     box: dict[str, Any] = {"label": t("tagging.starting", lang), "done": 0, "total": 0}
 
     def download(name: str, done: int, total: int) -> None:
-        box.update(label=t("tagging.downloading", lang, name=name), done=done, total=total)
+        box.update(label=t("tagging.downloading", lang, name=f"{name} ({done / 1e6:.0f}/{total / 1e6:.0f} MB)"),
+                   done=done * 100 // max(total, 1), total=100)
 
     def progress(p) -> None:
         box.update(label=t("tagging.speed", lang, rate=p.images_per_s, eta=_eta(p.eta_s)), done=p.done, total=p.total)
@@ -415,6 +431,9 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
                 gr.update(choices=stamps, value=stamps[0] if stamps else None)]
 
     def on_load(request: gr.Request, path: str, trig: str, extension: str, lang: str):
+        refusal = unsaved(_key(request), lang)
+        if refusal:
+            return refusal
         try:
             ed = TagEditor(Path(path.strip()), extension or ".txt", trig)
         except DanluError as e:
@@ -489,6 +508,8 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
         ed, msg = editor_or_msg(request, lang)
         if ed is None or not stamp:
             return msg
+        if ed.pending:
+            return unsaved(_key(request), lang)
         try:
             return t("tagging.restored", lang, n=len(ed.restore(stamp)))
         except DanluError as e:
@@ -536,6 +557,8 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
           view, view_in, view_out, show_progress="hidden")
     prev.click(lambda i: max(0, int(i or 0) - 1), index, index).then(view, view_in, view_out)
     nxt.click(lambda i: int(i or 0) + 1, index, index).then(view, view_in, view_out)
+    caption.blur(on_caption, [ctx.lang, caption, include, exclude_f, mode, index], message,
+                 show_progress="hidden").then(view, view_in, view_out, show_progress="hidden")
     cap_apply.click(on_caption, [ctx.lang, caption, include, exclude_f, mode, index], message
                     ).then(view, view_in, view_out)
     undo.click(on_undo, ctx.lang, message).then(view, view_in, view_out)
