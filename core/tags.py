@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
-from core.captions import (BACKUP_DIR, backup_stamp, caption_path, list_backups, read_caption, restore_backup,
-                           write_caption)
+from core.captions import (
+    BACKUP_DIR,
+    backup_stamp,
+    caption_path,
+    list_backups,
+    read_caption,
+    restore_backup,
+    write_caption,
+)
 from core.dataset import is_image, parse_subset_name
 from core.errors import DanluError
 
@@ -276,8 +283,7 @@ class TagEditor:
 
     def set_caption(self, index: int, text: str) -> bool:
         """Per-image edit from the text box (first line = tags). Returns whether anything changed."""
-        first, _, rest = text.strip().partition("\n")
-        tags = split_tags(first)
+        tags = split_tags(text.strip().partition("\n")[0])
         return self._apply("edit", lambda ts: tags, [index], False) > 0
 
     def discard(self) -> int:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from core.captions import backup_stamp, caption_path, read_caption, write_caption
 from core.tags import dataset_root, list_dataset_images
 from taggers.wd14 import Tagger, TagOptions, caption_tags, load_and_preprocess, merge_caption, select
-
 
 find_images = list_dataset_images
 

@@ -11,9 +11,9 @@ import csv
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -218,7 +218,7 @@ class Tagger:
             if hasattr(ort, "preload_dlls"):  # finds CUDA/cuDNN from pip wheels or torch, as lora-scripts does
                 try:
                     ort.preload_dlls()
-                except Exception:  # noqa: BLE001 - a failed preload shows up as a CPU session below
+                except Exception:  # noqa: BLE001, S110 - a failed preload shows up as a CPU session below
                     pass
             requested = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         options = ort.SessionOptions()

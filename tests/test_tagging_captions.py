@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.captions import (BACKUP_DIR, caption_path, list_backups, read_caption, restore_backup, write_caption)
+from core.captions import BACKUP_DIR, caption_path, list_backups, read_caption, restore_backup, write_caption
 from core.errors import DanluError
 
 
@@ -51,7 +51,7 @@ def test_write_is_utf8_without_bom_and_backs_up_under_dataset(tmp_path):
     original = "sks, 黑发".encode("gbk")
     cap.write_bytes(original)
     backup = write_caption(cap, "sks, 黑发, smile")
-    assert cap.read_bytes() == "sks, 黑发, smile".encode("utf-8")
+    assert cap.read_bytes() == "sks, 黑发, smile".encode()
     assert backup is not None and backup.read_bytes() == original
     # <dataset>/.danlu_backup/<stamp>/10_sks/img1.txt: the relative path is kept
     rel = backup.relative_to(tmp_path / "ds" / BACKUP_DIR)

@@ -13,8 +13,21 @@ from core.captions import BACKUP_DIR, read_caption
 from core.errors import DanluError
 from taggers.pipeline import find_images, tag_folder
 from taggers.tiny import make_tiny_tagger, tiny_formula, tiny_weights, write_tags_csv
-from taggers.wd14 import (KAOMOJI, Labels, Prediction, Tagger, TagOptions, caption_tags, kaomoji_candidates,
-                          load_labels, mcut_threshold, merge_caption, preprocess, resolve_model, select)
+from taggers.wd14 import (
+    KAOMOJI,
+    Labels,
+    Prediction,
+    Tagger,
+    TagOptions,
+    caption_tags,
+    kaomoji_candidates,
+    load_labels,
+    mcut_threshold,
+    merge_caption,
+    preprocess,
+    resolve_model,
+    select,
+)
 
 
 def plain_preprocess(img: Image.Image, size: int) -> np.ndarray:
@@ -120,7 +133,7 @@ def test_labels_by_category_and_kaomoji(tmp_path):
 
 def _labels(general, character):
     names = ["general", "sensitive", "questionable", "explicit"] + general + character
-    n_r, n_g = 4, len(general)
+    n_g = len(general)
     return Labels(names=names, raw=names, rating=np.arange(4), general=np.arange(4, 4 + n_g),
                   character=np.arange(4 + n_g, len(names)))
 

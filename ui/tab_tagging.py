@@ -7,7 +7,6 @@ forth through a gr.State); edits stay pending until Save, which backs up every o
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
