@@ -1,0 +1,261 @@
+"""Step 2 底模: pick the base model and see what it is before training on it.
+
+Lists the checkpoints in the models folders (size and family, from the header only), takes a
+pasted path or a hub id, shows the detection report, and writes the choice into the run config.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import gradio as gr
+
+from core import config as cfgmod
+from core.errors import DanluError
+from ui import i18n
+from ui.context import AppContext
+from ui.i18n import t
+
+TAB_ID = "model"
+TAB_KEY = "model.tab"
+SUFFIXES = (".safetensors", ".ckpt", ".pt")
+# Gradio recognises a progress parameter by its default value.
+HASH_PROGRESS = gr.Progress()
+DOWNLOAD_PROGRESS = gr.Progress(track_tqdm=True)
+
+i18n.add({
+    "model.tab": ("2 底模", "2 Model"),
+    "model.intro": (("选择训练用的底模：模型文件夹中的文件、粘贴的路径（可带引号、空格、反斜杠或中文）、diffusers 文件夹，"
+                    "或 hub id（org/name 或 org/name@版本）。只读取文件头，几 GB 的模型也能瞬间识别。"),
+                    ("Pick the base model: a file from the models folders, a pasted path (quotes, spaces, backslashes "
+                    "and Chinese are fine), a diffusers folder, or a hub id (org/name or org/name@revision). Only the "
+                    "file header is read, so even a multi-GB model is recognised at once.")),
+    "model.folders": ("模型文件夹（每行一个）", "Models folders (one per line)"),
+    "model.list": ("文件夹中的模型", "Models in the folders"),
+    "model.refresh": ("刷新列表", "Refresh list"),
+    "model.path": ("路径或 hub id", "Path or hub id"),
+    "model.path_info": ("例如 D:\\models\\底模 v1.safetensors 或 stabilityai/stable-diffusion-xl-base-1.0",
+                        "e.g. D:\\models\\my model.safetensors or stabilityai/stable-diffusion-xl-base-1.0"),
+    "model.check": ("检查并使用", "Check and use"),
+    "model.download": ("从 hub 下载", "Download from hub"),
+    "model.family": ("模型系列（覆盖自动识别）", "Family (override detection)"),
+    "model.prediction": ("预测类型（覆盖自动识别）", "Prediction type (override detection)"),
+    "model.current": ("当前底模：{base}", "Current base model: {base}"),
+    "model.none": ("尚未选择底模。", "No base model chosen yet."),
+    "model.empty": ("文件夹中没有模型：把 .safetensors 文件放到 {folder}，或在下方粘贴路径。",
+                    "No models in the folders: put .safetensors files in {folder}, or paste a path below."),
+    "model.found": ("找到 {n} 个模型。", "{n} models found."),
+    "model.used": ("已选为底模。", "Chosen as the base model."),
+    "model.res_set": ("训练分辨率已设为 {res}（该系列的原生分辨率）。", "Training resolution set to {res} (the family's native one)."),
+    "model.sample_set": ("样图尺寸已设为 {w}×{h}。", "Sample size set to {w}×{h}."),
+    "model.override_set": ("已设置：系列 {family}，预测类型 {pred}。", "Set: family {family}, prediction type {pred}."),
+    "model.downloading": ("下载中…", "Downloading…"),
+    "model.h_family": ("系列", "Family"),
+    "model.h_prediction": ("预测类型", "Prediction"),
+    "model.h_native": ("原生分辨率", "Native resolution"),
+    "model.h_precision": ("存储精度", "Stored precision"),
+    "model.h_size": ("大小", "Size"),
+    "model.h_hash": ("哈希（AutoV2）", "Hash (AutoV2)"),
+    "model.h_ema": ("EMA", "EMA"),
+    "model.h_kind": ("类型", "Kind"),
+    "model.not_usable": ("不能作为底模：", "Not usable as a base model:"),
+    "model.warning": ("注意：", "Note:"),
+})
+
+
+@functools.lru_cache(maxsize=512)
+def _detect_cached(path: str, size: int, mtime: float):
+    from models.detect import detect
+
+    return detect(path)
+
+
+def scan(folders: list[Path]) -> list[tuple[str, str]]:
+    """(label, path) of every checkpoint file and diffusers folder directly inside `folders`."""
+    from models.detect import human_size
+
+    out = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir(), key=lambda q: q.name.lower()):
+            if p.is_file() and p.suffix.lower() in SUFFIXES or p.is_dir() and (p / "model_index.json").is_file():
+                st = p.stat()
+                info = _detect_cached(str(p), st.st_size, st.st_mtime)
+                size = info.size or st.st_size
+                family = info.label if info.usable else ("LoRA" if info.kind == "lora" else "?")
+                out.append((f"{p.name} · {human_size(size)} · {family}", str(p)))
+    return out
+
+
+def folders_from_text(text: str, default: Path) -> list[Path]:
+    from models.loading import clean_path
+
+    lines = [clean_path(line) for line in (text or "").splitlines() if line.strip()]
+    return [Path(line) for line in lines] or [default]
+
+
+def report_markdown(info, lang: str) -> str:
+    """The detection report as a small table plus warnings or the reason it cannot be used."""
+    from models.detect import human_size
+
+    rows = []
+    if info.family:
+        pred = "v-prediction" if info.prediction_type == "v_prediction" else "epsilon"
+        rows += [(t("model.h_family", lang), f"{info.label} (`{info.family}`)"),
+                 (t("model.h_prediction", lang), f"{pred} ({info.prediction_source})"),
+                 (t("model.h_native", lang), f"{info.native_resolution} px")]
+    if info.precision:
+        rows.append((t("model.h_precision", lang), info.precision))
+    if info.size:
+        rows.append((t("model.h_size", lang), human_size(info.size)))
+    if info.sha256:
+        rows.append((t("model.h_hash", lang), f"`{info.autov2}`"))
+    if info.ema:
+        rows.append((t("model.h_ema", lang), info.ema))
+    rows.append((t("model.h_kind", lang), info.kind))
+    lines = [f"### {Path(info.path).name or info.path}"]
+    if info.usable or info.family:
+        lines += ["  \n".join(f"**{k}:** {v}" for k, v in rows)]
+    lines += [f"**{t('model.warning', lang)}** {zh if lang == 'zh' else en}" for en, zh in info.warnings]
+    return "\n\n".join(lines)
+
+
+def problem_text(info, lang: str) -> str:
+    """Why the model cannot be used, and what to do (empty when it can)."""
+    if info.usable:
+        return ""
+    problem = info.problem_zh if lang == "zh" else info.problem_en
+    hint = info.hint_zh if lang == "zh" else info.hint_en
+    return f"**{t('model.not_usable', lang)}** {problem}" + (f"\n\n{hint}" if hint else "")
+
+
+def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
+    """The config with this base chosen; resolution and sample size follow the family when still at defaults."""
+    defaults = cfgmod.to_dict(cfgmod.default_config())
+    new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    new["model"]["base"] = info.path
+    notes = [t("model.used", lang)]
+    native = int(info.native_resolution)
+    if new["dataset"].get("resolution") == defaults["dataset"]["resolution"]:
+        res = max(256, native // 64 * 64)
+        if res != new["dataset"]["resolution"]:
+            new["dataset"]["resolution"] = res
+            notes.append(t("model.res_set", lang, res=res))
+    sampling = new["sampling"]
+    if (sampling.get("width"), sampling.get("height")) == (defaults["sampling"]["width"],
+                                                           defaults["sampling"]["height"]):
+        side = max(64, native // 8 * 8)
+        if side != sampling["width"] or side != sampling["height"]:
+            sampling["width"] = sampling["height"] = side
+            notes.append(t("model.sample_set", lang, w=side, h=side))
+    return new, notes
+
+
+def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str, str]:
+    """Detect `text`; when usable, choose it. Returns (config, report markdown, message)."""
+    from models.detect import detect
+    from models.hashes import sha256_file
+
+    info = detect(text)
+    if info.kind == "single_file" and info.usable and not info.sha256:
+        cb = (lambda done, total: progress(done / max(total, 1), desc="sha256")) if progress else None
+        info.sha256 = sha256_file(info.path, cb)
+    if not info.usable:
+        return config, report_markdown(info, lang), problem_text(info, lang)
+    new, notes = apply_choice(config, info, lang)
+    return new, report_markdown(info, lang), "\n\n".join(notes)
+
+
+def _message(text: str, ok: bool):
+    return gr.update(value=text, elem_classes=["danlu-ok" if ok else "danlu-error"])
+
+
+def current_markdown(config: dict, lang: str) -> str:
+    base = (config.get("model") or {}).get("base", "")
+    return t("model.current", lang, base=f"`{base}`") if base else t("model.none", lang)
+
+
+def build(ctx: AppContext) -> None:
+    lang0 = ctx.lang.value
+    ctx.tr.bind(gr.Markdown(t("model.intro", lang0)), value="model.intro")
+    current = gr.Markdown(t("model.none", lang0), elem_id="model-current")
+    with gr.Row():
+        with gr.Column(scale=3):
+            choices = scan([ctx.models_dir])
+            listing = ctx.tr.bind(gr.Dropdown(choices=choices, value=None, label=t("model.list", lang0),
+                                              elem_id="model-list", interactive=True), label="model.list")
+        with gr.Column(scale=1, min_width=160):
+            refresh = ctx.tr.bind(gr.Button(t("model.refresh", lang0), elem_id="model-refresh"), value="model.refresh")
+    folders = ctx.tr.bind(gr.Textbox(str(ctx.models_dir), lines=2, label=t("model.folders", lang0),
+                                     elem_id="model-folders"), label="model.folders")
+    list_note = gr.Markdown(t("model.found", lang0, n=len(choices)) if choices
+                            else t("model.empty", lang0, folder=ctx.models_dir), elem_id="model-list-note")
+    with gr.Row(equal_height=True):
+        path = ctx.tr.bind(gr.Textbox("", label=t("model.path", lang0), info=t("model.path_info", lang0), scale=4,
+                                      elem_id="model-path"), label="model.path", info="model.path_info")
+        check_btn = ctx.tr.bind(gr.Button(t("model.check", lang0), variant="primary", scale=1, elem_id="model-check"),
+                                value="model.check")
+        download_btn = ctx.tr.bind(gr.Button(t("model.download", lang0), scale=1, elem_id="model-download"),
+                                   value="model.download")
+    with gr.Row():
+        family = ctx.tr.bind(gr.Radio(["auto", "sd15", "sd2", "sdxl"], value="auto", label=t("model.family", lang0),
+                                      elem_id="model-family"), label="model.family")
+        prediction = ctx.tr.bind(gr.Radio(["auto", "epsilon", "v_prediction"], value="auto",
+                                          label=t("model.prediction", lang0), elem_id="model-prediction"),
+                                 label="model.prediction")
+    report = gr.Markdown("", elem_id="model-report")
+    message = gr.Markdown("", elem_id="model-message", elem_classes=["danlu-ok"])
+
+    def on_refresh(folder_text: str, lang: str):
+        found = scan(folders_from_text(folder_text, ctx.models_dir))
+        note = t("model.found", lang, n=len(found)) if found else t("model.empty", lang, folder=ctx.models_dir)
+        return gr.update(choices=found, value=None), note
+
+    def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
+        new, rep, msg = check(text, config, lang, progress)
+        return new, rep, _message(msg, new is not config)
+
+    def on_pick(value: str | None, config: dict, lang: str, progress=HASH_PROGRESS):
+        # The dropdown can report one pick twice; the second must not replace the first one's message.
+        if not value or value == (config.get("model") or {}).get("base"):
+            return gr.update(), config, gr.update(), gr.update()
+        new, rep, msg = check(value, config, lang, progress)
+        return value, new, rep, _message(msg, new is not config)
+
+    def on_download(text: str, config: dict, lang: str, progress=DOWNLOAD_PROGRESS):
+        from models.loading import clean_path, download, is_hub_id
+
+        hub_id = clean_path(text)
+        if not is_hub_id(hub_id):
+            err = DanluError(f"{hub_id or '(empty)'} is not a hub id (org/name or org/name@revision).",
+                             f"{hub_id or '（空）'} 不是 hub id（org/name 或 org/name@版本）。")
+            return config, "", _message(f"**{t('model.not_usable', lang)}** {err.message(lang)}", False)
+        progress(0, desc=t("model.downloading", lang))
+        try:
+            download(hub_id)
+        except DanluError as exc:
+            return config, "", _message(f"**{t('model.not_usable', lang)}** {exc.text(lang)}", False)
+        new, rep, msg = check(hub_id, config, lang)
+        return new, rep, _message(msg, new is not config)
+
+    def on_override(fam: str, pred: str, config: dict, lang: str):
+        new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+        new["model"]["family"], new["model"]["prediction_type"] = fam, pred
+        return new, _message(t("model.override_set", lang, family=fam, pred=pred), True)
+
+    def on_config(config: dict, lang: str):
+        model = config.get("model") or {}
+        return current_markdown(config, lang), model.get("family", "auto"), model.get("prediction_type", "auto")
+
+    refresh.click(on_refresh, [folders, ctx.lang], [listing, list_note])
+    check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message])
+    path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message])
+    listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message])
+    download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message])
+    family.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
+    prediction.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
+    ctx.config.change(on_config, [ctx.config, ctx.lang], [current, family, prediction], show_progress="hidden")
+    ctx.lang.change(lambda c, lang: current_markdown(c, lang), [ctx.config, ctx.lang], [current],
+                    show_progress="hidden")
