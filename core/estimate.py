@@ -9,6 +9,7 @@ common failure on 4–8 GB cards.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +47,10 @@ class MemoryEstimate:
     basis_zh: str
 
     def text(self, lang: str) -> str:
+        """Markdown: the total, one line per part, then what it is based on."""
         names = [(zh if lang == "zh" else en, gb) for en, zh, gb in self.parts]
-        lines = [f"≈ {self.total_gb:.1f} GB"] + [f"- {n}: {gb:.2f} GB" for n, gb in names]
-        return "\n".join(lines + [self.basis_zh if lang == "zh" else self.basis_en])
+        lines = "\n".join(f"- {n}: {gb:.2f} GB" for n, gb in names)
+        return f"**≈ {self.total_gb:.1f} GB**\n\n{lines}\n\n{self.basis_zh if lang == 'zh' else self.basis_en}"
 
 
 def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate:
@@ -133,6 +135,13 @@ class StepCount:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return _image_size_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=65536)
+def _image_size_cached(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
+    """Header only; cached so the live step count stays fast while the user types."""
     from PIL import Image
 
     with Image.open(path) as im:

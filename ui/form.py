@@ -162,17 +162,21 @@ def _number_step(spec: FieldSpec) -> float:
 def make_component(spec: FieldSpec, lang: str) -> Any:
     """The component for one field, labelled in lang; the caller binds it to the translator."""
     label, info, elem_id = t(label_key(spec), lang), t(help_key(spec), lang), f"params-{spec.section}-{spec.name}"
+    wide = spec.type in (str, list) and spec.choices is None  # paths and prompts need the room
     if spec.choices is not None:
-        return gr.Dropdown(list(spec.choices), value=spec.default, label=label, info=info, elem_id=elem_id)
+        return gr.Dropdown(list(spec.choices), value=spec.default, label=label, info=info, elem_id=elem_id,
+                           min_width=220, scale=1)
     if spec.type is bool:
-        return gr.Checkbox(value=spec.default, label=label, info=info, elem_id=elem_id)
+        return gr.Checkbox(value=spec.default, label=label, info=info, elem_id=elem_id, min_width=220, scale=1)
     if spec.type in (int, float):
         # Range checks are left to core.config so the message names the field in the user's language.
         return gr.Number(value=spec.default, label=label, info=info, elem_id=elem_id,
-                         precision=0 if spec.type is int else None, step=_number_step(spec))
+                         precision=0 if spec.type is int else None, step=_number_step(spec), min_width=220, scale=1)
     if spec.type is list:
-        return gr.Textbox(value=to_component(spec, spec.default), label=label, info=info, elem_id=elem_id, lines=3)
-    return gr.Textbox(value=spec.default, label=label, info=info, elem_id=elem_id, max_lines=1)
+        return gr.Textbox(value=to_component(spec, spec.default), label=label, info=info, elem_id=elem_id, lines=3,
+                          min_width=460 if wide else 220, scale=2 if wide else 1)
+    return gr.Textbox(value=spec.default, label=label, info=info, elem_id=elem_id, max_lines=1,
+                      min_width=460 if wide else 220, scale=2 if wide else 1)
 
 
 @dataclass
@@ -208,18 +212,31 @@ def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:
     for section in cfgmod.SECTIONS:
         section_specs = [s for s in specs if s.section == section]
         with gr.Group(elem_id=f"params-section-{section}"):
-            ctx.tr.bind(gr.Markdown(f"#### {t(f'params.section.{section}', lang)}",
+            ctx.tr.bind(gr.Markdown(f"#### {t(f'params.section.{section}', lang)}", padding=True,
                                     elem_id=f"params-section-title-{section}"), value=f"params.section.{section}")
-            for spec in (s for s in section_specs if s.basic):
-                comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec), info=help_key(spec))
+            # Rows wrap on narrow screens: two or three fields side by side instead of one long column.
+            with gr.Row(equal_height=False):
+                for spec in (s for s in section_specs if s.basic):
+                    comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
+                                                   info=help_key(spec))
             expert_specs = [s for s in section_specs if not s.basic]
             if expert_specs:
                 with gr.Column(visible=expert, elem_id=f"params-expert-{section}") as col:
-                    for spec in expert_specs:
-                        comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
-                                                       info=help_key(spec))
+                    with gr.Row(equal_height=False):
+                        for spec in expert_specs:
+                            comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
+                                                           info=help_key(spec))
                 expert_columns.append(col)
     return Form(specs, [comps[s.path] for s in specs], expert_columns)
+
+
+def field_to_config(spec: FieldSpec, raw: Any, current: dict) -> tuple[dict, ConfigError | None]:
+    """Apply one component's value onto current: the new config, or the old one and the error."""
+    try:
+        cfg = cfgmod.merge_dict(cfgmod.from_dict(current), {spec.section: {spec.name: from_component(spec, raw)}})
+    except ConfigError as e:
+        return current, e
+    return cfgmod.to_dict(cfg), None
 
 
 def values_to_config(specs: list[FieldSpec], values: list[Any], current: dict) -> tuple[dict, list[ConfigError]]:

@@ -16,7 +16,7 @@ from core.fsutil import atomic_write_text
 from core.presets import PRESETS
 from ui import i18n
 from ui.context import AppContext
-from ui.form import build_form, label_key, values_to_config
+from ui.form import build_form, field_to_config, label_key
 from ui.i18n import t
 
 TAB_ID = "params"
@@ -147,12 +147,12 @@ def hints_markdown(cfg: cfgmod.RunConfig, lang: str, ref: tuple[float, int] | No
     """The hints panel and whether the LR-scaling button applies."""
     family, pred = detected(cfg.model.base)
     found = hintmod.conflicts(cfg, cuda=_cuda_available(), detected_family=family, detected_prediction=pred)
-    icon = {"error": "❌", "warn": "⚠️", "info": "💡"}
+    icon = {"error": "❌", "warn": "⚠️", "info": "ℹ"}
     lines = [f"{icon[h.level]} {h.text(lang)}" for h in found] or [t("params.no_conflicts", lang)]
-    lines.append(f"💡 {hintmod.alpha_hint(cfg).text(lang)}")
+    lines.append(f"ℹ {hintmod.alpha_hint(cfg).text(lang)}")
     lr_hint = hintmod.lr_batch_hint(cfg, *ref) if ref else None
     if lr_hint:
-        lines.append(f"💡 {lr_hint.text(lang)}")
+        lines.append(f"ℹ {lr_hint.text(lang)}")
     return "\n\n".join(lines), lr_hint is not None
 
 
@@ -174,7 +174,7 @@ def memory_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
 
     family, _ = detected(cfg.model.base)
     est = estimate_memory(cfg, family)
-    return est.text(lang).replace("\n", "\n\n", 1)
+    return est.text(lang)
 
 
 def last_settings_path(ctx: AppContext) -> Path:
@@ -209,9 +209,9 @@ def build(ctx: AppContext) -> None:
             steps_md = gr.Markdown("", elem_id="params-steps")
             ctx.tr.bind(gr.Markdown(f"### {t('params.memory', lang0)}"), value="params.memory")
             memory_md = gr.Markdown("", elem_id="params-memory")
-            toml = ctx.tr.bind(gr.Code(cfgmod.dumps(cfgmod.default_config()), language=None, interactive=False,
-                                       label=t("params.toml", lang0), elem_id="params-toml", lines=16),
-                               label="params.toml")
+            toml = ctx.tr.bind(gr.Textbox(cfgmod.dumps(cfgmod.default_config()), interactive=False, lines=16,
+                                          max_lines=24, buttons=["copy"], label=t("params.toml", lang0),
+                                          elem_id="params-toml"), label="params.toml")
             upload = ctx.tr.bind(gr.File(label=t("params.import", lang0), file_types=[".toml"], type="filepath",
                                          elem_id="params-import", height=90), label="params.import")
             with gr.Row():
@@ -220,15 +220,19 @@ def build(ctx: AppContext) -> None:
             download = ctx.tr.bind(gr.File(label=t("params.download", lang0), interactive=False,
                                            elem_id="params-download", height=90), label="params.download")
 
-    def on_form(*args: Any):
-        *values, config, lang = args
-        new, errors = values_to_config(form.specs, values, config)
-        msgs = [t("params.field_error", lang, label=t(f"params.field.{e.key}", lang), msg=e.text(lang))
-                if e.key.count(".") == 1 else f"❌ {e.text(lang)}" for e in errors]
-        return new, "\n\n".join(msgs)
+    def field_handler(spec):
+        # One handler per field, changing only that field: a whole-form snapshot arriving late
+        # would undo a change made meanwhile by a button or another tab.
+        def on_field(raw: Any, config: dict, lang: str):
+            new, error = field_to_config(spec, raw, config)
+            if error is None:
+                return new, ""
+            return config, t("params.field_error", lang, label=t(label_key(spec), lang), msg=error.text(lang))
+        return on_field
 
-    gr.on([c.input for c in form.components], on_form, [*form.components, ctx.config, ctx.lang],
-          [ctx.config, message], trigger_mode="always_last", show_progress="hidden")
+    for spec, comp in zip(form.specs, form.components):
+        comp.input(field_handler(spec), [comp, ctx.config, ctx.lang], [ctx.config, message],
+                   trigger_mode="always_last", show_progress="hidden")
 
     paths = [s.path for s in form.specs]
     lr_comp = form.components[paths.index("optimizer.lr")]
