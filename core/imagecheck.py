@@ -196,7 +196,7 @@ def inspect_image(path: Path, decode: bool = False) -> ImageInfo:
                                      f"{2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels"))
             return info
         except Exception as e:
-            info.issues.append(issue("unreadable", "error", detail=_detail(e)))
+            info.issues.append(issue("unreadable", "error", detail=_detail(e, path)))
             return info
         with im:
             info.format, info.mode = im.format, im.mode
@@ -214,7 +214,7 @@ def inspect_image(path: Path, decode: bool = False) -> ImageInfo:
                     info.dhash = dhash(rgb)
                     info.mean_rgb = tuple(rgb.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0)))
                 except Exception as e:
-                    info.issues.append(issue("corrupt", "error", detail=_detail(e)))
+                    info.issues.append(issue("corrupt", "error", detail=_detail(e, path)))
     fmt = info.format or ""
     if ext in OTHER_IMAGE_EXTENSIONS:
         info.issues.append(issue("other_format", "warn", ext=ext))
@@ -243,9 +243,10 @@ def inspect_image(path: Path, decode: bool = False) -> ImageInfo:
     return info
 
 
-def _detail(e: BaseException) -> str:
+def _detail(e: BaseException, path: Path) -> str:
+    """Pillow's message without the long path (the check list already names the file)."""
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text.replace(os.fspath(Path.cwd()), ".")[:160]
+    return text.replace(f"'{os.fspath(path)}'", "").replace(os.fspath(path), "").replace("  ", " ").strip()[:160]
 
 
 def size_issues(info: ImageInfo, bucket, *, no_upscale: bool = False, resolution: int = 512) -> list[Issue]:

@@ -25,13 +25,15 @@ def plain_images(demo_run, tmp_path_factory) -> Path:
 def test_steps_and_chart_follow_the_config(demo_run):
     cfg = cfgmod.to_dict(cfgmod.load(demo_run))
     parent = cfg["dataset"]["dir"]
-    scan, state, summary, steps, frame, rows, items, label = tab_dataset.run_scan(parent, "", cfg, True, False, "en")
+    scan, state, summary, steps, chart, rows, items, label = tab_dataset.run_scan(parent, "", cfg, True, False, "en")
+    frame = tab_dataset.chart_frame(scan, "en")
     plan = scan.plan
     # 12 demo images × 10 repeats, batch 2: 8 squares + 4 landscape images, each bucket counted separately
     assert plan.images_per_epoch == 120
     assert plan.total_steps == plan.steps_per_epoch * 4 == 60 * 4
     assert "**240** steps" in steps and "| `10_demo` | 12 | 10 | 120 | 60 |" in steps
     assert list(frame.iloc[:, 1]) == list(plan.bucket_counts.values()) and sum(frame.iloc[:, 1]) == 120
+    assert list(rows.columns) == ["File", "Level", "What is wrong and what to do"] and len(rows) == 12
     assert len(items) == 12 and all(Path(p).is_file() for p, _ in items)  # thumbnails made for the page
     assert "12** images" in summary
     cfg["training"]["batch_size"] = 4
@@ -54,6 +56,7 @@ def test_config_gets_the_folder_and_trigger_word(demo_run):
 
 
 def test_browser_pick_build_and_see(page, plain_images, artifacts, app_server):
+    page.set_default_timeout(90_000)  # the machine is shared; the first scan also makes the thumbnails
     page.click("#tab-dataset-button") if page.locator("#tab-dataset-button").count() else \
         page.get_by_role("tab", name="3 Dataset").click()
     page.fill("#dataset-path textarea, #dataset-path input", str(plain_images))

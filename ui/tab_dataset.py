@@ -170,15 +170,24 @@ def steps_markdown(scan: DatasetScan, lang: str) -> str:
 
 
 def chart_frame(scan: DatasetScan, lang: str):
+    """Bucket counts for the bar chart; the column names stay fixed, the axis titles follow the language."""
     import pandas as pd
 
     counts = scan.plan.bucket_counts
-    return pd.DataFrame({t("dataset.col_bucket", lang): [f"{w}×{h}" for w, h in counts],
-                         t("dataset.col_count", lang): list(counts.values())})
+    return pd.DataFrame({"bucket": [f"{w}×{h}" for w, h in counts], "samples": list(counts.values())})
 
 
-def check_rows(scan: DatasetScan, lang: str, show_info: bool) -> list[list[str]]:
-    return [[f, f"{LEVEL_ICON[level]}", msg] for f, level, msg in scan.rows(lang, "info" if show_info else "warn")]
+def chart_update(scan: DatasetScan | None, lang: str):
+    return gr.BarPlot(chart_frame(scan, lang) if scan else None, x="bucket", y="samples",
+                      x_title=t("dataset.col_bucket", lang), y_title=t("dataset.col_count", lang))
+
+
+def check_rows(scan: DatasetScan, lang: str, show_info: bool):
+    """The check list as a table whose headers are in the page's language."""
+    import pandas as pd
+
+    rows = [[f, LEVEL_ICON[level], msg] for f, level, msg in scan.rows(lang, "info" if show_info else "warn")]
+    return pd.DataFrame(rows, columns=[t(f"dataset.col_{c}", lang) for c in ("file", "level", "message")])
 
 
 def summary_markdown(scan: DatasetScan, lang: str) -> str:
@@ -193,7 +202,7 @@ def run_scan(parent: str, reg: str, config: dict, deep: bool, show_info: bool, l
     scan = scan_dataset(Path(parent), settings_of(config), reg_dir=Path(reg) if reg else None, decode=deep,
                         cache=_INFO_CACHE)
     state = scan_state_of(scan)
-    return (scan, state, summary_markdown(scan, lang), steps_markdown(scan, lang), chart_frame(scan, lang),
+    return (scan, state, summary_markdown(scan, lang), steps_markdown(scan, lang), chart_update(scan, lang),
             check_rows(scan, lang, show_info), gallery_items(state, 0), page_label(state, 0, lang))
 
 
@@ -258,8 +267,9 @@ def build(ctx: AppContext) -> None:
         with gr.Column(scale=3):
             steps = gr.Markdown("", elem_id="dataset-steps")
         with gr.Column(scale=2):
-            chart = bind(gr.BarPlot(None, x=t("dataset.col_bucket", lang0), y=t("dataset.col_count", lang0),
-                                    label=t("dataset.chart", lang0), elem_id="dataset-chart", height=260, sort=None,
+            chart = bind(gr.BarPlot(None, x="bucket", y="samples", x_title=t("dataset.col_bucket", lang0),
+                                    y_title=t("dataset.col_count", lang0), label=t("dataset.chart", lang0),
+                                    elem_id="dataset-chart", height=260, sort=None,
                                     y_lim=[0, None]),
                          label="dataset.chart")
     checks = bind(gr.Dataframe(headers=[t(f"dataset.col_{c}", lang0) for c in ("file", "level", "message")],
@@ -282,7 +292,7 @@ def build(ctx: AppContext) -> None:
         try:
             scan, st, summ, stp, frame, rows, items, label = run_scan(parent, reg_dir, config, deep_v, info_v, lang)
         except DanluError as e:
-            return [{}, 0, _error(e, lang), "", "", None, [], [], "", parent, reg_dir, config]
+            return [{}, 0, _error(e, lang), "", "", chart_update(None, lang), [], [], "", parent, reg_dir, config]
         st["key"] = _key(parent, reg_dir, with_dataset(config, parent, reg_dir, scan), deep_v, info_v, lang)
         return [st, 0, note, summ, stp, frame, rows, items, label, parent, reg_dir,
                 with_dataset(config, parent, reg_dir, scan)]
