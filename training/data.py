@@ -1,0 +1,199 @@
+"""Training data: images with captions and buckets, bucketed batches, caption processing, latent cache.
+
+Batches are a pure function of (seed, epoch): each epoch's order can be rebuilt exactly, so a resumed
+run skips the batches already trained instead of storing the order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from core.buckets import assign_bucket
+from core.captions import caption_path, read_caption
+from core.config import RunConfig
+from core.dataset import list_subsets
+
+
+@dataclass(frozen=True)
+class Item:
+    image: Path
+    caption: str
+    subset: str                      # folder name, e.g. 10_demo
+    size: tuple[int, int]            # bucket (w, h)
+    original: tuple[int, int]        # image (w, h)
+    resized: tuple[int, int]
+    crop_ltrb: tuple[int, int, int, int]
+
+
+@dataclass
+class Dataset:
+    items: list[Item]                  # one per image (repeats not expanded)
+    repeats: dict[Path, int]
+    subsets: list[Any]
+    skipped: list[tuple[Path, str]]    # unreadable images and why
+
+    @property
+    def images_per_epoch(self) -> int:
+        return sum(self.repeats[i.image] for i in self.items)
+
+
+def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, zh: None) -> Dataset:
+    """Read every <repeats>_<name> subset, caption and bucket each image; unreadable images are skipped."""
+    from PIL import Image
+
+    d = cfg.dataset
+    subsets = list_subsets(Path(d.dir), d.caption_extension)
+    items, repeats, skipped = [], {}, []
+    for sub in subsets:
+        for image in sub.images:
+            try:
+                with Image.open(image) as im:
+                    im.verify()
+                with Image.open(image) as im:
+                    width, height = im.size
+            except Exception as e:  # PIL raises many types for broken files; any of them means "skip it"
+                skipped.append((image, str(e)))
+                warn(f"Skipping unreadable image {image}: {e}", f"跳过无法读取的图片 {image}：{e}")
+                continue
+            cap = read_caption(caption_path(image, d.caption_extension))
+            text = cap.text.split("\n", 1)[0].strip() if cap.text else sub.name  # first line, as sd-scripts
+            if d.trigger_word and not text.startswith(d.trigger_word):
+                text = f"{d.trigger_word}, {text}" if text else d.trigger_word
+            b = assign_bucket(width, height, resolution=d.resolution, min_reso=d.min_bucket_reso,
+                              max_reso=d.max_bucket_reso, step=d.bucket_reso_steps, enable_bucket=d.enable_bucket,
+                              no_upscale=d.bucket_no_upscale)
+            items.append(Item(image, text, sub.path.name, b.size, (width, height), b.resized, b.crop_ltrb))
+            repeats[image] = sub.repeats
+    if not items:
+        from core.errors import DanluError
+
+        raise DanluError(f"No readable image in {d.dir}.", f"{d.dir} 中没有可读取的图片。",
+                         "Check the images in the <repeats>_<name> subfolders.", "请检查 <重复次数>_<名称> 子文件夹中的图片。",
+                         key="dataset.dir")
+    return Dataset(items, repeats, subsets, skipped)
+
+
+def epoch_batches(ds: Dataset, batch_size: int, seed: int, epoch: int) -> list[list[Item]]:
+    """All batches of one epoch: each from one bucket, order shuffled per epoch (kohya's BucketManager)."""
+    rng = random.Random(seed * 100003 + epoch)
+    by_bucket: dict[tuple[int, int], list[Item]] = {}
+    for item in ds.items:
+        by_bucket.setdefault(item.size, []).extend([item] * ds.repeats[item.image])
+    batches = []
+    for size in sorted(by_bucket):
+        members = by_bucket[size]
+        rng.shuffle(members)
+        batches += [members[i:i + batch_size] for i in range(0, len(members), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def steps_per_epoch(n_batches: int, world: int, accum: int) -> int:
+    return max(1, math.ceil(n_batches / (world * accum)))
+
+
+def process_caption(text: str, cfg: RunConfig, rng: random.Random) -> str:
+    """sd-scripts order: dropout → split on ',' → keep the first keep_tokens → shuffle the rest → join."""
+    d = cfg.dataset
+    if d.caption_dropout_rate and rng.random() < d.caption_dropout_rate:
+        return ""
+    if not d.shuffle_caption:
+        return text
+    tags = [t.strip() for t in text.split(",") if t.strip()]
+    keep = max(d.keep_tokens, 1 if d.trigger_word else 0)
+    head, tail = tags[:keep], tags[keep:]
+    rng.shuffle(tail)
+    return ", ".join(head + tail)
+
+
+def load_pixels(item: Item, flip: bool = False):
+    """The image cover-scaled and centre-cropped to its bucket, as a (3, H, W) tensor in [-1, 1]."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(item.image) as im:
+        im = im.convert("RGB")
+        shrink = item.resized[0] < im.size[0]
+        im = im.resize(item.resized, Image.Resampling.BOX if shrink else Image.Resampling.LANCZOS)
+        im = im.crop(item.crop_ltrb)
+    if flip:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1)
+    return arr / 127.5 - 1.0
+
+
+def cache_key(item: Item, flip: bool, vae_id: str) -> str:
+    """Identity of one cached latent: the image version, its bucket geometry, the flip and the VAE."""
+    st = item.image.stat()
+    raw = f"{item.image.resolve()}|{st.st_size}|{st.st_mtime_ns}|{item.size}|{item.resized}|{item.crop_ltrb}|{flip}|{vae_id}"
+    return hashlib.sha1(raw.encode("utf-8")).hexdigest()
+
+
+class LatentCache:
+    """VAE latents per (image, flip): in memory, or on disk under <output_dir>/.cache/latents (reused by
+    later runs as long as the image file, its bucket and the VAE are the same)."""
+
+    def __init__(self, mode: str, folder: Path, vae_id: str):
+        self.mode, self.folder, self.vae_id = mode, Path(folder), vae_id
+        self.memory: dict[str, Any] = {}
+        self.hits = self.misses = 0
+
+    def get(self, item: Item, flip: bool, encode: Callable[[Item, bool], Any]):
+        from safetensors.torch import load_file, save_file
+
+        key = cache_key(item, flip, self.vae_id)
+        if key in self.memory:
+            return self.memory[key]
+        path = self.folder / f"{key}.safetensors"
+        if self.mode == "disk" and path.is_file():
+            try:
+                latent = load_file(str(path))["latent"]
+                self.hits += 1
+                self.memory[key] = latent
+                return latent
+            except Exception:  # a damaged cache file is recomputed rather than trusted
+                path.unlink(missing_ok=True)
+        latent = encode(item, flip).cpu()
+        self.misses += 1
+        self.memory[key] = latent
+        if self.mode == "disk":
+            from core.fsutil import temp_path_for
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = temp_path_for(path)
+            save_file({"latent": latent.contiguous()}, str(tmp))
+            tmp.replace(path)
+        return latent
+
+
+def tag_frequency(ds: Dataset) -> dict[str, dict[str, int]]:
+    """ss_tag_frequency: {subset folder: {tag: count}} over the captions as written."""
+    out: dict[str, dict[str, int]] = {}
+    for item in ds.items:
+        counts = out.setdefault(item.subset, {})
+        for tag in (t.strip() for t in item.caption.split(",")):
+            if tag:
+                counts[tag] = counts.get(tag, 0) + 1
+    return out
+
+
+def dataset_dirs(ds: Dataset) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for sub in ds.subsets:
+        n = sum(1 for i in ds.items if i.subset == sub.path.name)
+        out[sub.path.name] = {"n_repeats": sub.repeats, "img_count": n}
+    return out
+
+
+def bucket_info(ds: Dataset) -> dict:
+    counts: dict[str, int] = {}
+    for item in ds.items:
+        key = f"{item.size[0]}x{item.size[1]}"
+        counts[key] = counts.get(key, 0) + ds.repeats[item.image]
+    return {"buckets": {k: {"resolution": [int(x) for x in k.split("x")], "count": v} for k, v in counts.items()}}

@@ -1,0 +1,127 @@
+"""Saving a LoRA file with its metadata, and rendering samples from the file just saved."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from core import config as cfgmod
+from core.config import RunConfig
+from models.lora_file import CONFIG_KEY, MODELSPEC_ARCH, base_model_version, peft_to_kohya, save_lora
+
+
+def file_name(name: str, epoch: int | None = None, step: int | None = None) -> str:
+    """kohya naming: name-000002 (epoch), name-step00000500 (stopped mid-run), name (final)."""
+    if epoch is not None:
+        return f"{name}-{epoch:06d}.safetensors"
+    if step is not None:
+        return f"{name}-step{step:08d}.safetensors"
+    return f"{name}.safetensors"
+
+
+def base_hashes(base: str) -> tuple[str, str]:
+    """(sha256, WebUI 'Model hash' = first 10 hex) of a single-file base; empty for folders and hub ids."""
+    path = Path(base)
+    if not path.is_file():
+        return "", ""
+    try:
+        from models.hashes import sha256_file
+        full = sha256_file(path)
+    except ImportError:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        full = h.hexdigest()
+    return full, full[:10]
+
+
+def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, epoch: int, step: int) -> dict:
+    """ss_* metadata (strings, as sd-scripts writes them) plus modelspec and the whole run TOML."""
+    n, o, t, d = cfg.network, cfg.optimizer, cfg.training, cfg.dataset
+    v2 = family == "sd2"
+    vpred = prediction_type == "v_prediction"
+    args = {"conv_dim": str(n.conv_dim), "conv_alpha": str(n.conv_alpha)} if n.conv_dim else {}
+    if n.use_dora:
+        args["algo"] = "dora"
+    if n.dropout:
+        args["dropout"] = str(n.dropout)
+    meta = {
+        "ss_network_module": "networks.lora", "ss_network_dim": n.rank, "ss_network_alpha": n.alpha or float(n.rank),
+        "ss_network_args": args or None, "ss_base_model_version": base_model_version(family), "ss_v2": v2,
+        "ss_v_parameterization": vpred if v2 else None, "ss_resolution": f"({d.resolution}, {d.resolution})",
+        "ss_num_epochs": t.epochs, "ss_epoch": epoch, "ss_steps": step, "ss_max_train_steps": info["total_steps"],
+        "ss_learning_rate": o.lr, "ss_unet_lr": o.lr if n.train_unet else None,
+        "ss_text_encoder_lr": o.text_encoder_lr if n.train_text_encoder else None,
+        "ss_lr_scheduler": o.scheduler, "ss_lr_warmup": o.warmup, "ss_optimizer": o.name,
+        "ss_batch_size_per_device": t.batch_size, "ss_gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "ss_mixed_precision": info["mixed_precision"], "ss_seed": t.seed, "ss_clip_skip": t.clip_skip,
+        "ss_noise_offset": t.noise_offset or None, "ss_min_snr_gamma": t.min_snr_gamma or None,
+        "ss_max_token_length": t.max_token_length, "ss_cache_latents": d.cache_latents != "none",
+        "ss_num_train_images": info["images"], "ss_shuffle_caption": d.shuffle_caption, "ss_keep_tokens": d.keep_tokens,
+        "ss_caption_dropout_rate": d.caption_dropout_rate, "ss_flip_aug": d.flip_aug, "ss_enable_bucket": d.enable_bucket,
+        "ss_dataset_dirs": info["dataset_dirs"], "ss_tag_frequency": info["tag_frequency"],
+        "ss_bucket_info": info["bucket_info"], "ss_sd_model_name": Path(cfg.model.base).name,
+        "ss_new_sd_model_hash": info["base_sha256"] or None, "ss_sd_model_hash": info["base_sha256"] or None,
+        "ss_training_started_at": int(info["started_at"]), "ss_training_finished_at": int(time.time()),
+        "ss_training_comment": "trained with Danlu",
+        "modelspec.sai_model_spec": "1.0.1",
+        "modelspec.architecture": MODELSPEC_ARCH["sd2v" if v2 and vpred else family],
+        "modelspec.implementation": "diffusers", "modelspec.title": cfg.saving.name,
+        "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S"), "modelspec.resolution": f"{d.resolution}x{d.resolution}",
+        "modelspec.prediction_type": prediction_type,
+        CONFIG_KEY: cfgmod.dumps(cfg),
+    }
+    return {k: ("True" if v else "False") if isinstance(v, bool) else v for k, v in meta.items() if v is not None}
+
+
+def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *, family: str,
+              prediction_type: str, epoch: int, step: int):
+    state = peft_to_kohya(models, family)
+    meta = metadata(cfg, info, family=family, prediction_type=prediction_type, epoch=epoch, step=step)
+    return save_lora(path, state, meta, cfg.saving.precision)
+
+
+def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, step: int, device: str, dtype: Any,
+                   emit) -> list[Path]:
+    """Each sampling prompt rendered from the saved file, loaded into a fresh pipeline of the base."""
+    import torch
+
+    from models import generate
+    from models.lora_file import read_metadata
+
+    s = cfg.sampling
+    pipe = generate.open_pipeline(cfg.model.base, family=cfg.model.family, prediction_type=cfg.model.prediction_type,
+                                  vae=cfg.model.vae or None, device=device, torch_dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    stem = lora_path.stem
+    generate.load_lora(pipe, lora_path, "sample")
+    lora_hash = read_metadata(lora_path).get("sshs_model_hash", "")[:12]
+    out = []
+    folder = cfg.run_dir / "samples"
+    for i, prompt in enumerate(s.prompts):
+        recipe = {"prompt": prompt, "negative_prompt": s.negative_prompt, "steps": s.steps, "sampler": s.sampler,
+                  "cfg": s.cfg, "seed": s.seed, "width": s.width, "height": s.height,
+                  "model_hash": info["base_hash10"], "model": Path(cfg.model.base).stem,
+                  "clip_skip": cfg.training.clip_skip, "loras": [{"name": stem, "weight": 1.0, "hash": lora_hash}]}
+        image = generate.render(pipe, prompt=prompt, negative_prompt=s.negative_prompt, steps=s.steps, cfg=s.cfg,
+                                seed=s.seed, width=s.width, height=s.height, sampler=s.sampler,
+                                clip_skip=cfg.training.clip_skip)
+        text = generate.recipe_text(recipe)
+        png = folder / f"{stem}-e{epoch:06d}-{i:02d}.png"
+        generate.save_png(image, png, text)
+        emit("sample", png=str(png), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
+        out.append(png)
+    del pipe
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return out
+
+
+def info_json(info: dict) -> str:
+    return json.dumps(info, ensure_ascii=False, default=str)

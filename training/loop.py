@@ -1,0 +1,336 @@
+"""The training loop, top to bottom: setup, data, model, LoRA, optimizer, steps, saves, samples, stop.
+
+Runs alone (`python -m training RUN.toml`) or under `accelerate launch` (data parallel: every process
+takes its share of each step's batches; only the main process writes files and events).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import config as cfgmod
+from core.config import RunConfig
+from core.events import EVENTS_FILE, STOP_FILE, EventWriter
+from training import data as D
+from training import export, lora, model, optim, state
+
+PROGRESS_EVERY_S = 2.0
+
+
+@dataclass
+class Result:
+    status: str                                   # finished | stopped
+    files: list[Path] = field(default_factory=list)
+    samples: list[Path] = field(default_factory=list)
+    step: int = 0
+    total_steps: int = 0
+    losses: list[float] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)  # the trained (unwrapped) modules, for in-process use
+    family: str = ""
+
+
+class Log:
+    """Readable lines on stdout and in train.log (main process only)."""
+
+    def __init__(self, path: Path, active: bool):
+        self.path, self.active = path, active
+
+    def __call__(self, msg: str) -> None:
+        if self.active:
+            line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+            print(line, flush=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+
+class Stopper:
+    """A STOP file in the run folder, SIGINT or SIGTERM: finish the step, save, exit 0."""
+
+    def __init__(self, run_dir: Path):
+        self.file = run_dir / STOP_FILE
+        self.signalled = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread (in-process use): the stop file still works
+                pass
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signalled = True
+
+    def requested(self) -> bool:
+        return self.signalled or self.file.exists()
+
+
+def _device(cfg: RunConfig) -> str:
+    import torch
+
+    if cfg.training.device != "auto":
+        return cfg.training.device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"
+
+
+def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    t0 = time.time()
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- device and precision --------------------------------------------------------------------
+    device_kind = _device(cfg)
+    mixed = cfg.training.mixed_precision
+    warnings: list[tuple[str, str]] = []
+    if device_kind == "cpu" and mixed != "no":
+        warnings.append((f"mixed_precision {mixed} is not used on the CPU; training in fp32.",
+                         f"CPU 上不使用混合精度 {mixed}，改为 fp32 训练。"))
+        mixed = "no"
+    acc = Accelerator(mixed_precision=mixed, cpu=device_kind == "cpu")
+    main = acc.is_main_process
+    device, world, rank = acc.device, acc.num_processes, acc.process_index
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
+
+    log = Log(run_dir / "train.log", main)
+    writer = EventWriter(run_dir / EVENTS_FILE) if main else None
+
+    def emit(type_: str, **fields) -> None:
+        if writer:
+            writer.emit(type_, **fields)
+
+    def warn(en: str, zh: str) -> None:
+        log(f"WARNING: {en}")
+        emit("warning", message=en, message_zh=zh)
+
+    if main:
+        (run_dir / STOP_FILE).unlink(missing_ok=True)  # an old stop request must not end this run at once
+        if not (run_dir / "config.toml").is_file() or cfgmod.load(run_dir / "config.toml") != cfg:
+            cfgmod.save(cfg, run_dir / "config.toml")
+    acc.wait_for_everyone()
+    stopper = Stopper(run_dir)
+    for en, zh in warnings:
+        warn(en, zh)
+    if cfg.saving.precision == "bf16":
+        warn("bf16 LoRA files do not load in some older tools; fp16 or float is the safe choice.",
+             "bf16 格式的 LoRA 在部分旧工具中无法加载；fp16 或 float 更稳妥。")
+    s = cfg.sampling
+    if s.prompts and (s.width % 64 or s.height % 64):
+        warn(f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
+             f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。")
+    set_seed(cfg.training.seed + rank)  # each process draws its own noise
+
+    # --- data ------------------------------------------------------------------------------------
+    ds = D.build_dataset(cfg, warn)
+    bs, accum, epochs = cfg.training.batch_size, cfg.training.gradient_accumulation_steps, cfg.training.epochs
+    n_batches = len(D.epoch_batches(ds, bs, cfg.training.seed, 0))
+    spe = D.steps_per_epoch(n_batches, world, accum)
+    total = spe * epochs
+    if cfg.training.max_train_steps:
+        total = min(total, cfg.training.max_train_steps)
+    log(f"{len(ds.items)} images, {ds.images_per_epoch} with repeats; {n_batches} batches of {bs} per epoch "
+        f"(one bucket per batch) / ({world} processes × accumulation {accum}) = {spe} steps per epoch; "
+        f"× {epochs} epochs = {total} steps")
+    emit("start", total_steps=total, epochs=epochs, steps_per_epoch=spe, images=ds.images_per_epoch, command=command)
+
+    # --- model and LoRA --------------------------------------------------------------------------
+    log(f"Loading {cfg.model.base} on {device} ({'fp32' if mixed == 'no' else mixed})")
+    parts = model.load_parts(cfg, str(device), weight_dtype)
+    n = cfg.network
+    comp_names = ["text_encoder", "text_encoder_2"][:len(parts.text_encoders)]
+    trained: dict[str, Any] = {}
+    if n.train_unet:
+        layers = lora.inject(parts.unet, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
+                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet")
+        trained["unet"] = parts.unet
+        log(f"LoRA on {layers} UNet layers")
+    if n.train_text_encoder:
+        for name, te in zip(comp_names, parts.text_encoders):
+            layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
+                                 component=name)
+            trained[name] = te
+            log(f"LoRA on {layers} {name} layers")
+    for m in trained.values():  # LoRA weights train in fp32 whatever the base dtype
+        for p in m.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    if cfg.training.gradient_checkpointing:
+        parts.unet.enable_gradient_checkpointing()
+        for name in comp_names:
+            if name in trained:
+                trained[name].gradient_checkpointing_enable()
+    n_params = sum(p.numel() for m in trained.values() for p in m.parameters() if p.requires_grad)
+    log(f"{n_params:,} trainable parameters; alpha {n.alpha or n.rank} / rank {n.rank} = scale "
+        f"{(n.alpha or n.rank) / n.rank:g}")
+
+    # --- optimizer and schedule ------------------------------------------------------------------
+    unet_params = lora.lora_parameters(parts.unet) if "unet" in trained else []
+    te_params = [p for name in comp_names if name in trained for p in lora.lora_parameters(trained[name])]
+    opt = optim.make_optimizer(cfg, unet_params, te_params)
+    sched = optim.make_scheduler(cfg, opt, total)
+    names = list(trained)
+    prepared = acc.prepare(*[trained[k] for k in names], opt, sched)
+    wrapped = dict(zip(names, prepared[:len(names)]))
+    opt, sched = prepared[-2], prepared[-1]
+    unet = wrapped.get("unet", parts.unet)
+    parts.text_encoders = [wrapped.get(k, te) for k, te in zip(comp_names, parts.text_encoders)]
+
+    step = 0
+    if resume or cfg.training.resume:
+        folder = state.find_state(run_dir, cfg.training.resume if not resume else (cfg.training.resume or "auto"))
+        progress = state.load_state(folder, trained, opt, sched)
+        step = progress["step"]
+        if progress["total_steps"] != total:
+            warn(f"The saved state planned {progress['total_steps']} steps; the settings now give {total}.",
+                 f"保存的状态计划 {progress['total_steps']} 步；当前设置为 {total} 步。")
+        log(f"Resumed from {folder} at step {step} of {total}")
+
+    # --- caches ----------------------------------------------------------------------------------
+    vae_id = f"{cfg.model.base}|{cfg.model.vae}|{parts.vae.dtype}"
+    cache = D.LatentCache(cfg.dataset.cache_latents, Path(cfg.saving.output_dir) / ".cache" / "latents", vae_id) \
+        if cfg.dataset.cache_latents != "none" else None
+    train_te = bool(te_params)
+    te_cache: dict[str, Any] | None = None
+    if cfg.dataset.cache_text_encoder_outputs:
+        if train_te or cfg.dataset.shuffle_caption or cfg.dataset.caption_dropout_rate:
+            warn("Text-encoder outputs are not cached: the text encoder is trained or captions change per step.",
+                 "未缓存文本编码器输出：文本编码器在训练，或标注每步都会变化。")
+        else:
+            te_cache = {}
+
+    def latents_for(items: list, flips: list[bool]):
+        if cache is None:
+            pixels = torch.stack([D.load_pixels(it, f) for it, f in zip(items, flips)])
+            return model.encode_latents(parts, pixels)
+        enc = lambda it, f: model.encode_latents(parts, D.load_pixels(it, f)[None])[0]  # noqa: E731
+        return torch.stack([cache.get(it, f, enc) for it, f in zip(items, flips)]).to(device)
+
+    def text_for(captions: list[str]):
+        if te_cache is None:
+            with torch.set_grad_enabled(train_te):
+                return model.encode_text(parts, captions, cfg.training.clip_skip, cfg.training.max_token_length, device)
+        missing = [c for c in dict.fromkeys(captions) if c not in te_cache]
+        if missing:
+            with torch.no_grad():
+                h, p = model.encode_text(parts, missing, cfg.training.clip_skip, cfg.training.max_token_length, device)
+            for i, c in enumerate(missing):
+                te_cache[c] = (h[i], None if p is None else p[i])
+        hidden = torch.stack([te_cache[c][0] for c in captions])
+        pooled = None if parts.family != "sdxl" else torch.stack([te_cache[c][1] for c in captions])
+        return hidden, pooled
+
+    # --- saving ----------------------------------------------------------------------------------
+    base_sha, base_hash10 = export.base_hashes(cfg.model.base) if main else ("", "")
+    info = {"total_steps": total, "images": ds.images_per_epoch, "mixed_precision": mixed,
+            "dataset_dirs": D.dataset_dirs(ds), "tag_frequency": D.tag_frequency(ds), "bucket_info": D.bucket_info(ds),
+            "base_sha256": base_sha, "base_hash10": base_hash10, "started_at": t0}
+    result = Result("finished", total_steps=total, family=parts.family)
+
+    def save(path: Path, epoch: int, with_state: bool) -> None:
+        acc.wait_for_everyone()
+        if main:
+            unwrapped = {k: acc.unwrap_model(m) for k, m in wrapped.items()}
+            report = export.save_file(path, unwrapped, cfg, info, family=parts.family,
+                                      prediction_type=parts.prediction_type, epoch=epoch, step=step)
+            log(f"Saved {path.name} (epoch {epoch}, step {step}); {report.text()}")
+            if report.flushed_share > 0.001:
+                warn(f"{100 * report.flushed_share:.2f}% of the LoRA values became zero in {report.precision}; "
+                     "save as float or bf16.", f"保存为 {report.precision} 时有 {100 * report.flushed_share:.2f}% 的数值变成 0；"
+                     "请改用 float 或 bf16 保存。")
+            emit("saved", file=str(path), epoch=epoch, step=step, size=path.stat().st_size)
+            result.files.append(path)
+            if with_state and cfg.saving.save_state:
+                state.save_state(run_dir, unwrapped, opt, sched, step=step, epoch=epoch, total_steps=total)
+            if s.prompts:
+                rng = state.rng_state()  # sampling must not change what is trained next
+                for m in wrapped.values():
+                    m.eval()
+                result.samples += export.render_samples(cfg, path, info, epoch=epoch, step=step, device=str(device),
+                                                        dtype=weight_dtype, emit=emit)
+                for m in wrapped.values():
+                    m.train()
+                state.set_rng_state(rng)
+        acc.wait_for_everyone()
+
+    # --- the loop --------------------------------------------------------------------------------
+    for m in wrapped.values():
+        m.train()
+    recent: deque[float] = deque(maxlen=20)
+    last_report = 0.0
+    first_step_at = None
+    steps_at_start = step
+    stop = False
+    while step < total and not stop:
+        epoch = step // spe                      # 0-based epoch being trained
+        batches = D.epoch_batches(ds, bs, cfg.training.seed, epoch)
+        for s_in_epoch in range(step % spe, spe):
+            loss_sum = 0.0
+            for micro in range(accum):
+                batch = batches[((s_in_epoch * accum + micro) * world + rank) % n_batches]
+                flips = [cfg.dataset.flip_aug and random.random() < 0.5 for _ in batch]
+                captions = [D.process_caption(it.caption, cfg, random) for it in batch]
+                latents = latents_for(batch, flips)
+                hidden, pooled = text_for(captions)
+                time_ids = model.sdxl_time_ids(batch, device, hidden.dtype) if parts.family == "sdxl" else None
+                with acc.autocast():
+                    loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg)
+                acc.backward(loss / accum)
+                loss_sum += loss.detach().item() / accum
+            acc.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            recent.append(loss_sum)
+            result.losses.append(loss_sum)
+            now = time.time()
+            if first_step_at is None:
+                first_step_at = now
+                log(f"First step after {now - t0:.1f} s")
+            if main and (now - last_report >= PROGRESS_EVERY_S or step == total or step == steps_at_start + 1):
+                done = step - steps_at_start
+                rate = done / max(now - t0, 1e-9)
+                emit("progress", step=step, total=total, epoch=epoch + 1, epochs=epochs, loss=loss_sum,
+                     loss_avg=sum(recent) / len(recent), lr=sched.get_last_lr()[0],
+                     samples_per_s=rate * bs * accum * world, eta_s=(total - step) / max(rate, 1e-9))
+                log(f"step {step}/{total} epoch {epoch + 1}/{epochs} loss {loss_sum:.4f} "
+                    f"avg {sum(recent) / len(recent):.4f} lr {sched.get_last_lr()[0]:.2e}")
+                last_report = now
+            stop = stopper.requested()
+            if world > 1:
+                flag = torch.tensor([1.0 if stop else 0.0], device=device)
+                stop = bool(acc.reduce(flag, reduction="sum").item() > 0)
+            if stop or step >= total:
+                break
+        epoch_done = step % spe == 0 or step >= total
+        if stop and step < total:
+            break
+        if epoch_done and step < total:
+            every = cfg.saving.every_n_epochs
+            if every and (epoch + 1) % every == 0:
+                save(run_dir / export.file_name(cfg.saving.name, epoch=epoch + 1), epoch + 1, with_state=True)
+
+    # --- the end: final file, or what was trained so far when stopped ---------------------------
+    final_epoch = step // spe if step % spe == 0 else step // spe + 1
+    if step < total:
+        result.status = "stopped"
+        save(run_dir / export.file_name(cfg.saving.name, step=step), final_epoch, with_state=True)
+        log(f"Stopped at step {step} of {total}; continue with --resume")
+        if main:
+            (run_dir / STOP_FILE).unlink(missing_ok=True)
+    else:
+        save(run_dir / export.file_name(cfg.saving.name), final_epoch, with_state=True)
+        log(f"Finished {total} steps in {time.time() - t0:.1f} s")
+    result.step = step
+    result.models = {k: acc.unwrap_model(m) for k, m in wrapped.items()}
+    emit("done", status=result.status, files=[str(p) for p in result.files])
+    acc.end_training()
+    return result

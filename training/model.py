@@ -1,0 +1,162 @@
+"""The model side of a training step: load the base, encode captions the way the pipelines do, the loss.
+
+Text encoding mirrors diffusers' pipelines so what is trained is what inference sees: SD1/SD2 use the
+last hidden state (clip skip n: the n-th from the end, through the final layer norm); SDXL concatenates
+the penultimate hidden states of both encoders and takes the pooled output of the second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.config import RunConfig
+
+
+@dataclass
+class Parts:
+    family: str                 # sd15 | sd2 | sdxl
+    prediction_type: str        # epsilon | v_prediction
+    unet: Any
+    vae: Any
+    text_encoders: list
+    tokenizers: list
+    noise_scheduler: Any
+    scheduler_config: dict
+
+
+def load_parts(cfg: RunConfig, device: str, dtype: Any) -> Parts:
+    """Base model components, frozen, on `device` in `dtype` (the LoRA weights stay fp32)."""
+    from diffusers import DDPMScheduler
+
+    from models.generate import open_pipeline
+
+    pipe = open_pipeline(cfg.model.base, family=cfg.model.family, prediction_type=cfg.model.prediction_type,
+                         vae=cfg.model.vae or None, device="cpu")
+    try:
+        from models.loading import resolve_family
+
+        family = resolve_family(pipe)
+    except ImportError:
+        family = "sdxl" if getattr(pipe, "text_encoder_2", None) is not None else "sd15"
+    if cfg.model.family in ("sd15", "sd2", "sdxl"):
+        family = cfg.model.family
+    sched_config = dict(pipe.scheduler.config)
+    pred = cfg.model.prediction_type if cfg.model.prediction_type != "auto" else \
+        sched_config.get("prediction_type", "epsilon")
+    noise_scheduler = DDPMScheduler.from_config(sched_config, prediction_type=pred)
+    tes = [pipe.text_encoder] + ([pipe.text_encoder_2] if family == "sdxl" else [])
+    toks = [pipe.tokenizer] + ([pipe.tokenizer_2] if family == "sdxl" else [])
+    for m in [pipe.unet, pipe.vae, *tes]:
+        m.requires_grad_(False)
+        m.eval()
+    pipe.unet.to(device, dtype=dtype)
+    pipe.vae.to(device, dtype=_vae_dtype(family, dtype))
+    for te in tes:
+        te.to(device, dtype=dtype)
+    return Parts(family, pred, pipe.unet, pipe.vae, tes, toks, noise_scheduler, sched_config)
+
+
+def _vae_dtype(family: str, dtype: Any):
+    import torch
+
+    # The original SDXL VAE overflows in fp16 (black images); keep it in fp32 there.
+    return torch.float32 if family == "sdxl" and dtype == torch.float16 else dtype
+
+
+def _tokens(tokenizer, captions: list[str], max_token_length: int):
+    """Token ids in 77-token chunks (BOS + 75 + EOS each), as WebUI does for long prompts: (B, chunks, 77)."""
+    import torch
+
+    n_chunks = max(1, max_token_length // 75)
+    ids = tokenizer(captions, truncation=True, max_length=75 * n_chunks + 2, padding="max_length",
+                    return_tensors="pt").input_ids
+    if n_chunks == 1:
+        return ids[:, None, :]
+    bos, eos = ids[:, :1], ids[:, -1:]
+    body = ids[:, 1:-1]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    chunks = []
+    for c in range(n_chunks):
+        part = body[:, 75 * c: 75 * (c + 1)]
+        end = torch.where(part[:, -1:] == pad, pad, eos)
+        chunks.append(torch.cat([bos, part, end], dim=1))
+    return torch.stack(chunks, dim=1)
+
+
+def encode_text(parts: Parts, captions: list[str], clip_skip: int = 1, max_token_length: int = 75, device=None):
+    """(encoder_hidden_states, pooled or None) for a batch of captions, gradients flowing into TE LoRA.
+
+    The text encoders may be wrapped for data parallelism (``.module``); the device is then passed in.
+    """
+    import torch
+
+    if parts.family != "sdxl":
+        te, tok = parts.text_encoders[0], parts.tokenizers[0]
+        inner = getattr(te, "module", te)
+        ids = _tokens(tok, captions, max_token_length).to(device or inner.device)
+        b, n, L = ids.shape
+        out = te(ids.reshape(b * n, L), output_hidden_states=clip_skip > 1)
+        if clip_skip > 1:
+            hidden = getattr(inner, "text_model", inner).final_layer_norm(out.hidden_states[-clip_skip])
+        else:
+            hidden = out.last_hidden_state
+        return hidden.reshape(b, n * L, -1), None
+    states, pooled = [], None
+    for i, (te, tok) in enumerate(zip(parts.text_encoders, parts.tokenizers)):
+        ids = _tokens(tok, captions, max_token_length).to(device or getattr(te, "module", te).device)
+        b, n, L = ids.shape
+        out = te(ids.reshape(b * n, L), output_hidden_states=True)
+        states.append(out.hidden_states[-2].reshape(b, n * L, -1))
+        if i == 1:
+            pooled = out.text_embeds.reshape(b, n, -1)[:, 0]
+    return torch.cat(states, dim=-1), pooled
+
+
+def sdxl_time_ids(items: list, device, dtype):
+    """SDXL size conditioning: original (h, w), crop top-left, target (h, w), per image."""
+    import torch
+
+    rows = []
+    for it in items:
+        left, top = it.crop_ltrb[0], it.crop_ltrb[1]
+        rows.append([it.original[1], it.original[0], top, left, it.size[1], it.size[0]])
+    return torch.tensor(rows, device=device, dtype=dtype)
+
+
+def encode_latents(parts: Parts, pixels):
+    """(B, 3, H, W) in [-1, 1] → scaled latents (deterministic: the distribution's mode)."""
+    import torch
+
+    vae = parts.vae
+    with torch.no_grad():
+        dist = vae.encode(pixels.to(vae.device, dtype=vae.dtype)).latent_dist
+        return dist.mode().float() * vae.config.scaling_factor
+
+
+def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfig):
+    """Diffusion loss of one batch: noise (with offset), random timesteps, ε or v target, min-SNR weight."""
+    import torch
+    import torch.nn.functional as F
+
+    t = cfg.training
+    sched = parts.noise_scheduler
+    b = latents.shape[0]
+    noise = torch.randn_like(latents)
+    if t.noise_offset:
+        noise = noise + t.noise_offset * torch.randn(b, latents.shape[1], 1, 1, device=latents.device)
+    steps = torch.randint(0, sched.config.num_train_timesteps, (b,), device=latents.device)
+    noisy = sched.add_noise(latents, noise, steps)
+    kwargs = {}
+    if pooled is not None:
+        kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
+    dtype = next(unet.parameters()).dtype
+    pred = unet(noisy.to(dtype), steps, encoder_hidden_states=hidden.to(dtype), **kwargs).sample
+    target = noise if parts.prediction_type == "epsilon" else sched.get_velocity(latents, noise, steps)
+    loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
+    if t.min_snr_gamma:
+        ac = sched.alphas_cumprod.to(latents.device)[steps]
+        snr = ac / (1 - ac)
+        weight = torch.clamp(snr, max=t.min_snr_gamma) / (snr + 1 if parts.prediction_type == "v_prediction" else snr)
+        loss = loss * weight
+    return loss.mean()

@@ -1,0 +1,80 @@
+"""The optimizer table and learning-rate schedules (names as in core.config.OPTIMIZERS / SCHEDULERS)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from core.config import RunConfig
+from core.errors import DanluError
+
+
+def _adamw(groups, cfg):
+    import torch
+
+    return torch.optim.AdamW(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+
+
+def _adamw8bit(groups, cfg):
+    try:
+        import bitsandbytes as bnb
+    except ImportError as e:
+        raise DanluError(f"AdamW8bit needs bitsandbytes, which cannot be imported: {e}",
+                         f"AdamW8bit 需要 bitsandbytes，但无法导入：{e}",
+                         "Install it (pip install bitsandbytes) or choose AdamW.",
+                         "请安装（pip install bitsandbytes）或改用 AdamW。", key="optimizer.name") from None
+    return bnb.optim.AdamW8bit(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+
+
+def _lion(groups, cfg):
+    from lion_pytorch import Lion
+
+    return Lion(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+
+
+def _prodigy(groups, cfg):
+    from prodigyopt import Prodigy
+
+    return Prodigy(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay, safeguard_warmup=True,
+                   use_bias_correction=True)
+
+
+def _adafactor(groups, cfg):
+    from transformers.optimization import Adafactor
+
+    # A fixed LR (no relative step) so the schedule and the UI's LR mean what they say.
+    return Adafactor(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay, relative_step=False,
+                     scale_parameter=False, warmup_init=False)
+
+
+OPTIMIZERS: dict[str, Callable[[list, RunConfig], Any]] = {
+    "AdamW": _adamw, "AdamW8bit": _adamw8bit, "Lion": _lion, "Prodigy": _prodigy, "Adafactor": _adafactor}
+
+
+def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list):
+    groups = []
+    if unet_params:
+        groups.append({"params": unet_params, "lr": cfg.optimizer.lr})
+    if te_params:
+        groups.append({"params": te_params, "lr": cfg.optimizer.text_encoder_lr})
+    if not groups:
+        raise DanluError("Nothing to train: both network.train_unet and network.train_text_encoder are off.",
+                         "没有可训练的部分：network.train_unet 和 network.train_text_encoder 都关闭了。",
+                         "Turn on at least one of them.", "请至少打开其中一个。", key="network.train_unet")
+    return OPTIMIZERS[cfg.optimizer.name](groups, cfg)
+
+
+def warmup_steps(cfg: RunConfig, total_steps: int) -> int:
+    """Below 1 the warm-up is a share of the steps, else a step count."""
+    w = cfg.optimizer.warmup
+    return int(round(w * total_steps)) if w < 1 else int(w)
+
+
+def make_scheduler(cfg: RunConfig, optimizer, total_steps: int):
+    from diffusers.optimization import get_scheduler
+
+    name = cfg.optimizer.scheduler
+    warm = warmup_steps(cfg, total_steps)
+    if name == "constant":
+        name = "constant_with_warmup"
+    return get_scheduler(name, optimizer, num_warmup_steps=warm, num_training_steps=total_steps,
+                         num_cycles=cfg.optimizer.num_cycles, power=cfg.optimizer.power)

@@ -1,0 +1,108 @@
+"""Resumable training state in <run_dir>/state/: LoRA weights, optimizer, LR schedule, RNG, step.
+
+The folder is written next to the old one and swapped in by renames, so a run killed while saving
+keeps the previous complete state.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+from core.errors import DanluError
+
+STATE_DIR = "state"
+
+
+def rng_state() -> dict:
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def lora_weights(models: dict[str, Any]) -> dict[str, Any]:
+    """Every trainable (LoRA) tensor, keyed component.parameter."""
+    return {f"{comp}.{name}": p.detach().float().cpu().contiguous()
+            for comp, m in models.items() if m is not None
+            for name, p in m.named_parameters() if p.requires_grad}
+
+
+def save_state(run_dir: Path, models: dict[str, Any], optimizer, scheduler, *, step: int, epoch: int,
+               total_steps: int) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    final = Path(run_dir) / STATE_DIR
+    tmp = final.with_name(f".{STATE_DIR}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(lora_weights(models), str(tmp / "lora.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+               tmp / "train_state.pt")
+    (tmp / "progress.json").write_text(json.dumps({"step": step, "epoch": epoch, "total_steps": total_steps}),
+                                       encoding="utf-8")
+    old = final.with_name(f".{STATE_DIR}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_state(run_dir: Path, resume: str) -> Path:
+    """The state folder to resume from: 'auto'/'' = the run's own, else the given folder."""
+    folder = Path(run_dir) / STATE_DIR if resume in ("", "auto") else Path(resume)
+    if not (folder / "progress.json").is_file():
+        old = folder.with_name(f".{STATE_DIR}.old")  # a run killed between the two renames
+        if (old / "progress.json").is_file():
+            return old
+        raise DanluError(f"No saved training state in {folder}.", f"{folder} 中没有保存的训练状态。",
+                         "A state is saved with each LoRA file and when a run is stopped; start without --resume.",
+                         "每次保存 LoRA 或停止训练时会保存状态；请不带 --resume 重新开始。", key="training.resume")
+    return folder
+
+
+def load_state(folder: Path, models: dict[str, Any], optimizer, scheduler) -> dict:
+    """Put the saved weights, optimizer, schedule and RNG back; return progress {step, epoch, total_steps}."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / "lora.safetensors"))
+    for comp, m in models.items():
+        if m is None:
+            continue
+        params = dict(m.named_parameters())
+        for key, value in weights.items():
+            c, name = key.split(".", 1)
+            if c == comp:
+                if name not in params:
+                    raise DanluError(f"The saved state does not match this network ({key}).",
+                                     f"保存的状态与当前网络不一致（{key}）。",
+                                     "Resume with the same network settings, or start a new run.",
+                                     "请使用相同的网络设置续训，或重新开始。", key="training.resume")
+                with torch.no_grad():
+                    params[name].copy_(value.to(params[name].device, params[name].dtype))
+    extra = torch.load(folder / "train_state.pt", weights_only=False)
+    optimizer.load_state_dict(extra["optimizer"])
+    scheduler.load_state_dict(extra["scheduler"])
+    set_rng_state(extra["rng"])
+    return json.loads((folder / "progress.json").read_text(encoding="utf-8"))
