@@ -326,7 +326,7 @@ def _diffusers_folder(info: ModelInfo, folder: Path) -> ModelInfo:
 def detect(path_or_id: str, *, compute_hash: bool = False) -> ModelInfo:
     """Classify a checkpoint file, a diffusers folder or a hub id. Never loads the weights of a safetensors file."""
     from models.hashes import cached_sha256, sha256_file
-    from models.loading import clean_path, is_hub_id, refuse_pickle, split_hub_id
+    from models.loading import clean_path, is_hub_id, split_hub_id
 
     text = clean_path(path_or_id)
     info = ModelInfo(path=text)
@@ -354,7 +354,7 @@ def detect(path_or_id: str, *, compute_hash: bool = False) -> ModelInfo:
         sniff = _sniff(path)
         if sniff or path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
             info.kind = "pickle"
-            return _pickle(info, path, refuse_pickle)
+            return _pickle(info, path)
         return info.refuse(f"{path.name} is not a usable safetensors file: {exc}.",
                            f"{path.name} 不是可用的 safetensors 文件：{exc}。",
                            "Download the file again (it may be incomplete) or pick another file.",
@@ -373,14 +373,13 @@ def _name_notes(info: ModelInfo, path: Path) -> None:
                               "文件名表明这是融合模型（mix）：在融合模型上训练的 LoRA 迁移到其他模型的效果不如在原生底模上训练的。"))
 
 
-def _pickle(info: ModelInfo, path: Path, refuse_pickle) -> ModelInfo:
+def _pickle(info: ModelInfo, path: Path) -> ModelInfo:
     """Classify a pickle checkpoint through torch's weights-only loader (nothing in it can run)."""
-    try:
-        import torch
+    from models.loading import safe_torch_load
 
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means refusing the file
-        err = refuse_pickle(path, exc)
+    try:
+        obj = safe_torch_load(path)
+    except DanluError as err:
         return info.refuse(err.en, err.zh, err.hint_en, err.hint_zh)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]

@@ -121,10 +121,7 @@ def read_state_dict(path: Path) -> dict:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        raise refuse_pickle(path, exc) from exc
+    obj = safe_torch_load(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -132,8 +129,26 @@ def read_state_dict(path: Path) -> dict:
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+def safe_torch_load(path: Path) -> Any:
+    """torch.load with weights_only=True (nothing in the file can run); raises DanluError when refused."""
+    import torch
+
+    try:
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            # Files from torch < 1.6 are not zip archives and cannot be memory-mapped; read them whole.
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise refuse_pickle(path, exc) from exc
+
+
 def refuse_pickle(path: Path, exc: Exception | None = None) -> DanluError:
-    why = f" ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})" if exc else ""
+    # Only torch's first sentence: its advice to retry with weights_only=False is exactly what we refuse to do.
+    first = str(exc).split(". ")[0].splitlines()[0][:200] if exc else ""
+    why = f" ({type(exc).__name__}: {first})" if exc else ""
     return DanluError(
         f"{path.name} is a pickle checkpoint that torch's safe (weights-only) loader cannot open{why}. "
         "Pickles can carry code, so Danlu will not unpickle it.",

@@ -75,3 +75,23 @@ def test_browser_pick_demo_model_and_bad_path(page, app_server, demo_base, artif
     assert "Not found" in message.inner_text() and "danlu-error" in message.get_attribute("class")
     page.locator("#model-current").get_by_text("tiny-sd15.safetensors").wait_for()  # the choice is kept
     page.screenshot(path=artifacts / "model_tab_bad_path.png", full_page=True)
+
+
+def test_checks_before_training_are_shown(tmp_path):
+    from test_models_detect import write_header_only  # pytest puts tests/ on sys.path
+
+    path = write_header_only(tmp_path / "xl.safetensors", {
+        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (640, 2048),
+        "conditioner.embedders.1.model.ln_final.weight": (1280,), "first_stage_model.encoder.conv_in.weight": (1,)},
+        {"modelspec.prediction_type": "v"})
+    config = cfgmod.to_dict(cfgmod.default_config())
+    config["dataset"]["resolution"] = 512  # the default: follows the family to 1024, so no warning
+    new, _, message = tab_model.check(str(path), config, "en")
+    assert new["dataset"]["resolution"] == 1024 and "far from" not in message
+    new["dataset"]["resolution"] = 576
+    new["model"]["prediction_type"] = "epsilon"
+    from models.detect import detect
+
+    notes = tab_model.checks_text(detect(str(path)), new, "en")
+    assert any("far from this model's native 1024px" in n for n in notes)
+    assert any(n.startswith("**Fix before training:**") and "v-prediction" in n for n in notes)

@@ -61,6 +61,7 @@ i18n.add({
     "model.h_kind": ("类型", "Kind"),
     "model.not_usable": ("不能作为底模：", "Not usable as a base model:"),
     "model.warning": ("注意：", "Note:"),
+    "model.check_error": ("训练前必须修正：", "Fix before training:"),
 })
 
 
@@ -165,7 +166,17 @@ def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str,
     if not info.usable:
         return config, report_markdown(info, lang), problem_text(info, lang)
     new, notes = apply_choice(config, info, lang)
+    notes += checks_text(info, new, lang)
     return new, report_markdown(info, lang), "\n\n".join(notes)
+
+
+def checks_text(info, config: dict, lang: str) -> list[str]:
+    """The before-training checks of this base against the run settings (resolution, prediction type)."""
+    from models.detect import training_checks
+
+    found = training_checks(info, int(config["dataset"]["resolution"]), config["model"].get("prediction_type", "auto"))
+    label = {"error": t("model.check_error", lang), "warning": t("model.warning", lang)}
+    return [f"**{label[level]}** {zh if lang == 'zh' else en}" for level, en, zh in found]
 
 
 def _message(text: str, ok: bool):
@@ -243,7 +254,12 @@ def build(ctx: AppContext) -> None:
     def on_override(fam: str, pred: str, config: dict, lang: str):
         new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
         new["model"]["family"], new["model"]["prediction_type"] = fam, pred
-        return new, _message(t("model.override_set", lang, family=fam, pred=pred), True)
+        notes = [t("model.override_set", lang, family=fam, pred=pred)]
+        if new["model"].get("base"):
+            from models.detect import detect
+
+            notes += checks_text(detect(new["model"]["base"]), new, lang)
+        return new, _message("\n\n".join(notes), not any(t("model.check_error", lang) in n for n in notes))
 
     def on_config(config: dict, lang: str):
         model = config.get("model") or {}
