@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import datetime
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import DanluError
 from models import families
+from models.families import lora_family
+from models.ldm import DTYPE_BYTES, DTYPE_NAMES, HeaderError, read_header, sniff_pickle
 
-DTYPE_NAMES = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64", "F8_E4M3": "fp8", "F8_E5M2": "fp8"}
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
-               "I8": 1, "U8": 1, "BOOL": 1}
-MAX_HEADER = 100 * 1024 * 1024
 LORA_MARKERS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a", ".lokr_w1", ".oft_", "lora.down.",
                 ".dora_scale")
 LYCORIS_MARKERS = (".hada_w", ".lokr_", ".oft_", ".boft_", ".glora_", ".dora_scale")
@@ -109,79 +106,6 @@ def modelspec_for(family: str, prediction: str, resolution: int, title: str = ""
             "modelspec.title": title, "modelspec.resolution": f"{resolution}x{resolution}",
             "modelspec.prediction_type": "v" if pred == "v_prediction" else "epsilon",
             "modelspec.date": datetime.date.today().isoformat()}
-
-
-class HeaderError(ValueError):
-    pass
-
-
-def read_header(path: Path) -> tuple[dict[str, tuple[str, list[int]]], dict[str, str]]:
-    """{tensor: (dtype, shape)} and the metadata of a safetensors file, reading only its header.
-
-    Raises HeaderError when the file is not safetensors or its data is cut short.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise HeaderError("the file is shorter than a safetensors header")
-        (n,) = struct.unpack("<Q", head)
-        if n < 2 or n > min(MAX_HEADER, size - 8):
-            raise HeaderError("the first 8 bytes are not a safetensors header length")
-        raw = f.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HeaderError("the header is not valid JSON") from exc
-    if not isinstance(header, dict):
-        raise HeaderError("the header is not a JSON object")
-    meta = {str(k): str(v) for k, v in (header.pop("__metadata__", None) or {}).items()}
-    tensors: dict[str, tuple[str, list[int]]] = {}
-    end = 0
-    for name, spec in header.items():
-        try:
-            tensors[name] = (spec["dtype"], list(spec["shape"]))
-            end = max(end, int(spec["data_offsets"][1]))
-        except (KeyError, TypeError, IndexError) as exc:
-            raise HeaderError(f"tensor entry {name!r} is malformed") from exc
-    if 8 + n + end > size:
-        raise HeaderError(f"the file is truncated: the header needs {8 + n + end:,} bytes, the file has {size:,}")
-    return tensors, meta
-
-
-def _sniff(path: Path) -> str:
-    """'zip' (torch's pickle archive), 'pickle' (a raw pickle stream) or ''."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:2] == b"PK":
-        return "zip"
-    if head[:1] == b"\x80" and len(head) > 1 and head[1] in range(2, 6):
-        return "pickle"
-    return ""
-
-
-def lora_family(keys: list[str] | dict, metadata: dict[str, str] | None = None) -> str | None:
-    """The base family a LoRA/LyCORIS file was made for: from ss_base_model_version / ss_v2, else keys and shapes."""
-    meta = metadata or {}
-    version = meta.get("ss_base_model_version", "")
-    arch = meta.get("modelspec.architecture", "")
-    if version.startswith("sdxl") or arch.startswith("stable-diffusion-xl"):
-        return "sdxl"
-    if version.startswith(("sd_v2", "sd_2")) or meta.get("ss_v2") == "True" or arch.startswith("stable-diffusion-v2"):
-        return "sd2"
-    if version.startswith(("sd_v1", "sd_1")) or arch.startswith("stable-diffusion-v1"):
-        return "sd15"
-    names = list(keys)
-    if any(k.startswith(("lora_te1_", "lora_te2_", "lora_unet_input_blocks", "lora_unet_output_blocks",
-                         "lora_unet_middle_block", "text_encoder_2.")) for k in names):
-        return "sdxl"
-    shapes = keys if isinstance(keys, dict) else {}
-    for k, (_, shape) in shapes.items():  # cross-attention input width tells SD1 (768) from SD2 (1024)
-        if "attn2" in k and ("to_k" in k) and ("lora_down" in k or "lora_A" in k) and len(shape) >= 2:
-            return {768: "sd15", 1024: "sd2", 2048: "sdxl"}.get(shape[1])
-    if any("text_model_encoder_layers_22" in k or "text_model.encoder.layers.22" in k for k in names):
-        return "sd2"
-    return "sd15" if meta else None
 
 
 def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: dict[str, str]) -> ModelInfo:
@@ -351,7 +275,7 @@ def detect(path_or_id: str, *, compute_hash: bool = False) -> ModelInfo:
     try:
         tensors, meta = read_header(path)
     except HeaderError as exc:
-        sniff = _sniff(path)
+        sniff = sniff_pickle(path)
         if sniff or path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
             info.kind = "pickle"
             return _pickle(info, path)

@@ -40,3 +40,27 @@ def modelspec_architecture(family: str, prediction: str) -> str:
     if family == "sdxl_refiner":
         return "stable-diffusion-xl-v1-refiner"
     return module(family).MODELSPEC
+
+
+def lora_family(keys: list[str] | dict, metadata: dict[str, str] | None = None) -> str | None:
+    """The base family a LoRA/LyCORIS file was made for: from ss_base_model_version / ss_v2, else keys and shapes."""
+    meta = metadata or {}
+    version = meta.get("ss_base_model_version", "")
+    arch = meta.get("modelspec.architecture", "")
+    if version.startswith("sdxl") or arch.startswith("stable-diffusion-xl"):
+        return "sdxl"
+    if version.startswith(("sd_v2", "sd_2")) or meta.get("ss_v2") == "True" or arch.startswith("stable-diffusion-v2"):
+        return "sd2"
+    if version.startswith(("sd_v1", "sd_1")) or arch.startswith("stable-diffusion-v1"):
+        return "sd15"
+    names = list(keys)
+    if any(k.startswith(("lora_te1_", "lora_te2_", "lora_unet_input_blocks", "lora_unet_output_blocks",
+                         "lora_unet_middle_block", "text_encoder_2.")) for k in names):
+        return "sdxl"
+    shapes = keys if isinstance(keys, dict) else {}
+    for k, (_, shape) in shapes.items():  # cross-attention input width tells SD1 (768) from SD2 (1024)
+        if "attn2" in k and ("to_k" in k) and ("lora_down" in k or "lora_A" in k) and len(shape) >= 2:
+            return {768: "sd15", 1024: "sd2", 2048: "sdxl"}.get(shape[1])
+    if any("text_model_encoder_layers_22" in k or "text_model.encoder.layers.22" in k for k in names):
+        return "sd2"
+    return "sd15" if meta else None
