@@ -40,7 +40,9 @@ def test_tag_demo_remove_tag_save(page, demo_run, tmp_path, artifacts):
     assert "likely identity" in table.inner_text()
     assert "white background" in page.locator("#tagging-identity").inner_text()
 
-    page.locator("#tagging-op-tags textarea, #tagging-op-tags input").first.fill("white background")
+    # clicking a tag in the table puts it in the operation's tag box
+    table.locator("[role=gridcell]").filter(has_text="white background").first.click()
+    page.wait_for_function("document.querySelector('#tagging-op-tags textarea').value === 'white background'")
     page.wait_for_selector("#tagging-preview:has-text('Will change 12 captions')")
     page.click("#tagging-apply")
     page.wait_for_selector("#tagging-message:has-text('Changed 12 captions')")
