@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print()
     print(report.summary(lang))
+    if report.ratings:
+        print(report.rating_text(lang))
     for path, why in report.failed:
         print(f"  could not read {path}: {why}", file=sys.stderr)
     if report.backups:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +46,16 @@ class TagReport:
     providers: list[str] = field(default_factory=list)
     fallback: tuple[str, str] | None = None
     captions: dict[Path, str] = field(default_factory=dict)   # image → caption written
+    ratings: Counter = field(default_factory=Counter)          # most probable rating → images
+    ratings_written: bool = False                               # whether the rating tag went into the captions
+
+    def rating_text(self, lang: str = "en") -> str:
+        if not self.ratings:
+            return ""
+        parts = ", ".join(f"{name} {n}" for name, n in self.ratings.most_common())
+        if lang == "zh":
+            return f"分级（{'已' if self.ratings_written else '未'}写入标注）：{parts}"
+        return f"Ratings ({'written' if self.ratings_written else 'not written'} to captions): {parts}"
 
     def summary(self, lang: str = "en") -> str:
         if lang == "zh":
@@ -67,7 +77,7 @@ def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "sk
     images = find_images(folder) if images is None else list(images)
     root = dataset_root(folder)
     report = TagReport(total=len(images), providers=tagger.providers, fallback=tagger.fallback,
-                       backup_stamp=backup_stamp())
+                       backup_stamp=backup_stamp(), ratings_written=opts.rating)
     todo = []
     for img in images:  # 'skip' never runs the model on a captioned image
         if policy == "skip" and read_caption(caption_path(img, caption_extension)).text:
@@ -123,8 +133,10 @@ def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "sk
 
             probs = tagger.predict(np.stack(arrays))
             for img, p in zip(chunk, probs):
-                _write(img, caption_tags(select(p, tagger.labels, opts), opts), opts, policy, caption_extension,
-                       root, report)
+                pred = select(p, tagger.labels, opts)
+                if pred.rating:
+                    report.ratings[max(pred.rating, key=pred.rating.get)] += 1
+                _write(img, caption_tags(pred, opts), opts, policy, caption_extension, root, report)
                 done += 1
             emit(chunk[-1].name)
     report.seconds = time.perf_counter() - start

@@ -224,11 +224,11 @@ def run_tagger(folder: str, model: str, general: float, character: float, mcut_g
         yield progress_html(0, 0, "—"), _err(box["error"], lang)
         return
     report = box["report"]
-    lines = [_device_line(box["tagger"], lang), report.summary(lang)]
+    lines = [_device_line(box["tagger"], lang), report.summary(lang), report.rating_text(lang)]
     if report.failed:
         lines.append(t("tagging.failed", lang) + "\n" + "\n".join(f"- `{p.name}`: {why}" for p, why in report.failed))
     yield progress_html(report.total, report.total, t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")), \
-        "\n\n".join(lines)
+        "\n\n".join(line for line in lines if line)
 
 
 def _device_line(tagger: Any, lang: str) -> str:
