@@ -257,3 +257,34 @@ def test_resolve_model_local_and_offline_errors(tmp_path, models):
     with pytest.raises(DanluError) as e:
         resolve_model("wd-eva02-large-tagger-v3", local_files_only=True)
     assert "local" in e.value.hint_en or "folder" in e.value.hint_en
+
+
+def test_hub_download_uses_cache_first_then_downloads_with_progress(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    calls, seen = [], []
+
+    def fake_download(repo_id, filename, *, revision=None, local_files_only=False, tqdm_class=None, **_):
+        calls.append((repo_id, filename, revision, local_files_only))
+        target = tmp_path / "snap" / filename
+        if local_files_only and not target.exists():
+            raise LocalEntryNotFoundError("not cached")
+        if not local_files_only:
+            bar = tqdm_class(total=200, desc=filename)
+            bar.update(120)
+            bar.update(80)
+            bar.close()
+            target.parent.mkdir(exist_ok=True)
+            target.write_text("x")
+        return str(target)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    folder = resolve_model("SmilingWolf/wd-vit-tagger-v3@v1.0", lambda *a: seen.append(a), local_files_only=False)
+    assert folder == tmp_path / "snap"
+    assert calls[:2] == [("SmilingWolf/wd-vit-tagger-v3", "selected_tags.csv", "v1.0", True),
+                         ("SmilingWolf/wd-vit-tagger-v3", "selected_tags.csv", "v1.0", False)]
+    assert ("model.onnx", 200, 200) in seen and ("selected_tags.csv", 120, 200) in seen
+    calls.clear()
+    resolve_model("wd-vit-tagger-v3", local_files_only=False)        # now cached: no download call
+    assert all(c[3] for c in calls) and calls[0][0] == "SmilingWolf/wd-vit-tagger-v3"
