@@ -192,6 +192,39 @@ def _gpu_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
+def _capture_stderr(fn: Callable, capture: bool):
+    """Run fn and return (result, what native code wrote to stderr): ORT says why CUDA failed only there."""
+    if not capture:
+        return fn(), ""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            result = fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode("utf-8", errors="replace")
+    return result, text
+
+
+def _ort_reason(log: str) -> str:
+    """The useful part of ORT's CUDA failure: the missing library and the CUDA/cuDNN versions it needs."""
+    parts = []
+    m = re.search(r"with error: ([^\n\x1b]+)", log)
+    if m:
+        parts.append(m.group(1).strip())
+    m = re.search(r"Require (cuDNN [^ ]+ and CUDA [^ .]+(?:\.\*)?)", log)
+    if m:
+        parts.append("needs " + m.group(1))
+    return "; ".join(parts)
+
+
 @dataclass
 class Tagger:
     """One reusable session (creating it per image costs ~20 %) and the CSV, read once."""
@@ -224,8 +257,8 @@ class Tagger:
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the CUDA fallback is reported in the page, not as console noise
         try:
-            self.session = ort.InferenceSession(str(self.folder / MODEL_FILE), sess_options=options,
-                                                providers=requested)
+            self.session, ort_log = _capture_stderr(lambda: ort.InferenceSession(
+                str(self.folder / MODEL_FILE), sess_options=options, providers=requested), len(requested) > 1)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own classes for a broken file
             raise DanluError(f"onnxruntime cannot open {self.folder / MODEL_FILE}: {e}",
                              f"onnxruntime 无法打开 {self.folder / MODEL_FILE}：{e}",
@@ -239,9 +272,11 @@ class Tagger:
                                  "of onnxruntime)",
                                  "已安装的 onnxruntime 不含 CUDA 支持（请用 onnxruntime-gpu 替换 onnxruntime）")
             else:
+                detail = _ort_reason(ort_log)
                 self.fallback = ("the CUDA provider failed to load: CUDA or cuDNN libraries are missing or do not "
-                                 "match this onnxruntime build", "CUDA 提供程序加载失败：缺少 CUDA/cuDNN 库或版本与 "
-                                 "onnxruntime 不匹配")
+                                 "match this onnxruntime build" + (f" ({detail})" if detail else ""),
+                                 "CUDA 提供程序加载失败：缺少 CUDA/cuDNN 库或版本与 onnxruntime 不匹配"
+                                 + (f"（{detail}）" if detail else ""))
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         shape = inp.shape
         if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int):

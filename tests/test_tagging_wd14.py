@@ -288,3 +288,23 @@ def test_hub_download_uses_cache_first_then_downloads_with_progress(tmp_path, mo
     calls.clear()
     resolve_model("wd-vit-tagger-v3", local_files_only=False)        # now cached: no download call
     assert all(c[3] for c in calls) and calls[0][0] == "SmilingWolf/wd-vit-tagger-v3"
+
+
+def test_cuda_fallback_is_detected_from_the_session(models, monkeypatch):
+    """With a GPU expected, the session's real providers decide; a CPU session says why CUDA is missing."""
+    import onnxruntime as ort
+
+    import taggers.wd14 as wd14
+
+    monkeypatch.setattr(wd14, "_gpu_present", lambda: True)
+    tagger = Tagger(models["v3"])
+    if tagger.on_gpu:   # a machine with working CUDA libraries
+        assert tagger.fallback is None and tagger.providers[0] == "CUDAExecutionProvider"
+    else:
+        assert tagger.providers == ["CPUExecutionProvider"] and tagger.fallback
+        en, zh = tagger.fallback
+        assert "CUDA" in en and "CUDA" in zh
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    cpu_build = Tagger(models["v3"])
+    assert not cpu_build.on_gpu and "onnxruntime-gpu" in cpu_build.fallback[0]
+    assert Tagger(models["v3"], device="cpu").fallback is None      # asking for the CPU is not a fallback
