@@ -205,6 +205,8 @@ def text_encoder_from_ldm(sd: dict, te: Any, prefix: str, naming: str) -> dict:
         if naming == "hf":
             if prefix + k in sd:
                 tsd[key] = sd[prefix + k]
+            elif prefix + k.removeprefix("text_model.") in sd:  # files written with transformers < 4.2 names
+                tsd[key] = sd[prefix + k.removeprefix("text_model.")]
             elif k.endswith("position_ids"):
                 tsd[key] = ref  # older files leave the position ids out
             else:

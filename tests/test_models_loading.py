@@ -115,3 +115,14 @@ def test_separate_vae_from_a_single_file(tiny, tmp_path):
     vae = load_vae(str(tmp_path / "vae.safetensors"), pipe.vae)
     a, b = pipe.vae.state_dict(), vae.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_old_text_encoder_names_without_text_model_level(tiny):
+    """Early SD1 files store cond_stage_model.transformer.embeddings.* (no `text_model.`): still read."""
+    pipe = load_pipeline(str(tiny["sd15"].folder))
+    sd = diffusers_to_ldm(pipe, "sd15")
+    old = {k.replace("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer."): v
+           for k, v in sd.items()}
+    back = ldm_to_diffusers(old, pipe, "sd15")["text_encoder"]
+    ref = pipe.text_encoder.state_dict()
+    assert back.keys() == ref.keys() and all(torch.equal(back[k], ref[k]) for k in ref)
