@@ -538,7 +538,10 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
             ev.set()
 
     def on_config(config: dict, cur_dir: str, cur_trig: str):
-        ds = cfgmod.from_dict(config).dataset if config else None
+        try:
+            ds = cfgmod.from_dict(config).dataset if config else None
+        except DanluError:  # a half-edited config elsewhere must not break this tab
+            ds = None
         if ds is None:
             return gr.update(), gr.update(), gr.update()
         return (ds.dir or cur_dir), (ds.trigger_word or cur_trig), ds.caption_extension
