@@ -232,7 +232,7 @@ def _duplicates(entries: list[Entry], rel) -> None:
     hashed = [e for e in entries if e.info.dhash is not None and id(e) not in exact]
     for i, e in enumerate(hashed):
         for other in hashed[:i]:
-            if bin(e.info.dhash ^ other.info.dhash).count("1") <= 4 and _close_colour(e.info, other.info):
+            if (e.info.dhash ^ other.info.dhash).bit_count() <= 4 and _close_colour(e.info, other.info):
                 e.issues.append(note("near_duplicate", "warn", other=rel(other.path)))
                 break
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -83,3 +84,20 @@ def test_browser_pick_build_and_see(page, plain_images, artifacts, app_server):
     page.locator("#dataset-chart").scroll_into_view_if_needed()
     page.screenshot(path=artifacts / "dataset_tab.png", full_page=True)
     assert str(built.parent) in page.input_value("#dataset-path textarea, #dataset-path input")
+
+
+def test_browser_upload_into_a_new_dataset(page, demo_run, app_server):
+    page.set_default_timeout(90_000)
+    page.get_by_role("tab", name="3 Dataset").click()
+    src = demo_run.parent / "dataset" / "10_demo"
+    files = [str(p) for p in sorted(src.iterdir())[:6]]  # demo_00..02 with their captions
+    page.fill("#dataset-name textarea, #dataset-name input", "uploaded 猫")
+    page.fill("#dataset-repeats input", "0")
+    page.locator("#dataset-upload input[type=file]").set_input_files(files)
+    expect(page.locator("#dataset-upload")).to_contain_text(re.compile(r"demo_02\s*\.txt"))  # the last file is up
+    page.click("#dataset-import")
+    expect(page.locator("#dataset-status")).to_contain_text("Built")
+    folder = app_server[2].parent / "datasets" / "uploaded 猫" / "20_uploaded 猫"  # 3 images → 20 repeats (max)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "demo_00.png", "demo_00.txt", "demo_01.png", "demo_01.txt", "demo_02.png", "demo_02.txt"]
+    expect(page.locator("#dataset-steps")).to_contain_text("20_uploaded 猫")
