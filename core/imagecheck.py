@@ -287,9 +287,14 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if im.mode != "RGB" else im
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Read an image for training: EXIF orientation applied, then to_rgb. Raises on unreadable files."""
+def load_rgb(path: Path, draft: tuple[int, int] | None = None) -> Image.Image:
+    """Read an image for training: EXIF orientation applied, then to_rgb. Raises on unreadable files.
+
+    draft: for previews, let JPEG decode at a reduced size of at least this (much faster on big photos).
+    """
     with Image.open(path) as im:
+        if draft:
+            im.draft("RGB", draft)
         im.load()
         im = ImageOps.exif_transpose(im) or im
         return to_rgb(im).copy()

@@ -118,7 +118,7 @@ def thumbnail(path: Path) -> str:
 
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            im = load_rgb(p)
+            im = load_rgb(p, draft=(THUMB, THUMB))
             im.thumbnail((THUMB, THUMB))
         except Exception:  # the check list already says why; show a grey tile
             im = Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
@@ -230,7 +230,12 @@ def _key(parent: str, reg: str, config: dict, deep: bool, show_info: bool, lang:
     return [parent, reg, list(vars(settings_of(config)).values()), deep, show_info, lang]
 
 
-def _error(e: DanluError, lang: str) -> str:
+def _error(e: DanluError | OSError, lang: str) -> str:
+    if isinstance(e, OSError):  # a folder that vanished or cannot be read: say so instead of failing the event
+        where = e.filename or ""
+        e = DanluError(f"Cannot read {where}: {e.strerror or e}", f"无法读取 {where}：{e.strerror or e}",
+                       "Check that the folder exists and that you may read and write it.",
+                       "请确认文件夹存在，并且有读写权限。")
     return t("dataset.error", lang) + e.text(lang).replace("\n", "\n\n")
 
 
@@ -291,7 +296,7 @@ def build(ctx: AppContext) -> None:
     def show(parent: str, reg_dir: str, config: dict, deep_v: bool, info_v: bool, lang: str, note: str = ""):
         try:
             scan, st, summ, stp, frame, rows, items, label = run_scan(parent, reg_dir, config, deep_v, info_v, lang)
-        except DanluError as e:
+        except (DanluError, OSError) as e:
             return [{}, 0, _error(e, lang), "", "", chart_update(None, lang), [], [], "", parent, reg_dir, config]
         st["key"] = _key(parent, reg_dir, with_dataset(config, parent, reg_dir, scan), deep_v, info_v, lang)
         return [st, 0, note, summ, stp, frame, rows, items, label, parent, reg_dir,
@@ -306,7 +311,10 @@ def build(ctx: AppContext) -> None:
             return [*keep[:2], _error(DanluError(f"Folder not found: {p}", f"找不到文件夹：{p}",
                                                  "Paste the folder's full path.", "请粘贴文件夹的完整路径。"), lang),
                     *keep[3:]], gr.update(), gr.update()
-        shape = detect_shape(p)
+        try:
+            shape = detect_shape(p)
+        except OSError as e:
+            return [*keep[:2], _error(e, lang), *keep[3:]], gr.update(), gr.update()
         if shape in ("plain", "nested"):
             from core.dataset import folder_problems
             from core.dataset_build import _walk_images
@@ -329,7 +337,7 @@ def build(ctx: AppContext) -> None:
         try:
             result = build_dataset(Path(_clean_path(path_v)), name=name_v, repeats=int(repeats_v or 0) or None,
                                    move=bool(move_v), caption_extension=config["dataset"]["caption_extension"])
-        except DanluError as e:
+        except (DanluError, OSError) as e:
             return [*keep[:2], _error(e, lang), *keep[3:]]
         note = ""
         if result.subset_dir is not None and result.kind in ("plain", "nested"):
@@ -347,7 +355,7 @@ def build(ctx: AppContext) -> None:
             result = import_files([Path(f) for f in files], folder, name=name_v or "concept",
                                   repeats=int(repeats_v or 0) or None,
                                   caption_extension=config["dataset"]["caption_extension"])
-        except DanluError as e:
+        except (DanluError, OSError) as e:
             return [*keep[:2], _error(e, lang), *keep[3:]]
         note = t("dataset.built", lang, dir=result.subset_dir, written=len(result.written),
                  skipped=len(result.skipped), renamed=len(result.renamed))
