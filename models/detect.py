@@ -23,6 +23,18 @@ LORA_MARKERS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a"
 LYCORIS_MARKERS = (".hada_w", ".lokr_", ".oft_", ".boft_", ".glora_", ".dora_scale")
 
 
+# Chinese for the report's short English values (sources, EMA state, kinds).
+ZH = {"metadata": "元数据", "v_pred key": "v_pred 键", "file name": "文件名", "family rule": "系列默认规则",
+      "scheduler config": "调度器配置", "EMA weights included (not pruned)": "含 EMA 权重（未精简）",
+      "pruned (no EMA weights)": "已精简（无 EMA 权重）", "single_file": "单文件模型", "diffusers": "diffusers 文件夹",
+      "pickle": "pickle 文件", "lora": "LoRA", "hub": "hub 模型", "missing": "不存在", "unknown": "未知"}
+
+
+def local(text: str, lang: str) -> str:
+    """`text` in the user's language when it is one of the report's fixed values."""
+    return ZH.get(text, text) if lang == "zh" else text
+
+
 @dataclass
 class ModelInfo:
     """The detection report. `usable` is False for anything that cannot serve as a base (problem says why)."""
@@ -70,7 +82,7 @@ class ModelInfo:
         if self.family:
             pred = "v-prediction" if self.prediction_type == "v_prediction" else "epsilon"
             lines += [f"{'系列' if zh else 'Family'}: {self.label} ({self.family})",
-                      f"{'预测类型' if zh else 'Prediction'}: {pred} ({self.prediction_source})",
+                      f"{'预测类型' if zh else 'Prediction'}: {pred} ({local(self.prediction_source, lang)})",
                       f"{'原生分辨率' if zh else 'Native resolution'}: {self.native_resolution}px"]
         if self.precision:
             lines.append(f"{'存储精度' if zh else 'Stored precision'}: {self.precision}")
@@ -79,7 +91,7 @@ class ModelInfo:
         if self.sha256:
             lines.append(f"{'哈希' if zh else 'Hash'} (AutoV2): {self.autov2}   sha256: {self.sha256}")
         if self.ema:
-            lines.append(f"EMA: {self.ema}")
+            lines.append(f"EMA: {local(self.ema, lang)}")
         for en, zh_text in self.warnings:
             lines.append(f"{'注意' if zh else 'Warning'}: {zh_text if zh else en}")
         if not self.usable:

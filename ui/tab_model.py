@@ -99,13 +99,13 @@ def folders_from_text(text: str, default: Path) -> list[Path]:
 
 def report_markdown(info, lang: str) -> str:
     """The detection report as a small table plus warnings or the reason it cannot be used."""
-    from models.detect import human_size
+    from models.detect import human_size, local
 
     rows = []
     if info.family:
         pred = "v-prediction" if info.prediction_type == "v_prediction" else "epsilon"
         rows += [(t("model.h_family", lang), f"{info.label} (`{info.family}`)"),
-                 (t("model.h_prediction", lang), f"{pred} ({info.prediction_source})"),
+                 (t("model.h_prediction", lang), f"{pred} ({local(info.prediction_source, lang)})"),
                  (t("model.h_native", lang), f"{info.native_resolution} px")]
     if info.precision:
         rows.append((t("model.h_precision", lang), info.precision))
@@ -114,8 +114,8 @@ def report_markdown(info, lang: str) -> str:
     if info.sha256:
         rows.append((t("model.h_hash", lang), f"`{info.autov2}`"))
     if info.ema:
-        rows.append((t("model.h_ema", lang), info.ema))
-    rows.append((t("model.h_kind", lang), info.kind))
+        rows.append((t("model.h_ema", lang), local(info.ema, lang)))
+    rows.append((t("model.h_kind", lang), local(info.kind, lang)))
     lines = [f"### {Path(info.path).name or info.path}"]
     if info.usable or info.family:
         lines += ["  \n".join(f"**{k}:** {v}" for k, v in rows)]
@@ -167,7 +167,7 @@ def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str,
         return config, report_markdown(info, lang), problem_text(info, lang)
     new, notes = apply_choice(config, info, lang)
     notes += checks_text(info, new, lang)
-    return new, report_markdown(info, lang), "\n\n".join(notes)
+    return new, report_markdown(info, lang), "  \n".join(notes)
 
 
 def checks_text(info, config: dict, lang: str) -> list[str]:
@@ -190,6 +190,10 @@ def current_markdown(config: dict, lang: str) -> str:
 
 def build(ctx: AppContext) -> None:
     lang0 = ctx.lang.value
+    try:  # the default checkpoints folder, so users see where to put their models
+        ctx.models_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # a read-only or missing drive: the list just stays empty and says where to put files
     ctx.tr.bind(gr.Markdown(t("model.intro", lang0)), value="model.intro")
     current = gr.Markdown(t("model.none", lang0), elem_id="model-current")
     with gr.Row():
