@@ -256,6 +256,8 @@ class Tagger:
             requested = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the CUDA fallback is reported in the page, not as console noise
+        # Idle ORT worker threads spin by default, taking the cores the decoding threads need between runs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session, ort_log = _capture_stderr(lambda: ort.InferenceSession(
                 str(self.folder / MODEL_FILE), sess_options=options, providers=requested), len(requested) > 1)
