@@ -14,7 +14,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="launcher.py tag", description="Write WD1.4 / WD v3 tags as caption files "
                                 "next to the images of DIR (a dataset folder with N_name subfolders, or an image "
                                 "folder). Every caption that is changed is backed up first under "
-                                "DIR/.danlu_backup/<time>/.")
+                                "DIR/.danlu_backup/<time>/. Exit code 0 when done, 1 on an error, 2 when some "
+                                "images could not be read (the others are tagged), 130 when interrupted.")
     p.add_argument("dir", help="dataset folder or image folder")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a local folder with model.onnx + selected_tags.csv, a hub id org/name[@rev], or one of: "

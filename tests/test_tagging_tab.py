@@ -40,7 +40,7 @@ def test_run_generator_reports_progress_device_and_summary(tmp_path, tagger):
     bar, status = outputs[-1]
     assert "6/6 (100%)" in bar and "images/s" in bar
     assert "Tagging on CPU" in status and "6 written" in status
-    assert "Ratings (not written to captions): " in status
+    assert "Ratings (not written to captions): " in status and "keep_tokens = 1" in status
     text = (ds / "3_x" / "0.txt").read_text(encoding="utf-8")
     assert text.startswith("sks, ") and "no humans" not in text
     zh = list(_run(ds, tagger, lang="zh", policy="skip"))[-1][1]

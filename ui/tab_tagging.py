@@ -126,6 +126,10 @@ i18n.add({
     "tagging.loaded": ("已读取 {n} 张图片的标注。", "Loaded the captions of {n} images."),
     "tagging.encoding": ("⚠️ {n} 个标注不是 UTF-8 或带 BOM（保存时会改为 UTF-8）。",
                          "⚠️ {n} captions are not UTF-8 or have a BOM (saving rewrites them as UTF-8)."),
+    "tagging.keep_tokens": ("触发词已放在最前：若在“调参”中打开了打乱标注，请把 keep_tokens 设为 {n}，"
+                            "触发词就不会被打乱。",
+                            "The trigger is first: if you shuffle captions (Parameters), set keep_tokens = {n} so "
+                            "shuffling never moves it."),
     "tagging.unsaved": ("❌ 有 {n} 条未保存的修改：请先保存或放弃修改，再重新读取、打标或恢复。",
                         "❌ {n} unsaved changes: save or discard them before reloading, tagging or restoring."),
     "tagging.no_images": ("这个文件夹里没有图片。", "This folder has no images."),
@@ -225,6 +229,8 @@ def run_tagger(folder: str, model: str, general: float, character: float, mcut_g
         return
     report = box["report"]
     lines = [_device_line(box["tagger"], lang), report.summary(lang), report.rating_text(lang)]
+    if split_tags(trigger) and report.written:
+        lines.append(t("tagging.keep_tokens", lang, n=len(split_tags(trigger))))
     if report.failed:
         lines.append(t("tagging.failed", lang) + "\n" + "\n".join(f"- `{p.name}`: {why}" for p, why in report.failed))
     yield progress_html(report.total, report.total, t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")), \
