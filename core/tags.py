@@ -151,6 +151,12 @@ class TagEditor:
     def pending(self) -> list[int]:
         return [i for i, it in enumerate(self.items) if it.changed]
 
+    def diff(self, index: int) -> tuple[list[str], list[str]]:
+        """(removed, added) tags of one caption against the file on disk; both empty for a pure reorder."""
+        it = self.items[index]
+        old, new = {tag_key(t) for t in it.original}, {tag_key(t) for t in it.tags}
+        return [t for t in it.original if tag_key(t) not in new], [t for t in it.tags if tag_key(t) not in old]
+
     def counts(self, indices: Iterable[int] | None = None) -> Counter:
         """Images per tag (a tag repeated within one caption counts once)."""
         c: Counter = Counter()

@@ -63,6 +63,7 @@ def test_remove_on_filtered_set_and_undo(ds):
     assert "red hair" not in ed.items[0].tags and "red hair" in ed.items[1].tags
     assert ed.remove(["1girl", "smile"]) == 5
     assert ed.pending == [0, 1, 2, 3, 4] and ed.undo_names == ["remove", "remove"]
+    assert ed.diff(0) == (["1girl", "red hair", "smile"], [])
     assert ed.undo() == "remove" and ed.items[2].tags == ["sks", "1girl", "red_hair", "indoors", "smile", "smile"]
     assert ed.undo() == "remove" and not ed.pending and ed.undo() is None
 

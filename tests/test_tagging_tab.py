@@ -92,7 +92,8 @@ def test_table_flags_and_batch_ops(tmp_path):
     assert tab.apply_op(ed, "replace", r"(\w+) eyes", r"\1_eyes", True, None) == 2
     assert tab.apply_op(ed, "add_front", "solo", "", False, None) == 5
     assert ed.items[0].tags[:2] == ["sks", "solo"]
-    assert "5 captions changed" in tab.pending_text(ed, "en")
+    text = tab.pending_text(ed, "en", limit=2)
+    assert "5 captions changed" in text and "- `2_a/0.txt`: −blue eyes +solo +aqua_eyes" in text and "(+3)" in text
     pic, text, name = tab.image_view(ed, [0, 1], 5)                   # out of range → last of the set
     assert name.startswith("`2_a/1.png`") and text.startswith("sks, solo") and pic.size == (4, 4)
 

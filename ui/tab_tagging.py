@@ -110,6 +110,7 @@ i18n.add({
     "tagging.caption": ("标注（第一行为标签）", "Caption (the first line holds the tags)"),
     "tagging.caption_apply": ("应用此标注", "Apply this caption"),
     "tagging.pending": ("📝 {n} 条标注已修改，尚未保存。", "📝 {n} captions changed, not saved yet."),
+    "tagging.reordered": ("仅顺序改变", "order changed"),
     "tagging.clean": ("✅ 没有未保存的修改。", "✅ No unsaved changes."),
     "tagging.undo": ("撤销", "Undo"),
     "tagging.undone": ("已撤销：{name}", "Undone: {name}"),
@@ -290,9 +291,21 @@ def apply_op(ed: TagEditor, op: str, tags: str, new: str, regex: bool, indices: 
     raise ValueError(op)
 
 
-def pending_text(ed: TagEditor, lang: str) -> str:
-    n = len(ed.pending)
-    return t("tagging.pending", lang, n=n) if n else t("tagging.clean", lang)
+def pending_text(ed: TagEditor, lang: str, limit: int = 8) -> str:
+    """The unsaved count and what changes in the first few captions (− removed, + added)."""
+    pending = ed.pending
+    if not pending:
+        return t("tagging.clean", lang)
+    lines = [t("tagging.pending", lang, n=len(pending))]
+    for i in pending[:limit]:
+        removed, added = ed.diff(i)
+        item = ed.items[i]
+        name = item.caption.relative_to(ed.folder) if ed.folder in item.caption.parents else item.caption.name
+        change = " ".join([f"−{x}" for x in removed] + [f"+{x}" for x in added]) or t("tagging.reordered", lang)
+        lines.append(f"- `{name}`: {change}")
+    if len(pending) > limit:
+        lines.append(f"- … (+{len(pending) - limit})")
+    return "\n".join(lines)
 
 
 def image_view(ed: TagEditor, indices: list[int], pos: int):
