@@ -189,6 +189,8 @@ def load_single_file(path: Path, family: str, prediction_type: str, torch_dtype:
     """Build the pipeline of `family` from its config folder and fill it from the single file."""
     from types import SimpleNamespace
 
+    import torch
+
     from models import families
     from models.ldm import ldm_to_diffusers
 
@@ -220,8 +222,8 @@ def load_single_file(path: Path, family: str, prediction_type: str, torch_dtype:
                              f"{path.name}：{name} 的权重与 {family} 配置不符。",
                              "The file may be another family or a pruned/partial checkpoint.",
                              "文件可能属于其他系列，或是不完整的模型。", key="model.base") from exc
-        if torch_dtype is not None:
-            model.to(torch_dtype)
+        # As diffusers' from_pretrained: fp32 unless asked, whatever the file stores (fp16 cannot run on a CPU).
+        model.to(torch_dtype or torch.float32)
         model.eval()
     sched = comps["scheduler"]
     comps["scheduler"] = sched.__class__.from_config(sched.config, prediction_type=prediction_type)
