@@ -337,8 +337,10 @@ def _hub(info: ModelInfo, text: str, split_hub_id) -> ModelInfo:
 
         folder = Path(snapshot_download(repo, revision=rev, local_files_only=True))
     except Exception:  # noqa: BLE001 - not in the cache
-        return info.refuse(f"{text} is a hub id that is not downloaded yet.", f"{text} 是尚未下载的 hub 模型。",
-                           "Press Download to fetch it into the Hugging Face cache.", "请点击“下载”获取到 Hugging Face 缓存。")
+        return info.refuse(f"{text} is not a local path, and as a hub id it is not downloaded yet.",
+                           f"{text} 不是本地路径；作为 hub 模型 id，它尚未下载。",
+                           "For a hub model press Download (it goes to the Hugging Face cache); for a file, check the path.",
+                           "hub 模型请点击“从 hub 下载”（保存到 Hugging Face 缓存）；本地文件请检查路径。")
     result = _diffusers_folder(info, folder)
     result.path = text
     return result
