@@ -16,6 +16,11 @@ def matches(keys: set[str] | list[str]) -> bool:
     return any(k.startswith(TEXT_ENCODER_PREFIX) for k in keys)
 
 
+def lora_version(prediction: str = "epsilon") -> str:
+    """`ss_base_model_version` of a LoRA trained on this family."""
+    return LORA_VERSION
+
+
 def pipeline_class():
     from diffusers import StableDiffusionPipeline
 

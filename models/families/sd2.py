@@ -16,7 +16,8 @@ def matches(keys: set[str] | list[str]) -> bool:
     return any(k.startswith(TEXT_ENCODER_PREFIX) for k in keys)
 
 
-def lora_version(prediction: str) -> str:
+def lora_version(prediction: str = "epsilon") -> str:
+    """`ss_base_model_version` of a LoRA trained on this family (sd_v2_v for the v-prediction release)."""
     return "sd_v2_v" if prediction == "v_prediction" else "sd_v2"
 
 

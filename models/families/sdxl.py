@@ -24,6 +24,11 @@ def is_refiner(keys: set[str] | list[str]) -> bool:
             and not any(k.startswith("conditioner.embedders.1.") for k in keys))
 
 
+def lora_version(prediction: str = "epsilon") -> str:
+    """`ss_base_model_version` of a LoRA trained on this family."""
+    return LORA_VERSION
+
+
 def pipeline_class():
     from diffusers import StableDiffusionXLPipeline
 
