@@ -6,6 +6,7 @@ forth through a gr.State); edits stay pending until Save, which backs up every o
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,18 @@ i18n.add({
 _EDITORS: dict[str, TagEditor] = {}       # one editor per browser session
 _CANCELS: dict[str, threading.Event] = {}
 _TAGGERS: dict[tuple[str, str], Any] = {}  # reuse the onnxruntime session between runs
+
+
+_EDIT_LOCK = threading.RLock()             # a blur and a click of one page may run at once
+
+
+def _locked(fn):
+    """Run a handler that reads or changes an editor under the lock (quick: no model runs under it)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _EDIT_LOCK:
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _key(request: gr.Request | None) -> str:
@@ -435,6 +448,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
     view_in = [ctx.lang, sort, search, include, exclude_f, mode, index]
     view_out = [table, identity, filtered, index, name, image, caption, pending, backups]
 
+    @_locked
     def view(request: gr.Request, lang: str, sort_by: str, query: str, inc: str, exc: str, how: str, pos: int):
         ed = _EDITORS.get(_key(request))
         if ed is None:
@@ -448,6 +462,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
                 gr.update(maximum=max(len(idx) - 1, 1), value=pos), label, pic, text, pending_text(ed, lang),
                 gr.update(choices=stamps, value=stamps[0] if stamps else None)]
 
+    @_locked
     def on_load(request: gr.Request, path: str, trig: str, extension: str, lang: str):
         refusal = unsaved(_key(request), lang)
         if refusal:
@@ -470,6 +485,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
     def scoped(ed: TagEditor, where: str, inc: str, exc: str, how: str) -> list[int] | None:
         return selection(ed, inc, exc, how) if where == "filtered" else None
 
+    @_locked
     def on_preview(request: gr.Request, lang: str, o: str, tg: str, nw: str, rx: bool, where: str, inc: str,
                    exc: str, how: str):
         ed = _EDITORS.get(_key(request))
@@ -480,6 +496,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
         except DanluError as e:
             return _err(e, lang)
 
+    @_locked
     def on_apply(request: gr.Request, lang: str, o: str, tg: str, nw: str, rx: bool, where: str, inc: str,
                  exc: str, how: str, trig: str):
         ed, msg = editor_or_msg(request, lang)
@@ -492,6 +509,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
         except DanluError as e:
             return _err(e, lang)
 
+    @_locked
     def on_caption(request: gr.Request, lang: str, text: str, inc: str, exc: str, how: str, pos: int):
         ed, msg = editor_or_msg(request, lang)
         if ed is None:
@@ -501,6 +519,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
             ed.set_caption(idx[max(0, min(int(pos or 0), len(idx) - 1))], text)
         return ""
 
+    @_locked
     def on_undo(request: gr.Request, lang: str):
         ed, msg = editor_or_msg(request, lang)
         if ed is None:
@@ -508,10 +527,12 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
         name_ = ed.undo()
         return t("tagging.undone", lang, name=name_) if name_ else t("tagging.nothing_to_undo", lang)
 
+    @_locked
     def on_discard(request: gr.Request, lang: str):
         ed, msg = editor_or_msg(request, lang)
         return msg if ed is None else t("tagging.applied", lang, n=ed.discard())
 
+    @_locked
     def on_save(request: gr.Request, lang: str):
         ed, msg = editor_or_msg(request, lang)
         if ed is None:
@@ -522,6 +543,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
             return f"❌ {e}"
         return t("tagging.saved", lang, n=len(report.written), folder=f"`.danlu_backup/{report.stamp}/`")
 
+    @_locked
     def on_restore(request: gr.Request, lang: str, stamp: str | None):
         ed, msg = editor_or_msg(request, lang)
         if ed is None or not stamp:
@@ -539,6 +561,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
         tags = split_tags(current)
         return ", ".join(tags if tag in tags else tags + [tag])
 
+    @_locked
     def on_take(request: gr.Request, current: str):
         ed = _EDITORS.get(_key(request))
         if ed is None:
