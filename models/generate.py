@@ -76,9 +76,9 @@ def render(pipe: Any, *, prompt: str, negative_prompt: str = "", steps: int = 20
     generator = torch.Generator("cpu").manual_seed(int(seed))
     channels = pipe.unet.config.in_channels
     latents = torch.randn((1, channels, height // 8, width // 8), generator=generator, dtype=torch.float32)
-    kwargs = dict(prompt=prompt, negative_prompt=negative_prompt or None, num_inference_steps=int(steps),
-                  guidance_scale=float(cfg), width=int(width), height=int(height),
-                  latents=latents.to(device=device, dtype=dtype), generator=generator, output_type="pil")
+    kwargs = {"prompt": prompt, "negative_prompt": negative_prompt or None, "num_inference_steps": int(steps),
+              "guidance_scale": float(cfg), "width": int(width), "height": int(height),
+              "latents": latents.to(device=device, dtype=dtype), "generator": generator, "output_type": "pil"}
     with torch.no_grad():
         if clip_skip > 1 and not hasattr(pipe, "text_encoder_2"):  # SDXL already uses the penultimate layer
             kwargs["prompt_embeds"] = _clip_skip_embeds(pipe, prompt, clip_skip)

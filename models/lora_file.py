@@ -160,10 +160,10 @@ def cast_state(state: dict[str, Any], precision: str) -> tuple[dict[str, Any], P
     values = sum(v.numel() for v in state.values() if v.dim())
     worst = 0.0
     if dtype != torch.float32:
-        for key in state:
+        for key, down in state.items():
             if key.endswith(".lora_down.weight"):
                 base = key[: -len(".lora_down.weight")]
-                ref = _delta(state[key], state[f"{base}.lora_up.weight"])
+                ref = _delta(down, state[f"{base}.lora_up.weight"])
                 got = _delta(out[key].float(), out[f"{base}.lora_up.weight"].float())
                 scale = float(ref.abs().max())
                 if scale > 0:
@@ -209,7 +209,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
-    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for truncated or foreign files
         raise DanluError(f"Cannot read the LoRA file {path}: {e}", f"无法读取 LoRA 文件 {path}：{e}",
                          "Check that it is a complete .safetensors file.", "请确认它是完整的 .safetensors 文件。",
                          key=str(path)) from None

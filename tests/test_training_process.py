@@ -96,7 +96,7 @@ def test_accelerate_launch_two_cpu_processes(base, dataset, tmp_path):
     # --multi_gpu selects torchrun; with no GPU each process trains on the CPU (gloo)
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training", str(toml)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     events = _events(cfg.run_dir)
     start = events[0]
@@ -112,7 +112,7 @@ def test_missing_dataset_is_an_error_event_and_exit_2(base, tmp_path):
     toml = tmp_path / "run.toml"
     cfgmod.save(cfg, toml)
     proc = subprocess.run([sys.executable, "-m", "training", str(toml)], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     assert proc.returncode == 2
     assert "Dataset folder not found" in proc.stdout and str(tmp_path / "nowhere") in proc.stdout
     events = _events(cfg.run_dir)

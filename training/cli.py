@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(e.text())
         _fail(run_dir, e.to_event())
         return 2
-    except Exception as e:  # the last line of defence: the UI must still learn what happened
+    except Exception as e:  # noqa: BLE001 - the last line of defence: the UI must still learn what happened
         err = _as_user_error(e)
         if err is not None:
             print(err.text())
@@ -119,7 +119,7 @@ def _fail(run_dir: Path, fields: dict) -> None:
 
         if not PartialState().is_main_process:
             return
-    except Exception:  # no accelerate state yet (the error came first): this is the only process
+    except Exception:  # noqa: BLE001, S110 - no accelerate state yet (the error came first): the only process
         pass
     w = EventWriter(run_dir / EVENTS_FILE)
     fields = {k: v for k, v in fields.items() if k != "key"}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from core.buckets import assign_bucket
 from core.captions import caption_path, read_caption
@@ -56,7 +57,7 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
                     im.verify()
                 with Image.open(image) as im:
                     width, height = im.size
-            except Exception as e:  # PIL raises many types for broken files; any of them means "skip it"
+            except Exception as e:  # noqa: BLE001 - PIL raises many types for broken files; any of them means "skip it"
                 skipped.append((image, str(e)))
                 warn(f"Skipping unreadable image {image}: {e}", f"跳过无法读取的图片 {image}：{e}")
                 continue
@@ -157,7 +158,7 @@ class LatentCache:
                 self.hits += 1
                 self.memory[key] = latent
                 return latent
-            except Exception:  # a damaged cache file is recomputed rather than trusted
+            except Exception:  # noqa: BLE001 - a damaged cache file is recomputed rather than trusted
                 path.unlink(missing_ok=True)
         latent = encode(item, flip).cpu()
         self.misses += 1

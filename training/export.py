@@ -11,7 +11,13 @@ from typing import Any
 
 from core import config as cfgmod
 from core.config import RunConfig
-from models.lora_file import CONFIG_KEY, MODELSPEC_ARCH, base_model_version, peft_to_kohya, save_lora
+from models.lora_file import (
+    CONFIG_KEY,
+    MODELSPEC_ARCH,
+    base_model_version,
+    peft_to_kohya,
+    save_lora,
+)
 
 
 def file_name(name: str, epoch: int | None = None, step: int | None = None) -> str:

@@ -210,7 +210,7 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
         if cache is None:
             pixels = torch.stack([D.load_pixels(it, f) for it, f in zip(items, flips)])
             return model.encode_latents(parts, pixels)
-        enc = lambda it, f: model.encode_latents(parts, D.load_pixels(it, f)[None])[0]  # noqa: E731
+        enc = lambda it, f: model.encode_latents(parts, D.load_pixels(it, f)[None])[0]
         return torch.stack([cache.get(it, f, enc) for it, f in zip(items, flips)]).to(device)
 
     def text_for(captions: list[str]):

@@ -17,9 +17,9 @@ ADAPTER = "default"
 
 def _unet_targets(unet: Any, conv_dim: int) -> tuple[list[str], list[str]]:
     """(rank/alpha targets, conv_dim/conv_alpha targets) of the UNet."""
-    import torch.nn as nn
     from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
     from diffusers.models.transformers.transformer_2d import Transformer2DModel
+    from torch import nn
 
     plain, convs = [], []
     for name, module in unet.named_modules():
@@ -35,7 +35,7 @@ def _unet_targets(unet: Any, conv_dim: int) -> tuple[list[str], list[str]]:
 
 
 def _text_targets(text_encoder: Any) -> list[str]:
-    import torch.nn as nn
+    from torch import nn
 
     targets = []
     for name, module in text_encoder.named_modules():

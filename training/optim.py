@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from core.config import RunConfig
 from core.errors import DanluError
@@ -66,7 +67,7 @@ def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list):
 def warmup_steps(cfg: RunConfig, total_steps: int) -> int:
     """Below 1 the warm-up is a share of the steps, else a step count."""
     w = cfg.optimizer.warmup
-    return int(round(w * total_steps)) if w < 1 else int(w)
+    return round(w * total_steps) if w < 1 else int(w)
 
 
 def make_scheduler(cfg: RunConfig, optimizer, total_steps: int):
