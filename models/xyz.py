@@ -260,23 +260,14 @@ def base_family(base: str, plan: GridPlan) -> str:
 def check_versions(plan: GridPlan, family_of=None) -> list[tuple[str, str]]:
     """Refuse a LoRA of another family than a base (DanluError); warn when a base's hash differs from the one
     recorded in a LoRA's metadata. Returns the warnings as (en, zh) pairs."""
-    from models.lora_file import lora_family
+    from models.detect import check_lora_against_base
 
     family_of = family_of or (lambda b: base_family(b, plan))
     warnings = []
     for base in plan.bases:
         family = family_of(base)
         for lora in plan.loras:
-            try:
-                from models.detect import check_lora_against_base
-            except ImportError:
-                check_lora_against_base = None
-            if check_lora_against_base is not None:
-                check_lora_against_base(lora, family)
-            elif (lf := lora_family(lora)) != family:
-                raise DanluError(f"{lora.name} is a {lf} LoRA; it cannot be used on the {family} base {base}.",
-                                 f"{lora.name} 是 {lf} 的 LoRA，不能用在 {family} 底模 {base} 上。",
-                                 "Pick a base of the same family.", "请选择同一系列的底模。", key=str(lora))
+            check_lora_against_base(lora, family)
             warning = _hash_warning(lora, base)
             if warning and warning not in warnings:
                 warnings.append(warning)
@@ -333,10 +324,8 @@ def _new_folder(parent: Path) -> Path:
 
 
 def _hash_or_empty(fn: str, path: str | Path) -> str:
-    try:
-        import models.hashes as hashes
-    except ImportError:
-        return ""
+    import models.hashes as hashes
+
     return getattr(hashes, fn)(path) if Path(path).is_file() else ""
 
 
@@ -356,10 +345,13 @@ def cell_recipe(plan: GridPlan, cell: Cell) -> dict:
 
 def grid_parameters(plan: GridPlan) -> str:
     """The grid's own parameters text: the shared recipe plus WebUI's X/Y/Z plot fields."""
+    import json
+
     from models.generate import recipe_text
 
     def quoted(values: list[str]) -> str:
-        return '"' + ", ".join(v.replace('"', "'") for v in values) + '"'
+        # WebUI's way: values holding a comma are CSV-quoted, the list is then quoted as one JSON string.
+        return json.dumps(", ".join(f'"{v}"' if "," in v else v for v in values), ensure_ascii=False)
 
     base = plan.bases[0]
     extra = {"Script": "X/Y/Z plot", "X Type": "LoRA file", "X Values": quoted(plan.x_labels()),
