@@ -56,10 +56,12 @@ def real_layouts():
 def test_real_layouts_classified_from_header_in_well_under_a_second(tmp_path, real_layouts, family, size_gb):
     path = write_header_only(tmp_path / f"{family}-model.safetensors", real_layouts[family])
     assert path.stat().st_size == pytest.approx(size_gb * 1e9, rel=0.1)  # real size: the parameter count is right
-    start = time.perf_counter()
-    info = det.detect(str(path))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, elapsed
+    elapsed = []
+    for _ in range(3):  # best of three: two shared CPU cores can stall any single call
+        start = time.perf_counter()
+        info = det.detect(str(path))
+        elapsed.append(time.perf_counter() - start)
+    assert min(elapsed) < 0.25, elapsed  # measured 15-30 ms for the 6.9 GB SDXL layout
     assert info.usable and info.family == family and info.kind == "single_file"
     assert info.native_resolution == {"sd15": 512, "sd2": 512, "sdxl": 1024}[family]
     assert info.precision == "fp16"
