@@ -83,6 +83,10 @@ def scan(folders: list[Path]) -> list[tuple[str, str]]:
         for p in sorted(folder.iterdir(), key=lambda q: q.name.lower()):
             if p.is_file() and p.suffix.lower() in SUFFIXES or p.is_dir() and (p / "model_index.json").is_file():
                 st = p.stat()
+                if p.is_file() and p.suffix.lower() != ".safetensors":
+                    # A pickle is only classified when picked: reading one can mean reading all of it.
+                    out.append((f"{p.name} · {human_size(st.st_size)} · pickle", str(p)))
+                    continue
                 info = _detect_cached(str(p), st.st_size, st.st_mtime)
                 size = info.size or st.st_size
                 family = info.label if info.usable else ("LoRA" if info.kind == "lora" else "?")
