@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.captions import backup_stamp, caption_path, read_caption, write_caption
 from core.tags import dataset_root, list_dataset_images
-from taggers.wd14 import Tagger, TagOptions, caption_tags, load_and_preprocess, merge_caption, select
+from taggers.wd14 import Tagger, TagOptions, caption_tags, load_rgb, merge_caption, select, to_model_input
 
 find_images = list_dataset_images
 
@@ -107,7 +107,7 @@ def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "sk
                 img = next(it, None)
                 if img is None:
                     return
-                pending.append((img, pool.submit(load_and_preprocess, img, tagger.size)))
+                pending.append((img, pool.submit(load_rgb, img, tagger.size)))
 
         refill()
         while pending:
@@ -131,7 +131,7 @@ def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "sk
                 continue
             import numpy as np
 
-            probs = tagger.predict(np.stack(arrays))
+            probs = tagger.predict(to_model_input(np.stack(arrays)))
             for img, p in zip(chunk, probs):
                 pred = select(p, tagger.labels, opts)
                 if pred.rating:
