@@ -393,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     info = detect(args.model, compute_hash=False)
     if info.kind == "single_file" and info.usable and not args.no_hash:
-        from models.hashes import sha256_file
+        from models.hashes import cached_sha256, console_progress, sha256_file
 
-        info.sha256 = sha256_file(info.path)
+        big = info.size > 512 * 1024 * 1024 and not cached_sha256(info.path)
+        info.sha256 = sha256_file(info.path, console_progress("sha256") if big else None)
     print(info.report(args.lang or current_lang()))
     return 0 if info.usable else 2

@@ -72,6 +72,22 @@ def sha256_file(path: Path | str, progress: Callable[[int, int], None] | None = 
     return digest
 
 
+def console_progress(label: str) -> Callable[[int, int], None]:
+    """A progress callback printing `label NN%` in steps of 10 on stderr (the CLI's hash of a big file)."""
+    import sys
+
+    shown = [-1]
+
+    def show(done: int, total: int) -> None:
+        pct = done * 100 // max(total, 1) // 10 * 10
+        if pct != shown[0]:
+            shown[0] = pct
+            end = "\n" if done >= total else ""
+            print(f"\r{label} {pct}%", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
 def autov2(path: Path | str) -> str:
     """WebUI's "Model hash" (AutoV2): the first 10 hex digits of the file's sha256."""
     return sha256_file(path)[:10]
