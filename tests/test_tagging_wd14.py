@@ -60,10 +60,12 @@ def images():
     pal_clear = pal.copy()
     pal_clear.info["transparency"] = pal.getpixel((0, 0))   # a GIF-style transparent palette entry
     return {"wide": wide, "tall_alpha": tall, "small": small, "palette": pal, "palette_clear": pal_clear,
-            "grey": wide.convert("L"), "cmyk": wide.convert("CMYK")}
+            "grey": wide.convert("L"), "cmyk": wide.convert("CMYK"),
+            "square": Image.fromarray(rng.integers(0, 255, (50, 50, 3), dtype=np.uint8))}
 
 
-@pytest.mark.parametrize("name", ["wide", "tall_alpha", "small", "palette", "palette_clear", "grey", "cmyk"])
+@pytest.mark.parametrize("name", ["wide", "tall_alpha", "small", "palette", "palette_clear", "grey", "cmyk",
+                                  "square"])
 @pytest.mark.parametrize("size", [32, 50])
 def test_preprocess_matches_plain_implementation(images, name, size):
     ours = preprocess(images[name], size)
