@@ -126,3 +126,26 @@ def test_old_text_encoder_names_without_text_model_level(tiny):
     back = ldm_to_diffusers(old, pipe, "sd15")["text_encoder"]
     ref = pipe.text_encoder.state_dict()
     assert back.keys() == ref.keys() and all(torch.equal(back[k], ref[k]) for k in ref)
+
+
+def test_hub_ids_go_through_the_hub_cache(tiny, monkeypatch):
+    """org/name[@rev] is fetched with snapshot_download (stubbed here: no network in tests) and then detected."""
+    import huggingface_hub
+
+    from models.detect import detect
+
+    calls = []
+
+    def fake_snapshot(repo, revision=None, local_files_only=False, **kwargs):
+        calls.append((repo, revision, local_files_only, kwargs.get("allow_patterns")))
+        return str(tiny["sdxl"].folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    info = detect("someone/tiny-xl@v1.0")
+    assert (info.kind, info.family, info.path, info.usable) == ("diffusers", "sdxl", "someone/tiny-xl@v1.0", True)
+    pipe = load_pipeline("someone/tiny-xl@v1.0")
+    assert resolve_family(pipe) == "sdxl"
+    assert calls[0][:3] == ("someone/tiny-xl", "v1.0", True)  # detection only looks in the cache
+    fetch = [c for c in calls if not c[2]]
+    assert fetch and fetch[0][:2] == ("someone/tiny-xl", "v1.0")
+    assert "unet/diffusion_pytorch_model.safetensors" in fetch[0][3]  # safetensors weights only, no pickles
