@@ -204,6 +204,15 @@ def _same(spec: FieldSpec, new: Any, shown: Any) -> bool:
     return from_component(spec, shown) == from_component(spec, new)
 
 
+def _field_rows(ctx: Any, specs: list[FieldSpec], lang: str, comps: dict[str, Any]) -> None:
+    for group in ([s for s in specs if s.type is not bool], [s for s in specs if s.type is bool]):
+        if group:
+            with gr.Row(equal_height=False):
+                for spec in group:
+                    comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
+                                                   info=help_key(spec))
+
+
 def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:
     """Create the form's components, one group per section; expert-only fields in hidden columns."""
     specs = cfgmod.schema()
@@ -215,17 +224,12 @@ def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:
             ctx.tr.bind(gr.Markdown(f"#### {t(f'params.section.{section}', lang)}", padding=True,
                                     elem_id=f"params-section-title-{section}"), value=f"params.section.{section}")
             # Rows wrap on narrow screens: two or three fields side by side instead of one long column.
-            with gr.Row(equal_height=False):
-                for spec in (s for s in section_specs if s.basic):
-                    comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
-                                                   info=help_key(spec))
+            # Checkboxes get their own row: squeezed between text fields they shrink to a sliver.
+            _field_rows(ctx, [s for s in section_specs if s.basic], lang, comps)
             expert_specs = [s for s in section_specs if not s.basic]
             if expert_specs:
                 with gr.Column(visible=expert, elem_id=f"params-expert-{section}") as col:
-                    with gr.Row(equal_height=False):
-                        for spec in expert_specs:
-                            comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
-                                                           info=help_key(spec))
+                    _field_rows(ctx, expert_specs, lang, comps)
                 expert_columns.append(col)
     return Form(specs, [comps[s.path] for s in specs], expert_columns)
 

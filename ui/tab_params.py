@@ -52,17 +52,17 @@ i18n.add({
     "params.memory": ("显存估计", "GPU memory estimate"),
     "params.memory_for": ("按 {family} 估计", "for {family}"),
     "params.apply_lr": ("按批大小缩放学习率", "Scale LR with batch size"),
-    "params.lr_applied": ("✅ 学习率已改为 {lr}。", "✅ Learning rate set to {lr}."),
-    "params.no_conflicts": ("✅ 没有发现冲突。", "✅ No conflicts found."),
+    "params.lr_applied": ("✔ 学习率已改为 {lr}。", "✔ Learning rate set to {lr}."),
+    "params.no_conflicts": ("✔ 没有发现冲突。", "✔ No conflicts found."),
     "params.toml": ("实时 TOML 预览", "Live TOML preview"),
     "params.import": ("导入 TOML", "Import TOML"),
-    "params.imported": ("✅ 已导入 {n} 项设置。", "✅ Imported {n} settings."),
+    "params.imported": ("✔ 已导入 {n} 项设置。", "✔ Imported {n} settings."),
     "params.unknown": ("⚠️ 以下键未知，已忽略（其余设置均已导入）：", "⚠️ Unknown keys, ignored (everything else was imported):"),
     "params.rejected": ("⚠️ 以下值无效，保留原值：", "⚠️ Invalid values, old values kept:"),
     "params.export": ("导出 TOML", "Export TOML"),
     "params.download": ("下载", "Download"),
-    "params.exported": ("✅ 已导出：{path}", "✅ Exported: {path}"),
-    "params.field_error": ("❌ 「{label}」：{msg}", "❌ '{label}': {msg}"),
+    "params.exported": ("✔ 已导出：{path}", "✔ Exported: {path}"),
+    "params.field_error": ("✖ 「{label}」：{msg}", "✖ '{label}': {msg}"),
     "params.restored": ("已恢复上次的设置。", "Last settings restored."),
 })
 
@@ -147,7 +147,7 @@ def hints_markdown(cfg: cfgmod.RunConfig, lang: str, ref: tuple[float, int] | No
     """The hints panel and whether the LR-scaling button applies."""
     family, pred = detected(cfg.model.base)
     found = hintmod.conflicts(cfg, cuda=_cuda_available(), detected_family=family, detected_prediction=pred)
-    icon = {"error": "❌", "warn": "⚠️", "info": "ℹ"}
+    icon = {"error": "✖", "warn": "⚠️", "info": "ℹ"}
     lines = [f"{icon[h.level]} {h.text(lang)}" for h in found] or [t("params.no_conflicts", lang)]
     lines.append(f"ℹ {hintmod.alpha_hint(cfg).text(lang)}")
     lr_hint = hintmod.lr_batch_hint(cfg, *ref) if ref else None
@@ -287,10 +287,10 @@ def build(ctx: AppContext) -> None:
             text = Path(path).read_bytes().decode("utf-8-sig")
             new, unknown, rejected, n = import_toml(text, config)
         except UnicodeDecodeError:
-            return config, "❌ " + ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
+            return config, "✖ " + ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
                                                "Save it as UTF-8.", "请以 UTF-8 编码保存。").text(lang)
         except ConfigError as e:
-            return config, f"❌ {e.text(lang)}"
+            return config, f"✖ {e.text(lang)}"
         msg = [t("params.imported", lang, n=n)]
         if unknown:
             msg.append(t("params.unknown", lang) + " " + ", ".join(f"`{k}`" for k in unknown))

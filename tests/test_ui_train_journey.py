@@ -1,0 +1,125 @@
+"""The Train tab in Chromium on the demo: preset, start, live progress and samples, a second tab
+reattaching, stop, resume, finish, files, the XYZ button, and a child killed from outside.
+
+The trainer here is the event-protocol stand-in from test_runs_supervisor (fast and exact about
+when it stops); test_ui_train_real runs the real trainer through the same page.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from test_runs_supervisor import FAKE_LAUNCHER
+
+from core.runs import supervisor
+from ui.app import ROOT
+from ui.tab_params import LAST_SETTINGS
+
+
+@pytest.fixture
+def fake_trainer(app_server, tmp_path, monkeypatch):
+    sup = supervisor(ROOT)
+    assert sup.run is None or not sup.run.active
+    fake = tmp_path / "fake_launcher.py"
+    fake.write_text(FAKE_LAUNCHER, encoding="utf-8")
+    monkeypatch.setattr(sup, "launcher", fake)
+    monkeypatch.setenv("FAKE_STEP_S", "1.0")
+    yield sup
+    sup.kill()
+    sup.wait(10)
+    (app_server[2] / LAST_SETTINGS).unlink(missing_ok=True)
+
+
+def open_tab(page, tab_id: str) -> None:
+    page.click(f"#tab-{tab_id}-button, button[role=tab][id$='{tab_id}']")
+
+
+def load_demo(page, demo_run) -> None:
+    open_tab(page, "params")
+    page.locator("#params-import input[type=file]").set_input_files(str(demo_run))
+    page.wait_for_selector("#params-message:has-text('Imported')")
+
+
+def status_has(page, text: str, timeout: float = 30_000) -> None:
+    page.locator("#train-status").get_by_text(text).first.wait_for(timeout=timeout)
+
+
+def step_at_least(page, n: int) -> None:
+    page.wait_for_function(
+        "n => Number(document.querySelector('#train-progress-bar')?.dataset.step || 0) >= n", arg=n)
+
+
+def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monkeypatch):
+    sup = fake_trainer
+    load_demo(page, demo_run)
+    page.locator("#params-preset input").click()
+    page.get_by_role("option", name="VRAM 24 GB").click()
+    page.click("#params-preset-load")
+    page.locator("#params-preset-summary").get_by_text("Batch size").wait_for()
+
+    open_tab(page, "train")
+    page.click("#train-start")
+    page.wait_for_selector("#train-message:has-text('Started')")
+    step_at_least(page, 1)
+    command = page.locator("#train-command textarea").input_value()
+    assert "launcher" in command and " train " in command and "demo/config.toml" in command
+    assert page.locator("#train-start").is_disabled() and page.locator("#train-stop").is_enabled()
+    page.wait_for_selector("#train-samples img")  # the first epoch's sample
+
+    page.screenshot(path=artifacts / "train_running.png", full_page=True)
+
+    # A reloaded page reattaches to the running job.
+    page.reload()
+    page.wait_for_selector("#danlu-tabs")
+    open_tab(page, "train")
+    status_has(page, "Running")
+    assert page.locator("#train-stop").is_enabled()
+
+    # Stop: the trainer finishes its step, saves and exits; resume becomes possible.
+    page.click("#train-stop")
+    status_has(page, "Stopped")
+    assert page.locator("#train-resume").is_enabled() and page.locator("#train-stop").is_disabled()
+    stopped_at = int(page.locator("#train-progress-bar").get_attribute("data-step"))
+    assert 0 < stopped_at < 16
+    page.screenshot(path=artifacts / "train_stopped.png", full_page=True)
+
+    monkeypatch.setenv("FAKE_STEP_S", "0.1")
+    page.click("#train-resume")
+    page.wait_for_selector("#train-message:has-text('Resumed')")
+    status_has(page, "Finished")
+    files = page.locator("#train-files")
+    files.get_by_text("demo.safetensors", exact=True).wait_for()
+    assert files.get_by_text("demo-000001.safetensors").count() >= 1
+    assert page.locator("#train-samples img").count() >= 4  # one per epoch, grouped in rows
+    page.fill("#train-search textarea, #train-search input", "loss 0.0625")
+    page.wait_for_function("document.querySelector('#train-log textarea').value.trim() === 'step 16/16 loss 0.0625'")
+    page.wait_for_timeout(500)  # the chart draws asynchronously
+    page.screenshot(path=artifacts / "train_finished.png", full_page=True)
+    page.fill("#train-search textarea, #train-search input", "")
+
+    page.click("#train-grid")
+    page.wait_for_selector("button[role=tab][aria-selected=true]:has-text('XYZ')")
+    open_tab(page, "train")
+
+    # A new start keeps the finished run (moved aside) and the child is killed from outside.
+    monkeypatch.setenv("FAKE_STEP_S", "0.5")
+    page.click("#train-start")
+    page.wait_for_selector("#train-message:has-text('Started')")
+    step_at_least(page, 2)
+    os.kill(sup.run.pid, signal.SIGKILL)
+    status_has(page, "Failed")
+    error = page.locator("#train-error")
+    error.get_by_text("SIGKILL").first.wait_for()
+    assert "memory" in error.inner_text() and "step 2/16" in error.inner_text()
+    assert page.locator("#train-start").is_enabled() and page.locator("#train-resume").is_enabled()
+    assert page.locator("#train-stop").is_disabled() and page.locator("#train-kill").is_disabled()
+    old = [p.name for p in sup.run.run_dir.parent.iterdir() if p.name.startswith("demo.old-")]
+    assert len(old) == 1
+    page.screenshot(path=artifacts / "train_killed.png", full_page=True)
+
+    # The buttons work after a failure: resume continues from the last saved state.
+    monkeypatch.setenv("FAKE_STEP_S", "0.05")
+    page.click("#train-resume")
+    status_has(page, "Finished")

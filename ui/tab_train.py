@@ -1,0 +1,289 @@
+"""Step 6 炼丹: start the trainer as a child process and watch it live; stop, kill, resume.
+
+The page runs exactly the command it shows. A timer polls the server-wide Supervisor, so a
+reloaded page or a second tab reattaches to the running job; the console still shows the log.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core import config as cfgmod
+from core import hints as hintmod
+from core.errors import DanluError
+from core.runs import Run, run_dir_for, summarize, supervisor
+from ui import i18n
+from ui.context import AppContext
+from ui.i18n import t
+
+TAB_ID = "train"
+TAB_KEY = "train.tab"
+LOG_SHOWN = 400
+
+i18n.add({
+    "train.tab": ("6 炼丹", "6 Train"),
+    "train.intro": ("开始后，页面会运行下面显示的同一条命令（也可以复制到终端里运行）。刷新页面或打开第二个标签页会自动接上正在进行的训练。",
+                    ("Start runs the command shown below, the same one you can paste into a shell. Reloading the "
+                    "page or opening a second tab reattaches to the running job.")),
+    "train.start": ("▶ 开始训练", "▶ Start"),
+    "train.stop": ("■ 停止（保存后退出）", "■ Stop (save, then exit)"),
+    "train.kill": ("✖ 强制结束", "✖ Kill"),
+    "train.resume": ("↻ 续训", "↻ Resume"),
+    "train.grid": ("在 XYZ 对比图中打开此运行 →", "Open this run in the XYZ grid →"),
+    "train.command": ("命令（可在终端中重跑）", "Command (rerun it from a shell)"),
+    "train.search": ("搜索日志", "Search the log"),
+    "train.log": ("日志", "Log"),
+    "train.loss": ("损失（原始与平滑）", "Loss (raw and smoothed)"),
+    "train.samples": ("样图（按轮排列）", "Samples by epoch"),
+    "train.files": ("已保存的文件", "Saved files"),
+    "train.col_file": ("文件", "File"),
+    "train.col_epoch": ("轮", "Epoch"),
+    "train.col_step": ("步", "Step"),
+    "train.col_size": ("大小", "Size"),
+    "train.raw": ("原始", "raw"),
+    "train.smoothed": ("平滑", "smoothed"),
+    "train.idle": ("还没有开始训练。", "No run yet."),
+    "train.status.starting": ("启动中", "Starting"),
+    "train.status.running": ("训练中", "Running"),
+    "train.status.stopping": ("正在停止（完成当前步并保存）", "Stopping (finishing the step and saving)"),
+    "train.status.finished": ("✔ 已完成", "✔ Finished"),
+    "train.status.stopped": ("■ 已停止，可续训", "■ Stopped; resume continues it"),
+    "train.status.failed": ("✖ 失败", "✖ Failed"),
+    "train.stats": ("步 {step}/{total} · 轮 {epoch}/{epochs} · {speed} · 剩余 {eta} · loss {loss}",
+                    "step {step}/{total} · epoch {epoch}/{epochs} · {speed} · ETA {eta} · loss {loss}"),
+    "train.started": ("✔ 已开始：{run}", "✔ Started: {run}"),
+    "train.resumed": ("✔ 已续训：{run}", "✔ Resumed: {run}"),
+    "train.stop_sent": ("已请求停止：训练会完成当前步、保存后退出。", "Stop requested: the trainer finishes the step, saves and exits."),
+    "train.killed": ("已强制结束训练进程。", "The trainer was killed."),
+    "train.nothing": ("没有正在进行的训练。", "No run in progress."),
+    "train.refused": ("✖ 不能开始：", "✖ Cannot start:"),
+    "train.need_base": ("还没有选择底模（第 2 步）。", "No base model chosen yet (step 2)."),
+    "train.need_dataset": ("还没有选择训练集文件夹（第 3 步）。", "No dataset folder chosen yet (step 3)."),
+    "train.error": ("训练出错", "The training failed"),
+    "train.last_lines": ("日志最后几行：", "Last lines of the log:"),
+})
+
+
+def fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = int(max(0, seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def fmt_size(size: int | None) -> str:
+    if size is None:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def smooth(values: list[float], beta: float = 0.9) -> list[float]:
+    """Debiased exponential moving average (what TensorBoard's smoothing shows)."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, 1):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta ** i))
+    return out
+
+
+def loss_frame(losses: list[tuple[int, float]], lang: str) -> Any:
+    """Raw and smoothed loss for the chart; None while there is none (an empty first frame leaves
+    the chart unable to draw the data that comes later)."""
+    import pandas as pd
+
+    if not losses:
+        return None
+    if len(losses) > 2000:  # the chart stays light on long runs
+        stride = len(losses) // 2000 + 1
+        losses = losses[::stride]
+    steps = [s for s, _ in losses]
+    raw = [float(v) for _, v in losses]
+    return pd.DataFrame({"step": pd.Series(steps * 2, dtype="int64"),
+                         "loss": pd.Series(raw + smooth(raw), dtype="float64"),
+                         "series": pd.Series([t("train.raw", lang)] * len(raw) + [t("train.smoothed", lang)] * len(raw),
+                                             dtype="object")})
+
+
+def progress_html(step: int, total: int, status: str) -> str:
+    pct = 100.0 * step / total if total else 0.0
+    colour = {"failed": "#d92d20", "stopped": "#f79009", "finished": "#12b76a"}.get(status, "#2e90fa")
+    return (f'<div id="train-progress-bar" data-step="{step}" data-total="{total}" '
+            f'style="background:#eaecf0;border-radius:6px;height:18px;overflow:hidden">'
+            f'<div style="width:{pct:.1f}%;background:{colour};height:100%"></div></div>'
+            f'<div style="text-align:right;font-size:0.9em">{step} / {total} ({pct:.0f}%)</div>')
+
+
+def error_markdown(error: dict | None, lang: str) -> str:
+    if not error:
+        return ""
+    msg = error.get("message_zh") if lang == "zh" and error.get("message_zh") else error.get("message", "")
+    hint = error.get("hint_zh") if lang == "zh" and error.get("hint_zh") else error.get("hint", "")
+    tail = (error.get("log_tail") or "").replace("```", "ˋˋˋ")  # keep the code block closed
+    return (f"### ✖ {t('train.error', lang)}\n\n**{msg}**\n\n{hint}\n\n{t('train.last_lines', lang)}\n\n"
+            f"```\n{tail}\n```")
+
+
+def render(run: Run | None, lang: str, search: str) -> dict[str, Any]:
+    """Everything the tab shows for a run (None: nothing yet), as plain values."""
+    if run is None:
+        return {"status": t("train.idle", lang), "progress": progress_html(0, 0, "idle"), "command": "",
+                "log": "", "loss": loss_frame([], lang), "samples": [], "columns": 4, "files": [], "error": "", "warnings": "",
+                "buttons": buttons(None)}
+    info = summarize(run)
+    speed = f"{info['samples_per_s']:.2f} img/s" if info["samples_per_s"] else "–"
+    loss = f"{info['loss']:.4f}" if isinstance(info["loss"], (int, float)) else "–"
+    stats = t("train.stats", lang, step=info["step"], total=info["total"] or "?", epoch=info["epoch"] or 0,
+              epochs=info["epochs"] or "?", speed=speed, eta=fmt_eta(info["eta_s"]), loss=loss)
+    status = f"**{t('train.status.' + run.status, lang)}** · `{run.run_dir}`\n\n{stats}"
+    lines = list(run.log)
+    if search:
+        lines = [ln for ln in lines if search.lower() in ln.lower()]
+    samples = sorted(info["samples"], key=lambda s: (s.get("epoch") or 0, s.get("prompt_index") or 0))
+    gallery = [(s["png"], f"epoch {s.get('epoch')} · #{(s.get('prompt_index') or 0) + 1} {s.get('prompt', '')}")
+               for s in samples]
+    # A row holds whole epochs: every prompt of one epoch side by side, then the next epoch.
+    prompts = len({s.get("prompt_index") for s in samples}) or 1
+    columns = prompts * max(1, 4 // prompts)
+    files = [[Path(f["file"]).name, f["epoch"], f["step"], fmt_size(f["size"])] for f in info["saved"]]
+    warnings = "\n\n".join(f"⚠️ {w.get('message_zh') if lang == 'zh' and w.get('message_zh') else w.get('message')}"
+                           for w in info["warnings"])
+    return {"status": status, "progress": progress_html(info["step"], info["total"], run.status),
+            "command": run.command, "log": "\n".join(lines[-LOG_SHOWN:]), "loss": loss_frame(info["losses"], lang),
+            "samples": gallery, "columns": columns, "files": files, "error": error_markdown(info["error"], lang), "warnings": warnings,
+            "buttons": buttons(run)}
+
+
+def buttons(run: Run | None) -> dict[str, dict]:
+    """Which buttons work in this state: never a stuck Stop, never a Start during a run."""
+    active = run is not None and run.active
+    ended = run is not None and not active
+    resumable = ended and run.status in ("stopped", "failed") and (run.run_dir / "config.toml").exists()
+    has_files = ended and any(run.run_dir.glob("*.safetensors"))
+    return {"start": {"interactive": not active}, "stop": {"interactive": active and run.status != "stopping"},
+            "kill": {"interactive": active}, "resume": {"interactive": bool(resumable)},
+            "grid": {"visible": bool(has_files)}}
+
+
+def start_checks(cfg: cfgmod.RunConfig, lang: str) -> list[str]:
+    """Reasons not to start: missing inputs and blocking conflicts, in the user's language."""
+    from ui.tab_params import _cuda_available, detected
+
+    problems = []
+    if not cfg.model.base:
+        problems.append(t("train.need_base", lang))
+    if not cfg.dataset.dir:
+        problems.append(t("train.need_dataset", lang))
+    family, pred = detected(cfg.model.base)
+    found = hintmod.conflicts(cfg, cuda=_cuda_available(), detected_family=family, detected_prediction=pred)
+    problems += [h.text(lang) for h in hintmod.blocking(found)]
+    return problems
+
+
+def build(ctx: AppContext) -> None:
+    lang0 = ctx.lang.value
+    sup = supervisor(ctx.root)
+    ctx.tr.bind(gr.Markdown(t("train.intro", lang0)), value="train.intro")
+    with gr.Row():
+        start = ctx.tr.bind(gr.Button(t("train.start", lang0), variant="primary", elem_id="train-start"),
+                            value="train.start")
+        stop = ctx.tr.bind(gr.Button(t("train.stop", lang0), interactive=False, elem_id="train-stop"), value="train.stop")
+        kill = ctx.tr.bind(gr.Button(t("train.kill", lang0), variant="stop", interactive=False, elem_id="train-kill"),
+                           value="train.kill")
+        resume = ctx.tr.bind(gr.Button(t("train.resume", lang0), interactive=False, elem_id="train-resume"),
+                             value="train.resume")
+    message = gr.Markdown("", elem_id="train-message")
+    status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
+    progress = gr.HTML(progress_html(0, 0, "idle"), elem_id="train-progress")
+    error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"])
+    warnings = gr.Markdown("", elem_id="train-warnings", elem_classes=["danlu-warn"])
+    grid_btn = ctx.tr.bind(gr.Button(t("train.grid", lang0), visible=False, variant="primary", elem_id="train-grid"),
+                           value="train.grid")
+    command = ctx.tr.bind(gr.Textbox("", label=t("train.command", lang0), interactive=False, buttons=["copy"],
+                                     elem_id="train-command", max_lines=3), label="train.command")
+    with gr.Row():
+        with gr.Column(scale=1):
+            # Colours fixed up front: a chart that starts empty otherwise never learns its series.
+            colours = {t(k, lg): c for k, c in (("train.raw", "#98a2b3"), ("train.smoothed", "#2e90fa"))
+                       for lg in ("zh", "en")}
+            loss = ctx.tr.bind(gr.LinePlot(None, x="step", y="loss", color="series", color_map=colours,
+                                           label=t("train.loss", lang0), elem_id="train-loss", height=260),
+                               label="train.loss")
+            files = gr.Dataframe(headers=[t(f"train.col_{c}", lang0) for c in ("file", "epoch", "step", "size")],
+                                 value=[], interactive=False, label=t("train.files", lang0), elem_id="train-files")
+        with gr.Column(scale=1):
+            samples = ctx.tr.bind(gr.Gallery([], label=t("train.samples", lang0), columns=4, height=360, preview=False,
+                                             object_fit="contain", elem_id="train-samples"), label="train.samples")
+    search = ctx.tr.bind(gr.Textbox("", label=t("train.search", lang0), elem_id="train-search", max_lines=1),
+                         label="train.search")
+    log = ctx.tr.bind(gr.Textbox("", label=t("train.log", lang0), lines=14, max_lines=14, autoscroll=True,
+                                 interactive=False, elem_id="train-log"), label="train.log")
+    seen = gr.State(None)
+    timer = gr.Timer(1.0)
+
+    outputs = [status, progress, command, log, loss, samples, files, error, warnings, start, stop, kill, resume,
+               grid_btn, seen]
+
+    def view(lang: str, query: str, last: Any, force: bool = False) -> list[Any]:
+        run = sup.poll()
+        key = (id(run), run.version if run else 0, run.status if run else "", lang, query)
+        if not force and last == list(key):
+            return [gr.update()] * len(outputs)
+        r = render(run, lang, query)
+        if last and list(last)[:4] == list(key)[:4]:  # only the search changed: leave the chart and images be
+            out = [gr.update()] * len(outputs)
+            out[outputs.index(log)], out[-1] = r["log"], list(key)
+            return out
+        headers = [t(f"train.col_{c}", lang) for c in ("file", "epoch", "step", "size")]
+        b = r["buttons"]
+        return [r["status"], r["progress"], r["command"], r["log"], r["loss"],
+                gr.update(value=r["samples"], columns=r["columns"]),
+                gr.update(value=r["files"] or None, headers=headers), r["error"], r["warnings"],
+                gr.update(**b["start"]), gr.update(**b["stop"]), gr.update(**b["kill"]), gr.update(**b["resume"]),
+                gr.update(**b["grid"]), list(key)]
+
+    timer.tick(view, [ctx.lang, search, seen], outputs, show_progress="hidden")
+    search.change(view, [ctx.lang, search, seen], outputs, show_progress="hidden")
+
+    def on_start(config: dict, lang: str, query: str, resume_run: bool = False):
+        try:
+            cfg = cfgmod.from_dict(config)
+            problems = [] if resume_run else start_checks(cfg, lang)
+            if problems:
+                return [t("train.refused", lang) + "\n\n" + "\n\n".join(f"- {p}" for p in problems),
+                        *view(lang, query, None, True)]
+            sup.start(cfg, resume=resume_run)
+        except DanluError as e:
+            return [f"{t('train.refused', lang)}\n\n{e.text(lang)}", *view(lang, query, None, True)]
+        time.sleep(0.2)  # let the first output line arrive so the log is not empty
+        key = "train.resumed" if resume_run else "train.started"
+        return [t(key, lang, run=run_dir_for(cfg, ctx.root)), *view(lang, query, None, True)]
+
+    start.click(on_start, [ctx.config, ctx.lang, search], [message, *outputs])
+    resume.click(lambda c, lang, q: on_start(c, lang, q, True), [ctx.config, ctx.lang, search], [message, *outputs])
+
+    def on_stop(lang: str, query: str):
+        msg = t("train.stop_sent", lang) if sup.stop() else t("train.nothing", lang)
+        return [msg, *view(lang, query, None, True)]
+
+    def on_kill(lang: str, query: str):
+        msg = t("train.killed", lang) if sup.kill() else t("train.nothing", lang)
+        sup.wait(5)
+        return [msg, *view(lang, query, None, True)]
+
+    stop.click(on_stop, [ctx.lang, search], [message, *outputs])
+    kill.click(on_kill, [ctx.lang, search], [message, *outputs])
+
+    def on_grid():
+        run = sup.poll()
+        return gr.Tabs(selected="grid"), (str(run.run_dir) if run else "")
+
+    if ctx.selected_run is not None:
+        grid_btn.click(on_grid, None, [ctx.tabs, ctx.selected_run])
