@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DanluError
+from core.fsutil import atomic_write_text
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BPE_VOCAB = CONFIGS / "clip" / "bpe_simple_vocab_16e6.txt.gz"
@@ -56,13 +57,10 @@ def clip_vocab_dir() -> Path:
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     out = Path(tempfile.gettempdir()) / f"danlu-clip-bpe-{BPE_VOCAB.stat().st_size}"
-    if not (out / "merges.txt").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "vocab.json").write_text(json.dumps({v: i for i, v in enumerate(vocab)}, ensure_ascii=False),
-                                        encoding="utf-8")
-        tmp = out / f"merges.txt.{id(out)}"
-        tmp.write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
-        tmp.replace(out / "merges.txt")
+    if not ((out / "vocab.json").exists() and (out / "merges.txt").exists()):
+        # Atomic writes: several processes (the UI, a training run) may build it at the same moment.
+        atomic_write_text(out / "vocab.json", json.dumps({v: i for i, v in enumerate(vocab)}, ensure_ascii=False))
+        atomic_write_text(out / "merges.txt", "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     return out
 
 
