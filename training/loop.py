@@ -33,6 +33,9 @@ class Result:
     losses: list[float] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)  # the trained (unwrapped) modules, for in-process use
     family: str = ""
+    first_step_s: float = 0.0     # from the start of train() to the end of the first step (loading, caching)
+    steady_s: float = 0.0         # from the end of the first step to the end of the last, saves and samples excluded
+    steady_samples: int = 0       # images trained in steady_s, all processes
 
 
 class Log:
@@ -272,6 +275,7 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
         epoch = step // spe                      # 0-based epoch being trained
         batches = D.epoch_batches(ds, bs, cfg.training.seed, epoch)
         for s_in_epoch in range(step % spe, spe):
+            step_started = time.time()
             loss_sum = 0.0
             for micro in range(accum):
                 batch = batches[((s_in_epoch * accum + micro) * world + rank) % n_batches]
@@ -289,11 +293,15 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
+            if first_step_at is not None:
+                result.steady_s += time.time() - step_started
+                result.steady_samples += bs * accum * world
             recent.append(loss_sum)
             result.losses.append(loss_sum)
             now = time.time()
             if first_step_at is None:
                 first_step_at = now
+                result.first_step_s = now - t0
                 log(f"First step after {now - t0:.1f} s")
             if main and (now - last_report >= PROGRESS_EVERY_S or step == total or step == steps_at_start + 1):
                 done = step - steps_at_start

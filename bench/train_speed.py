@@ -1,0 +1,223 @@
+"""Training speed: samples/s, peak memory and time to first step.
+
+    python bench/train_speed.py [RUN.toml] [--set section.key=value ...] [--epochs 2]
+    python bench/train_speed.py --full-size [--family sd15|sdxl|both] [--batch-sizes 1,2,4] [--steps 10]
+
+Default: the real trainer (training.loop.train) on the given run, or on a tiny SD1.5 run built here
+(64 px flat-colour images; runs on a CPU). Sampling and intermediate saves are turned off; the
+time to first step includes loading and latent caching, samples/s is measured after it.
+
+--full-size: the real SD1.5 (512 px) / SDXL (1024 px) UNet architectures from their shipped configs
+with random weights (no download), LoRA rank 16 on the kohya targets, cached latents and text
+embeddings, on CUDA when present (bf16). For each batch size, with and without gradient
+checkpointing: Danlu's training step (training.model.loss_fn under accelerate's autocast) against a
+plain baseline loop (the UNet forward/backward and AdamW, nothing else), the ratio, peak memory, and
+MFU from the FLOP counts in reference/conventions.md §7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# TFLOP per sample for a LoRA step (forward + activation-gradient backward), conventions.md §7.
+STEP_TFLOP = {"sd15": 1.72, "sdxl": 14.19}
+STEP_TFLOP_CKPT = {"sd15": 2.53, "sdxl": 21.0}   # with the recomputed forward
+RESOLUTION = {"sd15": 512, "sdxl": 1024}
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "4090": 165.0}
+
+
+def _peak_memory_mb(device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# --- the trainer on a run ------------------------------------------------------------------------
+
+def bench_run(toml: str | None, overrides: list[str], epochs: int) -> dict:
+    from core import config as cfgmod
+    from training.loop import train
+
+    tmp = Path(tempfile.mkdtemp(prefix="danlu-bench-"))
+    if toml:
+        cfg = cfgmod.load(toml, overrides=overrides)
+        cfg.saving.output_dir = str(tmp / "runs")
+    else:
+        from models.tiny import save_tiny
+        from training.tiny_run import flat_dataset, tiny_config
+
+        base = save_tiny("sd15", tmp / "base", single_file=False).folder
+        cfg = tiny_config(base, flat_dataset(tmp / "data", count=8, repeats=4), tmp / "runs", "bench")
+        cfg = cfgmod.apply_overrides(cfg, overrides)
+    cfg.training.epochs = epochs
+    cfg.sampling.prompts = []
+    cfg.saving.every_n_epochs = 0
+    cfg.saving.save_state = False
+    result = train(cfg, command="bench/train_speed.py")
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() and cfg.training.device in ("auto", "cuda") else "cpu"
+    return {"base": cfg.model.base, "device": device, "batch_size": cfg.training.batch_size,
+            "steps": result.step, "time_to_first_step_s": round(result.first_step_s, 2),
+            "samples_per_s": round(result.steady_samples / max(result.steady_s, 1e-9), 2),
+            "peak_memory_mb": round(_peak_memory_mb(device), 1),
+            "gradient_checkpointing": cfg.training.gradient_checkpointing,
+            "mixed_precision": cfg.training.mixed_precision}
+
+
+# --- full-size UNet ------------------------------------------------------------------------------
+
+def _unet(family: str, device: str, dtype):
+    from diffusers import UNet2DConditionModel
+
+    config = json.loads((ROOT / "models" / "configs" / family / "unet" / "config.json").read_text(encoding="utf-8"))
+    unet = UNet2DConditionModel.from_config(config)
+    return unet.to(device, dtype=dtype)
+
+
+def _inputs(family: str, batch: int, device: str, dtype, resolution: int):
+    import torch
+
+    side = resolution // 8
+    latents = torch.randn(batch, 4, side, side, device=device)
+    hidden = torch.randn(batch, 77, 2048 if family == "sdxl" else 768, device=device, dtype=dtype)
+    pooled = torch.randn(batch, 1280, device=device, dtype=dtype) if family == "sdxl" else None
+    r = resolution
+    time_ids = torch.tensor([[r, r, 0, 0, r, r]] * batch, device=device, dtype=dtype) if family == "sdxl" else None
+    return latents, hidden, pooled, time_ids
+
+
+def _time_steps(step_fn, steps: int, device: str) -> float:
+    """Seconds per step after two warm-up steps."""
+    import torch
+
+    for _ in range(2):
+        step_fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step_fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / steps
+
+
+def bench_full(family: str, batch_sizes: list[int], steps: int, peak_tflops: float | None,
+               resolution: int | None = None) -> list[dict]:
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from diffusers import DDPMScheduler
+
+    from core import config as cfgmod
+    from training import lora, model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    acc = Accelerator(mixed_precision="bf16" if device == "cuda" else "no", cpu=device == "cpu")
+    if peak_tflops is None and device == "cuda":
+        name = torch.cuda.get_device_name()
+        peak_tflops = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    sched_config = json.loads((ROOT / "models" / "configs" / family / "scheduler" / "scheduler_config.json")
+                              .read_text(encoding="utf-8"))
+    noise_scheduler = DDPMScheduler.from_config(sched_config)
+    cfg = cfgmod.default_config()
+    res = resolution or RESOLUTION[family]
+    rows = []
+    for ckpt in (False, True):
+        unet = _unet(family, device, dtype)
+        unet.requires_grad_(False)
+        layers = lora.inject(unet, rank=16, alpha=16, component="unet")
+        for p in lora.lora_parameters(unet):
+            p.data = p.data.float()
+        if ckpt:
+            unet.enable_gradient_checkpointing()
+        unet.train()
+        params = lora.lora_parameters(unet)
+        opt = torch.optim.AdamW(params, lr=1e-4)
+        parts = model.Parts(family, "epsilon", unet, None, [], [], noise_scheduler, sched_config)
+        for batch in batch_sizes:
+            latents, hidden, pooled, time_ids = _inputs(family, batch, device, dtype, res)
+            cond = {"added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}} if pooled is not None else {}
+
+            def danlu_step():
+                with acc.autocast():
+                    loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg)
+                acc.backward(loss)
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+            def plain_step():
+                t = torch.randint(0, 1000, (batch,), device=device)
+                noise = torch.randn_like(latents)
+                pred = unet(latents.to(dtype), t, encoder_hidden_states=hidden, **cond).sample
+                F.mse_loss(pred.float(), noise).backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+            row = {"family": family, "device": device, "resolution": res, "batch_size": batch,
+                   "gradient_checkpointing": ckpt, "lora_layers": layers}
+            try:
+                if device == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                t_plain = _time_steps(plain_step, steps, device)
+                t_danlu = _time_steps(danlu_step, steps, device)
+            except torch.cuda.OutOfMemoryError:
+                row["error"] = "out of memory"
+                rows.append(row)
+                torch.cuda.empty_cache()
+                break
+            row.update(plain_samples_per_s=round(batch / t_plain, 2), samples_per_s=round(batch / t_danlu, 2),
+                       ratio_to_plain=round(t_plain / t_danlu, 3), peak_memory_mb=round(_peak_memory_mb(device), 1))
+            if peak_tflops and res == RESOLUTION[family]:  # the FLOP counts are for the native size
+                # MFU counts model FLOPs only: the recomputed forward of checkpointing is not useful work
+                row["mfu"] = round(batch / t_danlu * STEP_TFLOP[family] / peak_tflops, 4)
+                row["hfu"] = round(batch / t_danlu * (STEP_TFLOP_CKPT if ckpt else STEP_TFLOP)[family] / peak_tflops, 4)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        del unet, opt
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("config", nargs="?", help="run TOML (default: a tiny SD1.5 run built here)")
+    p.add_argument("--set", action="append", default=[], help="override a setting, e.g. training.batch_size=4")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--full-size", action="store_true", help="real SD1.5/SDXL UNet architectures, random weights")
+    p.add_argument("--family", default="both", choices=["sd15", "sdxl", "both"])
+    p.add_argument("--batch-sizes", default="1,2,4,8")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per setting (full size)")
+    p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: from its name)")
+    p.add_argument("--resolution", type=int, default=None, help="full size: image side (default: native)")
+    p.add_argument("--json", help="also write the results to this file")
+    args = p.parse_args(argv)
+    if args.full_size:
+        families = ["sd15", "sdxl"] if args.family == "both" else [args.family]
+        sizes = [int(b) for b in args.batch_sizes.split(",")]
+        results = [r for fam in families for r in bench_full(fam, sizes, args.steps, args.peak_tflops, args.resolution)]
+    else:
+        results = [bench_run(args.config, args.set, args.epochs)]
+        print(json.dumps(results[0], indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
