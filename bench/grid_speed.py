@@ -54,8 +54,7 @@ def make_lora_files(pipe, folder: Path, stems: list[str], *, rank: int = 4, stre
 def full_size_sd15(folder: Path, device: str):
     """The SD1.5 architecture at full size with random weights (UNet 860M), saved as a diffusers folder."""
     import torch
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline,
-                           UNet2DConditionModel)
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from models.tiny import write_tokenizer
@@ -100,8 +99,8 @@ def bench(size: str, n_loras: int, n_weights: int, steps: int, device: str) -> d
     del builder
     weights = [round((i + 1) / n_weights, 2) for i in range(n_weights)]
     dtype = torch.float16 if device == "cuda" else torch.float32
-    kw = dict(prompt="a photo of a red square", steps=steps, cfg=7.0, seed=1234, width=res, height=res,
-              sampler="euler")
+    kw = {"prompt": "a photo of a red square", "steps": steps, "cfg": 7.0, "seed": 1234, "width": res, "height": res,
+              "sampler": "euler"}
 
     def sync() -> None:
         if device == "cuda":

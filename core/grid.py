@@ -43,15 +43,15 @@ CJK_FONT_CANDIDATES = (
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts",
              "C:/Windows/Fonts", "/System/Library/Fonts", "/Library/Fonts")
 _CJK_NAME = re.compile(r"(wqy|cjk|sourcehan|source-han|msyh|simhei|simsun|pingfang|heiti|hiragino|droidsansfallback"
-                       r"|notosanssc|notoserifsc|unifont|arialuni)", re.I)
+                       r"|notosanssc|notoserifsc|unifont|arialuni)", re.IGNORECASE)
 _LATIN_FALLBACK = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "C:/Windows/Fonts/arial.ttf",
                    "/System/Library/Fonts/Helvetica.ttc")
 _CJK_CHAR = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
-NO_CJK_WARNING = ("No CJK font was found, so Chinese labels in the grid show as boxes. Install one "
-                  "(Debian/Ubuntu: apt install fonts-wqy-microhei) or set DANLU_FONT to a .ttf/.ttc file.",
-                  "没有找到中文字体，网格图里的中文标签会显示成方框。请安装一个（Debian/Ubuntu："
-                  "apt install fonts-wqy-microhei），或把环境变量 DANLU_FONT 设为一个 .ttf/.ttc 字体文件。")
+NO_CJK_WARNING = (("No CJK font was found, so Chinese labels in the grid show as boxes. Install one "
+                  "(Debian/Ubuntu: apt install fonts-wqy-microhei) or set DANLU_FONT to a .ttf/.ttc file."),
+                  ("没有找到中文字体，网格图里的中文标签会显示成方框。请安装一个（Debian/Ubuntu："
+                  "apt install fonts-wqy-microhei），或把环境变量 DANLU_FONT 设为一个 .ttf/.ttc 字体文件。"))
 
 
 def _has_cjk_glyph(path: str) -> bool:

@@ -197,8 +197,9 @@ def plan_from_run(run: str | Path, *, weights: list[float] | None = None, epochs
     s = cfg.sampling
     run_prompts = list(s.prompts) or [cfg.dataset.trigger_word or ""]
     if prompts and bases:
-        raise DanluError("Z can be other base models or prompts, not both.", "Z 轴只能是其他底模或提示词，不能同时两者。",
-                         "Choose one Z axis.", "请只选一种 Z 轴。", key="z")
+        raise DanluError("Z can be other base models or prompts, not both.",
+                         "Z 轴只能是其他底模或提示词，不能同时两者。", "Choose one Z axis.", "请只选一种 Z 轴。",
+                         key="z")
     chosen_prompts = list(prompts) if prompts else (run_prompts if all_prompts else run_prompts[:1])
     z_bases = [cfg.model.base] + [b for b in (bases or []) if b and b != cfg.model.base]
     z_axis = "base" if len(z_bases) > 1 else ("prompt" if len(chosen_prompts) > 1 else None)
@@ -224,7 +225,8 @@ def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None
     if not paths or missing:
         raise DanluError(f"LoRA file not found: {', '.join(missing) or '(none given)'}.",
                          f"找不到 LoRA 文件：{', '.join(missing) or '（未选择）'}。",
-                         "Pick existing .safetensors LoRA files.", "请选择存在的 .safetensors LoRA 文件。", key="loras")
+                         "Pick existing .safetensors LoRA files.", "请选择存在的 .safetensors LoRA 文件。",
+                         key="loras")
     if not base:
         raise DanluError("No base model given for the LoRA files.", "没有为这些 LoRA 文件指定底模。",
                          "Set the base model they were trained on.", "请填写训练它们时用的底模。", key="model.base")
@@ -285,10 +287,10 @@ def _hash_warning(lora: Path, base: str) -> tuple[str, str] | None:
     if actual.startswith(recorded) or recorded.startswith(actual[:10]):
         return None
     trained = meta.get("ss_sd_model_name") or "?"
-    return (f"{lora.name} was trained on {trained} (hash {recorded[:10]}), but this grid uses {base_label(base)} "
-            f"(hash {actual[:10]}). The images can differ from the training samples.",
-            f"{lora.name} 训练时的底模是 {trained}（哈希 {recorded[:10]}），但这个网格用的是 {base_label(base)}"
-            f"（哈希 {actual[:10]}），图片可能与训练样图不同。")
+    return ((f"{lora.name} was trained on {trained} (hash {recorded[:10]}), but this grid uses {base_label(base)} "
+            f"(hash {actual[:10]}). The images can differ from the training samples."),
+            (f"{lora.name} 训练时的底模是 {trained}（哈希 {recorded[:10]}），但这个网格用的是 {base_label(base)}"
+            f"（哈希 {actual[:10]}），图片可能与训练样图不同。"))
 
 
 # ------------------------------------------------------------------------------------------------ render
@@ -324,7 +326,7 @@ def _new_folder(parent: Path) -> Path:
 
 
 def _hash_or_empty(fn: str, path: str | Path) -> str:
-    import models.hashes as hashes
+    from models import hashes
 
     return getattr(hashes, fn)(path) if Path(path).is_file() else ""
 
@@ -333,11 +335,17 @@ def _lora_hash(path: Path) -> str:
     return (_lora_metadata(path).get("sshs_model_hash") or "")[:12]
 
 
+def _recipe(plan: GridPlan, base: str, prompt: str) -> dict:
+    """The recipe shared by every cell of a base: the run's sample settings (models.generate.recipe_text keys)."""
+    return {"prompt": prompt, "negative_prompt": plan.negative_prompt, "steps": plan.steps, "sampler": plan.sampler,
+            "cfg": plan.cfg, "seed": plan.seed, "width": plan.width, "height": plan.height,
+            "clip_skip": plan.clip_skip, "model": base_label(base), "model_hash": _hash_or_empty("autov2", base),
+            "loras": []}
+
+
 def cell_recipe(plan: GridPlan, cell: Cell) -> dict:
     """The cell's own A1111 recipe: the LoRA appears as <lora:stem:weight> (none in the base column)."""
-    recipe = dict(prompt=cell.prompt, negative_prompt=plan.negative_prompt, steps=plan.steps, sampler=plan.sampler,
-                  cfg=plan.cfg, seed=plan.seed, width=plan.width, height=plan.height, clip_skip=plan.clip_skip,
-                  model=base_label(cell.base), model_hash=_hash_or_empty("autov2", cell.base), loras=[])
+    recipe = _recipe(plan, cell.base, cell.prompt)
     if cell.lora is not None:
         recipe["loras"] = [{"name": cell.lora.stem, "weight": cell.weight, "hash": _lora_hash(cell.lora)}]
     return recipe
@@ -353,16 +361,12 @@ def grid_parameters(plan: GridPlan) -> str:
         # WebUI's way: values holding a comma are CSV-quoted, the list is then quoted as one JSON string.
         return json.dumps(", ".join(f'"{v}"' if "," in v else v for v in values), ensure_ascii=False)
 
-    base = plan.bases[0]
     extra = {"Script": "X/Y/Z plot", "X Type": "LoRA file", "X Values": quoted(plan.x_labels()),
              "Y Type": "LoRA weight", "Y Values": quoted([_fmt(w) for w in plan.weights])}
     if plan.z_axis:
         extra.update({"Z Type": "Checkpoint name" if plan.z_axis == "base" else "Prompt",
                       "Z Values": quoted(plan.z_labels() or [])})
-    recipe = dict(prompt=plan.prompts[0], negative_prompt=plan.negative_prompt, steps=plan.steps,
-                  sampler=plan.sampler, cfg=plan.cfg, seed=plan.seed, width=plan.width, height=plan.height,
-                  clip_skip=plan.clip_skip, model=base_label(base), model_hash=_hash_or_empty("autov2", base),
-                  extra=extra)
+    recipe = _recipe(plan, plan.bases[0], plan.prompts[0]) | {"extra": extra}
     return recipe_text(recipe)
 
 

@@ -60,7 +60,8 @@ def test_geometry_and_labels(nx, ny, nz, margin, artifacts):
     assert lay.locate(0, 0) is None  # the corner is a label area, not a cell
     if nz > 1:  # Z title above each sub-grid
         first = lay.boxes[(1, 0, 0)]
-        assert dark_pixels(img, (first[0] - pad_left, margin, first[0] + sub_w - pad_left, margin + lay.font_size * 2)) > 20
+        title = (first[0] - pad_left, margin, first[0] + sub_w - pad_left, margin + lay.font_size * 2)
+        assert dark_pixels(img, title) > 20
     if (nx, ny, nz, margin) == (5, 4, 2, 12):
         img.save(artifacts / "grid_compose_5x4x2.png")
 

@@ -180,3 +180,47 @@ def test_cli(lora_run, tmp_path, capsys):
     assert len(list(tmp_path.glob("grid-*/grid.png"))) == 1
     assert xyz.main([str(lora_run.run), "--weights", "0.5,lots"]) == 2
     assert "lots" in capsys.readouterr().err
+
+
+def test_tab_handlers(lora_run, tmp_path):
+    """The tab's logic without a browser: run list, epoch boxes, form errors, streamed progress, cancel, clicks."""
+    import shutil
+
+    from ui import tab_grid
+
+    outputs = tmp_path / "outputs"
+    shutil.copytree(lora_run.run, outputs / "g", ignore=shutil.ignore_patterns("grids"))
+    (outputs / "not-a-run").mkdir()
+    assert tab_grid.list_runs(outputs) == [("g  (3 LoRA)", str(outputs / "g"))]
+    assert tab_grid.epoch_stems(str(outputs / "g")) == ["g-000001", "g-000002", "g"]
+    assert tab_grid.epoch_stems(str(outputs / "not-a-run")) == []
+
+    form = dict(source="run", run=str(outputs / "g"), epochs=["g"], weights="0.5, 1", base_column=False,
+                z_kind="none", z_text="", margin=4, lora_text="", base="", config=None)
+    bad = list(tab_grid.render_grid(**(form | {"weights": "half"}), lang="zh", outputs_dir=outputs))
+    assert len(bad) == 1 and bad[0][3].startswith("出错：") and "half" in bad[0][3]
+    updates = list(tab_grid.render_grid(**form, lang="en", outputs_dir=outputs))
+    assert updates[0][1].startswith("2 cells: 1 columns × 2 weights")
+    assert [u[1] for u in updates[1:-1]][-1] == "Cells 2/2"
+    token, progress, image, message, grid_json = updates[-1][:5]
+    assert token == "" and message.startswith("Grid saved: ") and image.size[0] > 64
+    assert tab_grid.cancel_grid("", "en") == "No grid is rendering."
+
+    class Click:
+        def __init__(self, x, y):
+            self.index = [x, y]
+
+    data = json.loads(Path(grid_json).read_text(encoding="utf-8"))
+    left, top, right, bottom = data["cells"][1]["box"]
+    cell, recipe = tab_grid.show_cell(grid_json, "en", Click((left + right) // 2, (top + bottom) // 2))
+    assert "<lora:g:1>" in recipe and cell.size == (256, 256)  # a 64 px cell is shown enlarged
+    assert tab_grid.show_cell(grid_json, "en", Click(0, 0))[1] == "That is a label or margin, not a cell."
+
+    files = form | {"source": "files", "lora_text": f"{lora_run.files[0]}\n\"{lora_run.files[2]}\"\n",
+                    "base": str(lora_run.base), "config": {"sampling": {"prompts": ["x"], "steps": 2,
+                                                                          "width": 64, "height": 64}}}
+    plan = tab_grid.make_plan(**{k: v for k, v in files.items()}, outputs_dir=outputs)
+    assert [p.stem for p in plan.loras] == ["g-000001", "g"] and plan.steps == 2
+    assert plan.out_dir == outputs / "grids"
+    with pytest.raises(DanluError, match="No base model"):
+        tab_grid.make_plan(**(files | {"base": ""}), outputs_dir=outputs)

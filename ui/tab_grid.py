@@ -23,13 +23,14 @@ TAB_KEY = "grid.tab"
 
 i18n.add({
     "grid.tab": ("7 验单 XYZ 网格", "7 XYZ grid"),
-    "grid.intro": ("把每个保存的轮次（X）在不同 LoRA 权重（Y）下的效果画成一张带标注的网格，和 WebUI 的 X/Y/Z 图一样；"
-                   "可选 Z 轴：换其他底模（看 LoRA 能否迁移）或换提示词。底模和采样设置取自这次运行的 config.toml，"
-                   "所以在训练样图的设置下，网格里的格子与该轮的训练样图逐像素相同。",
-                   "Each saved epoch (X) at several LoRA weights (Y) in one labelled grid, like WebUI's X/Y/Z plot; "
+    "grid.intro": (("把每个保存的轮次（X）在不同 LoRA 权重（Y）下的效果画成一张带标注的网格，"
+                   "和 WebUI 的 X/Y/Z 图一样；可选 Z 轴：换其他底模（看 LoRA 能否迁移）或换提示词。"
+                   "底模和采样设置取自这次运行的 config.toml，"
+                   "所以在训练样图的设置下，网格里的格子与该轮的训练样图逐像素相同。"),
+                   ("Each saved epoch (X) at several LoRA weights (Y) in one labelled grid, like WebUI's X/Y/Z plot; "
                    "optional Z: other base models (does the LoRA transfer?) or prompts. The base model and the sample "
                    "settings come from the run's config.toml, so a cell at the sample settings equals that epoch's "
-                   "training sample pixel for pixel."),
+                   "training sample pixel for pixel.")),
     "grid.source": ("来源", "Source"),
     "grid.source_run": ("一次训练运行", "A training run"),
     "grid.source_files": ("LoRA 文件", "LoRA files"),
@@ -45,8 +46,8 @@ i18n.add({
     "grid.z_bases": ("其他底模", "Other base models"),
     "grid.z_prompts": ("提示词", "Prompts"),
     "grid.z_values": ("Z 的值（每行一个：底模路径或提示词；提示词留空则用运行的全部样图提示词）",
-                      "Z values (one per line: base model paths or prompts; empty prompts = all the run's sample "
-                      "prompts)"),
+                      ("Z values (one per line: base model paths or prompts; empty prompts = all the run's sample "
+                      "prompts)")),
     "grid.margin": ("网格间距（像素）", "Grid margins (px)"),
     "grid.start": ("生成网格", "Render grid"),
     "grid.cancel": ("取消", "Cancel"),
@@ -57,15 +58,15 @@ i18n.add({
     "grid.eta": ("，预计还需 {s} 秒", ", about {s} s left"),
     "grid.planned": ("共 {total} 个格子：{cols} 列 × {rows} 个权重{z}。正在载入底模…",
                      "{total} cells: {cols} columns × {rows} weights{z}. Loading the base model…"),
-    "grid.done": ("✅ 网格已保存：{path}", "✅ Grid saved: {path}"),
-    "grid.cancelled": ("⏹ 已取消，保留已完成的 {done}/{total} 个格子：{path}",
-                       "⏹ Cancelled; the {done}/{total} cells done are kept: {path}"),
+    "grid.done": ("网格已保存：{path}", "Grid saved: {path}"),
+    "grid.cancelled": ("已取消，保留已完成的 {done}/{total} 个格子：{path}",
+                       "Cancelled; the {done}/{total} cells done are kept: {path}"),
     "grid.cancelling": ("正在取消：当前格子画完后停止…", "Cancelling after the current cell…"),
     "grid.nothing": ("没有正在生成的网格。", "No grid is rendering."),
     "grid.no_run": ("请先选择一次运行。", "Pick a run first."),
-    "grid.warning": ("⚠️ ", "⚠️ "),
-    "grid.error": ("❌ ", "❌ "),
-    "grid.crash": ("❌ 生成网格时出错：{e}", "❌ The grid failed: {e}"),
+    "grid.warning": ("注意：", "Warning: "),
+    "grid.error": ("出错：", "Error: "),
+    "grid.crash": ("生成网格时出错：{e}", "The grid failed: {e}"),
     "grid.no_cell": ("这里不是格子（是标签或边距）。", "That is a label or margin, not a cell."),
 })
 
@@ -157,7 +158,7 @@ def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margi
                                          progress=lambda d, n, eta, _note: events.put(("progress", d, n, eta)))))
         except DanluError as e:
             events.put(("error", e.text(lang)))
-        except Exception as e:  # the page must say what went wrong instead of hanging
+        except Exception as e:  # noqa: BLE001 - the page must say what went wrong instead of hanging
             events.put(("error", t("grid.crash", lang, e=f"{type(e).__name__}: {e}")))
 
     threading.Thread(target=work, daemon=True, name="danlu-grid").start()
