@@ -43,17 +43,17 @@ def test_tag_demo_remove_tag_save(page, demo_run, tmp_path, artifacts):
     # clicking a tag in the table puts it in the operation's tag box
     table.locator("[role=gridcell]").filter(has_text="white background").first.click()
     page.wait_for_function("document.querySelector('#tagging-op-tags textarea').value === 'white background'")
-    page.wait_for_selector("#tagging-preview:has-text('Will change 12 captions')")
+    page.wait_for_selector("#tagging-preview:has-text('Captions this will change: 12.')")
     page.click("#tagging-apply")
-    page.wait_for_selector("#tagging-message:has-text('Changed 12 captions')")
-    page.wait_for_selector("#tagging-pending:has-text('12 captions changed')")
+    page.wait_for_selector("#tagging-message:has-text('Captions changed: 12 ')")
+    page.wait_for_selector("#tagging-pending:has-text('not saved yet: 12.')")
     assert "white background" not in page.locator("#tagging-caption textarea").input_value()
     # pending: nothing written yet
     assert all("white background" in read_caption(p).text for p in subset.glob("*.txt"))
     page.screenshot(path=artifacts / "tagging_pending.png", full_page=True)
 
     page.click("#tagging-save")
-    page.wait_for_selector("#tagging-message:has-text('Saved 12 captions')")
+    page.wait_for_selector("#tagging-message:has-text('Captions saved: 12;')")
     page.wait_for_selector("#tagging-pending:has-text('No unsaved changes')")
     after = {p.name: read_caption(p).text for p in subset.glob("*.txt")}
     assert all("white background" not in text and text.startswith("demo, ") for text in after.values())
@@ -64,3 +64,14 @@ def test_tag_demo_remove_tag_save(page, demo_run, tmp_path, artifacts):
     assert {p.name: read_caption(p).text for p in second.glob("*.txt")} == tagged
     page.locator("#tagging-table").scroll_into_view_if_needed()
     page.screenshot(path=artifacts / "tagging_saved.png", full_page=True)
+
+    # per-image edit beside the image, then undo it
+    page.click("#tagging-next")
+    page.wait_for_selector("#tagging-image-name:has-text('demo_01.png')")
+    page.locator("#tagging-caption textarea").fill("demo, edited by hand")
+    page.click("#tagging-caption-apply")
+    page.wait_for_selector("#tagging-pending:has-text('not saved yet: 1.')")
+    assert "demo_01.txt" in page.locator("#tagging-pending").inner_text()
+    page.click("#tagging-undo")
+    page.wait_for_selector("#tagging-message:has-text('Undone: edit')")
+    page.wait_for_selector("#tagging-pending:has-text('No unsaved changes')")

@@ -93,9 +93,11 @@ def test_table_flags_and_batch_ops(tmp_path):
     assert tab.apply_op(ed, "add_front", "solo", "", False, None) == 5
     assert ed.items[0].tags[:2] == ["sks", "solo"]
     text = tab.pending_text(ed, "en", limit=2)
-    assert "5 captions changed" in text and "- `2_a/0.txt`: −blue eyes +solo +aqua_eyes" in text and "(+3)" in text
-    pic, text, name = tab.image_view(ed, [0, 1], 5)                   # out of range → last of the set
+    assert "not saved yet: 5." in text and "- `2_a/0.txt`: −blue eyes +solo +aqua_eyes" in text and "(+3)" in text
+    pic, text, name, path = tab.image_view(ed, [0, 1], 5)             # out of range → last of the set
     assert name.startswith("`2_a/1.png`") and text.startswith("sks, solo") and pic.size == (4, 4)
+    assert tab.set_caption_for(ed, path, "sks, edited") == 1 and ed.items[1].tags == ["sks", "edited"]
+    assert tab.set_caption_for(ed, str(tmp_path / "other.png"), "x") is None
 
 
 def test_unsaved_edits_block_tagging_and_reload(tmp_path, tagger):

@@ -102,15 +102,15 @@ i18n.add({
     "tagging.op_new": ("替换为", "Replace with"),
     "tagging.op_regex": ("正则表达式（整条标签匹配，可用 \\1）", "Regular expression (whole tag, \\1 allowed)"),
     "tagging.apply": ("应用", "Apply"),
-    "tagging.preview": ("将修改 {n} 条标注。", "Will change {n} captions."),
-    "tagging.applied": ("已修改 {n} 条标注（尚未保存）。", "Changed {n} captions (not saved yet)."),
+    "tagging.preview": ("将修改 {n} 条标注。", "Captions this will change: {n}."),
+    "tagging.applied": ("已修改 {n} 条标注（尚未保存）。", "Captions changed: {n} (not saved yet)."),
     "tagging.image": ("单张编辑", "One image"),
     "tagging.index": ("第几张（筛选范围内）", "Image (in the filtered set)"),
     "tagging.prev": ("◀ 上一张", "◀ Previous"),
     "tagging.next": ("下一张 ▶", "Next ▶"),
     "tagging.caption": ("标注（第一行为标签）", "Caption (the first line holds the tags)"),
     "tagging.caption_apply": ("应用此标注", "Apply this caption"),
-    "tagging.pending": ("📝 {n} 条标注已修改，尚未保存。", "📝 {n} captions changed, not saved yet."),
+    "tagging.pending": ("📝 {n} 条标注已修改，尚未保存。", "📝 Changed captions not saved yet: {n}."),
     "tagging.reordered": ("仅顺序改变", "order changed"),
     "tagging.clean": ("✅ 没有未保存的修改。", "✅ No unsaved changes."),
     "tagging.undo": ("撤销", "Undo"),
@@ -119,7 +119,7 @@ i18n.add({
     "tagging.discard": ("放弃修改", "Discard changes"),
     "tagging.save": ("保存", "Save"),
     "tagging.saved": ("✅ 已保存 {n} 条标注；原文件备份在 {folder}",
-                      "✅ Saved {n} captions; originals backed up in {folder}"),
+                      "✅ Captions saved: {n}; originals backed up in {folder}"),
     "tagging.backups": ("备份", "Backups"),
     "tagging.restore": ("恢复此备份的原文件", "Restore originals from this backup"),
     "tagging.restored": ("✅ 已恢复 {n} 个文件（恢复前的版本也已备份）。",
@@ -322,11 +322,11 @@ def pending_text(ed: TagEditor, lang: str, limit: int = 8) -> str:
 
 
 def image_view(ed: TagEditor, indices: list[int], pos: int):
-    """(PIL thumbnail, caption text, name) of the pos-th image of the filtered set."""
+    """(PIL thumbnail, caption text, name, image path) of the pos-th image of the filtered set."""
     from PIL import Image
 
     if not indices:
-        return None, "", ""
+        return None, "", "", ""
     pos = max(0, min(int(pos or 0), len(indices) - 1))
     item = ed.items[indices[pos]]
     try:
@@ -337,7 +337,16 @@ def image_view(ed: TagEditor, indices: list[int], pos: int):
         pic = None
     mark = " •" if item.changed else ""
     shown = item.image.relative_to(ed.folder) if ed.folder in item.image.parents else item.image
-    return pic, item.text(), f"`{shown}`{mark}"
+    return pic, item.text(), f"`{shown}`{mark}", str(item.image)
+
+
+def set_caption_for(ed: TagEditor, image: str, text: str) -> int | None:
+    """Set the caption of the image at path `image`; its index, or None when the editor has no such image."""
+    for i, item in enumerate(ed.items):
+        if str(item.image) == image:
+            ed.set_caption(i, text)
+            return i
+    return None
 
 
 def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole tab
@@ -446,7 +455,8 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
 
     # ------------------------------------------------------------ wiring
     view_in = [ctx.lang, sort, search, include, exclude_f, mode, index]
-    view_out = [table, identity, filtered, index, name, image, caption, pending, backups]
+    shown_for = gr.State("")   # the image the caption box was filled for
+    view_out = [table, identity, filtered, index, name, image, caption, shown_for, pending, backups]
 
     @_locked
     def view(request: gr.Request, lang: str, sort_by: str, query: str, inc: str, exc: str, how: str, pos: int):
@@ -455,11 +465,11 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
             return [gr.update()] * len(view_out)
         idx = selection(ed, inc, exc, how)
         pos = max(0, min(int(pos or 0), max(len(idx) - 1, 0)))
-        pic, text, label = image_view(ed, idx, pos)
+        pic, text, label, path = image_view(ed, idx, pos)
         stamps = [b.stamp for b in ed.backups()]
         return [table_frame(ed, sort_by, query, lang), identity_text(ed, lang),
                 t("tagging.filtered", lang, n=len(idx), total=len(ed)),
-                gr.update(maximum=max(len(idx) - 1, 1), value=pos), label, pic, text, pending_text(ed, lang),
+                gr.update(maximum=max(len(idx) - 1, 1), value=pos), label, pic, text, path, pending_text(ed, lang),
                 gr.update(choices=stamps, value=stamps[0] if stamps else None)]
 
     @_locked
@@ -510,14 +520,11 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
             return _err(e, lang)
 
     @_locked
-    def on_caption(request: gr.Request, lang: str, text: str, inc: str, exc: str, how: str, pos: int):
-        ed, msg = editor_or_msg(request, lang)
-        if ed is None:
-            return msg
-        idx = selection(ed, inc, exc, how)
-        if idx:
-            ed.set_caption(idx[max(0, min(int(pos or 0), len(idx) - 1))], text)
-        return ""
+    def on_caption(request: gr.Request, lang: str, text: str, shown_for: str):
+        """Apply the text box to the image it was filled for (never to whatever the index points at now)."""
+        ed = _EDITORS.get(_key(request))
+        i = set_caption_for(ed, shown_for, text) if ed is not None else None
+        return gr.update() if i is None else ""
 
     @_locked
     def on_undo(request: gr.Request, lang: str):
@@ -601,10 +608,9 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
           view, view_in, view_out, show_progress="hidden")
     prev.click(lambda i: max(0, int(i or 0) - 1), index, index).then(view, view_in, view_out)
     nxt.click(lambda i: int(i or 0) + 1, index, index).then(view, view_in, view_out)
-    caption.blur(on_caption, [ctx.lang, caption, include, exclude_f, mode, index], message,
-                 show_progress="hidden").then(view, view_in, view_out, show_progress="hidden")
-    cap_apply.click(on_caption, [ctx.lang, caption, include, exclude_f, mode, index], message
-                    ).then(view, view_in, view_out)
+    caption.blur(on_caption, [ctx.lang, caption, shown_for], message, show_progress="hidden"
+                 ).then(view, view_in, view_out, show_progress="hidden")
+    cap_apply.click(on_caption, [ctx.lang, caption, shown_for], message).then(view, view_in, view_out)
     undo.click(on_undo, ctx.lang, message).then(view, view_in, view_out)
     discard.click(on_discard, ctx.lang, message).then(view, view_in, view_out)
     save.click(on_save, ctx.lang, message).then(view, view_in, view_out)
