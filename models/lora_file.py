@@ -119,7 +119,9 @@ def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "defau
             state[f"{base}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
             magnitude = getattr(layer, "lora_magnitude_vector", None)
             if magnitude is not None and adapter in magnitude:
-                state[f"{base}.dora_scale"] = magnitude[adapter].weight.detach().float().cpu().reshape(1, -1)
+                # peft's magnitude is one norm per output row; the (out, 1, …) shape tells ComfyUI so
+                mag = magnitude[adapter].weight.detach().float().cpu()
+                state[f"{base}.dora_scale"] = mag.reshape(-1, *([1] * (down.dim() - 1))).contiguous()
     return state
 
 

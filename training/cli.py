@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="launcher.py train", description="Train a LoRA from a run config (TOML).")
     p.add_argument("config", nargs="?", help="the run's TOML file")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
+    p.add_argument("--preset", help="a preset applied under the run file (core.presets)")
     p.add_argument("--resume", action="store_true", help="continue from the run's saved state")
     p.add_argument("--dry-run", action="store_true", help="check the config and dataset, print the plan, train nothing")
     p.add_argument("--help-config", action="store_true", help="list every config key")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give the run's TOML file, e.g. python launcher.py train outputs/demo/run.toml")
         return 2
     try:
-        cfg = cfgmod.load(args.config, overrides=args.set)
+        cfg = cfgmod.load(args.config, preset=args.preset, overrides=args.set)
     except DanluError as e:
         print(e.text())
         return 2

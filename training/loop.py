@@ -120,8 +120,13 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
             cfgmod.save(cfg, run_dir / "config.toml")
     acc.wait_for_everyone()
     stopper = Stopper(run_dir)
-    for en, zh in warnings:
+    for en, zh in warnings + optim.optimizer_warnings(cfg):
         warn(en, zh)
+    if cfg.network.use_dora:
+        warn("DoRA files carry dora_scale keys: ComfyUI applies them, but diffusers (and so the samples) drops "
+             "them for SD/SDXL, so samples show the LoRA without DoRA's magnitude.",
+             "DoRA 文件包含 dora_scale：ComfyUI 会应用它，但 diffusers（因此样图）在 SD/SDXL 上会忽略它，"
+             "样图中看不到 DoRA 的幅度部分。")
     if cfg.saving.precision == "bf16":
         warn("bf16 LoRA files do not load in some older tools; fp16 or float is the safe choice.",
              "bf16 格式的 LoRA 在部分旧工具中无法加载；fp16 或 float 更稳妥。")
