@@ -90,7 +90,7 @@ def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monk
     page.wait_for_selector("#train-message:has-text('Resumed')")
     status_has(page, "Finished")
     files = page.locator("#train-files")
-    files.get_by_text("demo.safetensors", exact=True).wait_for()
+    files.locator("span.text", has_text="demo.safetensors").last.wait_for()
     assert files.get_by_text("demo-000001.safetensors").count() >= 1
     assert page.locator("#train-samples img").count() >= 4  # one per epoch, grouped in rows
     page.fill("#train-search textarea, #train-search input", "loss 0.0625")

@@ -6,6 +6,9 @@ reloaded page or a second tab reattaches to the running job; the console still s
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -131,7 +134,21 @@ def error_markdown(error: dict | None, lang: str) -> str:
             f"```\n{tail}\n```")
 
 
-def render(run: Run | None, lang: str, search: str) -> dict[str, Any]:
+def servable(png: str, outputs_dir: Path, root: Path) -> str:
+    """A path the page may serve: run folders outside the app's folders get a preview copy, made once."""
+    path = Path(png).resolve()
+    allowed = (Path(outputs_dir).resolve(), Path(root).resolve(), Path(tempfile.gettempdir()).resolve())
+    if any(path.is_relative_to(a) for a in allowed):
+        return str(path)
+    digest = hashlib.sha1(f"{path}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    copy = Path(outputs_dir) / ".danlu" / "preview" / f"{digest}{path.suffix}"
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+    return str(copy)
+
+
+def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[str, Any]:
     """Everything the tab shows for a run (None: nothing yet), as plain values."""
     if run is None:
         return {"status": t("train.idle", lang), "progress": progress_html(0, 0, "idle"), "command": "",
@@ -147,7 +164,7 @@ def render(run: Run | None, lang: str, search: str) -> dict[str, Any]:
     if search:
         lines = [ln for ln in lines if search.lower() in ln.lower()]
     samples = sorted(info["samples"], key=lambda s: (s.get("epoch") or 0, s.get("prompt_index") or 0))
-    gallery = [(s["png"], f"epoch {s.get('epoch')} · #{(s.get('prompt_index') or 0) + 1} {s.get('prompt', '')}")
+    gallery = [(serve(s["png"]), f"epoch {s.get('epoch')} · #{(s.get('prompt_index') or 0) + 1} {s.get('prompt', '')}")
                for s in samples]
     # A row holds whole epochs: every prompt of one epoch side by side, then the next epoch.
     prompts = len({s.get("prompt_index") for s in samples}) or 1
@@ -236,7 +253,7 @@ def build(ctx: AppContext) -> None:
         key = (id(run), run.version if run else 0, run.status if run else "", lang, query)
         if not force and last == list(key):
             return [gr.update()] * len(outputs)
-        r = render(run, lang, query)
+        r = render(run, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root))
         if last and list(last)[:4] == list(key)[:4]:  # only the search changed: leave the chart and images be
             out = [gr.update()] * len(outputs)
             out[outputs.index(log)], out[-1] = r["log"], list(key)
