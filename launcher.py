@@ -216,6 +216,22 @@ def run_dry(argv: list[str]) -> int:
     return 0
 
 
+def run_demo(argv: list[str]) -> int:
+    """The demo model, dataset and run.toml, plus a tiny WD-style tagger so step 4 works offline too."""
+    from models.demo import main as demo_main
+
+    code = demo_main(argv)
+    if code == 0 and not {"-h", "--help"} & set(argv):
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument("--out", default="outputs/demo")
+        out = Path(parser.parse_known_args(argv)[0].out)
+        from taggers.tiny import make_tiny_tagger
+
+        folder = make_tiny_tagger(out / "tagger")
+        print(f"  tagger:     {folder}  (a tiny offline tagger for the Tagging step)")
+    return code
+
+
 def run_tests(argv: list[str]) -> int:
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests"), "-q", "-p", "no:cacheprovider", *argv]
     print("[Danlu] " + " ".join(cmd), flush=True)
@@ -229,6 +245,8 @@ def dispatch(command: str, argv: list[str]) -> int:
         return run_tests(argv)
     if command == "train" and "--dry-run" in argv:
         return run_dry(argv)
+    if command == "demo":
+        return run_demo(argv)
     import importlib
 
     module_name, func = HANDLERS[command]

@@ -114,6 +114,8 @@ def test_demo_subcommand_writes_a_runnable_config(tmp_path):
     assert out.returncode == 0, out.stderr
     run = tmp_path / "演示 demo" / "run.toml"
     assert run.exists() and "launcher.py train" in out.stdout
+    assert (tmp_path / "演示 demo" / "tagger" / "model.onnx").exists()
+    assert (tmp_path / "演示 demo" / "base" / "tiny-sd15.safetensors").exists()
     images = list((tmp_path / "演示 demo" / "dataset" / "10_demo").glob("*.png"))
     assert len(images) == 12
     assert all(p.with_suffix(".txt").read_text(encoding="utf-8").startswith("demo") for p in images)
