@@ -114,10 +114,41 @@ def _time_steps(step_fn, steps: int, device: str) -> float:
     return (time.perf_counter() - t) / steps
 
 
+def _measure(acc, parts, opt, cfg, inputs, steps: int) -> tuple[float, float]:
+    """Seconds per step: (plain baseline loop, Danlu's training step) on the same UNet and inputs."""
+    import torch
+    import torch.nn.functional as F
+
+    from training import model
+
+    unet = parts.unet
+    latents, hidden, pooled, time_ids = inputs
+    batch, device, dtype = latents.shape[0], latents.device.type, hidden.dtype
+    params = [p for g in opt.param_groups for p in g["params"]]
+    cond = {"added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}} if pooled is not None else {}
+
+    def danlu_step():
+        with acc.autocast():
+            loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg)
+        acc.backward(loss)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def plain_step():
+        t = torch.randint(0, 1000, (batch,), device=device)
+        noise = torch.randn_like(latents)
+        pred = unet(latents.to(dtype), t, encoder_hidden_states=hidden, **cond).sample
+        F.mse_loss(pred.float(), noise).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return _time_steps(plain_step, steps, device), _time_steps(danlu_step, steps, device)
+
+
 def bench_full(family: str, batch_sizes: list[int], steps: int, peak_tflops: float | None,
                resolution: int | None = None) -> list[dict]:
     import torch
-    import torch.nn.functional as F
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
 
@@ -149,32 +180,12 @@ def bench_full(family: str, batch_sizes: list[int], steps: int, peak_tflops: flo
         opt = torch.optim.AdamW(params, lr=1e-4)
         parts = model.Parts(family, "epsilon", unet, None, [], [], noise_scheduler, sched_config)
         for batch in batch_sizes:
-            latents, hidden, pooled, time_ids = _inputs(family, batch, device, dtype, res)
-            cond = {"added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}} if pooled is not None else {}
-
-            def danlu_step():
-                with acc.autocast():
-                    loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg)
-                acc.backward(loss)
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-
-            def plain_step():
-                t = torch.randint(0, 1000, (batch,), device=device)
-                noise = torch.randn_like(latents)
-                pred = unet(latents.to(dtype), t, encoder_hidden_states=hidden, **cond).sample
-                F.mse_loss(pred.float(), noise).backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-
             row = {"family": family, "device": device, "resolution": res, "batch_size": batch,
                    "gradient_checkpointing": ckpt, "lora_layers": layers}
             try:
                 if device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
-                t_plain = _time_steps(plain_step, steps, device)
-                t_danlu = _time_steps(danlu_step, steps, device)
+                t_plain, t_danlu = _measure(acc, parts, opt, cfg, _inputs(family, batch, device, dtype, res), steps)
             except torch.cuda.OutOfMemoryError:
                 row["error"] = "out of memory"
                 rows.append(row)

@@ -135,6 +135,14 @@ def test_unreadable_image_is_skipped_with_a_warning(base, dataset, tmp_path):
     warnings = [e for e in _events(cfg.run_dir) if e["type"] == "warning"]
     assert any("broken.png" in w["message"] and "broken.png" in w["message_zh"] for w in warnings)
 
+    # a fresh run in the same folder moves the earlier files aside instead of overwriting them
+    first = (cfg.run_dir / "skip.safetensors").read_bytes()
+    cfg.training.max_train_steps = 1
+    train(cfg)
+    kept = list((cfg.run_dir / ".previous").glob("*/skip.safetensors"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first
+    assert (cfg.run_dir / "skip.safetensors").read_bytes() != first
+
 
 KILL_SCRIPT = """
 import sys, torch

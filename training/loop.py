@@ -81,6 +81,19 @@ def _device(cfg: RunConfig) -> str:
     return "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"
 
 
+def _set_aside_old_results(run_dir: Path) -> Path | None:
+    """A fresh run in a used folder would overwrite its LoRA files: move them (and samples, state) aside."""
+    old = [p for p in run_dir.glob("*.safetensors")] + [p for p in (run_dir / "samples", run_dir / "state")
+                                                         if p.exists()]
+    if not old:
+        return None
+    dest = run_dir / ".previous" / time.strftime("%Y%m%d-%H%M%S")
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in old:
+        p.rename(dest / p.name)
+    return dest
+
+
 def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
     import torch
     from accelerate import Accelerator
@@ -114,12 +127,17 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
         log(f"WARNING: {en}")
         emit("warning", message=en, message_zh=zh)
 
+    resuming = resume or bool(cfg.training.resume)
+    moved = _set_aside_old_results(run_dir) if main and not resuming else None
     if main:
         (run_dir / STOP_FILE).unlink(missing_ok=True)  # an old stop request must not end this run at once
         if not (run_dir / "config.toml").is_file() or cfgmod.load(run_dir / "config.toml") != cfg:
             cfgmod.save(cfg, run_dir / "config.toml")
     acc.wait_for_everyone()
     stopper = Stopper(run_dir)
+    if moved:
+        warn(f"This run folder held results of an earlier run; they were moved to {moved}.",
+             f"该运行文件夹中有上一次训练的结果，已移到 {moved}。")
     for en, zh in warnings + optim.optimizer_warnings(cfg):
         warn(en, zh)
     if cfg.network.use_dora:
@@ -192,7 +210,7 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
     parts.text_encoders = [wrapped.get(k, te) for k, te in zip(comp_names, parts.text_encoders)]
 
     step = 0
-    if resume or cfg.training.resume:
+    if resuming:
         folder = state.find_state(run_dir, cfg.training.resume if not resume else (cfg.training.resume or "auto"))
         progress = state.load_state(folder, trained, opt, sched)
         step = progress["step"]

@@ -56,8 +56,8 @@ def optimizer_warnings(cfg: RunConfig) -> list[tuple[str, str]]:
     o = cfg.optimizer
     out = []
     if o.name == "Prodigy" and cfg.network.train_text_encoder and o.text_encoder_lr != o.lr:
-        out.append((f"Prodigy uses one learning rate for all parts: the text encoder trains at {o.lr}, "
-                    f"not {o.text_encoder_lr}.",
+        out.append(((f"Prodigy uses one learning rate for all parts: the text encoder trains at {o.lr}, "
+                     f"not {o.text_encoder_lr}."),
                     f"Prodigy 所有部分只用一个学习率：文本编码器将以 {o.lr} 训练，而不是 {o.text_encoder_lr}。"))
     if o.name == "Prodigy" and o.lr < 0.1:
         out.append((f"Prodigy sets its own step size and expects lr = 1.0; {o.lr} scales it down.",
