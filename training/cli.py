@@ -48,7 +48,7 @@ def _dry_run(cfg: cfgmod.RunConfig) -> int:
     spe = D.steps_per_epoch(n_batches, 1, cfg.training.gradient_accumulation_steps)
     total = spe * cfg.training.epochs
     if cfg.training.max_train_steps:
-        total = min(total, cfg.training.max_train_steps)
+        total = cfg.training.max_train_steps
     print(f"{len(ds.items)} images, {ds.images_per_epoch} with repeats, {n_batches} batches per epoch, "
           f"{spe} steps per epoch, {total} steps in all")
     print(f"Run folder: {cfg.run_dir}")

@@ -10,7 +10,7 @@ import hashlib
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,23 @@ class Dataset:
     repeats: dict[Path, int]
     subsets: list[Any]
     skipped: list[tuple[Path, str]]    # unreadable images and why
+    reg_items: list[Item] = field(default_factory=list)   # regularisation images, cycled to match
 
     @property
     def images_per_epoch(self) -> int:
-        return sum(self.repeats[i.image] for i in self.items)
+        """Training images × repeats, plus as many regularisation images (cycled) when there are any."""
+        n = sum(self.repeats[i.image] for i in self.items)
+        return 2 * n if self.reg_items else n
+
+    def reg_pool(self) -> list[Item]:
+        """kohya: every reg image with its repeats, then one more of each in turn until they match the training count."""
+        if not self.reg_items:
+            return []
+        n_train = sum(self.repeats[i.image] for i in self.items)
+        pool = [it for it in self.reg_items for _ in range(self.repeats[it.image])]
+        while len(pool) < n_train:
+            pool += self.reg_items[: n_train - len(pool)]
+        return pool
 
 
 def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, zh: None) -> Dataset:
@@ -49,8 +62,9 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
 
     d = cfg.dataset
     subsets = list_subsets(Path(d.dir), d.caption_extension)
-    items, repeats, skipped = [], {}, []
-    for sub in subsets:
+    reg_subsets = list_subsets(Path(d.reg_dir), d.caption_extension) if d.reg_dir else []
+    items, reg_items, repeats, skipped = [], [], {}, []
+    for is_reg, sub in [(False, s) for s in subsets] + [(True, s) for s in reg_subsets]:
         for image in sub.images:
             try:
                 with Image.open(image) as im:
@@ -63,12 +77,13 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
                 continue
             cap = read_caption(caption_path(image, d.caption_extension))
             text = cap.text.split("\n", 1)[0].strip() if cap.text else sub.name  # first line, as sd-scripts
-            if d.trigger_word and not text.startswith(d.trigger_word):
+            if d.trigger_word and not is_reg and not text.startswith(d.trigger_word):
                 text = f"{d.trigger_word}, {text}" if text else d.trigger_word
             b = assign_bucket(width, height, resolution=d.resolution, min_reso=d.min_bucket_reso,
                               max_reso=d.max_bucket_reso, step=d.bucket_reso_steps, enable_bucket=d.enable_bucket,
                               no_upscale=d.bucket_no_upscale)
-            items.append(Item(image, text, sub.path.name, b.size, (width, height), b.resized, b.crop_ltrb))
+            (reg_items if is_reg else items).append(
+                Item(image, text, sub.path.name, b.size, (width, height), b.resized, b.crop_ltrb))
             repeats[image] = sub.repeats
     if not items:
         from core.errors import DanluError
@@ -76,7 +91,7 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
         raise DanluError(f"No readable image in {d.dir}.", f"{d.dir} 中没有可读取的图片。",
                          "Check the images in the <repeats>_<name> subfolders.", "请检查 <重复次数>_<名称> 子文件夹中的图片。",
                          key="dataset.dir")
-    return Dataset(items, repeats, subsets, skipped)
+    return Dataset(items, repeats, subsets, skipped, reg_items)
 
 
 def epoch_batches(ds: Dataset, batch_size: int, seed: int, epoch: int) -> list[list[Item]]:
@@ -85,6 +100,8 @@ def epoch_batches(ds: Dataset, batch_size: int, seed: int, epoch: int) -> list[l
     by_bucket: dict[tuple[int, int], list[Item]] = {}
     for item in ds.items:
         by_bucket.setdefault(item.size, []).extend([item] * ds.repeats[item.image])
+    for item in ds.reg_pool():
+        by_bucket.setdefault(item.size, []).append(item)
     batches = []
     for size in sorted(by_bucket):
         members = by_bucket[size]

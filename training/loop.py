@@ -160,8 +160,8 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
     n_batches = len(D.epoch_batches(ds, bs, cfg.training.seed, 0))
     spe = D.steps_per_epoch(n_batches, world, accum)
     total = spe * epochs
-    if cfg.training.max_train_steps:
-        total = min(total, cfg.training.max_train_steps)
+    if cfg.training.max_train_steps:  # "stop after this many steps" wins over epochs, as the planner shows
+        total = cfg.training.max_train_steps
     log(f"{len(ds.items)} images, {ds.images_per_epoch} with repeats; {n_batches} batches of {bs} per epoch "
         f"(one bucket per batch) / ({world} processes × accumulation {accum}) = {spe} steps per epoch; "
         f"× {epochs} epochs = {total} steps")
