@@ -129,11 +129,14 @@ def test_unreadable_image_is_skipped_with_a_warning(base, dataset, tmp_path):
     ds = tmp_path / "ds"
     shutil.copytree(dataset, ds)
     (ds / "2_flat" / "broken.png").write_bytes(b"not a png at all")
-    cfg = tiny_config(base, ds, tmp_path / "runs", "skip", training__epochs=1, sampling__prompts=[])
+    # also: fp16 asked for on the CPU (a warning, fp32 training), no latent cache, flips
+    cfg = tiny_config(base, ds, tmp_path / "runs", "skip", training__epochs=1, sampling__prompts=[],
+                      training__mixed_precision="fp16", dataset__cache_latents="none", dataset__flip_aug=True)
     result = train(cfg)
     assert result.status == "finished" and result.total_steps == 4
     warnings = [e for e in _events(cfg.run_dir) if e["type"] == "warning"]
     assert any("broken.png" in w["message"] and "broken.png" in w["message_zh"] for w in warnings)
+    assert any("fp32" in w["message"] for w in warnings)
 
     # a fresh run in the same folder moves the earlier files aside instead of overwriting them
     first = (cfg.run_dir / "skip.safetensors").read_bytes()
@@ -152,6 +155,17 @@ print("saving", flush=True)
 while True:
     save_lora(sys.argv[1], state, {"ss_network_dim": "256"}, "float")
 """
+
+
+def test_out_of_memory_gets_concrete_advice():
+    from training.cli import _as_user_error
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    err = _as_user_error(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert err is not None and "batch size 1" in err.text("en") and "梯度检查点" in err.text("zh")
+    assert _as_user_error(ValueError("something else")) is None
 
 
 def test_killed_during_save_leaves_no_partial_file(tmp_path):

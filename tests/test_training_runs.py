@@ -178,6 +178,7 @@ def test_loss_falls_on_flat_colour(bases, dataset, tmp_path):
     # LoCon (conv layers) and a high LR: enough capacity to learn a flat colour in 24 steps
     cfg = tiny_config(bases["sd15"].folder, dataset, tmp_path, "loss", training__epochs=6, saving__every_n_epochs=0,
                       sampling__prompts=[], network__train_text_encoder=False, training__seed=7, optimizer__lr=1e-2,
+                      dataset__cache_text_encoder_outputs=True,
                       network__conv_dim=4, network__conv_alpha=2.0)
     result = train(cfg)
     losses = result.losses
