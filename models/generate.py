@@ -227,3 +227,36 @@ def open_pipeline(base: str, *, family: str | None = None, prediction_type: str 
 
     pipe = DiffusionPipeline.from_pretrained(base, torch_dtype=torch_dtype)
     return pipe.to(device)
+
+
+def render_batch(pipe: Any, *, prompts: list[str], negative_prompt: str = "", steps: int = 20, cfg: float = 7.0,
+                 seed: int = 0, width: int = 512, height: int = 512, sampler: str = "euler",
+                 clip_skip: int = 1) -> list:
+    """Several prompts at one seed in one batch (the XYZ grid's prompt axis).
+
+    Every element starts from the same noise as ``render`` (the CPU fp32 draw of (1, 4, H/8, W/8) for `seed`),
+    so each image matches its batch-1 render up to the float rounding of batched kernels.
+    """
+    import torch
+
+    if len(prompts) == 1:
+        return [render(pipe, prompt=prompts[0], negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed,
+                       width=width, height=height, sampler=sampler, clip_skip=clip_skip)]
+    if width % 8 or height % 8:
+        raise ValueError(f"sample size {width}x{height} must be a multiple of 8")
+    set_sampler(pipe, sampler)
+    device, dtype, n = pipe.unet.device, pipe.unet.dtype, len(prompts)
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    noise = torch.randn((1, pipe.unet.config.in_channels, height // 8, width // 8), generator=generator,
+                        dtype=torch.float32)
+    kwargs = {"prompt": list(prompts), "negative_prompt": [negative_prompt] * n if negative_prompt else None,
+              "num_inference_steps": int(steps), "guidance_scale": float(cfg), "width": int(width),
+              "height": int(height), "latents": noise.repeat(n, 1, 1, 1).to(device=device, dtype=dtype),
+              "generator": generator, "output_type": "pil"}
+    with torch.no_grad():
+        if clip_skip > 1 and not hasattr(pipe, "text_encoder_2"):
+            kwargs["prompt_embeds"] = torch.cat([_clip_skip_embeds(pipe, p, clip_skip) for p in prompts])
+            kwargs["negative_prompt_embeds"] = _clip_skip_embeds(pipe, negative_prompt or "", clip_skip).repeat(
+                n, 1, 1)
+            del kwargs["prompt"], kwargs["negative_prompt"]
+        return pipe(**kwargs).images

@@ -56,6 +56,7 @@ class GridPlan:
     device: str = "cpu"
     dtype: str = "fp32"
     margin: int = 0
+    batch: int = 0                       # prompts rendered together; 0 = auto (1 on the CPU, by free memory on a GPU)
     out_dir: Path = field(default_factory=lambda: Path("outputs") / "grids")
     run_dir: Path | None = None
 
@@ -370,6 +371,24 @@ def grid_parameters(plan: GridPlan) -> str:
     return recipe_text(recipe)
 
 
+def batch_size(plan: GridPlan, pipe) -> int:
+    """How many prompts of one cell column to render at once.
+
+    On the CPU batching gains little and batch 1 keeps cells bit-identical to the training samples, so auto is 1.
+    On a GPU, auto fits the batch in the free memory (a rough per-image estimate from the image area).
+    """
+    if plan.batch:
+        return max(1, plan.batch)
+    if len(plan.prompts) < 2 or not str(plan.device).startswith("cuda"):
+        return 1
+    import torch
+
+    free, _ = torch.cuda.mem_get_info()
+    sdxl = hasattr(pipe, "text_encoder_2")
+    per_image = (3.0e9 if sdxl else 1.2e9) * plan.width * plan.height / (1024 * 1024 if sdxl else 512 * 512)
+    return int(max(1, min(len(plan.prompts), 8, (free * 0.7) // per_image)))
+
+
 def open_base(plan: GridPlan, base: str):
     """A fresh pipeline for `base`, loaded as the training samples load it."""
     import torch
@@ -393,7 +412,7 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
 
     from core.fsutil import atomic_write_text
     from core.grid import compose_grid, save_grid_png
-    from models.generate import load_lora, recipe_text, render, save_png, set_lora_weights, unload_loras
+    from models.generate import load_lora, recipe_text, render_batch, save_png, set_lora_weights, unload_loras
 
     warnings = check_versions(plan, family_of)
     cells = plan.cells()
@@ -417,35 +436,41 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
             start = time.monotonic()
             adapters[lora] = load_lora(pipe, lora, f"grid{i}")
             timings["lora_load_s"].append(time.monotonic() - start)
-        for cell in (c for c in cells if c.base == base):
-            if cancel is not None and cancel.is_set():
-                break
-            key = (base, cell.prompt)
-            if cell.weight == 0 and key in base_images:
-                image = base_images[key]
-            else:
+        batch = batch_size(plan, pipe)
+        todo = [c for c in cells if c.base == base]
+        while todo and not (cancel is not None and cancel.is_set()):
+            # One LoRA at one weight, up to `batch` prompts at once (the prompt axis is the innermost loop).
+            head = todo[0]
+            group = [c for c in todo[:batch] if (c.x, c.y) == (head.x, head.y)]
+            todo = todo[len(group):]
+            fresh = [c for c in group if not (c.weight == 0 and (base, c.prompt) in base_images)]
+            rendered = {}
+            if fresh:
                 start = time.monotonic()
-                adapter = adapters[cell.lora] if cell.lora is not None else next(iter(adapters.values()))
-                set_lora_weights(pipe, {adapter: cell.weight})
+                adapter = adapters[head.lora] if head.lora is not None else next(iter(adapters.values()))
+                set_lora_weights(pipe, {adapter: head.weight})
                 timings["switch_s"].append(time.monotonic() - start)
                 start = time.monotonic()
-                image = render(pipe, prompt=cell.prompt, negative_prompt=plan.negative_prompt, steps=plan.steps,
-                               cfg=plan.cfg, seed=plan.seed, width=plan.width, height=plan.height,
-                               sampler=plan.sampler, clip_skip=plan.clip_skip)
-                timings["cell_s"].append(time.monotonic() - start)
-                if cell.weight == 0:
-                    base_images[key] = image
-            parameters = recipe_text(cell_recipe(plan, cell))
-            name = f"z{cell.z}_y{cell.y}_x{cell.x}_{_slug(cell.lora.stem if cell.lora else 'base')}" \
-                   f"_w{_fmt(cell.weight)}.png"
-            save_png(image, out / "cells" / name, parameters)
-            images[(cell.z, cell.y, cell.x)] = image
-            result.cells[(cell.z, cell.y, cell.x)] = {"png": f"cells/{name}", "parameters": parameters}
-            result.done += 1
-            if progress:
-                elapsed = time.monotonic() - t0
-                eta = elapsed / result.done * (result.total - result.done)
-                progress(result.done, result.total, eta, name)
+                out_images = render_batch(pipe, prompts=[c.prompt for c in fresh],
+                                          negative_prompt=plan.negative_prompt, steps=plan.steps, cfg=plan.cfg,
+                                          seed=plan.seed, width=plan.width, height=plan.height,
+                                          sampler=plan.sampler, clip_skip=plan.clip_skip)
+                timings["cell_s"] += [(time.monotonic() - start) / len(fresh)] * len(fresh)
+                rendered = {c.prompt: im for c, im in zip(fresh, out_images, strict=True)}
+                if head.weight == 0:
+                    base_images.update({(base, p): im for p, im in rendered.items()})
+            for cell in group:
+                image = rendered[cell.prompt] if cell.prompt in rendered else base_images[(base, cell.prompt)]
+                parameters = recipe_text(cell_recipe(plan, cell))
+                name = f"z{cell.z}_y{cell.y}_x{cell.x}_{_slug(cell.lora.stem if cell.lora else 'base')}" \
+                       f"_w{_fmt(cell.weight)}.png"
+                save_png(image, out / "cells" / name, parameters)
+                images[(cell.z, cell.y, cell.x)] = image
+                result.cells[(cell.z, cell.y, cell.x)] = {"png": f"cells/{name}", "parameters": parameters}
+                result.done += 1
+                if progress:
+                    elapsed = time.monotonic() - t0
+                    progress(result.done, result.total, elapsed / result.done * (result.total - result.done), name)
         unload_loras(pipe)
         del pipe
         gc.collect()
@@ -498,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-column", action="store_true", help="add a column with the base model alone (weight 0)")
     p.add_argument("--margin", type=int, default=0, help="grid margins in px (0-500)")
     p.add_argument("--out", default=None, help="output folder (default: <run>/grids/<time>/)")
+    p.add_argument("--batch", type=int, default=0,
+                   help="prompts rendered at once (default: 1 on the CPU, as many as fit on a GPU)")
     args = p.parse_args(argv)
     lang = current_lang()
     try:
@@ -511,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                                  include_base=args.base_column, margin=args.margin, out_dir=args.out)
         else:
             p.error("give a run (folder or TOML) or --loras FILES --base MODEL")
+        plan.batch = max(0, args.batch)
         total = len(plan.cells())
         print(f"Grid: {len(plan.columns)} columns x {len(plan.weights)} weights"
               + (f" x {len(plan.z_labels() or [])} {plan.z_axis}s" if plan.z_axis else "") + f" = {total} cells")
