@@ -68,7 +68,7 @@ def _load_quietly(pipe, path) -> str:
     return (buf.getvalue() + " ".join(str(w.message) for w in caught)).lower()
 
 
-@pytest.mark.parametrize("family,conv_dim", [("sd15", 0), ("sdxl", 4)])
+@pytest.mark.parametrize("family,conv_dim", [("sd15", 0), ("sd2", 0), ("sdxl", 4)])
 def test_keys_alpha_and_parity(family, conv_dim, tmp_path):
     from safetensors.torch import load_file
 
@@ -85,8 +85,8 @@ def test_keys_alpha_and_parity(family, conv_dim, tmp_path):
     in_memory = _render(pipe)
     state = peft_to_kohya(comps, family)
     path = tmp_path / "x.safetensors"
-    meta = {"ss_base_model_version": "sdxl_1.0" if family == "sdxl" else "sd_1.5", "ss_network_dim": 4,
-            "ss_tag_frequency": {"1_a": {"red": 2}}, "ss_v2": False}
+    meta = {"ss_base_model_version": {"sdxl": "sdxl_1.0", "sd2": "sd_2.1"}.get(family, "sd_1.5"), "ss_network_dim": 4,
+            "ss_tag_frequency": {"1_a": {"red": 2}}, "ss_v2": family == "sd2"}
     save_lora(path, state, meta, "float")
 
     saved = load_file(str(path))
@@ -107,7 +107,7 @@ def test_keys_alpha_and_parity(family, conv_dim, tmp_path):
 
     meta_read = read_metadata(path)
     assert meta_read["ss_output_name"] == "x" and meta_read["ss_network_dim"] == "4"
-    assert meta_read["ss_tag_frequency"] == '{"1_a": {"red": 2}}' and meta_read["ss_v2"] == "False"
+    assert meta_read["ss_tag_frequency"] == '{"1_a": {"red": 2}}' and meta_read["ss_v2"] == str(family == "sd2")
     assert lora_family(path) == family
 
     fresh = build_tiny(family, seed=0)

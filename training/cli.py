@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         print(e.text())
         _fail(run_dir, e.to_event())
         return 2
+    except KeyboardInterrupt:  # a second Ctrl+C: stopped at once, nothing saved since the last file
+        print("Aborted without saving.")
+        _fail(run_dir, None)
+        return 130
     except Exception as e:  # noqa: BLE001 - the last line of defence: the UI must still learn what happened
         err = _as_user_error(e)
         if err is not None:
@@ -114,7 +118,8 @@ def _as_user_error(e: Exception) -> DanluError | None:
     return None
 
 
-def _fail(run_dir: Path, fields: dict) -> None:
+def _fail(run_dir: Path, fields: dict | None) -> None:
+    """Error and done events (fields None: aborted by the user, done 'stopped' without an error)."""
     try:
         from accelerate import PartialState
 
@@ -123,6 +128,10 @@ def _fail(run_dir: Path, fields: dict) -> None:
     except Exception:  # noqa: BLE001, S110 - no accelerate state yet (the error came first): the only process
         pass
     w = EventWriter(run_dir / EVENTS_FILE)
+    if fields is None:
+        w.emit("warning", message="Aborted without saving.", message_zh="已中止，未保存。")
+        w.emit("done", status="stopped", files=[])
+        return
     fields = {k: v for k, v in fields.items() if k != "key"}
     w.emit("error", log_tail=_log_tail(run_dir), **fields)
     w.emit("done", status="failed", files=[])

@@ -65,7 +65,10 @@ class Stopper:
                 pass
 
     def _on_signal(self, signum, frame) -> None:
+        if self.signalled:  # asked twice: stop now, without the save
+            raise KeyboardInterrupt
         self.signalled = True
+        print("Stopping after this step (press Ctrl+C again to abort without saving)…", flush=True)
 
     def requested(self) -> bool:
         return self.signalled or self.file.exists()
@@ -105,6 +108,14 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
 
     # --- device and precision --------------------------------------------------------------------
     device_kind = _device(cfg)
+    if device_kind == "cuda" and not torch.cuda.is_available():
+        from core.errors import ConfigError
+
+        raise ConfigError("training.device is cuda, but this PyTorch sees no CUDA GPU.",
+                          "training.device 设为 cuda，但 PyTorch 检测不到 CUDA 显卡。",
+                          "Set training.device = \"auto\" (or \"cpu\"), or install the CUDA build of PyTorch.",
+                          "请把 training.device 设为 \"auto\"（或 \"cpu\"），或安装 CUDA 版 PyTorch。",
+                          key="training.device")
     mixed = cfg.training.mixed_precision
     warnings: list[tuple[str, str]] = []
     if device_kind == "cpu" and mixed != "no":
