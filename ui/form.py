@@ -110,7 +110,8 @@ def _fallback_label(spec: FieldSpec) -> tuple[str, str]:
 
 
 def _register_strings() -> None:
-    table = {f"params.section.{s}": pair for s, pair in SECTION_LABELS.items()}
+    # Markdown headings: the language switch replaces the whole value, so the '####' is in the text.
+    table = {f"params.section.{s}": (f"#### {zh}", f"#### {en}") for s, (zh, en) in SECTION_LABELS.items()}
     for spec in cfgmod.schema():
         table[label_key(spec)] = LABELS.get(spec.path) or _fallback_label(spec)
         table[help_key(spec)] = (spec.zh, spec.en)
@@ -221,7 +222,7 @@ def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:
     for section in cfgmod.SECTIONS:
         section_specs = [s for s in specs if s.section == section]
         with gr.Group(elem_id=f"params-section-{section}"):
-            ctx.tr.bind(gr.Markdown(f"#### {t(f'params.section.{section}', lang)}", padding=True,
+            ctx.tr.bind(gr.Markdown(t(f"params.section.{section}", lang), padding=True,
                                     elem_id=f"params-section-title-{section}"), value=f"params.section.{section}")
             # Rows wrap on narrow screens: two or three fields side by side instead of one long column.
             # Checkboxes get their own row: squeezed between text fields they shrink to a sliver.

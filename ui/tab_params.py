@@ -46,10 +46,10 @@ i18n.add({
     "params.view": ("视图", "View"),
     "params.view_basic": ("新手", "Beginner"),
     "params.view_expert": ("专家", "Expert"),
-    "params.hints": ("提示", "Hints"),
-    "params.steps": ("步数", "Steps"),
+    "params.hints": ("### 提示", "### Hints"),
+    "params.steps": ("### 步数", "### Steps"),
     "params.steps_none": ("选好训练集文件夹后这里显示步数。", "Choose the dataset folder to see the step count."),
-    "params.memory": ("显存估计", "GPU memory estimate"),
+    "params.memory": ("### 显存估计", "### GPU memory estimate"),
     "params.memory_for": ("按 {family} 估计", "for {family}"),
     "params.apply_lr": ("按批大小缩放学习率", "Scale LR with batch size"),
     "params.lr_applied": ("✔ 学习率已改为 {lr}。", "✔ Learning rate set to {lr}."),
@@ -201,13 +201,13 @@ def build(ctx: AppContext) -> None:
         with gr.Column(scale=3):
             form = build_form(ctx, lang0)
         with gr.Column(scale=2):
-            ctx.tr.bind(gr.Markdown(f"### {t('params.hints', lang0)}"), value="params.hints")
+            ctx.tr.bind(gr.Markdown(t("params.hints", lang0)), value="params.hints")
             hints_md = gr.Markdown("", elem_id="params-hints")
             apply_lr = ctx.tr.bind(gr.Button(t("params.apply_lr", lang0), visible=False, size="sm",
                                              elem_id="params-apply-lr"), value="params.apply_lr")
-            ctx.tr.bind(gr.Markdown(f"### {t('params.steps', lang0)}"), value="params.steps")
+            ctx.tr.bind(gr.Markdown(t("params.steps", lang0)), value="params.steps")
             steps_md = gr.Markdown("", elem_id="params-steps")
-            ctx.tr.bind(gr.Markdown(f"### {t('params.memory', lang0)}"), value="params.memory")
+            ctx.tr.bind(gr.Markdown(t("params.memory", lang0)), value="params.memory")
             memory_md = gr.Markdown("", elem_id="params-memory")
             toml = ctx.tr.bind(gr.Textbox(cfgmod.dumps(cfgmod.default_config()), interactive=False, lines=16,
                                           max_lines=24, buttons=["copy"], label=t("params.toml", lang0),
@@ -262,6 +262,13 @@ def build(ctx: AppContext) -> None:
                       show_progress="hidden")
     ctx.lang.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs, show_progress="hidden")
     lr_ref.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs, show_progress="hidden")
+
+    def relabel_choices(lang: str):
+        # The translator relabels labels and values; the choices of these two carry text as well.
+        return (gr.update(choices=[(t(f"params.preset.{k}", lang), k) for k in PRESETS]),
+                gr.update(choices=[(t("params.view_basic", lang), "basic"), (t("params.view_expert", lang), "expert")]))
+
+    ctx.lang.change(relabel_choices, ctx.lang, [preset, view], show_progress="hidden")
 
     view.change(lambda v: [gr.update(visible=v == "expert") for _ in form.expert_columns], view, form.expert_columns)
 

@@ -182,7 +182,9 @@ def buttons(run: Run | None) -> dict[str, dict]:
     """Which buttons work in this state: never a stuck Stop, never a Start during a run."""
     active = run is not None and run.active
     ended = run is not None and not active
-    resumable = ended and run.status in ("stopped", "failed") and (run.run_dir / "config.toml").exists()
+    # With no run in this session, a run stopped before a restart may still be resumed (Start refuses
+    # with the reason when there is nothing to resume).
+    resumable = run is None or ended and run.status in ("stopped", "failed") and (run.run_dir / "config.toml").exists()
     has_files = ended and any(run.run_dir.glob("*.safetensors"))
     return {"start": {"interactive": not active}, "stop": {"interactive": active and run.status != "stopping"},
             "kill": {"interactive": active}, "resume": {"interactive": bool(resumable)},
@@ -214,7 +216,7 @@ def build(ctx: AppContext) -> None:
         stop = ctx.tr.bind(gr.Button(t("train.stop", lang0), interactive=False, elem_id="train-stop"), value="train.stop")
         kill = ctx.tr.bind(gr.Button(t("train.kill", lang0), variant="stop", interactive=False, elem_id="train-kill"),
                            value="train.kill")
-        resume = ctx.tr.bind(gr.Button(t("train.resume", lang0), interactive=False, elem_id="train-resume"),
+        resume = ctx.tr.bind(gr.Button(t("train.resume", lang0), elem_id="train-resume"),
                              value="train.resume")
     message = gr.Markdown("", elem_id="train-message")
     status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
