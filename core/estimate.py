@@ -10,7 +10,6 @@ common failure on 4–8 GB cards.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,35 +102,30 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
 
 @dataclass
 class StepCount:
-    images: int                 # distinct images
-    samples_per_epoch: int      # Σ images × repeats (doubled with regularisation)
+    images: int                 # distinct training images
+    samples_per_epoch: int      # Σ images × repeats, regularisation included
     steps_per_epoch: int        # Σ over buckets ⌈n_b / batch⌉, ÷ gradient accumulation
     total_steps: int
     buckets: dict[tuple[int, int], int] = field(default_factory=dict)   # bucket → samples per epoch
     subsets: list[tuple[str, int, int]] = field(default_factory=list)   # (folder, images, repeats)
+    saves: list[tuple[int, int]] = field(default_factory=list)          # (epoch, step) of each saved file
 
     def formula(self, cfg: RunConfig, lang: str) -> str:
         parts = " + ".join(f"{n}×{r}" for _, n, r in self.subsets) or "0"
         batch, acc, epochs = cfg.training.batch_size, cfg.training.gradient_accumulation_steps, cfg.training.epochs
-        reg = " ×2" if cfg.dataset.reg_dir else ""
-        capped = cfg.training.max_train_steps and self.total_steps == cfg.training.max_train_steps
-        save = cfg.saving.every_n_epochs
+        capped = bool(cfg.training.max_train_steps)
+        saves = ", ".join(str(step) for _, step in self.saves)
         if lang == "zh":
-            text = (f"每轮样本 = ({parts}){reg} = {self.samples_per_epoch}；每轮步数 = 各分桶 ⌈样本/{batch}⌉ 之和"
+            text = (f"每轮样本 = {parts} = {self.samples_per_epoch}；每轮步数 = 各分桶 ⌈样本/{batch}⌉ 之和"
                     + (f" ÷ 梯度累积 {acc}" if acc > 1 else "") + f" = {self.steps_per_epoch}"
                     f"（{len(self.buckets)} 个分桶）；总步数 = {self.steps_per_epoch} × {epochs} 轮"
-                    + ("，受最大步数限制" if capped else "") + f" = **{self.total_steps}**")
-            if save:
-                text += "；保存于第 " + ", ".join(str(self.steps_per_epoch * e) for e in range(save, epochs + 1, save)) \
-                    + " 步"
-            return text
-        text = (f"samples per epoch = ({parts}){reg} = {self.samples_per_epoch}; steps per epoch = Σ over buckets "
+                    + ("，按最大步数" if capped else "") + f" = **{self.total_steps}**")
+            return text + (f"；保存于第 {saves} 步" if saves else "")
+        text = (f"samples per epoch = {parts} = {self.samples_per_epoch}; steps per epoch = Σ over buckets "
                 f"⌈samples/{batch}⌉" + (f" ÷ accumulation {acc}" if acc > 1 else "") + f" = {self.steps_per_epoch} "
                 f"({len(self.buckets)} buckets); total = {self.steps_per_epoch} × {epochs} epochs"
-                + (" capped by max steps" if capped else "") + f" = **{self.total_steps}**")
-        if save:
-            text += "; saves at steps " + ", ".join(str(self.steps_per_epoch * e) for e in range(save, epochs + 1, save))
-        return text
+                + (", set by max steps" if capped else "") + f" = **{self.total_steps}**")
+        return text + (f"; files saved at steps {saves}" if saves else "")
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -148,30 +142,33 @@ def _image_size_cached(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
         return im.size
 
 
-def count_steps(cfg: RunConfig) -> StepCount:
-    """The step arithmetic of conventions §5 on the real dataset; raises DanluError for a bad folder."""
+def _concepts(folder: str, cfg: RunConfig) -> list[tuple[str, int, list[tuple[int, int]]]]:
     from core.buckets import assign_bucket
     from core.dataset import list_subsets
 
     ds = cfg.dataset
-    subsets = list_subsets(Path(ds.dir), ds.caption_extension)
-    buckets: dict[tuple[int, int], int] = {}
-    images = 0
-    for sub in subsets:
+    out = []
+    for sub in list_subsets(Path(folder), ds.caption_extension):
+        sizes = []
         for img in sub.images:
             w, h = _image_size(img)
-            b = assign_bucket(w, h, resolution=ds.resolution, min_reso=ds.min_bucket_reso, max_reso=ds.max_bucket_reso,
-                              step=ds.bucket_reso_steps, enable_bucket=ds.enable_bucket,
-                              no_upscale=ds.bucket_no_upscale)
-            buckets[b.size] = buckets.get(b.size, 0) + sub.repeats
-            images += 1
-    mult = 2 if ds.reg_dir else 1
-    samples = sum(buckets.values()) * mult
-    batch = cfg.training.batch_size
-    batches = sum(math.ceil(n * mult / batch) for n in buckets.values())
-    per_epoch = math.ceil(batches / cfg.training.gradient_accumulation_steps) if batches else 0
-    total = per_epoch * cfg.training.epochs
-    if cfg.training.max_train_steps:
-        total = min(total, cfg.training.max_train_steps) if total else cfg.training.max_train_steps
-    return StepCount(images, samples, per_epoch, total, buckets,
-                     [(s.path.name, len(s.images), s.repeats) for s in subsets])
+            sizes.append(assign_bucket(w, h, resolution=ds.resolution, min_reso=ds.min_bucket_reso,
+                                       max_reso=ds.max_bucket_reso, step=ds.bucket_reso_steps,
+                                       enable_bucket=ds.enable_bucket, no_upscale=ds.bucket_no_upscale).size)
+        out.append((sub.path.name, sub.repeats, sizes))
+    return out
+
+
+def count_steps(cfg: RunConfig) -> StepCount:
+    """The step arithmetic of conventions §5 on the real dataset (core.dataset_steps, as the Dataset tab
+    counts it); raises DanluError for a bad folder."""
+    from core.dataset_steps import plan_steps
+
+    concepts = _concepts(cfg.dataset.dir, cfg)
+    reg = _concepts(cfg.dataset.reg_dir, cfg) if cfg.dataset.reg_dir else None
+    tr = cfg.training
+    plan = plan_steps(concepts, batch_size=tr.batch_size, epochs=tr.epochs, grad_accum=tr.gradient_accumulation_steps,
+                      reg=reg, max_train_steps=tr.max_train_steps, every_n_epochs=cfg.saving.every_n_epochs)
+    return StepCount(sum(c.images for c in plan.concepts if not c.is_reg), plan.images_per_epoch,
+                     plan.steps_per_epoch, plan.total_steps, plan.bucket_counts,
+                     [(c.name, c.images, c.repeats) for c in plan.concepts], plan.save_steps)
