@@ -47,5 +47,8 @@ def test_real_trainer_run_from_the_page(page, short_demo, artifacts):
     page.wait_for_selector("#train-samples img")
     assert "step 2/2" in page.locator("#train-status").inner_text()
     assert page.locator("#train-grid").is_visible()
+    # The log follows its newest line.
+    assert page.evaluate("(() => { const t = document.querySelector('#train-log textarea');"
+                         " return t.scrollTop + t.clientHeight >= t.scrollHeight - 4; })()")
     page.wait_for_timeout(500)
     page.screenshot(path=artifacts / "train_real_finished.png", full_page=True)

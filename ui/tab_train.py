@@ -269,6 +269,9 @@ def build(ctx: AppContext) -> None:
                 gr.update(**b["grid"]), list(key)]
 
     timer.tick(view, [ctx.lang, search, seen], outputs, show_progress="hidden")
+    # Textbox autoscroll does not follow values set by the server; keep the newest line in view.
+    log.change(None, None, None, js="() => { requestAnimationFrame(() => { const el = document.querySelector("
+               "'#train-log textarea'); if (el) el.scrollTop = el.scrollHeight; }); }")
     search.change(view, [ctx.lang, search, seen], outputs, show_progress="hidden")
 
     def on_start(config: dict, lang: str, query: str, resume_run: bool = False):
