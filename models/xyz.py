@@ -4,6 +4,7 @@ Planning reads the run's config.toml, so the base model and the sample recipe ar
 was trained with. Rendering loads each base once, loads every LoRA file once as its own adapter and
 switches between them by weight, and draws every cell with models.generate.render — the code that
 renders the training samples — so a cell at the run's sample settings equals that epoch's sample.
+On a GPU the prompt axis is rendered in batches (generate.render_batch) as far as memory allows.
 """
 
 from __future__ import annotations
@@ -402,6 +403,15 @@ def open_base(plan: GridPlan, base: str):
     return pipe
 
 
+def _eta(timings: dict, result: GridResult, n_bases: int) -> float:
+    """Seconds left: cells at their mean render time, plus loading the bases still to come."""
+    cells = timings["cell_s"]
+    per_cell = sum(cells) / len(cells) if cells else 0.0
+    loads = timings["base_load_s"]
+    per_base = (sum(loads) + sum(timings["lora_load_s"])) / len(loads) if loads else 0.0
+    return per_cell * (result.total - result.done) + per_base * (n_bases - len(loads))
+
+
 def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", family_of=None) -> GridResult:
     """Render every cell (each base loaded once, each LoRA loaded once and switched by weight), save each cell
     PNG with its own recipe and the grid PNG with its parameters. `cancel` (a threading.Event) stops between
@@ -421,7 +431,6 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
     result = GridResult(plan, out, None, None, total=len(cells), warnings=warnings)
     images: dict = {}
     base_images: dict = {}  # (base, prompt) → weight-0 image, shared by the base column and weight-0 rows
-    t0 = time.monotonic()
     timings = {"base_load_s": [], "lora_load_s": [], "cell_s": [], "switch_s": []}
     if progress:
         progress(0, len(cells), None, "")
@@ -469,8 +478,7 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
                 result.cells[(cell.z, cell.y, cell.x)] = {"png": f"cells/{name}", "parameters": parameters}
                 result.done += 1
                 if progress:
-                    elapsed = time.monotonic() - t0
-                    progress(result.done, result.total, elapsed / result.done * (result.total - result.done), name)
+                    progress(result.done, result.total, _eta(timings, result, len(plan.bases)), name)
         unload_loras(pipe)
         del pipe
         gc.collect()

@@ -93,3 +93,8 @@ def test_browser_journey_3x3(trained_demo, page, artifacts):
     recipe = page.input_value("#grid-recipe textarea")
     assert recipe.startswith(f"demo, a red square <lora:{RUN}:0.8>") and "Seed: 1234" in recipe
     page.screenshot(path=artifacts / "grid_tab_cell.png", full_page=True)
+    # zoom to the picture's own pixels: shown at natural width inside a scrolling box
+    page.fill("#grid-zoom input[type=number]", "100")
+    page.press("#grid-zoom input[type=number]", "Enter")
+    page.wait_for_function("() => document.querySelector('#grid-image img').style.width !== ''")
+    assert round(img.bounding_box()["width"]) == natural[0]

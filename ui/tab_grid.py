@@ -52,6 +52,8 @@ i18n.add({
     "grid.start": ("生成网格", "Render grid"),
     "grid.cancel": ("取消", "Cancel"),
     "grid.image": ("网格（点击格子查看它的参数）", "Grid (click a cell to see its recipe)"),
+    "grid.zoom": ("缩放（0 = 适应宽度，100 = 原始像素，可滚动查看）",
+                  "Zoom (0 = fit, 100 = actual pixels, scrollable)"),
     "grid.cell": ("选中的格子", "Selected cell"),
     "grid.recipe": ("格子的参数（A1111 parameters）", "Cell recipe (A1111 parameters)"),
     "grid.progress": ("格子 {done}/{total}{eta}", "Cells {done}/{total}{eta}"),
@@ -71,6 +73,23 @@ i18n.add({
 })
 
 _CANCELS: dict[str, threading.Event] = {}
+
+ZOOM_JS = """(z) => {
+  const img = document.querySelector('#grid-image img');
+  if (!img) return [];
+  const box = img.closest('button'), frame = img.parentElement;
+  const on = z > 0 && img.naturalWidth > 0;
+  img.style.width = on ? Math.round(img.naturalWidth * z / 100) + 'px' : '';
+  img.style.maxWidth = on ? 'none' : '';
+  img.style.height = on ? 'auto' : '';
+  for (const el of [box, frame]) {
+    el.style.justifyContent = on ? 'flex-start' : '';
+    el.style.alignItems = on ? 'flex-start' : '';
+  }
+  box.style.overflow = on ? 'auto' : '';
+  box.style.maxHeight = on ? '75vh' : '';
+  return [];
+}"""
 
 
 def list_runs(outputs_dir: Path) -> list[tuple[str, str]]:
@@ -213,6 +232,15 @@ def show_cell(grid_json: str, lang: str, evt: gr.SelectData):
     return image, cell["parameters"]
 
 
+def _source_choices(lang: str) -> list[tuple[str, str]]:
+    return [(t("grid.source_run", lang), "run"), (t("grid.source_files", lang), "files")]
+
+
+def _z_choices(lang: str) -> list[tuple[str, str]]:
+    return [(t("grid.z_none", lang), "none"), (t("grid.z_bases", lang), "bases"),
+            (t("grid.z_prompts", lang), "prompts")]
+
+
 def build(ctx: AppContext) -> None:
     lang0 = ctx.lang.value
     tr = ctx.tr
@@ -222,9 +250,8 @@ def build(ctx: AppContext) -> None:
     grid_json = gr.State("")
     with gr.Row():
         with gr.Column(scale=2):
-            source = tr.bind(gr.Radio([(t("grid.source_run", lang0), "run"), (t("grid.source_files", lang0), "files")],
-                                      value="run", label=t("grid.source", lang0), elem_id="grid-source"),
-                             label="grid.source")
+            source = tr.bind(gr.Radio(_source_choices(lang0), value="run", label=t("grid.source", lang0),
+                                      elem_id="grid-source"), label="grid.source")
             with gr.Group(visible=True) as run_group:
                 with gr.Row():
                     runs = list_runs(outputs_dir)
@@ -243,9 +270,8 @@ def build(ctx: AppContext) -> None:
                                          elem_id="grid-weights"), label="grid.weights")
             base_column = tr.bind(gr.Checkbox(False, label=t("grid.base_column", lang0), elem_id="grid-base-column"),
                                   label="grid.base_column")
-            z_kind = tr.bind(gr.Radio([(t("grid.z_none", lang0), "none"), (t("grid.z_bases", lang0), "bases"),
-                                       (t("grid.z_prompts", lang0), "prompts")], value="none",
-                                      label=t("grid.z", lang0), elem_id="grid-z"), label="grid.z")
+            z_kind = tr.bind(gr.Radio(_z_choices(lang0), value="none", label=t("grid.z", lang0), elem_id="grid-z"),
+                             label="grid.z")
             z_text = tr.bind(gr.Textbox(label=t("grid.z_values", lang0), lines=2, elem_id="grid-z-values"),
                              label="grid.z_values")
             margin = tr.bind(gr.Slider(0, 500, value=0, step=2, label=t("grid.margin", lang0),
@@ -259,6 +285,8 @@ def build(ctx: AppContext) -> None:
             message = gr.Markdown("", elem_id="grid-message")
         with gr.Column(scale=3):
             tr.bind(gr.Markdown(t("grid.image", lang0)), value="grid.image")
+            zoom = tr.bind(gr.Slider(0, 100, value=0, step=5, label=t("grid.zoom", lang0), elem_id="grid-zoom"),
+                           label="grid.zoom")
             # No label badge: it would sit on top of the column headers.
             image = gr.Image(type="pil", format="png", interactive=False, show_label=False,
                              buttons=["download", "fullscreen"], elem_id="grid-image")
@@ -290,6 +318,10 @@ def build(ctx: AppContext) -> None:
     def on_start(*args):
         yield from render_grid(*args, outputs_dir=outputs_dir)
 
+    def on_lang(lang: str):  # radio choices are not labels, so the table cannot relabel them
+        return (gr.update(choices=_source_choices(lang)), gr.update(choices=_z_choices(lang)))
+
+    ctx.lang.change(on_lang, ctx.lang, [source, z_kind])
     source.change(on_source, source, [run_group, files_group])
     refresh.click(on_refresh, run, run)
     ctx.tabs.change(on_refresh, run, run)  # runs finished since the page was built appear without a click
@@ -302,3 +334,6 @@ def build(ctx: AppContext) -> None:
                 [token, progress, image, message, grid_json, start, cancel])
     cancel.click(cancel_grid, [token, ctx.lang], message)
     image.select(show_cell, [grid_json, ctx.lang], [cell_image, recipe])
+    # Zoom in the browser, up to the picture's own pixels: the page's click mapping stays exact up to 100 %.
+    zoom.change(None, zoom, None, js=ZOOM_JS)
+    image.change(None, zoom, None, js=ZOOM_JS)
