@@ -79,7 +79,7 @@ def full_size_sd15(folder: Path, device: str):
     return pipe, folder / "full-sd15", 512
 
 
-def bench(size: str, n_loras: int, n_weights: int, steps: int, device: str) -> dict:
+def bench(size: str, n_loras: int, n_weights: int, steps: int, device: str, resolution: int = 0) -> dict:
     import torch
 
     from models.generate import load_lora, open_pipeline, render, set_lora_weights
@@ -97,6 +97,7 @@ def bench(size: str, n_loras: int, n_weights: int, steps: int, device: str) -> d
     loras = make_lora_files(builder, tmp / "loras", [f"bench-{i:06d}" for i in range(n_loras)],
                             strength=strength, rank=4 if size == "tiny" else 16)
     del builder
+    res = resolution or res
     weights = [round((i + 1) / n_weights, 2) for i in range(n_weights)]
     dtype = torch.float16 if device == "cuda" else torch.float32
     kw = {"prompt": "a photo of a red square", "steps": steps, "cfg": 7.0, "seed": 1234, "width": res, "height": res,
@@ -168,12 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=int, default=3)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--resolution", type=int, default=0, help="image side (default: 64 tiny, 512 full)")
     args = p.parse_args(argv)
     sizes = ["tiny", "full"] if args.size == "auto" and args.device == "cuda" else \
         (["tiny"] if args.size == "auto" else [args.size])
     for size in sizes:
         steps = args.steps if size == "tiny" else max(args.steps, 20)
-        print(report(bench(size, args.loras, args.weights, steps, args.device)), flush=True)
+        print(report(bench(size, args.loras, args.weights, steps, args.device, args.resolution)), flush=True)
     return 0
 
 

@@ -252,8 +252,8 @@ def _lora_metadata(path: Path) -> dict[str, str]:
 
 
 def base_family(base: str, plan: GridPlan) -> str:
-    """The base's family: the run's setting when not 'auto', else detected from the file."""
-    if plan.family:
+    """The base's family: the run's setting (for the run's own base) when not 'auto', else detected."""
+    if plan.family and base == plan.bases[0]:
         return plan.family
     from models.detect import detect
 
@@ -397,8 +397,10 @@ def open_base(plan: GridPlan, base: str):
     from models.generate import open_pipeline
 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[plan.dtype]
-    pipe = open_pipeline(base, family=plan.family, prediction_type=plan.prediction_type, vae=plan.vae or None,
-                         device=plan.device, torch_dtype=dtype)
+    own = base == plan.bases[0]  # the run's family/prediction/VAE settings describe its own base, not the others
+    pipe = open_pipeline(base, family=plan.family if own else None,
+                         prediction_type=plan.prediction_type if own else None,
+                         vae=(plan.vae or None) if own else None, device=plan.device, torch_dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

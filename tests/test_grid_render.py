@@ -244,3 +244,22 @@ def test_prompts_render_in_batches(lora_run):
         assert np.abs(a - b).max() <= 2  # batched kernels round differently, by a level at most here
     lora_cell = pixels(batched.out_dir / batched.cells[(0, 1, 0)]["png"])
     assert np.abs(lora_cell - pixels(batched.out_dir / batched.cells[(0, 0, 0)]["png"])).max() > 2  # LoRA shows
+
+
+def test_other_base_as_z(lora_run, tmp_path):
+    """Z = another checkpoint: each base loaded once, its own sub-grid, and a hash warning naming both bases."""
+    from models.tiny import save_tiny
+
+    other = save_tiny("sd15", tmp_path / "other", seed=1)
+    other_base = str(other.single_file or other.folder)
+    plan = xyz.plan_from_run(lora_run.run, epochs="final", weights=[1.0], bases=[other_base])
+    result = xyz.run_grid(plan)
+    assert len(result.timings["base_load_s"]) == 2 and result.done == 2
+    (en, _zh), = result.warnings
+    assert lora_run.base.name in en and Path(other_base).stem in en
+    a, b = (pixels(result.out_dir / result.cells[(z, 0, 0)]["png"]) for z in (0, 1))
+    assert np.abs(a - b).max() > 10  # another checkpoint, another picture
+    with Image.open(result.out_dir / result.cells[(1, 0, 0)]["png"]) as im:
+        assert f"Model: {Path(other_base).stem}" in im.text["parameters"]
+    with Image.open(result.grid_png) as im:
+        assert "Z Type: Checkpoint name" in im.text["parameters"]
