@@ -164,7 +164,7 @@ def _draw_lines(draw: ImageDraw.ImageDraw, lines: list[str], font, cx: float, to
 
 def compose_grid(cells: dict[tuple[int, int, int], Image.Image | None], x_labels: list[str], y_labels: list[str],
                  z_labels: list[str] | None = None, *, margin: int = 0, cell_size: tuple[int, int] | None = None,
-                 min_cell: int = 160, draw_legend: bool = True) -> Grid:
+                 min_cell: int = 160, draw_legend: bool = True, max_megapixels: float = 150.0) -> Grid:
     """Compose cells[(z, y, x)] into one labelled picture.
 
     Missing cells (not rendered yet, or cancelled) are drawn as grey boxes so a partial grid keeps its shape.
@@ -181,6 +181,11 @@ def compose_grid(cells: dict[tuple[int, int, int], Image.Image | None], x_labels
     scale = max(1, -(-min_cell // max(1, min(cell_size))))
     cw, ch = cell_size[0] * scale, cell_size[1] * scale
     margin = max(0, int(margin))
+    # Size guard (WebUI's img_max_size_mp): a huge grid shrinks its cells rather than exhaust memory.
+    estimate = nz * (nx + 0.75) * cw * (ny + 0.5) * ch
+    if estimate > max_megapixels * 1e6:
+        shrink = (max_megapixels * 1e6 / estimate) ** 0.5
+        cw, ch = max(16, int(cw * shrink)), max(16, int(ch * shrink))
 
     fs = font_size_for(cw, ch)
     font = load_font(fs)

@@ -132,3 +132,12 @@ def test_png_keeps_parameters(tmp_path):
     with Image.open(path) as im:
         assert im.text["parameters"] == text
         assert im.size == grid.image.size
+
+
+def test_huge_grids_shrink_their_cells():
+    grid = G.compose_grid(cells_for(5, 4, 2, size=(1024, 1024)), list("abcde"), list("1234"), ["z0", "z1"],
+                          max_megapixels=20)
+    w, h = grid.image.size
+    assert w * h <= 20e6 * 1.1 and grid.layout.cell_size[0] < 1024
+    left, top, right, bottom = grid.layout.boxes[(1, 3, 4)]
+    assert grid.image.getpixel(((left + right) // 2, (top + bottom) // 2)) == COLOURS[(4 + 6 + 3) % 5]
