@@ -60,6 +60,11 @@ def test_params_tab_preset_hints_toml_and_restore(page, app_server, demo_run, ar
     page.wait_for_selector("#params-hints:has-text('Prodigy')")
     assert re.search(r"≈ \d+\.\d GB", page.locator("#params-memory").inner_text())
 
+    page.click("#params-export")
+    page.wait_for_selector("#params-message:has-text('Exported')")
+    page.wait_for_function("document.querySelector('#params-download').innerText.includes('.toml')")
+    assert "demo" in page.locator("#params-download").inner_text()
+
     page.get_by_text("Expert", exact=True).click()
     page.wait_for_selector("#params-training-gradient_checkpointing", state="visible")
     page.screenshot(path=artifacts / "params_expert.png", full_page=True)
