@@ -19,8 +19,9 @@ def clean_settings(app_server):
     path.unlink(missing_ok=True)
 
 
-def toml_has(page, text: str) -> None:
-    page.wait_for_function("t => document.querySelector('#params-toml textarea').value.includes(t)", arg=text)
+def toml_has(page, text: str, timeout: float = 30_000) -> None:
+    page.wait_for_function("t => document.querySelector('#params-toml textarea').value.includes(t)", arg=text,
+                           timeout=timeout)
 
 
 def field(page, section: str, name: str):
@@ -32,7 +33,7 @@ def test_params_tab_preset_hints_toml_and_restore(page, app_server, demo_run, ar
     page.locator("#params-import input[type=file]").set_input_files(str(demo_run))
     page.wait_for_selector("#params-message:has-text('Imported')")
     toml = page.locator("#params-toml textarea")
-    toml_has(page, 'name = "demo"')
+    toml_has(page, 'name = "demo"', timeout=90_000)  # the first refresh imports torch for the CUDA check
     # The step count comes from the real dataset: 12 images × 10 repeats.
     page.wait_for_selector("#params-steps:has-text('12×10')")
 
