@@ -58,11 +58,17 @@ class Stopper:
     def __init__(self, run_dir: Path):
         self.file = run_dir / STOP_FILE
         self.signalled = False
+        self.previous: dict = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                signal.signal(sig, self._on_signal)
+                self.previous[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread (in-process use): the stop file still works
                 pass
+
+    def restore(self) -> None:
+        """Give the signals back (matters when train() runs inside another program, e.g. tests)."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def _on_signal(self, signum, frame) -> None:
         if self.signalled:  # asked twice: stop now, without the save
@@ -98,6 +104,15 @@ def _set_aside_old_results(run_dir: Path) -> Path | None:
 
 
 def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
+    """Train the LoRA the config describes; returns when finished or stopped (raises DanluError on problems)."""
+    stopper = Stopper(cfg.run_dir)
+    try:
+        return _train(cfg, stopper, resume=resume, command=command)
+    finally:
+        stopper.restore()
+
+
+def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> Result:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -145,7 +160,6 @@ def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
         if not (run_dir / "config.toml").is_file() or cfgmod.load(run_dir / "config.toml") != cfg:
             cfgmod.save(cfg, run_dir / "config.toml")
     acc.wait_for_everyone()
-    stopper = Stopper(run_dir)
     if moved:
         warn(f"This run folder held results of an earlier run; they were moved to {moved}.",
              f"该运行文件夹中有上一次训练的结果，已移到 {moved}。")
