@@ -42,7 +42,9 @@ def _log_tail(run_dir: Path, lines: int = 30) -> str:
 
 def _dry_run(cfg: cfgmod.RunConfig) -> int:
     from training import data as D
+    from training.lora import check_network
 
+    check_network(cfg.network.rank, cfg.network.alpha, cfg.network.dropout, cfg.network.use_dora)
     ds = D.build_dataset(cfg, lambda en, zh: print(f"WARNING: {en}"))
     n_batches = len(D.epoch_batches(ds, cfg.training.batch_size, cfg.training.seed, 0))
     spe = D.steps_per_epoch(n_batches, 1, cfg.training.gradient_accumulation_steps)

@@ -122,6 +122,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # --- device and precision --------------------------------------------------------------------
+    lora.check_network(cfg.network.rank, cfg.network.alpha, cfg.network.dropout, cfg.network.use_dora)  # fail early
     device_kind = _device(cfg)
     if device_kind == "cuda" and not torch.cuda.is_available():
         from core.errors import ConfigError

@@ -47,8 +47,8 @@ def _text_targets(text_encoder: Any) -> list[str]:
 def check_network(rank: int, alpha: float, dropout: float, use_dora: bool) -> None:
     """Refuse combinations known to break, with a reason and a fix."""
     if use_dora and dropout > 0:
-        raise ConfigError("DoRA with LoRA dropout > 0 is not supported: peft's DoRA path breaks with dropout.",
-                          "DoRA 不能与大于 0 的 LoRA dropout 同时使用：peft 的 DoRA 在有 dropout 时会出错。",
+        raise ConfigError("DoRA with LoRA dropout > 0 is refused: the combination is known to break training.",
+                          "DoRA 不能与大于 0 的 LoRA dropout 同时使用：这种组合已知会导致训练出错。",
                           "Set network.dropout = 0, or turn network.use_dora off.",
                           "请把 network.dropout 设为 0，或关闭 network.use_dora。", key="network.dropout")
 
