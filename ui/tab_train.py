@@ -158,7 +158,7 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
     speed = f"{info['samples_per_s']:.2f} img/s" if info["samples_per_s"] else "–"
     loss = f"{info['loss']:.4f}" if isinstance(info["loss"], (int, float)) else "–"
     stats = t("train.stats", lang, step=info["step"], total=info["total"] or "?", epoch=info["epoch"] or 0,
-              epochs=info["epochs"] or "?", speed=speed, eta=fmt_eta(info["eta_s"]), loss=loss)
+              epochs=info["epochs"] or "?", speed=speed, eta=fmt_eta(info["eta_s"] if run.active else None), loss=loss)
     status = f"**{t('train.status.' + run.status, lang)}** · `{run.run_dir}`\n\n{stats}"
     lines = list(run.log)
     if search:
