@@ -320,6 +320,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     first_step_at = None
     steps_at_start = step
     stop = False
+    saved_at = -1
     while step < total and not stop:
         epoch = step // spe                      # 0-based epoch being trained
         batches = D.epoch_batches(ds, bs, cfg.training.seed, epoch)
@@ -353,11 +354,15 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 result.first_step_s = now - t0
                 log(f"First step after {now - t0:.1f} s")
             if main and (now - last_report >= PROGRESS_EVERY_S or step == total or step == steps_at_start + 1):
-                done = step - steps_at_start
-                rate = done / max(now - t0, 1e-9)
+                # speed from the steps after the first (loading and caching excluded), saves not counted
+                if result.steady_s > 0:
+                    samples_per_s = result.steady_samples / result.steady_s
+                else:
+                    samples_per_s = bs * accum * world / max(now - t0, 1e-9)
+                eta = (total - step) * bs * accum * world / max(samples_per_s, 1e-9)
                 emit("progress", step=step, total=total, epoch=epoch + 1, epochs=epochs, loss=loss_sum,
-                     loss_avg=sum(recent) / len(recent), lr=sched.get_last_lr()[0],
-                     samples_per_s=rate * bs * accum * world, eta_s=(total - step) / max(rate, 1e-9))
+                     loss_avg=sum(recent) / len(recent), lr=sched.get_last_lr()[0], samples_per_s=samples_per_s,
+                     eta_s=eta)
                 log(f"step {step}/{total} epoch {epoch + 1}/{epochs} loss {loss_sum:.4f} "
                     f"avg {sum(recent) / len(recent):.4f} lr {sched.get_last_lr()[0]:.2e}")
                 last_report = now
@@ -368,18 +373,17 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
             if stop or step >= total:
                 break
         epoch_done = step % spe == 0 or step >= total
-        if stop and step < total:
-            break
-        if epoch_done and step < total:
-            every = cfg.saving.every_n_epochs
-            if every and (epoch + 1) % every == 0:
-                save(run_dir / export.file_name(cfg.saving.name, epoch=epoch + 1), epoch + 1, with_state=True)
+        every = cfg.saving.every_n_epochs
+        if epoch_done and step < total and every and (epoch + 1) % every == 0:
+            save(run_dir / export.file_name(cfg.saving.name, epoch=epoch + 1), epoch + 1, with_state=True)
+            saved_at = step
 
     # --- the end: final file, or what was trained so far when stopped ---------------------------
     final_epoch = step // spe if step % spe == 0 else step // spe + 1
     if step < total:
         result.status = "stopped"
-        save(run_dir / export.file_name(cfg.saving.name, step=step), final_epoch, with_state=True)
+        if saved_at != step:  # stopped right after an epoch file: that file and its state are the save
+            save(run_dir / export.file_name(cfg.saving.name, step=step), final_epoch, with_state=True)
         log(f"Stopped at step {step} of {total}; continue with --resume")
         if main:
             (run_dir / STOP_FILE).unlink(missing_ok=True)
