@@ -108,3 +108,20 @@ def test_pixels_are_cover_scaled_and_centre_cropped(cfg):
     px = D.load_pixels(wide)
     assert tuple(px.shape) == (3, wide.size[1], wide.size[0])
     assert float(px.min()) >= -1.0 and float(px.max()) <= 1.0
+
+
+@pytest.mark.parametrize("max_tokens", [75, 225])
+def test_long_captions_are_encoded_in_77_token_chunks(max_tokens):
+    import torch
+
+    from models.tiny import build_tiny
+    from training.model import Parts, encode_text
+
+    pipe = build_tiny("sd15")
+    parts = Parts("sd15", "epsilon", pipe.unet, pipe.vae, [pipe.text_encoder], [pipe.tokenizer], None, {})
+    long = ", ".join(["red square"] * 60)
+    with torch.no_grad():
+        hidden, pooled = encode_text(parts, [long, "blue"], clip_skip=2, max_token_length=max_tokens)
+        plain, _ = encode_text(parts, [long, "blue"], clip_skip=2, max_token_length=75)
+    assert pooled is None and tuple(hidden.shape[:2]) == (2, 77 * (max_tokens // 75))
+    assert torch.equal(hidden[:, :77], plain)  # the first chunk is the 75-token encoding

@@ -171,6 +171,11 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
              "them for SD/SDXL, so samples show the LoRA without DoRA's magnitude.",
              "DoRA 文件包含 dora_scale：ComfyUI 会应用它，但 diffusers（因此样图）在 SD/SDXL 上会忽略它，"
              "样图中看不到 DoRA 的幅度部分。")
+    if cfg.training.max_token_length > 75 and cfg.sampling.prompts:
+        warn(f"Captions use up to {cfg.training.max_token_length} tokens, but diffusers (and so the samples) reads "
+             "only the first 75 of a prompt; WebUI and ComfyUI read long prompts in 75-token chunks.",
+             f"标注最多使用 {cfg.training.max_token_length} 个 token，但 diffusers（因此样图）只读取提示词的前 75 个；"
+             "WebUI 和 ComfyUI 会按 75 个 token 一段读取长提示词。")
     if cfg.saving.precision == "bf16":
         warn("bf16 LoRA files do not load in some older tools; fp16 or float is the safe choice.",
              "bf16 格式的 LoRA 在部分旧工具中无法加载；fp16 或 float 更稳妥。")
