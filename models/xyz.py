@@ -414,7 +414,8 @@ def _eta(timings: dict, result: GridResult, n_bases: int) -> float:
     return per_cell * (result.total - result.done) + per_base * (n_bases - len(loads))
 
 
-def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", family_of=None) -> GridResult:
+def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", family_of=None,
+             on_warnings=None) -> GridResult:
     """Render every cell (each base loaded once, each LoRA loaded once and switched by weight), save each cell
     PNG with its own recipe and the grid PNG with its parameters. `cancel` (a threading.Event) stops between
     cells; what is done is still composed and saved."""
@@ -427,6 +428,8 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
     from models.generate import load_lora, recipe_text, render_batch, save_png, set_lora_weights, unload_loras
 
     warnings = check_versions(plan, family_of)
+    if warnings and on_warnings:
+        on_warnings(warnings)  # before the long part, so the user can stop a grid on the wrong base early
     cells = plan.cells()
     out = _new_folder(plan.out_dir)
     (out / "cells").mkdir()

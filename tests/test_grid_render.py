@@ -195,8 +195,8 @@ def test_tab_handlers(lora_run, tmp_path):
     assert tab_grid.epoch_stems(str(outputs / "g")) == ["g-000001", "g-000002", "g"]
     assert tab_grid.epoch_stems(str(outputs / "not-a-run")) == []
 
-    form = dict(source="run", run=str(outputs / "g"), epochs=["g"], weights="0.5, 1", base_column=False,
-                z_kind="none", z_text="", margin=4, lora_text="", base="", config=None)
+    form = {"source": "run", "run": str(outputs / "g"), "epochs": ["g"], "weights": "0.5, 1", "base_column": False,
+            "z_kind": "none", "z_text": "", "margin": 4, "lora_text": "", "base": "", "config": None}
     bad = list(tab_grid.render_grid(**(form | {"weights": "half"}), lang="zh", outputs_dir=outputs))
     assert len(bad) == 1 and bad[0][3].startswith("出错：") and "half" in bad[0][3]
     updates = list(tab_grid.render_grid(**form, lang="en", outputs_dir=outputs))
@@ -205,6 +205,11 @@ def test_tab_handlers(lora_run, tmp_path):
     token, progress, image, message, grid_json = updates[-1][:5]
     assert token == "" and message.startswith("Grid saved: ") and image.size[0] > 64
     assert tab_grid.cancel_grid("", "en") == "No grid is rendering."
+    stream = tab_grid.render_grid(**(form | {"epochs": ["g-000001", "g"]}), lang="en", outputs_dir=outputs)
+    token = next(stream)[0]
+    assert tab_grid.cancel_grid(token, "en") == "Cancelling after the current cell…"
+    last = list(stream)[-1]
+    assert last[3].startswith("Cancelled; the ") and "/4 cells done are kept" in last[3] and last[2] is not None
 
     class Click:
         def __init__(self, x, y):
@@ -219,7 +224,7 @@ def test_tab_handlers(lora_run, tmp_path):
     files = form | {"source": "files", "lora_text": f"{lora_run.files[0]}\n\"{lora_run.files[2]}\"\n",
                     "base": str(lora_run.base), "config": {"sampling": {"prompts": ["x"], "steps": 2,
                                                                           "width": 64, "height": 64}}}
-    plan = tab_grid.make_plan(**{k: v for k, v in files.items()}, outputs_dir=outputs)
+    plan = tab_grid.make_plan(**files, outputs_dir=outputs)
     assert [p.stem for p in plan.loras] == ["g-000001", "g"] and plan.steps == 2
     assert plan.out_dir == outputs / "grids"
     with pytest.raises(DanluError, match="No base model"):
@@ -263,3 +268,21 @@ def test_other_base_as_z(lora_run, tmp_path):
         assert f"Model: {Path(other_base).stem}" in im.text["parameters"]
     with Image.open(result.grid_png) as im:
         assert "Z Type: Checkpoint name" in im.text["parameters"]
+
+
+def test_tab_shows_hash_warning_early(lora_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from models.lora_file import read_metadata
+    from ui import tab_grid
+
+    other = tmp_path / "x.safetensors"
+    meta = read_metadata(lora_run.files[0]) | {"ss_sd_model_name": "elsewhere.ckpt", "ss_new_sd_model_hash": "cd" * 32}
+    save_file(load_file(lora_run.files[0]), other, metadata=meta)
+    form = {"source": "files", "run": None, "epochs": None, "weights": "1", "base_column": False, "z_kind": "none",
+            "z_text": "", "margin": 0, "lora_text": str(other), "base": str(lora_run.base),
+            "config": {"sampling": {"prompts": ["x"], "steps": 1, "width": 64, "height": 64}}}
+    updates = list(tab_grid.render_grid(**form, lang="en", outputs_dir=tmp_path))
+    first_warning = next(i for i, u in enumerate(updates) if isinstance(u[3], str) and "elsewhere.ckpt" in u[3])
+    assert first_warning < len(updates) - 1 and updates[first_warning][3].startswith("Warning: ")
+    assert "Grid saved" in updates[-1][3] and "elsewhere.ckpt" in updates[-1][3]

@@ -174,7 +174,8 @@ def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margi
     def work() -> None:
         try:
             events.put(("done", run_grid(plan, cancel=cancel, lang=lang,
-                                         progress=lambda d, n, eta, _note: events.put(("progress", d, n, eta)))))
+                                         progress=lambda d, n, eta, _note: events.put(("progress", d, n, eta)),
+                                         on_warnings=lambda ws: events.put(("warnings", ws)))))
         except DanluError as e:
             events.put(("error", e.text(lang)))
         except Exception as e:  # noqa: BLE001 - the page must say what went wrong instead of hanging
@@ -183,11 +184,16 @@ def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margi
     threading.Thread(target=work, daemon=True, name="danlu-grid").start()
     yield (token, t("grid.planned", lang, total=total, cols=len(plan.columns), rows=len(plan.weights), z=z),
            gr.update(), "", gr.update(), *busy)
+    early = ""
     try:
         while True:
             item = events.get()
+            if item[0] == "warnings":
+                early = _warnings_text(item[1], lang)
+                yield token, gr.update(), gr.update(), early, gr.update(), *busy
+                continue
             if item[0] == "progress":
-                yield token, _progress_text(item[1], item[2], item[3], lang), gr.update(), "", gr.update(), *busy
+                yield token, _progress_text(item[1], item[2], item[3], lang), gr.update(), early, gr.update(), *busy
                 continue
             if item[0] == "error":
                 yield "", "", gr.update(), f"{t('grid.error', lang)}{item[1]}", gr.update(), *idle
