@@ -54,6 +54,10 @@ def _dry_run(cfg: cfgmod.RunConfig) -> int:
     print(f"{len(ds.items)} images, {ds.images_per_epoch} with repeats, {n_batches} batches per epoch, "
           f"{spe} steps per epoch, {total} steps in all")
     print(f"Run folder: {cfg.run_dir}")
+    from training.checks import config_warnings
+
+    for en, _zh in config_warnings(cfg):
+        print(f"WARNING: {en}")
     return 0
 
 

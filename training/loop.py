@@ -17,8 +17,8 @@ from typing import Any
 from core import config as cfgmod
 from core.config import RunConfig
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
+from training import checks, export, lora, model, optim, state
 from training import data as D
-from training import export, lora, model, optim, state
 
 PROGRESS_EVERY_S = 2.0
 
@@ -164,25 +164,9 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     if moved:
         warn(f"This run folder held results of an earlier run; they were moved to {moved}.",
              f"该运行文件夹中有上一次训练的结果，已移到 {moved}。")
-    for en, zh in warnings + optim.optimizer_warnings(cfg):
+    for en, zh in warnings + checks.config_warnings(cfg):
         warn(en, zh)
-    if cfg.network.use_dora:
-        warn("DoRA files carry dora_scale keys: ComfyUI applies them, but diffusers (and so the samples) drops "
-             "them for SD/SDXL, so samples show the LoRA without DoRA's magnitude.",
-             "DoRA 文件包含 dora_scale：ComfyUI 会应用它，但 diffusers（因此样图）在 SD/SDXL 上会忽略它，"
-             "样图中看不到 DoRA 的幅度部分。")
-    if cfg.training.max_token_length > 75 and cfg.sampling.prompts:
-        warn(f"Captions use up to {cfg.training.max_token_length} tokens, but diffusers (and so the samples) reads "
-             "only the first 75 of a prompt; WebUI and ComfyUI read long prompts in 75-token chunks.",
-             f"标注最多使用 {cfg.training.max_token_length} 个 token，但 diffusers（因此样图）只读取提示词的前 75 个；"
-             "WebUI 和 ComfyUI 会按 75 个 token 一段读取长提示词。")
-    if cfg.saving.precision == "bf16":
-        warn("bf16 LoRA files do not load in some older tools; fp16 or float is the safe choice.",
-             "bf16 格式的 LoRA 在部分旧工具中无法加载；fp16 或 float 更稳妥。")
     s = cfg.sampling
-    if s.prompts and (s.width % 64 or s.height % 64):
-        warn(f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
-             f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。")
     set_seed(cfg.training.seed + rank)  # each process draws its own noise
 
     # --- data ------------------------------------------------------------------------------------
@@ -308,12 +292,25 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 state.save_state(run_dir, unwrapped, opt, sched, step=step, epoch=epoch, total_steps=total)
             if s.prompts:
                 rng = state.rng_state()  # sampling must not change what is trained next
+                # The sample pipeline is a second copy of the base: park the training copy in CPU memory
+                # meanwhile so small GPUs hold one at a time (parameters keep their identity for the optimizer).
+                offload = device.type == "cuda" and world == 1
+                resident = [parts.unet, parts.vae, *parts.text_encoders]
+                if offload:
+                    for m in resident:
+                        m.to("cpu")
+                    torch.cuda.empty_cache()
                 for m in wrapped.values():
                     m.eval()
-                result.samples += export.render_samples(cfg, path, info, epoch=epoch, step=step, device=str(device),
-                                                        dtype=weight_dtype, emit=emit)
-                for m in wrapped.values():
-                    m.train()
+                try:
+                    result.samples += export.render_samples(cfg, path, info, epoch=epoch, step=step,
+                                                            device=str(device), dtype=weight_dtype, emit=emit)
+                finally:
+                    for m in wrapped.values():
+                        m.train()
+                    if offload:
+                        for m in resident:
+                            m.to(device)
                 state.set_rng_state(rng)
         acc.wait_for_everyone()
 

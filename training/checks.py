@@ -1,0 +1,30 @@
+"""Warnings about settings that train, but not quite as a user may expect: said once, at the start."""
+
+from __future__ import annotations
+
+from core.config import RunConfig
+from training.optim import optimizer_warnings
+
+
+def config_warnings(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(English, 中文) warnings for this config."""
+    out = list(optimizer_warnings(cfg))
+    if cfg.network.use_dora:
+        out.append((("DoRA files carry dora_scale keys: ComfyUI applies them, but diffusers (and so the samples) "
+                    "drops them for SD/SDXL, so samples show the LoRA without DoRA's magnitude."),
+                    ("DoRA 文件包含 dora_scale：ComfyUI 会应用它，但 diffusers（因此样图）在 SD/SDXL 上会忽略它，"
+                    "样图中看不到 DoRA 的幅度部分。")))
+    n_tokens = cfg.training.max_token_length
+    if n_tokens > 75 and cfg.sampling.prompts:
+        out.append(((f"Captions use up to {n_tokens} tokens, but diffusers (and so the samples) reads only the "
+                    "first 75 of a prompt; WebUI and ComfyUI read long prompts in 75-token chunks."),
+                    (f"标注最多使用 {n_tokens} 个 token，但 diffusers（因此样图）只读取提示词的前 75 个；"
+                    "WebUI 和 ComfyUI 会按 75 个 token 一段读取长提示词。")))
+    if cfg.saving.precision == "bf16":
+        out.append(("bf16 LoRA files do not load in some older tools; fp16 or float is the safe choice.",
+                    "bf16 格式的 LoRA 在部分旧工具中无法加载；fp16 或 float 更稳妥。"))
+    s = cfg.sampling
+    if s.prompts and (s.width % 64 or s.height % 64):
+        out.append((f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
+                    f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。"))
+    return out
