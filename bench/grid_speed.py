@@ -80,11 +80,20 @@ def full_size_sd15(folder: Path, device: str):
 
 
 def bench(size: str, n_loras: int, n_weights: int, steps: int, device: str, resolution: int = 0) -> dict:
+    import shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"danlu-gridbench-{size}-"))
+    try:
+        return _bench(tmp, size, n_loras, n_weights, steps, device, resolution)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the full-size model is gigabytes
+
+
+def _bench(tmp: Path, size: str, n_loras: int, n_weights: int, steps: int, device: str, resolution: int) -> dict:
     import torch
 
     from models.generate import load_lora, open_pipeline, render, set_lora_weights
 
-    tmp = Path(tempfile.mkdtemp(prefix=f"danlu-gridbench-{size}-"))
     if size == "tiny":
         from models.tiny import TINY_RESOLUTION, build_tiny, save_tiny
 
