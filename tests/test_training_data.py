@@ -125,3 +125,34 @@ def test_long_captions_are_encoded_in_77_token_chunks(max_tokens):
         plain, _ = encode_text(parts, [long, "blue"], clip_skip=2, max_token_length=75)
     assert pooled is None and tuple(hidden.shape[:2]) == (2, 77 * (max_tokens // 75))
     assert torch.equal(hidden[:, :77], plain)  # the first chunk is the 75-token encoding
+
+
+def test_trainer_reads_images_as_the_dataset_tab_shows_them(tmp_path):
+    """EXIF rotation decides the bucket, transparency trains on white, truncated files are skipped."""
+    from PIL import Image
+
+    from core.imagecheck import inspect_image
+
+    folder = tmp_path / "data" / "2_x"
+    folder.mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    Image.new("RGB", (768, 512), (200, 40, 40)).save(folder / "rotated.jpg", exif=exif)
+    rgba = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
+    rgba.save(folder / "clear.png")
+    good = folder / "good.png"
+    Image.new("RGB", (512, 512), (10, 10, 10)).save(good)
+    (folder / "cut.png").write_bytes(good.read_bytes()[:200])
+    c = cfgmod.default_config()
+    c.dataset.dir = str(tmp_path / "data")
+    warnings = []
+    ds = D.build_dataset(c, warn=lambda en, zh: warnings.append(en))
+    by_name = {item.image.name: item for item in ds.items}
+    assert set(by_name) == {"rotated.jpg", "clear.png", "good.png"}
+    assert any("cut.png" in w for w in warnings)
+    rotated = by_name["rotated.jpg"]
+    info = inspect_image(rotated.image)
+    assert (info.width, info.height) == (512, 768)
+    assert rotated.size[0] < rotated.size[1]  # a portrait bucket, as the page shows
+    pixels = D.load_pixels(by_name["clear.png"])
+    assert float(pixels.min()) == pytest.approx(1.0)  # fully transparent → white, not black

@@ -18,6 +18,7 @@ from core.buckets import assign_bucket
 from core.captions import caption_path, read_caption
 from core.config import RunConfig
 from core.dataset import list_subsets
+from core.imagecheck import inspect_image, load_rgb
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,6 @@ class Dataset:
 
 def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, zh: None) -> Dataset:
     """Read every <repeats>_<name> subset, caption and bucket each image; unreadable images are skipped."""
-    from PIL import Image
 
     d = cfg.dataset
     subsets = list_subsets(Path(d.dir), d.caption_extension)
@@ -66,15 +66,16 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
     items, reg_items, repeats, skipped = [], [], {}, []
     for is_reg, sub in [(False, s) for s in subsets] + [(True, s) for s in reg_subsets]:
         for image in sub.images:
-            try:
-                with Image.open(image) as im:
-                    im.verify()
-                with Image.open(image) as im:
-                    width, height = im.size
-            except Exception as e:  # noqa: BLE001 - PIL raises many types for broken files; any of them means "skip it"
-                skipped.append((image, str(e)))
-                warn(f"Skipping unreadable image {image}: {e}", f"跳过无法读取的图片 {image}：{e}")
+            # The Dataset tab's reader: sizes after EXIF orientation, truncated and mislabelled files caught,
+            # so the page and the trainer agree on every image's bucket.
+            info = inspect_image(image)
+            if not info.ok:
+                reason = "; ".join(i.en for i in info.issues if i.level == "error")
+                reason_zh = "；".join(i.zh for i in info.issues if i.level == "error")
+                skipped.append((image, reason))
+                warn(f"Skipping unreadable image {image}: {reason}", f"跳过无法读取的图片 {image}：{reason_zh}")
                 continue
+            width, height = info.width, info.height
             cap = read_caption(caption_path(image, d.caption_extension))
             text = cap.text.split("\n", 1)[0].strip() if cap.text else sub.name  # first line, as sd-scripts
             if d.trigger_word and not is_reg and not text.startswith(d.trigger_word):
@@ -135,11 +136,10 @@ def load_pixels(item: Item, flip: bool = False):
     import torch
     from PIL import Image
 
-    with Image.open(item.image) as im:
-        im = im.convert("RGB")
-        shrink = item.resized[0] < im.size[0]
-        im = im.resize(item.resized, Image.Resampling.BOX if shrink else Image.Resampling.LANCZOS)
-        im = im.crop(item.crop_ltrb)
+    im = load_rgb(item.image)  # EXIF orientation, alpha on white, 16-bit scaled: as the Dataset tab shows it
+    shrink = item.resized[0] < im.size[0]
+    im = im.resize(item.resized, Image.Resampling.BOX if shrink else Image.Resampling.LANCZOS)
+    im = im.crop(item.crop_ltrb)
     if flip:
         im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1)
