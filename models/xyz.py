@@ -562,9 +562,9 @@ def main(argv: list[str] | None = None) -> int:
 
         result = run_grid(plan, progress=progress, lang=lang)
         for en, zh in result.warnings:
-            print(f"Warning: {zh if lang == 'zh' else en}", file=sys.stderr)
+            print(f"注意：{zh}" if lang == "zh" else f"Warning: {en}", file=sys.stderr)
     except DanluError as e:
-        print(f"Error: {e.text(lang)}", file=sys.stderr)
+        print(("错误：" if lang == "zh" else "Error: ") + e.text(lang), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("Cancelled.", file=sys.stderr)

@@ -286,3 +286,15 @@ def test_tab_shows_hash_warning_early(lora_run, tmp_path):
     first_warning = next(i for i, u in enumerate(updates) if isinstance(u[3], str) and "elsewhere.ckpt" in u[3])
     assert first_warning < len(updates) - 1 and updates[first_warning][3].startswith("Warning: ")
     assert "Grid saved" in updates[-1][3] and "elsewhere.ckpt" in updates[-1][3]
+
+
+def test_launcher_dispatches_grid(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(root / "launcher.py"), "grid", str(tmp_path / "nowhere"), "--weights",
+                           "0.5"], check=False, capture_output=True, text=True, timeout=120, cwd=root,
+                          env={**os.environ, "DANLU_LANG": "zh"})
+    assert done.returncode == 2 and "找不到运行配置" in done.stderr and "config.toml" in done.stderr
