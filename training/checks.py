@@ -28,3 +28,23 @@ def config_warnings(cfg: RunConfig) -> list[tuple[str, str]]:
         out.append((f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
                     f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。"))
     return out
+
+
+def base_model_checks(cfg: RunConfig) -> list[tuple[str, str]]:
+    """The Model tab's checks, before anything is loaded: an 'error' (a v-prediction model trained as epsilon, a
+    file that is not a usable base) stops the run with the reason; warnings are returned for the log."""
+    from pathlib import Path
+
+    from core.errors import DanluError
+    from models.detect import detect, training_checks
+
+    if not Path(cfg.model.base).exists():  # hub ids are checked when they are resolved
+        return []
+    info = detect(cfg.model.base)
+    out = []
+    for level, en, zh in training_checks(info, cfg.dataset.resolution, cfg.model.prediction_type):
+        if level == "error":
+            raise DanluError(en, zh, info.hint_en, info.hint_zh,
+                             key="model.base")
+        out.append((en, zh))
+    return out

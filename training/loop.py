@@ -164,7 +164,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     if moved:
         warn(f"This run folder held results of an earlier run; they were moved to {moved}.",
              f"该运行文件夹中有上一次训练的结果，已移到 {moved}。")
-    for en, zh in warnings + checks.config_warnings(cfg):
+    for en, zh in warnings + checks.config_warnings(cfg) + checks.base_model_checks(cfg):
         warn(en, zh)
     s = cfg.sampling
     set_seed(cfg.training.seed + rank)  # each process draws its own noise
