@@ -19,7 +19,7 @@ RUN = "griddemo"
 
 @pytest.fixture(scope="module")
 def trained_demo(app_server, tmp_path_factory) -> Path:
-    """The demo trained for 2 epochs (one image repeat, so it takes seconds of steps) into the app's outputs."""
+    """The demo trained for 2 epochs (one repeat, batch 4: six steps) into the app's outputs."""
     from models.demo import make_demo
 
     outputs = app_server[2]
@@ -30,7 +30,7 @@ def trained_demo(app_server, tmp_path_factory) -> Path:
     toml = make_demo(root)
     (root / "dataset" / "10_demo").rename(root / "dataset" / "1_demo")
     sets = [f"saving.output_dir={outputs}", f"saving.name={RUN}", "training.epochs=2", "saving.every_n_epochs=1",
-            "sampling.steps=4", "dataset.bucket_no_upscale=true"]
+            "sampling.steps=4", "dataset.bucket_no_upscale=true", "training.batch_size=4", "saving.save_state=false"]
     cmd = [sys.executable, str(ROOT / "launcher.py"), "train", str(toml)]
     for item in sets:
         cmd += ["--set", item]
