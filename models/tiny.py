@@ -89,7 +89,7 @@ def _text_config(vocab_size: int, hidden: int, layers: int, projection: int | No
                           eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
 
 
-def build_tiny(family: str = "sd15", seed: int = 0, folder: Path | None = None):
+def build_tiny(family: str = "sd15", seed: int = 0):
     """Build a tiny pipeline of `family` with seeded random weights. Returns the diffusers pipeline."""
     import tempfile
 
@@ -100,8 +100,10 @@ def build_tiny(family: str = "sd15", seed: int = 0, folder: Path | None = None):
 
     if family not in FAMILIES:
         raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES}")
-    tok_dir = write_tokenizer(Path(folder or tempfile.mkdtemp(prefix="danlu-tok-")) / "_tokenizer")
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    with tempfile.TemporaryDirectory(prefix="danlu-tok-") as tmp:  # saved with the pipeline, not beside it
+        tok_dir = write_tokenizer(Path(tmp))
+        tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+        tokenizer_2 = CLIPTokenizer.from_pretrained(tok_dir)
     vocab = len(tokenizer)
     torch.manual_seed(seed)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
@@ -123,7 +125,7 @@ def build_tiny(family: str = "sd15", seed: int = 0, folder: Path | None = None):
         te2 = CLIPTextModelWithProjection(_text_config(vocab, 32, 3, projection=32, act="gelu"))
         scheduler = EulerDiscreteScheduler(**sched_kwargs)
         pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer,
-                                         tokenizer_2=CLIPTokenizer.from_pretrained(tok_dir), unet=unet,
+                                         tokenizer_2=tokenizer_2, unet=unet,
                                          scheduler=scheduler)
     else:
         sd2 = family.startswith("sd2")
@@ -154,7 +156,7 @@ def save_tiny(family: str, out_dir: Path, seed: int = 0, single_file: bool = Tru
     """Build a tiny model and save it as a diffusers folder (and as one .safetensors checkpoint)."""
     out_dir = Path(out_dir)
     folder = out_dir / f"tiny-{family}"
-    pipe = build_tiny(family, seed=seed, folder=out_dir)
+    pipe = build_tiny(family, seed=seed)
     pipe.save_pretrained(folder, safe_serialization=True)
     path = None
     if single_file:
