@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import logging
-import warnings
 
 import numpy as np
 import pytest
+from lora_logs import load_lora_capturing_logs
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,21 +49,7 @@ def _render(pipe):
 
 def _load_quietly(pipe, path) -> str:
     """Load through diffusers; return what diffusers and peft said (warnings included)."""
-    from models.generate import load_lora
-
-    buf = io.StringIO()
-    handler = logging.StreamHandler(buf)
-    loggers = [logging.getLogger(n) for n in ("diffusers", "peft")]
-    for lg in loggers:
-        lg.addHandler(handler)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            load_lora(pipe, path, "x")
-    finally:
-        for lg in loggers:
-            lg.removeHandler(handler)
-    return (buf.getvalue() + " ".join(str(w.message) for w in caught)).lower()
+    return load_lora_capturing_logs(pipe, path, "x")
 
 
 @pytest.mark.parametrize("family,conv_dim", [("sd15", 0), ("sd2", 0), ("sdxl", 4)])

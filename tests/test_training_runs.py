@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import logging
-
 import numpy as np
 import pytest
+from lora_logs import load_lora_capturing_logs
 
 from core.events import read_events
 from training.tiny_run import flat_dataset, tiny_config
@@ -81,7 +79,6 @@ def test_files_with_epoch_naming_and_events(run):
 def test_every_key_consumed_by_diffusers(run):
     from safetensors.torch import load_file
 
-    from models.generate import load_lora
     from models.lora_file import lora_layers
 
     fam, cfg, _ = run
@@ -98,21 +95,7 @@ def test_every_key_consumed_by_diffusers(run):
     assert all(state[f"{b}.lora_down.weight"].shape[0] == 4 for b in bases)
 
     pipe = _fresh(cfg)
-    buf = io.StringIO()
-    handler = logging.StreamHandler(buf)
-    loggers = [logging.getLogger(n) for n in ("diffusers", "peft")]
-    for lg in loggers:
-        lg.addHandler(handler)
-    try:
-        import warnings
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            load_lora(pipe, path, "t")
-    finally:
-        for lg in loggers:
-            lg.removeHandler(handler)
-    text = buf.getvalue().lower() + " ".join(str(w.message) for w in caught).lower()
+    text = load_lora_capturing_logs(pipe, path, "t")
     assert "unexpected" not in text and "missing" not in text and "no lora keys" not in text, text
     comps = [pipe.unet, pipe.text_encoder] + ([pipe.text_encoder_2] if fam == "sdxl" else [])
     injected = sum(1 for m in comps for _ in lora_layers(m, "t"))
