@@ -113,7 +113,7 @@ def install_commands(python: Path, system: str, nvidia: bool, requirements: Path
 
 def bootstrap() -> None:
     """Create .venv, install requirements.txt when it changed. Prints what it does."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036
         raise SystemExit(f"Danlu needs Python 3.10 to 3.12; this is {platform.python_version()}. "
                          "Install Python 3.11 from python.org and run `python launcher.py` with it.\n"
                          "丹炉需要 Python 3.10–3.12，请安装 Python 3.11 后再运行。")

@@ -196,7 +196,8 @@ def bench_full(family: str, batch_sizes: list[int], steps: int, peak_tflops: flo
             if peak_tflops and res == RESOLUTION[family]:  # the FLOP counts are for the native size
                 # MFU counts model FLOPs only: the recomputed forward of checkpointing is not useful work
                 row["mfu"] = round(batch / t_danlu * STEP_TFLOP[family] / peak_tflops, 4)
-                row["hfu"] = round(batch / t_danlu * (STEP_TFLOP_CKPT if ckpt else STEP_TFLOP)[family] / peak_tflops, 4)
+                row["hfu"] = round(batch / t_danlu * (STEP_TFLOP_CKPT if ckpt else STEP_TFLOP)[family]
+                                   / peak_tflops, 4)
             rows.append(row)
             print(json.dumps(row), flush=True)
         del unet, opt
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.full_size:
         families = ["sd15", "sdxl"] if args.family == "both" else [args.family]
         sizes = [int(b) for b in args.batch_sizes.split(",")]
-        results = [r for fam in families for r in bench_full(fam, sizes, args.steps, args.peak_tflops, args.resolution)]
+        results = [r for fam in families
+                   for r in bench_full(fam, sizes, args.steps, args.peak_tflops, args.resolution)]
     else:
         results = [bench_run(args.config, args.set, args.epochs)]
         print(json.dumps(results[0], indent=2))

@@ -57,24 +57,28 @@ class ModelConfig:
 class DatasetConfig:
     dir: str = F("", "Parent folder holding <repeats>_<name> subfolders of images and captions.",
                  "训练集父文件夹，其中是 <重复次数>_<名称> 形式的子文件夹（图片和标注）。", basic=True)
-    reg_dir: str = F("", "Optional regularisation parent folder, same naming.", "可选的正则化图片父文件夹，命名规则相同。")
+    reg_dir: str = F("", "Optional regularisation parent folder, same naming.",
+                     "可选的正则化图片父文件夹，命名规则相同。")
     resolution: int = F(512, "Training resolution (side of the square area); SD1.5 512, SDXL 1024.",
                         "训练分辨率（正方形面积的边长）；SD1.5 用 512，SDXL 用 1024。",
                         min=256, max=4096, multiple_of=64, basic=True)
     trigger_word: str = F("", "Trigger word put first in every caption.", "触发词，放在每条标注的最前面。", basic=True)
     caption_extension: str = F(".txt", "Extension of caption files next to the images.", "标注文件的扩展名。")
-    enable_bucket: bool = F(True, "Aspect-ratio buckets: train images at their own shape.", "启用长宽比分桶，按图片原比例训练。")
+    enable_bucket: bool = F(True, "Aspect-ratio buckets: train images at their own shape.",
+                            "启用长宽比分桶，按图片原比例训练。")
     min_bucket_reso: int = F(256, "Smallest bucket side.", "分桶最小边长。", min=64, max=4096, multiple_of=8)
     max_bucket_reso: int = F(1024, "Largest bucket side (use 2048 for SDXL at 1024).",
                              "分桶最大边长（SDXL 1024 建议 2048）。", min=64, max=8192, multiple_of=8)
-    bucket_reso_steps: int = F(64, "Bucket side step in pixels.", "分桶边长步进（像素）。", min=8, max=256, multiple_of=8)
+    bucket_reso_steps: int = F(64, "Bucket side step in pixels.", "分桶边长步进（像素）。",
+                               min=8, max=256, multiple_of=8)
     bucket_no_upscale: bool = F(False, "Never upscale small images.", "不放大小图。")
     shuffle_caption: bool = F(False, "Shuffle caption tags each step.", "每步打乱标注中的标签顺序。")
     keep_tokens: int = F(0, "Tags kept in front when shuffling (set to the number of trigger tags).",
                          "打乱时保持在最前面的标签数（设为触发词个数）。", min=0, max=255)
     caption_dropout_rate: float = F(0.0, "Share of steps trained with an empty caption.", "以空标注训练的比例。",
                                     min=0.0, max=1.0)
-    flip_aug: bool = F(False, "Random horizontal flips (not for asymmetric subjects).", "随机水平翻转（不对称主体勿用）。")
+    flip_aug: bool = F(False, "Random horizontal flips (not for asymmetric subjects).",
+                       "随机水平翻转（不对称主体勿用）。")
     cache_latents: str = F("memory", "Cache VAE latents: none, memory, or disk (reused across runs).",
                            "缓存 VAE latent：none（不缓存）、memory（内存）或 disk（磁盘，可跨运行复用）。",
                            choices=("none", "memory", "disk"))
@@ -121,8 +125,10 @@ class TrainingConfig:
     max_train_steps: int = F(0, "Stop after this many steps; 0 = from epochs.", "最大训练步数；0 表示由轮数决定。",
                              min=0, max=10**9)
     mixed_precision: str = F("fp16", "Mixed precision: no, fp16, or bf16 (RTX 30 and newer).",
-                             "混合精度：no、fp16 或 bf16（RTX 30 系及更新）。", choices=("no", "fp16", "bf16"), basic=True)
-    gradient_checkpointing: bool = F(False, "Gradient checkpointing: less memory, slower.", "梯度检查点：省显存，较慢。")
+                             "混合精度：no、fp16 或 bf16（RTX 30 系及更新）。", choices=("no", "fp16", "bf16"),
+                             basic=True)
+    gradient_checkpointing: bool = F(False, "Gradient checkpointing: less memory, slower.",
+                                     "梯度检查点：省显存，较慢。")
     seed: int = F(42, "Random seed.", "随机种子。", min=0, max=2**32 - 1)
     noise_offset: float = F(0.0, "Noise offset; about 0.1 helps very dark or bright images.",
                             "噪声偏移；约 0.1 有助于很暗或很亮的图。", min=0.0, max=1.0)
@@ -278,7 +284,8 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
         close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1, cutoff=0.5)
         hint_en = f"Did you mean '{close[0]}'?" if close else f"Use one of: {choices}."
         hint_zh = f"是不是想写 '{close[0]}'？" if close else f"请使用其中之一：{choices}。"
-        raise ConfigError(f"{path}: {value!r} is not one of {choices}.", f"{path}：{value!r} 不在可选值 {choices} 中。",
+        raise ConfigError(f"{path}: {value!r} is not one of {choices}.",
+                          f"{path}：{value!r} 不在可选值 {choices} 中。",
                           hint_en, hint_zh, key=path)
     if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
         raise ConfigError(f"{path}: {value!r} is out of range; expected {spec.min} to {spec.max}.",
@@ -289,7 +296,8 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
         lower = value - value % spec.multiple_of
         raise ConfigError(f"{path}: {value} is not a multiple of {spec.multiple_of}.",
                           f"{path}：{value} 不是 {spec.multiple_of} 的倍数。",
-                          f"Use {lower} or {lower + spec.multiple_of}.", f"请改用 {lower} 或 {lower + spec.multiple_of}。",
+                          f"Use {lower} or {lower + spec.multiple_of}.",
+                          f"请改用 {lower} 或 {lower + spec.multiple_of}。",
                           key=path)
     return value
 
@@ -315,7 +323,8 @@ def _unknown(path: str, valid: list[str], everywhere: list[str]) -> ConfigError:
         difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     if close:
         hint = close[0] if "." in close[0] or "." not in path else f"{path.rsplit('.', 1)[0]}.{close[0]}"
-        return ConfigError(f"Unknown key '{path}'. Did you mean '{hint}'?", f"未知的键 '{path}'。是不是想写 '{hint}'？",
+        return ConfigError(f"Unknown key '{path}'. Did you mean '{hint}'?",
+                           f"未知的键 '{path}'。是不是想写 '{hint}'？",
                            f"Rename '{path}' to '{hint}'.", f"把 '{path}' 改为 '{hint}'。", key=path)
     return ConfigError(f"Unknown key '{path}'.", f"未知的键 '{path}'。",
                        "Remove it; `python launcher.py train --help-config` lists every key.",
@@ -332,7 +341,8 @@ def merge_dict(cfg: RunConfig, data: dict) -> RunConfig:
             if values != SCHEMA_VERSION:
                 raise ConfigError(f"schema_version {values!r} is not supported (this Danlu reads {SCHEMA_VERSION}).",
                                   f"不支持 schema_version {values!r}（当前版本读取 {SCHEMA_VERSION}）。",
-                                  f"Set schema_version = {SCHEMA_VERSION}.", f"请设 schema_version = {SCHEMA_VERSION}。",
+                                  f"Set schema_version = {SCHEMA_VERSION}.",
+                                  f"请设 schema_version = {SCHEMA_VERSION}。",
                                   key="schema_version")
             continue
         if section not in SECTION_CLASSES:
@@ -344,9 +354,11 @@ def merge_dict(cfg: RunConfig, data: dict) -> RunConfig:
                                   f"未知的段 '[{section}]'。是不是想写 '[{close[0]}]'？",
                                   f"Rename it to [{close[0]}].", f"请改为 [{close[0]}]。", key=section)
             raise ConfigError(f"Unknown section '[{section}]'.", f"未知的段 '[{section}]'。",
-                              f"Sections are: {', '.join(SECTIONS)}.", f"可用的段：{', '.join(SECTIONS)}。", key=section)
+                              f"Sections are: {', '.join(SECTIONS)}.", f"可用的段：{', '.join(SECTIONS)}。",
+                              key=section)
         if not isinstance(values, dict):
-            raise ConfigError(f"'{section}' must be a table ([{section}]).", f"'{section}' 必须是一个表（[{section}]）。",
+            raise ConfigError(f"'{section}' must be a table ([{section}]).",
+                              f"'{section}' 必须是一个表（[{section}]）。",
                               key=section)
         target = getattr(cfg, section)
         valid = [f.name for f in dataclasses.fields(target)]
@@ -379,7 +391,8 @@ def parse_toml(text: str, source: str = "<text>") -> dict:
 def parse_override(item: str) -> tuple[str, Any]:
     """'section.key=value' → (path, value). The value is read as TOML, else taken as a plain string."""
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected section.key=value.", f"--set {item!r}：格式应为 section.key=value。",
+        raise ConfigError(f"--set {item!r}: expected section.key=value.",
+                          f"--set {item!r}：格式应为 section.key=value。",
                           "For example: --set network.rank=16", "例如：--set network.rank=16", key=item)
     path, raw = item.split("=", 1)
     path = path.strip()

@@ -95,7 +95,8 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
     basis_en = (f"Based on: {fam} parameter counts ({params['unet']:.0f} M UNet), {NATIVE_RES[fam]} px native "
                 f"activation figures reported by kohya users, {ck_en} gradient checkpointing, SDPA attention. "
                 "Rough: ±30 %.")
-    basis_zh = (f"依据：{fam} 的参数量（UNet {params['unet']:.0f} M）、kohya 用户报告的 {NATIVE_RES[fam]} px 激活显存，"
+    basis_zh = (f"依据：{fam} 的参数量（UNet {params['unet']:.0f} M）、"
+                f"kohya 用户报告的 {NATIVE_RES[fam]} px 激活显存，"
                 f"{ck_zh}梯度检查点，SDPA 注意力。粗略估计：±30 %。")
     return MemoryEstimate(total, parts, basis_en, basis_zh)
 

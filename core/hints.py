@@ -79,13 +79,15 @@ def conflicts(cfg: RunConfig, *, cuda: bool | None = None, detected_family: str 
                         f"底模是 {detected_family}，但模型系列设为了 {cfg.model.family}。"))
     if detected_prediction and pred != "auto" and pred != detected_prediction:
         out.append(Hint("model.prediction_type", "error",
-                        f"v-prediction mismatch: the base model uses {detected_prediction} but the config says {pred}. "
+                        f"v-prediction mismatch: the base model uses {detected_prediction} "
+                        f"but the config says {pred}. "
                         "Training with the wrong target produces grey or burnt images; set it to auto.",
                         f"预测类型不一致：底模是 {detected_prediction}，配置却是 {pred}。目标不对会训出灰图或烧图；"
                         "请设为 auto。"))
     if family == "sdxl" and cfg.dataset.resolution < 1024:
         out.append(Hint("dataset.resolution", "warn",
-                        f"SDXL at {cfg.dataset.resolution}: SDXL was trained at 1024 px and gives poor LoRAs below it. "
+                        f"SDXL at {cfg.dataset.resolution}: SDXL was trained at 1024 px "
+                        "and gives poor LoRAs below it. "
                         "Use 1024 (and max bucket side 2048).",
                         f"SDXL 用 {cfg.dataset.resolution} 训练：SDXL 原生分辨率是 1024，更低会明显变差。"
                         "请用 1024（分桶最大边长 2048）。"))
@@ -103,7 +105,8 @@ def conflicts(cfg: RunConfig, *, cuda: bool | None = None, detected_family: str 
                         f"Prodigy 会自己估计步长，学习率应为 1.0，而不是 {fmt_lr(cfg.optimizer.lr)}。"))
     if cfg.network.use_dora and cfg.network.dropout > 0:
         out.append(Hint("network.dropout", "warn",
-                        f"DoRA with dropout {cfg.network.dropout:g}: DoRA recomputes the weight norm on the un-dropped "
+                        f"DoRA with dropout {cfg.network.dropout:g}: DoRA recomputes the weight norm "
+                        "on the un-dropped "
                         "input, which is slow and memory-hungry; set dropout to 0.",
                         f"DoRA 配合 dropout {cfg.network.dropout:g}：DoRA 需对未丢弃的输入另算权重范数，既慢又占显存；"
                         "请把 dropout 设为 0。"))

@@ -217,7 +217,8 @@ class Supervisor:
                     "message_zh": f"训练进程被外部信号 {name} 结束。",
                     "hint": "SIGKILL without a reason is usually the system running out of memory (RAM): "
                             "lower the batch size or resolution, or cache latents to disk, then resume.",
-                    "hint_zh": "无故的 SIGKILL 通常是系统内存不足：请降低批大小或分辨率，或把 latent 缓存到磁盘，然后续训。"}
+                    "hint_zh": "无故的 SIGKILL 通常是系统内存不足：请降低批大小或分辨率，"
+                               "或把 latent 缓存到磁盘，然后续训。"}
         return {"message": f"The trainer exited with code {code} without reporting an error.",
                 "message_zh": f"训练进程以退出码 {code} 结束，没有报告错误。",
                 "hint": "The last lines of its log are below; they usually name the cause.",

@@ -150,7 +150,8 @@ def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: 
                 if any(k.startswith("down_blocks.") for k in keys) else "")
         return info.refuse(f"Unknown layout: no UNet weights (model.diffusion_model.*) found; top-level names: "
                            f"{', '.join(prefixes) or 'none'}.",
-                           f"无法识别的结构：没有 UNet 权重（model.diffusion_model.*）；顶层名称：{', '.join(prefixes) or '无'}。",
+                           "无法识别的结构：没有 UNet 权重（model.diffusion_model.*）；"
+                           f"顶层名称：{', '.join(prefixes) or '无'}。",
                            hint or "Pick an SD1.x, SD2.x or SDXL checkpoint.",
                            "请选择 SD1.x、SD2.x 或 SDXL 的完整模型。")
     from models.families import sd2, sd15, sdxl
@@ -188,7 +189,8 @@ def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: 
     if fam == "sdxl_refiner":
         return info.refuse("This is the SDXL refiner, which is not a base for LoRA training.",
                            "这是 SDXL refiner（精修模型），不能作为 LoRA 训练的底模。",
-                           "Pick the SDXL base model (or a model fine-tuned from it).", "请选择 SDXL base 或基于它的模型。")
+                           "Pick the SDXL base model (or a model fine-tuned from it).",
+                           "请选择 SDXL base 或基于它的模型。")
     info.usable = True
     return info
 
@@ -281,7 +283,8 @@ def detect(path_or_id: str, *, compute_hash: bool = False) -> ModelInfo:
             return _diffusers_folder(info, path)
         return info.refuse(f"{path.name} is a folder but not a diffusers model (no model_index.json).",
                            f"{path.name} 是文件夹，但不是 diffusers 模型（没有 model_index.json）。",
-                           "Pick a .safetensors file or a diffusers folder.", "请选择 .safetensors 文件或 diffusers 文件夹。")
+                           "Pick a .safetensors file or a diffusers folder.",
+                           "请选择 .safetensors 文件或 diffusers 文件夹。")
     info.size = path.stat().st_size
     info.kind = "single_file"
     try:
@@ -306,7 +309,8 @@ def _name_notes(info: ModelInfo, path: Path) -> None:
     if info.usable and ("mix" in name or "merge" in name):
         info.warnings.append((("The name suggests a merged model ('mix'): LoRAs trained on merges transfer less well "
                               "to other models than LoRAs trained on a native base."),
-                              "文件名表明这是融合模型（mix）：在融合模型上训练的 LoRA 迁移到其他模型的效果不如在原生底模上训练的。"))
+                              ("文件名表明这是融合模型（mix）：在融合模型上训练的 LoRA "
+                               "迁移到其他模型的效果不如在原生底模上训练的。")))
 
 
 def _pickle(info: ModelInfo, path: Path) -> ModelInfo:
@@ -325,7 +329,8 @@ def _pickle(info: ModelInfo, path: Path) -> ModelInfo:
     _classify(info, tensors, {})
     if info.usable:
         info.warnings.append((("Pickle checkpoint read with weights-only loading; a .safetensors copy loads faster "
-                              "and safer."), "已用 weights-only 方式读取 pickle 模型；.safetensors 版本加载更快更安全。"))
+                              "and safer."),
+                              "已用 weights-only 方式读取 pickle 模型；.safetensors 版本加载更快更安全。"))
     return info
 
 
@@ -339,7 +344,8 @@ def _hub(info: ModelInfo, text: str, split_hub_id) -> ModelInfo:
     except Exception:  # noqa: BLE001 - not in the cache
         return info.refuse(f"{text} is not a local path, and as a hub id it is not downloaded yet.",
                            f"{text} 不是本地路径；作为 hub 模型 id，它尚未下载。",
-                           "For a hub model press Download (it goes to the Hugging Face cache); for a file, check the path.",
+                           "For a hub model press Download (it goes to the Hugging Face cache); "
+                           "for a file, check the path.",
                            "hub 模型请点击“从 hub 下载”（保存到 Hugging Face 缓存）；本地文件请检查路径。")
     result = _diffusers_folder(info, folder)
     result.path = text
@@ -352,14 +358,17 @@ def check_lora_against_base(lora_path: Path, family: str) -> None:
     try:
         tensors, meta = read_header(lora_path)
     except (OSError, HeaderError) as exc:
-        raise DanluError(f"Cannot read the LoRA {lora_path.name}: {exc}", f"无法读取 LoRA {lora_path.name}：{exc}") from exc
+        raise DanluError(f"Cannot read the LoRA {lora_path.name}: {exc}",
+                         f"无法读取 LoRA {lora_path.name}：{exc}") from exc
     lora = lora_family(tensors, meta)
     base = "sd2" if family.startswith("sd2") else "sdxl" if family.startswith("sdxl") else family
     if lora and lora != base:
         raise DanluError(f"{lora_path.name} is a LoRA for {families.LABELS[lora]}, but the base model is "
                          f"{families.LABELS.get(base, base)}.",
-                         f"{lora_path.name} 是 {families.LABELS[lora]} 的 LoRA，但底模是 {families.LABELS.get(base, base)}。",
-                         "Use a base model of the family the LoRA was trained on.", "请使用与 LoRA 训练时同系列的底模。",
+                         f"{lora_path.name} 是 {families.LABELS[lora]} 的 LoRA，"
+                         f"但底模是 {families.LABELS.get(base, base)}。",
+                         "Use a base model of the family the LoRA was trained on.",
+                         "请使用与 LoRA 训练时同系列的底模。",
                          key="lora")
 
 
@@ -386,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.errors import current_lang
 
-    parser = argparse.ArgumentParser(prog="launcher.py check", description="Check a base model file, folder or hub id.")
+    parser = argparse.ArgumentParser(prog="launcher.py check",
+                                     description="Check a base model file, folder or hub id.")
     parser.add_argument("model", help="a .safetensors/.ckpt file, a diffusers folder, or org/name[@rev]")
     parser.add_argument("--no-hash", action="store_true", help="skip the sha256 (AutoV2) hash of large files")
     parser.add_argument("--lang", choices=("zh", "en"), default=None)

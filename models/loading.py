@@ -150,7 +150,8 @@ def refuse_pickle(path: Path, exc: Exception | None = None) -> DanluError:
     return DanluError(
         f"{path.name} is a pickle checkpoint that torch's safe (weights-only) loader cannot open{why}. "
         "Pickles can carry code, so Danlu will not unpickle it.",
-        f"{path.name} 是 pickle 格式的模型，torch 的安全加载（weights_only）无法打开{why}。pickle 文件可能携带代码，丹炉不会执行它。",
+        f"{path.name} 是 pickle 格式的模型，torch 的安全加载（weights_only）无法打开{why}。"
+        "pickle 文件可能携带代码，丹炉不会执行它。",
         "Download the .safetensors version of this model, or convert it in a tool you trust.",
         "请下载该模型的 .safetensors 版本，或在你信任的工具中转换。", key="model.base")
 
@@ -258,7 +259,8 @@ def download(hub_id: str) -> Path:
         raise DanluError(f"Could not fetch {hub_id} from the hub: {type(exc).__name__}: {str(exc)[:300]}",
                          f"无法从 hub 获取 {hub_id}：{type(exc).__name__}",
                          "Check the id and your network (or HF_HUB_OFFLINE), or download the model and pick the file.",
-                         "请检查 id 与网络（或 HF_HUB_OFFLINE 设置），或先下载模型再选择文件。", key="model.base") from exc
+                         "请检查 id 与网络（或 HF_HUB_OFFLINE 设置），或先下载模型再选择文件。",
+                         key="model.base") from exc
 
 
 def load_pipeline(base: str, *, family: str | None = None, prediction_type: str | None = None, torch_dtype=None,

@@ -72,7 +72,8 @@ def kohya_name(component: str, module_name: str, family: str, *, layers_per_bloc
     if component == "unet" and sdxl:
         m = re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv(.*)", name)
         if m:  # the upsampler sits after the attention in blocks that have one
-            name = f"output_blocks.{(layers_per_block + 1) * int(m[1]) + layers_per_block}.{upsampler_index}.conv{m[2]}"
+            name = (f"output_blocks.{(layers_per_block + 1) * int(m[1]) + layers_per_block}"
+                    f".{upsampler_index}.conv{m[2]}")
         else:
             name = _sdxl_sai_name(name, layers_per_block)
     elif component != "unet" and not name.startswith("text_model."):

@@ -23,7 +23,8 @@ _CORPUS = ("a photo of the demo cat dog girl boy red blue green yellow white bla
 
 def _bytes_to_unicode() -> dict[int, str]:
     """The byte → printable-character table of GPT-2/CLIP byte-level BPE."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+          + list(range(ord("®"), ord("ÿ") + 1)))
     cs = bs[:]
     n = 0
     for b in range(256):

@@ -103,7 +103,8 @@ def test_dry_run_prints_config_or_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[network]\nrnak = 8\n", encoding="utf-8")
     out = subprocess.run([sys.executable, "launcher.py", "train", str(bad), "--dry-run"], capture_output=True,
-                         text=True, cwd=launcher.ROOT, timeout=60, env={**__import__("os").environ, "DANLU_LANG": "en"})
+                         text=True, cwd=launcher.ROOT, timeout=60,
+                         env={**__import__("os").environ, "DANLU_LANG": "en"})
     assert out.returncode == 2
     assert "network.rank" in out.stderr
 

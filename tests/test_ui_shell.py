@@ -39,7 +39,7 @@ def test_every_bound_string_has_both_languages(app_server):
     from ui import i18n
 
     blocks = app_server[1]
-    for component, attrs in blocks.danlu_ctx.tr.bindings:
+    for _component, attrs in blocks.danlu_ctx.tr.bindings:
         for key in attrs.values():
             zh, en = i18n.STRINGS[key]
             assert zh.strip() and en.strip(), key

@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     p.add_argument("--preset", help="a preset applied under the run file (core.presets)")
     p.add_argument("--resume", action="store_true", help="continue from the run's saved state")
-    p.add_argument("--dry-run", action="store_true", help="check the config and dataset, print the plan, train nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the config and dataset, print the plan, train nothing")
     p.add_argument("--help-config", action="store_true", help="list every config key")
     return p
 

@@ -47,7 +47,8 @@ class Dataset:
         return 2 * n if self.reg_items else n
 
     def reg_pool(self) -> list[Item]:
-        """kohya: every reg image with its repeats, then one more of each in turn until they match the training count."""
+        """kohya: every reg image with its repeats, then one more of each in turn until they match the training
+        count."""
         if not self.reg_items:
             return []
         n_train = sum(self.repeats[i.image] for i in self.items)
@@ -90,7 +91,8 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
         from core.errors import DanluError
 
         raise DanluError(f"No readable image in {d.dir}.", f"{d.dir} 中没有可读取的图片。",
-                         "Check the images in the <repeats>_<name> subfolders.", "请检查 <重复次数>_<名称> 子文件夹中的图片。",
+                         "Check the images in the <repeats>_<name> subfolders.",
+                         "请检查 <重复次数>_<名称> 子文件夹中的图片。",
                          key="dataset.dir")
     return Dataset(items, repeats, subsets, skipped, reg_items)
 
@@ -149,7 +151,8 @@ def load_pixels(item: Item, flip: bool = False):
 def cache_key(item: Item, flip: bool, vae_id: str) -> str:
     """Identity of one cached latent: the image version, its bucket geometry, the flip and the VAE."""
     st = item.image.stat()
-    raw = f"{item.image.resolve()}|{st.st_size}|{st.st_mtime_ns}|{item.size}|{item.resized}|{item.crop_ltrb}|{flip}|{vae_id}"
+    raw = (f"{item.image.resolve()}|{st.st_size}|{st.st_mtime_ns}|{item.size}|{item.resized}|{item.crop_ltrb}"
+           f"|{flip}|{vae_id}")
     return hashlib.sha1(raw.encode("utf-8")).hexdigest()
 
 

@@ -257,7 +257,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     def text_for(captions: list[str]):
         if te_cache is None:
             with torch.set_grad_enabled(train_te):
-                return model.encode_text(parts, captions, cfg.training.clip_skip, cfg.training.max_token_length, device)
+                return model.encode_text(parts, captions, cfg.training.clip_skip, cfg.training.max_token_length,
+                                         device)
         missing = [c for c in dict.fromkeys(captions) if c not in te_cache]
         if missing:
             with torch.no_grad():
@@ -284,7 +285,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
             log(f"Saved {path.name} (epoch {epoch}, step {step}); {report.text()}")
             if report.flushed_share > 0.001:
                 warn(f"{100 * report.flushed_share:.2f}% of the LoRA values became zero in {report.precision}; "
-                     "save as float or bf16.", f"保存为 {report.precision} 时有 {100 * report.flushed_share:.2f}% 的数值变成 0；"
+                     "save as float or bf16.",
+                     f"保存为 {report.precision} 时有 {100 * report.flushed_share:.2f}% 的数值变成 0；"
                      "请改用 float 或 bf16 保存。")
             emit("saved", file=str(path), epoch=epoch, step=step, size=path.stat().st_size)
             result.files.append(path)

@@ -59,6 +59,6 @@ class Translator:
         import gradio as gr
 
         out = []
-        for component, attrs in self.bindings:
+        for _component, attrs in self.bindings:
             out.append(gr.update(**{attr: t(key, lang) for attr, key in attrs.items()}))
         return out

@@ -78,7 +78,8 @@ def build(ctx: AppContext) -> None:
             text_value = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             return gr.update(), current, f"{t('config.error', lang)}\n\n" + ConfigError(
-                "The file is not UTF-8 text.", "文件不是 UTF-8 文本。", "Save it as UTF-8.", "请以 UTF-8 编码保存。").text(lang)
+                "The file is not UTF-8 text.", "文件不是 UTF-8 文本。", "Save it as UTF-8.",
+                "请以 UTF-8 编码保存。").text(lang)
         data, msg = load_text(text_value, lang)
         return text_value, (data if data is not None else current), msg
 

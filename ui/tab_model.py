@@ -26,7 +26,8 @@ DOWNLOAD_PROGRESS = gr.Progress(track_tqdm=True)
 
 i18n.add({
     "model.tab": ("2 底模", "2 Model"),
-    "model.intro": (("选择训练用的底模：模型文件夹中的文件、粘贴的路径（可带引号、空格、反斜杠或中文）、diffusers 文件夹，"
+    "model.intro": (("选择训练用的底模：模型文件夹中的文件、粘贴的路径（可带引号、空格、反斜杠或中文）、"
+                    "diffusers 文件夹，"
                     "或 hub id（org/name 或 org/name@版本）。只读取文件头，几 GB 的模型也能瞬间识别。"),
                     ("Pick the base model: a file from the models folders, a pasted path (quotes, spaces, backslashes "
                     "and Chinese are fine), a diffusers folder, or a hub id (org/name or org/name@revision). Only the "
@@ -47,9 +48,11 @@ i18n.add({
                     "No models in the folders: put .safetensors files in {folder}, or paste a path below."),
     "model.found": ("找到 {n} 个模型。", "{n} models found."),
     "model.used": ("已选为底模。", "Chosen as the base model."),
-    "model.res_set": ("训练分辨率已设为 {res}（该系列的原生分辨率）。", "Training resolution set to {res} (the family's native one)."),
+    "model.res_set": ("训练分辨率已设为 {res}（该系列的原生分辨率）。",
+                      "Training resolution set to {res} (the family's native one)."),
     "model.sample_set": ("样图尺寸已设为 {w}×{h}。", "Sample size set to {w}×{h}."),
-    "model.override_set": ("已设置：系列 {family}，预测类型 {pred}。", "Set: family {family}, prediction type {pred}."),
+    "model.override_set": ("已设置：系列 {family}，预测类型 {pred}。",
+                           "Set: family {family}, prediction type {pred}."),
     "model.downloading": ("下载中…", "Downloading…"),
     "model.h_family": ("系列", "Family"),
     "model.h_prediction": ("预测类型", "Prediction"),

@@ -38,11 +38,14 @@ i18n.add({
     "params.tab": ("5 调参", "5 Parameters"),
     "params.intro": ("设置训练参数。新手视图只显示关键参数，专家视图显示全部；右侧是提示、步数、显存估计和实时 TOML。",
                      ("Set the training parameters. The beginner view shows the settings that matter, the expert view "
-                     "shows everything; hints, the step count, a memory estimate and the live TOML are on the right.")),
+                     "shows everything; hints, the step count, a memory estimate "
+                     "and the live TOML are on the right.")),
     "params.preset": ("预设", "Preset"),
     "params.preset_load": ("载入预设", "Load preset"),
-    "params.preset_changed": ("已载入预设「{name}」，改动了 {n} 项：", "Loaded preset '{name}', {n} settings changed:"),
-    "params.preset_same": ("预设「{name}」与当前设置相同，没有改动。", "Preset '{name}' matches the current settings; nothing changed."),
+    "params.preset_changed": ("已载入预设「{name}」，改动了 {n} 项：",
+                              "Loaded preset '{name}', {n} settings changed:"),
+    "params.preset_same": ("预设「{name}」与当前设置相同，没有改动。",
+                           "Preset '{name}' matches the current settings; nothing changed."),
     "params.view": ("视图", "View"),
     "params.view_basic": ("新手", "Beginner"),
     "params.view_expert": ("专家", "Expert"),
@@ -57,7 +60,8 @@ i18n.add({
     "params.toml": ("实时 TOML 预览", "Live TOML preview"),
     "params.import": ("导入 TOML", "Import TOML"),
     "params.imported": ("✔ 已导入 {n} 项设置。", "✔ Imported {n} settings."),
-    "params.unknown": ("⚠️ 以下键未知，已忽略（其余设置均已导入）：", "⚠️ Unknown keys, ignored (everything else was imported):"),
+    "params.unknown": ("⚠️ 以下键未知，已忽略（其余设置均已导入）：",
+                       "⚠️ Unknown keys, ignored (everything else was imported):"),
     "params.rejected": ("⚠️ 以下值无效，保留原值：", "⚠️ Invalid values, old values kept:"),
     "params.export": ("导出 TOML", "Export TOML"),
     "params.download": ("下载", "Download"),
@@ -191,7 +195,8 @@ def build(ctx: AppContext) -> None:
                              label="params.preset")
         preset_btn = ctx.tr.bind(gr.Button(t("params.preset_load", lang0), elem_id="params-preset-load", scale=1),
                                  value="params.preset_load")
-        view = ctx.tr.bind(gr.Radio([(t("params.view_basic", lang0), "basic"), (t("params.view_expert", lang0), "expert")],
+        view = ctx.tr.bind(gr.Radio([(t("params.view_basic", lang0), "basic"),
+                                     (t("params.view_expert", lang0), "expert")],
                                     value="basic", label=t("params.view", lang0), elem_id="params-view", scale=2),
                            label="params.view")
     preset_summary_md = gr.Markdown("", elem_id="params-preset-summary")
@@ -266,7 +271,8 @@ def build(ctx: AppContext) -> None:
     def relabel_choices(lang: str):
         # The translator relabels labels and values; the choices of these two carry text as well.
         return (gr.update(choices=[(t(f"params.preset.{k}", lang), k) for k in PRESETS]),
-                gr.update(choices=[(t("params.view_basic", lang), "basic"), (t("params.view_expert", lang), "expert")]))
+                gr.update(choices=[(t("params.view_basic", lang), "basic"),
+                                   (t("params.view_expert", lang), "expert")]))
 
     ctx.lang.change(relabel_choices, ctx.lang, [preset, view], show_progress="hidden")
 

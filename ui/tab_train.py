@@ -29,7 +29,8 @@ LOG_SHOWN = 400
 
 i18n.add({
     "train.tab": ("6 炼丹", "6 Train"),
-    "train.intro": ("开始后，页面会运行下面显示的同一条命令（也可以复制到终端里运行）。刷新页面或打开第二个标签页会自动接上正在进行的训练。",
+    "train.intro": (("开始后，页面会运行下面显示的同一条命令（也可以复制到终端里运行）。"
+                     "刷新页面或打开第二个标签页会自动接上正在进行的训练。"),
                     ("Start runs the command shown below, the same one you can paste into a shell. Reloading the "
                     "page or opening a second tab reattaches to the running job.")),
     "train.start": ("▶ 开始训练", "▶ Start"),
@@ -60,7 +61,8 @@ i18n.add({
                     "step {step}/{total} · epoch {epoch}/{epochs} · {speed} · ETA {eta} · loss {loss}"),
     "train.started": ("✔ 已开始：{run}", "✔ Started: {run}"),
     "train.resumed": ("✔ 已续训：{run}", "✔ Resumed: {run}"),
-    "train.stop_sent": ("已请求停止：训练会完成当前步、保存后退出。", "Stop requested: the trainer finishes the step, saves and exits."),
+    "train.stop_sent": ("已请求停止：训练会完成当前步、保存后退出。",
+                        "Stop requested: the trainer finishes the step, saves and exits."),
     "train.killed": ("已强制结束训练进程。", "The trainer was killed."),
     "train.nothing": ("没有正在进行的训练。", "No run in progress."),
     "train.refused": ("✖ 不能开始：", "✖ Cannot start:"),
@@ -111,7 +113,8 @@ def loss_frame(losses: list[tuple[int, float]], lang: str) -> Any:
     raw = [float(v) for _, v in losses]
     return pd.DataFrame({"step": pd.Series(steps * 2, dtype="int64"),
                          "loss": pd.Series(raw + smooth(raw), dtype="float64"),
-                         "series": pd.Series([t("train.raw", lang)] * len(raw) + [t("train.smoothed", lang)] * len(raw),
+                         "series": pd.Series([t("train.raw", lang)] * len(raw)
+                                             + [t("train.smoothed", lang)] * len(raw),
                                              dtype="object")})
 
 
@@ -152,8 +155,8 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
     """Everything the tab shows for a run (None: nothing yet), as plain values."""
     if run is None:
         return {"status": t("train.idle", lang), "progress": progress_html(0, 0, "idle"), "command": "",
-                "log": "", "loss": loss_frame([], lang), "samples": [], "columns": 4, "files": [], "error": "", "warnings": "",
-                "buttons": buttons(None)}
+                "log": "", "loss": loss_frame([], lang), "samples": [], "columns": 4, "files": [], "error": "",
+                "warnings": "", "buttons": buttons(None)}
     info = summarize(run)
     speed = f"{info['samples_per_s']:.2f} img/s" if info["samples_per_s"] else "–"
     loss = f"{info['loss']:.4f}" if isinstance(info["loss"], (int, float)) else "–"
@@ -174,8 +177,8 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
                            for w in info["warnings"])
     return {"status": status, "progress": progress_html(info["step"], info["total"], run.status),
             "command": run.command, "log": "\n".join(lines[-LOG_SHOWN:]), "loss": loss_frame(info["losses"], lang),
-            "samples": gallery, "columns": columns, "files": files, "error": error_markdown(info["error"], lang), "warnings": warnings,
-            "buttons": buttons(run)}
+            "samples": gallery, "columns": columns, "files": files, "error": error_markdown(info["error"], lang),
+            "warnings": warnings, "buttons": buttons(run)}
 
 
 def buttons(run: Run | None) -> dict[str, dict]:
@@ -213,7 +216,8 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         start = ctx.tr.bind(gr.Button(t("train.start", lang0), variant="primary", elem_id="train-start"),
                             value="train.start")
-        stop = ctx.tr.bind(gr.Button(t("train.stop", lang0), interactive=False, elem_id="train-stop"), value="train.stop")
+        stop = ctx.tr.bind(gr.Button(t("train.stop", lang0), interactive=False, elem_id="train-stop"),
+                           value="train.stop")
         kill = ctx.tr.bind(gr.Button(t("train.kill", lang0), variant="stop", interactive=False, elem_id="train-kill"),
                            value="train.kill")
         resume = ctx.tr.bind(gr.Button(t("train.resume", lang0), elem_id="train-resume"),

@@ -2,7 +2,8 @@
 
 Each module defines FAMILY, LABEL, NATIVE_RESOLUTION, PREDICTION (the default when nothing says
 otherwise), MODELSPEC (the `modelspec.architecture` of a base checkpoint), LORA_VERSION
-(`ss_base_model_version` of a LoRA trained on it; `lora_version(prediction)` gives it), CONTEXT_DIM (the cross-attention width of the
+(`ss_base_model_version` of a LoRA trained on it; `lora_version(prediction)` gives it),
+CONTEXT_DIM (the cross-attention width of the
 real model, which tells families apart when only the UNet is stored), `matches(keys)` (the
 single-file keys that identify it) and `pipeline_class()`.
 """

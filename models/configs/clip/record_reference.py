@@ -40,7 +40,8 @@ out = []
 for p in prompts:
     ids = tok.encode(p)
     out.append({"prompt": p, "ids": [tok.sot_token_id] + ids + [tok.eot_token_id]})
-doc = {"reference": "OpenAI CLIP SimpleTokenizer (open_clip_torch 3.3.0 tokenizer.py, ftfy 6.3.1), ids before truncation",
+doc = {"reference": ("OpenAI CLIP SimpleTokenizer (open_clip_torch 3.3.0 tokenizer.py, ftfy 6.3.1), "
+                     "ids before truncation"),
        "prompts": out}
 Path(sys.argv[1]).write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
 print(len(out))
