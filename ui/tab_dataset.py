@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
+
 import gradio as gr
 
 from core.dataset_build import REPEATS_RULE, build_dataset, detect_shape, import_files, suggest_repeats
