@@ -60,9 +60,9 @@ i18n.add({
     "params.toml": ("实时 TOML 预览", "Live TOML preview"),
     "params.import": ("导入 TOML", "Import TOML"),
     "params.imported": ("✔ 已导入 {n} 项设置。", "✔ Imported {n} settings."),
-    "params.unknown": ("⚠️ 以下键未知，已忽略（其余设置均已导入）：",
-                       "⚠️ Unknown keys, ignored (everything else was imported):"),
-    "params.rejected": ("⚠️ 以下值无效，保留原值：", "⚠️ Invalid values, old values kept:"),
+    "params.unknown": ("⚠ 以下键未知，已忽略（其余设置均已导入）：",
+                       "⚠ Unknown keys, ignored (everything else was imported):"),
+    "params.rejected": ("⚠ 以下值无效，保留原值：", "⚠ Invalid values, old values kept:"),
     "params.export": ("导出 TOML", "Export TOML"),
     "params.download": ("下载", "Download"),
     "params.exported": ("✔ 已导出：{path}", "✔ Exported: {path}"),
@@ -151,7 +151,7 @@ def hints_markdown(cfg: cfgmod.RunConfig, lang: str, ref: tuple[float, int] | No
     """The hints panel and whether the LR-scaling button applies."""
     family, pred = detected(cfg.model.base)
     found = hintmod.conflicts(cfg, cuda=_cuda_available(), detected_family=family, detected_prediction=pred)
-    icon = {"error": "✖", "warn": "⚠️", "info": "ℹ"}
+    icon = {"error": "✖", "warn": "⚠", "info": "ℹ"}
     lines = [f"{icon[h.level]} {h.text(lang)}" for h in found] or [t("params.no_conflicts", lang)]
     lines.append(f"ℹ {hintmod.alpha_hint(cfg).text(lang)}")
     lr_hint = hintmod.lr_batch_hint(cfg, *ref) if ref else None
@@ -168,7 +168,7 @@ def steps_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
 
         return count_steps(cfg).formula(cfg, lang)
     except DanluError as e:
-        return f"⚠️ {e.text(lang)}"
+        return f"⚠ {e.text(lang)}"
     except ImportError:
         return t("params.steps_none", lang)
 

@@ -60,7 +60,7 @@ i18n.add({
     "tagging.cancel": ("取消", "Cancel"),
     "tagging.on_cpu": ("在 CPU 上打标", "Tagging on CPU"),
     "tagging.on_gpu": ("在 GPU（CUDA）上打标", "Tagging on GPU (CUDA)"),
-    "tagging.fallback": ("⚠️ 在 CPU 上打标（很慢）：{why}", "⚠️ Tagging on CPU (slow): {why}"),
+    "tagging.fallback": ("⚠ 在 CPU 上打标（很慢）：{why}", "⚠ Tagging on CPU (slow): {why}"),
     "tagging.downloading": ("下载 {name}", "Downloading {name}"),
     "tagging.speed": ("{rate:.2f} 张/秒 · 剩余约 {eta}", "{rate:.2f} images/s · ETA {eta}"),
     "tagging.starting": ("准备中…", "Starting…"),
@@ -126,8 +126,8 @@ i18n.add({
                          "✅ Restored {n} files (the versions before the restore are backed up too)."),
     "tagging.no_editor": ("请先填写文件夹并点击“读取标注”。", "Enter a folder and press Load captions first."),
     "tagging.loaded": ("已读取 {n} 张图片的标注。", "Loaded the captions of {n} images."),
-    "tagging.encoding": ("⚠️ {n} 个标注不是 UTF-8 或带 BOM（保存时会改为 UTF-8）。",
-                         "⚠️ {n} captions are not UTF-8 or have a BOM (saving rewrites them as UTF-8)."),
+    "tagging.encoding": ("⚠ {n} 个标注不是 UTF-8 或带 BOM（保存时会改为 UTF-8）。",
+                         "⚠ {n} captions are not UTF-8 or have a BOM (saving rewrites them as UTF-8)."),
     "tagging.keep_tokens": ("触发词已放在最前：若在“调参”中打开了打乱标注，请把 keep_tokens 设为 {n}，"
                             "触发词就不会被打乱。",
                             "The trigger is first: if you shuffle captions (Parameters), set keep_tokens = {n} so "
