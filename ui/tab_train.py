@@ -173,7 +173,7 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
     prompts = len({s.get("prompt_index") for s in samples}) or 1
     columns = prompts * max(1, 4 // prompts)
     files = [[Path(f["file"]).name, f["epoch"], f["step"], fmt_size(f["size"])] for f in info["saved"]]
-    warnings = "\n\n".join(f"⚠️ {w.get('message_zh') if lang == 'zh' and w.get('message_zh') else w.get('message')}"
+    warnings = "\n\n".join(f"⚠ {w.get('message_zh') if lang == 'zh' and w.get('message_zh') else w.get('message')}"
                            for w in info["warnings"])
     return {"status": status, "progress": progress_html(info["step"], info["total"], run.status),
             "command": run.command, "log": "\n".join(lines[-LOG_SHOWN:]), "loss": loss_frame(info["losses"], lang),
