@@ -103,7 +103,19 @@ def _clip_skip_embeds(pipe: Any, prompt: str, clip_skip: int):
 
 def load_lora(pipe: Any, path: str | Path, adapter_name: str) -> str:
     """Load a kohya/diffusers LoRA file into pipe through `load_lora_weights`; returns the adapter name."""
-    pipe.load_lora_weights(str(path), adapter_name=adapter_name)
+    if not pipe.get_list_adapters():
+        pipe.load_lora_weights(str(path), adapter_name=adapter_name)
+        return adapter_name
+    # With an adapter already loaded, transformers' load report lists the other adapters' text-encoder
+    # weights as "MISSING ... newly initialized": they are untouched (tested), so that report is noise here.
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        pipe.load_lora_weights(str(path), adapter_name=adapter_name)
+    finally:
+        hf_logging.set_verbosity(level)
     return adapter_name
 
 
