@@ -31,3 +31,30 @@ def test_v_prediction_model_trained_as_epsilon_is_refused(sd2v, demo_run, tmp_pa
     error = next(e for e in events if e["type"] == "error")
     assert "v-prediction" in error["message"] and "v_prediction" in error["message"]
     assert not list(cfg.run_dir.glob("*.safetensors"))
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch ran-code",))
+
+
+def test_a_state_file_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    import pickle
+
+    from core.errors import DanluError
+    from training.state import load_state
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "state"
+    folder.mkdir()
+    from safetensors.torch import save_file
+
+    save_file({}, str(folder / "lora.safetensors"))
+    (folder / "train_state.pt").write_bytes(pickle.dumps({"optimizer": _Payload()}))
+    (folder / "progress.json").write_text('{"step": 1, "epoch": 1, "total_steps": 2}', encoding="utf-8")
+    with pytest.raises(DanluError) as e:
+        load_state(folder, {}, None, None)
+    assert "cannot be read safely" in e.value.message("en")
+    assert not (tmp_path / "ran-code").exists()

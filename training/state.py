@@ -21,7 +21,10 @@ def rng_state() -> dict:
     import numpy as np
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    # Plain types only, so the state loads with torch's weights-only loader (a state folder can come from elsewhere).
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, cached),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -32,7 +35,8 @@ def set_rng_state(state: dict) -> None:
     import torch
 
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -101,7 +105,13 @@ def load_state(folder: Path, models: dict[str, Any], optimizer, scheduler) -> di
                                      "请使用相同的网络设置续训，或重新开始。", key="training.resume")
                 with torch.no_grad():
                     params[name].copy_(value.to(params[name].device, params[name].dtype))
-    extra = torch.load(folder / "train_state.pt", weights_only=False)
+    try:
+        extra = torch.load(folder / "train_state.pt", weights_only=True)  # never unpickle code
+    except Exception as e:  # noqa: BLE001 - any failure means the file is not a state this trainer wrote
+        raise DanluError(f"The saved state in {folder} cannot be read safely: {e}",
+                         f"{folder} 中保存的状态无法安全读取：{e}",
+                         "Resume only from states Danlu saved, or start a new run.",
+                         "请只从丹炉保存的状态续训，或重新开始。", key="training.resume") from None
     optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])
     set_rng_state(extra["rng"])
