@@ -82,3 +82,14 @@ def page(browser, app_server):
     pg.wait_for_selector("#danlu-tabs")
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """On a shared 2-core CPU one torch thread is much faster than several fighting for the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 from lora_logs import load_lora_capturing_logs
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _trained(family: str, conv_dim: int = 0, use_dora: bool = False):

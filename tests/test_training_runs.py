@@ -9,16 +9,7 @@ from lora_logs import load_lora_capturing_logs
 from core.events import read_events
 from training.tiny_run import flat_dataset, tiny_config
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The CPU is shared: one torch thread is much faster than several fighting for two cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
