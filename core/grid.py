@@ -23,7 +23,10 @@ from core.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-# Known CJK-capable fonts, most likely first; DANLU_FONT overrides all of them.
+# Danlu brings its own CJK font (Noto Sans SC, SIL OFL 1.1) in a package from requirements.txt, so labels look
+# the same on every machine; it comes before any system font. DANLU_FONT overrides it.
+
+# Known CJK-capable system fonts, most likely first: used only when the bundled font is missing.
 CJK_FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
@@ -48,27 +51,50 @@ _LATIN_FALLBACK = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "C:/Window
                    "/System/Library/Fonts/Helvetica.ttc")
 _CJK_CHAR = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
-NO_CJK_WARNING = (("No CJK font was found, so Chinese labels in the grid show as boxes. Install one "
-                  "(Debian/Ubuntu: apt install fonts-wqy-microhei) or set DANLU_FONT to a .ttf/.ttc file."),
-                  ("没有找到中文字体，网格图里的中文标签会显示成方框。请安装一个（Debian/Ubuntu："
-                  "apt install fonts-wqy-microhei），或把环境变量 DANLU_FONT 设为一个 .ttf/.ttc 字体文件。"))
+NO_CJK_WARNING = (("No CJK font was found, so Chinese labels in the grid show as boxes. Reinstall Danlu's "
+                   "requirements (pip install -r requirements.txt brings Noto Sans SC), install a system font "
+                   "(Debian/Ubuntu: apt install fonts-wqy-microhei) or set DANLU_FONT to a .ttf/.ttc/.otf file."),
+                  ("没有找到中文字体，网格图里的中文标签会显示成方框。请重新安装 Danlu 的依赖"
+                   "（pip install -r requirements.txt 会带上思源黑体 Noto Sans SC），或安装一个系统字体"
+                   "（Debian/Ubuntu：apt install fonts-wqy-microhei），或把环境变量 DANLU_FONT 设为一个 "
+                   ".ttf/.ttc/.otf 字体文件。"))
 
 
 def _has_cjk_glyph(path: str) -> bool:
     """True when the font draws 汉 differently from a code point no font has (its 'tofu' box)."""
     try:
         font = ImageFont.truetype(path, 24)
-        return font.getmask("汉").tobytes() != font.getmask("\U0010fffd").tobytes()
     except OSError:
         return False
+
+    def ink(text: str) -> bytes:
+        img = Image.new("L", (48, 48))
+        ImageDraw.Draw(img).text((4, 4), text, font=font, fill=255)
+        return img.tobytes()
+
+    return ink("汉") != ink("\U0010fffd")
+
+
+def bundled_cjk_font() -> str | None:
+    """The Noto Sans SC file of the font package in requirements.txt, or None when it is not installed."""
+    try:
+        from pylopdf_fonts_zh_cn import sans_path
+
+        path = Path(sans_path())
+    except ImportError:
+        return None
+    return str(path) if path.is_file() else None
 
 
 @lru_cache(maxsize=1)
 def find_cjk_font() -> str | None:
-    """A font file that can draw Chinese: DANLU_FONT, the known list, then a search of the font folders."""
+    """A font file that can draw Chinese: DANLU_FONT, the bundled font, the known list, then the font folders."""
     env = os.environ.get("DANLU_FONT", "")
     if env and Path(env).is_file():
         return env
+    bundled = bundled_cjk_font()
+    if bundled:
+        return bundled
     for path in CJK_FONT_CANDIDATES:
         if Path(path).is_file():
             return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,8 +95,30 @@ def test_long_labels_wrap_inside_the_cell():
     assert top > grid.layout.font_size * len(G.wrap_label(long, G.load_font(grid.layout.font_size), 160)) - 1
 
 
-def test_chinese_labels_render_as_glyphs_not_boxes():
-    assert G.find_cjk_font() is not None, "fonts-wqy-microhei should be installed"
+def test_bundled_font_comes_before_system_fonts(monkeypatch):
+    bundled = G.bundled_cjk_font()
+    assert bundled is not None, "the CJK font package from requirements.txt should be installed"
+    assert G._has_cjk_glyph(bundled)
+    monkeypatch.delenv("DANLU_FONT", raising=False)
+    G.find_cjk_font.cache_clear()
+    try:
+        assert G.find_cjk_font() == bundled
+    finally:
+        G.find_cjk_font.cache_clear()
+
+
+def test_a_font_without_chinese_is_not_taken_for_one():
+    latin = next((p for p in G._LATIN_FALLBACK if os.path.isfile(p)), None)
+    if latin is None:
+        pytest.skip("no Latin-only system font here to check against")
+    assert not G._has_cjk_glyph(latin)
+
+
+def test_chinese_labels_render_as_glyphs_not_boxes(monkeypatch):
+    monkeypatch.delenv("DANLU_FONT", raising=False)
+    G.find_cjk_font.cache_clear()
+    G.load_font.cache_clear()
+    assert G.find_cjk_font() == G.bundled_cjk_font() is not None  # the glyphs below are drawn with Danlu's own font
     cells = cells_for(1, 1, 1)
     zh = G.compose_grid(cells, ["底模"], ["权重"])
     tofu = G.compose_grid(cells, ["\U0010fffd\U0010fffd"], ["\U0010fffd\U0010fffd"])
@@ -112,7 +136,7 @@ def test_warning_when_no_cjk_font(monkeypatch):
     G.load_font.cache_clear()
     try:
         grid = G.compose_grid(cells_for(1, 1, 1), ["底模"], ["1.0"])
-        assert grid.warnings and "fonts-wqy-microhei" in grid.warnings[0][0] and "中文" in grid.warnings[0][1]
+        assert grid.warnings and "requirements.txt" in grid.warnings[0][0] and "中文" in grid.warnings[0][1]
         assert G.compose_grid(cells_for(1, 1, 1), ["plain"], ["1.0"]).warnings == []
     finally:
         G.load_font.cache_clear()
