@@ -17,6 +17,8 @@ from pathlib import Path
 
 from core import config as cfgmod
 from core.errors import DanluError
+from models.recipe import Sample, batch_args
+from models.recipe import build as build_sample
 
 DEFAULT_WEIGHTS = (0.3, 0.6, 0.8, 1.0)
 _EPOCH_FILE = re.compile(r"-(\d{6})$")
@@ -43,13 +45,7 @@ class GridPlan:
     prompts: list[str]
     z_axis: str | None = None            # None, "base" or "prompt"
     include_base: bool = False           # an extra first column: the base model alone (weight 0)
-    negative_prompt: str = ""
-    steps: int = 20
-    cfg: float = 7.0
-    seed: int = 1234
-    width: int = 512
-    height: int = 512
-    sampler: str = "euler"
+    sampling: cfgmod.SamplingConfig = field(default_factory=cfgmod.SamplingConfig)  # the run's sample recipe
     clip_skip: int = 1
     family: str | None = None            # from the run: 'auto' becomes None (detected)
     prediction_type: str | None = None
@@ -209,8 +205,7 @@ def plan_from_run(run: str | Path, *, weights: list[float] | None = None, epochs
     dtype = "fp32" if device == "cpu" or cfg.training.mixed_precision == "no" else cfg.training.mixed_precision
     return GridPlan(
         bases=z_bases, loras=select_epochs(files, epochs), weights=list(weights or DEFAULT_WEIGHTS),
-        prompts=chosen_prompts, z_axis=z_axis, include_base=include_base, negative_prompt=s.negative_prompt,
-        steps=s.steps, cfg=s.cfg, seed=s.seed, width=s.width, height=s.height, sampler=s.sampler,
+        prompts=chosen_prompts, z_axis=z_axis, include_base=include_base, sampling=s,
         clip_skip=cfg.training.clip_skip, family=None if cfg.model.family == "auto" else cfg.model.family,
         prediction_type=None if cfg.model.prediction_type == "auto" else cfg.model.prediction_type,
         vae=cfg.model.vae, device=device, dtype=dtype, margin=margin,
@@ -238,8 +233,7 @@ def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None
     device = _auto_device(device)
     return GridPlan(bases=z_bases, loras=paths, weights=list(weights or DEFAULT_WEIGHTS), prompts=chosen,
                     z_axis="base" if len(z_bases) > 1 else ("prompt" if len(chosen) > 1 else None),
-                    include_base=include_base, negative_prompt=s.negative_prompt, steps=s.steps, cfg=s.cfg,
-                    seed=s.seed, width=s.width, height=s.height, sampler=s.sampler, clip_skip=clip_skip,
+                    include_base=include_base, sampling=s, clip_skip=clip_skip,
                     device=device, margin=margin, out_dir=Path(out_dir) if out_dir else paths[0].parent / "grids")
 
 
@@ -337,20 +331,17 @@ def _lora_hash(path: Path) -> str:
     return (_lora_metadata(path).get("sshs_model_hash") or "")[:12]
 
 
-def _recipe(plan: GridPlan, base: str, prompt: str) -> dict:
-    """The recipe shared by every cell of a base: the run's sample settings (models.generate.recipe_text keys)."""
-    return {"prompt": prompt, "negative_prompt": plan.negative_prompt, "steps": plan.steps, "sampler": plan.sampler,
-            "cfg": plan.cfg, "seed": plan.seed, "width": plan.width, "height": plan.height,
-            "clip_skip": plan.clip_skip, "model": base_label(base), "model_hash": _hash_or_empty("autov2", base),
-            "loras": []}
+def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None, weight: float = 0.0) -> Sample:
+    """Recipe and render arguments of one cell, built as the training samples build theirs (models.recipe)."""
+    loras = [] if lora is None else [{"name": lora.stem, "weight": weight, "hash": _lora_hash(lora)}]
+    family = plan.family if base == plan.bases[0] else None
+    return build_sample(plan.sampling, prompt=prompt, clip_skip=plan.clip_skip, family=family,
+                        model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras)
 
 
 def cell_recipe(plan: GridPlan, cell: Cell) -> dict:
     """The cell's own A1111 recipe: the LoRA appears as <lora:stem:weight> (none in the base column)."""
-    recipe = _recipe(plan, cell.base, cell.prompt)
-    if cell.lora is not None:
-        recipe["loras"] = [{"name": cell.lora.stem, "weight": cell.weight, "hash": _lora_hash(cell.lora)}]
-    return recipe
+    return cell_sample(plan, cell.base, cell.prompt, cell.lora, cell.weight).recipe
 
 
 def grid_parameters(plan: GridPlan) -> str:
@@ -368,7 +359,7 @@ def grid_parameters(plan: GridPlan) -> str:
     if plan.z_axis:
         extra.update({"Z Type": "Checkpoint name" if plan.z_axis == "base" else "Prompt",
                       "Z Values": quoted(plan.z_labels() or [])})
-    recipe = _recipe(plan, plan.bases[0], plan.prompts[0]) | {"extra": extra}
+    recipe = cell_sample(plan, plan.bases[0], plan.prompts[0]).recipe | {"extra": extra}
     return recipe_text(recipe)
 
 
@@ -386,7 +377,8 @@ def batch_size(plan: GridPlan, pipe) -> int:
 
     free, _ = torch.cuda.mem_get_info()
     sdxl = hasattr(pipe, "text_encoder_2")
-    per_image = (3.0e9 if sdxl else 1.2e9) * plan.width * plan.height / (1024 * 1024 if sdxl else 512 * 512)
+    area = plan.sampling.width * plan.sampling.height
+    per_image = (3.0e9 if sdxl else 1.2e9) * area / (1024 * 1024 if sdxl else 512 * 512)
     return int(max(1, min(len(plan.prompts), 8, (free * 0.7) // per_image)))
 
 
@@ -465,10 +457,8 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
                 set_lora_weights(pipe, {adapter: head.weight})
                 timings["switch_s"].append(time.monotonic() - start)
                 start = time.monotonic()
-                out_images = render_batch(pipe, prompts=[c.prompt for c in fresh],
-                                          negative_prompt=plan.negative_prompt, steps=plan.steps, cfg=plan.cfg,
-                                          seed=plan.seed, width=plan.width, height=plan.height,
-                                          sampler=plan.sampler, clip_skip=plan.clip_skip)
+                sample = cell_sample(plan, base, fresh[0].prompt)
+                out_images = render_batch(pipe, **batch_args(sample, [c.prompt for c in fresh]))
                 timings["cell_s"] += [(time.monotonic() - start) / len(fresh)] * len(fresh)
                 rendered = {c.prompt: im for c, im in zip(fresh, out_images, strict=True)}
                 if head.weight == 0:
@@ -490,7 +480,7 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
     result.status = "finished" if result.done == result.total else "cancelled"
     result.timings = timings
     grid = compose_grid(images, plan.x_labels(lang), plan.y_labels(lang), plan.z_labels(), margin=plan.margin,
-                        cell_size=(plan.width, plan.height))
+                        cell_size=(plan.sampling.width, plan.sampling.height))
     result.grid = grid
     result.warnings += [w for w in grid.warnings if w not in result.warnings]
     text = grid_parameters(plan)

@@ -52,7 +52,8 @@ def test_plan_from_run_reads_the_run(lora_run):
     plan = xyz.plan_from_run(lora_run.run)
     assert [p.name for p in plan.loras] == ["g-000001.safetensors", "g-000002.safetensors", "g.safetensors"]
     assert plan.weights == [0.3, 0.6, 0.8, 1.0] and plan.z_axis is None
-    assert plan.prompts == PROMPTS[:1] and plan.steps == 4 and plan.width == 64 and plan.sampler == "euler"
+    s = plan.sampling
+    assert plan.prompts == PROMPTS[:1] and s.steps == 4 and s.width == 64 and s.sampler == "euler"
     assert plan.bases == [str(lora_run.base)] and plan.out_dir == lora_run.run / "grids"
     assert len(plan.cells()) == 12
     assert plan.x_labels() == ["g-000001", "g-000002", "g"] and plan.y_labels()[0] == "Weight: 0.3"
@@ -225,7 +226,7 @@ def test_tab_handlers(lora_run, tmp_path):
                     "base": str(lora_run.base), "config": {"sampling": {"prompts": ["x"], "steps": 2,
                                                                           "width": 64, "height": 64}}}
     plan = tab_grid.make_plan(**files, outputs_dir=outputs)
-    assert [p.stem for p in plan.loras] == ["g-000001", "g"] and plan.steps == 2
+    assert [p.stem for p in plan.loras] == ["g-000001", "g"] and plan.sampling.steps == 2
     assert plan.out_dir == outputs / "grids"
     with pytest.raises(DanluError, match="No base model"):
         tab_grid.make_plan(**(files | {"base": ""}), outputs_dir=outputs)

@@ -95,11 +95,11 @@ def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *,
 
 
 def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, step: int, device: str, dtype: Any,
-                   emit) -> list[Path]:
+                   emit, family: str | None = None) -> list[Path]:
     """Each sampling prompt rendered from the saved file, loaded into a fresh pipeline of the base."""
     import torch
 
-    from models import generate
+    from models import generate, recipe
     from models.lora_file import read_metadata
 
     s = cfg.sampling
@@ -112,14 +112,11 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
     out = []
     folder = cfg.run_dir / "samples"
     for i, prompt in enumerate(s.prompts):
-        recipe = {"prompt": prompt, "negative_prompt": s.negative_prompt, "steps": s.steps, "sampler": s.sampler,
-                  "cfg": s.cfg, "seed": s.seed, "width": s.width, "height": s.height,
-                  "model_hash": info["base_hash10"], "model": Path(cfg.model.base).stem,
-                  "clip_skip": cfg.training.clip_skip, "loras": [{"name": stem, "weight": 1.0, "hash": lora_hash}]}
-        image = generate.render(pipe, prompt=prompt, negative_prompt=s.negative_prompt, steps=s.steps, cfg=s.cfg,
-                                seed=s.seed, width=s.width, height=s.height, sampler=s.sampler,
-                                clip_skip=cfg.training.clip_skip)
-        text = generate.recipe_text(recipe)
+        sample = recipe.build(s, prompt=prompt, clip_skip=cfg.training.clip_skip, family=family or cfg.model.family,
+                              model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
+                              loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}])
+        image = generate.render(pipe, **sample.args)
+        text = generate.recipe_text(sample.recipe)
         png = folder / f"{stem}-e{epoch:06d}-{i:02d}.png"
         generate.save_png(image, png, text)
         emit("sample", png=str(png), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)

@@ -1,0 +1,59 @@
+"""The sample recipe: one place turns the run's [sampling] settings into what is rendered and what is written.
+
+Training samples (training/export.py) and XYZ grid cells (models/xyz.py) both call `build`, so a grid cell at the
+run's settings is that epoch's sample, and the PNG's ``parameters`` text says how it was made.
+
+Family hook: a family module (models/families/<family>.py) may define
+``sample_recipe(recipe: dict, args: dict) -> tuple[dict, dict]`` to adapt both for its way of sampling
+(guidance semantics, scheduler, step count). Families without it use the recipe as declared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.config import SamplingConfig
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image to render: the recipe (models.generate.recipe_text keys) and the render arguments."""
+
+    recipe: dict
+    args: dict = field(default_factory=dict)  # keyword arguments of generate.render, prompt included
+
+
+def render_args(s: SamplingConfig, *, prompt: str, clip_skip: int = 1) -> dict:
+    """Keyword arguments of models.generate.render for one prompt (render_batch takes them with `prompts`)."""
+    return {"prompt": prompt, "negative_prompt": s.negative_prompt, "steps": s.steps, "cfg": s.cfg, "seed": s.seed,
+            "width": s.width, "height": s.height, "sampler": s.sampler, "clip_skip": clip_skip}
+
+
+def _family_hook(family: str | None):
+    if not family or family == "auto":
+        return None
+    try:
+        from models import families
+
+        return getattr(families.module(family), "sample_recipe", None)
+    except (ImportError, KeyError):
+        return None
+
+
+def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | None = None, model: str = "",
+          model_hash: str = "", loras: list[dict] | None = None) -> Sample:
+    """The recipe and render arguments of one image. `loras`: [{name, weight, hash}] as written in the PNG."""
+    args = render_args(s, prompt=prompt, clip_skip=clip_skip)
+    recipe = {"prompt": prompt, "negative_prompt": s.negative_prompt, "steps": s.steps, "sampler": s.sampler,
+              "cfg": s.cfg, "seed": s.seed, "width": s.width, "height": s.height, "clip_skip": clip_skip,
+              "model": model, "model_hash": model_hash, "loras": list(loras or [])}
+    hook = _family_hook(family)
+    if hook is not None:
+        recipe, args = hook(recipe, args)
+    return Sample(recipe, args)
+
+
+def batch_args(sample: Sample, prompts: list[str]) -> dict:
+    """Arguments of models.generate.render_batch: the sample's, for several prompts at its seed."""
+    args = {k: v for k, v in sample.args.items() if k != "prompt"}
+    return {"prompts": list(prompts), **args}
