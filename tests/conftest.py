@@ -1,4 +1,4 @@
-"""Shared fixtures: offline hub, tiny demo data, a running app, and a Chromium page."""
+"""Shared fixtures: offline hub, tiny demo data, a running app, and a page in a Chromium-based browser."""
 
 from __future__ import annotations
 
@@ -58,18 +58,69 @@ def app_server(tmp_path_factory):
     demo.close()
 
 
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+NO_BROWSER = ("browser tests skipped: no browser found. To run them install Chromium (Debian/Ubuntu: apt install "
+              "chromium), Google Chrome or Microsoft Edge, or set DANLU_BROWSER to a Chromium-based browser's program")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def launch_browser(chromium):
+    """The first Chromium-based browser that starts: DANLU_BROWSER, Debian's chromium, then Chrome and Edge
+    through Playwright's channels. None when there is none."""
+    import shutil
+
+    paths = [os.environ.get("DANLU_BROWSER", ""), CHROMIUM, shutil.which("chromium") or "",
+             shutil.which("chromium-browser") or ""]
+    tries = [{"executable_path": p} for p in dict.fromkeys(paths) if p and Path(p).is_file()]
+    tries += [{"channel": "chrome"}, {"channel": "msedge"}]
+    for kwargs in tries:
+        try:
+            return chromium.launch(headless=True, args=BROWSER_ARGS, **kwargs)
+        except Exception:  # noqa: BLE001 - Playwright raises its own Error for a missing channel; try the next
+            continue
+    return None
+
+
+def _no_browser(reason: str):
+    if in_ci():  # CI installs Chromium: a browser test that cannot run there is a failure, not a skip
+        pytest.fail(f"{reason} (CI=true: browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _no_browser(NO_BROWSER + " (and pip install playwright)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+        b = launch_browser(p.chromium)
+        if b is None:
+            _no_browser(NO_BROWSER)
         yield b
         b.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skipped browser test fails, whatever skipped it."""
+    outcome = yield
+    report = outcome.get_result()
+    browser_test = "browser" in getattr(item, "fixturenames", ())
+    if report.skipped and browser_test and in_ci() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true: {call.excinfo.value if call.excinfo else 'browser test'}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line, not one per test, saying how to run the browser tests that had no browser."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_BROWSER in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} {NO_BROWSER}")
 
 
 @pytest.fixture
