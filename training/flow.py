@@ -1,0 +1,154 @@
+"""Flow-matching maths shared by the DiT families (Z-Image now; FLUX and Qwen-Image follow).
+
+Conventions (reference/zimage.md, checked against diffusers' ZImagePipeline and its scheduler):
+
+- sigma in [0, 1] is the noise level: x_sigma = (1 - sigma)·x0 + sigma·noise, and the velocity the
+  sampler integrates (from sigma = 1 down to 0) is d x / d sigma = noise - x0: the training target.
+- The family says how its network sees this: Z-Image's transformer is given (1000 - 1000·sigma)/1000
+  (0 = pure noise) and returns the *negative* velocity, as the pipeline's ``noise_pred = -model_out`` shows.
+- Training draws sigma from a 1000-entry table that is sorted from most to least noise; the timestep
+  type chooses the table (uniform, sigmoid, shift, weighted) and the bias chooses where in it to draw
+  (balanced: anywhere; high_noise: near the top, for composition; low_noise: near the bottom, for style).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+N_TIMESTEPS = 1000
+TIMESTEP_TYPES = ("uniform", "sigmoid", "shift", "weighted")
+TIMESTEP_BIASES = ("balanced", "high_noise", "low_noise")
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """How one family's network reads the noise level and what sign its output has."""
+
+    shift: float = 3.0          # static shift of the family's sampler (FlowMatchEulerDiscreteScheduler)
+    output_sign: float = -1.0   # velocity = output_sign · network output
+    reversed_time: bool = True  # the network gets 1 - sigma (0 = pure noise) instead of sigma
+
+
+ZIMAGE = FlowSpec(shift=3.0, output_sign=-1.0, reversed_time=True)
+
+# The loss weight of the "weighted" type along the 1000 table entries (entry 0 = t 1000, most noise).
+# Landmarks read off the curve ai-toolkit measured on a flow-matching model and uses as its default
+# weighting: 0.91 at t = 1000, a peak of about 1.52 near t = 876, a shoulder near 0.72 around t = 200
+# and 0.45 at t → 0. Linear in between, then scaled to mean 1.
+_WEIGHT_LANDMARKS = (
+    (0, 0.906), (10, 1.043), (20, 1.176), (35, 1.297), (50, 1.375), (70, 1.46), (95, 1.498), (124, 1.52),
+    (150, 1.507), (200, 1.441), (250, 1.355), (300, 1.264), (350, 1.172), (400, 1.083), (450, 1.0),
+    (500, 0.925), (550, 0.86), (600, 0.805), (650, 0.762), (700, 0.731), (750, 0.715), (800, 0.716),
+    (860, 0.731), (900, 0.716), (920, 0.679), (940, 0.619), (960, 0.545), (980, 0.476), (999, 0.447),
+)
+
+
+def shifted(sigma: Any, shift: float) -> Any:
+    """The static shift of FlowMatchEulerDiscreteScheduler: more of the schedule at high noise when shift > 1."""
+    return shift * sigma / (1 + (shift - 1) * sigma)
+
+
+def sigma_table(timestep_type: str, shift: float = 3.0):
+    """The 1000 noise levels of a timestep type, from most noise (entry 0) to least (entry 999)."""
+    import torch
+
+    if timestep_type not in TIMESTEP_TYPES:
+        raise ValueError(f"unknown timestep type {timestep_type!r}; choose from {', '.join(TIMESTEP_TYPES)}")
+    uniform = torch.linspace(1.0, 1.0 / N_TIMESTEPS, N_TIMESTEPS, dtype=torch.float64)
+    if timestep_type in ("uniform", "weighted"):
+        table = uniform
+    elif timestep_type == "shift":  # the sampler's own 1000 training sigmas
+        table = shifted(uniform, shift)
+    else:  # sigmoid of a standard normal, as quantiles (sorted, so the bias can pick a side)
+        q = 1.0 - (torch.arange(N_TIMESTEPS, dtype=torch.float64) + 0.5) / N_TIMESTEPS
+        table = torch.sigmoid(torch.special.ndtri(q))
+    return table.float()
+
+
+def weight_table():
+    """Loss weight per table entry for the "weighted" type (mean 1)."""
+    import torch
+
+    idx = torch.tensor([i for i, _ in _WEIGHT_LANDMARKS], dtype=torch.float64)
+    val = torch.tensor([w for _, w in _WEIGHT_LANDMARKS], dtype=torch.float64)
+    x = torch.arange(N_TIMESTEPS, dtype=torch.float64)
+    seg = torch.searchsorted(idx, x, right=True).clamp(1, len(idx) - 1)
+    x0, x1, y0, y1 = idx[seg - 1], idx[seg], val[seg - 1], val[seg]
+    w = y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return (w / w.mean()).float()
+
+
+def sample_indices(n: int, bias: str = "balanced", generator=None):
+    """Table entries for a batch: uniform, or cubed towards high noise (entry 0) or low noise (entry 999)."""
+    import torch
+
+    if bias not in TIMESTEP_BIASES:
+        raise ValueError(f"unknown timestep bias {bias!r}; choose from {', '.join(TIMESTEP_BIASES)}")
+    if bias == "balanced":
+        return torch.randint(0, N_TIMESTEPS, (n,), generator=generator)
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    pos = u ** 3 if bias == "high_noise" else 1 - u ** 3
+    return (pos * N_TIMESTEPS).long().clamp(0, N_TIMESTEPS - 1)
+
+
+@dataclass
+class Draw:
+    """Noise levels for one batch: sigma (B,), the table entries, and the per-sample loss weight (B,)."""
+
+    sigma: Any
+    index: Any
+    weight: Any
+
+
+def draw(n: int, timestep_type: str = "uniform", bias: str = "balanced", shift: float = 3.0,
+         generator=None) -> Draw:
+    import torch
+
+    index = sample_indices(n, bias, generator)
+    sigma = sigma_table(timestep_type, shift)[index]
+    weight = weight_table()[index] if timestep_type == "weighted" else torch.ones(n)
+    return Draw(sigma, index, weight)
+
+
+def _expand(v, like):
+    return v.to(like.device, like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def noisy(x0, noise, sigma):
+    """x_sigma = (1 - sigma)·x0 + sigma·noise, sigma per sample."""
+    s = _expand(sigma, x0)
+    return (1 - s) * x0 + s * noise
+
+
+def target(x0, noise):
+    """The velocity d x / d sigma: what the loss compares the (sign-corrected) prediction with."""
+    return noise - x0
+
+
+def model_time(spec: FlowSpec, sigma):
+    """The time value the network is given for noise level sigma."""
+    return 1 - sigma if spec.reversed_time else sigma
+
+
+def velocity(spec: FlowSpec, output):
+    """The velocity from the network's raw output."""
+    return output if spec.output_sign == 1 else spec.output_sign * output
+
+
+def differential_target(pred, tgt, scale: float):
+    """Differential guidance: aim past the target along (target - prediction), without gradients through it.
+
+    The gradient becomes ``scale`` times the plain one for every sample; scale 1 is plain training.
+    """
+    import torch
+
+    with torch.no_grad():
+        return pred.detach() + scale * (tgt - pred.detach())
+
+
+def weighted_mse(pred, tgt, weight):
+    """Mean over each sample's elements, times the sample's weight, mean over the batch."""
+    err = (pred.float() - tgt.float()) ** 2
+    per_sample = err.reshape(err.shape[0], -1).mean(dim=1)
+    return (per_sample * weight.to(per_sample.device, per_sample.dtype)).mean()
