@@ -7,6 +7,7 @@ import sys
 import threading
 
 from core.errors import DanluError, current_lang
+from taggers.catalog import default_thresholds
 from taggers.wd14 import DEFAULT_MODEL, MODELS, POLICIES, TagOptions
 
 
@@ -20,8 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a local folder with model.onnx + selected_tags.csv, a hub id org/name[@rev], or one of: "
                         f"{', '.join(MODELS)} (default {DEFAULT_MODEL})")
-    p.add_argument("--general-threshold", type=float, default=0.35, help="general tags above this (default 0.35)")
-    p.add_argument("--character-threshold", type=float, default=0.85,
+    p.add_argument("--general-threshold", type=float, default=None,
+                   help="general tags above this (default: the model's P=R threshold from taggers/catalog.py, "
+                        "0.35 for a model not listed there)")
+    p.add_argument("--character-threshold", type=float, default=None,
                    help="character tags above this (default 0.85)")
     p.add_argument("--mcut-general", action="store_true", help="MCut threshold for general tags")
     p.add_argument("--mcut-character", action="store_true", help="MCut threshold for character tags (≥ 0.15)")
@@ -66,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         if tagger.fallback:
             en, zh = tagger.fallback
             print(f"  ! tagging on CPU: {zh if lang == 'zh' else en}", file=sys.stderr)
-        opts = TagOptions(general_threshold=args.general_threshold, character_threshold=args.character_threshold,
+        general, character = default_thresholds(args.model)
+        opts = TagOptions(general_threshold=general if args.general_threshold is None else args.general_threshold,
+                          character_threshold=character if args.character_threshold is None
+                          else args.character_threshold,
                           general_mcut=args.mcut_general, character_mcut=args.mcut_character, rating=args.rating,
                           exclude=[t for t in args.exclude.split(",") if t.strip()], trigger=args.trigger,
                           exclude_categories=["character"] if args.no_character else [])

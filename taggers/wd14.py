@@ -19,18 +19,11 @@ import numpy as np
 
 from core.errors import DanluError
 from core.tags import dedupe, split_tags, tag_key
+from taggers.catalog import DEFAULT_ORG, DEFAULT_TAGGER, TAGGERS, tagger_hub_id
 
-HUB_ORG = "SmilingWolf"
-MODELS = [
-    "wd-v1-4-moat-tagger-v2",
-    "wd-v1-4-convnextv2-tagger-v2",
-    "wd-v1-4-vit-tagger-v2",
-    "wd-v1-4-swinv2-tagger-v2",
-    "wd-vit-tagger-v3",
-    "wd-swinv2-tagger-v3",
-    "wd-eva02-large-tagger-v3",
-]
-DEFAULT_MODEL = "wd-vit-tagger-v3"
+HUB_ORG = DEFAULT_ORG
+MODELS = list(TAGGERS)   # the table in taggers/catalog.py: repos, thresholds, notes
+DEFAULT_MODEL = DEFAULT_TAGGER
 MODEL_FILE = "model.onnx"
 TAGS_FILE = "selected_tags.csv"
 
@@ -47,7 +40,7 @@ def resolve_model(model: str, progress: Callable[[str, int, int], None] | None =
                   local_files_only: bool | None = None) -> Path:
     """A folder holding model.onnx and selected_tags.csv, from a local folder, a .onnx path or a hub id.
 
-    Hub ids: 'wd-vit-tagger-v3' (SmilingWolf's), 'org/name' or 'org/name@revision'. Downloads go through
+    Hub ids: a name from taggers/catalog.py, 'org/name' or 'org/name@revision'. Downloads go through
     huggingface_hub's cache, so a second run is offline; progress(filename, done_bytes, total_bytes).
     """
     model = (model or DEFAULT_MODEL).strip()
@@ -67,7 +60,7 @@ def resolve_model(model: str, progress: Callable[[str, int, int], None] | None =
         raise DanluError(f"The tagger folder {model} does not exist.", f"打标模型文件夹 {model} 不存在。",
                          "Check the path, or pick a model from the list to download it.",
                          "请检查路径，或从列表中选择模型以下载。", key="tagger.model")
-    return _download(model if "/" in model else f"{HUB_ORG}/{model}", progress, local_files_only)
+    return _download(tagger_hub_id(model), progress, local_files_only)
 
 
 def _download(spec: str, progress, local_files_only: bool | None) -> Path:
