@@ -28,6 +28,11 @@ SECTIONS = ("model", "dataset", "network", "optimizer", "training", "saving", "s
 OPTIMIZERS = ("AdamW", "AdamW8bit", "Lion", "Prodigy", "Adafactor")
 SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear", "polynomial")
 SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "heun", "lms")
+FAMILIES = ("sd15", "sd2", "sdxl", "zimage")
+ZIMAGE_VARIANTS = ("turbo", "deturbo", "base")
+TIMESTEP_TYPES = ("uniform", "sigmoid", "shift", "weighted")     # training/flow.py draws them
+TIMESTEP_BIASES = ("balanced", "high_noise", "low_noise")
+DIT_TARGETS = ("attention", "feed_forward", "adaLN")
 
 
 def F(default: Any, en: str, zh: str, *, choices: tuple | None = None, min: float | None = None,
@@ -45,12 +50,27 @@ class ModelConfig:
     base: str = F("", "Base model: a .safetensors file, a diffusers folder, or a hub id (org/name or org/name@rev).",
                   "底模：.safetensors 文件、diffusers 文件夹，或 hub id（org/name 或 org/name@版本）。", basic=True)
     family: str = F("auto", "Model family; auto detects it from the file.", "模型系列；auto 表示从文件自动识别。",
-                    choices=("auto", "sd15", "sd2", "sdxl"))
+                    choices=("auto", *FAMILIES))
     prediction_type: str = F("auto", "epsilon or v_prediction; auto reads it from the model.",
                              "预测类型 epsilon 或 v_prediction；auto 表示从模型读取。",
                              choices=("auto", "epsilon", "v_prediction"))
     vae: str = F("", "Optional separate VAE (file or folder); empty uses the base model's VAE.",
                  "可选的独立 VAE（文件或文件夹）；留空则用底模自带的 VAE。")
+    variant: str = F("turbo", "Z-Image only: turbo (8-step distilled), deturbo (de-distilled) or base. The file "
+                     "cannot tell them apart, so say which.",
+                     "仅 Z-Image：turbo（8 步蒸馏版）、deturbo（去蒸馏版）或 base（基础版）。"
+                     "文件本身无法区分，需要手动选择。",
+                     choices=ZIMAGE_VARIANTS)
+    training_adapter: str = F("none", "Z-Image Turbo only: a training adapter merged into the base while training and "
+                              "never saved: none, v1, v2 (ostris/zimage_turbo_training_adapter) or a .safetensors "
+                              "file. Samples use the plain Turbo base, as users will.",
+                              "仅 Z-Image Turbo：训练时合并进底模、但不会保存的训练适配器：none、v1、v2"
+                              "（ostris/zimage_turbo_training_adapter）或一个 .safetensors 文件。样图用不含适配器的 "
+                              "Turbo 底模生成，与用户实际使用一致。")
+    quantize: str = F("none", "Low VRAM: keep the frozen transformer weights in 8 bits (int8, bitsandbytes, CUDA "
+                      "only); the adapter is merged before. Z-Image only.",
+                      "低显存：冻结的 transformer 权重以 8 位保存（int8，bitsandbytes，仅 CUDA）；"
+                      "训练适配器在此之前合并。仅 Z-Image。", choices=("none", "int8"))
 
 
 @dataclass
@@ -101,6 +121,13 @@ class NetworkConfig:
     dropout: float = F(0.0, "LoRA dropout (train only).", "LoRA dropout（仅训练时）。", min=0.0, max=1.0)
     use_dora: bool = F(False, "DoRA (weight-decomposed LoRA); needs a loader that supports it.",
                        "DoRA（权重分解 LoRA）；需要支持它的加载器。")
+    dit_targets: list[str] = F(list(DIT_TARGETS), "DiT models (Z-Image): the block linears that get LoRA — attention "
+                               "(to_q/k/v/out), feed_forward (w1/w2/w3), adaLN (modulation).",
+                               "DiT 模型（Z-Image）：加 LoRA 的模块——attention（to_q/k/v/out）、feed_forward"
+                               "（w1/w2/w3）、adaLN（调制层）。", choices=DIT_TARGETS)
+    dit_refiners: bool = F(False, "DiT models: also train the noise and context refiner blocks (usually only the main "
+                           "blocks are trained).",
+                           "DiT 模型：同时训练噪声与文本 refiner 块（通常只训练主干块）。")
 
 
 @dataclass
@@ -139,6 +166,20 @@ class TrainingConfig:
     max_token_length: int = F(75, "Caption token length.", "标注最大 token 长度。", choices=(75, 150, 225))
     device: str = F("auto", "Device: auto, cuda, cpu, or mps.", "设备：auto、cuda、cpu 或 mps。",
                     choices=("auto", "cuda", "cpu", "mps"))
+    timestep_type: str = F("weighted", "Flow models (Z-Image): how noise levels are drawn — uniform, sigmoid "
+                           "(middle), shift (as the sampler, more noise), weighted (uniform with a loss weight per "
+                           "level).",
+                           "流匹配模型（Z-Image）：噪声强度的抽取方式——uniform（均匀）、sigmoid（偏中间）、"
+                           "shift（与采样器相同，偏高噪声）、weighted（均匀抽取并按强度加权损失）。",
+                           choices=TIMESTEP_TYPES)
+    timestep_bias: str = F("balanced", "Flow models: balanced, high_noise (composition, content) or low_noise "
+                           "(details, style).",
+                           "流匹配模型：balanced（均衡）、high_noise（偏高噪声，学构图与内容）或 low_noise"
+                           "（偏低噪声，学细节与风格）。", choices=TIMESTEP_BIASES)
+    differential_guidance: float = F(0.0, "Flow models: differential guidance scale; the target is pushed past itself "
+                                     "away from the prediction (3 is usual); 0 = off.",
+                                     "流匹配模型：差分引导系数，把目标沿“目标−预测”方向外推（常用 3）；0 为关闭。",
+                                     min=0.0, max=20.0)
     resume: str = F("", "Resume from a saved state folder ('auto' = the run's latest).",
                     "从保存的训练状态继续（'auto' 表示本次运行最近的状态）。")
 
@@ -152,6 +193,10 @@ class SavingConfig:
                             "每 N 轮保存一次 LoRA；0 表示只保存最终文件。", min=0, max=100000, basic=True)
     precision: str = F("fp16", "Precision of saved files: fp16, bf16, or float.", "保存精度：fp16、bf16 或 float。",
                        choices=("fp16", "bf16", "float"), basic=True)
+    every_n_steps: int = F(0, "Also save a LoRA (and samples) every N steps; 0 = off.",
+                           "每 N 步也保存一次 LoRA（并生成样图）；0 为关闭。", min=0, max=10**9)
+    keep_last: int = F(0, "Keep only the newest N step files; 0 = keep all.",
+                       "只保留最新的 N 个按步保存的文件；0 为全部保留。", min=0, max=100000)
     save_state: bool = F(True, "Save a resumable training state with each LoRA.", "每次保存时同时保存可续训的状态。")
 
 
@@ -279,7 +324,11 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
             f"把 {path} 改为{_type_name_zh(t)}，例如 {path.split('.')[1]} = {_example(spec)}。", key=path)
     if t is float:
         value = float(value)
-    if spec.choices is not None and value not in spec.choices:
+    # a list field takes its items from the choices
+    wrong = [v for v in value if v not in spec.choices][:1] if spec.choices is not None and t is list else \
+        [value] if spec.choices is not None and value not in spec.choices else []
+    if wrong:
+        value = wrong[0]
         choices = ", ".join(map(str, spec.choices))
         close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1, cutoff=0.5)
         hint_en = f"Did you mean '{close[0]}'?" if close else f"Use one of: {choices}."

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from core.errors import ConfigError
 
+_ZIMAGE_COMMON = {
+    "dataset": {"resolution": 1024, "min_bucket_reso": 512, "max_bucket_reso": 2048, "cache_latents": "disk",
+                "caption_dropout_rate": 0.05, "cache_text_encoder_outputs": False},
+    "network": {"rank": 16, "alpha": 16.0, "train_unet": True, "train_text_encoder": False,
+                "dit_targets": ["attention", "feed_forward", "adaLN"], "dit_refiners": False},
+    "optimizer": {"name": "AdamW8bit", "lr": 1e-4, "weight_decay": 1e-4, "scheduler": "constant", "warmup": 0.0},
+    "training": {"batch_size": 1, "gradient_accumulation_steps": 1, "max_train_steps": 3000,
+                 "mixed_precision": "bf16", "gradient_checkpointing": True, "timestep_type": "weighted",
+                 "timestep_bias": "balanced"},
+    "saving": {"every_n_epochs": 0, "every_n_steps": 250, "keep_last": 8, "precision": "bf16"},
+}
+
 PRESETS: dict[str, dict] = {
     "anime_sd15": {
         "dataset": {"resolution": 512},
@@ -52,6 +64,19 @@ PRESETS: dict[str, dict] = {
     "vram_24gb": {
         "training": {"batch_size": 4, "mixed_precision": "bf16"},
         "dataset": {"cache_latents": "memory"},
+    },
+    # Z-Image (the seed guide's baselines): rank 16, LR 1e-4, AdamW8bit, 2500–3000 steps for 10–30 images, a file
+    # and samples every 250 steps. Turbo keeps its 8-step, guidance-free sampling through the training adapter;
+    # De-Turbo is sampled like a normal model (25 steps, CFG 3 as ComfyUI counts it = diffusers guidance 2).
+    "zimage_turbo_adapter": {
+        "model": {"family": "zimage", "variant": "turbo", "training_adapter": "v2"},
+        **_ZIMAGE_COMMON,
+        "sampling": {"steps": 8, "cfg": 1.0, "width": 1024, "height": 1024, "sampler": "euler"},
+    },
+    "zimage_deturbo": {
+        "model": {"family": "zimage", "variant": "deturbo", "training_adapter": "none"},
+        **_ZIMAGE_COMMON,
+        "sampling": {"steps": 25, "cfg": 3.0, "width": 1024, "height": 1024, "sampler": "euler"},
     },
 }
 

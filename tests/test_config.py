@@ -16,7 +16,9 @@ def _differs_everywhere() -> cfgmod.RunConfig:
     data: dict = {}
     for spec in cfgmod.schema():
         d = spec.default
-        if spec.choices:
+        if spec.choices and spec.type is list:
+            value = [c for c in spec.choices if c not in d][:1] or list(spec.choices[:1])
+        elif spec.choices:
             value = next(c for c in spec.choices if c != d)
         elif spec.type is bool:
             value = not d

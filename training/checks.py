@@ -27,6 +27,27 @@ def config_warnings(cfg: RunConfig) -> list[tuple[str, str]]:
     if s.prompts and (s.width % 64 or s.height % 64):
         out.append((f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
                     f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。"))
+    out += zimage_warnings(cfg)
+    return out
+
+
+def zimage_warnings(cfg: RunConfig) -> list[tuple[str, str]]:
+    """The seed guide's limits for Z-Image runs."""
+    if cfg.model.family != "zimage":
+        return []
+    out = []
+    if cfg.optimizer.lr > 2e-4 and cfg.optimizer.name != "Prodigy":
+        out.append((f"Learning rate {cfg.optimizer.lr:g} is above 2e-4: Z-Image LoRAs are known to collapse there; "
+                    "1e-4 is the usual value.",
+                    f"学习率 {cfg.optimizer.lr:g} 高于 2e-4：Z-Image 的 LoRA 在此学习率下容易崩坏；常用 1e-4。"))
+    if cfg.model.variant == "turbo" and cfg.model.training_adapter == "none":
+        out.append(("Training Turbo without a training adapter undoes its 8-step distillation within a few hundred "
+                    "steps; choose model.training_adapter = v2 (or v1), or train on De-Turbo.",
+                    "不用训练适配器直接训练 Turbo，几百步内就会破坏其 8 步蒸馏效果；"
+                    "请把 model.training_adapter 设为 v2（或 v1），或改用 De-Turbo 训练。"))
+    if cfg.dataset.cache_text_encoder_outputs and cfg.dataset.caption_dropout_rate > 0:
+        out.append(("Caption dropout does nothing while text-encoder outputs are cached; set it to 0 or stop caching.",
+                    "缓存文本编码器输出时标注丢弃不起作用；请把它设为 0，或关闭缓存。"))
     return out
 
 

@@ -31,6 +31,8 @@ PRESET_NAMES: dict[str, tuple[str, str]] = {
     "lowvram_12gb": ("低显存 12 GB", "Low VRAM 12 GB"),
     "vram_16gb": ("显存 16 GB", "VRAM 16 GB"),
     "vram_24gb": ("显存 24 GB", "VRAM 24 GB"),
+    "zimage_turbo_adapter": ("Z-Image Turbo + 训练适配器", "Z-Image Turbo + training adapter"),
+    "zimage_deturbo": ("Z-Image De-Turbo", "Z-Image De-Turbo"),
 }
 
 i18n.add({f"params.preset.{k}": v for k, v in PRESET_NAMES.items()})
