@@ -104,3 +104,19 @@ def pipeline_class():
     from diffusers import ZImagePipeline
 
     return ZImagePipeline
+
+
+# --- training: which linears get LoRA, and the LoRA file's keys ----------------------------------------------
+# Kinds as network.dit_targets names them → module names inside a block. Main blocks are `layers.N`; the
+# refiners (`noise_refiner.N`, `context_refiner.N`) are left out by default, as ai-toolkit does.
+LORA_MODULES = {"attention": ("attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0"),
+                "feed_forward": ("feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),
+                "adaLN": ("adaLN_modulation.0",)}
+LORA_BLOCKS = ("layers.",)
+REFINER_BLOCKS = ("noise_refiner.", "context_refiner.")
+LORA_PREFIX = "diffusion_model."
+
+
+def lora_key(module_name: str, part: str) -> str:
+    """File key of one LoRA matrix (part 'lora_A' or 'lora_B'), as ai-toolkit writes and ComfyUI/diffusers load."""
+    return f"{LORA_PREFIX}{module_name}.{part}.weight"
