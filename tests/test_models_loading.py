@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
+from image_parity import assert_images_within_rounding
 
 from core.errors import DanluError
 from models.ldm import diffusers_to_ldm, ldm_to_diffusers
@@ -38,9 +38,18 @@ def test_single_file_gives_the_same_image_as_the_folder(tiny, family):
     assert resolve_family(single) == {"sd2v": "sd2"}.get(family, family)
     expected = "v_prediction" if family == "sd2v" else "epsilon"
     assert single.scheduler.config.prediction_type == expected
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):  # the conversion is exact: every weight equal
+        if getattr(folder, name, None) is None:
+            continue
+        fa, sa = getattr(folder, name).state_dict(), getattr(single, name).state_dict()
+        assert fa.keys() == sa.keys(), name
+        assert [k for k in fa if fa[k].dtype != sa[k].dtype or not torch.equal(fa[k], sa[k])] == [], name
+    assert dict(folder.scheduler.config) == dict(single.scheduler.config)
     a, b = _image(folder), _image(single)
     assert a.std() > 0
-    np.testing.assert_array_equal(a, b)
+    # equal weights, but the folder's tensors sit at 8-byte offsets of its file and the single file's are fresh
+    # allocations: fp32 GEMM kernels may sum them in another order (seen: 1.4e-6 on SDXL), see image_parity
+    assert_images_within_rounding(a, b)
 
 
 @pytest.mark.parametrize("family", ["sd15", "sd2v"])
