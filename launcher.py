@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "ui": "start the browser UI (the default): --port, --no-browser, --listen --auth user:password, --lang",
     "train": "train a LoRA from a run TOML: train RUN.toml [--set section.key=value] [--resume] [--dry-run]",
     "tag": "auto-tag a dataset folder with a WD1.4 ONNX tagger: tag DIR [options]",
+    "caption": "caption a dataset folder in sentences (Florence-2, Qwen3-VL), optionally with WD tags: caption DIR",
     "grid": "render an XYZ grid of epochs x LoRA weights: grid RUN.toml --weights 0.3,0.6,0.8 [...]",
     "check": "detect a base model's family, prediction type, resolution and hash: check MODEL",
     "demo": "write a tiny demo model, dataset and run.toml under outputs/demo (no network needed)",
@@ -40,6 +41,7 @@ SUBCOMMANDS = {
 HANDLERS = {
     "train": ("training.cli", "main"),
     "tag": ("taggers.cli", "main"),
+    "caption": ("taggers.caption_cli", "main"),
     "grid": ("models.xyz", "main"),
     "check": ("models.detect", "main"),
     "demo": ("models.demo", "main"),
@@ -200,22 +202,6 @@ def run_ui(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------------------------------- commands
 
-def run_dry(argv: list[str]) -> int:
-    """`train RUN.toml --dry-run`: print the resolved config, or the error naming the key."""
-    parser = argparse.ArgumentParser(prog="launcher.py train")
-    parser.add_argument("config")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    parser.add_argument("--preset")
-    parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    from core import config as cfgmod
-
-    cfg = cfgmod.load(args.config, preset=args.preset, overrides=args.set)
-    print(cfgmod.dumps(cfg))
-    return 0
-
-
 def run_demo(argv: list[str]) -> int:
     """The demo model, dataset and run.toml, plus a tiny WD-style tagger so step 4 works offline too."""
     from models.demo import main as demo_main
@@ -243,8 +229,6 @@ def dispatch(command: str, argv: list[str]) -> int:
         return run_ui(argv)
     if command == "test":
         return run_tests(argv)
-    if command == "train" and "--dry-run" in argv:
-        return run_dry(argv)
     if command == "demo":
         return run_demo(argv)
     import importlib

@@ -99,3 +99,31 @@ def default_thresholds(model: str) -> tuple[float, float]:
     """(general, character) for a model: its row's values, else the Space's 0.35 / 0.85."""
     row = tagger_spec(model)
     return (row.threshold, row.character_threshold) if row else (0.35, 0.85)
+
+
+# ---------------------------------------------------------------- natural-language captioners
+
+@dataclass(frozen=True)
+class CaptionerSpec:
+    """A captioner loaded through transformers' own classes (no remote code): Florence-2 and Qwen-VL."""
+
+    name: str
+    repo: str
+    kind: str                      # 'florence2' or 'qwen3_vl': the config's model_type
+    size_mb: int = 0
+    note: str = ""
+
+
+# The florence-community repos hold the weights in the format transformers' Florence2ForConditionalGeneration
+# reads natively; microsoft/Florence-2-* need trust_remote_code and are refused.
+CAPTIONER_ROWS = [
+    CaptionerSpec("florence-2-base", "florence-community/Florence-2-base", "florence2", 470,
+                  "0.23 B parameters; fast on CPU"),
+    CaptionerSpec("florence-2-large", "florence-community/Florence-2-large", "florence2", 1560,
+                  "0.77 B parameters"),
+    CaptionerSpec("qwen3-vl-2b", "Qwen/Qwen3-VL-2B-Instruct", "qwen3_vl", 4260,
+                  "2 B parameters; sentences that follow an instruction; a GPU is recommended"),
+]
+CAPTIONERS = {row.name: row for row in CAPTIONER_ROWS}
+DEFAULT_CAPTIONER = "florence-2-base"
+CAPTIONER_KINDS = ("florence2", "qwen3_vl")

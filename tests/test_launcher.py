@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -93,20 +94,37 @@ def test_help_lists_every_subcommand():
         assert f"\n  {name} " in out.stdout
 
 
-def test_dry_run_prints_config_or_error(tmp_path):
-    good = tmp_path / "运行 run.toml"
-    good.write_text("[network]\nrank = 8\n", encoding="utf-8")
-    out = subprocess.run([sys.executable, "launcher.py", "train", str(good), "--dry-run", "--set", "network.alpha=2"],
-                         capture_output=True, text=True, cwd=launcher.ROOT, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "rank = 8" in out.stdout and "alpha = 2" in out.stdout
+def test_dry_run_is_the_trainers_plan_and_dataset_check(tmp_path):
+    """`train RUN.toml --dry-run` runs training/cli.py's dry run: config, dataset check, plan; nothing trained."""
+    from core import config as cfgmod
+    from training.tiny_run import flat_dataset
+
+    cfg = cfgmod.default_config()
+    cfg.model.base = str(tmp_path / "base.safetensors")
+    cfg.dataset.dir = str(flat_dataset(tmp_path / "数据 data", count=4, repeats=3))
+    cfg.saving.output_dir = str(tmp_path / "out")
+    good = cfgmod.save(cfg, tmp_path / "运行 run.toml")
+    env = {**os.environ, "DANLU_LANG": "en"}
+    out = subprocess.run([sys.executable, "launcher.py", "train", str(good), "--dry-run", "--set", "training.epochs=2",
+                          "--set", "training.batch_size=2"], capture_output=True, text=True, cwd=launcher.ROOT,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 images, 12 with repeats, 6 batches per epoch, 6 steps per epoch, 12 steps in all" in out.stdout
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.safetensors"))
+
+    empty = tmp_path / "empty"
+    (empty / "3_x").mkdir(parents=True)
+    out = subprocess.run([sys.executable, "launcher.py", "train", str(good), "--dry-run", "--set",
+                          f"dataset.dir={empty.as_posix()}"], capture_output=True, text=True, cwd=launcher.ROOT,
+                         timeout=300, env=env)
+    assert out.returncode == 2, out.stdout + out.stderr  # the dataset check, which only the trainer's dry run does
+
     bad = tmp_path / "bad.toml"
     bad.write_text("[network]\nrnak = 8\n", encoding="utf-8")
     out = subprocess.run([sys.executable, "launcher.py", "train", str(bad), "--dry-run"], capture_output=True,
-                         text=True, cwd=launcher.ROOT, timeout=60,
-                         env={**__import__("os").environ, "DANLU_LANG": "en"})
+                         text=True, cwd=launcher.ROOT, timeout=300, env=env)
     assert out.returncode == 2
-    assert "network.rank" in out.stderr
+    assert "network.rank" in out.stdout
 
 
 def test_demo_subcommand_writes_a_runnable_config(tmp_path):
