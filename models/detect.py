@@ -80,7 +80,7 @@ class ModelInfo:
         name = Path(self.path).name or self.path
         lines = [f"{'模型' if zh else 'Model'}: {name}"]
         if self.family:
-            pred = "v-prediction" if self.prediction_type == "v_prediction" else "epsilon"
+            pred = {"v_prediction": "v-prediction", "flow": "flow matching"}.get(self.prediction_type, "epsilon")
             lines += [f"{'系列' if zh else 'Family'}: {self.label} ({self.family})",
                       f"{'预测类型' if zh else 'Prediction'}: {pred} ({local(self.prediction_source, lang)})",
                       f"{'原生分辨率' if zh else 'Native resolution'}: {self.native_resolution}px"]
@@ -138,11 +138,18 @@ def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: 
         kind = "LyCORIS" if lyco else "LoRA"
         fam = lora_family(tensors, meta)
         info.kind, info.family = "lora", fam
+        dit = families.dit_module(fam)
+        if dit is not None:
+            adapter = "adapter" in (Path(info.path).name.lower() + meta.get("ss_output_name", "").lower())
+            return info.refuse(*dit.not_a_base("adapter" if adapter else "lora"))
         label = families.LABELS.get(fam or "", "an unknown family")
         return info.refuse(f"This is a {kind} for {label}, not a base model.",
                            f"这是一个 {families.LABELS.get(fam or '', '未知系列')} 的 {kind}，不是底模。",
                            "Pick a full checkpoint (usually 2-7 GB) as the base; LoRA files are used at generation.",
                            "请选择完整的底模（通常 2-7 GB）；LoRA 文件是在出图时加载的。")
+    for dit in families.DIT_MODULES.values():  # DiT families ship the transformer alone: they say what it is
+        if dit.matches(keys):
+            return dit.classify_file(info, tensors, meta)
     unet = [k for k in keys if k.startswith("model.diffusion_model.")]
     if not unet:
         prefixes = sorted({k.split(".")[0] for k in keys})[:6]
@@ -219,6 +226,9 @@ def _prediction(info: ModelInfo, keys: list[str], meta: dict[str, str]) -> None:
 
 def _diffusers_folder(info: ModelInfo, folder: Path) -> ModelInfo:
     info.kind = "diffusers"
+    for dit in families.DIT_MODULES.values():
+        if dit.is_folder(folder):
+            return dit.classify_folder(info, folder)
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
@@ -279,7 +289,7 @@ def detect(path_or_id: str, *, compute_hash: bool = False) -> ModelInfo:
                            "Check the path (copy it from the file manager) or use org/name for a hub model.",
                            "请检查路径（可从文件管理器复制），hub 模型请用 org/name 形式。")
     if path.is_dir():
-        if (path / "model_index.json").is_file():
+        if (path / "model_index.json").is_file() or any(d.is_folder(path) for d in families.DIT_MODULES.values()):
             return _diffusers_folder(info, path)
         return info.refuse(f"{path.name} is a folder but not a diffusers model (no model_index.json).",
                            f"{path.name} 是文件夹，但不是 diffusers 模型（没有 model_index.json）。",
@@ -337,16 +347,15 @@ def _pickle(info: ModelInfo, path: Path) -> ModelInfo:
 def _hub(info: ModelInfo, text: str, split_hub_id) -> ModelInfo:
     info.kind = "hub"
     repo, rev = split_hub_id(text)
-    try:
-        from huggingface_hub import snapshot_download
+    from core.download import cached
 
-        folder = Path(snapshot_download(repo, revision=rev, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not in the cache
+    folder = cached(repo, rev)
+    if folder is None:
         return info.refuse(f"{text} is not a local path, and as a hub id it is not downloaded yet.",
                            f"{text} 不是本地路径；作为 hub 模型 id，它尚未下载。",
-                           "For a hub model press Download (it goes to the Hugging Face cache); "
+                           "For a hub model press Download (from the download source chosen in the Model tab); "
                            "for a file, check the path.",
-                           "hub 模型请点击“从 hub 下载”（保存到 Hugging Face 缓存）；本地文件请检查路径。")
+                           "hub 模型请点击“下载”（从“底模”页所选的下载源）；本地文件请检查路径。")
     result = _diffusers_folder(info, folder)
     result.path = text
     return result

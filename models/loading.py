@@ -18,6 +18,7 @@ from typing import Any
 
 from core.errors import DanluError
 from core.fsutil import atomic_write_text
+from models import families
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BPE_VOCAB = CONFIGS / "clip" / "bpe_simple_vocab_16e6.txt.gz"
@@ -246,21 +247,13 @@ def load_folder(folder: Path, torch_dtype: Any = None):
     return cls.from_pretrained(folder, local_files_only=True, **kwargs)
 
 
-def download(hub_id: str) -> Path:
-    """Fetch a diffusers repo's configs and safetensors weights through huggingface_hub (cached, with progress)."""
-    from huggingface_hub import snapshot_download
+def download(hub_id: str, progress=None) -> Path:
+    """Fetch a diffusers repo's configs and safetensors weights from the chosen source (core.download)."""
+    from core.download import fetch
 
-    repo, rev = split_hub_id(hub_id)
     patterns = ["model_index.json", "*/*.json", "*/*.txt", "unet/diffusion_pytorch_model.safetensors",
                 "vae/diffusion_pytorch_model.safetensors", "text_encoder*/model.safetensors"]
-    try:
-        return Path(snapshot_download(repo, revision=rev, allow_patterns=patterns))
-    except Exception as exc:
-        raise DanluError(f"Could not fetch {hub_id} from the hub: {type(exc).__name__}: {str(exc)[:300]}",
-                         f"无法从 hub 获取 {hub_id}：{type(exc).__name__}",
-                         "Check the id and your network (or HF_HUB_OFFLINE), or download the model and pick the file.",
-                         "请检查 id 与网络（或 HF_HUB_OFFLINE 设置），或先下载模型再选择文件。",
-                         key="model.base") from exc
+    return fetch(hub_id, patterns=patterns, progress=progress, key="model.base")
 
 
 def load_pipeline(base: str, *, family: str | None = None, prediction_type: str | None = None, torch_dtype=None,
@@ -278,10 +271,23 @@ def load_pipeline(base: str, *, family: str | None = None, prediction_type: str 
                          key="model.base")
     path = Path(text)
     if not path.exists() and is_hub_id(text):
-        path = download(text)
+        dit = families.dit_module(family) or next(
+            (m for m in families.DIT_MODULES.values() if split_hub_id(text)[0] in m.HUB_IDS), None)
+        if dit is not None:  # a DiT repo: its transformer shards and parts, not an SD UNet
+            from core.download import fetch
+
+            path = fetch(text, patterns=dit.MODEL_PATTERNS, key="model.base")
+        else:
+            path = download(text)
     info = detect(str(path))
     if not info.usable:
         raise DanluError(info.problem_en, info.problem_zh, info.hint_en, info.hint_zh, key="model.base")
+    dit = families.dit_module(info.family)
+    if dit is not None:
+        pipe = dit.load_parts(path, torch_dtype=torch_dtype)
+        if vae:
+            pipe.vae = load_vae(vae, pipe.vae, torch_dtype)
+        return pipe.to(device)
     fam = family if family and family != "auto" else info.family
     pred = prediction_type if prediction_type and prediction_type != "auto" else info.prediction_type
     if path.is_dir():
@@ -325,7 +331,10 @@ def load_vae(vae: str, like: Any, torch_dtype: Any = None):
 
 
 def resolve_family(pipe: Any) -> str:
-    """'sdxl', 'sd2' or 'sd15' of a loaded pipeline."""
+    """'sdxl', 'sd2', 'sd15' or a DiT family ('zimage') of a loaded pipeline."""
+    dit = families.of_pipeline(pipe)
+    if dit is not None:
+        return dit.FAMILY
     if getattr(pipe, "text_encoder_2", None) is not None:
         return "sdxl"
     te = pipe.text_encoder.config

@@ -41,7 +41,7 @@ def resolve_model(model: str, progress: Callable[[str, int, int], None] | None =
     """A folder holding model.onnx and selected_tags.csv, from a local folder, a .onnx path or a hub id.
 
     Hub ids: a name from taggers/catalog.py, 'org/name' or 'org/name@revision'. Downloads go through
-    huggingface_hub's cache, so a second run is offline; progress(filename, done_bytes, total_bytes).
+    the chosen source's cache, so a second run is offline; progress(filename, done_bytes, total_bytes).
     """
     model = (model or DEFAULT_MODEL).strip()
     path = Path(model).expanduser()
@@ -64,46 +64,11 @@ def resolve_model(model: str, progress: Callable[[str, int, int], None] | None =
 
 
 def _download(spec: str, progress, local_files_only: bool | None) -> Path:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-    from tqdm.auto import tqdm
+    """The two files from the download source chosen in the page, TOML or environment (core.download)."""
+    from core.download import fetch
 
-    repo_id, _, revision = spec.partition("@")
-    offline = local_files_only if local_files_only is not None else os.environ.get("HF_HUB_OFFLINE") == "1"
-
-    class _Progress(tqdm):  # forwards huggingface_hub's byte counts to the page
-        def __init__(self, *a, **k):
-            k["disable"] = False
-            super().__init__(*a, **k)
-
-        def update(self, n=1):
-            out = super().update(n)
-            if progress and self.total:
-                progress(self.desc or "", int(self.n), int(self.total))
-            return out
-
-    files = []
-    try:
-        for name in (TAGS_FILE, MODEL_FILE):
-            try:  # the cache first: no network round trip (and no retries) once a model is downloaded
-                got = hf_hub_download(repo_id, name, revision=revision or None, local_files_only=True)
-            except LocalEntryNotFoundError:
-                if offline:
-                    raise
-                got = hf_hub_download(repo_id, name, revision=revision or None, tqdm_class=_Progress)
-            files.append(Path(got))
-    except LocalEntryNotFoundError as e:
-        raise DanluError(f"The tagger {repo_id} is not downloaded and the hub cannot be reached ({type(e).__name__}).",
-                         f"打标模型 {repo_id} 尚未下载，且无法连接 hub（{type(e).__name__}）。",
-                         f"Connect to the internet once, or download {MODEL_FILE} and {TAGS_FILE} into a folder and "
-                         "enter that folder.",
-                         f"请联网下载一次，或手动下载 {MODEL_FILE} 和 {TAGS_FILE} 到一个文件夹并填写该文件夹。",
-                         key="tagger.model") from e
-    except (HfHubHTTPError, OSError, ValueError) as e:
-        raise DanluError(f"Downloading the tagger {repo_id} failed: {e}", f"下载打标模型 {repo_id} 失败：{e}",
-                         "Check the model id and the network, or use a local folder.",
-                         "请检查模型 id 与网络，或使用本地文件夹。", key="tagger.model") from e
-    return files[1].parent
+    return fetch(spec, files=(TAGS_FILE, MODEL_FILE), progress=progress, local_files_only=local_files_only,
+                 what=("tagger", "打标模型"), key="tagger.model")
 
 
 # ---------------------------------------------------------------- labels
