@@ -10,6 +10,7 @@ from core.errors import DanluError, current_lang
 from taggers.caption_pipeline import CAPTION_POLICIES, COMBINE, CaptionOptions
 from taggers.captioners import STYLES
 from taggers.catalog import CAPTIONERS, DEFAULT_CAPTIONER, DEFAULT_TAGGER
+from taggers.cli import download_progress, print_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,9 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     lang = current_lang()
     from taggers.caption_pipeline import caption_folder
     from taggers.pipeline import Progress
-
-    def download_progress(name: str, done: int, total: int) -> None:
-        print(f"\r  downloading {name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB", end="", flush=True)
 
     def show(p: Progress) -> None:
         eta = f"{p.eta_s:.0f}s" if p.eta_s != float("inf") else "?"
@@ -79,10 +77,4 @@ def main(argv: list[str] | None = None) -> int:
     except DanluError as e:
         print(f"\n{e.text(lang)}", file=sys.stderr)
         return 1
-    print()
-    print(report.summary(lang))
-    for path, why in report.failed:
-        print(f"  could not read {path}: {why}", file=sys.stderr)
-    if report.backups:
-        print(f"Originals backed up in {report.backup_stamp} under .danlu_backup/")
-    return 0 if not report.failed else 2
+    return print_report(report, lang)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.captions import backup_stamp, caption_path, read_caption, write_caption
 from core.errors import DanluError
 from core.tags import dataset_root, dedupe, list_dataset_images, split_tags, tag_key
-from taggers.pipeline import Progress, TagReport
+from taggers.pipeline import Progress, TagReport, decoded_batches
 
 COMBINE = ("sentence", "tags", "sentence+tags")
 CAPTION_POLICIES = ("skip", "overwrite")
@@ -111,54 +109,24 @@ def caption_folder(folder: Path, captioner, opts: CaptionOptions, policy: str = 
             progress(Progress(done, len(images), rate, left / rate if rate > 0 else float("inf"), current))
 
     emit()
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="danlu-caption") as pool:
-        pending: deque = deque()
-        it = iter(todo)
-
-        def refill() -> None:
-            while len(pending) < 2 * batch:
-                img = next(it, None)
-                if img is None:
-                    return
-                pending.append((img, pool.submit(_load, img, tag_side)))
-
-        refill()
-        while pending:
-            if cancel is not None and cancel.is_set():
-                report.cancelled = True
-                for _, fut in pending:
-                    fut.cancel()
-                break
-            chunk, pics, arrays = [], [], []
-            while pending and len(chunk) < batch:
-                img, fut = pending.popleft()
-                try:
-                    pic, arr = fut.result()
-                except Exception as e:  # noqa: BLE001 - a broken image is reported, the rest are captioned
-                    report.failed.append((img, f"{type(e).__name__}: {e}"))
-                    done += 1
-                    continue
-                chunk.append(img)
-                pics.append(pic)
-                arrays.append(arr)
-            refill()
-            if not chunk:
-                emit()
-                continue
-            sentences = [""] * len(chunk)
-            if opts.combine != "tags":
-                sentences = captioner.caption(pics, opts.style, opts.max_new_tokens)
-            tags = [[] for _ in chunk]
-            if opts.combine != "sentence":
-                tags = _tags(tagger, tag_opts, arrays)
-            for img, sentence, tag_list in zip(chunk, sentences, tags):
-                _write(img, compose(sentence, tag_list, opts), caption_extension, root, report)
-                done += 1
-            emit(chunk[-1].name)
-    report.seconds = time.perf_counter() - start
-    ran = done - report.skipped - len(report.failed)
-    report.images_per_s = ran / report.seconds if report.seconds > 0 else 0.0
-    return report
+    for chunk, decoded, failed in decoded_batches(todo, lambda p: _load(p, tag_side), batch, workers, cancel,
+                                                  report):
+        done += failed
+        if not chunk:
+            emit()
+            continue
+        pics, arrays = [d[0] for d in decoded], [d[1] for d in decoded]
+        sentences = [""] * len(chunk)
+        if opts.combine != "tags":
+            sentences = captioner.caption(pics, opts.style, opts.max_new_tokens)
+        tags = [[] for _ in chunk]
+        if opts.combine != "sentence":
+            tags = _tags(tagger, tag_opts, arrays)
+        for img, sentence, tag_list in zip(chunk, sentences, tags):
+            _write(img, compose(sentence, tag_list, opts), caption_extension, root, report)
+            done += 1
+        emit(chunk[-1].name)
+    return report.finish(start, done)
 
 
 def _tags(tagger, tag_opts, arrays: list) -> list[list[str]]:

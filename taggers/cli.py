@@ -47,9 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     from taggers.pipeline import Progress, tag_folder
     from taggers.wd14 import Tagger, resolve_model
 
-    def download_progress(name: str, done: int, total: int) -> None:
-        print(f"\r  downloading {name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB", end="", flush=True)
-
     last = [-1]
 
     def show(p: Progress) -> None:
@@ -85,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     except DanluError as e:
         print(f"\n{e.text(lang)}", file=sys.stderr)
         return 1
+    return print_report(report, lang)
+
+
+def download_progress(name: str, done: int, total: int) -> None:
+    print(f"\r  downloading {name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB", end="", flush=True)
+
+
+def print_report(report, lang: str) -> int:
+    """The summary, the files that could not be read and where the backups are; the exit code (0 or 2)."""
     print()
     print(report.summary(lang))
     if report.ratings:

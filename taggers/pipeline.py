@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,13 @@ class TagReport:
     captions: dict[Path, str] = field(default_factory=dict)   # image → caption written
     ratings: Counter = field(default_factory=Counter)          # most probable rating → images
     ratings_written: bool = False                               # whether the rating tag went into the captions
+
+    def finish(self, start: float, done: int) -> TagReport:
+        """Time and speed once the loop ends; done counts the skipped and failed images too."""
+        self.seconds = time.perf_counter() - start
+        ran = done - self.skipped - len(self.failed)
+        self.images_per_s = ran / self.seconds if self.seconds > 0 else 0.0
+        return self
 
     def rating_text(self, lang: str = "en") -> str:
         if not self.ratings:
@@ -97,7 +104,33 @@ def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "sk
             progress(Progress(done, len(images), rate, left / rate if rate > 0 else float("inf"), current))
 
     emit()
-    window = max(2 * batch, workers * 2)  # bounded look-ahead: decoded arrays wait in memory, not the whole set
+    for chunk, arrays, failed in decoded_batches(todo, lambda p: load_rgb(p, tagger.size), batch, workers, cancel,
+                                                 report):
+        done += failed
+        if not chunk:
+            emit()
+            continue
+        import numpy as np
+
+        probs = tagger.predict(to_model_input(np.stack(arrays)))
+        for img, p in zip(chunk, probs):
+            pred = select(p, tagger.labels, opts)
+            if pred.rating:
+                report.ratings[max(pred.rating, key=pred.rating.get)] += 1
+            _write(img, caption_tags(pred, opts), opts, policy, caption_extension, root, report)
+            done += 1
+        emit(chunk[-1].name)
+    return report.finish(start, done)
+
+
+def decoded_batches(todo: list[Path], load: Callable[[Path], object], batch: int, workers: int,
+                    cancel: threading.Event | None, report: TagReport) -> Iterator[tuple[list[Path], list, int]]:
+    """Decode `todo` in worker threads one batch ahead of the model; yield (images, decoded, failures).
+
+    An unreadable file goes to report.failed (the rest go on); a set cancel stops before the next batch and
+    marks report.cancelled. The look-ahead is bounded: decoded images wait in memory, not the whole set.
+    """
+    window = max(2 * batch, workers * 2)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="danlu-decode") as pool:
         pending: deque = deque()
         it = iter(todo)
@@ -107,7 +140,7 @@ def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "sk
                 img = next(it, None)
                 if img is None:
                     return
-                pending.append((img, pool.submit(load_rgb, img, tagger.size)))
+                pending.append((img, pool.submit(load, img)))
 
         refill()
         while pending:
@@ -115,34 +148,18 @@ def tag_folder(folder: Path, tagger: Tagger, opts: TagOptions, policy: str = "sk
                 report.cancelled = True
                 for _, fut in pending:
                     fut.cancel()
-                break
-            chunk, arrays = [], []
+                return
+            chunk, decoded, failed = [], [], 0
             while pending and len(chunk) < batch:
                 img, fut = pending.popleft()
                 try:
-                    arrays.append(fut.result())
+                    decoded.append(fut.result())
                     chunk.append(img)
-                except Exception as e:  # noqa: BLE001 - a broken image is reported, the rest are tagged
+                except Exception as e:  # noqa: BLE001 - a broken image is reported, the rest are processed
                     report.failed.append((img, f"{type(e).__name__}: {e}"))
-                    done += 1
+                    failed += 1
             refill()  # decode the next batch while this one runs
-            if not chunk:
-                emit()
-                continue
-            import numpy as np
-
-            probs = tagger.predict(to_model_input(np.stack(arrays)))
-            for img, p in zip(chunk, probs):
-                pred = select(p, tagger.labels, opts)
-                if pred.rating:
-                    report.ratings[max(pred.rating, key=pred.rating.get)] += 1
-                _write(img, caption_tags(pred, opts), opts, policy, caption_extension, root, report)
-                done += 1
-            emit(chunk[-1].name)
-    report.seconds = time.perf_counter() - start
-    ran = done - report.skipped - len(report.failed)
-    report.images_per_s = ran / report.seconds if report.seconds > 0 else 0.0
-    return report
+            yield chunk, decoded, failed
 
 
 def _write(img: Path, tags: list[str], opts: TagOptions, policy: str, ext: str, root: Path,
