@@ -56,28 +56,11 @@ def resolve_captioner(model: str, progress: Callable[[str, int, int], None] | No
 
 
 def _download(repo: str, progress, local_files_only: bool | None) -> Path:
-    try:
-        from core.download import fetch
-    except ImportError:  # before the download-source module: the hub only
-        fetch = None
-    if fetch is not None:
-        return fetch(repo, patterns=FILE_PATTERNS, progress=progress, local_files_only=local_files_only,
-                     what=("captioner", "描述模型"), key="caption.model")
-    import os
+    """The snapshot from the download source chosen in the page, TOML or environment (core.download)."""
+    from core.download import fetch
 
-    from huggingface_hub import snapshot_download
-
-    offline = local_files_only if local_files_only is not None else os.environ.get("HF_HUB_OFFLINE") == "1"
-    repo_id, _, revision = repo.partition("@")
-    try:
-        return Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=FILE_PATTERNS,
-                                      local_files_only=offline))
-    except Exception as e:  # noqa: BLE001 - huggingface_hub has many error classes; all mean "not here"
-        raise DanluError(f"The captioner {repo_id} is not downloaded and the hub cannot be reached "
-                         f"({type(e).__name__}).",
-                         f"描述模型 {repo_id} 尚未下载，且无法连接 hub（{type(e).__name__}）。",
-                         "Connect to the internet once, or download the model folder and enter that folder.",
-                         "请联网下载一次，或手动下载模型文件夹并填写该文件夹。", key="caption.model") from e
+    return fetch(repo, patterns=FILE_PATTERNS, progress=progress, local_files_only=local_files_only,
+                 what=("captioner", "描述模型"), key="caption.model")
 
 
 def model_kind(folder: Path) -> str:
