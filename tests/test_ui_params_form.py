@@ -13,13 +13,15 @@ from core import hints as hintmod
 from core.estimate import estimate_memory
 from ui.form import build_form, from_component, label_key, to_component, values_to_config
 from ui.i18n import STRINGS, Translator
-from ui.tab_params import apply_preset, import_toml, preset_summary
+from ui.tab_params import apply_preset, hints_markdown, import_toml, preset_summary
 
 SPECS = cfgmod.schema()
 
 
 def other_value(spec: cfgmod.FieldSpec):
     """A valid value different from the default, awkward where possible (unicode, quotes, spaces)."""
+    if spec.choices is not None and spec.type is list:  # a multi-select: a smaller pick of its choices
+        return list(spec.choices[:1])
     if spec.choices is not None:
         return next(c for c in reversed(spec.choices) if c != spec.default)
     if spec.type is bool:
@@ -120,19 +122,16 @@ def test_preset_anime_and_summary_names_what_changed():
     assert "学习率" in preset_summary(current, new, "anime_sd15", "zh")
 
 
-def test_conflicts_are_flagged():
+def test_hints_panel_shows_the_checks_verdicts(monkeypatch):
+    from core.checks import Env
+
+    monkeypatch.setattr("models.preflight.environment", lambda cfg: Env(device="cpu"))
     cfg = cfgmod.default_config()
-    assert hintmod.conflicts(cfg, cuda=True) == []
+    cfg.model.base, cfg.dataset.dir = "base.safetensors", "data"
+    cfg.training.mixed_precision = "no"
+    assert hints_markdown(cfg, "en", None)[0].startswith("✔")
     cfg.optimizer.name = "AdamW8bit"
-    assert [h.level for h in hintmod.conflicts(cfg, cuda=False)] == ["error"]
-    assert hintmod.conflicts(cfg, cuda=True) == []
-    cfg = cfgmod.default_config()
-    cfg.optimizer.name, cfg.optimizer.lr = "Prodigy", 1e-4
-    cfg.network.use_dora, cfg.network.dropout = True, 0.1
-    cfg.model.prediction_type = "epsilon"
-    keys = {h.key for h in hintmod.conflicts(cfg, detected_family="sdxl", detected_prediction="v_prediction")}
-    assert keys == {"optimizer.lr", "network.dropout", "model.prediction_type", "dataset.resolution"}
-    assert "v-prediction" in hintmod.conflicts(cfg, detected_prediction="v_prediction")[0].en
+    assert hints_markdown(cfg, "en", None)[0].startswith("✖ AdamW8bit needs an NVIDIA GPU")
 
 
 def test_alpha_and_lr_hints():

@@ -25,6 +25,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "model.family": ("模型系列", "Model family"),
     "model.prediction_type": ("预测类型", "Prediction type"),
     "model.vae": ("VAE", "VAE"),
+    "model.variant": ("Z-Image 版本", "Z-Image variant"),
+    "model.training_adapter": ("训练适配器", "Training adapter"),
+    "model.quantize": ("低显存量化", "Low-VRAM quantisation"),
+    "model.download_source": ("下载源", "Download source"),
+    "model.hub_mirror": ("Hugging Face 镜像", "Hugging Face mirror"),
     "dataset.dir": ("训练集文件夹", "Dataset folder"),
     "dataset.reg_dir": ("正则化图片文件夹", "Regularisation folder"),
     "dataset.resolution": ("分辨率", "Resolution"),
@@ -50,6 +55,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "network.conv_alpha": ("卷积层 alpha", "Conv alpha"),
     "network.dropout": ("Dropout", "Dropout"),
     "network.use_dora": ("DoRA", "DoRA"),
+    "network.dit_targets": ("DiT 的 LoRA 模块", "DiT LoRA modules"),
+    "network.dit_refiners": ("训练 refiner 块", "Train refiner blocks"),
     "optimizer.name": ("优化器", "Optimizer"),
     "optimizer.lr": ("学习率", "Learning rate"),
     "optimizer.text_encoder_lr": ("文本编码器学习率", "Text-encoder LR"),
@@ -71,11 +78,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "training.max_token_length": ("最大 token 长度", "Max token length"),
     "training.device": ("设备", "Device"),
     "training.resume": ("续训状态", "Resume from"),
+    "training.timestep_type": ("时间步采样", "Timestep type"),
+    "training.timestep_bias": ("时间步偏向", "Timestep bias"),
+    "training.differential_guidance": ("差分引导", "Differential guidance"),
     "saving.output_dir": ("输出文件夹", "Output folder"),
     "saving.name": ("运行名", "Run name"),
     "saving.every_n_epochs": ("每 N 轮保存", "Save every N epochs"),
     "saving.precision": ("保存精度", "Save precision"),
     "saving.save_state": ("保存训练状态", "Save training state"),
+    "saving.every_n_steps": ("每 N 步保存", "Save every N steps"),
+    "saving.keep_last": ("保留最新 N 个", "Keep the last N"),
     "sampling.prompts": ("样图提示词（每行一个）", "Sample prompts (one per line)"),
     "sampling.negative_prompt": ("反向提示词", "Negative prompt"),
     "sampling.steps": ("采样步数", "Sampling steps"),
@@ -124,7 +136,7 @@ _register_strings()
 def to_component(spec: FieldSpec, value: Any) -> Any:
     """A field value as its component shows it (a list of prompts is one prompt per line)."""
     if spec.type is list:
-        return "\n".join(value or [])
+        return list(value or []) if spec.choices is not None else "\n".join(value or [])
     return value
 
 
@@ -132,6 +144,8 @@ def from_component(spec: FieldSpec, raw: Any) -> Any:
     """A component's value as the field's type; values that cannot be converted pass through for
     core.config to reject with a message naming the field."""
     if spec.type is list:
+        if isinstance(raw, (list, tuple)):  # a multi-select of the field's choices
+            return [str(v) for v in raw]
         return [line.strip() for line in str(raw or "").splitlines() if line.strip()]
     if spec.type is str:
         return "" if raw is None else str(raw)
@@ -165,8 +179,9 @@ def make_component(spec: FieldSpec, lang: str) -> Any:
     label, info, elem_id = t(label_key(spec), lang), t(help_key(spec), lang), f"params-{spec.section}-{spec.name}"
     wide = spec.type in (str, list) and spec.choices is None  # paths and prompts need the room
     if spec.choices is not None:
-        return gr.Dropdown(list(spec.choices), value=spec.default, label=label, info=info, elem_id=elem_id,
-                           min_width=220, scale=1)
+        multi = spec.type is list  # a list field picks any of its choices
+        return gr.Dropdown(list(spec.choices), value=list(spec.default) if multi else spec.default, label=label,
+                           info=info, elem_id=elem_id, multiselect=multi, min_width=220, scale=1)
     if spec.type is bool:
         return gr.Checkbox(value=spec.default, label=label, info=info, elem_id=elem_id, min_width=220, scale=1)
     if spec.type in (int, float):

@@ -12,15 +12,19 @@ from pathlib import Path
 import gradio as gr
 
 from core import config as cfgmod
+from core.download import SETTINGS as SOURCE_SETTINGS
 from core.errors import DanluError
 from ui import i18n
+from ui import tab_model_zimage as zimage_ui
 from ui.context import AppContext
 from ui.i18n import t
+from ui.tab_model_zimage import family_label
 
 TAB_ID = "model"
 TAB_KEY = "model.tab"
 SUFFIXES = (".safetensors", ".ckpt", ".pt")
 # Gradio recognises a progress parameter by its default value.
+FAMILY_CHOICES = next(s.choices for s in cfgmod.schema() if s.path == "model.family")
 HASH_PROGRESS = gr.Progress()
 DOWNLOAD_PROGRESS = gr.Progress(track_tqdm=True)
 
@@ -39,7 +43,7 @@ i18n.add({
     "model.path_info": ("例如 D:\\models\\底模 v1.safetensors 或 stabilityai/stable-diffusion-xl-base-1.0",
                         "e.g. D:\\models\\my model.safetensors or stabilityai/stable-diffusion-xl-base-1.0"),
     "model.check": ("检查并使用", "Check and use"),
-    "model.download": ("从 hub 下载", "Download from hub"),
+    "model.download": ("下载", "Download"),
     "model.family": ("模型系列（覆盖自动识别）", "Family (override detection)"),
     "model.prediction": ("预测类型（覆盖自动识别）", "Prediction type (override detection)"),
     "model.current": ("当前底模：{base}", "Current base model: {base}"),
@@ -111,7 +115,7 @@ def report_markdown(info, lang: str) -> str:
     rows = []
     if info.family:
         pred = "v-prediction" if info.prediction_type == "v_prediction" else "epsilon"
-        rows += [(t("model.h_family", lang), f"{info.label} (`{info.family}`)"),
+        rows += [(t("model.h_family", lang), f"{family_label(info.family, info.label, lang)} (`{info.family}`)"),
                  (t("model.h_prediction", lang), f"{pred} ({local(info.prediction_source, lang)})"),
                  (t("model.h_native", lang), f"{info.native_resolution} px")]
     if info.precision:
@@ -163,6 +167,11 @@ def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
 
 def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str, str]:
     """Detect `text`; when usable, choose it. Returns (config, report markdown, message)."""
+    return check_info(text, config, lang, progress)[:3]
+
+
+def check_info(text: str, config: dict, lang: str, progress=None):
+    """As check, plus the detected family ('' when unknown)."""
     from models.detect import detect
     from models.hashes import sha256_file
 
@@ -171,10 +180,10 @@ def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str,
         cb = (lambda done, total: progress(done / max(total, 1), desc="sha256")) if progress else None
         info.sha256 = sha256_file(info.path, cb)
     if not info.usable:
-        return config, report_markdown(info, lang), problem_text(info, lang)
+        return config, report_markdown(info, lang), problem_text(info, lang), info.family or ""
     new, notes = apply_choice(config, info, lang)
     notes += checks_text(info, new, lang)
-    return new, report_markdown(info, lang), "  \n".join(notes)
+    return new, report_markdown(info, lang), "  \n".join(notes), info.family or ""
 
 
 def checks_text(info, config: dict, lang: str) -> list[str]:
@@ -222,13 +231,16 @@ def build(ctx: AppContext) -> None:
         download_btn = ctx.tr.bind(gr.Button(t("model.download", lang0), scale=1, elem_id="model-download"),
                                    value="model.download")
     with gr.Row():
-        family = ctx.tr.bind(gr.Radio(["auto", "sd15", "sd2", "sdxl"], value="auto", label=t("model.family", lang0),
+        family = ctx.tr.bind(gr.Radio(list(FAMILY_CHOICES), value="auto", label=t("model.family", lang0),
                                       elem_id="model-family"), label="model.family")
         prediction = ctx.tr.bind(gr.Radio(["auto", "epsilon", "v_prediction"], value="auto",
                                           label=t("model.prediction", lang0), elem_id="model-prediction"),
                                  label="model.prediction")
+    source, mirror = zimage_ui.build_source(ctx, lang0)
     report = gr.Markdown("", elem_id="model-report")
+    zimage_parts = zimage_ui.build_zimage(ctx, lang0)
     message = gr.Markdown("", elem_id="model-message", elem_classes=["danlu-ok"])
+    detected = gr.State("")
 
     def on_refresh(folder_text: str, lang: str):
         found = scan(folders_from_text(folder_text, ctx.models_dir))
@@ -236,15 +248,15 @@ def build(ctx: AppContext) -> None:
         return gr.update(choices=found, value=None), note
 
     def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
-        new, rep, msg = check(text, config, lang, progress)
-        return new, rep, _message(msg, new is not config)
+        new, rep, msg, fam = check_info(text, config, lang, progress)
+        return new, rep, _message(msg, new is not config), fam
 
     def on_pick(value: str | None, config: dict, lang: str, progress=HASH_PROGRESS):
         # The dropdown can report one pick twice; the second must not replace the first one's message.
         if not value or value == (config.get("model") or {}).get("base"):
-            return gr.update(), config, gr.update(), gr.update()
-        new, rep, msg = check(value, config, lang, progress)
-        return value, new, rep, _message(msg, new is not config)
+            return gr.update(), config, gr.update(), gr.update(), gr.update()
+        new, rep, msg, fam = check_info(value, config, lang, progress)
+        return value, new, rep, _message(msg, new is not config), fam
 
     def on_download(text: str, config: dict, lang: str, progress=DOWNLOAD_PROGRESS):
         from models.loading import clean_path, download, is_hub_id
@@ -253,14 +265,14 @@ def build(ctx: AppContext) -> None:
         if not is_hub_id(hub_id):
             err = DanluError(f"{hub_id or '(empty)'} is not a hub id (org/name or org/name@revision).",
                              f"{hub_id or '（空）'} 不是 hub id（org/name 或 org/name@版本）。")
-            return config, "", _message(f"**{t('model.not_usable', lang)}** {err.message(lang)}", False)
+            return config, "", _message(f"**{t('model.not_usable', lang)}** {err.message(lang)}", False), ""
         progress(0, desc=t("model.downloading", lang))
         try:
             download(hub_id)
         except DanluError as exc:
-            return config, "", _message(f"**{t('model.not_usable', lang)}** {exc.text(lang)}", False)
-        new, rep, msg = check(hub_id, config, lang)
-        return new, rep, _message(msg, new is not config)
+            return config, "", _message(f"**{t('model.not_usable', lang)}** {exc.text(lang)}", False), ""
+        new, rep, msg, fam = check_info(hub_id, config, lang)
+        return new, rep, _message(msg, new is not config), fam
 
     def on_override(fam: str, pred: str, config: dict, lang: str):
         new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
@@ -274,15 +286,22 @@ def build(ctx: AppContext) -> None:
 
     def on_config(config: dict, lang: str):
         model = config.get("model") or {}
-        return current_markdown(config, lang), model.get("family", "auto"), model.get("prediction_type", "auto")
+        return (current_markdown(config, lang), model.get("family", "auto"), model.get("prediction_type", "auto"),
+                model.get("download_source", gr.update()))
 
     refresh.click(on_refresh, [folders, ctx.lang], [listing, list_note])
-    check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message])
-    path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message])
-    listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message])
-    download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message])
+    check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
+    path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
+    listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message, detected])
+    download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
+    source.input(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
+    mirror.submit(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
+    ctx.lang.change(lambda lang: gr.update(choices=[(t(f"model.source_{k}", lang), k) for k in SOURCE_SETTINGS]),
+                    ctx.lang, source, show_progress="hidden")
+    zimage_ui.wire_zimage(ctx, zimage_parts, detected, message)
     family.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
     prediction.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
-    ctx.config.change(on_config, [ctx.config, ctx.lang], [current, family, prediction], show_progress="hidden")
+    ctx.config.change(on_config, [ctx.config, ctx.lang], [current, family, prediction, source],
+                      show_progress="hidden")
     ctx.lang.change(lambda c, lang: current_markdown(c, lang), [ctx.config, ctx.lang], [current],
                     show_progress="hidden")

@@ -1,0 +1,209 @@
+"""The Model tab's Z-Image questions and the download source row.
+
+A Z-Image header cannot tell Turbo, De-Turbo and Base apart, so the page asks; for Turbo it asks which
+training adapter to merge while training (v1, v2 or a local file), and proposes the matching preset.
+The download source (hub, mirror, ModelScope) applies to every download the page and the trainer make.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from core import config as cfgmod
+from core import download
+from ui import i18n
+from ui.i18n import t
+
+ADAPTERS = ("v2", "v1", "file", "none")
+PRESET_FOR = {"turbo": "zimage_turbo_adapter", "deturbo": "zimage_deturbo", "base": "zimage_deturbo"}
+
+i18n.add({
+    "model.zimage_title": ("#### Z-Image：请选择版本（文件头无法区分）",
+                           "#### Z-Image: which one is it? (the file header cannot tell)"),
+    "model.zimage_variant": ("版本", "Variant"),
+    "model.zimage_turbo": ("Turbo（8 步蒸馏版）", "Turbo (8-step distilled)"),
+    "model.zimage_deturbo": ("De-Turbo（去蒸馏版）", "De-Turbo (de-distilled)"),
+    "model.zimage_base": ("Base（基础版）", "Base"),
+    "model.adapter": ("训练适配器（仅训练时合并，不会保存进 LoRA）",
+                      "Training adapter (merged for training only, never saved in the LoRA)"),
+    "model.adapter_v2": ("v2（推荐）", "v2 (recommended)"),
+    "model.adapter_v1": ("v1", "v1"),
+    "model.adapter_file": ("本地文件", "Local file"),
+    "model.adapter_none": ("不用（直接训练 Turbo，会失去 8 步能力）",
+                           "None (train Turbo directly: it loses its 8-step behaviour)"),
+    "model.adapter_path": ("适配器文件（.safetensors）", "Adapter file (.safetensors)"),
+    "model.preset_proposal": ("建议预设：**{name}**（rank 16、学习率 1e-4、AdamW8bit、约 3000 步、"
+                              "每 250 步保存并出样图，样图 {steps} 步、CFG {cfg}）。",
+                              "Proposed preset: **{name}** (rank 16, LR 1e-4, AdamW8bit, about 3000 steps, a file and "
+                              "samples every 250 steps; samples at {steps} steps, CFG {cfg})."),
+    "model.preset_use": ("使用建议预设", "Use the proposed preset"),
+    "model.preset_used": ("已载入预设「{name}」，改动了 {n} 项；可在“调参”页查看和修改。",
+                          "Preset '{name}' loaded, {n} settings changed; see and edit them in the Parameters tab."),
+    "model.zimage_set": ("已设置：Z-Image {variant}，训练适配器 {adapter}。",
+                         "Set: Z-Image {variant}, training adapter {adapter}."),
+    "model.source": ("下载源", "Download source"),
+    "model.source_auto": ("自动（环境变量）", "Auto (environment)"),
+    "model.source_huggingface": ("Hugging Face", "Hugging Face"),
+    "model.source_mirror": ("Hugging Face 镜像", "Hugging Face mirror"),
+    "model.source_modelscope": ("ModelScope 魔搭", "ModelScope"),
+    "model.mirror": ("镜像地址", "Mirror address"),
+    "model.source_set": ("下载源：{source}（底模、训练适配器和打标模型都从这里下载）。",
+                         "Download source: {source} (base models, training adapters and taggers come from here)."),
+})
+
+FAMILY_NAMES = {"zimage": ("Z-Image（通义造相）", "Z-Image (Tongyi-MAI)")}
+
+
+def family_label(family: str, label: str, lang: str) -> str:
+    """The family's name in the user's language (only some differ between languages)."""
+    names = FAMILY_NAMES.get(family)
+    return (names[0] if lang == "zh" else names[1]) if names else label
+
+
+def _has(config: dict, section: str, name: str) -> bool:
+    return any(s.section == section and s.name == name for s in cfgmod.schema())
+
+
+def adapter_choice(value: str) -> tuple[str, str]:
+    """The config's training_adapter as (radio value, file path)."""
+    value = (value or "none").strip()
+    return (value, "") if value in ("v1", "v2", "none") else ("file", value)
+
+
+def zimage_update(config: dict, variant: str, adapter: str, adapter_file: str) -> dict:
+    """The config with the user's Z-Image answers; the adapter is Turbo's only."""
+    new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    new["model"]["variant"] = variant
+    value = adapter_file.strip() if adapter == "file" else adapter
+    new["model"]["training_adapter"] = (value or "none") if variant == "turbo" else "none"
+    return new
+
+
+def preset_title(name: str, lang: str) -> str:
+    """The preset's name as the Parameters tab shows it."""
+    from ui.tab_params import PRESET_NAMES
+
+    zh, en = PRESET_NAMES.get(name, (name, name))
+    return zh if lang == "zh" else en
+
+
+def proposal(variant: str, lang: str) -> str:
+    from core.presets import PRESETS
+
+    name = PRESET_FOR.get(variant, "")
+    if name not in PRESETS:
+        return ""
+    sampling = PRESETS[name].get("sampling", {})
+    return t("model.preset_proposal", lang, name=preset_title(name, lang), steps=sampling.get("steps", "?"),
+             cfg=f"{sampling.get('cfg', '?'):g}" if isinstance(sampling.get("cfg"), float) else sampling.get("cfg"))
+
+
+def use_preset(config: dict, variant: str, lang: str) -> tuple[dict, str]:
+    """Load the variant's preset, keeping the user's base, variant and adapter answers."""
+    from core.presets import PRESETS
+
+    name = PRESET_FOR[variant]
+    new = cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(config), PRESETS[name]))
+    for key in ("base", "variant", "training_adapter", "vae"):
+        new["model"][key] = config["model"][key]
+    n = sum(new[s][k] != config[s][k] for s in new if isinstance(new[s], dict) for k in new[s])
+    return new, t("model.preset_used", lang, name=preset_title(name, lang), n=n)
+
+
+def is_zimage(config: dict, detected: str) -> bool:
+    return detected == "zimage" or (config.get("model") or {}).get("family") == "zimage"
+
+
+def source_text(config: dict, lang: str) -> str:
+    model = config.get("model") or {}
+    try:
+        source = download.resolve(model.get("download_source", "auto"), model.get("hub_mirror") or None)
+    except Exception:  # noqa: BLE001 - an unknown value is reported by the config check
+        return ""
+    return t("model.source_set", lang, source=source.label(lang))
+
+
+def build_source(ctx: Any, lang0: str) -> tuple[Any, Any]:
+    """The download source dropdown and mirror address, bound to model.download_source / model.hub_mirror."""
+    choices = [(t(f"model.source_{k}", lang0), k) for k in download.SETTINGS]
+    with gr.Row(equal_height=True):
+        source = ctx.tr.bind(gr.Dropdown(choices, value="auto", label=t("model.source", lang0), scale=1,
+                                         elem_id="model-source"), label="model.source")
+        mirror = ctx.tr.bind(gr.Textbox(download.DEFAULT_MIRROR, label=t("model.mirror", lang0), visible=False,
+                                        scale=2, elem_id="model-mirror", max_lines=1), label="model.mirror")
+    return source, mirror
+
+
+def on_source(value: str, mirror: str, config: dict, lang: str):
+    """Remember the source in the run config (when the schema has the field) and use it in this process."""
+    new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    if _has(config, "model", "download_source"):
+        new["model"]["download_source"] = value
+    if _has(config, "model", "hub_mirror") and value == "mirror":
+        new["model"]["hub_mirror"] = (mirror or "").strip()
+    download.apply(value, (mirror or "").strip() or None)
+    return new, gr.update(visible=value == "mirror"), source_text(new, lang)
+
+
+def build_zimage(ctx: Any, lang0: str) -> dict[str, Any]:
+    """The Z-Image group (hidden until a Z-Image base is chosen); returns its components by name."""
+    variants = [(t(f"model.zimage_{v}", lang0), v) for v in cfgmod.ZIMAGE_VARIANTS]
+    adapters = [(t(f"model.adapter_{a}", lang0), a) for a in ADAPTERS]
+    with gr.Group(visible=False, elem_id="model-zimage") as group:
+        ctx.tr.bind(gr.Markdown(t("model.zimage_title", lang0), padding=True), value="model.zimage_title")
+        variant = ctx.tr.bind(gr.Radio(variants, value="turbo", label=t("model.zimage_variant", lang0),
+                                       elem_id="model-zimage-variant"), label="model.zimage_variant")
+        adapter = ctx.tr.bind(gr.Radio(adapters, value="v2", label=t("model.adapter", lang0),
+                                       elem_id="model-zimage-adapter"), label="model.adapter")
+        adapter_file = ctx.tr.bind(gr.Textbox("", label=t("model.adapter_path", lang0), visible=False, max_lines=1,
+                                              elem_id="model-zimage-adapter-file"), label="model.adapter_path")
+        with gr.Row(equal_height=True):
+            proposed = gr.Markdown(proposal("turbo", lang0), elem_id="model-zimage-proposal", padding=True)
+            use = ctx.tr.bind(gr.Button(t("model.preset_use", lang0), variant="primary", scale=0, min_width=200,
+                                        elem_id="model-zimage-preset"), value="model.preset_use")
+    return {"group": group, "variant": variant, "adapter": adapter, "adapter_file": adapter_file,
+            "proposal": proposed, "use": use}
+
+
+def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) -> None:
+    """Events of the Z-Image group; `detected` is a gr.State with the family the last check found."""
+    variant, adapter, adapter_file = parts["variant"], parts["adapter"], parts["adapter_file"]
+
+    def relabel(lang: str):
+        return (gr.update(choices=[(t(f"model.zimage_{v}", lang), v) for v in cfgmod.ZIMAGE_VARIANTS]),
+                gr.update(choices=[(t(f"model.adapter_{a}", lang), a) for a in ADAPTERS]))
+
+    def on_answer(v: str, a: str, path: str, config: dict, lang: str):
+        new = zimage_update(config, v, a, path)
+        shown = new["model"]["training_adapter"]
+        return (new, gr.update(visible=v == "turbo"), gr.update(visible=v == "turbo" and a == "file"),
+                proposal(v, lang), gr.update(value=t("model.zimage_set", lang, variant=v, adapter=shown),
+                                             elem_classes=["danlu-ok"]))
+
+    def on_use(v: str, config: dict, lang: str):
+        new, text = use_preset(config, v, lang)
+        return new, gr.update(value=text, elem_classes=["danlu-ok"])
+
+    def show(config: dict, found: str, lang: str):
+        model = config.get("model") or {}
+        if not is_zimage(config, found):
+            return gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update()
+        v = model.get("variant", "turbo")
+        a, path = adapter_choice(model.get("training_adapter", "none"))
+        return (gr.update(visible=True), gr.update(value=v), gr.update(value=a, visible=v == "turbo"),
+                gr.update(value=path, visible=v == "turbo" and a == "file"), proposal(v, lang))
+
+    answers = [variant, adapter, adapter_file, ctx.config, ctx.lang]
+    outs = [ctx.config, adapter, adapter_file, parts["proposal"], message]
+    variant.input(on_answer, answers, outs)
+    adapter.input(on_answer, answers, outs)
+    adapter_file.submit(on_answer, answers, outs)
+    adapter_file.blur(on_answer, answers, outs)
+    parts["use"].click(on_use, [variant, ctx.config, ctx.lang], [ctx.config, message])
+    shown = [parts["group"], variant, adapter, adapter_file, parts["proposal"]]
+    for event in (ctx.config.change, detected.change):
+        event(show, [ctx.config, detected, ctx.lang], shown, show_progress="hidden")
+    ctx.lang.change(relabel, ctx.lang, [variant, adapter], show_progress="hidden")
+    ctx.lang.change(lambda v, lang: proposal(v, lang), [variant, ctx.lang], parts["proposal"], show_progress="hidden")
