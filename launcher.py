@@ -115,10 +115,10 @@ def install_commands(python: Path, system: str, nvidia: bool, requirements: Path
 
 def bootstrap() -> None:
     """Create .venv, install requirements.txt when it changed. Prints what it does."""
-    if sys.version_info < (3, 10):  # noqa: UP036
-        raise SystemExit(f"Danlu needs Python 3.10 to 3.12; this is {platform.python_version()}. "
-                         "Install Python 3.11 from python.org and run `python launcher.py` with it.\n"
-                         "丹炉需要 Python 3.10–3.12，请安装 Python 3.11 后再运行。")
+    if sys.version_info < (3, 11):  # the pinned diffusers, transformers, numpy … publish no wheels for 3.10
+        raise SystemExit(f"Danlu needs Python 3.11 or 3.12; this is {platform.python_version()}. "
+                         "Install Python 3.12 from python.org and run `python launcher.py` with it.\n"
+                         "丹炉需要 Python 3.11 或 3.12，请从 python.org 安装 Python 3.12 后再运行。")
     python = venv_python()
     if not python.exists():
         print(f"[Danlu] Creating the virtual environment in {VENV} …  正在创建虚拟环境…", flush=True)
