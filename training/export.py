@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import glob
 import hashlib
 import json
 import time
@@ -56,9 +57,12 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         args["algo"] = "dora"
     if n.dropout:
         args["dropout"] = str(n.dropout)
+    dit = _dit(family)
+    version = dit.LORA_VERSION if dit else base_model_version(family)
+    arch = dit.LORA_MODELSPEC if dit else MODELSPEC_ARCH["sd2v" if v2 and vpred else family]
     meta = {
         "ss_network_module": "networks.lora", "ss_network_dim": n.rank, "ss_network_alpha": n.alpha or float(n.rank),
-        "ss_network_args": args or None, "ss_base_model_version": base_model_version(family), "ss_v2": v2,
+        "ss_network_args": args or None, "ss_base_model_version": version, "ss_v2": v2,
         "ss_v_parameterization": vpred if v2 else None, "ss_resolution": f"({d.resolution}, {d.resolution})",
         "ss_num_epochs": t.epochs, "ss_epoch": epoch, "ss_steps": step, "ss_max_train_steps": info["total_steps"],
         "ss_learning_rate": o.lr, "ss_unet_lr": o.lr if n.train_unet else None,
@@ -78,7 +82,7 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         "ss_training_started_at": int(info["started_at"]), "ss_training_finished_at": int(time.time()),
         "ss_training_comment": "trained with Danlu",
         "modelspec.sai_model_spec": "1.0.1",
-        "modelspec.architecture": MODELSPEC_ARCH["sd2v" if v2 and vpred else family],
+        "modelspec.architecture": arch,
         "modelspec.implementation": "diffusers", "modelspec.title": cfg.saving.name,
         "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S"), "modelspec.resolution": f"{d.resolution}x{d.resolution}",
         "modelspec.prediction_type": prediction_type,
@@ -87,11 +91,33 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
     return {k: ("True" if v else "False") if isinstance(v, bool) else v for k, v in meta.items() if v is not None}
 
 
+def _dit(family: str | None):
+    from models import families
+
+    return families.dit_module(family) if hasattr(families, "dit_module") else None
+
+
 def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *, family: str,
               prediction_type: str, epoch: int, step: int):
-    state = peft_to_kohya(models, family)
+    """The LoRA file: kohya names for the SD families; a DiT family's own names (its family module says)."""
     meta = metadata(cfg, info, family=family, prediction_type=prediction_type, epoch=epoch, step=step)
+    dit = _dit(family)
+    if dit is not None:  # the trainer keeps the denoiser under "unet"
+        state = dit.lora_state({dit.DENOISER: models["unet"]})
+        return save_lora(path, state, dit.lora_metadata(meta), cfg.saving.precision)
+    state = peft_to_kohya(models, family)
     return save_lora(path, state, meta, cfg.saving.precision)
+
+
+def prune_step_files(run_dir: Path, name: str, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` step files (name-stepNNNNNNNN.safetensors); return what was deleted."""
+    if keep <= 0:
+        return []
+    files = sorted(Path(run_dir).glob(f"{glob.escape(name)}-step[0-9]*.safetensors"))
+    old = files[:-keep]
+    for p in old:
+        p.unlink(missing_ok=True)
+    return old
 
 
 def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, step: int, device: str, dtype: Any,
@@ -103,11 +129,19 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
     from models.lora_file import read_metadata
 
     s = cfg.sampling
-    pipe = generate.open_pipeline(cfg.model.base, family=cfg.model.family, prediction_type=cfg.model.prediction_type,
-                                  vae=cfg.model.vae or None, device=device, torch_dtype=dtype)
+    dit = _dit(family)
+    if dit is not None:  # the plain base (never the training adapter) with the saved file, as a user loads it
+        from training.dit import open_base
+
+        pipe = open_base(cfg).to(device, dtype)
+        pipe.load_lora_weights(str(lora_path), adapter_name="sample")
+    else:
+        pipe = generate.open_pipeline(cfg.model.base, family=cfg.model.family,
+                                      prediction_type=cfg.model.prediction_type, vae=cfg.model.vae or None,
+                                      device=device, torch_dtype=dtype)
+        generate.load_lora(pipe, lora_path, "sample")
     pipe.set_progress_bar_config(disable=True)
     stem = lora_path.stem
-    generate.load_lora(pipe, lora_path, "sample")
     lora_hash = read_metadata(lora_path).get("sshs_model_hash", "")[:12]
     out = []
     folder = cfg.run_dir / "samples"
@@ -115,7 +149,7 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         sample = recipe.build(s, prompt=prompt, clip_skip=cfg.training.clip_skip, family=family or cfg.model.family,
                               model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
                               loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}])
-        image = generate.render(pipe, **sample.args)
+        image = (dit or generate).render(pipe, **sample.args)
         text = generate.recipe_text(sample.recipe)
         png = folder / f"{stem}-e{epoch:06d}-{i:02d}.png"
         generate.save_png(image, png, text)

@@ -184,16 +184,21 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
 
     # --- model and LoRA --------------------------------------------------------------------------
     log(f"Loading {cfg.model.base} on {device} ({'fp32' if mixed == 'no' else mixed})")
-    parts = model.load_parts(cfg, str(device), weight_dtype)
+    parts = model.load_parts(cfg, str(device), weight_dtype, log)
     n = cfg.network
     comp_names = ["text_encoder", "text_encoder_2"][:len(parts.text_encoders)]
-    trained: dict[str, Any] = {}
+    trained: dict[str, Any] = {}  # "unet" is the denoiser: the UNet, or a DiT family's transformer
     if n.train_unet:
+        dit = {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners} \
+            if parts.is_flow else {}
         layers = lora.inject(parts.unet, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
-                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet")
+                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", **dit)
         trained["unet"] = parts.unet
-        log(f"LoRA on {layers} UNet layers")
-    if n.train_text_encoder:
+        log(f"LoRA on {layers} {'transformer' if parts.is_flow else 'UNet'} layers")
+    if n.train_text_encoder and parts.is_flow:
+        warn("The text encoder of a DiT model is not trained (its LoRA would not load in ComfyUI); only the "
+             "transformer is.", "DiT 模型不训练文本编码器（其 LoRA 在 ComfyUI 中无法加载），只训练 transformer。")
+    elif n.train_text_encoder:
         for name, te in zip(comp_names, parts.text_encoders):
             layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
                                  component=name)
@@ -265,7 +270,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 h, p = model.encode_text(parts, missing, cfg.training.clip_skip, cfg.training.max_token_length, device)
             for i, c in enumerate(missing):
                 te_cache[c] = (h[i], None if p is None else p[i])
-        hidden = torch.stack([te_cache[c][0] for c in captions])
+        hidden = [te_cache[c][0] for c in captions]  # DiT families: one tensor per caption, lengths differ
+        hidden = hidden if parts.is_flow else torch.stack(hidden)
         pooled = None if parts.family != "sdxl" else torch.stack([te_cache[c][1] for c in captions])
         return hidden, pooled
 
@@ -306,7 +312,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                     m.eval()
                 try:
                     result.samples += export.render_samples(cfg, path, info, epoch=epoch, step=step,
-                                                            device=str(device), dtype=weight_dtype, emit=emit)
+                                                            device=str(device), dtype=weight_dtype, emit=emit,
+                                                            family=parts.family)
                 finally:
                     for m in wrapped.values():
                         m.train()
@@ -370,6 +377,11 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 log(f"step {step}/{total} epoch {epoch + 1}/{epochs} loss {loss_sum:.4f} "
                     f"avg {sum(recent) / len(recent):.4f} lr {sched.get_last_lr()[0]:.2e}")
                 last_report = now
+            if cfg.saving.every_n_steps and step % cfg.saving.every_n_steps == 0 and step < total:
+                save(run_dir / export.file_name(cfg.saving.name, step=step), epoch + 1, with_state=True)
+                saved_at = step
+                if main:
+                    export.prune_step_files(run_dir, cfg.saving.name, cfg.saving.keep_last)
             stop = stopper.requested()
             if world > 1:
                 flag = torch.tensor([1.0 if stop else 0.0], device=device)

@@ -53,16 +53,27 @@ def check_network(rank: int, alpha: float, dropout: float, use_dora: bool) -> No
                           "请把 network.dropout 设为 0，或关闭 network.use_dora。", key="network.dropout")
 
 
+def _dit_targets(model: Any, family: str, kinds: list[str], refiners: bool) -> list[str]:
+    """The block linears of a DiT family of the chosen kinds: its family module names them."""
+    from models import families
+
+    return families.dit_module(family).lora_target_modules(model, tuple(kinds), refiners)
+
+
 def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dora: bool = False,
-           conv_dim: int = 0, conv_alpha: float = 1.0, component: str = "unet") -> int:
+           conv_dim: int = 0, conv_alpha: float = 1.0, component: str = "unet", family: str = "",
+           dit_targets: list[str] | None = None, dit_refiners: bool = False) -> int:
     """Add the LoRA adapter to `model` in place; return the number of adapted layers.
 
-    alpha 0 means alpha = rank (scale 1), as in sd-scripts.
+    alpha 0 means alpha = rank (scale 1), as in sd-scripts. A DiT denoiser (`dit_targets` given) gets LoRA on
+    its blocks' linears of those kinds; its family file names them.
     """
     from peft import LoraConfig, inject_adapter_in_model
 
     check_network(rank, alpha, dropout, use_dora)
-    if component == "unet":
+    if component == "unet" and dit_targets is not None:
+        plain, convs = _dit_targets(model, family, dit_targets, dit_refiners), []
+    elif component == "unet":
         plain, convs = _unet_targets(model, conv_dim)
     else:
         plain, convs = _text_targets(model), []

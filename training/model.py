@@ -15,19 +15,30 @@ from core.config import RunConfig
 
 @dataclass
 class Parts:
-    family: str                 # sd15 | sd2 | sdxl
-    prediction_type: str        # epsilon | v_prediction
-    unet: Any
+    family: str                 # sd15 | sd2 | sdxl | zimage
+    prediction_type: str        # epsilon | v_prediction | flow
+    unet: Any                   # the denoiser: the UNet, or a DiT family's transformer
     vae: Any
     text_encoders: list
     tokenizers: list
     noise_scheduler: Any
     scheduler_config: dict
+    pipe: Any = None            # DiT families: the loaded pipeline, whose encode_prompt the trainer uses
+    flow: Any = None            # DiT families: training.flow.FlowSpec
+
+    @property
+    def is_flow(self) -> bool:
+        return self.flow is not None
 
 
-def load_parts(cfg: RunConfig, device: str, dtype: Any) -> Parts:
+def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print) -> Parts:
     """Base model components, frozen, on `device` in `dtype` (the LoRA weights stay fp32)."""
     from diffusers import DDPMScheduler
+
+    from training import dit
+
+    if dit.is_dit(cfg):
+        return dit.load_parts(cfg, device, dtype, log)
 
     from models.generate import open_pipeline
 
@@ -91,6 +102,10 @@ def encode_text(parts: Parts, captions: list[str], clip_skip: int = 1, max_token
     """
     import torch
 
+    if parts.is_flow:  # a DiT family: one (tokens, hidden) tensor per caption, padding removed
+        from training import dit
+
+        return dit.encode_text(parts, captions, device), None
     if parts.family != "sdxl":
         te, tok = parts.text_encoders[0], parts.tokenizers[0]
         inner = getattr(te, "module", te)
@@ -125,13 +140,17 @@ def sdxl_time_ids(items: list, device, dtype):
 
 
 def encode_latents(parts: Parts, pixels):
-    """(B, 3, H, W) in [-1, 1] → scaled latents (deterministic: the distribution's mode)."""
+    """(B, 3, H, W) in [-1, 1] → scaled latents (deterministic: the distribution's mode).
+
+    VAEs with a shift (the 16-channel FLUX/Z-Image one) are centred first, as their pipelines undo it.
+    """
     import torch
 
     vae = parts.vae
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
     with torch.no_grad():
         dist = vae.encode(pixels.to(vae.device, dtype=vae.dtype)).latent_dist
-        return dist.mode().float() * vae.config.scaling_factor
+        return (dist.mode().float() - shift) * vae.config.scaling_factor
 
 
 def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfig):
@@ -139,6 +158,10 @@ def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfi
     import torch
     import torch.nn.functional as F
 
+    if parts.is_flow:
+        from training import dit
+
+        return dit.loss_fn(parts, unet, latents, hidden, cfg)
     t = cfg.training
     sched = parts.noise_scheduler
     b = latents.shape[0]

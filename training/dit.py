@@ -1,0 +1,187 @@
+"""The model side of a training step for flow-matching DiT families (Z-Image first).
+
+Loading: the base pipeline on the CPU in fp32; the Turbo training adapter merged into the transformer weights
+(scale 1) before anything is cast or quantised; then every part frozen and moved. Text: the pipeline's own
+``encode_prompt`` (Qwen3 chat template, hidden state [-2], padding removed by the mask), so what is trained is
+what inference sees. Loss: training/flow.py with the family's conventions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.config import RunConfig
+from core.errors import ConfigError, DanluError
+from training import flow
+
+ADAPTER_REPO = "ostris/zimage_turbo_training_adapter"
+ADAPTER_FILES = {"v1": "zimage_turbo_training_adapter_v1.safetensors",
+                 "v2": "zimage_turbo_training_adapter_v2.safetensors"}
+
+
+def is_dit(cfg: RunConfig) -> bool:
+    """A flow DiT base: said by model.family, or a diffusers folder whose pipeline is one."""
+    if cfg.model.family == "zimage":
+        return True
+    if cfg.model.family != "auto":
+        return False
+    index = Path(cfg.model.base) / "model_index.json"
+    return index.is_file() and '"ZImagePipeline"' in index.read_text(encoding="utf-8")
+
+
+def open_base(cfg: RunConfig):
+    """The base pipeline on the CPU, fp32: through models.loading, or straight from a diffusers folder."""
+    from models.generate import open_pipeline
+
+    try:
+        return open_pipeline(cfg.model.base, family="zimage", vae=cfg.model.vae or None, device="cpu")
+    except DanluError:
+        if not (Path(cfg.model.base) / "model_index.json").is_file():
+            raise
+    from diffusers import ZImagePipeline
+
+    return ZImagePipeline.from_pretrained(cfg.model.base, local_files_only=True)
+
+
+def check_settings(cfg: RunConfig, device_kind: str) -> None:
+    """Refuse what cannot work, before anything heavy is loaded."""
+    m = cfg.model
+    if m.training_adapter != "none" and m.variant != "turbo":
+        raise ConfigError(f"A training adapter is for Z-Image Turbo; this base is set as {m.variant}.",
+                          f"训练适配器只用于 Z-Image Turbo；当前底模设为 {m.variant}。",
+                          "Set model.training_adapter = none, or model.variant = turbo if the base is Turbo.",
+                          "请把 model.training_adapter 设为 none；"
+                          "如果底模确实是 Turbo，请把 model.variant 设为 turbo。",
+                          key="model.training_adapter")
+    if m.quantize != "none" and device_kind != "cuda":
+        raise ConfigError(f"model.quantize = {m.quantize} needs a CUDA GPU (bitsandbytes int8); this run is on "
+                          f"{device_kind}.",
+                          f"model.quantize = {m.quantize} 需要 CUDA 显卡（bitsandbytes int8）；"
+                          f"本次在 {device_kind} 上运行。",
+                          "Set model.quantize = none.", "请把 model.quantize 设为 none。", key="model.quantize")
+
+
+def adapter_path(spec: str) -> Path:
+    """v1 / v2 (downloaded from the hub once, then cached) or a local .safetensors file."""
+    if spec in ADAPTER_FILES:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(ADAPTER_REPO, ADAPTER_FILES[spec]))
+        except Exception as e:  # noqa: BLE001 - offline, blocked, or missing: one message with the way out
+            raise DanluError(f"The training adapter {spec} could not be downloaded from {ADAPTER_REPO}: {e}",
+                             f"无法从 {ADAPTER_REPO} 下载训练适配器 {spec}：{e}",
+                             "Download the file yourself and set model.training_adapter to its path.",
+                             "请手动下载该文件，并把 model.training_adapter 设为它的路径。",
+                             key="model.training_adapter") from None
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"Training adapter not found: {spec}", f"找不到训练适配器：{spec}",
+                          "Use none, v1, v2 or the path of a .safetensors file.",
+                          "请填写 none、v1、v2 或一个 .safetensors 文件的路径。", key="model.training_adapter")
+    return path
+
+
+def merge_adapter(transformer: Any, path: Path) -> int:
+    """Add the adapter's B·A·(alpha/rank) to the transformer's weights in place; return the layers changed."""
+    import torch
+    from safetensors.torch import load_file
+
+    from models.families import zimage
+
+    state = load_file(str(path))
+    modules = dict(transformer.named_modules())
+    pairs = sorted(k[: -len(".lora_A.weight")] for k in state if k.endswith(".lora_A.weight"))
+    if not pairs:
+        raise DanluError(f"{path.name} holds no LoRA weights (lora_A/lora_B).", f"{path.name} 中没有 LoRA 权重。",
+                         "Choose the training adapter file itself.", "请选择训练适配器文件本身。",
+                         key="model.training_adapter")
+    for base in pairs:
+        name = base.removeprefix(zimage.LORA_PREFIX).removeprefix("transformer.")
+        module = modules.get(name)
+        if module is None or not hasattr(module, "weight"):
+            raise DanluError(f"{path.name} does not fit this transformer ({name} is not one of its layers).",
+                             f"{path.name} 与此 transformer 不匹配（没有 {name} 这一层）。",
+                             "Use the adapter made for Z-Image Turbo.", "请使用为 Z-Image Turbo 制作的适配器。",
+                             key="model.training_adapter")
+        down, up = state[f"{base}.lora_A.weight"].double(), state[f"{base}.lora_B.weight"].double()
+        alpha = state.get(f"{base}.alpha")
+        scale = float(alpha) / down.shape[0] if alpha is not None else 1.0
+        with torch.no_grad():
+            w = module.weight
+            w.copy_((w.double() + scale * (up @ down)).to(w.dtype))
+    return len(pairs)
+
+
+def quantize_int8(transformer: Any, device: str) -> int:
+    """Frozen block linears as bitsandbytes int8 (LLM.int8) layers on the GPU; peft puts LoRA on top of them."""
+    import bitsandbytes as bnb
+    from torch import nn
+
+    count = 0
+    for name, module in list(transformer.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if isinstance(child, nn.Linear) and full.startswith(("layers.", "noise_refiner.", "context_refiner.")):
+                q = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=child.bias is not None,
+                                        has_fp16_weights=False, threshold=6.0)
+                q.weight = bnb.nn.Int8Params(child.weight.data.to("cpu").half(), requires_grad=False,
+                                             has_fp16_weights=False)
+                if child.bias is not None:
+                    q.bias = nn.Parameter(child.bias.data, requires_grad=False)
+                setattr(module, child_name, q.to(device))
+                count += 1
+    return count
+
+
+def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
+    """Parts of a Z-Image base for training: adapter merged, frozen, on `device` in `dtype`."""
+    from training.model import Parts
+
+    check_settings(cfg, str(device).split(":")[0])
+    pipe = open_base(cfg)
+    transformer = pipe.transformer
+    if cfg.model.training_adapter != "none":
+        path = adapter_path(cfg.model.training_adapter)
+        n = merge_adapter(transformer, path)
+        log(f"Training adapter {path.name} merged into {n} transformer layers (training only; never saved)")
+    for m in (transformer, pipe.vae, pipe.text_encoder):
+        m.requires_grad_(False)
+        m.eval()
+    if cfg.model.quantize == "int8":
+        transformer.to(dtype=dtype)
+        log(f"{quantize_int8(transformer, device)} transformer linears stored in int8")
+    transformer.to(device, dtype=dtype)
+    pipe.vae.to(device, dtype=dtype)
+    pipe.text_encoder.to(device, dtype=dtype)
+    shift = float(pipe.scheduler.config.get("shift", flow.ZIMAGE.shift))
+    return Parts("zimage", "flow", transformer, pipe.vae, [pipe.text_encoder], [pipe.tokenizer], None,
+                 dict(pipe.scheduler.config), pipe=pipe, flow=flow.FlowSpec(shift=shift))
+
+
+def encode_text(parts: Any, captions: list[str], device=None) -> list:
+    """One (tokens, hidden) tensor per caption, exactly as the family's pipeline encodes a prompt."""
+    from models import families
+
+    return list(families.dit_module(parts.family).encode_prompts(parts.pipe, list(captions), device))
+
+
+def loss_fn(parts: Any, transformer: Any, latents, embeds: list, cfg: RunConfig):
+    """Flow-matching loss of one batch: draw noise levels, noise the latents, compare velocities."""
+    import torch
+
+    t = cfg.training
+    spec = parts.flow
+    d = flow.draw(latents.shape[0], t.timestep_type, t.timestep_bias, spec.shift)
+    noise = torch.randn_like(latents)
+    x_t = flow.noisy(latents, noise, d.sigma)
+    dtype = next(p for p in transformer.parameters() if p.is_floating_point()).dtype
+    frames = list(x_t.to(dtype).unsqueeze(2).unbind(0))           # (C, 1, H, W) each: the transformer's input
+    time = flow.model_time(spec, d.sigma).to(latents.device, dtype)
+    out = transformer(frames, time, [e.to(dtype) for e in embeds], return_dict=False)[0]
+    pred = flow.velocity(spec, torch.stack([o.float() for o in out]).squeeze(2))
+    target = flow.target(latents, noise)
+    if t.differential_guidance:
+        target = flow.differential_target(pred, target, t.differential_guidance)
+    return flow.weighted_mse(pred, target, d.weight)
