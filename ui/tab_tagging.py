@@ -16,14 +16,14 @@ import gradio as gr
 from core import config as cfgmod
 from core.errors import DanluError
 from core.tags import IDENTITY_SHARE, TagEditor, split_tags
-from ui import i18n
+from taggers.catalog import TAGGERS
+from ui import i18n, tab_caption
 from ui.context import AppContext
 from ui.i18n import t
 
 TAB_ID = "tagging"
 TAB_KEY = "tagging.tab"
-MODEL_CHOICES = ["wd-v1-4-moat-tagger-v2", "wd-v1-4-convnextv2-tagger-v2", "wd-v1-4-vit-tagger-v2",
-                 "wd-v1-4-swinv2-tagger-v2", "wd-vit-tagger-v3", "wd-swinv2-tagger-v3", "wd-eva02-large-tagger-v3"]
+MODEL_CHOICES = list(TAGGERS)   # taggers/catalog.py
 OPS = ["remove", "replace", "add_front", "add_back", "trigger_first", "dedupe"]
 
 i18n.add({
@@ -389,6 +389,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
                        value="tagging.cancel")
         bar = gr.HTML(progress_html(0, 0, "—"), elem_id="tagging-progress")
         status = gr.Markdown("", elem_id="tagging-status")
+    tab_caption.build(ctx, folder, trigger, ext, model, general, character)
 
     B(gr.Markdown(f"### {t('tagging.editor', lang0)}"), value="tagging.editor")
     message = gr.Markdown("", elem_id="tagging-message")
