@@ -141,6 +141,7 @@ def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: 
         dit = families.dit_module(fam)
         if dit is not None:
             adapter = "adapter" in (Path(info.path).name.lower() + meta.get("ss_output_name", "").lower())
+            info.prediction_type, info.native_resolution = dit.PREDICTION, dit.NATIVE_RESOLUTION
             return info.refuse(*dit.not_a_base("adapter" if adapter else "lora"))
         label = families.LABELS.get(fam or "", "an unknown family")
         return info.refuse(f"This is a {kind} for {label}, not a base model.",

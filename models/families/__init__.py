@@ -1,23 +1,39 @@
 """The model families: one module each, with the same small set of names.
 
-Each module defines FAMILY, LABEL, NATIVE_RESOLUTION, PREDICTION (the default when nothing says
-otherwise), MODELSPEC (the `modelspec.architecture` of a base checkpoint), LORA_VERSION
-(`ss_base_model_version` of a LoRA trained on it; `lora_version(prediction)` gives it),
-CONTEXT_DIM (the cross-attention width of the
-real model, which tells families apart when only the UNet is stored), `matches(keys)` (the
-single-file keys that identify it) and `pipeline_class()`.
+Every module defines FAMILY, LABEL, NATIVE_RESOLUTION, PREDICTION (the default when nothing says
+otherwise: epsilon, v_prediction or flow), MODELSPEC (the `modelspec.architecture` of a base checkpoint),
+LORA_VERSION (`ss_base_model_version` of a LoRA trained on it; `lora_version(prediction)` gives it),
+CONTEXT_DIM (the text-feature width of the real model), `matches(keys)` (the single-file keys that identify
+it) and `pipeline_class()`.
+
+The SD-UNet families (sd15, sd2, sdxl) share the loaders, LoRA names and samplers of models/ldm.py,
+loading.py, lora_file.py and generate.py. A DiT family (zimage; FLUX and Qwen-Image would follow) says
+everything itself, in one module, with these names; the shared code asks it through `dit_module`:
+
+- PIPELINE (the diffusers pipeline class name), DENOISER (the pipeline attribute LoRA trains), HUB_IDS
+- recognising: `matches(keys)`, `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a
+  detect.ModelInfo), `is_folder(folder)`, `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message)
+- loading: `load_parts(path, components=None, torch_dtype=None)` → the pipeline; `find_parts(path)` (where the
+  text encoder, tokenizer and VAE come from); `from_file_keys` / `to_file_keys` (single-file ↔ diffusers names)
+- training: `encode_prompts(pipe, prompts)`, `lora_target_modules(denoiser, targets, refiners)` (flow-matching
+  maths: training/flow.py)
+- the LoRA file: `lora_state(components, adapter)` (tensors) and `lora_metadata(meta)` (family fields)
+- samples: `sample_recipe(recipe, args)` (models.recipe's hook: what the PNG states), `render(pipe, ...)` and
+  `render_batch(pipe, ...)` with models.generate's signatures; the guidance/steps/prompt semantics are written
+  in the module's docstring and tested.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from models.families import sd2, sd15, sdxl
+from models.families import sd2, sd15, sdxl, zimage
 
-MODULES: dict[str, ModuleType] = {"sd15": sd15, "sd2": sd2, "sdxl": sdxl}
-FAMILIES = ("sd15", "sd2", "sdxl", "sdxl_refiner")
-LABELS = {"sd15": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sdxl_refiner": "SDXL refiner"}
-NATIVE = {"sd15": 512, "sd2": 512, "sdxl": 1024, "sdxl_refiner": 1024}
+MODULES: dict[str, ModuleType] = {"sd15": sd15, "sd2": sd2, "sdxl": sdxl, "zimage": zimage}
+DIT_MODULES: dict[str, ModuleType] = {"zimage": zimage}
+FAMILIES = ("sd15", "sd2", "sdxl", "sdxl_refiner", "zimage")
+LABELS = {"sd15": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sdxl_refiner": "SDXL refiner", "zimage": "Z-Image"}
+NATIVE = {"sd15": 512, "sd2": 512, "sdxl": 1024, "sdxl_refiner": 1024, "zimage": 1024}
 
 
 def module(family: str) -> ModuleType:
@@ -26,6 +42,17 @@ def module(family: str) -> ModuleType:
     if key not in MODULES:
         raise KeyError(f"unknown model family {family!r}")
     return MODULES[key]
+
+
+def dit_module(family: str | None) -> ModuleType | None:
+    """The module of a DiT family (which says everything itself), None for the SD-UNet families."""
+    return DIT_MODULES.get(family or "")
+
+
+def of_pipeline(pipe) -> ModuleType | None:
+    """The DiT family module of a loaded pipeline, None for an SD pipeline."""
+    name = type(pipe).__name__
+    return next((m for m in DIT_MODULES.values() if m.PIPELINE == name), None)
 
 
 def native_resolution(family: str, prediction: str) -> int:
@@ -46,6 +73,9 @@ def modelspec_architecture(family: str, prediction: str) -> str:
 def lora_family(keys: list[str] | dict, metadata: dict[str, str] | None = None) -> str | None:
     """The base family a LoRA/LyCORIS file was made for: from ss_base_model_version / ss_v2, else keys and shapes."""
     meta = metadata or {}
+    for name, mod in DIT_MODULES.items():
+        if mod.lora_matches(list(keys), meta):
+            return name
     version = meta.get("ss_base_model_version", "")
     arch = meta.get("modelspec.architecture", "")
     if version.startswith("sdxl") or arch.startswith("stable-diffusion-xl"):

@@ -1,12 +1,31 @@
 """Z-Image (Tongyi-MAI): a single-stream flow-matching DiT, a Qwen3 text encoder and the 16-channel FLUX VAE.
 
 Turbo, De-Turbo and Base share architecture and keys, so a header cannot tell them apart; the user says which.
+
+Sampling semantics (diffusers 0.42 ZImagePipeline; checked in tests/test_zimage_sampling.py):
+
+- CFG. Danlu's `cfg` is the number ComfyUI users type in KSampler: pred = neg + cfg·(pos − neg). diffusers
+  writes pred = pos + g·(pos − neg) and turns CFG on only when g > 0, so g = cfg − 1: Turbo's "guidance 0" is
+  ComfyUI cfg 1 (one transformer forward per step, the negative prompt unused); De-Turbo's cfg 3 is g = 2
+  (the prompt and the negative in one batch of two per step). cfg below 1 has no diffusers equivalent.
+- Steps. N steps are N transformer calls: the sigmas are linspace(1, 1/N, N) shifted by 3 (σ' = 3σ/(1 + 2σ)),
+  then the scheduler's final σ = 0; ComfyUI's euler sampler with the `simple` scheduler and
+  ModelSamplingAuraFlow shift 3 steps through the same sigmas. (diffusers before 0.39 needed N + 1.)
+- Prompt. Qwen3's chat template with one user turn and the generation prompt
+  (``<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n``), padded/truncated to 512 tokens,
+  hidden state [-2] of the text encoder, padding dropped by the attention mask. An empty negative prompt is the
+  template around "" (as ComfyUI encodes an empty text box).
+- Noise. A CPU generator's fp32 randn of (1, 16, H/8, W/8) for the seed: ComfyUI's noise for the same seed.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
+
+from core.errors import DanluError
 
 FAMILY = "zimage"
 LABEL = "Z-Image"
@@ -14,63 +33,193 @@ NATIVE_RESOLUTION = 1024
 PREDICTION = "flow"
 MODELSPEC = "z-image"
 LORA_VERSION = "zimage"
+LORA_MODELSPEC = "z-image/lora"
 CONTEXT_DIM = 2560          # Qwen3-4B hidden size: the transformer's cap_feat_dim
-DIM = 3840                  # the real transformer's width; Lumina 2, the same layout, has 2304
+DIM = 3840                  # the real transformer's width; Lumina 2, the same layout otherwise, has 2304
 LUMINA2_DIM = 2304
 PIPELINE = "ZImagePipeline"
+DENOISER = "transformer"    # the pipeline attribute LoRA trains
 TURBO_REPO = "Tongyi-MAI/Z-Image-Turbo"
-HUB_IDS = ("Tongyi-MAI/Z-Image-Turbo", "Tongyi-MAI/Z-Image", "Tongyi-MAI/Z-Image-Base", "ostris/Z-Image-De-Turbo")
+HUB_IDS = ("Tongyi-MAI/Z-Image-Turbo", "Tongyi-MAI/Z-Image", "ostris/Z-Image-De-Turbo")
 VAE_SHIFT, VAE_SCALE = 0.1159, 0.3611
 SCHEDULER_SHIFT = 3.0
 MAX_SEQUENCE_LENGTH = 512
+SIZE_MULTIPLE = 16          # VAE ×8, patches of 2
+PART_PATTERNS = ["model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*", "vae/*", "transformer/*.json"]
+MODEL_PATTERNS = PART_PATTERNS + ["transformer/*.safetensors"]
+# Kinds as network.dit_targets names them → module names inside a block. Main blocks are `layers.N`; the
+# refiners (`noise_refiner.N`, `context_refiner.N`) are left out by default, as ai-toolkit does.
+LORA_MODULES = {"attention": ("attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0"),
+                "feed_forward": ("feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),
+                "adaLN": ("adaLN_modulation.0",)}
+LORA_BLOCKS = ("layers.",)
+REFINER_BLOCKS = ("noise_refiner.", "context_refiner.")
+LORA_PREFIX = "diffusion_model."
 
-# Where the original/ComfyUI single file names a tensor differently from diffusers. The q/k/v projections are
-# one fused `attention.qkv` there: rows [0:d] are q, [d:2d] k, [2d:3d] v.
+# Original/ComfyUI single-file names that differ from diffusers'. q/k/v are one fused `attention.qkv` there:
+# rows [0:d] q, [d:2d] k, [2d:3d] v.
 _FILE_TO_DIFFUSERS = (("final_layer.", "all_final_layer.2-1."), ("x_embedder.", "all_x_embedder.2-1."),
                       (".attention.out.", ".attention.to_out.0."), (".attention.k_norm.", ".attention.norm_k."),
                       (".attention.q_norm.", ".attention.norm_q."))
 FILE_PREFIX = "model.diffusion_model."
 
 
-def strip_prefix(keys):
+# --- recognising it -------------------------------------------------------------------------------
+
+def strip_prefix(keys) -> list[str]:
     """Keys without ComfyUI's `model.diffusion_model.` prefix (a transformer file may have it or not)."""
-    return [k[len(FILE_PREFIX):] if k.startswith(FILE_PREFIX) else k for k in keys]
+    return [k.removeprefix(FILE_PREFIX) for k in keys]
 
 
 def matches(keys) -> bool:
-    """A Z-Image transformer single file (original names or diffusers names, with or without the prefix).
+    """A Z-Image transformer (original or diffusers names, with or without the prefix; Lumina 2 too: see lumina2).
 
-    Main blocks carry `adaLN_modulation.0` (a bare Linear); Lumina 2, the same layout otherwise, has
-    `adaLN_modulation.1` (after a SiLU). Width 3840 vs 2304 is checked by `dims_problem` with the shapes.
+    Main blocks carry `adaLN_modulation.0` (a bare Linear); Lumina 2 has `adaLN_modulation.1` (after a SiLU).
     """
     names = set(strip_prefix(keys))
-    has_norm = ("noise_refiner.0.attention.k_norm.weight" in names
-                or "noise_refiner.0.attention.norm_k.weight" in names)
-    return "layers.0.adaLN_modulation.0.weight" in names and ("cap_embedder.1.weight" in names or has_norm)
+    return "layers.0.adaLN_modulation.0.weight" in names and (
+        "cap_embedder.1.weight" in names or "noise_refiner.0.attention.k_norm.weight" in names
+        or "noise_refiner.0.attention.norm_k.weight" in names)
 
 
-def dims_problem(shapes: dict[str, list[int]]) -> str | None:
-    """None when the widths are Z-Image's (3840, or a tiny test model's); a reason otherwise."""
-    shapes = dict(zip(strip_prefix(shapes), shapes.values()))
-    cap = shapes.get("cap_embedder.1.weight")
-    if cap and cap[0] == LUMINA2_DIM:
-        return "lumina2"
-    return None
+def is_lumina2(shapes: dict[str, list[int]]) -> bool:
+    """Lumina 2 shares the layout at width 2304; Z-Image is 3840 (test models are smaller, never 2304)."""
+    cap = dict(zip(strip_prefix(shapes), shapes.values())).get("cap_embedder.1.weight")
+    return bool(cap) and cap[0] == LUMINA2_DIM
 
+
+def lora_matches(keys, metadata: dict[str, str]) -> bool:
+    """A LoRA for Z-Image: ai-toolkit's `ss_base_model_version`, or block names only this layout has."""
+    if metadata.get("ss_base_model_version", "").startswith("zimage"):
+        return True
+    pat = re.compile(r"^(diffusion_model\.|transformer\.|lora_unet_|lycoris_)?(layers|noise_refiner|context_refiner)"
+                     r"[._]\d+[._](attention[._](to_q|to_k|to_v|to_out|qkv|out)|feed_forward[._]w[123]"
+                     r"|adaLN_modulation)")
+    return any(pat.match(k) for k in keys)
+
+
+def is_folder(folder: Path) -> bool:
+    """A diffusers folder (or transformer-only folder, as De-Turbo's) of this family."""
+    for cfg, cls in ((folder / "model_index.json", PIPELINE), (folder / "transformer" / "config.json",
+                                                                "ZImageTransformer2DModel")):
+        try:
+            if json.loads(cfg.read_text(encoding="utf-8")).get("_class_name") == cls:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _has_parts(folder: Path) -> bool:
+    try:
+        te = json.loads((folder / "text_encoder" / "config.json").read_text(encoding="utf-8"))
+        vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (te.get("model_type") == "qwen3" and vae.get("latent_channels") == 16
+            and (folder / "tokenizer").is_dir())
+
+
+def find_parts(path: Path, components: str | Path | None = None) -> Path | None:
+    """The folder that gives the text encoder, tokenizer and VAE: `components` if given, the model's own folder,
+    a Z-Image diffusers folder beside the file (same stem, or any in the same folder), else the Turbo repo
+    if it is downloaded. None when none is there (load_parts then downloads the Turbo repo's parts)."""
+    path = Path(path)
+    cands = [Path(components)] if components else []
+    cands.append(path if path.is_dir() else path.with_suffix(""))
+    try:
+        cands += sorted(p for p in path.parent.iterdir() if p.is_dir())
+    except OSError:
+        pass
+    for cand in cands:
+        if _has_parts(cand):
+            return cand
+    try:
+        from core.download import cached
+    except ImportError:
+        return None
+    turbo = cached(TURBO_REPO)
+    return turbo if turbo is not None and _has_parts(turbo) else None
+
+
+def _parts_note(info, parts: Path | None) -> None:
+    if parts is None:
+        info.warnings.append((f"The text encoder (Qwen3), tokenizer and VAE are not beside it: they will be "
+                              f"downloaded from {TURBO_REPO} when the model is loaded.",
+                              f"旁边没有文本编码器（Qwen3）、分词器和 VAE：加载模型时将从 {TURBO_REPO} 下载。"))
+    elif parts != Path(info.path):
+        info.warnings.append((f"Text encoder (Qwen3), tokenizer and VAE taken from {parts}.",
+                              f"文本编码器（Qwen3）、分词器和 VAE 取自 {parts}。"))
+    info.warnings.append(("Turbo, De-Turbo and Base cannot be told apart from the weights: choose the variant "
+                          "in the Model tab.", "权重无法区分 Turbo、De-Turbo 与 Base：请在“底模”页选择版本。"))
+
+
+def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[str, str]):
+    """Fill a detect.ModelInfo for a single file that `matches`: the transformer alone, as Z-Image ships."""
+    shapes = {k: s for k, (_, s) in tensors.items()}
+    if is_lumina2(shapes):
+        return info.refuse("This is a Lumina 2 transformer (width 2304), which Danlu does not train.",
+                           "这是 Lumina 2 的 transformer（宽度 2304），丹炉不支持训练它。",
+                           "Pick a Z-Image model (Tongyi-MAI/Z-Image-Turbo or a file made from it).",
+                           "请选择 Z-Image 模型（Tongyi-MAI/Z-Image-Turbo 或由它导出的文件）。")
+    info.family, info.prediction_type, info.prediction_source = FAMILY, PREDICTION, "family rule"
+    info.native_resolution, info.has_vae = NATIVE_RESOLUTION, False
+    _parts_note(info, find_parts(Path(info.path)))
+    info.usable = True
+    return info
+
+
+def classify_folder(info, folder: Path):
+    """Fill a detect.ModelInfo for a diffusers folder (or a transformer-only folder) of this family."""
+    from models.ldm import DTYPE_NAMES, HeaderError, read_header
+
+    info.kind, info.family = "diffusers", FAMILY
+    info.prediction_type, info.prediction_source = PREDICTION, "family rule"
+    info.native_resolution = NATIVE_RESOLUTION
+    shards = sorted((folder / "transformer").glob("*.safetensors"))
+    if not shards:
+        return info.refuse("The Z-Image folder has no safetensors transformer weights.",
+                           "Z-Image 文件夹中没有 safetensors 格式的 transformer 权重。",
+                           "Download the transformer of this model.", "请下载该模型的 transformer 权重。")
+    try:
+        tensors, _ = read_header(shards[0])
+    except HeaderError as exc:
+        return info.refuse(f"transformer weights: {exc}.", f"transformer 权重文件损坏：{exc}。")
+    info.precision = ", ".join(sorted({DTYPE_NAMES.get(d, d) for d, _ in tensors.values()}))
+    info.size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    _parts_note(info, find_parts(folder))
+    info.usable = True
+    return info
+
+
+def not_a_base(kind: str) -> tuple[str, str, str, str]:
+    """(en, zh, hint_en, hint_zh) for a Z-Image LoRA or training adapter given where a base model is needed."""
+    what = ("the Z-Image Turbo training adapter", "Z-Image Turbo 训练适配器") if kind == "adapter" else \
+        ("a LoRA for Z-Image", "Z-Image 的 LoRA")
+    return (f"This is {what[0]}, not a base model.", f"这是 {what[1]}，不是底模。",
+            f"Pick the Z-Image transformer file or folder (or {TURBO_REPO}) as the base"
+            + ("; set the adapter in the training adapter field." if kind == "adapter" else "."),
+            f"请选择 Z-Image 的 transformer 文件或文件夹（或 {TURBO_REPO}）作为底模"
+            + ("；训练适配器请填在“训练适配器”一栏。" if kind == "adapter" else "。"))
+
+
+# --- single-file names ----------------------------------------------------------------------------
 
 def from_file_keys(state: dict[str, Any]) -> dict[str, Any]:
-    """Original/ComfyUI transformer names → diffusers names (fused qkv split into to_q/to_k/to_v)."""
+    """Original/ComfyUI transformer names → diffusers names (fused qkv split into to_q/to_k/to_v).
+
+    With the `model.diffusion_model.` prefix present, only the prefixed keys are the transformer's."""
+    if any(k.startswith(FILE_PREFIX) for k in state):
+        state = {k[len(FILE_PREFIX):]: v for k, v in state.items() if k.startswith(FILE_PREFIX)}
     out = {}
     for key, value in state.items():
-        key = key[len(FILE_PREFIX):] if key.startswith(FILE_PREFIX) else key
         if key == "norm_final.weight":
             continue
         for old, new in _FILE_TO_DIFFUSERS:
             key = key.replace(old, new) if old.startswith(".") or key.startswith(old) else key
         if key.endswith(".attention.qkv.weight"):
             base = key[: -len("qkv.weight")]
-            q, k, v = value.chunk(3, dim=0)
-            out[base + "to_q.weight"], out[base + "to_k.weight"], out[base + "to_v.weight"] = q, k, v
+            out[base + "to_q.weight"], out[base + "to_k.weight"], out[base + "to_v.weight"] = value.chunk(3, dim=0)
             continue
         out[key] = value
     return out
@@ -84,10 +233,10 @@ def to_file_keys(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in state.items():
         m = re.match(r"(.*\.attention\.)to_([qkv])\.weight$", key)
         if m:
+            base = m.group(1)
             if m.group(2) == "q":
-                base = m.group(1)
                 out[prefix + base + "qkv.weight"] = torch.cat(
-                    [state[base + "to_q.weight"], state[base + "to_k.weight"], state[base + "to_v.weight"]], dim=0)
+                    [state[base + "to_q.weight"], state[base + "to_k.weight"], state[base + "to_v.weight"]])
             continue
         for old, new in _FILE_TO_DIFFUSERS:
             key = key.replace(new, old) if new.startswith(".") or key.startswith(new) else key
@@ -95,9 +244,210 @@ def to_file_keys(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def lora_version(prediction: str = "flow") -> str:
-    """`ss_base_model_version` of a LoRA trained on this family (ai-toolkit's value)."""
-    return LORA_VERSION
+def infer_config(state: dict[str, Any]) -> dict[str, Any]:
+    """ZImageTransformer2DModel arguments from diffusers-named weights (RoPE axes split as the real 32/48/48)."""
+    def count(block: str) -> int:
+        return 1 + max((int(m[1]) for k in state if (m := re.match(rf"{block}\.(\d+)\.", k))), default=-1)
+
+    dim, cap_dim = state["cap_embedder.1.weight"].shape
+    head = state["layers.0.attention.norm_q.weight"].shape[0]
+    b = (head - head // 8 * 2) // 2
+    return dict(in_channels=state["all_x_embedder.2-1.weight"].shape[1] // 4, dim=dim, n_layers=count("layers"),
+                n_refiner_layers=count("noise_refiner"), n_heads=dim // head,
+                n_kv_heads=state["layers.0.attention.to_k.weight"].shape[0] // head, cap_feat_dim=cap_dim,
+                axes_dims=[head - 2 * b, b, b])
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+def download_parts(progress=None) -> Path:
+    """The Turbo repo's text encoder, tokenizer, VAE and scheduler (not its transformer), from the chosen source."""
+    from core.download import fetch
+
+    return fetch(TURBO_REPO, patterns=PART_PATTERNS, progress=progress, key="model.base")
+
+
+def _load_transformer(path: Path, parts: Path, torch_dtype: Any):
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import ZImageTransformer2DModel
+
+    if path.is_dir():
+        return ZImageTransformer2DModel.from_pretrained(path / "transformer", torch_dtype=torch_dtype,
+                                                        local_files_only=True)
+    from models.loading import read_state_dict
+
+    state = from_file_keys(read_state_dict(path))
+    try:
+        config = infer_config(state)
+    except KeyError as exc:
+        raise DanluError(f"{path.name} is not a complete Z-Image transformer: weight {exc} is missing.",
+                         f"{path.name} 不是完整的 Z-Image transformer：缺少权重 {exc}。", key="model.base") from exc
+    own = parts / "transformer" / "config.json"
+    if own.is_file():  # the release's own config when it fits (keeps its RoPE and other settings)
+        known = {k: v for k, v in json.loads(own.read_text(encoding="utf-8")).items() if not k.startswith("_")}
+        if all(known.get(k) == v for k, v in config.items() if k != "axes_dims"):
+            config = known
+    with init_empty_weights():
+        model = ZImageTransformer2DModel.from_config(config)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise DanluError(f"{path.name}: the weights do not fit a Z-Image transformer: "
+                         f"{str(exc).splitlines()[0][:300]}", f"{path.name}：权重与 Z-Image transformer 结构不符。",
+                         "The file may be partial or of another model.", "文件可能不完整或属于其他模型。",
+                         key="model.base") from exc
+    # As diffusers' from_pretrained: fp32 unless asked, whatever the file stores.
+    dtype = torch_dtype or torch.float32
+    return (model if all(p.dtype == dtype for p in model.parameters()) else model.to(dtype)).eval()
+
+
+def load_parts(path: str | Path, *, components: str | Path | None = None, torch_dtype: Any = None):
+    """A ZImagePipeline for a diffusers folder, a transformer-only folder or a transformer single file.
+
+    A complete folder loads through `ZImagePipeline.from_pretrained` (what a diffusers user runs). Otherwise
+    the transformer comes from `path` and the text encoder, tokenizer, VAE and scheduler from `find_parts`
+    (downloading the Turbo repo's parts when none is found)."""
+    import diffusers
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Path(path)
+    kw = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+    if path.is_dir() and (path / "model_index.json").is_file() and _has_parts(path) and not components:
+        return diffusers.ZImagePipeline.from_pretrained(path, local_files_only=True, **kw)
+    parts = find_parts(path, components) or download_parts()
+    transformer = _load_transformer(path, parts, torch_dtype)
+    sched_dir = parts / "scheduler"
+    scheduler = (diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(sched_dir) if sched_dir.is_dir() else
+                 diffusers.FlowMatchEulerDiscreteScheduler(shift=SCHEDULER_SHIFT, use_dynamic_shifting=False))
+    return diffusers.ZImagePipeline(
+        transformer=transformer, scheduler=scheduler,
+        text_encoder=AutoModel.from_pretrained(parts / "text_encoder", local_files_only=True, **kw).eval(),
+        tokenizer=AutoTokenizer.from_pretrained(parts / "tokenizer", local_files_only=True),
+        vae=diffusers.AutoencoderKL.from_pretrained(parts / "vae", local_files_only=True, **kw).eval())
+
+
+def encode_prompts(pipe, prompts: list[str], device: Any = None) -> list:
+    """Text-encoder features of each prompt, exactly as ZImagePipeline computes them (chat template, 512 tokens,
+    hidden state [-2], padding removed): a list of (tokens, width) tensors of different lengths."""
+    import torch
+
+    with torch.no_grad():
+        embeds, _ = pipe.encode_prompt(list(prompts), device=device or pipe.text_encoder.device,
+                                       do_classifier_free_guidance=False, max_sequence_length=MAX_SEQUENCE_LENGTH)
+    return embeds
+
+
+# --- LoRA -----------------------------------------------------------------------------------------
+
+def lora_target_modules(transformer, targets=("attention", "feed_forward", "adaLN"), refiners: bool = False):
+    """Full module names of the linears that get LoRA: the main blocks (`layers.N`), and the noise/context
+    refiners too when asked. Refiners of the context have no adaLN."""
+    blocks = LORA_BLOCKS + REFINER_BLOCKS if refiners else LORA_BLOCKS
+    suffixes = tuple(s for t in targets for s in LORA_MODULES[t])
+    return [name for name, _ in transformer.named_modules() if name.startswith(blocks) and name.endswith(suffixes)
+            and re.match(r"^\w+\.\d+\.", name)]
+
+
+def lora_state(components: dict[str, Any], adapter: str = "default") -> dict[str, Any]:
+    """The file's tensors from a peft-injected transformer: `diffusion_model.<name>.lora_A/lora_B.weight`,
+    fp32 CPU. No alpha keys: alpha/rank (peft's scaling, rslora included) is folded into lora_B, so every loader
+    (diffusers, ComfyUI, ai-toolkit) reads alpha = rank and applies exactly the trained delta."""
+    from models.lora_file import lora_layers
+
+    model = components.get(DENOISER)
+    if model is None:
+        raise ValueError("Z-Image LoRA files hold the transformer's layers only")
+    state = {}
+    for name, layer in lora_layers(model, adapter):
+        if getattr(layer, "lora_magnitude_vector", None) and adapter in layer.lora_magnitude_vector:
+            raise DanluError("DoRA is not supported for Z-Image LoRA files.", "Z-Image 的 LoRA 文件不支持 DoRA。",
+                             "Turn DoRA off.", "请关闭 DoRA。", key="network.use_dora")
+        down = layer.lora_A[adapter].weight.detach().float().cpu().contiguous()
+        up = layer.lora_B[adapter].weight.detach().float().cpu() * float(layer.scaling[adapter])
+        state[lora_key(name, "lora_A")] = down
+        state[lora_key(name, "lora_B")] = up.contiguous()
+    return state
+
+
+def lora_key(module_name: str, part: str) -> str:
+    """File key of one LoRA matrix (part 'lora_A' or 'lora_B'), as ai-toolkit writes and ComfyUI/diffusers load."""
+    return f"{LORA_PREFIX}{module_name}.{part}.weight"
+
+
+def lora_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """Family fields of the file's metadata: alpha is folded, so the file's alpha is its rank."""
+    meta = dict(meta)
+    if "ss_network_dim" in meta:
+        meta["ss_network_alpha"] = str(meta["ss_network_dim"])
+    meta.update({"ss_base_model_version": LORA_VERSION, "ss_v2": "False", "modelspec.architecture": LORA_MODELSPEC,
+                 "modelspec.prediction_type": PREDICTION})
+    meta.pop("ss_v_parameterization", None)
+    return meta
+
+
+# --- samples --------------------------------------------------------------------------------------
+
+def guidance_scale(cfg: float) -> float:
+    """diffusers' guidance_scale for ComfyUI's cfg (see the module docstring): g = cfg − 1."""
+    if cfg < 1:
+        raise DanluError(f"CFG {cfg:g} is below 1: Z-Image samples use CFG ≥ 1 as ComfyUI counts it "
+                         "(1 = no guidance, as Turbo is sampled).",
+                         f"CFG {cfg:g} 小于 1：Z-Image 样图的 CFG 按 ComfyUI 的算法须 ≥ 1"
+                         "（1 表示不引导，Turbo 即如此）。",
+                         "Set sampling.cfg to 1 for Turbo, 2-4 for De-Turbo or Base.",
+                         "Turbo 请把 sampling.cfg 设为 1，De-Turbo 或 Base 设为 2-4。", key="sampling.cfg")
+    return float(cfg) - 1.0
+
+
+def sample_recipe(recipe: dict, args: dict) -> tuple[dict, dict]:
+    """models.recipe's family hook: the PNG states what ComfyUI users set (steps, euler / simple, shift 3,
+    cfg) plus diffusers' guidance_scale; the flow-matching Euler sampler is the only one, and no clip skip."""
+    g = guidance_scale(float(recipe["cfg"]))
+    recipe = {**recipe, "sampler": "euler", "schedule": "Simple", "clip_skip": 1,
+              "extra": {**(recipe.get("extra") or {}), "Shift": _num(SCHEDULER_SHIFT), "Guidance scale": _num(g),
+                        "Max tokens": MAX_SEQUENCE_LENGTH}}
+    return recipe, {**args, "sampler": "euler", "clip_skip": 1}
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def initial_noise(seed: int, width: int, height: int, channels: int = 16, n: int = 1):
+    """The CPU fp32 draw of (1, C, H/8, W/8) for `seed` (ComfyUI's noise), repeated for a batch of n prompts."""
+    import torch
+
+    if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+        raise DanluError(f"Z-Image sample size {width}x{height} must be a multiple of {SIZE_MULTIPLE}.",
+                         f"Z-Image 样图尺寸 {width}x{height} 必须是 {SIZE_MULTIPLE} 的倍数。", key="sampling.width")
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    noise = torch.randn((1, channels, height // 8, width // 8), generator=generator, dtype=torch.float32)
+    return noise.repeat(n, 1, 1, 1), generator
+
+
+def render_batch(pipe, *, prompts: list[str], negative_prompt: str = "", steps: int = 8, cfg: float = 1.0,
+                 seed: int = 0, width: int = 1024, height: int = 1024, sampler: str = "euler", clip_skip: int = 1):
+    """Images of `prompts` at one seed (models.generate.render_batch's contract), each from the same noise."""
+    import torch
+
+    if sampler != "euler":
+        raise DanluError(f"Z-Image samples use the flow-matching Euler sampler, not {sampler}.",
+                         f"Z-Image 样图只用流匹配 Euler 采样器，不支持 {sampler}。", "Set sampling.sampler = euler.",
+                         "请设置 sampling.sampler = euler。", key="sampling.sampler")
+    latents, generator = initial_noise(seed, width, height, pipe.transformer.config.in_channels, len(prompts))
+    g = guidance_scale(cfg)
+    negative = [negative_prompt] * len(prompts) if g > 0 else None
+    with torch.no_grad():
+        return pipe(prompt=list(prompts), negative_prompt=negative, num_inference_steps=int(steps),
+                    guidance_scale=g, width=int(width), height=int(height), generator=generator,
+                    latents=latents.to(pipe.transformer.device), max_sequence_length=MAX_SEQUENCE_LENGTH,
+                    output_type="pil").images
+
+
+def render(pipe, *, prompt: str, **kwargs):
+    """One image (models.generate.render's contract): CPU-seeded noise, ComfyUI's cfg, N steps = N forwards."""
+    return render_batch(pipe, prompts=[prompt], **kwargs)[0]
 
 
 def pipeline_class():
@@ -106,17 +456,6 @@ def pipeline_class():
     return ZImagePipeline
 
 
-# --- training: which linears get LoRA, and the LoRA file's keys ----------------------------------------------
-# Kinds as network.dit_targets names them → module names inside a block. Main blocks are `layers.N`; the
-# refiners (`noise_refiner.N`, `context_refiner.N`) are left out by default, as ai-toolkit does.
-LORA_MODULES = {"attention": ("attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0"),
-                "feed_forward": ("feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),
-                "adaLN": ("adaLN_modulation.0",)}
-LORA_BLOCKS = ("layers.",)
-REFINER_BLOCKS = ("noise_refiner.", "context_refiner.")
-LORA_PREFIX = "diffusion_model."
-
-
-def lora_key(module_name: str, part: str) -> str:
-    """File key of one LoRA matrix (part 'lora_A' or 'lora_B'), as ai-toolkit writes and ComfyUI/diffusers load."""
-    return f"{LORA_PREFIX}{module_name}.{part}.weight"
+def lora_version(prediction: str = "flow") -> str:
+    """`ss_base_model_version` of a LoRA trained on this family (ai-toolkit's value)."""
+    return LORA_VERSION

@@ -1,0 +1,137 @@
+"""The Z-Image family: detection from headers, folders and LoRA files; loading a transformer file with its parts."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from models import detect as det
+from tests.test_models_detect import write_header_only
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from models.tiny import save_tiny
+
+    return save_tiny("zimage", tmp_path_factory.mktemp("zimage"))
+
+
+@pytest.fixture(scope="module")
+def real_shapes():
+    """{original/ComfyUI key: shape} of the real 6B transformer, built on the meta device from its default config."""
+    from accelerate import init_empty_weights
+    from diffusers import ZImageTransformer2DModel
+
+    from models.families import zimage
+
+    with init_empty_weights():
+        model = ZImageTransformer2DModel()
+    return {k: tuple(v.shape) for k, v in zimage.to_file_keys(model.state_dict()).items()}
+
+
+@pytest.mark.parametrize("prefix", ["", "model.diffusion_model."])
+def test_real_transformer_file_is_zimage_from_its_header(tmp_path, real_shapes, prefix):
+    path = write_header_only(tmp_path / "z_image_turbo_bf16.safetensors",
+                             {prefix + k: s for k, s in real_shapes.items()}, dtype="BF16")
+    assert path.stat().st_size == pytest.approx(12.3e9, rel=0.05)  # 6.15 B parameters in bf16
+    info = det.detect(str(path))
+    assert (info.usable, info.family, info.prediction_type, info.native_resolution) == (True, "zimage", "flow", 1024)
+    assert info.precision == "bf16" and not info.has_vae
+    text = info.report("en")
+    assert "Z-Image" in text and "Tongyi-MAI/Z-Image-Turbo" in text  # the parts will come from the Turbo repo
+    assert "Turbo, De-Turbo and Base" in text and "Turbo、De-Turbo 与 Base" in info.report("zh")
+
+
+def test_lumina2_width_is_refused(tmp_path, real_shapes):
+    shapes = {k: tuple(2304 if d == 3840 else d for d in s) for k, s in real_shapes.items()}
+    info = det.detect(str(write_header_only(tmp_path / "lumina.safetensors", shapes)))
+    assert not info.usable and "Lumina 2" in info.problem_en and "Lumina 2" in info.problem_zh
+
+
+def test_tiny_files_and_folder(tiny, tmp_path):
+    for path in (tiny.folder, tiny.single_file, tiny.prefixed_file):
+        info = det.detect(str(path))
+        assert (info.usable, info.family) == (True, "zimage"), info.report()
+    assert str(tiny.folder) in det.detect(str(tiny.single_file)).report()  # parts found beside the file
+    alone = shutil.copy(tiny.single_file, tmp_path / "alone.safetensors")
+    assert "will be downloaded" in det.detect(str(alone)).report()
+    transformer_only = tmp_path / "de-turbo"
+    shutil.copytree(tiny.folder / "transformer", transformer_only / "transformer")
+    info = det.detect(str(transformer_only))
+    assert (info.usable, info.family, info.kind) == (True, "zimage", "diffusers")
+
+
+def test_lora_and_adapter_given_as_base_are_refused(tiny, tmp_path):
+    from diffusers import ZImageTransformer2DModel
+
+    from models.tiny_zimage import save_training_adapter
+
+    transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder, subfolder="transformer")
+    adapter = save_training_adapter(tmp_path / "zimage_turbo_training_adapter_v2.safetensors", transformer)
+    info = det.detect(str(adapter))
+    assert (info.usable, info.kind, info.family) == (False, "lora", "zimage")
+    assert "training adapter" in info.problem_en and "训练适配器" in info.problem_zh
+    lora = save_training_adapter(tmp_path / "my_character.safetensors", transformer)
+    info = det.detect(str(lora))
+    assert not info.usable and info.problem_en == "This is a LoRA for Z-Image, not a base model."
+    assert info.problem_zh == "这是 Z-Image 的 LoRA，不是底模。"
+
+
+@pytest.mark.parametrize("keys", [
+    ["diffusion_model.layers.0.attention.to_q.lora_A.weight"],
+    ["transformer.layers.3.feed_forward.w1.lora_down.weight"],
+    ["lora_unet_layers_0_attention_to_out_0.lora_down.weight"],
+    ["diffusion_model.layers.0.attention.qkv.lora_A.weight"],
+])
+def test_lora_family_from_keys(keys):
+    from models.families import lora_family
+
+    assert lora_family(keys, {}) == "zimage"
+    assert lora_family(["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"], {"ss_v2": "False"}) == "sd15"
+
+
+@pytest.mark.parametrize("which", ["single_file", "prefixed_file"])
+def test_transformer_file_loads_with_the_parts_beside_it(tiny, which):
+    from models.loading import load_pipeline, resolve_family
+
+    pipe = load_pipeline(str(getattr(tiny, which)))
+    ref = load_pipeline(str(tiny.folder))
+    assert type(pipe).__name__ == "ZImagePipeline" and resolve_family(pipe) == "zimage"
+    a, b = pipe.transformer.state_dict(), ref.transformer.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert pipe.transformer.config.axes_dims == ref.transformer.config.axes_dims
+    assert pipe.transformer.dtype == torch.float32
+
+
+def test_config_inferred_without_a_config_beside_it(tiny):
+    from safetensors.torch import load_file
+
+    from models.families import zimage
+
+    state = zimage.from_file_keys(load_file(str(tiny.prefixed_file)))
+    inferred = zimage.infer_config(state)
+    import json
+
+    own = json.loads((tiny.folder / "transformer" / "config.json").read_text())
+    assert all(own[k] == v for k, v in inferred.items()), inferred
+
+
+def test_no_parts_offline_is_a_clear_error(tiny, tmp_path, monkeypatch):
+    from core.errors import DanluError
+    from models.loading import load_pipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    alone = shutil.copy(tiny.single_file, tmp_path / "alone.safetensors")
+    with pytest.raises(DanluError) as err:
+        load_pipeline(str(alone))
+    assert "Tongyi-MAI/Z-Image-Turbo" in err.value.en + err.value.hint_en
+
+
+def test_check_cli_reports_zimage(tiny, capsys):
+    assert det.main([str(tiny.single_file), "--no-hash", "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert "Z-Image (zimage)" in out and "flow matching" in out
