@@ -12,6 +12,7 @@ from pathlib import Path
 from core import config as cfgmod
 
 DEMO_PROMPTS = ["demo, a red square", "demo, a blue circle"]
+ZIMAGE_PRESET = "zimage_turbo_adapter"
 
 
 def _images(folder: Path, count: int = 12, size: int = 96) -> None:
@@ -36,14 +37,20 @@ def _images(folder: Path, count: int = 12, size: int = 96) -> None:
 
 
 def make_demo(root: Path, family: str = "sd15") -> Path:
-    """Write <root>/base, <root>/dataset/10_demo and <root>/run.toml; return the run.toml path."""
-    from models.tiny import TINY_RESOLUTION, save_tiny
+    """Write <root>/base, <root>/dataset/10_demo and <root>/run.toml; return the run.toml path.
+
+    Z-Image: the tiny Turbo as a diffusers folder, a tiny training adapter beside it (base/adapter.safetensors)
+    and the "Z-Image Turbo + adapter" preset scaled down to the tiny model.
+    """
+    from models.tiny import save_tiny, tiny_resolution
 
     root = Path(root)
     tiny = save_tiny(family, root / "base")
-    base = tiny.single_file or tiny.folder
+    base = tiny.folder if family == "zimage" else tiny.single_file or tiny.folder
     _images(root / "dataset" / "10_demo")
     cfg = cfgmod.default_config()
+    if family == "zimage":
+        cfg = _zimage(cfg, tiny, root / "base" / "adapter.safetensors")
     cfg.model.base = str(base)
     cfg.dataset.dir = str(root / "dataset")
     cfg.dataset.resolution = 256  # the smallest the schema allows; the tiny UNet works at any size
@@ -64,17 +71,42 @@ def make_demo(root: Path, family: str = "sd15") -> Path:
     cfg.saving.precision = "float"
     cfg.sampling.prompts = list(DEMO_PROMPTS)
     cfg.sampling.steps = 8
-    cfg.sampling.width = TINY_RESOLUTION
-    cfg.sampling.height = TINY_RESOLUTION
+    cfg.sampling.width = cfg.sampling.height = max(64, tiny_resolution(family))  # the schema's smallest
+    if family == "zimage":
+        cfg.training.max_train_steps = cfgmod.default_config().training.max_train_steps  # the preset's 3000: too many
+        cfg.saving.every_n_steps = 0
+        cfg.network.train_text_encoder = False  # the Qwen3 text encoder stays frozen
+        cfg.optimizer.name = "AdamW"             # bitsandbytes' 8-bit AdamW needs CUDA
+        cfg.optimizer.lr = 2e-4                  # the highest the Z-Image checks accept without a warning
+        cfg.training.epochs = 2
+        cfg.saving.every_n_epochs = 1
+        cfg.sampling.steps = 8
     path = root / "run.toml"
     cfgmod.save(cfg, path)
     return path
 
 
+def _zimage(cfg, tiny, adapter_path: Path):
+    """The Turbo + adapter preset (when the presets have it) and a seeded tiny adapter for the tiny Turbo."""
+    from diffusers import ZImageTransformer2DModel
+
+    from core.presets import PRESETS
+    from models.tiny_zimage import save_training_adapter
+
+    preset = PRESETS.get(ZIMAGE_PRESET)
+    if preset:
+        cfg = cfgmod.merge_dict(cfg, preset)
+    transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder / "transformer")
+    cfg.model.family = "zimage"
+    cfg.model.variant = "turbo"
+    cfg.model.training_adapter = str(save_training_adapter(adapter_path, transformer))
+    return cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="launcher.py demo", description="Write a tiny demo model, dataset and run.")
     parser.add_argument("--out", default="outputs/demo", help="folder to write (default outputs/demo)")
-    parser.add_argument("--family", default="sd15", choices=["sd15", "sd2", "sd2v", "sdxl"])
+    parser.add_argument("--family", default="sd15", choices=["sd15", "sd2", "sd2v", "sdxl", "zimage"])
     args = parser.parse_args(argv)
     path = make_demo(Path(args.out), args.family)
     print(f"Demo written: {path.parent}\n  run config: {path}\n  train it:   python launcher.py train {path}")
