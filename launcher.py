@@ -314,7 +314,8 @@ if __name__ == "__main__":
 
         traceback.print_exc()
         code = 1
-    if code not in (0, None) and launched_by_double_click(platform.system(), console_process_count(),
-                                                           sys.stdin is not None and sys.stdin.isatty()):
+    # Danlu.bat pauses on an error itself; a double-clicked launcher.py keeps its window open here.
+    if code not in (0, None) and os.environ.get("DANLU_LAUNCHED_BY") != "Danlu.bat" and launched_by_double_click(
+            platform.system(), console_process_count(), sys.stdin is not None and sys.stdin.isatty()):
         input("\nPress Enter to close this window.  按回车键关闭窗口。")
     sys.exit(code or 0)
