@@ -46,12 +46,3 @@ def test_locon_splits_3x3_convs_from_linear_and_1x1():
     assert "down_blocks.0.resnets.0.conv1" in convs and "down_blocks.0.downsamplers.0.conv" in convs
     assert "down_blocks.0.resnets.0.time_emb_proj" in plain and "down_blocks.1.resnets.0.conv_shortcut" in plain
     assert not set(plain) & set(convs)
-
-
-def test_dora_with_dropout_is_refused():
-    from core.errors import ConfigError
-    from training.lora import check_network
-
-    with pytest.raises(ConfigError) as e:
-        check_network(8, 4.0, 0.1, True)
-    assert "network.dropout" in e.value.text("en") and e.value.zh

@@ -42,11 +42,19 @@ def _log_tail(run_dir: Path, lines: int = 30) -> str:
 
 
 def _dry_run(cfg: cfgmod.RunConfig) -> int:
+    """core.checks' verdict (errors stop, with exit code 2), then the dataset and the step plan."""
+    from core.checks import errors
+    from core.errors import current_lang
+    from models import preflight
     from training import data as D
-    from training.lora import check_network
 
-    check_network(cfg.network.rank, cfg.network.alpha, cfg.network.dropout, cfg.network.use_dora)
-    ds = D.build_dataset(cfg, lambda en, zh: print(f"WARNING: {en}"))
+    found = preflight.issues(cfg)
+    lang = current_lang()
+    for issue in found:
+        print(f"{issue.level.upper()}: {issue.text(lang)}")
+    if errors(found):
+        return 2
+    ds = D.build_dataset(cfg, lambda en, zh: print(f"WARNING: {zh if lang == 'zh' else en}"))
     n_batches = len(D.epoch_batches(ds, cfg.training.batch_size, cfg.training.seed, 0))
     spe = D.steps_per_epoch(n_batches, 1, cfg.training.gradient_accumulation_steps)
     total = spe * cfg.training.epochs
@@ -55,10 +63,6 @@ def _dry_run(cfg: cfgmod.RunConfig) -> int:
     print(f"{len(ds.items)} images, {ds.images_per_epoch} with repeats, {n_batches} batches per epoch, "
           f"{spe} steps per epoch, {total} steps in all")
     print(f"Run folder: {cfg.run_dir}")
-    from training.checks import config_warnings
-
-    for en, _zh in config_warnings(cfg):
-        print(f"WARNING: {en}")
     return 0
 
 

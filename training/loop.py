@@ -17,6 +17,7 @@ from typing import Any
 from core import config as cfgmod
 from core.config import RunConfig
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
+from models.preflight import device_kind as device_kind_for
 from training import checks, export, lora, model, optim, state
 from training import data as D
 
@@ -80,16 +81,6 @@ class Stopper:
         return self.signalled or self.file.exists()
 
 
-def _device(cfg: RunConfig) -> str:
-    import torch
-
-    if cfg.training.device != "auto":
-        return cfg.training.device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"
-
-
 def _set_aside_old_results(run_dir: Path) -> Path | None:
     """A fresh run in a used folder would overwrite its LoRA files: move them (and samples, state) aside."""
     old = [p for p in run_dir.glob("*.safetensors")] + [p for p in (run_dir / "samples", run_dir / "state")
@@ -121,23 +112,12 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    # --- device and precision --------------------------------------------------------------------
-    lora.check_network(cfg.network.rank, cfg.network.alpha, cfg.network.dropout, cfg.network.use_dora)  # fail early
-    device_kind = _device(cfg)
-    if device_kind == "cuda" and not torch.cuda.is_available():
-        from core.errors import ConfigError
-
-        raise ConfigError("training.device is cuda, but this PyTorch sees no CUDA GPU.",
-                          "training.device 设为 cuda，但 PyTorch 检测不到 CUDA 显卡。",
-                          "Set training.device = \"auto\" (or \"cpu\"), or install the CUDA build of PyTorch.",
-                          "请把 training.device 设为 \"auto\"（或 \"cpu\"），或安装 CUDA 版 PyTorch。",
-                          key="training.device")
+    # --- checks, device and precision -----------------------------------------------------------
+    notes = checks.preflight(cfg)  # core.checks, as the Start button and --dry-run ask them: errors stop here
+    device_kind = device_kind_for(cfg.training.device) or "cpu"
     mixed = cfg.training.mixed_precision
-    warnings: list[tuple[str, str]] = []
-    if device_kind == "cpu" and mixed != "no":
-        warnings.append((f"mixed_precision {mixed} is not used on the CPU; training in fp32.",
-                         f"CPU 上不使用混合精度 {mixed}，改为 fp32 训练。"))
-        mixed = "no"
+    if device_kind == "cpu":
+        mixed = "no"  # core.checks warns about it
     acc = Accelerator(mixed_precision=mixed, cpu=device_kind == "cpu")
     main = acc.is_main_process
     device, world, rank = acc.device, acc.num_processes, acc.process_index
@@ -164,8 +144,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     if moved:
         warn(f"This run folder held results of an earlier run; they were moved to {moved}.",
              f"该运行文件夹中有上一次训练的结果，已移到 {moved}。")
-    for en, zh in warnings + checks.config_warnings(cfg) + checks.base_model_checks(cfg):
-        warn(en, zh)
+    for note in notes:
+        warn(note.en, note.zh) if note.level == "warning" else log(note.en)
     s = cfg.sampling
     set_seed(cfg.training.seed + rank)  # each process draws its own noise
 
@@ -245,12 +225,10 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
         if cfg.dataset.cache_latents != "none" else None
     train_te = bool(te_params)
     te_cache: dict[str, Any] | None = None
-    if cfg.dataset.cache_text_encoder_outputs:
-        if train_te or cfg.dataset.shuffle_caption or cfg.dataset.caption_dropout_rate:
-            warn("Text-encoder outputs are not cached: the text encoder is trained or captions change per step.",
-                 "未缓存文本编码器输出：文本编码器在训练，或标注每步都会变化。")
-        else:
-            te_cache = {}
+    # core.checks refuses caching with a trained text encoder and warns when captions change every step
+    if cfg.dataset.cache_text_encoder_outputs and not (train_te or cfg.dataset.shuffle_caption
+                                                       or cfg.dataset.caption_dropout_rate):
+        te_cache = {}
 
     def latents_for(items: list, flips: list[bool]):
         if cache is None:

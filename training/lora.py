@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import ConfigError
-
 ADAPTER = "default"
 
 
@@ -44,15 +42,6 @@ def _text_targets(text_encoder: Any) -> list[str]:
     return targets
 
 
-def check_network(rank: int, alpha: float, dropout: float, use_dora: bool) -> None:
-    """Refuse combinations known to break, with a reason and a fix."""
-    if use_dora and dropout > 0:
-        raise ConfigError("DoRA with LoRA dropout > 0 is refused: the combination is known to break training.",
-                          "DoRA 不能与大于 0 的 LoRA dropout 同时使用：这种组合已知会导致训练出错。",
-                          "Set network.dropout = 0, or turn network.use_dora off.",
-                          "请把 network.dropout 设为 0，或关闭 network.use_dora。", key="network.dropout")
-
-
 def _dit_targets(model: Any, family: str, kinds: list[str], refiners: bool) -> list[str]:
     """The block linears of a DiT family of the chosen kinds: its family module names them."""
     from models import families
@@ -70,7 +59,6 @@ def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dor
     """
     from peft import LoraConfig, inject_adapter_in_model
 
-    check_network(rank, alpha, dropout, use_dora)
     if component == "unet" and dit_targets is not None:
         plain, convs = _dit_targets(model, family, dit_targets, dit_refiners), []
     elif component == "unet":

@@ -51,20 +51,6 @@ OPTIMIZERS: dict[str, Callable[[list, RunConfig], Any]] = {
     "AdamW": _adamw, "AdamW8bit": _adamw8bit, "Lion": _lion, "Prodigy": _prodigy, "Adafactor": _adafactor}
 
 
-def optimizer_warnings(cfg: RunConfig) -> list[tuple[str, str]]:
-    """(English, 中文) notes about settings the optimizer will not use as given."""
-    o = cfg.optimizer
-    out = []
-    if o.name == "Prodigy" and cfg.network.train_text_encoder and o.text_encoder_lr != o.lr:
-        out.append(((f"Prodigy uses one learning rate for all parts: the text encoder trains at {o.lr}, "
-                     f"not {o.text_encoder_lr}."),
-                    f"Prodigy 所有部分只用一个学习率：文本编码器将以 {o.lr} 训练，而不是 {o.text_encoder_lr}。"))
-    if o.name == "Prodigy" and o.lr < 0.1:
-        out.append((f"Prodigy sets its own step size and expects lr = 1.0; {o.lr} scales it down.",
-                    f"Prodigy 会自行估计步长，学习率应为 1.0；{o.lr} 会把步长缩小。"))
-    return out
-
-
 def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list):
     groups = []
     # Prodigy estimates one step size shared by every group and refuses different learning rates.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -120,41 +119,12 @@ def import_toml(text: str, current: dict) -> tuple[dict, list[str], list[ConfigE
     return cfgmod.to_dict(cfg), unknown, rejected, n
 
 
-@functools.lru_cache(maxsize=1)
-def _cuda_available() -> bool | None:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001 - a broken torch install is reported by the Model tab, not here
-        return None
-
-
-@functools.lru_cache(maxsize=16)
-def _detect(base: str, stamp: float) -> tuple[str | None, str | None]:
-    try:
-        from models.detect import detect
-
-        info = detect(base)
-        return info.family, getattr(info, "prediction_type", None)
-    except Exception:  # noqa: BLE001 - no base yet, or one the Model tab explains; hints go on without it
-        return None, None
-
-
-def detected(base: str) -> tuple[str | None, str | None]:
-    if not base:
-        return None, None
-    p = Path(base)
-    stamp = p.stat().st_mtime if p.exists() else 0.0
-    return _detect(base, stamp)
-
-
 def hints_markdown(cfg: cfgmod.RunConfig, lang: str, ref: tuple[float, int] | None) -> tuple[str, bool]:
-    """The hints panel and whether the LR-scaling button applies."""
-    family, pred = detected(cfg.model.base)
-    found = hintmod.conflicts(cfg, cuda=_cuda_available(), detected_family=family, detected_prediction=pred)
-    icon = {"error": "✖", "warn": "⚠", "info": "ℹ"}
-    lines = [f"{icon[h.level]} {h.text(lang)}" for h in found] or [t("params.no_conflicts", lang)]
+    """The hints panel (core.checks' verdicts, then explanations) and whether the LR-scaling button applies."""
+    from models import preflight
+
+    icon = {"error": "✖", "warning": "⚠", "info": "ℹ"}
+    lines = [f"{icon[i.level]} {i.text(lang)}" for i in preflight.issues(cfg)] or [t("params.no_conflicts", lang)]
     lines.append(f"ℹ {hintmod.alpha_hint(cfg).text(lang)}")
     lr_hint = hintmod.lr_batch_hint(cfg, *ref) if ref else None
     if lr_hint:
@@ -177,9 +147,10 @@ def steps_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
 
 def memory_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
     from core.estimate import estimate_memory
+    from models.preflight import detected
 
-    family, _ = detected(cfg.model.base)
-    est = estimate_memory(cfg, family)
+    info = detected(cfg.model.base)
+    est = estimate_memory(cfg, info.family if info is not None else None)
     return est.text(lang)
 
 

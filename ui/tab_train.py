@@ -16,7 +16,6 @@ from typing import Any
 import gradio as gr
 
 from core import config as cfgmod
-from core import hints as hintmod
 from core.errors import DanluError
 from core.runs import Run, run_dir_for, summarize, supervisor
 from ui import i18n
@@ -66,8 +65,6 @@ i18n.add({
     "train.killed": ("已强制结束训练进程。", "The trainer was killed."),
     "train.nothing": ("没有正在进行的训练。", "No run in progress."),
     "train.refused": ("✖ 不能开始：", "✖ Cannot start:"),
-    "train.need_base": ("还没有选择底模（第 2 步）。", "No base model chosen yet (step 2)."),
-    "train.need_dataset": ("还没有选择训练集文件夹（第 3 步）。", "No dataset folder chosen yet (step 3)."),
     "train.error": ("训练出错", "The training failed"),
     "train.last_lines": ("日志最后几行：", "Last lines of the log:"),
 })
@@ -195,18 +192,12 @@ def buttons(run: Run | None) -> dict[str, dict]:
 
 
 def start_checks(cfg: cfgmod.RunConfig, lang: str) -> list[str]:
-    """Reasons not to start: missing inputs and blocking conflicts, in the user's language."""
-    from ui.tab_params import _cuda_available, detected
+    """Reasons not to start (core.checks' errors), in the user's language. Warnings reach the page from the
+    trainer, which runs the same checks first."""
+    from core.checks import errors
+    from models import preflight
 
-    problems = []
-    if not cfg.model.base:
-        problems.append(t("train.need_base", lang))
-    if not cfg.dataset.dir:
-        problems.append(t("train.need_dataset", lang))
-    family, pred = detected(cfg.model.base)
-    found = hintmod.conflicts(cfg, cuda=_cuda_available(), detected_family=family, detected_prediction=pred)
-    problems += [h.text(lang) for h in hintmod.blocking(found)]
-    return problems
+    return [i.text(lang) for i in errors(preflight.issues(cfg))]
 
 
 def build(ctx: AppContext) -> None:

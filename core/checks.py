@@ -1,0 +1,350 @@
+"""Every rule that looks at more than one setting (or at a setting and the machine), in one place.
+
+`check(config, env)` returns the issues of a run config; each rule has one level:
+
+- 'error': the run cannot do what the settings say. The Train tab's Start button, `train --dry-run` and the
+  trainer refuse to start; the Parameters tab shows it with ✖.
+- 'warning': the run trains, but not quite as a user may expect. Shown everywhere, stops nothing.
+- 'info': a note about a setting the user chose knowingly.
+
+`env` carries what the config alone cannot say (the device training will use, what the base model file is);
+models.preflight.environment builds it. Rules about one field (types, ranges, choices) live in core.config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.config import RunConfig
+from core.errors import ConfigError
+from core.hints import fmt_lr
+
+LEVELS = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Issue:
+    level: str    # 'error', 'warning' or 'info'
+    key: str      # the config key it is about (for pointing at the field)
+    en: str
+    zh: str
+    hint_en: str = ""
+    hint_zh: str = ""
+
+    def text(self, lang: str) -> str:
+        """Message and hint, as one line."""
+        msg, hint = (self.zh, self.hint_zh) if lang == "zh" else (self.en, self.hint_en)
+        return f"{msg} {hint}" if hint else msg
+
+
+@dataclass(frozen=True)
+class Env:
+    """Facts from outside the config. None means unknown: the rules that need it stay silent."""
+
+    device: str | None = None              # the device training will use: cuda, mps or cpu
+    family: str | None = None              # the base model's family, read from the file
+    prediction: str | None = None          # the base model's prediction type
+    prediction_known: bool = False         # the file says so (not only the family's usual one)
+    native_resolution: int | None = None   # of the base model
+    base_problem: tuple[str, str, str, str] | None = None  # (en, zh, hint_en, hint_zh): not a usable base
+
+
+Rule = Callable[[RunConfig, Env], "Issue | None"]
+RULES: dict[str, tuple[str, Rule]] = {}   # name → (level, rule), in the order they are reported
+
+
+def rule(name: str, level: str) -> Callable[[Callable], Rule]:
+    """Register a rule; it returns (key, en, zh, hint_en, hint_zh) when it applies, else None."""
+    assert level in LEVELS
+
+    def register(fn: Callable) -> Rule:
+        def wrapped(cfg: RunConfig, env: Env) -> Issue | None:
+            found = fn(cfg, env)
+            return Issue(level, *found) if found else None
+
+        RULES[name] = (level, wrapped)
+        return wrapped
+
+    return register
+
+
+def check(cfg: RunConfig, env: Env | None = None) -> list[Issue]:
+    """The issues of this config, errors first."""
+    env = env or Env()
+    found = [issue for _, fn in RULES.values() if (issue := fn(cfg, env)) is not None]
+    return sorted(found, key=lambda i: LEVELS.index(i.level))
+
+
+def errors(issues: list[Issue]) -> list[Issue]:
+    return [i for i in issues if i.level == "error"]
+
+
+def warnings(issues: list[Issue]) -> list[Issue]:
+    return [i for i in issues if i.level == "warning"]
+
+
+def raise_errors(issues: list[Issue]) -> None:
+    """Raise one ConfigError naming every error (the first one's key), or return when there is none."""
+    found = errors(issues)
+    if not found:
+        return
+    def joined(attr: str) -> str:
+        return "\n".join(getattr(i, attr) for i in found if getattr(i, attr))
+
+    raise ConfigError(joined("en"), joined("zh"), joined("hint_en"), joined("hint_zh"), key=found[0].key)
+
+
+def _family(cfg: RunConfig, env: Env) -> str | None:
+    return cfg.model.family if cfg.model.family != "auto" else env.family
+
+
+# ---------------------------------------------------------------------------------------------- inputs and base
+
+@rule("base_missing", "error")
+def _base_missing(cfg: RunConfig, env: Env):
+    if not cfg.model.base:
+        return ("model.base", "No base model chosen yet (model.base).", "还没有选择底模（model.base）。",
+                "Pick one in step 2 (Model), or set model.base in the run file.",
+                "请在第 2 步（底模）中选择，或在运行文件中设置 model.base。")
+
+
+@rule("dataset_missing", "error")
+def _dataset_missing(cfg: RunConfig, env: Env):
+    if not cfg.dataset.dir:
+        return ("dataset.dir", "No dataset folder chosen yet (dataset.dir).",
+                "还没有选择训练集文件夹（dataset.dir）。",
+                "Pick one in step 3 (Dataset), or set dataset.dir in the run file.",
+                "请在第 3 步（选图）中选择，或在运行文件中设置 dataset.dir。")
+
+
+@rule("base_unusable", "error")
+def _base_unusable(cfg: RunConfig, env: Env):
+    if cfg.model.base and env.base_problem:
+        return ("model.base", *env.base_problem)
+
+
+@rule("family_mismatch", "error")
+def _family_mismatch(cfg: RunConfig, env: Env):
+    if env.family and cfg.model.family not in ("auto", env.family):
+        return ("model.family", f"The base model is {env.family} but model.family is set to {cfg.model.family}.",
+                f"底模是 {env.family}，但模型系列设为了 {cfg.model.family}。",
+                "Set model.family to auto.", "请把 model.family 设为 auto。")
+
+
+@rule("prediction_mismatch", "error")
+def _prediction_mismatch(cfg: RunConfig, env: Env):
+    pred = cfg.model.prediction_type
+    if env.prediction and env.prediction_known and pred not in ("auto", env.prediction):
+        return ("model.prediction_type",
+                f"v-prediction mismatch: the base model uses {env.prediction} but the config says {pred}. "
+                "Training with the wrong target produces grey or burnt images.",
+                f"预测类型不一致：底模是 {env.prediction}，配置却是 {pred}。目标不对会训出灰图或烧图。",
+                "Set model.prediction_type to auto.", "请把 model.prediction_type 设为 auto。")
+
+
+@rule("prediction_assumed", "info")
+def _prediction_assumed(cfg: RunConfig, env: Env):
+    pred = cfg.model.prediction_type
+    if env.prediction and not env.prediction_known and pred not in ("auto", env.prediction):
+        return ("model.prediction_type",
+                f"Training as {pred}: the base model file does not say its prediction type (usually {env.prediction} "
+                "for this family).",
+                f"按 {pred} 训练：底模文件没有写明预测类型（该系列通常是 {env.prediction}）。")
+
+
+@rule("resolution_far_from_native", "warning")
+def _resolution(cfg: RunConfig, env: Env):
+    native, res = env.native_resolution, cfg.dataset.resolution
+    if native and native >= 256 and (res < native * 0.7 or res > native * 1.5):
+        bucket_en = f" (and max bucket side {2 * native})" if cfg.dataset.max_bucket_reso < 2 * native else ""
+        bucket_zh = f"（分桶最大边长 {2 * native}）" if cfg.dataset.max_bucket_reso < 2 * native else ""
+        return ("dataset.resolution",
+                f"Training at {res}px is far from this model's native {native}px; results are usually better at "
+                f"{native}.",
+                f"训练分辨率 {res}px 与模型原生的 {native}px 相差较大；通常用 {native} 效果更好。",
+                f"Set dataset.resolution = {native}{bucket_en}.", f"请把训练分辨率设为 {native}{bucket_zh}。")
+
+
+@rule("sd2_clip_skip", "warning")
+def _sd2_clip_skip(cfg: RunConfig, env: Env):
+    if _family(cfg, env) == "sd2" and cfg.training.clip_skip > 1:
+        return ("training.clip_skip", "Clip skip is an SD1.x habit; SD2 models expect 1.",
+                "Clip skip 是 SD1.x 的习惯；SD2 模型应设为 1。")
+
+
+# ---------------------------------------------------------------------------------------------- device
+
+@rule("cuda_missing", "error")
+def _cuda_missing(cfg: RunConfig, env: Env):
+    if cfg.training.device == "cuda" and env.device is not None and env.device != "cuda":
+        return ("training.device", "training.device is cuda, but this PyTorch sees no CUDA GPU.",
+                "training.device 设为 cuda，但 PyTorch 检测不到 CUDA 显卡。",
+                "Set training.device = \"auto\" (or \"cpu\"), or install the CUDA build of PyTorch.",
+                "请把 training.device 设为 \"auto\"（或 \"cpu\"），或安装 CUDA 版 PyTorch。")
+
+
+@rule("8bit_without_cuda", "error")
+def _8bit(cfg: RunConfig, env: Env):
+    device = cfg.training.device if cfg.training.device in ("cpu", "mps") else env.device
+    if cfg.optimizer.name.endswith("8bit") and device in ("cpu", "mps"):
+        return ("optimizer.name",
+                f"{cfg.optimizer.name} needs an NVIDIA GPU (bitsandbytes, CUDA), and none will be used "
+                f"(device {device}).",
+                f"{cfg.optimizer.name} 需要 NVIDIA 显卡（bitsandbytes、CUDA），而本次不会用 CUDA（设备 {device}）。",
+                "Choose AdamW.", "请改用 AdamW。")
+
+
+@rule("mixed_precision_on_cpu", "warning")
+def _mixed_on_cpu(cfg: RunConfig, env: Env):
+    mixed = cfg.training.mixed_precision
+    if env.device == "cpu" and mixed != "no":
+        return ("training.mixed_precision", f"mixed_precision {mixed} is not used on the CPU; training in fp32.",
+                f"CPU 上不使用混合精度 {mixed}，改为 fp32 训练。")
+
+
+# ---------------------------------------------------------------------------------------------- network
+
+@rule("nothing_to_train", "error")
+def _nothing(cfg: RunConfig, env: Env):
+    if not cfg.network.train_unet and not cfg.network.train_text_encoder:
+        return ("network.train_unet", "Nothing to train: both UNet and text encoder are off.",
+                "没有要训练的部分：UNet 和文本编码器都关闭了。",
+                "Turn on network.train_unet or network.train_text_encoder.",
+                "请至少打开 network.train_unet 或 network.train_text_encoder 之一。")
+
+
+@rule("alpha_above_rank", "warning")
+def _alpha_above_rank(cfg: RunConfig, env: Env):
+    n = cfg.network
+    if n.alpha > n.rank:
+        return ("network.alpha",
+                f"Alpha {n.alpha:g} above rank {n.rank} amplifies every update; training may blow up.",
+                f"alpha {n.alpha:g} 大于 rank {n.rank}，会放大每次更新，训练可能发散。",
+                f"Use alpha ≤ rank (about {n.rank / 2:g} is usual).", f"请让 alpha ≤ rank（常用 {n.rank / 2:g}）。")
+
+
+@rule("dora_dropout", "warning")
+def _dora_dropout(cfg: RunConfig, env: Env):
+    n = cfg.network
+    if n.use_dora and n.dropout > 0:
+        return ("network.dropout",
+                f"DoRA with dropout {n.dropout:g}: DoRA recomputes the layer on the dropped-out input, which is "
+                "slow and memory-hungry.",
+                f"DoRA 配合 dropout {n.dropout:g}：DoRA 需对丢弃后的输入重算整层，既慢又占显存。",
+                "Set network.dropout = 0.", "请把 network.dropout 设为 0。")
+
+
+@rule("dora_in_samples", "warning")
+def _dora_samples(cfg: RunConfig, env: Env):
+    if cfg.network.use_dora:
+        return ("network.use_dora",
+                "DoRA files carry dora_scale keys: ComfyUI applies them, but diffusers (and so the samples) drops "
+                "them for SD/SDXL, so samples show the LoRA without DoRA's magnitude.",
+                "DoRA 文件包含 dora_scale：ComfyUI 会应用它，但 diffusers（因此样图）在 SD/SDXL 上会忽略它，"
+                "样图中看不到 DoRA 的幅度部分。")
+
+
+# ---------------------------------------------------------------------------------------------- optimizer
+
+@rule("prodigy_lr", "warning")
+def _prodigy_lr(cfg: RunConfig, env: Env):
+    o = cfg.optimizer
+    if o.name == "Prodigy" and o.lr != 1.0:
+        return ("optimizer.lr", f"Prodigy finds the step size itself and expects LR 1.0; {fmt_lr(o.lr)} scales it.",
+                f"Prodigy 会自己估计步长，学习率应为 1.0；{fmt_lr(o.lr)} 会缩放步长。",
+                "Set optimizer.lr = 1.0.", "请把学习率设为 1.0。")
+
+
+@rule("prodigy_text_encoder_lr", "warning")
+def _prodigy_te_lr(cfg: RunConfig, env: Env):
+    o = cfg.optimizer
+    if o.name == "Prodigy" and cfg.network.train_text_encoder and o.text_encoder_lr != o.lr:
+        return ("optimizer.text_encoder_lr",
+                f"Prodigy uses one learning rate for all parts: the text encoder trains at {fmt_lr(o.lr)}, "
+                f"not {fmt_lr(o.text_encoder_lr)}.",
+                f"Prodigy 所有部分只用一个学习率：文本编码器将以 {fmt_lr(o.lr)} 训练，"
+                f"而不是 {fmt_lr(o.text_encoder_lr)}。")
+
+
+# ---------------------------------------------------------------------------------------------- captions and caches
+
+@rule("cache_text_encoder_while_trained", "error")
+def _cache_te_trained(cfg: RunConfig, env: Env):
+    if cfg.network.train_text_encoder and cfg.dataset.cache_text_encoder_outputs:
+        return ("dataset.cache_text_encoder_outputs",
+                "Text-encoder outputs cannot be cached while the text encoder is trained.",
+                "训练文本编码器时不能缓存文本编码器输出。",
+                "Turn off dataset.cache_text_encoder_outputs or network.train_text_encoder.",
+                "请关闭 dataset.cache_text_encoder_outputs 或 network.train_text_encoder。")
+
+
+@rule("cache_text_encoder_captions_change", "warning")
+def _cache_te_captions(cfg: RunConfig, env: Env):
+    d = cfg.dataset
+    if _family(cfg, env) != "zimage" and d.cache_text_encoder_outputs and not cfg.network.train_text_encoder and \
+            (d.shuffle_caption or d.caption_dropout_rate):
+        return ("dataset.cache_text_encoder_outputs",
+                "Text-encoder outputs are not cached: captions change every step (shuffle or caption dropout).",
+                "不缓存文本编码器输出：标注每步都会变化（打乱或标注丢弃）。")
+
+
+@rule("long_captions_in_samples", "warning")
+def _long_captions(cfg: RunConfig, env: Env):
+    n_tokens = cfg.training.max_token_length
+    if n_tokens > 75 and cfg.sampling.prompts:
+        return ("training.max_token_length",
+                f"Captions use up to {n_tokens} tokens, but diffusers (and so the samples) reads only the first 75 "
+                "of a prompt; WebUI and ComfyUI read long prompts in 75-token chunks.",
+                f"标注最多使用 {n_tokens} 个 token，但 diffusers（因此样图）只读取提示词的前 75 个；"
+                "WebUI 和 ComfyUI 会按 75 个 token 一段读取长提示词。")
+
+
+# ---------------------------------------------------------------------------------------------- files and samples
+
+@rule("bf16_files", "warning")
+def _bf16(cfg: RunConfig, env: Env):
+    if cfg.saving.precision == "bf16":
+        return ("saving.precision",
+                "bf16 LoRA files do not load in some older tools; fp16 or float is the safe choice.",
+                "bf16 格式的 LoRA 在部分旧工具中无法加载；fp16 或 float 更稳妥。")
+
+
+@rule("sample_size_not_64", "warning")
+def _sample_size(cfg: RunConfig, env: Env):
+    s = cfg.sampling
+    if s.prompts and (s.width % 64 or s.height % 64):
+        return ("sampling.width",
+                f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
+                f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。")
+
+
+# ---------------------------------------------------------------------------------------------- Z-Image
+
+@rule("zimage_high_lr", "warning")
+def _zimage_lr(cfg: RunConfig, env: Env):
+    o = cfg.optimizer
+    if _family(cfg, env) == "zimage" and o.lr > 2e-4 and o.name != "Prodigy":
+        return ("optimizer.lr",
+                f"Learning rate {o.lr:g} is above 2e-4: Z-Image LoRAs are known to collapse there; 1e-4 is the usual "
+                "value.",
+                f"学习率 {o.lr:g} 高于 2e-4：Z-Image 的 LoRA 在此学习率下容易崩坏；常用 1e-4。")
+
+
+@rule("zimage_turbo_without_adapter", "warning")
+def _zimage_turbo(cfg: RunConfig, env: Env):
+    if _family(cfg, env) == "zimage" and cfg.model.variant == "turbo" and cfg.model.training_adapter == "none":
+        return ("model.training_adapter",
+                "Training Turbo without a training adapter undoes its 8-step distillation within a few hundred "
+                "steps; choose model.training_adapter = v2 (or v1), or train on De-Turbo.",
+                "不用训练适配器直接训练 Turbo，几百步内就会破坏其 8 步蒸馏效果；"
+                "请把 model.training_adapter 设为 v2（或 v1），或改用 De-Turbo 训练。")
+
+
+@rule("zimage_cached_caption_dropout", "warning")
+def _zimage_cache_dropout(cfg: RunConfig, env: Env):
+    d = cfg.dataset
+    if _family(cfg, env) == "zimage" and d.cache_text_encoder_outputs and d.caption_dropout_rate > 0:
+        return ("dataset.caption_dropout_rate",
+                "Caption dropout does nothing while text-encoder outputs are cached; set it to 0 or stop caching.",
+                "缓存文本编码器输出时标注丢弃不起作用；请把它设为 0，或关闭缓存。")
