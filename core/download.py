@@ -94,16 +94,16 @@ def fetch(repo_id: str, *, files: Iterable[str] | None = None, patterns: Iterabl
     """The local folder of `repo_id` holding `files` (exact names) or the files matching `patterns`.
 
     With `files`, the cache is looked in first, so a second run needs no network. `local_files_only`
-    (default: HF_HUB_OFFLINE=1) only looks in the cache. `what` names the thing in messages (en, zh);
-    every failure is a DanluError saying what to do.
+    (default for the hub and mirrors: HF_HUB_OFFLINE=1) only looks in the cache. `what` names the thing in
+    messages (en, zh); every failure is a DanluError saying what to do.
     """
     source = source or resolve()
     offline = local_files_only if local_files_only is not None else os.environ.get("HF_HUB_OFFLINE") == "1"
     repo_id, _, rev = repo_id.partition("@")
     revision = revision or rev or None
     try:
-        if source.kind == "modelscope":
-            return _modelscope(source.repo_id(repo_id), files, patterns, revision, progress, offline)
+        if source.kind == "modelscope":  # HF_HUB_OFFLINE is the hub's switch; ModelScope is asked unless told not to
+            return _modelscope(source.repo_id(repo_id), files, patterns, revision, progress, bool(local_files_only))
         # A snapshot leaves HF_HUB_OFFLINE to huggingface_hub itself, which then serves a cached snapshot.
         return _hub(repo_id, files, patterns, revision, progress, offline if files is not None else
                     bool(local_files_only), source.endpoint)

@@ -189,3 +189,19 @@ def test_core_download_imports_neither_torch_nor_gradio():
             "if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_training_adapter_comes_from_the_chosen_source(hub, modelscope, monkeypatch):
+    from training import dit
+
+    name = dit.ADAPTER_FILES["v2"]
+    path = dit.adapter_path("v2", Source("modelscope"))
+    assert path == modelscope.root / dit.ADAPTER_REPO / name and path.is_file()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    path = dit.adapter_path("v2", Source("mirror", "https://hf-mirror.com"))
+    assert path == hub.snap / name and hub.calls[-1][-1] == "https://hf-mirror.com"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DanluError) as e:
+        dit.adapter_path("v1", Source("huggingface"))
+    assert "not downloaded yet" in e.value.en and "model.training_adapter" in e.value.hint_en
+    assert e.value.key == "model.training_adapter"

@@ -62,19 +62,20 @@ def check_settings(cfg: RunConfig, device_kind: str) -> None:
                           "Set model.quantize = none.", "请把 model.quantize 设为 none。", key="model.quantize")
 
 
-def adapter_path(spec: str) -> Path:
-    """v1 / v2 (downloaded from the hub once, then cached) or a local .safetensors file."""
+def adapter_path(spec: str, source=None) -> Path:
+    """v1 / v2 (downloaded once from the run's download source, then cached) or a local .safetensors file."""
     if spec in ADAPTER_FILES:
-        try:
-            from huggingface_hub import hf_hub_download
+        from core.download import fetch
 
-            return Path(hf_hub_download(ADAPTER_REPO, ADAPTER_FILES[spec]))
-        except Exception as e:  # noqa: BLE001 - offline, blocked, or missing: one message with the way out
-            raise DanluError(f"The training adapter {spec} could not be downloaded from {ADAPTER_REPO}: {e}",
-                             f"无法从 {ADAPTER_REPO} 下载训练适配器 {spec}：{e}",
-                             "Download the file yourself and set model.training_adapter to its path.",
-                             "请手动下载该文件，并把 model.training_adapter 设为它的路径。",
+        try:
+            folder = fetch(ADAPTER_REPO, files=[ADAPTER_FILES[spec]], source=source,
+                           what=("training adapter", "训练适配器"), key="model.training_adapter")
+        except DanluError as e:  # offline, blocked, or missing: the way out is a local file
+            raise DanluError(e.en, e.zh, "Download the file yourself and set model.training_adapter to its path, "
+                             "or choose another download source.",
+                             "请手动下载该文件，并把 model.training_adapter 设为它的路径，或改选其他下载源。",
                              key="model.training_adapter") from None
+        return folder / ADAPTER_FILES[spec]
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"Training adapter not found: {spec}", f"找不到训练适配器：{spec}",
@@ -140,6 +141,9 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
     from training.model import Parts
 
     check_settings(cfg, str(device).split(":")[0])
+    from core.download import apply
+
+    apply(cfg.model.download_source, cfg.model.hub_mirror)  # the run's source for the base, its parts and the adapter
     pipe = open_base(cfg)
     transformer = pipe.transformer
     if cfg.model.training_adapter != "none":
