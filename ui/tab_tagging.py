@@ -17,7 +17,7 @@ from core import config as cfgmod
 from core.errors import DanluError
 from core.tags import IDENTITY_SHARE, TagEditor, split_tags
 from taggers.catalog import TAGGERS
-from ui import i18n, tab_caption
+from ui import i18n, tab_caption, tab_tag_help
 from ui.context import AppContext
 from ui.i18n import t
 
@@ -443,6 +443,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
                         label="tagging.caption")
             cap_apply = B(gr.Button(t("tagging.caption_apply", lang0), elem_id="tagging-caption-apply"),
                           value="tagging.caption_apply")
+    dropped = tab_tag_help.build(ctx, model, op_tags, op_new, caption)
     pending = gr.Markdown("", elem_id="tagging-pending")
     with gr.Row():
         undo = B(gr.Button(t("tagging.undo", lang0), elem_id="tagging-undo"), value="tagging.undo")
@@ -618,6 +619,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
     restore.click(on_restore, [ctx.lang, backups], message).then(view, view_in, view_out)
     table.select(on_pick, op_tags, op_tags)
     take.click(on_take, op_tags, op_tags)
+    dropped.then(view, view_in, view_out)
     def relabel(lang: str):
         return (gr.update(choices=[(t(f"tagging.sort_{s}", lang), s) for s in ("count", "name", "length")]),
                 gr.update(choices=[(t("tagging.scope_all", lang), "all"), (t("tagging.scope_filtered", lang),
