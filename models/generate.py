@@ -65,9 +65,16 @@ def render(pipe: Any, *, prompt: str, negative_prompt: str = "", steps: int = 20
     """One image (batch 1). Initial noise: a CPU generator's fp32 randn of (1, 4, H/8, W/8).
 
     clip_skip follows WebUI: 1 = last layer, 2 = penultimate (diffusers counts skipped layers, one less).
+    A DiT family's pipeline is rendered by its family module, with the semantics written there.
     """
     import torch
 
+    from models import families
+
+    dit = families.of_pipeline(pipe)
+    if dit is not None:
+        return dit.render(pipe, prompt=prompt, negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed,
+                          width=width, height=height, sampler=sampler, clip_skip=clip_skip)
     if width % 8 or height % 8:
         raise ValueError(f"sample size {width}x{height} must be a multiple of 8")
     set_sampler(pipe, sampler)
@@ -139,7 +146,8 @@ def recipe_text(recipe: dict) -> str:
     """The A1111 ``parameters`` text of a recipe.
 
     Recipe keys: prompt, negative_prompt, steps, sampler (a SAMPLERS id), cfg, seed, width, height,
-    and optionally model_hash, model, clip_skip, loras ([{name, weight, hash}]), extra ({key: value}).
+    and optionally model_hash, model, clip_skip, loras ([{name, weight, hash}]), extra ({key: value}),
+    schedule (the "Schedule type" when a family's differs from the sampler's, e.g. Z-Image's Simple).
     Each LoRA is written as ``<lora:name:weight>`` at the end of the prompt, as WebUI users write it.
     """
     s = SAMPLERS[recipe["sampler"]]
@@ -149,7 +157,8 @@ def recipe_text(recipe: dict) -> str:
     lines = [prompt]
     if recipe.get("negative_prompt"):
         lines.append(f"Negative prompt: {recipe['negative_prompt']}")
-    params = [("Steps", recipe["steps"]), ("Sampler", s.a1111), ("Schedule type", s.schedule),
+    params = [("Steps", recipe["steps"]), ("Sampler", s.a1111),
+              ("Schedule type", recipe.get("schedule") or s.schedule),
               ("CFG scale", _fmt(float(recipe["cfg"]))), ("Seed", recipe["seed"]),
               ("Size", f"{recipe['width']}x{recipe['height']}")]
     if recipe.get("model_hash"):
@@ -203,7 +212,9 @@ def parse_parameters(text: str) -> dict:
         loras.insert(0, {"name": m.group(1), "weight": float(m.group(2)), "hash": hashes.get(m.group(1), "")})
         prompt = prompt[:m.start()]
     sampler = next((s.id for s in SAMPLERS.values() if s.a1111 == params.get("Sampler")
-                    and s.schedule == params.get("Schedule type", "Normal")), params.get("Sampler", ""))
+                    and s.schedule == params.get("Schedule type", "Normal")), None)
+    sampler = sampler or next((s.id for s in SAMPLERS.values() if s.a1111 == params.get("Sampler")),
+                              params.get("Sampler", ""))
     size = params.get("Size", "0x0").split("x")
     recipe: dict[str, Any] = {
         "prompt": prompt, "negative_prompt": negative, "steps": int(params.get("Steps", 0)), "sampler": sampler,
@@ -251,6 +262,12 @@ def render_batch(pipe: Any, *, prompts: list[str], negative_prompt: str = "", st
     """
     import torch
 
+    from models import families
+
+    dit = families.of_pipeline(pipe)
+    if dit is not None:
+        return dit.render_batch(pipe, prompts=prompts, negative_prompt=negative_prompt, steps=steps, cfg=cfg,
+                                seed=seed, width=width, height=height, sampler=sampler, clip_skip=clip_skip)
     if len(prompts) == 1:
         return [render(pipe, prompt=prompts[0], negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed,
                        width=width, height=height, sampler=sampler, clip_skip=clip_skip)]

@@ -20,9 +20,12 @@ from core.fsutil import atomic_write_bytes
 
 PREFIXES = {"unet": "lora_unet", "text_encoder": "lora_te", "text_encoder_2": "lora_te2"}
 SDXL_PREFIXES = {"unet": "lora_unet", "text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
-BASE_MODEL_VERSION = {"sd15": "sd_1.5", "sd2": "sd_2.1", "sdxl": "sdxl_1.0"}
+BASE_MODEL_VERSION = {"sd15": "sd_1.5", "sd2": "sd_2.1", "sdxl": "sdxl_1.0", "zimage": "zimage"}
 MODELSPEC_ARCH = {"sd15": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-512/lora",
-                  "sd2v": "stable-diffusion-v2-768-v/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
+                  "sd2v": "stable-diffusion-v2-768-v/lora", "sdxl": "stable-diffusion-xl-v1-base/lora",
+                  "zimage": "z-image/lora"}
+KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+DIT_PREFIX = "diffusion_model."  # DiT families: diffusion_model.<diffusers name>.lora_A/lora_B.weight, no alpha
 CONFIG_KEY = "danlu_config"  # the whole run TOML
 
 
@@ -93,9 +96,16 @@ def lora_layers(model: Any, adapter: str = "default"):
 
 
 def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "default") -> dict[str, Any]:
-    """Kohya state dict (fp32 CPU tensors) from peft-injected models {'unet': …, 'text_encoder': …, …}."""
+    """Kohya state dict (fp32 CPU tensors) from peft-injected models {'unet': …, 'text_encoder': …, …}.
+
+    A DiT family writes its own format instead (e.g. zimage: {'transformer': …} → diffusion_model.* keys)."""
     import torch
 
+    from models import families
+
+    dit = families.dit_module(family)
+    if dit is not None:
+        return dit.lora_state(components, adapter)
     state: dict[str, Any] = {}
     for component, model in components.items():
         if model is None:
@@ -164,10 +174,10 @@ def cast_state(state: dict[str, Any], precision: str) -> tuple[dict[str, Any], P
     worst = 0.0
     if dtype != torch.float32:
         for key, down in state.items():
-            if key.endswith(".lora_down.weight"):
-                base = key[: -len(".lora_down.weight")]
-                ref = _delta(down, state[f"{base}.lora_up.weight"])
-                got = _delta(out[key].float(), out[f"{base}.lora_up.weight"].float())
+            if key.endswith((".lora_down.weight", ".lora_A.weight")):
+                up_key = key.replace(".lora_down.", ".lora_up.").replace(".lora_A.", ".lora_B.")
+                ref = _delta(down, state[up_key])
+                got = _delta(out[key].float(), out[up_key].float())
                 scale = float(ref.abs().max())
                 if scale > 0:
                     worst = max(worst, float((got - ref).abs().max()) / scale)
@@ -188,9 +198,17 @@ def save_lora(path: str | Path, state: dict[str, Any], metadata: dict[str, Any],
     from safetensors.torch import save
 
     path = Path(path)
-    bad = [k for k in state if not k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_"))]
-    if bad:  # one stray key disables diffusers' kohya conversion for the whole file
-        raise ValueError(f"not kohya LoRA keys: {bad[:3]}")
+    dit = bool(state) and all(k.startswith(DIT_PREFIX) for k in state)
+    bad = [k for k in state if not k.startswith(KOHYA_PREFIXES)] if not dit else \
+        [k for k in state if not k.endswith((".lora_A.weight", ".lora_B.weight"))]
+    if bad:  # one stray key disables diffusers' kohya conversion for the whole file; DiT files carry no alpha
+        raise ValueError(f"not kohya LoRA keys: {bad[:3]}" if not dit else f"not lora_A/lora_B keys: {bad[:3]}")
+    if dit:
+        from models import families
+
+        version = str(metadata.get("ss_base_model_version", ""))
+        mod = next((m for m in families.DIT_MODULES.values() if m.LORA_VERSION == version), None)
+        metadata = mod.lora_metadata(metadata) if mod is not None else metadata
     tensors, report = cast_state(state, precision)
     meta = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
             else str(v) for k, v in metadata.items() if v is not None}
@@ -219,11 +237,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 def lora_family(path: str | Path) -> str:
-    """'sd15', 'sd2' or 'sdxl', from ss_base_model_version / ss_v2, else from the key names."""
+    """'sd15', 'sd2', 'sdxl' or 'zimage', from ss_base_model_version / ss_v2, else from the key names."""
     from safetensors import safe_open
 
     meta = read_metadata(path)
     version = meta.get("ss_base_model_version", "")
+    if version.startswith("zimage"):
+        return "zimage"
     if version.startswith("sdxl"):
         return "sdxl"
     if meta.get("ss_v2") == "True" or version.startswith(("sd_v2", "sd_2")):
@@ -232,6 +252,10 @@ def lora_family(path: str | Path) -> str:
         return "sd15"
     with safe_open(str(path), framework="pt") as f:
         keys = list(f.keys())
+    from models.families import zimage
+
+    if zimage.lora_matches(keys, meta):
+        return "zimage"
     if any(k.startswith(("lora_te1_", "lora_te2_")) or "input_blocks" in k for k in keys):
         return "sdxl"
     layers = {int(m[1]) for k in keys if (m := re.match(r"lora_te_text_model_encoder_layers_(\d+)_", k))}
