@@ -5,12 +5,17 @@ command a shell user would (``python launcher.py train <run_dir>/config.toml``),
 child's output to the console, and follows ``events.jsonl``. The Supervisor lives as long as the
 server, so a reloaded page or a second tab reattaches to the running job. One run at a time.
 
+The child writes its output to ``<run_dir>/console.log`` (not a pipe), so it outlives a server that
+stops, and ``<run_dir>/trainer.json`` names its process while it runs: after a restart the page
+finds it there (``Supervisor.reattach``) and shows its log and progress again; Stop works as before.
+
 Stopping is graceful first: a ``STOP`` file asks the trainer to finish the step, save and exit;
 if it has not exited after ``stop_timeout`` it gets SIGTERM, then SIGKILL after ``kill_timeout``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -30,6 +35,9 @@ from core.fsutil import atomic_write_text
 
 ACTIVE = ("starting", "running", "stopping")
 LOG_LINES = 5000
+CONSOLE_FILE = "console.log"     # everything the trainer prints, stdout and stderr
+PROCESS_FILE = "trainer.json"    # pid and command of the trainer while it runs
+FOLLOW_S = 0.2
 
 
 def run_dir_for(cfg: cfgmod.RunConfig, root: Path) -> Path:
@@ -67,6 +75,8 @@ class Run:
     version: int = 0                  # bumped on every change, so the page redraws only when needed
     error: dict | None = None
     proc: Any = None
+    adopted: bool = False             # started by an earlier server of this folder, found by reattach()
+    console_offset: int = 0
 
     @property
     def command(self) -> str:
@@ -152,9 +162,12 @@ class Supervisor:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
         kwargs: dict[str, Any] = {"start_new_session": True} if os.name != "nt" else \
             {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        console = run.run_dir / CONSOLE_FILE
         try:
-            run.proc = subprocess.Popen(run.argv, cwd=run.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=env, **kwargs)
+            run.console_offset = console.stat().st_size if console.exists() else 0
+            with open(console, "ab") as out:  # a file, not a pipe: the trainer outlives a server that stops
+                run.proc = subprocess.Popen(run.argv, cwd=run.cwd, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env, **kwargs)
         except OSError as e:
             raise DanluError(f"Could not start the trainer: {e}", f"无法启动训练进程：{e}",
                              "Check that Python and launcher.py exist at the paths in the command.",
@@ -162,35 +175,99 @@ class Supervisor:
         run.pid = run.proc.pid
         run.status = "running"
         run.log.append(f"[danlu] {run.command}")
+        atomic_write_text(run.run_dir / PROCESS_FILE, json.dumps(
+            {"pid": run.pid, "argv": run.argv, "cwd": str(run.cwd), "resume": run.resume, "started": run.started}))
         threading.Thread(target=self._follow, args=(run,), daemon=True, name=f"danlu-run-{run.pid}").start()
+
+    def reattach(self, folder: Path) -> Run | None:
+        """After a restart: adopt the trainer still running in a run folder under `folder` (newest first).
+
+        Its log is read back from console.log and its events from events.jsonl; from then on it is followed,
+        stopped and killed like a run started by this server. None when there is none (or a run is active here).
+        """
+        with self._lock:
+            if self.run is not None and self.run.active:
+                return None
+            found = []
+            for info_path in Path(folder).glob(f"*/{PROCESS_FILE}"):
+                try:
+                    info = json.loads(info_path.read_text(encoding="utf-8"))
+                    pid, argv = int(info["pid"]), [str(a) for a in info["argv"]]
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+                run_dir = info_path.parent
+                events, offset = read_events(run_dir / "events.jsonl")
+                run = Run(run_dir, run_dir / "config.toml", argv, Path(info.get("cwd", self.root)),
+                          bool(info.get("resume")), pid=pid, started=float(info.get("started", time.time())),
+                          events=events, events_offset=offset, adopted=True)
+                if run.current_events() and run.current_events()[-1].get("type") == "done" \
+                        or not pid_alive(pid, argv):
+                    info_path.unlink(missing_ok=True)  # it ended while no server watched: nothing to follow
+                    continue
+                found.append(run)
+            if not found:
+                return None
+            run = max(found, key=lambda r: r.started)
+            run.status = "stopping" if (run.run_dir / STOP_FILE).exists() else "running"
+            console = run.run_dir / CONSOLE_FILE
+            size = console.stat().st_size if console.exists() else 0
+            run.console_offset = max(0, size - 256 * 1024)  # the recent past is enough to read back
+            run.log.append(f"[danlu] reattached to the running trainer (pid {pid_text(run.pid)}): {run.command}")
+            self.run = run
+            threading.Thread(target=self._follow, args=(run,), daemon=True, name=f"danlu-run-{run.pid}").start()
+            return run
 
     # --- following ------------------------------------------------------------------------
     def _follow(self, run: Run) -> None:
-        """Read the child's output until it exits, then settle the final status."""
-        assert run.proc.stdout is not None
-        for raw in iter(run.proc.stdout.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            # tqdm-style progress redraws with \r: keep the last state of the line.
-            line = line.rsplit("\r", 1)[-1]
-            with self._lock:
-                run.log.append(line)
-                run.version += 1
-            if self.echo:
-                print(line, flush=True)
-        code = run.proc.wait()
+        """Read the child's output from console.log until it exits, then settle the final status."""
+        partial = b""
+        first = run.adopted and run.console_offset > 0  # read back from the middle of a line: drop that part
+        while True:
+            alive = self._alive(run)
+            try:
+                with open(run.run_dir / CONSOLE_FILE, "rb") as f:
+                    f.seek(run.console_offset)
+                    data = f.read()
+            except OSError:
+                data = b""
+            run.console_offset += len(data)
+            *lines, partial = (partial + data).split(b"\n")
+            if first and lines:
+                lines, first = lines[1:], False
+            for raw in lines:
+                # tqdm-style progress redraws with \r: keep the last state of the line.
+                line = raw.decode("utf-8", errors="replace").rstrip("\r").rsplit("\r", 1)[-1]
+                with self._lock:
+                    run.log.append(line)
+                    run.version += 1
+                if self.echo:
+                    print(line, flush=True)
+            if not alive:
+                break
+            time.sleep(FOLLOW_S)
+        code = run.proc.wait() if run.proc is not None else None
         with self._lock:
+            if partial:
+                run.log.append(partial.decode("utf-8", errors="replace").rsplit("\r", 1)[-1])
             self._poll_events(run)
             run.returncode = code
             run.ended = time.time()
             self._settle(run)
             run.version += 1
+            (run.run_dir / PROCESS_FILE).unlink(missing_ok=True)
+
+    @staticmethod
+    def _alive(run: Run) -> bool:
+        if run.proc is not None:
+            return run.proc.poll() is None
+        return pid_alive(run.pid, run.argv)
 
     def _settle(self, run: Run) -> None:
         events = run.current_events()
         done = next((e for e in reversed(events) if e.get("type") == "done"), None)
         err = next((e for e in reversed(events) if e.get("type") == "error"), None)
         code = run.returncode
-        if done and code == 0:
+        if done and (code == 0 or code is None and run.adopted):  # an adopted child's exit code is unknown
             run.status = done.get("status", "finished")
         elif code == 0:
             run.status = "stopped" if run.stop_requested else "finished"
@@ -206,7 +283,12 @@ class Supervisor:
                 run.error["log_tail"] = "\n".join(tail)
 
     def _exit_error(self, run: Run, code: int | None) -> dict:
-        if code is not None and code < 0:
+        if code is None:
+            return {"message": "The trainer ended without a final report (Danlu reattached to it after a restart).",
+                    "message_zh": "重启后接上的训练进程结束了，但没有留下最终报告。",
+                    "hint": "The last lines of its log are below; files saved so far are kept and resume continues.",
+                    "hint_zh": "下面是日志的最后几行；已保存的文件都在，可以续训。"}
+        if code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
             if run.killed:
                 return {"message": f"The trainer was killed ({name}) from this page.",
@@ -262,43 +344,88 @@ class Supervisor:
         """End the child now (SIGKILL); what was saved stays, resume continues from it."""
         with self._lock:
             run = self.run
-            if run is None or run.proc is None or run.proc.poll() is not None:
+            if run is None or run.ended is not None or not self._alive(run):
                 return False
             run.killed = True
             run.version += 1
         self._signal(run, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
         return True
 
-    @staticmethod
-    def _wait(run: Run, timeout: float) -> bool:
-        try:
-            run.proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+    @classmethod
+    def _wait(cls, run: Run, timeout: float) -> bool:
+        if run.proc is not None:
+            try:
+                run.proc.wait(timeout=timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.time() + timeout
+        while cls._alive(run):
+            if time.time() > deadline:
+                return False
+            time.sleep(FOLLOW_S)
+        return True
 
-    @staticmethod
-    def _signal(run: Run, sig: int) -> None:
-        if run.proc.poll() is not None:
+    @classmethod
+    def _signal(cls, run: Run, sig: int) -> None:
+        if not cls._alive(run):
             return
         try:
             if os.name != "nt":
-                os.killpg(run.proc.pid, sig)  # the whole group: data-loader workers too
+                os.killpg(run.pid, sig)  # the whole group (its own session): data-loader workers too
+            elif run.proc is None:
+                os.kill(run.pid, signal.SIGTERM)  # TerminateProcess: Windows has no gentler call for a stranger
             elif sig == signal.SIGTERM:
                 run.proc.terminate()
             else:
                 run.proc.kill()
-        except (ProcessLookupError, PermissionError):
+        except (ProcessLookupError, PermissionError, OSError):
             pass
 
     def wait(self, timeout: float | None = None) -> Run | None:
         """Block until the current run has settled (for tests and the command line)."""
         deadline = None if timeout is None else time.time() + timeout
-        while self.run is not None and (self.run.active or self.run.returncode is None):
+        while self.run is not None and (self.run.active or self.run.ended is None):
             if deadline is not None and time.time() > deadline:
                 break
             time.sleep(0.05)
         return self.poll()
+
+
+def pid_text(pid: int | None) -> str:
+    return "?" if pid is None else str(pid)
+
+
+def pid_alive(pid: int | None, argv: list[str] | None = None) -> bool:
+    """Is process `pid` running (and, where /proc shows it, still the command in argv, not a reused pid)?"""
+    if not pid or pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: ask the kernel instead
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        try:
+            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":  # a zombie has ended
+                return False
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", errors="replace").split("\0")
+    except OSError:
+        return True  # no /proc (macOS): the pid answering is all there is to know
+    return not argv or argv[-1] in cmdline or (len(argv) > 1 and argv[-2] in cmdline)
 
 
 _SUPERVISORS: dict[Path, Supervisor] = {}

@@ -61,3 +61,67 @@ def test_small_formatters():
     assert loss_frame([], "en") is None
     frame = loss_frame([(1, 2.0), (2, 1.0)], "en")
     assert list(frame["series"]) == ["raw", "raw", "smoothed", "smoothed"] and str(frame["loss"].dtype) == "float64"
+
+
+def test_after_a_server_restart_the_tab_reattaches_and_stop_works(tmp_path, monkeypatch):
+    """A server starts a run and dies; the next server's tab finds the trainer, shows its log and progress; Stop."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from test_runs_supervisor import FAKE_LAUNCHER, make_cfg
+
+    from core.runs import PROCESS_FILE, Supervisor, summarize
+    from ui.tab_train import current_run
+
+    fake = tmp_path / "fake_launcher.py"
+    fake.write_text(FAKE_LAUNCHER, encoding="utf-8")
+    cfg_path = cfgmod.save(make_cfg(tmp_path, epochs=50), tmp_path / "run.toml")
+    monkeypatch.setenv("FAKE_STEP_S", "0.1")
+    server = ("import os, sys; from pathlib import Path; from core import config; from core.runs import Supervisor\n"
+              f"s = Supervisor(Path({str(tmp_path)!r}), launcher=Path({str(fake)!r}), echo=False)\n"
+              f"s.start(config.load({str(cfg_path)!r}))\nos._exit(0)  # the server dies, the trainer goes on\n")
+    subprocess.run([sys.executable, "-c", server], check=True, cwd=Path(__file__).resolve().parent.parent,
+                   timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    run_dir = tmp_path / "runs" / "fake"
+    deadline = time.time() + 30
+    while "step 2/" not in (run_dir / "console.log").read_text(encoding="utf-8") and time.time() < deadline:
+        time.sleep(0.05)
+    assert (run_dir / PROCESS_FILE).exists()
+
+    sup = Supervisor(tmp_path, launcher=fake, echo=False)  # the restarted server's, with no run of its own
+    run = current_run(sup, tmp_path / "runs")
+    assert run is not None and run.adopted and run.status == "running" and run.pid
+    assert current_run(sup, tmp_path / "runs") is run
+    time.sleep(0.5)
+    view = render(sup.poll(), "en", "")
+    assert "step 1/200" in view["log"] and "reattached" in view["log"]
+    assert summarize(run)["step"] >= 2 and "data-total=\"200\"" in view["progress"]
+    b = view["buttons"]
+    assert b["stop"]["interactive"] and b["kill"]["interactive"] and not b["start"]["interactive"]
+
+    assert sup.stop() and sup.run.status == "stopping"
+    run = sup.wait(30)
+    assert run.status == "stopped" and "stop requested: saved, exiting" in "\n".join(run.log)
+    assert not (run_dir / PROCESS_FILE).exists()
+    assert buttons(run)["resume"]["interactive"]
+    assert Supervisor(tmp_path, launcher=fake, echo=False).reattach(tmp_path / "runs") is None  # nothing left
+
+
+def test_a_trainer_that_ended_while_no_server_watched_is_not_reattached(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from core.runs import PROCESS_FILE, Supervisor
+    from ui.tab_train import current_run
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run_dir = make_run(tmp_path, "running").run_dir
+    (run_dir / PROCESS_FILE).write_text(json.dumps({"pid": int(ended.stdout), "argv": ["python", "x", "train",
+                                                                                      str(run_dir / "config.toml")]}))
+    (run_dir.parent / "broken").mkdir()
+    (run_dir.parent / "broken" / PROCESS_FILE).write_text("{not json")
+    assert current_run(Supervisor(tmp_path, echo=False), tmp_path / "runs") is None
+    assert not (run_dir / PROCESS_FILE).exists()

@@ -191,6 +191,11 @@ def buttons(run: Run | None) -> dict[str, dict]:
             "grid": {"visible": bool(has_files)}}
 
 
+def current_run(sup: Any, outputs_dir: Path) -> Run | None:
+    """This server's run; after a restart, the trainer still running in a run folder, reattached."""
+    return sup.poll() or sup.reattach(outputs_dir)
+
+
 def start_checks(cfg: cfgmod.RunConfig, lang: str) -> list[str]:
     """Reasons not to start (core.checks' errors), in the user's language. Warnings reach the page from the
     trainer, which runs the same checks first."""
@@ -246,7 +251,7 @@ def build(ctx: AppContext) -> None:
                grid_btn, seen]
 
     def view(lang: str, query: str, last: Any, force: bool = False) -> list[Any]:
-        run = sup.poll()
+        run = current_run(sup, ctx.outputs_dir)
         key = (id(run), run.version if run else 0, run.status if run else "", lang, query)
         if not force and last == list(key):
             return [gr.update()] * len(outputs)
