@@ -85,6 +85,16 @@ def model_kind(folder: Path) -> str:
     return kind
 
 
+def chat_template(folder: Path) -> str | None:
+    """The chat template kept beside the processor (chat_template.jinja, or chat_template.json's one string)."""
+    jinja, js = Path(folder) / "chat_template.jinja", Path(folder) / "chat_template.json"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    if js.is_file():
+        return json.loads(js.read_text(encoding="utf-8")).get("chat_template")
+    return None
+
+
 # ---------------------------------------------------------------- the captioner
 
 def pick_device(device: str = "auto") -> tuple[str, object]:
@@ -131,6 +141,8 @@ class Captioner:
 
                 self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
                 self.tokenizer.padding_side = "left"
+                if not getattr(self.tokenizer, "chat_template", None):
+                    self.tokenizer.chat_template = chat_template(self.folder)
                 self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(self.folder)
             self.model = AutoModelForImageTextToText.from_pretrained(self.folder, dtype=self.dtype)
         except (OSError, ValueError, KeyError) as e:

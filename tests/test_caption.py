@@ -124,3 +124,15 @@ def test_cli_caption(tmp_path, capsys, captioners):
     assert (sub / "2.txt").read_text(encoding="utf-8").startswith("sks, ")
     assert main([str(tmp_path / "ds"), "--model", "florence-2-base"]) == 1
     assert "not downloaded" in capsys.readouterr().err
+
+
+def test_qwen_chat_template_from_the_processor_json(tmp_path):
+    """Hub Qwen-VL repos keep the template in chat_template.json, which the tokenizer alone does not read."""
+    folder = make_tiny_qwen3_vl(tmp_path / "qwen")
+    template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    (folder / "chat_template.jinja").unlink()
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": template}), encoding="utf-8")
+    assert Captioner(folder).caption([Image.new("RGB", (30, 40))], "short", 3)[0]
