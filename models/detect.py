@@ -8,7 +8,6 @@ milliseconds. Pickles (.ckpt/.pt) are opened only with torch's weights-only load
 
 from __future__ import annotations
 
-import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,17 @@ from pathlib import Path
 from core.errors import DanluError
 from models import families
 from models.families import lora_family
-from models.ldm import DTYPE_BYTES, DTYPE_NAMES, HeaderError, read_header, sniff_pickle
+from models.files import (
+    DTYPE_BYTES,
+    DTYPE_NAMES,
+    HeaderError,
+    clean_path,
+    is_hub_id,
+    read_header,
+    safe_torch_load,
+    sniff_pickle,
+    split_hub_id,
+)
 
 LORA_MARKERS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a", ".lokr_w1", ".oft_", "lora.down.",
                 ".dora_scale")
@@ -108,16 +117,6 @@ def human_size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
-
-
-def modelspec_for(family: str, prediction: str, resolution: int, title: str = "") -> dict[str, str]:
-    """The `modelspec.*` header of a base checkpoint (sai_model_spec 1.0.1)."""
-    pred = "v_prediction" if prediction in ("v", "v_prediction") or family == "sd2v" else "epsilon"
-    fam = "sd2" if family == "sd2v" else family
-    return {"modelspec.sai_model_spec": "1.0.1", "modelspec.architecture": families.modelspec_architecture(fam, pred),
-            "modelspec.title": title, "modelspec.resolution": f"{resolution}x{resolution}",
-            "modelspec.prediction_type": "v" if pred == "v_prediction" else "epsilon",
-            "modelspec.date": datetime.date.today().isoformat()}
 
 
 def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: dict[str, str]) -> ModelInfo:
@@ -275,7 +274,6 @@ def _diffusers_folder(info: ModelInfo, folder: Path) -> ModelInfo:
 def detect(path_or_id: str, *, compute_hash: bool = False) -> ModelInfo:
     """Classify a checkpoint file, a diffusers folder or a hub id. Never loads the weights of a safetensors file."""
     from models.hashes import cached_sha256, sha256_file
-    from models.loading import clean_path, is_hub_id, split_hub_id
 
     text = clean_path(path_or_id)
     info = ModelInfo(path=text)
@@ -326,8 +324,6 @@ def _name_notes(info: ModelInfo, path: Path) -> None:
 
 def _pickle(info: ModelInfo, path: Path) -> ModelInfo:
     """Classify a pickle checkpoint through torch's weights-only loader (nothing in it can run)."""
-    from models.loading import safe_torch_load
-
     try:
         obj = safe_torch_load(path)
     except DanluError as err:

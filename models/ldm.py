@@ -5,17 +5,23 @@ Stability code: ``model.diffusion_model.*`` (UNet), ``first_stage_model.*`` (VAE
 encoders under ``cond_stage_model.*`` (SD1/SD2) or ``conditioner.embedders.N.*`` (SDXL). diffusers
 uses other module names. The maps here are built from the diffusers configs, so they work for the
 real models and for the tiny test models alike; the reverse of each map loads such a file.
-`read_header` reads a file's tensor names, dtypes and shapes without touching the weights.
+models/files.py reads a file's tensor names, dtypes and shapes without touching the weights.
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 from typing import Any
 
 from core.fsutil import temp_path_for
+from models.files import (  # noqa: F401 - also imported from here by older callers
+    DTYPE_BYTES,
+    DTYPE_NAMES,
+    MAX_HEADER,
+    HeaderError,
+    read_header,
+    sniff_pickle,
+)
 
 # Where each family keeps its text encoders in the single file, and in which naming:
 # "hf" = Hugging Face CLIP names under a prefix, "openclip" = OpenCLIP names (fused qkv).
@@ -26,10 +32,6 @@ TEXT_ENCODER_LAYOUT: dict[str, list[tuple[str, str, str]]] = {
              ("text_encoder_2", "conditioner.embedders.1.model.", "openclip")],
     "sdxl_refiner": [("text_encoder_2", "conditioner.embedders.0.model.", "openclip")],
 }
-DTYPE_NAMES = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64", "F8_E4M3": "fp8", "F8_E5M2": "fp8"}
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
-               "I8": 1, "U8": 1, "BOOL": 1}
-MAX_HEADER = 100 * 1024 * 1024
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -234,7 +236,7 @@ def save_single_file(pipe: Any, path: Path, family: str, metadata: dict[str, str
     """
     from safetensors.torch import save_file
 
-    from models.detect import modelspec_for
+    from models.families import modelspec_for
 
     path = Path(path)
     sd = diffusers_to_ldm(pipe, family)
@@ -253,52 +255,3 @@ def save_single_file(pipe: Any, path: Path, family: str, metadata: dict[str, str
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-class HeaderError(ValueError):
-    pass
-
-
-def read_header(path: Path) -> tuple[dict[str, tuple[str, list[int]]], dict[str, str]]:
-    """{tensor: (dtype, shape)} and the metadata of a safetensors file, reading only its header.
-
-    Raises HeaderError when the file is not safetensors or its data is cut short.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise HeaderError("the file is shorter than a safetensors header")
-        (n,) = struct.unpack("<Q", head)
-        if n < 2 or n > min(MAX_HEADER, size - 8):
-            raise HeaderError("the first 8 bytes are not a safetensors header length")
-        raw = f.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HeaderError("the header is not valid JSON") from exc
-    if not isinstance(header, dict):
-        raise HeaderError("the header is not a JSON object")
-    meta = {str(k): str(v) for k, v in (header.pop("__metadata__", None) or {}).items()}
-    tensors: dict[str, tuple[str, list[int]]] = {}
-    end = 0
-    for name, spec in header.items():
-        try:
-            tensors[name] = (spec["dtype"], list(spec["shape"]))
-            end = max(end, int(spec["data_offsets"][1]))
-        except (KeyError, TypeError, IndexError) as exc:
-            raise HeaderError(f"tensor entry {name!r} is malformed") from exc
-    if 8 + n + end > size:
-        raise HeaderError(f"the file is truncated: the header needs {8 + n + end:,} bytes, the file has {size:,}")
-    return tensors, meta
-
-
-def sniff_pickle(path: Path) -> str:
-    """'zip' (torch's pickle archive), 'pickle' (a raw pickle stream) or ''."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:2] == b"PK":
-        return "zip"
-    if head[:1] == b"\x80" and len(head) > 1 and head[1] in range(2, 6):
-        return "pickle"
-    return ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,27 +18,20 @@ from typing import Any
 from core.errors import DanluError
 from core.fsutil import atomic_write_text
 from models import families
+from models.bpe import bytes_to_unicode
+from models.files import (  # noqa: F401 - also imported from here by older callers
+    HUB_ID,
+    PICKLE_SUFFIXES,
+    clean_path,
+    is_hub_id,
+    read_state_dict,
+    refuse_pickle,
+    safe_torch_load,
+    split_hub_id,
+)
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BPE_VOCAB = CONFIGS / "clip" / "bpe_simple_vocab_16e6.txt.gz"
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-
-
-def clean_path(text: str) -> str:
-    """A path as users paste it: surrounding quotes and spaces removed, `~` expanded."""
-    text = (text or "").strip().strip('"').strip("'").strip()
-    return str(Path(text).expanduser()) if text.startswith("~") else text
-
-
-def is_hub_id(text: str) -> bool:
-    """`org/name` or `org/name@revision` that is not also a local path."""
-    return bool(HUB_ID.match(text)) and not Path(text).exists() and "\\" not in text
-
-
-def split_hub_id(text: str) -> tuple[str, str | None]:
-    repo, _, rev = text.partition("@")
-    return repo, rev or None
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,9 +44,7 @@ def clip_vocab_dir() -> Path:
     with gzip.open(BPE_VOCAB, "rt", encoding="utf-8") as f:
         lines = f.read().split("\n")
     merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
-    from models.tiny import _bytes_to_unicode
-
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(bytes_to_unicode().values())
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     out = Path(tempfile.gettempdir()) / f"danlu-clip-bpe-{BPE_VOCAB.stat().st_size}"
@@ -110,51 +100,6 @@ def config_folder_for(path: Path, family: str) -> Path:
         raise DanluError(f"No shipped configuration for family {family!r}.", f"没有 {family!r} 系列的内置配置。",
                          "Use an SD1.x, SD2.x or SDXL base model.", "请使用 SD1.x、SD2.x 或 SDXL 底模。")
     return folder
-
-
-def read_state_dict(path: Path) -> dict:
-    """All tensors of a checkpoint: safetensors (memory-mapped) or a pickle through weights-only loading."""
-    import torch
-
-    if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    obj = safe_torch_load(path)
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise DanluError(f"{path.name} holds no tensor dictionary.", f"{path.name} 中没有权重字典。")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-
-
-def safe_torch_load(path: Path) -> Any:
-    """torch.load with weights_only=True (nothing in the file can run); raises DanluError when refused."""
-    import torch
-
-    try:
-        try:
-            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            # Files from torch < 1.6 are not zip archives and cannot be memory-mapped; read them whole.
-            return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise refuse_pickle(path, exc) from exc
-
-
-def refuse_pickle(path: Path, exc: Exception | None = None) -> DanluError:
-    # Only torch's first sentence: its advice to retry with weights_only=False is exactly what we refuse to do.
-    first = str(exc).split(". ")[0].splitlines()[0][:200] if exc else ""
-    why = f" ({type(exc).__name__}: {first})" if exc else ""
-    return DanluError(
-        f"{path.name} is a pickle checkpoint that torch's safe (weights-only) loader cannot open{why}. "
-        "Pickles can carry code, so Danlu will not unpickle it.",
-        f"{path.name} 是 pickle 格式的模型，torch 的安全加载（weights_only）无法打开{why}。"
-        "pickle 文件可能携带代码，丹炉不会执行它。",
-        "Download the .safetensors version of this model, or convert it in a tool you trust.",
-        "请下载该模型的 .safetensors 版本，或在你信任的工具中转换。", key="model.base")
 
 
 def _components(folder: Path, torch_dtype: Any) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def detected(base: str):
     """The models.detect report of a local base or a downloaded hub id (None when there is nothing to read)."""
     if not base:
         return None
-    from models.loading import is_hub_id
+    from models.files import is_hub_id
 
     p = Path(base)
     if not p.exists() and not is_hub_id(base):

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.bpe import bytes_to_unicode as _bytes_to_unicode  # the name models/tiny_zimage.py imports
+
 FAMILIES = ("sd15", "sd2", "sd2v", "sdxl", "zimage")
 TINY_RESOLUTION = 64
 TINY_RESOLUTIONS = {"zimage": 32}
@@ -21,20 +23,6 @@ TINY_RESOLUTIONS = {"zimage": 32}
 _CORPUS = ("a photo of the demo cat dog girl boy red blue green yellow white black square circle "
            "masterpiece best quality solo looking at viewer simple background smile long hair short "
            "outdoors indoors sky tree flower portrait landscape")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """The byte → printable-character table of GPT-2/CLIP byte-level BPE."""
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
 
 
 def _learn_merges(words: list[list[str]], budget: int) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ everything itself, in one module, with these names; the shared code asks it thro
 
 from __future__ import annotations
 
+import datetime
 from types import ModuleType
 
 from models.families import sd2, sd15, sdxl, zimage
@@ -68,6 +69,16 @@ def modelspec_architecture(family: str, prediction: str) -> str:
     if family == "sdxl_refiner":
         return "stable-diffusion-xl-v1-refiner"
     return module(family).MODELSPEC
+
+
+def modelspec_for(family: str, prediction: str, resolution: int, title: str = "") -> dict[str, str]:
+    """The `modelspec.*` header of a base checkpoint (sai_model_spec 1.0.1)."""
+    pred = "v_prediction" if prediction in ("v", "v_prediction") or family == "sd2v" else "epsilon"
+    fam = "sd2" if family == "sd2v" else family
+    return {"modelspec.sai_model_spec": "1.0.1", "modelspec.architecture": modelspec_architecture(fam, pred),
+            "modelspec.title": title, "modelspec.resolution": f"{resolution}x{resolution}",
+            "modelspec.prediction_type": "v" if pred == "v_prediction" else "epsilon",
+            "modelspec.date": datetime.date.today().isoformat()}
 
 
 def lora_family(keys: list[str] | dict, metadata: dict[str, str] | None = None) -> str | None:

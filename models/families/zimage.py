@@ -171,7 +171,7 @@ def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[st
 
 def classify_folder(info, folder: Path):
     """Fill a detect.ModelInfo for a diffusers folder (or a transformer-only folder) of this family."""
-    from models.ldm import DTYPE_NAMES, HeaderError, read_header
+    from models.files import DTYPE_NAMES, HeaderError, read_header
 
     info.kind, info.family = "diffusers", FAMILY
     info.prediction_type, info.prediction_source = PREDICTION, "family rule"
@@ -275,7 +275,7 @@ def _load_transformer(path: Path, parts: Path, torch_dtype: Any):
     if path.is_dir():
         return ZImageTransformer2DModel.from_pretrained(path / "transformer", torch_dtype=torch_dtype,
                                                         local_files_only=True)
-    from models.loading import read_state_dict
+    from models.files import read_state_dict
 
     state = from_file_keys(read_state_dict(path))
     try:
