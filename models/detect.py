@@ -36,7 +36,8 @@ LYCORIS_MARKERS = (".hada_w", ".lokr_", ".oft_", ".boft_", ".glora_", ".dora_sca
 ZH = {"metadata": "元数据", "v_pred key": "v_pred 键", "file name": "文件名", "family rule": "系列默认规则",
       "scheduler config": "调度器配置", "EMA weights included (not pruned)": "含 EMA 权重（未精简）",
       "pruned (no EMA weights)": "已精简（无 EMA 权重）", "single_file": "单文件模型", "diffusers": "diffusers 文件夹",
-      "pickle": "pickle 文件", "lora": "LoRA", "hub": "hub 模型", "missing": "不存在", "unknown": "未知"}
+      "pickle": "pickle 文件", "lora": "LoRA", "hub": "hub 模型", "missing": "不存在", "unknown": "未知",
+      "flow matching": "流匹配（flow matching）"}
 
 
 def local(text: str, lang: str) -> str:
@@ -90,6 +91,7 @@ class ModelInfo:
         lines = [f"{'模型' if zh else 'Model'}: {name}"]
         if self.family:
             pred = {"v_prediction": "v-prediction", "flow": "flow matching"}.get(self.prediction_type, "epsilon")
+            pred = local(pred, lang)
             lines += [f"{'系列' if zh else 'Family'}: {self.label} ({self.family})",
                       f"{'预测类型' if zh else 'Prediction'}: {pred} ({local(self.prediction_source, lang)})",
                       f"{'原生分辨率' if zh else 'Native resolution'}: {self.native_resolution}px"]

@@ -135,3 +135,32 @@ def test_check_cli_reports_zimage(tiny, capsys):
     assert det.main([str(tiny.single_file), "--no-hash", "--lang", "en"]) == 0
     out = capsys.readouterr().out
     assert "Z-Image (zimage)" in out and "flow matching" in out
+
+
+def test_diffusers_named_transformer_file_is_read_too(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    from models.loading import load_pipeline
+
+    ref = load_pipeline(str(tiny.folder))
+    state = {k: v.contiguous() for k, v in ref.transformer.state_dict().items()}
+    path = tiny.folder.parent / "diffusers_names.safetensors"  # the parts are beside it
+    save_file(state, str(path))
+    info = det.detect(str(path))
+    assert (info.usable, info.family) == (True, "zimage")
+    pipe = load_pipeline(str(path), family="zimage")
+    assert all(torch.equal(v, state[k]) for k, v in pipe.transformer.state_dict().items())
+
+
+def test_lora_checked_against_the_base_family(tiny, tmp_path):
+    from diffusers import ZImageTransformer2DModel
+
+    from core.errors import DanluError
+    from models.tiny_zimage import save_training_adapter
+
+    transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder, subfolder="transformer")
+    lora = save_training_adapter(tmp_path / "style.safetensors", transformer)
+    det.check_lora_against_base(lora, "zimage")
+    with pytest.raises(DanluError) as err:
+        det.check_lora_against_base(lora, "sdxl")
+    assert "Z-Image" in err.value.en and "SDXL" in err.value.en

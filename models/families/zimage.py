@@ -72,7 +72,7 @@ def strip_prefix(keys) -> list[str]:
 
 
 def matches(keys) -> bool:
-    """A Z-Image transformer (original or diffusers names, with or without the prefix; Lumina 2 too: see lumina2).
+    """A Z-Image transformer (original or diffusers names, with or without the prefix; Lumina 2 too: see is_lumina2).
 
     Main blocks carry `adaLN_modulation.0` (a bare Linear); Lumina 2 has `adaLN_modulation.1` (after a SiLU).
     """
