@@ -39,3 +39,10 @@ def test_thresholds_per_model():
     assert default_thresholds("SmilingWolf/wd-vit-tagger-v3@v1.0")[0] == 0.2614   # by repo, any revision
     assert default_thresholds("/some/local/folder") == (0.35, 0.85)
     assert tagger_spec("nothing") is None
+
+
+def test_tab_threshold_follows_the_model():
+    from ui.tab_tagging import model_threshold
+
+    assert model_threshold("wd-eva02-large-tagger-v3") == 0.53
+    assert model_threshold("wd-vit-tagger-v3") == 0.26 and model_threshold("/my/folder") == 0.35

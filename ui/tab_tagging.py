@@ -16,7 +16,7 @@ import gradio as gr
 from core import config as cfgmod
 from core.errors import DanluError
 from core.tags import IDENTITY_SHARE, TagEditor, split_tags
-from taggers.catalog import TAGGERS
+from taggers.catalog import DEFAULT_TAGGER, TAGGERS, default_thresholds
 from ui import i18n, tab_caption, tab_tag_help
 from ui.context import AppContext
 from ui.i18n import t
@@ -143,6 +143,11 @@ _TAGGERS: dict[tuple[str, str], Any] = {}  # reuse the onnxruntime session betwe
 
 
 _EDIT_LOCK = threading.RLock()             # a blur and a click of one page may run at once
+
+
+def model_threshold(model: str) -> float:
+    """The general-tag default of a tagger (its card's P=R point, taggers/catalog.py), to two decimals."""
+    return round(default_thresholds(model or "")[0], 2)
 
 
 def _locked(fn):
@@ -372,7 +377,8 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
             batch = B(gr.Number(8, precision=0, minimum=1, maximum=256, label=t("tagging.batch", lang0),
                                 elem_id="tagging-batch", scale=1), label="tagging.batch")
         with gr.Row():
-            general = B(gr.Slider(0.05, 0.95, 0.35, step=0.01, label=t("tagging.general", lang0),
+            general = B(gr.Slider(0.05, 0.95, model_threshold(DEFAULT_TAGGER), step=0.01,
+                                  label=t("tagging.general", lang0),
                                   elem_id="tagging-general"), label="tagging.general")
             character = B(gr.Slider(0.05, 0.99, 0.85, step=0.01, label=t("tagging.character", lang0),
                                     elem_id="tagging-character"), label="tagging.character")
@@ -620,6 +626,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
     table.select(on_pick, op_tags, op_tags)
     take.click(on_take, op_tags, op_tags)
     dropped.then(view, view_in, view_out)
+    model.change(model_threshold, model, general, show_progress="hidden")   # each tagger's own P=R point
     def relabel(lang: str):
         return (gr.update(choices=[(t(f"tagging.sort_{s}", lang), s) for s in ("count", "name", "length")]),
                 gr.update(choices=[(t("tagging.scope_all", lang), "all"), (t("tagging.scope_filtered", lang),
