@@ -62,10 +62,13 @@ def main() -> int:
         ours.append(time_until_served([python, "launcher.py", "ui", "--no-browser", "--port", str(port)], port))
         port = free_port()
         base.append(time_until_served([python, "-c", BASELINE.format(port=port)], port))
-        print(f"run {i + 1}: danlu {ours[-1]:.2f} s   bare gradio page {base[-1]:.2f} s", flush=True)
+        print(f"run {i + 1}: danlu {ours[-1]:.2f} s   bare gradio page {base[-1]:.2f} s   "
+              f"ratio {ours[-1] / base[-1]:.2f}x", flush=True)
     m_ours, m_base = statistics.median(ours), statistics.median(base)
+    # each run's pair is timed back to back, so the median of the pairs' ratios resists a busy machine best
+    ratio = statistics.median(o / b for o, b in zip(ours, base))
     print(f"median: danlu page served in {m_ours:.2f} s (target < 5 s); bare gradio {m_base:.2f} s; "
-          f"ratio {m_ours / m_base:.2f}x")
+          f"ratio {ratio:.2f}x (median of the runs' ratios; target ≤ 1.5x)")
     return 0
 
 
