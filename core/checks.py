@@ -313,7 +313,7 @@ def _bf16(cfg: RunConfig, env: Env):
 @rule("sample_size_not_64", "warning")
 def _sample_size(cfg: RunConfig, env: Env):
     s = cfg.sampling
-    if s.prompts and (s.width % 64 or s.height % 64):
+    if s.prompts and (s.width % 64 or s.height % 64) and _family(cfg, env) != "zimage":  # a DiT pads nothing
         return ("sampling.width",
                 f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
                 f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。")
@@ -339,6 +339,28 @@ def _zimage_turbo(cfg: RunConfig, env: Env):
                 "steps; choose model.training_adapter = v2 (or v1), or train on De-Turbo.",
                 "不用训练适配器直接训练 Turbo，几百步内就会破坏其 8 步蒸馏效果；"
                 "请把 model.training_adapter 设为 v2（或 v1），或改用 De-Turbo 训练。")
+
+
+@rule("zimage_samples", "error")
+def _zimage_samples(cfg: RunConfig, env: Env):
+    # What models/families/zimage.py can render: ComfyUI's cfg >= 1 (diffusers guidance = cfg - 1), the
+    # flow-matching Euler sampler, sizes divisible by 16 (VAE x8, 2x2 patches).
+    s = cfg.sampling
+    if _family(cfg, env) != "zimage" or not s.prompts:
+        return None
+    if s.cfg < 1:
+        return ("sampling.cfg", f"Z-Image samples need CFG >= 1 as ComfyUI counts it; {s.cfg:g} has no equivalent.",
+                f"Z-Image 样图的 CFG 按 ComfyUI 的算法须 ≥ 1；{s.cfg:g} 无对应。",
+                "Use 1 for Turbo (no guidance), 2-4 for De-Turbo or Base.",
+                "Turbo 用 1（不引导），De-Turbo 或 Base 用 2-4。")
+    if s.sampler != "euler":
+        return ("sampling.sampler", f"Z-Image samples use the flow-matching Euler sampler, not {s.sampler}.",
+                f"Z-Image 样图只用流匹配 Euler 采样器，不支持 {s.sampler}。", "Set the sampler to euler.",
+                "请把采样器设为 euler。")
+    if s.width % 16 or s.height % 16:
+        return ("sampling.width", f"Z-Image sample size {s.width}x{s.height} must be a multiple of 16.",
+                f"Z-Image 样图尺寸 {s.width}x{s.height} 必须是 16 的倍数。")
+    return None
 
 
 @rule("zimage_cached_caption_dropout", "warning")

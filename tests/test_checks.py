@@ -44,6 +44,7 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
     "zimage_high_lr": ({"model": {"family": "zimage"}, "optimizer": {"lr": 3e-4}}, GPU),
     "zimage_turbo_without_adapter": ({"model": {"family": "zimage", "variant": "turbo", "training_adapter": "none"}},
                                      GPU),
+    "zimage_samples": ({"model": {"family": "zimage"}, "sampling": {"prompts": ["a cat"], "cfg": 0.5}}, GPU),
     "zimage_cached_caption_dropout": ({"model": {"family": "zimage"}, "network": {"train_text_encoder": False},
                                        "dataset": {"cache_text_encoder_outputs": True, "caption_dropout_rate": 0.1}},
                                       GPU),
@@ -134,3 +135,15 @@ def test_preflight_reads_the_base_model(tmp_path):
     assert preflight.environment(cfg).base_problem
     cfg = cfgmod.merge_dict(cfg, {"model": {"base": str(tmp_path / "missing.safetensors")}})
     assert preflight.environment(cfg).base_problem is None
+
+
+@pytest.mark.parametrize("sampling,key", [({"cfg": 0.5}, "sampling.cfg"),
+                                          ({"sampler": "dpmpp_2m"}, "sampling.sampler"),
+                                          ({"width": 520}, "sampling.width")])
+def test_zimage_samples_rule(dataset, sampling, key):
+    zimage = {"model": {"family": "zimage"}, "sampling": {"prompts": ["a cat"], "cfg": 1.0, "width": 1024,
+                                                          "height": 1024, **sampling}}
+    found = [i for i in checks.check(_config(dataset, zimage), GPU) if i.level == "error"]
+    assert [i.key for i in found] == [key]
+    ok = {"model": {"family": "zimage"}, "sampling": {"prompts": ["a cat"], "cfg": 1.0, "width": 528, "height": 1024}}
+    assert not [i for i in checks.check(_config(dataset, ok), GPU) if i.key.startswith("sampling.")]
