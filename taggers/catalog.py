@@ -12,9 +12,11 @@ was read. SmilingWolf's Space uses 0.35 general / 0.85 character for every model
 is a better start for the v3 models (≈0.26) and the EVA02-Large ones (≈0.5), whose scores are calibrated
 differently (reference/tagging.md §1).
 
-Left out on purpose: cl_tagger (cella110n, listed by lora-scripts) and Camie v2 take NCHW input normalised
-to [-1, 1], return logits and ship a JSON tag map; PixAI v0.9's card does not state its I/O. They need code
-of their own, not a row here.
+Sources of the list: lora-scripts (Akegarasu, mikazuki/tagger/interrogator.py) offers the SmilingWolf v3 and
+v2 models (v2 pinned to git tag v2.0), both large v3 models and cl_tagger; BooruDatasetTagManager
+(AiApiServer/models.py) offers the SmilingWolf models only. Left out on purpose: cl_tagger (cella110n) takes
+NCHW input in [-1, 1] and returns logits with a JSON tag map (lora-scripts interrogators/cl.py), so it needs
+code of its own; Camie v2 and PixAI v0.9, listed by forks, publish their own formats, not checked here.
 """
 
 from __future__ import annotations
