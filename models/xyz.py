@@ -22,6 +22,7 @@ from models.recipe import build as build_sample
 
 DEFAULT_WEIGHTS = (0.3, 0.6, 0.8, 1.0)
 _EPOCH_FILE = re.compile(r"-(\d{6})$")
+_STEP_FILE = re.compile(r"-step(\d{8})$")
 
 
 @dataclass
@@ -140,15 +141,44 @@ def glob_escape(name: str) -> str:
 
 
 def epoch_files(run_dir: Path, name: str) -> list[tuple[int | None, Path]]:
-    """The run's LoRA files in training order: name-000002, name-000004, …, then name (the final file)."""
-    numbered = []
+    """The run's LoRA files in training order: name-000002, …, name-step00000250, …, then name (the final file).
+
+    Step files (saving.every_n_steps) have no epoch number: their key is None as the final file's, and they are
+    told apart by name (select_epochs takes their stem or 'step250'). Mixed with epoch files, the order is the
+    training step each file records in its metadata.
+    """
+    numbered, steps = [], []
     for f in Path(run_dir).glob(f"{glob_escape(name)}-*.safetensors"):
         m = _EPOCH_FILE.search(f.stem)
         if m and f.stem[:m.start()] == name:
             numbered.append((int(m.group(1)), f))
+        m = _STEP_FILE.search(f.stem)
+        if m and f.stem[:m.start()] == name:
+            steps.append((int(m.group(1)), f))
     numbered.sort()
+    steps.sort()
     final = Path(run_dir) / f"{name}.safetensors"
-    return numbered + ([(None, final)] if final.is_file() else [])
+    files = numbered + [(None, f) for _, f in steps]
+    if numbered and steps:
+        files.sort(key=lambda item: _trained_steps(item[1]))
+    return files + ([(None, final)] if final.is_file() else [])
+
+
+def _trained_steps(path: Path) -> int:
+    try:
+        return int(_lora_metadata(path).get("ss_steps") or 0)
+    except (ValueError, OSError):
+        return 0
+
+
+def file_key(path: Path, name: str) -> str:
+    """'epoch 2', 'step 250' or 'final': what a file of run `name` is, whatever the run is called."""
+    stem = Path(path).stem
+    for pattern, word in ((_STEP_FILE, "step"), (_EPOCH_FILE, "epoch")):
+        m = pattern.search(stem)
+        if m and stem[:m.start()] == name:
+            return f"{word} {int(m.group(1))}"
+    return "final"
 
 
 def select_epochs(files: list[tuple[int | None, Path]], spec: str | None) -> list[Path]:
@@ -158,10 +188,12 @@ def select_epochs(files: list[tuple[int | None, Path]], spec: str | None) -> lis
     wanted = [s.strip().lower() for s in re.split(r"[,\s，]+", spec) if s.strip()]
     chosen = []
     for w in wanted:
-        match = [f for e, f in files if (e is None and w in ("final", "last", f.stem.lower()))
-                 or (e is not None and (w.isdigit() and int(w) == e or w == f.stem.lower()))]
+        match = [f for e, f in files if w == f.stem.lower() or (e is not None and w.isdigit() and int(w) == e)
+                 or (e is None and not _STEP_FILE.search(f.stem) and w in ("final", "last"))
+                 or (e is None and w.startswith("step") and w[4:].isdigit() and f.stem.endswith(f"-step{w[4:]:0>8}"))]
         if not match:
-            have = ", ".join("final" if e is None else str(e) for e, _ in files) or "none"
+            have = ", ".join(str(e) if e is not None else f.stem if _STEP_FILE.search(f.stem) else "final"
+                             for e, f in files) or "none"
             raise DanluError(f"No LoRA file for epoch {w!r} in this run (have: {have}).",
                              f"这次运行没有第 {w!r} 轮的 LoRA 文件（现有：{have}）。",
                              "Leave epochs empty for all files, or pick from the list.",
@@ -206,10 +238,22 @@ def plan_from_run(run: str | Path, *, weights: list[float] | None = None, epochs
     return GridPlan(
         bases=z_bases, loras=select_epochs(files, epochs), weights=list(weights or DEFAULT_WEIGHTS),
         prompts=chosen_prompts, z_axis=z_axis, include_base=include_base, sampling=s,
-        clip_skip=cfg.training.clip_skip, family=None if cfg.model.family == "auto" else cfg.model.family,
+        clip_skip=cfg.training.clip_skip, family=run_family(cfg),
         prediction_type=None if cfg.model.prediction_type == "auto" else cfg.model.prediction_type,
         vae=cfg.model.vae, device=device, dtype=dtype, margin=margin,
         out_dir=Path(out_dir) if out_dir else run_dir / "grids", run_dir=run_dir)
+
+
+def run_family(cfg: cfgmod.RunConfig) -> str | None:
+    """The run's family setting; 'auto' stays None (detected at load) unless the base is a DiT family, whose
+    sampling recipe (models.recipe's family hook) must be known before anything is loaded."""
+    if cfg.model.family != "auto":
+        return cfg.model.family
+    from models import families
+    from models.detect import detect
+
+    found = detect(cfg.model.base).family
+    return found if families.dit_module(found) is not None else None
 
 
 def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None = None,
@@ -309,10 +353,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", text)[:60] or "cell"
 
 
-def _new_folder(parent: Path) -> Path:
+def _new_folder(parent: Path, prefix: str = "grid") -> Path:
     import time
 
-    stamp = time.strftime("grid-%Y%m%d-%H%M%S")
+    stamp = time.strftime(f"{prefix}-%Y%m%d-%H%M%S")
     folder, n = Path(parent) / stamp, 1
     while folder.exists():
         n += 1
@@ -509,6 +553,26 @@ def cell_at(grid_json: Path, px: float, py: float) -> dict | None:
     return None
 
 
+def _compare_main(args, weights: list[float], lang: str) -> int:
+    """`grid RUN --compare OTHER`: both runs' grids side by side (models.xyz_compare)."""
+    from models.xyz_compare import plan_compare, run_compare, run_label
+
+    plan_a, plan_b, keys, warnings = plan_compare(
+        args.run, args.compare, weights=weights, epochs=args.epochs, bases=args.bases, prompts=args.prompts or None,
+        include_base=args.base_column, margin=args.margin, out_dir=args.out)
+    plan_a.batch = plan_b.batch = max(0, args.batch)
+    labels = (run_label(args.run), run_label(args.compare))
+    if labels[0] == labels[1]:
+        labels = (f"A: {labels[0]}", f"B: {labels[1]}")
+    print(f"Compare: {labels[0]} | {labels[1]}: {len(keys)} files x {len(plan_a.weights)} weights")
+    result = run_compare(plan_a, plan_b, keys, labels, lang=lang, warnings=warnings,
+                         progress=lambda d, n, eta, note="": print(f"  [{d}/{n}] {note}", flush=True))
+    for en, zh in result.warnings:
+        print(f"注意：{zh}" if lang == "zh" else f"Warning: {en}", file=sys.stderr)
+    print(f"Grid saved: {result.grid_png}  ({result.done}/{result.total})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python launcher.py grid RUN.toml --weights 0.3,0.6,0.8 [--epochs …] [--bases …] [--prompts …]`."""
     from core.errors import current_lang
@@ -521,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bases", nargs="+", default=None, help="Z: other base models to try the LoRA on")
     p.add_argument("--prompts", nargs="*", default=None,
                    help="Z: prompts; give none to use all the run's sample prompts")
+    p.add_argument("--compare", default=None, metavar="OTHER",
+                   help="A/B: a second run (folder or TOML) shown beside the first, same files and weights")
     p.add_argument("--loras", nargs="+", default=None, help="LoRA files instead of a run (needs --base)")
     p.add_argument("--base", default="", help="base model for --loras")
     p.add_argument("--base-column", action="store_true", help="add a column with the base model alone (weight 0)")
@@ -532,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     lang = current_lang()
     try:
         weights = parse_weights(args.weights)
+        if args.compare and args.run and not args.loras:
+            return _compare_main(args, weights, lang)
         if args.loras:
             plan = plan_from_loras(args.loras, args.base, weights=weights, bases=args.bases, prompts=args.prompts,
                                    include_base=args.base_column, margin=args.margin, out_dir=args.out)
