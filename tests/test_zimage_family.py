@@ -164,3 +164,39 @@ def test_lora_checked_against_the_base_family(tiny, tmp_path):
     with pytest.raises(DanluError) as err:
         det.check_lora_against_base(lora, "sdxl")
     assert "Z-Image" in err.value.en and "SDXL" in err.value.en
+
+
+def _comfy_layout(tiny, root, monkeypatch):
+    """ComfyUI's models/ folders made from the tiny model; the tiny folder's configs stand in for the Turbo repo's."""
+    from diffusers import ZImagePipeline
+    from safetensors.torch import save_file
+
+    from models.ldm import _rename, vae_prefix_map
+
+    pipe = ZImagePipeline.from_pretrained(tiny.folder)
+    for d in ("diffusion_models", "text_encoders", "vae"):
+        (root / d).mkdir(parents=True)
+    shutil.copy(tiny.single_file, root / "diffusion_models" / "z_image_turbo_bf16.safetensors")
+    te = {"model." + k: v.contiguous() for k, v in pipe.text_encoder.state_dict().items()}
+    save_file(te, str(root / "text_encoders" / "qwen_3_4b.safetensors"))
+    vmap = vae_prefix_map(dict(pipe.vae.config))
+    save_file({_rename(k, vmap): v.contiguous() for k, v in pipe.vae.state_dict().items()},
+              str(root / "vae" / "ae.safetensors"))
+    turbo = root.parent / "turbo-configs"
+    shutil.copytree(tiny.folder, turbo, ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr("core.download.cached", lambda repo, rev=None: turbo)
+    return pipe, root / "diffusion_models" / "z_image_turbo_bf16.safetensors"
+
+
+def test_comfyui_model_folders_give_the_text_encoder_and_vae(tiny, tmp_path, monkeypatch):
+    from models.loading import load_pipeline
+
+    ref, path = _comfy_layout(tiny, tmp_path / "models", monkeypatch)
+    info = det.detect(str(path))
+    assert info.usable and "qwen_3_4b.safetensors" in info.report() and "ae.safetensors" in info.report()
+    pipe = load_pipeline(str(path))
+    for part in ("transformer", "text_encoder", "vae"):
+        a, b = getattr(pipe, part).state_dict(), getattr(ref, part).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+        assert getattr(pipe, part).dtype == torch.float32
+    assert pipe.tokenizer("a cat").input_ids == ref.tokenizer("a cat").input_ids

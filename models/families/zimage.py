@@ -110,46 +110,13 @@ def is_folder(folder: Path) -> bool:
     return False
 
 
-def _has_parts(folder: Path) -> bool:
-    try:
-        te = json.loads((folder / "text_encoder" / "config.json").read_text(encoding="utf-8"))
-        vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (te.get("model_type") == "qwen3" and vae.get("latent_channels") == 16
-            and (folder / "tokenizer").is_dir())
-
-
-def find_parts(path: Path, components: str | Path | None = None) -> Path | None:
-    """The folder that gives the text encoder, tokenizer and VAE: `components` if given, the model's own folder,
-    a Z-Image diffusers folder beside the file (same stem, or any in the same folder), else the Turbo repo
-    if it is downloaded. None when none is there (load_parts then downloads the Turbo repo's parts)."""
-    path = Path(path)
-    cands = [Path(components)] if components else []
-    cands.append(path if path.is_dir() else path.with_suffix(""))
-    try:
-        cands += sorted(p for p in path.parent.iterdir() if p.is_dir())
-    except OSError:
-        pass
-    for cand in cands:
-        if _has_parts(cand):
-            return cand
-    try:
-        from core.download import cached
-    except ImportError:
-        return None
-    turbo = cached(TURBO_REPO)
-    return turbo if turbo is not None and _has_parts(turbo) else None
-
-
-def _parts_note(info, parts: Path | None) -> None:
+def _parts_note(info, parts) -> None:
     if parts is None:
         info.warnings.append((f"The text encoder (Qwen3), tokenizer and VAE are not beside it: they will be "
                               f"downloaded from {TURBO_REPO} when the model is loaded.",
                               f"旁边没有文本编码器（Qwen3）、分词器和 VAE：加载模型时将从 {TURBO_REPO} 下载。"))
-    elif parts != Path(info.path):
-        info.warnings.append((f"Text encoder (Qwen3), tokenizer and VAE taken from {parts}.",
-                              f"文本编码器（Qwen3）、分词器和 VAE 取自 {parts}。"))
+    elif (note := parts.note(Path(info.path))) is not None:
+        info.warnings.append(note)
     info.warnings.append(("Turbo, De-Turbo and Base cannot be told apart from the weights: choose the variant "
                           "in the Model tab.", "权重无法区分 Turbo、De-Turbo 与 Base：请在“底模”页选择版本。"))
 
@@ -260,71 +227,20 @@ def infer_config(state: dict[str, Any]) -> dict[str, Any]:
 
 # --- loading --------------------------------------------------------------------------------------
 
-def download_parts(progress=None) -> Path:
-    """The Turbo repo's text encoder, tokenizer, VAE and scheduler (not its transformer), from the chosen source."""
-    from core.download import fetch
+def find_parts(path: Path, components: str | Path | None = None):
+    """Where the text encoder, tokenizer and VAE come from: a zimage_load.Parts, or None when they will be
+    downloaded (models/families/zimage_load.py says where it looks)."""
+    from models.families import zimage_load
 
-    return fetch(TURBO_REPO, patterns=PART_PATTERNS, progress=progress, key="model.base")
-
-
-def _load_transformer(path: Path, parts: Path, torch_dtype: Any):
-    import torch
-    from accelerate import init_empty_weights
-    from diffusers import ZImageTransformer2DModel
-
-    if path.is_dir():
-        return ZImageTransformer2DModel.from_pretrained(path / "transformer", torch_dtype=torch_dtype,
-                                                        local_files_only=True)
-    from models.files import read_state_dict
-
-    state = from_file_keys(read_state_dict(path))
-    try:
-        config = infer_config(state)
-    except KeyError as exc:
-        raise DanluError(f"{path.name} is not a complete Z-Image transformer: weight {exc} is missing.",
-                         f"{path.name} 不是完整的 Z-Image transformer：缺少权重 {exc}。", key="model.base") from exc
-    own = parts / "transformer" / "config.json"
-    if own.is_file():  # the release's own config when it fits (keeps its RoPE and other settings)
-        known = {k: v for k, v in json.loads(own.read_text(encoding="utf-8")).items() if not k.startswith("_")}
-        if all(known.get(k) == v for k, v in config.items() if k != "axes_dims"):
-            config = known
-    with init_empty_weights():
-        model = ZImageTransformer2DModel.from_config(config)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise DanluError(f"{path.name}: the weights do not fit a Z-Image transformer: "
-                         f"{str(exc).splitlines()[0][:300]}", f"{path.name}：权重与 Z-Image transformer 结构不符。",
-                         "The file may be partial or of another model.", "文件可能不完整或属于其他模型。",
-                         key="model.base") from exc
-    # As diffusers' from_pretrained: fp32 unless asked, whatever the file stores.
-    dtype = torch_dtype or torch.float32
-    return (model if all(p.dtype == dtype for p in model.parameters()) else model.to(dtype)).eval()
+    return zimage_load.find_parts(Path(path), components)
 
 
 def load_parts(path: str | Path, *, components: str | Path | None = None, torch_dtype: Any = None):
-    """A ZImagePipeline for a diffusers folder, a transformer-only folder or a transformer single file.
+    """A ZImagePipeline for a diffusers folder, a transformer-only folder or a transformer single file, with the
+    text encoder, tokenizer and VAE found by `find_parts` (models/families/zimage_load.py)."""
+    from models.families import zimage_load
 
-    A complete folder loads through `ZImagePipeline.from_pretrained` (what a diffusers user runs). Otherwise
-    the transformer comes from `path` and the text encoder, tokenizer, VAE and scheduler from `find_parts`
-    (downloading the Turbo repo's parts when none is found)."""
-    import diffusers
-    from transformers import AutoModel, AutoTokenizer
-
-    path = Path(path)
-    kw = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
-    if path.is_dir() and (path / "model_index.json").is_file() and _has_parts(path) and not components:
-        return diffusers.ZImagePipeline.from_pretrained(path, local_files_only=True, **kw)
-    parts = find_parts(path, components) or download_parts()
-    transformer = _load_transformer(path, parts, torch_dtype)
-    sched_dir = parts / "scheduler"
-    scheduler = (diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(sched_dir) if sched_dir.is_dir() else
-                 diffusers.FlowMatchEulerDiscreteScheduler(shift=SCHEDULER_SHIFT, use_dynamic_shifting=False))
-    return diffusers.ZImagePipeline(
-        transformer=transformer, scheduler=scheduler,
-        text_encoder=AutoModel.from_pretrained(parts / "text_encoder", local_files_only=True, **kw).eval(),
-        tokenizer=AutoTokenizer.from_pretrained(parts / "tokenizer", local_files_only=True),
-        vae=diffusers.AutoencoderKL.from_pretrained(parts / "vae", local_files_only=True, **kw).eval())
+    return zimage_load.load_parts(Path(path), components=components, torch_dtype=torch_dtype)
 
 
 def encode_prompts(pipe, prompts: list[str], device: Any = None) -> list:
