@@ -1,6 +1,7 @@
 """Training speed: samples/s, peak memory and time to first step.
 
     python bench/train_speed.py [RUN.toml] [--set section.key=value ...] [--epochs 2]
+    python bench/train_speed.py --family zimage [--set ...]    (the tiny Z-Image Turbo + adapter demo run)
     python bench/train_speed.py --full-size [--family sd15|sdxl|both] [--batch-sizes 1,2,4] [--steps 10]
 
 Default: the real trainer (training.loop.train) on the given run, or on a tiny SD1.5 run built here
@@ -45,11 +46,15 @@ def _peak_memory_mb(device: str) -> float:
 
 # --- the trainer on a run ------------------------------------------------------------------------
 
-def bench_run(toml: str | None, overrides: list[str], epochs: int) -> dict:
+def bench_run(toml: str | None, overrides: list[str], epochs: int, family: str = "sd15") -> dict:
     from core import config as cfgmod
     from training.loop import train
 
     tmp = Path(tempfile.mkdtemp(prefix="danlu-bench-"))
+    if not toml and family == "zimage":  # the demo's tiny Turbo with its tiny adapter, the preset scaled down
+        from models.demo import make_demo
+
+        toml = str(make_demo(tmp / "demo", family="zimage"))
     if toml:
         cfg = cfgmod.load(toml, overrides=overrides)
         cfg.saving.output_dir = str(tmp / "runs")
@@ -68,9 +73,11 @@ def bench_run(toml: str | None, overrides: list[str], epochs: int) -> dict:
     import torch
 
     device = "cuda" if torch.cuda.is_available() and cfg.training.device in ("auto", "cuda") else "cpu"
+    steady_steps = max(result.step - 1, 1)
     return {"base": cfg.model.base, "device": device, "batch_size": cfg.training.batch_size,
             "steps": result.step, "time_to_first_step_s": round(result.first_step_s, 2),
             "samples_per_s": round(result.steady_samples / max(result.steady_s, 1e-9), 2),
+            "s_per_step": round(result.steady_s / steady_steps, 3),
             "peak_memory_mb": round(_peak_memory_mb(device), 1),
             "gradient_checkpointing": cfg.training.gradient_checkpointing,
             "mixed_precision": cfg.training.mixed_precision}
@@ -212,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], help="override a setting, e.g. training.batch_size=4")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--full-size", action="store_true", help="real SD1.5/SDXL UNet architectures, random weights")
-    p.add_argument("--family", default="both", choices=["sd15", "sdxl", "both"])
+    p.add_argument("--family", default="both", choices=["sd15", "sdxl", "both", "zimage"],
+                   help="full size: sd15, sdxl or both; otherwise zimage benches the tiny Z-Image run")
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=10, help="timed steps per setting (full size)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: from its name)")
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [r for fam in families
                    for r in bench_full(fam, sizes, args.steps, args.peak_tflops, args.resolution)]
     else:
-        results = [bench_run(args.config, args.set, args.epochs)]
+        results = [bench_run(args.config, args.set, args.epochs, args.family)]
         print(json.dumps(results[0], indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
