@@ -152,6 +152,8 @@ def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: 
     for dit in families.DIT_MODULES.values():  # DiT families ship the transformer alone: they say what it is
         if dit.matches(keys):
             return dit.classify_file(info, tensors, meta)
+        if (other := dit.other_part(tensors)) is not None:  # ... and their text encoder and VAE apart
+            return info.refuse(*other)
     unet = [k for k in keys if k.startswith("model.diffusion_model.")]
     if not unet:
         prefixes = sorted({k.split(".")[0] for k in keys})[:6]

@@ -128,7 +128,8 @@ def test_no_parts_offline_is_a_clear_error(tiny, tmp_path, monkeypatch):
     alone = shutil.copy(tiny.single_file, tmp_path / "alone.safetensors")
     with pytest.raises(DanluError) as err:
         load_pipeline(str(alone))
-    assert "Tongyi-MAI/Z-Image-Turbo" in err.value.en + err.value.hint_en
+    assert "holds only the Z-Image transformer" in err.value.en and "只含 Z-Image 的 transformer" in err.value.zh
+    assert "Tongyi-MAI/Z-Image-Turbo" in err.value.hint_en and "text_encoders/" in err.value.hint_zh
 
 
 def test_check_cli_reports_zimage(tiny, capsys):
@@ -200,3 +201,11 @@ def test_comfyui_model_folders_give_the_text_encoder_and_vae(tiny, tmp_path, mon
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
         assert getattr(pipe, part).dtype == torch.float32
     assert pipe.tokenizer("a cat").input_ids == ref.tokenizer("a cat").input_ids
+
+
+def test_text_encoder_or_vae_given_as_base_is_refused(tiny, tmp_path, monkeypatch):
+    _comfy_layout(tiny, tmp_path / "models", monkeypatch)
+    for path, what in (("text_encoders/qwen_3_4b.safetensors", "Qwen3 text encoder"),
+                       ("vae/ae.safetensors", "16-channel VAE")):
+        info = det.detect(str(tmp_path / "models" / path))
+        assert not info.usable and what in info.problem_en and "text_encoders/" in info.hint_zh, info.report()

@@ -110,12 +110,12 @@ def is_folder(folder: Path) -> bool:
     return False
 
 
-def _parts_note(info, parts) -> None:
+def _parts_note(info, parts, model: Path) -> None:
     if parts is None:
         info.warnings.append((f"The text encoder (Qwen3), tokenizer and VAE are not beside it: they will be "
                               f"downloaded from {TURBO_REPO} when the model is loaded.",
                               f"旁边没有文本编码器（Qwen3）、分词器和 VAE：加载模型时将从 {TURBO_REPO} 下载。"))
-    elif (note := parts.note(Path(info.path))) is not None:
+    elif (note := parts.note(model)) is not None:
         info.warnings.append(note)
     info.warnings.append(("Turbo, De-Turbo and Base cannot be told apart from the weights: choose the variant "
                           "in the Model tab.", "权重无法区分 Turbo、De-Turbo 与 Base：请在“底模”页选择版本。"))
@@ -131,7 +131,7 @@ def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[st
                            "请选择 Z-Image 模型（Tongyi-MAI/Z-Image-Turbo 或由它导出的文件）。")
     info.family, info.prediction_type, info.prediction_source = FAMILY, PREDICTION, "family rule"
     info.native_resolution, info.has_vae = NATIVE_RESOLUTION, False
-    _parts_note(info, find_parts(Path(info.path)))
+    _parts_note(info, find_parts(Path(info.path)), Path(info.path))
     info.usable = True
     return info
 
@@ -154,7 +154,7 @@ def classify_folder(info, folder: Path):
         return info.refuse(f"transformer weights: {exc}.", f"transformer 权重文件损坏：{exc}。")
     info.precision = ", ".join(sorted({DTYPE_NAMES.get(d, d) for d, _ in tensors.values()}))
     info.size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    _parts_note(info, find_parts(folder))
+    _parts_note(info, find_parts(folder), folder)
     info.usable = True
     return info
 
@@ -168,6 +168,22 @@ def not_a_base(kind: str) -> tuple[str, str, str, str]:
             + ("; set the adapter in the training adapter field." if kind == "adapter" else "."),
             f"请选择 Z-Image 的 transformer 文件或文件夹（或 {TURBO_REPO}）作为底模"
             + ("；训练适配器请填在“训练适配器”一栏。" if kind == "adapter" else "。"))
+
+
+def other_part(tensors: dict[str, tuple[str, list[int]]]) -> tuple[str, str, str, str] | None:
+    """(en, zh, hint_en, hint_zh) when a file is Z-Image's text encoder (Qwen3) or its 16-channel VAE, not a base."""
+    keys = list(tensors)
+    if any(k.endswith("layers.0.self_attn.q_norm.weight") for k in keys):
+        what = ("a Qwen3 text encoder (Z-Image uses one)", "Qwen3 文本编码器（Z-Image 使用它）")
+    elif (tensors.get("decoder.conv_in.weight") or ("", []))[1][1:2] == [16]:
+        what = ("a 16-channel VAE (Z-Image / FLUX)", "16 通道 VAE（Z-Image / FLUX）")
+    else:
+        return None
+    return (f"This is {what[0]}, not a base model.", f"这是{what[1]}，不是底模。",
+            "Pick the Z-Image transformer (e.g. diffusion_models/z_image_turbo_bf16.safetensors); its text encoder "
+            "and VAE are found beside it (ComfyUI's text_encoders/ and vae/ folders).",
+            "请选择 Z-Image 的 transformer（例如 diffusion_models/z_image_turbo_bf16.safetensors）；"
+            "其文本编码器和 VAE 会在旁边（ComfyUI 的 text_encoders/ 与 vae/ 文件夹）自动找到。")
 
 
 # --- single-file names ----------------------------------------------------------------------------

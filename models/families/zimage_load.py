@@ -132,6 +132,23 @@ def download_parts(progress=None, configs_only: bool = False) -> Path:
                  progress=progress, key="model.base")
 
 
+def _download(path: Path, configs_only: bool) -> Path:
+    """download_parts, saying what was looked for first when it fails."""
+    try:
+        return download_parts(configs_only=configs_only)
+    except DanluError as err:
+        what = ("the tokenizer and configs", "分词器和配置") if configs_only else \
+            ("the text encoder (Qwen3), tokenizer and VAE", "文本编码器（Qwen3）、分词器和 VAE")
+        raise DanluError(
+            f"{path.name} holds only the Z-Image transformer. {what[0].capitalize()} were not found beside it and "
+            f"could not be downloaded: {err.en}",
+            f"{path.name} 只含 Z-Image 的 transformer。旁边没有找到{what[1]}，也无法下载：{err.zh}",
+            "Put the Z-Image diffusers folder (or ComfyUI's text_encoders/ and vae/ folders) beside it, or download "
+            f"{zimage.TURBO_REPO} once.",
+            f"请把 Z-Image 的 diffusers 文件夹（或 ComfyUI 的 text_encoders/ 与 vae/ 文件夹）放在它旁边，"
+            f"或先下载一次 {zimage.TURBO_REPO}。", key="model.base") from err
+
+
 def _load_transformer(path: Path, configs: Path, torch_dtype: Any):
     import torch
     from accelerate import init_empty_weights
@@ -197,8 +214,8 @@ def load_parts(path: Path, *, components: str | Path | None = None, torch_dtype:
     kw = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
     if path.is_dir() and (path / "model_index.json").is_file() and has_parts(path) and not components:
         return diffusers.ZImagePipeline.from_pretrained(path, local_files_only=True, **kw)
-    parts = find_parts(path, components) or Parts(folder=download_parts())
-    configs = parts.folder or parts.configs or download_parts(configs_only=True)
+    parts = find_parts(path, components) or Parts(folder=_download(path, configs_only=False))
+    configs = parts.folder or parts.configs or _download(path, configs_only=True)
     transformer = _load_transformer(path, configs, torch_dtype)
     sched_dir = configs / "scheduler"
     scheduler = (diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(sched_dir) if sched_dir.is_dir() else
