@@ -8,11 +8,14 @@ it) and `pipeline_class()`.
 
 The SD-UNet families (sd15, sd2, sdxl) share the loaders, LoRA names and samplers of models/ldm.py,
 loading.py, lora_file.py and generate.py. A DiT family (zimage; FLUX and Qwen-Image would follow) says
-everything itself, in one module, with these names; the shared code asks it through `dit_module`:
+everything itself, in its module (helpers in a sibling file, e.g. zimage_load.py), with these names; the shared
+code asks it through `dit_module(family)` / `of_pipeline(pipe)` and knows nothing else about it:
 
-- PIPELINE (the diffusers pipeline class name), DENOISER (the pipeline attribute LoRA trains), HUB_IDS
+- PIPELINE (the diffusers pipeline class name), DENOISER (the pipeline attribute LoRA trains), HUB_IDS and
+  MODEL_PATTERNS (what to download for a hub id), LORA_VERSION / LORA_MODELSPEC
 - recognising: `matches(keys)`, `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a
-  detect.ModelInfo), `is_folder(folder)`, `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message)
+  detect.ModelInfo), `is_folder(folder)`, `other_part(tensors)` (its text encoder or VAE picked as base),
+  `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message for a LoRA or adapter)
 - loading: `load_parts(path, components=None, torch_dtype=None)` → the pipeline; `find_parts(path)` (where the
   text encoder, tokenizer and VAE come from); `from_file_keys` / `to_file_keys` (single-file ↔ diffusers names)
 - training: `encode_prompts(pipe, prompts)`, `lora_target_modules(denoiser, targets, refiners)` (flow-matching
