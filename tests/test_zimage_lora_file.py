@@ -160,3 +160,28 @@ def test_bf16_file_reports_its_rounding(saved, tmp_path):
                                                                      "ss_network_dim": RANK}, "bf16")
     assert 0 < report.max_rel_error < 2 ** -7 and report.values == sum(v.numel() for v in state.values())
     assert json.dumps(report.text())
+
+
+def test_real_size_targets_and_comfyui_names():
+    """On the real 6B layout (meta tensors): ai-toolkit's default targets, 240 linears; rank 16 is about 42.5 M
+    parameters; every target has a ComfyUI weight of the right shape."""
+    from accelerate import init_empty_weights
+    from diffusers import ZImageTransformer2DModel
+
+    from models.families import zimage
+    from tests.zimage_comfy import comfy_target
+
+    with init_empty_weights():
+        model = ZImageTransformer2DModel()
+    targets = zimage.lora_target_modules(model)
+    assert len(targets) == 8 * 30 and not any(t.startswith(("noise_refiner", "context_refiner")) for t in targets)
+    modules = dict(model.named_modules())
+    params = sum(16 * (modules[t].in_features + modules[t].out_features) for t in targets)
+    assert params == pytest.approx(42.5e6, rel=0.01)
+    original = {k: v.shape for k, v in zimage.to_file_keys(model.state_dict()).items()}
+    for t in targets:
+        key, rows = comfy_target(t, zimage.DIM)
+        shape = original[key]
+        assert (rows.stop - rows.start if rows else shape[0], shape[1]) == tuple(modules[t].weight.shape)
+    refiners = zimage.lora_target_modules(model, refiners=True)
+    assert len(refiners) == 240 + 2 * 8 + 2 * 7  # context refiners have no adaLN
