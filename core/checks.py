@@ -370,3 +370,26 @@ def _zimage_cache_dropout(cfg: RunConfig, env: Env):
         return ("dataset.caption_dropout_rate",
                 "Caption dropout does nothing while text-encoder outputs are cached; set it to 0 or stop caching.",
                 "缓存文本编码器输出时标注丢弃不起作用；请把它设为 0，或关闭缓存。")
+
+
+@rule("zimage_adapter_not_turbo", "error")
+def _zimage_adapter_variant(cfg: RunConfig, env: Env):
+    m = cfg.model
+    if _family(cfg, env) == "zimage" and m.training_adapter != "none" and m.variant != "turbo":
+        return ("model.training_adapter",
+                f"A training adapter is for Z-Image Turbo; this base is set as {m.variant}.",
+                f"训练适配器只用于 Z-Image Turbo；当前底模设为 {m.variant}。",
+                "Set model.training_adapter = none, or model.variant = turbo if the base is Turbo.",
+                "请把 model.training_adapter 设为 none；如果底模确实是 Turbo，请把 model.variant 设为 turbo。")
+
+
+@rule("int8_without_cuda", "error")
+def _int8(cfg: RunConfig, env: Env):
+    device = cfg.training.device if cfg.training.device in ("cpu", "mps") else env.device
+    if cfg.model.quantize != "none" and device in ("cpu", "mps"):
+        return ("model.quantize",
+                f"model.quantize = {cfg.model.quantize} needs an NVIDIA GPU (bitsandbytes int8, CUDA), and none will "
+                f"be used (device {device}).",
+                f"model.quantize = {cfg.model.quantize} 需要 NVIDIA 显卡（bitsandbytes int8、CUDA），"
+                f"而本次不会用 CUDA（设备 {device}）。",
+                "Set model.quantize = none.", "请把 model.quantize 设为 none。")

@@ -1,6 +1,7 @@
 """The model side of a training step for flow-matching DiT families (Z-Image first).
 
-Loading: the base pipeline on the CPU in fp32; the Turbo training adapter merged into the transformer weights
+Settings that cannot work (an adapter on De-Turbo, int8 without CUDA) are refused by core/checks.py before this
+runs. Loading: the base pipeline on the CPU in fp32; the Turbo training adapter merged into the transformer weights
 (scale 1) before anything is cast or quantised; then every part frozen and moved. Text: the pipeline's own
 ``encode_prompt`` (Qwen3 chat template, hidden state [-2], padding removed by the mask), so what is trained is
 what inference sees. Loss: training/flow.py with the family's conventions.
@@ -42,24 +43,6 @@ def open_base(cfg: RunConfig):
     from diffusers import ZImagePipeline
 
     return ZImagePipeline.from_pretrained(cfg.model.base, local_files_only=True)
-
-
-def check_settings(cfg: RunConfig, device_kind: str) -> None:
-    """Refuse what cannot work, before anything heavy is loaded."""
-    m = cfg.model
-    if m.training_adapter != "none" and m.variant != "turbo":
-        raise ConfigError(f"A training adapter is for Z-Image Turbo; this base is set as {m.variant}.",
-                          f"训练适配器只用于 Z-Image Turbo；当前底模设为 {m.variant}。",
-                          "Set model.training_adapter = none, or model.variant = turbo if the base is Turbo.",
-                          "请把 model.training_adapter 设为 none；"
-                          "如果底模确实是 Turbo，请把 model.variant 设为 turbo。",
-                          key="model.training_adapter")
-    if m.quantize != "none" and device_kind != "cuda":
-        raise ConfigError(f"model.quantize = {m.quantize} needs a CUDA GPU (bitsandbytes int8); this run is on "
-                          f"{device_kind}.",
-                          f"model.quantize = {m.quantize} 需要 CUDA 显卡（bitsandbytes int8）；"
-                          f"本次在 {device_kind} 上运行。",
-                          "Set model.quantize = none.", "请把 model.quantize 设为 none。", key="model.quantize")
 
 
 def adapter_path(spec: str, source=None) -> Path:
@@ -138,10 +121,8 @@ def quantize_int8(transformer: Any, device: str) -> int:
 
 def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
     """Parts of a Z-Image base for training: adapter merged, frozen, on `device` in `dtype`."""
-    from training.model import Parts
-
-    check_settings(cfg, str(device).split(":")[0])
     from core.download import apply
+    from training.model import Parts
 
     apply(cfg.model.download_source, cfg.model.hub_mirror)  # the run's source for the base, its parts and the adapter
     pipe = open_base(cfg)
