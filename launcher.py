@@ -35,6 +35,7 @@ SUBCOMMANDS = {
     "grid": "render an XYZ grid of epochs x LoRA weights: grid RUN.toml --weights 0.3,0.6,0.8 [...]",
     "check": "detect a base model's family, prediction type, resolution and hash: check MODEL",
     "demo": "write a tiny demo model, dataset and run.toml under outputs/demo (no network needed)",
+    "queue": "the run queue: queue add RUN.toml ... | list | remove ID | cancel ID | up/down ID | pause | run",
     "test": "run the whole test suite",
 }
 # Subcommands that run in a module of the project: (module, function taking argv, returning the exit code).
@@ -45,6 +46,7 @@ HANDLERS = {
     "grid": ("models.xyz", "main"),
     "check": ("models.detect", "main"),
     "demo": ("models.demo", "main"),
+    "queue": ("core.queue_cli", "main"),
 }
 
 
