@@ -171,3 +171,24 @@ def test_batch_of_prompts_matches_single_renders(tiny):
     for prompt, image in zip(["a cat", "a red square"], batch):
         assert_images_within_rounding(np.asarray(image), np.asarray(generate.render(pipe, prompt=prompt, **args)),
                                       255)
+
+
+def test_strength_zero_is_the_base_and_two_files_mix(tiny, lora_file, tmp_path):
+    import shutil
+
+    from diffusers import ZImagePipeline
+
+    from models import generate
+
+    args = dict(prompt="a photo of a cat", steps=2, cfg=1.0, seed=2, width=SIZE, height=SIZE)
+    base = np.asarray(generate.render(ZImagePipeline.from_pretrained(tiny.folder), **args))
+    pipe = ZImagePipeline.from_pretrained(tiny.folder)
+    other = shutil.copy(lora_file, tmp_path / "zlora-000002.safetensors")
+    generate.load_lora(pipe, lora_file, "a")
+    generate.load_lora(pipe, other, "b")
+    generate.set_lora_weights(pipe, {"a": 0.0, "b": 0.0})
+    assert np.array_equal(np.asarray(generate.render(pipe, **args)), base)
+    generate.set_lora_weights(pipe, {"a": 1.0, "b": 0.0})
+    one = np.asarray(generate.render(pipe, **args))
+    generate.set_lora_weights(pipe, {"a": 0.0, "b": 1.0})
+    assert np.array_equal(np.asarray(generate.render(pipe, **args)), one) and not np.array_equal(one, base)
