@@ -54,12 +54,12 @@ def dataset(tmp_path_factory):
     return root
 
 
-def _config(base, dataset, out: Path, name: str, **over) -> cfgmod.RunConfig:
+def _config(base, data_dir, out: Path, name: str, **over) -> cfgmod.RunConfig:
     """The preset scaled down to the tiny model: 64 px, a few steps, float files, AdamW on the CPU."""
     preset = "zimage_deturbo" if over.get("model", {}).get("variant") == "deturbo" else "zimage_turbo_adapter"
     data = {
         "model": {"base": str(base)},
-        "dataset": {"dir": str(dataset), "resolution": 256, "bucket_no_upscale": True, "min_bucket_reso": 64,
+        "dataset": {"dir": str(data_dir), "resolution": 256, "bucket_no_upscale": True, "min_bucket_reso": 64,
                     "max_bucket_reso": 128, "caption_dropout_rate": 0.0, "cache_latents": "memory"},
         "network": {"rank": RANK, "alpha": 2.0},
         "optimizer": {"name": "AdamW", "lr": 1e-3, "scheduler": "constant"},
@@ -182,8 +182,8 @@ def test_stop_then_resume_gives_the_uninterrupted_weights(turbo, base, adapter, 
 def test_deturbo_run_through_the_launcher(base, dataset, tmp_path):
     cfg = _config(base, dataset, tmp_path / "runs", "zd", model={"variant": "deturbo"},
                   training={"max_train_steps": 3, "timestep_type": "shift", "timestep_bias": "high_noise",
-                            "differential_guidance": 3.0},
-                  saving={"every_n_steps": 0})
+                            "differential_guidance": 3.0, "gradient_checkpointing": True},
+                  dataset={"cache_text_encoder_outputs": True, "cache_latents": "disk"}, saving={"every_n_steps": 0})
     assert cfg.sampling.cfg == 3.0 and cfg.model.training_adapter == "none"
     toml = tmp_path / "run.toml"
     cfgmod.save(cfg, toml)
