@@ -30,6 +30,15 @@ def test_answers_become_the_run_config():
     cfgmod.from_dict(new)  # still a valid run config
 
 
+def test_choosing_a_turbo_base_picks_the_recommended_adapter():
+    new, notes = zui.on_chosen(_config(base="/m/z"), ["chosen"], "en")
+    assert new["model"]["training_adapter"] == "v2" and "v2 chosen" in notes[-1]
+    kept, notes = zui.on_chosen(zui.zimage_update(_config(), "turbo", "v1", ""), [], "en")
+    assert kept["model"]["training_adapter"] == "v1" and notes == []
+    deturbo, _ = zui.on_chosen(zui.zimage_update(_config(), "deturbo", "none", ""), [], "en")
+    assert deturbo["model"]["training_adapter"] == "none"
+
+
 def test_the_variant_proposes_its_preset_and_loading_it_keeps_the_answers():
     assert "Turbo" in zui.proposal("turbo", "en") and "8 steps" in zui.proposal("turbo", "en")
     assert "De-Turbo" in zui.proposal("deturbo", "zh") and "25 步" in zui.proposal("deturbo", "zh")

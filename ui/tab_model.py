@@ -114,9 +114,9 @@ def report_markdown(info, lang: str) -> str:
 
     rows = []
     if info.family:
-        pred = "v-prediction" if info.prediction_type == "v_prediction" else "epsilon"
+        pred = {"v_prediction": "v-prediction", "flow": "flow matching"}.get(info.prediction_type, "epsilon")
         rows += [(t("model.h_family", lang), f"{family_label(info.family, info.label, lang)} (`{info.family}`)"),
-                 (t("model.h_prediction", lang), f"{pred} ({local(info.prediction_source, lang)})"),
+                 (t("model.h_prediction", lang), f"{local(pred, lang)} ({local(info.prediction_source, lang)})"),
                  (t("model.h_native", lang), f"{info.native_resolution} px")]
     if info.precision:
         rows.append((t("model.h_precision", lang), info.precision))
@@ -182,6 +182,8 @@ def check_info(text: str, config: dict, lang: str, progress=None):
     if not info.usable:
         return config, report_markdown(info, lang), problem_text(info, lang), info.family or ""
     new, notes = apply_choice(config, info, lang)
+    if info.family == "zimage":
+        new, notes = zimage_ui.on_chosen(new, notes, lang)
     notes += checks_text(info, new, lang)
     return new, report_markdown(info, lang), "  \n".join(notes), info.family or ""
 

@@ -33,6 +33,9 @@ i18n.add({
     "model.adapter_file": ("本地文件", "Local file"),
     "model.adapter_none": ("不用（直接训练 Turbo，会失去 8 步能力）",
                            "None (train Turbo directly: it loses its 8-step behaviour)"),
+    "model.adapter_default": ("Turbo：已选用训练适配器 v2（推荐；下方可改为 v1、本地文件或不用）。",
+                              "Turbo: training adapter v2 chosen (recommended; change it below to v1, a local file "
+                              "or none)."),
     "model.adapter_path": ("适配器文件（.safetensors）", "Adapter file (.safetensors)"),
     "model.preset_proposal": ("建议预设：**{name}**（rank 16、学习率 1e-4、AdamW8bit、约 3000 步、"
                               "每 250 步保存并出样图，样图 {steps} 步、CFG {cfg}）。",
@@ -110,6 +113,15 @@ def use_preset(config: dict, variant: str, lang: str) -> tuple[dict, str]:
         new["model"][key] = config["model"][key]
     n = sum(new[s][k] != config[s][k] for s in new if isinstance(new[s], dict) for k in new[s])
     return new, t("model.preset_used", lang, name=preset_title(name, lang), n=n)
+
+
+def on_chosen(config: dict, notes: list[str], lang: str) -> tuple[dict, list[str]]:
+    """A Z-Image base was chosen: a Turbo without an adapter gets the recommended one (v2), said in a note."""
+    model = config["model"]
+    if model.get("variant", "turbo") == "turbo" and model.get("training_adapter", "none") == "none":
+        config = zimage_update(config, "turbo", "v2", "")
+        notes = [*notes, t("model.adapter_default", lang)]
+    return config, notes
 
 
 def is_zimage(config: dict, detected: str) -> bool:
