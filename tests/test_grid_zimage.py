@@ -104,3 +104,23 @@ def test_compare_from_the_command_line_and_its_refusals(runs, tmp_path, capsys):
     with pytest.raises(DanluError) as e:
         plan_compare(a, lonely)
     assert "no saved file in common" in e.value.en or "No LoRA files" in e.value.en
+
+
+def test_grid_tab_renders_the_ab_when_a_second_run_is_picked(runs, tmp_path):
+    import json
+    from pathlib import Path
+
+    from ui import tab_grid
+
+    a, b = runs
+    choices = tab_grid.compare_choices(a.parent, "en")
+    assert choices[0] == ("No comparison", "") and str(b) in [p for _, p in choices]
+    steps = list(tab_grid.render_grid("run", str(a), ["lora_v1"], "1", False, "none", "", 0, "", "", "en", {},
+                                      outputs_dir=tmp_path, compare=str(b)))
+    assert "2 cells: 1 columns × 1 weights × 2 Z" in steps[0][1]
+    last = steps[-1]
+    assert "Grid saved" in last[3] and "compare-" in last[3]
+    data = json.loads(Path(last[4]).read_text(encoding="utf-8"))
+    assert data["z_labels"] == ["lora_v1", "lora_v2"] and data["x_labels"] == ["final"]
+    image, recipe = tab_grid.show_cell(last[4], "en", type("Evt", (), {"index": data["cells"][1]["box"][:2]})())
+    assert "<lora:lora_v2:1>" in recipe

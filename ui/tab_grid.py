@@ -70,6 +70,10 @@ i18n.add({
     "grid.error": ("出错：", "Error: "),
     "grid.crash": ("生成网格时出错：{e}", "The grid failed: {e}"),
     "grid.no_cell": ("这里不是格子（是标签或边距）。", "That is a label or margin, not a cell."),
+    "grid.compare": ("对比另一次运行（A/B，可选：并排显示相同轮次/步数的文件，各用自己的采样设置）",
+                     "Compare with run (A/B, optional: the same epochs/steps side by side, each with its own "
+                     "sample settings)"),
+    "grid.compare_none": ("不对比", "No comparison"),
 })
 
 _CANCELS: dict[str, threading.Event] = {}
@@ -143,6 +147,32 @@ def make_plan(source: str, run: str | None, epochs: list[str] | None, weights: s
                          include_base=base_column, margin=int(margin or 0))
 
 
+def compare_choices(outputs_dir: Path, lang: str) -> list[tuple[str, str]]:
+    return [(t("grid.compare_none", lang), "")] + list_runs(outputs_dir)
+
+
+def _compare_job(run, other, epochs, weights, base_column, z_kind, z_text, margin):
+    """(plan A, total cells, columns, render function) of an A/B of two runs (models.xyz_compare)."""
+    from models.xyz import parse_weights
+    from models.xyz_compare import plan_compare, run_compare, run_label
+
+    if not run:
+        raise DanluError("No run picked.", "没有选择运行。", "Pick a run in the list (Refresh after training).",
+                         "请在列表中选择一次运行（训练后点刷新）。", key="run")
+    z_values = [line.strip() for line in (z_text or "").splitlines() if line.strip()]
+    plan_a, plan_b, keys, warnings = plan_compare(
+        run, other, weights=parse_weights(weights or ""), epochs=",".join(epochs) if epochs else None,
+        bases=z_values if z_kind == "bases" else None, prompts=z_values if z_kind == "prompts" else None,
+        include_base=base_column, margin=int(margin or 0))
+    labels = (run_label(run), run_label(other))
+    labels = (f"A: {labels[0]}", f"B: {labels[1]}") if labels[0] == labels[1] else labels
+
+    def render(**kwargs):
+        return run_compare(plan_a, plan_b, keys, labels, warnings=warnings, **kwargs)
+
+    return plan_a, len(plan_a.cells()) + len(plan_b.cells()), len(plan_a.columns), render
+
+
 def _progress_text(done: int, total: int, eta: float | None, lang: str) -> str:
     eta_text = t("grid.eta", lang, s=f"{eta:.0f}") if eta is not None and done < total else ""
     return t("grid.progress", lang, done=done, total=total, eta=eta_text)
@@ -153,36 +183,44 @@ def _warnings_text(warnings: list, lang: str) -> str:
 
 
 def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, lang, config,
-                outputs_dir: Path):
+                outputs_dir: Path, compare: str = ""):
     """Generator for the page: yields (token, progress, grid image, message, grid.json path, buttons…)."""
     from models.xyz import run_grid
 
     idle = (gr.update(interactive=True), gr.update(interactive=False))
     busy = (gr.update(interactive=False), gr.update(interactive=True))
     try:
-        plan = make_plan(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base,
-                         config, outputs_dir)
+        if source == "run" and compare:
+            plan, total, cols, render = _compare_job(run, compare, epochs, weights, base_column, z_kind, z_text,
+                                                     margin)
+            z = " × 2 Z"
+        else:
+            plan = make_plan(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base,
+                             config, outputs_dir)
+            total, cols = len(plan.cells()), len(plan.columns)
+            z = f" × {len(plan.z_labels() or [])} Z" if plan.z_axis else ""
+
+            def render(**kwargs):
+                return run_grid(plan, **kwargs)
     except DanluError as e:
         yield "", "", gr.update(), f"{t('grid.error', lang)}{e.text(lang)}", gr.update(), *idle
         return
-    total = len(plan.cells())
-    z = f" × {len(plan.z_labels() or [])} Z" if plan.z_axis else ""
     token = uuid.uuid4().hex
     cancel = _CANCELS[token] = threading.Event()
     events: queue.Queue = queue.Queue()
 
     def work() -> None:
         try:
-            events.put(("done", run_grid(plan, cancel=cancel, lang=lang,
-                                         progress=lambda d, n, eta, _note: events.put(("progress", d, n, eta)),
-                                         on_warnings=lambda ws: events.put(("warnings", ws)))))
+            events.put(("done", render(cancel=cancel, lang=lang,
+                                       progress=lambda d, n, eta, _note="": events.put(("progress", d, n, eta)),
+                                       on_warnings=lambda ws: events.put(("warnings", ws)))))
         except DanluError as e:
             events.put(("error", e.text(lang)))
         except Exception as e:  # noqa: BLE001 - the page must say what went wrong instead of hanging
             events.put(("error", t("grid.crash", lang, e=f"{type(e).__name__}: {e}")))
 
     threading.Thread(target=work, daemon=True, name="danlu-grid").start()
-    yield (token, t("grid.planned", lang, total=total, cols=len(plan.columns), rows=len(plan.weights), z=z),
+    yield (token, t("grid.planned", lang, total=total, cols=cols, rows=len(plan.weights), z=z),
            gr.update(), "", gr.update(), *busy)
     early = ""
     try:
@@ -268,6 +306,9 @@ def build(ctx: AppContext) -> None:
                 stems = epoch_stems(runs[0][1]) if runs else []
                 epochs = tr.bind(gr.CheckboxGroup(stems, value=stems, label=t("grid.epochs", lang0),
                                                   elem_id="grid-epochs"), label="grid.epochs")
+                compare = tr.bind(gr.Dropdown(compare_choices(outputs_dir, lang0), value="",
+                                              label=t("grid.compare", lang0), elem_id="grid-compare"),
+                                  label="grid.compare")
             with gr.Group(visible=False) as files_group:
                 lora_text = tr.bind(gr.Textbox(label=t("grid.files", lang0), lines=3, elem_id="grid-files"),
                                     label="grid.files")
@@ -322,7 +363,8 @@ def build(ctx: AppContext) -> None:
         return gr.update(value=current_base or ((config or {}).get("model") or {}).get("base", ""))
 
     def on_start(*args):
-        yield from render_grid(*args, outputs_dir=outputs_dir)
+        *form, other = args
+        yield from render_grid(*form, outputs_dir=outputs_dir, compare=other or "")
 
     def on_lang(lang: str):  # radio choices are not labels, so the table cannot relabel them
         return (gr.update(choices=_source_choices(lang)), gr.update(choices=_z_choices(lang)))
@@ -330,13 +372,16 @@ def build(ctx: AppContext) -> None:
     ctx.lang.change(on_lang, ctx.lang, [source, z_kind])
     source.change(on_source, source, [run_group, files_group])
     refresh.click(on_refresh, run, run)
+    for event in (refresh.click, ctx.tabs.change):
+        event(lambda cur, lang: gr.update(choices=compare_choices(outputs_dir, lang), value=cur or ""),
+              [compare, ctx.lang], compare, show_progress="hidden")
     ctx.tabs.change(on_refresh, run, run)  # runs finished since the page was built appear without a click
     run.change(on_run, run, epochs)
     ctx.config.change(on_config, [ctx.config, base], base)
     if getattr(ctx, "selected_run", None) is not None:
         ctx.selected_run.change(lambda p, cur: on_refresh(cur, p), [ctx.selected_run, run], run)
     start.click(on_start, [source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base,
-                           ctx.lang, ctx.config],
+                           ctx.lang, ctx.config, compare],
                 [token, progress, image, message, grid_json, start, cancel])
     cancel.click(cancel_grid, [token, ctx.lang], message)
     image.select(show_cell, [grid_json, ctx.lang], [cell_image, recipe])
