@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfgmod
+from core import run_layout
 from core.errors import DanluError
 from core.events import STOP_FILE, read_events
 from core.fsutil import atomic_write_text
@@ -42,8 +43,7 @@ FOLLOW_S = 0.2
 
 def run_dir_for(cfg: cfgmod.RunConfig, root: Path) -> Path:
     """<output_dir>/<name>, a relative output_dir taken from the project folder (the child's cwd)."""
-    out = Path(cfg.saving.output_dir).expanduser()
-    return (out if out.is_absolute() else Path(root) / out) / cfg.saving.name
+    return run_layout.run_dir(cfg, root)
 
 
 def command_text(argv: list[str], cwd: Path) -> str:
@@ -127,8 +127,8 @@ class Supervisor:
                     raise DanluError(f"Nothing to resume in {run_dir}.", f"{run_dir} 中没有可续训的运行。",
                                      "Start the run first; resume continues a stopped run with the same name.",
                                      "请先开始训练；续训会接着同名的、已停止的运行。", key="saving.name")
-            elif run_dir.exists() and any(run_dir.iterdir()):
-                archived = self._archive(run_dir)
+            elif run_dir.exists():  # an earlier run of this name: its results go to .previous/, never away
+                archived = run_layout.set_aside_earlier_run(run_dir, by_page=True)
             run_dir.mkdir(parents=True, exist_ok=True)
             config_path = run_dir / "config.toml"
             text = cfgmod.dumps(cfg)
@@ -139,7 +139,7 @@ class Supervisor:
             (run_dir / STOP_FILE).unlink(missing_ok=True)  # a stale STOP would end the new run at once
             run = Run(run_dir, config_path, self.argv(config_path, resume), self.root, resume)
             if archived:
-                run.log.append(f"[danlu] previous run folder moved to {archived}")
+                run.log.append(f"[danlu] the earlier run's files were moved to {archived}")
             if resume:  # keep the earlier part's events: the loss chart continues
                 run.events, run.events_offset = read_events(run_dir / "events.jsonl")
             else:
@@ -147,16 +147,6 @@ class Supervisor:
             self._spawn(run)
             self.run = run
             return run
-
-    def _archive(self, run_dir: Path) -> Path:
-        """A new run never overwrites an old one: the old folder is renamed, not deleted."""
-        target = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        n = 1
-        while target.exists():
-            target = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
-            n += 1
-        run_dir.rename(target)
-        return target
 
     def _spawn(self, run: Run) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")

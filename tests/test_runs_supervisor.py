@@ -148,8 +148,9 @@ def test_new_start_never_overwrites_an_old_run(tmp_path, fake):
     s.wait(30)
     s.start(cfg)
     s.wait(30)
-    old = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith("fake.old-")]
-    assert len(old) == 1 and (old[0] / "fake.safetensors").exists()
+    old = list((tmp_path / "runs" / "fake" / ".previous").iterdir())
+    assert len(old) == 1 and (old[0] / "fake.safetensors").exists() and (old[0] / "console.log").exists()
+    assert (tmp_path / "runs" / "fake" / "fake.safetensors").exists()  # the new run's own file
 
 
 def test_resume_without_a_run_is_refused(tmp_path, fake):

@@ -115,8 +115,7 @@ def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monk
     assert "memory" in error.inner_text() and "step 2/16" in error.inner_text()
     assert page.locator("#train-start").is_enabled() and page.locator("#train-resume").is_enabled()
     assert page.locator("#train-stop").is_disabled() and page.locator("#train-kill").is_disabled()
-    old = [p.name for p in sup.run.run_dir.parent.iterdir() if p.name.startswith("demo.old-")]
-    assert len(old) == 1
+    assert len(list((sup.run.run_dir / ".previous").iterdir())) == 1
     page.screenshot(path=artifacts / "train_killed.png", full_page=True)
 
     # The buttons work after a failure: resume continues from the last saved state.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import glob
 import hashlib
 import json
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfgmod
+from core import run_layout
 from core.config import RunConfig
 from models.lora_file import (
     CONFIG_KEY,
@@ -20,14 +20,7 @@ from models.lora_file import (
     save_lora,
 )
 
-
-def file_name(name: str, epoch: int | None = None, step: int | None = None) -> str:
-    """kohya naming: name-000002 (epoch), name-step00000500 (stopped mid-run), name (final)."""
-    if epoch is not None:
-        return f"{name}-{epoch:06d}.safetensors"
-    if step is not None:
-        return f"{name}-step{step:08d}.safetensors"
-    return f"{name}.safetensors"
+file_name = run_layout.lora_file_name  # the trainer's name for it
 
 
 def base_hashes(base: str) -> tuple[str, str]:
@@ -113,7 +106,7 @@ def prune_step_files(run_dir: Path, name: str, keep: int) -> list[Path]:
     """Delete all but the newest `keep` step files (name-stepNNNNNNNN.safetensors); return what was deleted."""
     if keep <= 0:
         return []
-    files = sorted(Path(run_dir).glob(f"{glob.escape(name)}-step[0-9]*.safetensors"))
+    files = [p for kind, _, p in run_layout.lora_files(run_dir, name) if kind == "step"]
     old = files[:-keep]
     for p in old:
         p.unlink(missing_ok=True)
@@ -144,14 +137,14 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
     stem = lora_path.stem
     lora_hash = read_metadata(lora_path).get("sshs_model_hash", "")[:12]
     out = []
-    folder = cfg.run_dir / "samples"
+    folder = cfg.run_dir / run_layout.SAMPLES
     for i, prompt in enumerate(s.prompts):
         sample = recipe.build(s, prompt=prompt, clip_skip=cfg.training.clip_skip, family=family or cfg.model.family,
                               model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
                               loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}])
         image = (dit or generate).render(pipe, **sample.args)
         text = generate.recipe_text(sample.recipe)
-        png = folder / f"{stem}-e{epoch:06d}-{i:02d}.png"
+        png = folder / run_layout.sample_file_name(stem, epoch, i)
         generate.save_png(image, png, text)
         emit("sample", png=str(png), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
         out.append(png)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfgmod
+from core import run_layout
 from core.config import RunConfig
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
@@ -81,19 +82,6 @@ class Stopper:
         return self.signalled or self.file.exists()
 
 
-def _set_aside_old_results(run_dir: Path) -> Path | None:
-    """A fresh run in a used folder would overwrite its LoRA files: move them (and samples, state) aside."""
-    old = [p for p in run_dir.glob("*.safetensors")] + [p for p in (run_dir / "samples", run_dir / "state")
-                                                         if p.exists()]
-    if not old:
-        return None
-    dest = run_dir / ".previous" / time.strftime("%Y%m%d-%H%M%S")
-    dest.mkdir(parents=True, exist_ok=True)
-    for p in old:
-        p.rename(dest / p.name)
-    return dest
-
-
 def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
     """Train the LoRA the config describes; returns when finished or stopped (raises DanluError on problems)."""
     stopper = Stopper(cfg.run_dir)
@@ -135,7 +123,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
         emit("warning", message=en, message_zh=zh)
 
     resuming = resume or bool(cfg.training.resume)
-    moved = _set_aside_old_results(run_dir) if main and not resuming else None
+    moved = run_layout.set_aside_earlier_run(run_dir) if main and not resuming else None
     if main:
         (run_dir / STOP_FILE).unlink(missing_ok=True)  # an old stop request must not end this run at once
         if not (run_dir / "config.toml").is_file() or cfgmod.load(run_dir / "config.toml") != cfg:

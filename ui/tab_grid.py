@@ -98,13 +98,10 @@ ZOOM_JS = """(z) => {
 
 def list_runs(outputs_dir: Path) -> list[tuple[str, str]]:
     """(label, folder) of the run folders under outputs_dir that hold config.toml, newest first."""
-    root = Path(outputs_dir)
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if (p / "config.toml").is_file()]
-    runs.sort(key=lambda p: (p / "config.toml").stat().st_mtime, reverse=True)
+    from core.run_layout import list_runs as run_folders
+
     out = []
-    for p in runs:
+    for p in run_folders(outputs_dir):
         count = sum(1 for _ in p.glob("*.safetensors"))
         out.append((f"{p.name}  ({count} LoRA)", str(p)))
     return out

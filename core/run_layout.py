@@ -1,0 +1,121 @@
+"""The run folder, one owner: where a run lives, what its files are called, and what happens to an earlier run.
+
+    <output_dir>/<name>/
+        config.toml                 the settings (config.<stamp>.toml: the settings of an earlier part, on resume)
+        name-000002.safetensors     the LoRA after epoch 2 (kohya naming)
+        name-step00000500.safetensors   after step 500 (stopped mid-epoch, or saving.every_n_steps)
+        name.safetensors            the final file
+        samples/name-e000002-00.png the samples of each saved file
+        state/                      what --resume continues from
+        events.jsonl, train.log     what the trainer reported; console.log, trainer.json: the page's child
+        grids/                      XYZ grids of this run
+        .previous/<stamp>/          an earlier run's results, moved aside by a new run of the same name
+
+An earlier run with the same name is never overwritten or deleted: a new (not resumed) run moves its results into
+`.previous/<stamp>/` inside the folder, so the folder's path stays the one the user knows, and anything else the
+user keeps there stays where it is. The trainer does this itself, so a shell run and a page run behave the same.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from core.config import RunConfig
+
+PREVIOUS = ".previous"
+SAMPLES = "samples"
+STATE = "state"
+GRIDS = "grids"
+_EPOCH = re.compile(r"-(\d{6})$")
+_STEP = re.compile(r"-step(\d{8})$")
+# What a run writes in its folder, moved aside together when a new run of the same name starts.
+RESULT_GLOBS = ("*.safetensors", SAMPLES, STATE, GRIDS, "events.jsonl", "train.log", "config.toml", "config.*.toml")
+CHILD_FILES = ("console.log", "trainer.json")  # the page's record of the child process that writes the run
+
+
+def run_dir(cfg: RunConfig, root: str | Path | None = None) -> Path:
+    """<output_dir>/<name>; a relative output_dir is taken from `root` (the project folder) when given."""
+    folder = Path(cfg.saving.output_dir).expanduser() / cfg.saving.name
+    return folder if folder.is_absolute() or root is None else Path(root) / folder
+
+
+def lora_file_name(name: str, epoch: int | None = None, step: int | None = None) -> str:
+    """kohya naming: name-000002 (epoch), name-step00000500 (a step), name (final)."""
+    if epoch is not None:
+        return f"{name}-{epoch:06d}.safetensors"
+    if step is not None:
+        return f"{name}-step{step:08d}.safetensors"
+    return f"{name}.safetensors"
+
+
+def parse_lora_file(path: str | Path, name: str) -> tuple[str, int | None] | None:
+    """('epoch', 2), ('step', 500) or ('final', None) for a LoRA file of run `name`; None for any other file."""
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        return None
+    stem = p.stem
+    if stem == name:
+        return "final", None
+    for kind, pattern in (("epoch", _EPOCH), ("step", _STEP)):
+        m = pattern.search(stem)
+        if m and stem[:m.start()] == name:
+            return kind, int(m.group(1))
+    return None
+
+
+def lora_files(folder: str | Path, name: str) -> list[tuple[str, int | None, Path]]:
+    """(kind, number, path) of the run's LoRA files: epoch files, then step files, each by number, then the final."""
+    order = {"epoch": 0, "step": 1, "final": 2}
+    found = []
+    for f in Path(folder).glob("*.safetensors"):
+        parsed = parse_lora_file(f, name)
+        if parsed:
+            found.append((*parsed, f))
+    return sorted(found, key=lambda item: (order[item[0]], item[1] or 0))
+
+
+def sample_file_name(lora_stem: str, epoch: int, index: int) -> str:
+    return f"{lora_stem}-e{epoch:06d}-{index:02d}.png"
+
+
+def list_runs(outputs_dir: str | Path) -> list[Path]:
+    """The run folders under outputs_dir (those holding config.toml), newest first."""
+    root = Path(outputs_dir)
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / "config.toml").is_file()]
+    return sorted(runs, key=lambda p: (p / "config.toml").stat().st_mtime, reverse=True)
+
+
+def has_results(folder: str | Path) -> bool:
+    """Whether a run folder holds an earlier run's LoRA files, samples or state."""
+    folder = Path(folder)
+    return any(folder.glob("*.safetensors")) or (folder / SAMPLES).exists() or (folder / STATE).exists()
+
+
+def set_aside_earlier_run(folder: str | Path, *, by_page: bool = False) -> Path | None:
+    """Move an earlier run's results into <folder>/.previous/<stamp>/ (nothing is deleted); return that folder,
+    or None when there was nothing to move.
+
+    The trainer moves them when it finds LoRA files, samples or state of another run, and leaves the page's
+    console.log and trainer.json (its own child's) alone. The page, before it starts a child, also moves an
+    earlier run that saved nothing (its logs say why it failed) and that run's console.log and trainer.json.
+    """
+    folder = Path(folder)
+    names = RESULT_GLOBS + (CHILD_FILES if by_page else ())
+    moving = sorted({p for pattern in names for p in folder.glob(pattern)})
+    outputs = [p for p in moving if not p.name.startswith("config")]
+    if not (has_results(folder) or by_page and outputs):
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = folder / PREVIOUS / stamp
+    n = 1
+    while dest.exists():
+        dest = folder / PREVIOUS / f"{stamp}-{n}"
+        n += 1
+    dest.mkdir(parents=True)
+    for p in moving:
+        p.rename(dest / p.name)
+    return dest
