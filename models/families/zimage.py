@@ -10,7 +10,8 @@ Sampling semantics (diffusers 0.42 ZImagePipeline; checked in tests/test_zimage_
   (the prompt and the negative in one batch of two per step). cfg below 1 has no diffusers equivalent.
 - Steps. N steps are N transformer calls: the sigmas are linspace(1, 1/N, N) shifted by 3 (σ' = 3σ/(1 + 2σ)),
   then the scheduler's final σ = 0; ComfyUI's euler sampler with the `simple` scheduler and
-  ModelSamplingAuraFlow shift 3 steps through the same sigmas. (diffusers before 0.39 needed N + 1.)
+  ModelSamplingAuraFlow shift 3 steps through the same sigmas when N divides 1000 (8, 10, 20, 25, 50; for other
+  N its 1000-entry table rounds t by less than 1/1000). (diffusers before 0.39 needed N + 1 steps.)
 - Prompt. Qwen3's chat template with one user turn and the generation prompt
   (``<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n``), padded/truncated to 512 tokens,
   hidden state [-2] of the text encoder, padding dropped by the attention mask. An empty negative prompt is the
