@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from core import config as cfgmod
 from core import download
 from core.download import Source, apply, fetch, resolve
 from core.errors import DanluError
@@ -205,3 +206,16 @@ def test_training_adapter_comes_from_the_chosen_source(hub, modelscope, monkeypa
         dit.adapter_path("v1", Source("huggingface"))
     assert "not downloaded yet" in e.value.en and "model.training_adapter" in e.value.hint_en
     assert e.value.key == "model.training_adapter"
+
+
+def test_the_trainer_takes_the_source_from_the_run_toml(tmp_path, monkeypatch):
+    """`train RUN.toml` puts model.download_source into its environment before anything is downloaded."""
+    from training import cli
+
+    monkeypatch.setenv(download.ENV_SOURCE, "")
+    monkeypatch.setenv(download.ENV_MIRROR, "")
+    cfg = cfgmod.default_config()
+    cfg.model.download_source, cfg.model.hub_mirror = "mirror", "https://mirror.example"
+    cfgmod.save(cfg, tmp_path / "run.toml")
+    assert cli.main([str(tmp_path / "run.toml"), "--dry-run"]) == 2  # no base, no dataset: refused after applying
+    assert resolve() == Source("mirror", "https://mirror.example")

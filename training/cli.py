@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except DanluError as e:
         print(e.text())
         return 2
+    from core.download import apply
+
+    apply(cfg.model.download_source, cfg.model.hub_mirror)  # hub ids in this run come from its download source
     if args.dry_run:
         try:
             return _dry_run(cfg)
