@@ -12,10 +12,12 @@ Sampling semantics (diffusers 0.42 ZImagePipeline; checked in tests/test_zimage_
   then the scheduler's final σ = 0; ComfyUI's euler sampler with the `simple` scheduler and
   ModelSamplingAuraFlow shift 3 steps through the same sigmas when N divides 1000 (8, 10, 20, 25, 50; for other
   N its 1000-entry table rounds t by less than 1/1000). (diffusers before 0.39 needed N + 1 steps.)
-- Prompt. Qwen3's chat template with one user turn and the generation prompt
-  (``<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n``), padded/truncated to 512 tokens,
-  hidden state [-2] of the text encoder, padding dropped by the attention mask. An empty negative prompt is the
-  template around "" (as ComfyUI encodes an empty text box).
+- Prompt. The tokenizer's chat template with one user turn, the generation prompt and enable_thinking=True
+  (Qwen3's template then renders ``<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n``, the
+  text ComfyUI hard-codes; the official repo and musubi-tuner call it the same way), padded/truncated to 512
+  tokens (ComfyUI does not truncate: longer prompts differ), hidden state [-2] of the text encoder, padding
+  dropped by the attention mask. An empty negative prompt
+  is the template around "" (ComfyUI's own Turbo workflow zeroes the negative instead; at cfg 1 it is unused).
 - Noise. A CPU generator's fp32 randn of (1, 16, H/8, W/8) for the seed: ComfyUI's noise for the same seed.
 """
 
