@@ -36,10 +36,11 @@ class Parts:
 
     def note(self, model: Path) -> tuple[str, str] | None:
         """(en, zh) for the report; None when the model's own folder holds them."""
+        if self.folder == model:
+            return None
         if self.folder is not None:
-            return None if self.folder == model else (f"Text encoder (Qwen3), tokenizer and VAE taken from "
-                                                      f"{self.folder}.", f"文本编码器（Qwen3）、分词器和 VAE 取自 "
-                                                                         f"{self.folder}。")
+            return (f"Text encoder (Qwen3), tokenizer and VAE taken from {self.folder}.",
+                    f"文本编码器（Qwen3）、分词器和 VAE 取自 {self.folder}。")
         return (f"Text encoder {self.text_encoder.name} and VAE {self.vae.name} from ComfyUI's folders; the tokenizer "
                 f"and configs from {zimage.TURBO_REPO} (a few MB).",
                 f"文本编码器 {self.text_encoder.name} 和 VAE {self.vae.name} 取自 ComfyUI 的模型文件夹；分词器和配置"
