@@ -393,3 +393,26 @@ def _int8(cfg: RunConfig, env: Env):
                 f"model.quantize = {cfg.model.quantize} 需要 NVIDIA 显卡（bitsandbytes int8、CUDA），"
                 f"而本次不会用 CUDA（设备 {device}）。",
                 "Set model.quantize = none.", "请把 model.quantize 设为 none。")
+
+
+@rule("dop_words", "error")
+def _dop_words(cfg: RunConfig, env: Env):
+    t, d = cfg.training, cfg.dataset
+    if t.dop_multiplier and (not d.trigger_word or not t.dop_class_word):
+        return ("training.dop_class_word",
+                "DOP needs the trigger word (dataset.trigger_word) and the class word that replaces it "
+                "(training.dop_class_word).",
+                "DOP 需要触发词（dataset.trigger_word）和替换它的类别词（training.dop_class_word）。",
+                "Set both, or set training.dop_multiplier = 0.",
+                "请同时设置两者，或把 training.dop_multiplier 设为 0。")
+
+
+@rule("flow_options_on_unet", "warning")
+def _flow_options(cfg: RunConfig, env: Env):
+    family = _family(cfg, env)
+    t = cfg.training
+    if family and family != "zimage" and (t.dop_multiplier or t.differential_guidance or cfg.model.quantize != "none"):
+        return ("training.dop_multiplier",
+                "DOP, differential guidance and model.quantize apply to flow-matching DiT models (Z-Image) only; "
+                "this run ignores them.",
+                "DOP、差分引导和 model.quantize 只用于流匹配 DiT 模型（Z-Image），本次训练会忽略它们。")

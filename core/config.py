@@ -188,6 +188,13 @@ class TrainingConfig:
                                      "away from the prediction (3 is usual); 0 = off.",
                                      "流匹配模型：差分引导系数，把目标沿“目标−预测”方向外推（常用 3）；0 为关闭。",
                                      min=0.0, max=20.0)
+    dop_multiplier: float = F(0.0, "Flow models: differential output preservation. Each step also compares the LoRA's "
+                              "prediction with the base model's on the caption with the trigger word replaced by "
+                              "dop_class_word, and adds this multiple of the difference; 0 = off.",
+                              "流匹配模型：差分输出保持（DOP）。每步把标注中的触发词换成 dop_class_word，"
+                              "比较 LoRA 与底模的预测，并把差异乘以此系数加入损失；0 为关闭。", min=0.0, max=100.0)
+    dop_class_word: str = F("", "DOP: the class word that stands in for the trigger word (e.g. woman, dog, style).",
+                            "DOP：替换触发词的类别词（例如 woman、dog、style）。")
     resume: str = F("", "Resume from a saved state folder ('auto' = the run's latest).",
                     "从保存的训练状态继续（'auto' 表示本次运行最近的状态）。")
 

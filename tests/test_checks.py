@@ -48,6 +48,8 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
     "zimage_adapter_not_turbo": ({"model": {"family": "zimage", "variant": "deturbo", "training_adapter": "v2"}},
                                  GPU),
     "int8_without_cuda": ({"model": {"family": "zimage", "quantize": "int8"}, "optimizer": {"name": "AdamW"}}, CPU),
+    "dop_words": ({"model": {"family": "zimage"}, "training": {"dop_multiplier": 1.0}}, GPU),
+    "flow_options_on_unet": ({"model": {"family": "sd15"}, "training": {"differential_guidance": 3.0}}, GPU),
     "zimage_cached_caption_dropout": ({"model": {"family": "zimage"}, "network": {"train_text_encoder": False},
                                        "dataset": {"cache_text_encoder_outputs": True, "caption_dropout_rate": 0.1}},
                                       GPU),

@@ -182,8 +182,10 @@ def test_stop_then_resume_gives_the_uninterrupted_weights(turbo, base, adapter, 
 def test_deturbo_run_through_the_launcher(base, dataset, tmp_path):
     cfg = _config(base, dataset, tmp_path / "runs", "zd", model={"variant": "deturbo"},
                   training={"max_train_steps": 3, "timestep_type": "shift", "timestep_bias": "high_noise",
-                            "differential_guidance": 3.0, "gradient_checkpointing": True},
-                  dataset={"cache_text_encoder_outputs": True, "cache_latents": "disk"}, saving={"every_n_steps": 0})
+                            "differential_guidance": 3.0, "gradient_checkpointing": True, "dop_multiplier": 1.0,
+                            "dop_class_word": "dog"},
+                  dataset={"cache_text_encoder_outputs": True, "cache_latents": "disk", "trigger_word": "sks"},
+                  saving={"every_n_steps": 0})
     assert cfg.sampling.cfg == 3.0 and cfg.model.training_adapter == "none"
     toml = tmp_path / "run.toml"
     cfgmod.save(cfg, toml)
@@ -236,3 +238,49 @@ def test_lora_targets_follow_the_settings(base, kinds, refiners, count):
 
     t = ZImageTransformer2DModel.from_pretrained(base / "transformer")
     assert lora.inject(t, rank=2, alpha=2, family="zimage", dit_targets=kinds, dit_refiners=refiners) == count
+
+
+def test_dop_captions_replace_the_whole_trigger_word():
+    from training import dit
+
+    assert dit.dop_captions(["sks, a sks dog", "sksx sks"], "sks", "dog") == ["dog, a dog dog", "sksx dog"]
+
+
+def test_dop_keeps_the_class_prompt_close_to_the_base(base):
+    """After the same training steps, the LoRA moves the class prompt's prediction much less with DOP on."""
+    import copy
+    from types import SimpleNamespace
+
+    import torch
+    from diffusers import ZImageTransformer2DModel
+
+    from training import dit, flow, lora
+
+    plain = ZImageTransformer2DModel.from_pretrained(base / "transformer")
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 16, 8, 8, generator=g)
+    embeds, class_embeds = [torch.randn(6, 32, generator=g)], [torch.randn(6, 32, generator=g)]
+
+    def drift(multiplier: float) -> float:
+        t = copy.deepcopy(plain)
+        lora.inject(t, rank=4, alpha=4, family="zimage", dit_targets=["attention", "feed_forward", "adaLN"])
+        parts = SimpleNamespace(flow=flow.ZIMAGE, unet=t)
+        cfg = cfgmod.load(overrides=[f"training.dop_multiplier={multiplier}", "training.dop_class_word=dog",
+                                     "training.timestep_type=uniform"])
+        trainable = lora.lora_parameters(t)
+        opt = torch.optim.AdamW(trainable, lr=1e-2)
+        torch.manual_seed(1)
+        for _ in range(8):
+            dit.loss_fn(parts, t, latents, embeds, cfg, class_embeds).backward()
+            opt.step()
+            opt.zero_grad()
+        frames, time = [latents.unsqueeze(2)[0]], torch.tensor([0.5])
+        with torch.no_grad():
+            on = t(frames, time, class_embeds, return_dict=False)[0][0]
+            with dit.lora_off(t):
+                off = t(frames, time, class_embeds, return_dict=False)[0][0]
+        assert len(lora.lora_parameters(t)) == len(trainable)  # lora_off gave the trainable flags back
+        return float((on - off).pow(2).mean())
+
+    without, with_dop = drift(0.0), drift(10.0)
+    assert without > 0 and with_dop < 0.5 * without

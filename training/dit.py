@@ -9,6 +9,7 @@ what inference sees. Loss: training/flow.py with the family's conventions.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +153,38 @@ def encode_text(parts: Any, captions: list[str], device=None) -> list:
     return list(families.dit_module(parts.family).encode_prompts(parts.pipe, list(captions), device))
 
 
-def loss_fn(parts: Any, transformer: Any, latents, embeds: list, cfg: RunConfig):
-    """Flow-matching loss of one batch: draw noise levels, noise the latents, compare velocities."""
+def dop_captions(captions: list[str], trigger: str, class_word: str) -> list[str]:
+    """The captions with the trigger word (as a whole word) replaced by the class word, for DOP."""
+    import re
+
+    pattern = re.compile(rf"(?<!\w){re.escape(trigger)}(?!\w)")
+    return [pattern.sub(class_word, c) for c in captions]
+
+
+@contextmanager
+def lora_off(model: Any):
+    """The base model's prediction: every LoRA layer bypassed; trainable flags put back afterwards."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    flags = {p: p.requires_grad for m in layers for p in m.parameters()}
+    for m in layers:
+        m.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.enable_adapters(True)
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+
+
+def loss_fn(parts: Any, transformer: Any, latents, embeds: list, cfg: RunConfig, class_embeds: list | None = None):
+    """Flow-matching loss of one batch: draw noise levels, noise the latents, compare velocities.
+
+    With DOP (class_embeds given), the LoRA's prediction for the class captions is also pulled towards the base
+    model's at the same noisy latents, times training.dop_multiplier.
+    """
     import torch
 
     t = cfg.training
@@ -164,9 +195,18 @@ def loss_fn(parts: Any, transformer: Any, latents, embeds: list, cfg: RunConfig)
     dtype = next(p for p in transformer.parameters() if p.is_floating_point()).dtype
     frames = list(x_t.to(dtype).unsqueeze(2).unbind(0))           # (C, 1, H, W) each: the transformer's input
     time = flow.model_time(spec, d.sigma).to(latents.device, dtype)
-    out = transformer(frames, time, [e.to(dtype) for e in embeds], return_dict=False)[0]
-    pred = flow.velocity(spec, torch.stack([o.float() for o in out]).squeeze(2))
+
+    def predict(features: list):
+        out = transformer(frames, time, [e.to(dtype) for e in features], return_dict=False)[0]
+        return flow.velocity(spec, torch.stack([o.float() for o in out]).squeeze(2))
+
+    pred = predict(embeds)
     target = flow.target(latents, noise)
     if t.differential_guidance:
         target = flow.differential_target(pred, target, t.differential_guidance)
-    return flow.weighted_mse(pred, target, d.weight)
+    loss = flow.weighted_mse(pred, target, d.weight)
+    if class_embeds is not None and t.dop_multiplier:
+        with torch.no_grad(), lora_off(parts.unet):
+            prior = predict(class_embeds)
+        loss = loss + t.dop_multiplier * flow.weighted_mse(predict(class_embeds), prior, d.weight)
+    return loss

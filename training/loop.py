@@ -19,7 +19,7 @@ from core import run_layout
 from core.config import RunConfig
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
-from training import checks, export, lora, model, optim, state
+from training import checks, dit, export, lora, model, optim, state
 from training import data as D
 
 PROGRESS_EVERY_S = 2.0
@@ -157,10 +157,10 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     comp_names = ["text_encoder", "text_encoder_2"][:len(parts.text_encoders)]
     trained: dict[str, Any] = {}  # "unet" is the denoiser: the UNet, or a DiT family's transformer
     if n.train_unet:
-        dit = {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners} \
+        dit_kw = {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners} \
             if parts.is_flow else {}
         layers = lora.inject(parts.unet, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
-                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", **dit)
+                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", **dit_kw)
         trained["unet"] = parts.unet
         log(f"LoRA on {layers} {'transformer' if parts.is_flow else 'UNet'} layers")
     if n.train_text_encoder and parts.is_flow:
@@ -310,9 +310,12 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 captions = [D.process_caption(it.caption, cfg, random) for it in batch]
                 latents = latents_for(batch, flips)
                 hidden, pooled = text_for(captions)
+                dop = cfg.training.dop_multiplier and parts.is_flow  # the same captions with the class word
+                class_hidden = text_for(dit.dop_captions(captions, cfg.dataset.trigger_word,
+                                                         cfg.training.dop_class_word))[0] if dop else None
                 time_ids = model.sdxl_time_ids(batch, device, hidden.dtype) if parts.family == "sdxl" else None
                 with acc.autocast():
-                    loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg)
+                    loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg, class_hidden)
                 acc.backward(loss / accum)
                 loss_sum += loss.detach().item() / accum
             acc.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)

@@ -153,7 +153,7 @@ def encode_latents(parts: Parts, pixels):
         return (dist.mode().float() - shift) * vae.config.scaling_factor
 
 
-def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfig):
+def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfig, class_hidden=None):
     """Diffusion loss of one batch: noise (with offset), random timesteps, ε or v target, min-SNR weight."""
     import torch
     import torch.nn.functional as F
@@ -161,7 +161,7 @@ def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfi
     if parts.is_flow:
         from training import dit
 
-        return dit.loss_fn(parts, unet, latents, hidden, cfg)
+        return dit.loss_fn(parts, unet, latents, hidden, cfg, class_hidden)
     t = cfg.training
     sched = parts.noise_scheduler
     b = latents.shape[0]
