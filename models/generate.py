@@ -225,12 +225,17 @@ def parse_parameters(text: str) -> dict:
     return recipe
 
 
-def save_png(image: Any, path: str | Path, parameters_text: str) -> Path:
-    """Save a PNG with the A1111 ``parameters`` text chunk, atomically."""
+def save_png(image: Any, path: str | Path, parameters_text: str, chunks: dict[str, str] | None = None) -> Path:
+    """Save a PNG with the A1111 ``parameters`` text chunk, atomically.
+
+    `chunks`: more text chunks, as a family's recipe gives them in ``recipe.get("png_chunks")`` (Z-Image: the
+    ComfyUI ``prompt`` graph, so the PNG dropped on ComfyUI loads the same sample)."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     info.add_text("parameters", parameters_text)
+    for key, text in (chunks or {}).items():
+        info.add_text(key, text)
     buf = io.BytesIO()
     image.save(buf, format="PNG", pnginfo=info)
     return atomic_write_bytes(Path(path), buf.getvalue())

@@ -197,3 +197,37 @@ def test_strength_zero_is_the_base_and_two_files_mix(tiny, lora_file, tmp_path):
     one = np.asarray(generate.render(pipe, **args))
     generate.set_lora_weights(pipe, {"a": 0.0, "b": 1.0})
     assert np.array_equal(np.asarray(generate.render(pipe, **args)), one) and not np.array_equal(one, base)
+
+
+def test_png_carries_the_comfyui_graph_of_the_same_recipe(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from models import generate, recipe
+
+    s = sampling(steps=8, cfg=1.0, negative_prompt="lowres", width=1024, height=768)
+    sample = recipe.build(s, prompt="a photo of a cat", family="zimage", model="my_zimage", model_hash="0123456789",
+                          loras=[{"name": "zlora-000002", "weight": 0.8, "hash": ""}])
+    graph = json.loads(sample.recipe["png_chunks"]["prompt"])
+    nodes = {n["class_type"]: n["inputs"] for n in graph.values()}
+    k = nodes["KSampler"]
+    assert (k["steps"], k["cfg"], k["seed"], k["sampler_name"], k["scheduler"], k["denoise"]) == (
+        8, 1.0, 11, "euler", "simple", 1.0)
+    assert nodes["ModelSamplingAuraFlow"]["shift"] == 3.0 and nodes["CLIPLoader"]["type"] == "lumina2"
+    assert (nodes["EmptySD3LatentImage"]["width"], nodes["EmptySD3LatentImage"]["height"]) == (1024, 768)
+    assert nodes["UNETLoader"]["unet_name"] == "my_zimage.safetensors"  # the base was this single file
+    assert nodes["LoraLoaderModelOnly"] == {"model": ["1", 0], "lora_name": "zlora-000002.safetensors",
+                                            "strength_model": 0.8}
+    texts = [n["inputs"]["text"] for n in graph.values() if n["class_type"] == "CLIPTextEncode"]
+    assert texts == ["a photo of a cat", "lowres"]
+    for node in graph.values():  # every link points at a node of the graph
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                assert value[0] in graph and value[1] == 0
+    png = generate.save_png(Image.new("RGB", (8, 8)), tmp_path / "s.png", generate.recipe_text(sample.recipe),
+                            sample.recipe.get("png_chunks"))
+    saved = Image.open(png).text
+    assert json.loads(saved["prompt"]) == graph and saved["parameters"].startswith("a photo of a cat")
+    hub = recipe.build(s, prompt="p", family="zimage", model="Z-Image-Turbo").recipe  # a folder or hub id
+    assert json.loads(hub["png_chunks"]["prompt"])["1"]["inputs"]["unet_name"] == "z_image_turbo_bf16.safetensors"
