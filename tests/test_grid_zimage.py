@@ -5,37 +5,15 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
-from core import config as cfgmod
-
-
-def _fake_run(root, name: str, base_run, seeds: dict[str, int], transformer) -> object:
-    """A finished run folder without training: its config and Z-Image LoRA files in the run's naming."""
-    from models.tiny_zimage import save_training_adapter
-
-    cfg = cfgmod.load(base_run)
-    cfg.saving.output_dir, cfg.saving.name = str(root), name
-    cfg.sampling.prompts = ["demo, a red square"]
-    folder = root / name
-    folder.mkdir(parents=True)
-    cfgmod.save(cfg, folder / "config.toml")
-    for suffix, seed in seeds.items():
-        save_training_adapter(folder / f"{name}{suffix}.safetensors", transformer, rank=2, seed=seed, std=0.2)
-    return folder
+from zimage_runs import two_runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from diffusers import ZImageTransformer2DModel
-
     from models.demo import make_demo
 
     root = tmp_path_factory.mktemp("zgrid")
-    toml = make_demo(root / "demo", "zimage")
-    transformer = ZImageTransformer2DModel.from_pretrained(toml.parent / "base" / "tiny-zimage" / "transformer")
-    a = _fake_run(root / "outputs", "lora_v1", toml, {"-step00000002": 1, "-step00000004": 2, "": 3}, transformer)
-    b = _fake_run(root / "outputs", "lora_v2", toml, {"-step00000002": 4, "": 5}, transformer)
-    return a, b
+    return two_runs(root / "outputs", make_demo(root / "demo", "zimage"))
 
 
 def test_step_files_are_columns_in_training_order(runs):

@@ -65,3 +65,35 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
     report_zh = page.locator("#model-report")
     assert "Z-Image" in report_zh.inner_text()
     page.screenshot(path=artifacts / "zimage_model_tab_zh.png", full_page=True)
+
+
+def test_browser_grid_ab_of_two_zimage_runs(page, app_server, zimage_demo, artifacts):
+    """XYZ grid tab: a run, 'Compare with run' another, rendered side by side; a click shows B's own recipe."""
+    from zimage_runs import two_runs
+
+    two_runs(app_server[2], zimage_demo)
+    page.get_by_role("tab", name="XYZ grid").click()
+    page.locator("#grid-refresh").click()
+    page.locator("#grid-run input").click()
+    page.get_by_role("option", name="lora_v1").click()
+    page.locator("#grid-epochs").get_by_text("lora_v1-step00000004").wait_for()
+    page.locator("#grid-epochs").get_by_text("lora_v1-step00000004").click()  # B has no step 4: leave it out
+    page.locator("#grid-compare input").click()
+    page.get_by_role("option", name="lora_v2").click()
+    page.locator("#grid-weights textarea, #grid-weights input").first.fill("0.5, 1")
+    page.locator("#grid-start").click()
+    message = page.locator("#grid-message")
+    message.get_by_text("Grid saved").wait_for(timeout=300_000)
+    assert "compare-" in message.inner_text()
+    page.locator("#grid-progress").get_by_text("Cells 8/8").wait_for()
+    image = page.locator("#grid-image img")
+    image.wait_for()
+    box = image.bounding_box()
+    width = image.evaluate("img => img.naturalWidth")
+    scale = box["width"] / width
+    # The right half holds B's panel; its last column and row are its final file at weight 1.
+    page.mouse.click(box["x"] + box["width"] * 0.93, box["y"] + box["height"] * 0.8)
+    page.locator("#grid-recipe textarea").wait_for()
+    page.wait_for_function("() => document.querySelector('#grid-recipe textarea').value.includes('<lora:')")
+    assert "<lora:lora_v2:1>" in page.locator("#grid-recipe textarea").input_value(), scale
+    page.screenshot(path=artifacts / "zimage_grid_ab.png", full_page=True)
