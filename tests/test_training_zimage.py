@@ -284,3 +284,31 @@ def test_dop_keeps_the_class_prompt_close_to_the_base(base):
 
     without, with_dop = drift(0.0), drift(10.0)
     assert without > 0 and with_dop < 0.5 * without
+
+
+def test_int8_weights_hold_the_merged_adapter_and_train_a_lora(base, adapter, dataset, tmp_path):
+    """model.quantize = int8 (bitsandbytes; refused by core.checks without CUDA, but the layers also run on this
+    CPU): the adapter is merged before quantising, and a LoRA on the int8 linears gets gradients."""
+    import torch
+    from diffusers import ZImageTransformer2DModel
+
+    from training import dit, lora
+
+    pytest.importorskip("bitsandbytes")
+    cfg = _config(base, dataset, tmp_path, "q", model={"training_adapter": str(adapter), "quantize": "int8"})
+    parts = dit.load_parts(cfg, "cpu", torch.float32, log=lambda _msg: None)
+    q = parts.unet.layers[0].attention.to_q
+    assert type(q).__name__ == "Linear8bitLt" and q.weight.dtype == torch.int8
+    plain = ZImageTransformer2DModel.from_pretrained(base / "transformer")
+    merged = ZImageTransformer2DModel.from_pretrained(base / "transformer")
+    dit.merge_adapter(merged, adapter)
+    deq = q.weight.float() * q.weight.SCB.float()[:, None] / 127
+    to_merged = float((deq - merged.layers[0].attention.to_q.weight).abs().mean())
+    to_plain = float((deq - plain.layers[0].attention.to_q.weight).abs().mean())
+    assert to_merged < 0.5 * to_plain
+
+    assert lora.inject(parts.unet, rank=2, alpha=2, family="zimage", dit_targets=["attention"]) == 8
+    out = parts.unet([torch.randn(16, 1, 8, 8)], torch.tensor([0.5]), [torch.randn(6, 32)], return_dict=False)[0]
+    out[0].float().pow(2).mean().backward()
+    grads = [p.grad for n, p in parts.unet.named_parameters() if "lora_B" in n]  # lora_A's wait for lora_B ≠ 0
+    assert len(grads) == 8 and all(g is not None and float(g.abs().sum()) > 0 for g in grads)
