@@ -53,7 +53,7 @@ def test_the_variant_proposes_its_preset_and_loading_it_keeps_the_answers():
 
 
 def test_zimage_is_named_in_both_languages_and_offered_as_a_family():
-    info = SimpleNamespace(family="zimage", label="Z-Image", prediction_type="flow", prediction_source=("header", "头"),
+    info = SimpleNamespace(family="zimage", label="Z-Image", prediction_type="flow", prediction_source="family rule",
                            native_resolution=1024, precision="bf16", size=0, sha256="", ema=None, kind="single_file",
                            path="/m/z.safetensors", usable=True, warnings=[])
     assert "Z-Image（通义造相）" in tab_model.report_markdown(info, "zh")
@@ -74,3 +74,7 @@ def test_download_source_goes_to_the_config_and_the_environment(monkeypatch):
         assert new["model"]["hub_mirror"] == "https://mirror.example"
     new, mirror_update, text = zui.on_source("modelscope", "", new, "zh")
     assert mirror_update["visible"] is False and "ModelScope" in text and download.resolve().kind == "modelscope"
+    monkeypatch.setattr(zui, "STARTUP_ENV", {download.ENV_SOURCE: None, download.ENV_MIRROR: None})
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    zui.on_source("auto", "", new, "en")  # back to what the page started with
+    assert download.resolve() == download.Source("huggingface")

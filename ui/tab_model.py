@@ -288,8 +288,10 @@ def build(ctx: AppContext) -> None:
 
     def on_config(config: dict, lang: str):
         model = config.get("model") or {}
+        src = model.get("download_source", "auto")
         return (current_markdown(config, lang), model.get("family", "auto"), model.get("prediction_type", "auto"),
-                model.get("download_source", gr.update()))
+                src, gr.update(visible=src == "mirror", **({"value": model["hub_mirror"]} if model.get("hub_mirror")
+                                                          else {})))
 
     refresh.click(on_refresh, [folders, ctx.lang], [listing, list_note])
     check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
@@ -297,13 +299,14 @@ def build(ctx: AppContext) -> None:
     listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message, detected])
     download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
     source.input(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
-    mirror.submit(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
+    for event in (mirror.submit, mirror.blur):
+        event(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
     ctx.lang.change(lambda lang: gr.update(choices=[(t(f"model.source_{k}", lang), k) for k in SOURCE_SETTINGS]),
                     ctx.lang, source, show_progress="hidden")
     zimage_ui.wire_zimage(ctx, zimage_parts, detected, message)
     family.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
     prediction.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
-    ctx.config.change(on_config, [ctx.config, ctx.lang], [current, family, prediction, source],
+    ctx.config.change(on_config, [ctx.config, ctx.lang], [current, family, prediction, source, mirror],
                       show_progress="hidden")
     ctx.lang.change(lambda c, lang: current_markdown(c, lang), [ctx.config, ctx.lang], [current],
                     show_progress="hidden")

@@ -7,6 +7,7 @@ The download source (hub, mirror, ModelScope) applies to every download the page
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gradio as gr
@@ -17,6 +18,8 @@ from ui import i18n
 from ui.i18n import t
 
 ADAPTERS = ("v2", "v1", "file", "none")
+# The environment the page started with: 'auto' in the page goes back to it.
+STARTUP_ENV = {k: os.environ.get(k) for k in (download.ENV_SOURCE, download.ENV_MIRROR)}
 PRESET_FOR = {"turbo": "zimage_turbo_adapter", "deturbo": "zimage_deturbo", "base": "zimage_deturbo"}
 
 i18n.add({
@@ -155,6 +158,12 @@ def on_source(value: str, mirror: str, config: dict, lang: str):
         new["model"]["download_source"] = value
     if _has(config, "model", "hub_mirror") and value == "mirror":
         new["model"]["hub_mirror"] = (mirror or "").strip()
+    if value == "auto":
+        for key, old in STARTUP_ENV.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
     download.apply(value, (mirror or "").strip() or None)
     return new, gr.update(visible=value == "mirror"), source_text(new, lang)
 
