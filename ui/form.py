@@ -81,6 +81,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "training.timestep_type": ("时间步采样", "Timestep type"),
     "training.timestep_bias": ("时间步偏向", "Timestep bias"),
     "training.differential_guidance": ("差分引导", "Differential guidance"),
+    "training.dop_multiplier": ("DOP 强度", "DOP multiplier"),
+    "training.dop_class_word": ("DOP 类别词", "DOP class word"),
     "saving.output_dir": ("输出文件夹", "Output folder"),
     "saving.name": ("运行名", "Run name"),
     "saving.every_n_epochs": ("每 N 轮保存", "Save every N epochs"),
