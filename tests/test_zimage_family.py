@@ -209,3 +209,23 @@ def test_text_encoder_or_vae_given_as_base_is_refused(tiny, tmp_path, monkeypatc
                        ("vae/ae.safetensors", "16-channel VAE")):
         info = det.detect(str(tmp_path / "models" / path))
         assert not info.usable and what in info.problem_en and "text_encoders/" in info.hint_zh, info.report()
+
+
+def test_hub_ids_detect_and_fetch_the_transformer_and_parts(tiny, monkeypatch):
+    from models.loading import load_pipeline
+
+    fetched = []
+
+    def fake_fetch(repo, patterns=None, **kw):
+        fetched.append((repo, list(patterns or [])))
+        return tiny.folder
+
+    monkeypatch.setattr("core.download.cached", lambda repo, rev=None: tiny.folder)
+    monkeypatch.setattr("core.download.fetch", fake_fetch)
+    info = det.detect("Tongyi-MAI/Z-Image-Turbo")
+    assert (info.usable, info.family, info.path) == (True, "zimage", "Tongyi-MAI/Z-Image-Turbo")
+    pipe = load_pipeline("ostris/Z-Image-De-Turbo")
+    assert type(pipe).__name__ == "ZImagePipeline"
+    repo, patterns = fetched[0]
+    assert repo == "ostris/Z-Image-De-Turbo" and "transformer/*.safetensors" in patterns
+    assert "text_encoder/*" in patterns and not any(p.startswith("unet/") for p in patterns)
