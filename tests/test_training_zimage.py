@@ -312,3 +312,48 @@ def test_int8_weights_hold_the_merged_adapter_and_train_a_lora(base, adapter, da
     out[0].float().pow(2).mean().backward()
     grads = [p.grad for n, p in parts.unet.named_parameters() if "lora_B" in n]  # lora_A's wait for lora_B ≠ 0
     assert len(grads) == 8 and all(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_text_features_are_the_pipelines_own(base, tmp_path):
+    """What the trainer feeds the transformer is exactly ZImagePipeline.encode_prompt's output (cached or not)."""
+    import torch
+    from diffusers import ZImagePipeline
+
+    from training import model
+
+    cfg = _config(base, tmp_path, tmp_path, "t", model={"training_adapter": "none"})
+    parts = model.load_parts(cfg, "cpu", torch.float32, log=lambda _msg: None)
+    captions = ["a photo of the cat", "sks, a dog"]
+    feats, pooled = model.encode_text(parts, captions)
+    assert captions == ["a photo of the cat", "sks, a dog"] and pooled is None  # the captions are not templated
+    ref, _ = ZImagePipeline.from_pretrained(base).encode_prompt(list(captions), device="cpu",
+                                                                 do_classifier_free_guidance=False)
+    assert len(feats) == 2 and all(torch.equal(a, b) for a, b in zip(feats, ref))
+    assert feats[0].shape[0] != feats[1].shape[0]  # padding removed: one length per caption
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(base):
+    import copy
+
+    import torch
+    from diffusers import ZImageTransformer2DModel
+
+    from training import lora
+
+    plain = ZImageTransformer2DModel.from_pretrained(base / "transformer")
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(3)
+        t = copy.deepcopy(plain)
+        lora.inject(t, rank=2, alpha=2, family="zimage", dit_targets=["attention", "feed_forward", "adaLN"])
+        for name, p in t.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.1)
+        if ckpt:
+            t.enable_gradient_checkpointing()
+        t.train()
+        torch.manual_seed(0)
+        out = t([torch.randn(16, 1, 4, 4)], torch.tensor([0.5]), [torch.randn(5, 32)], return_dict=False)[0][0]
+        out.pow(2).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for n, p in t.named_parameters() if "lora_" in n]))
+    assert grads[0].abs().max() > 0 and torch.equal(grads[0], grads[1])

@@ -33,17 +33,10 @@ def is_dit(cfg: RunConfig) -> bool:
 
 
 def open_base(cfg: RunConfig):
-    """The base pipeline on the CPU, fp32: through models.loading, or straight from a diffusers folder."""
+    """The plain base pipeline (folder, single file with its parts, or hub id) on the CPU in fp32."""
     from models.generate import open_pipeline
 
-    try:
-        return open_pipeline(cfg.model.base, family="zimage", vae=cfg.model.vae or None, device="cpu")
-    except DanluError:
-        if not (Path(cfg.model.base) / "model_index.json").is_file():
-            raise
-    from diffusers import ZImagePipeline
-
-    return ZImagePipeline.from_pretrained(cfg.model.base, local_files_only=True)
+    return open_pipeline(cfg.model.base, family="zimage", vae=cfg.model.vae or None, device="cpu")
 
 
 def adapter_path(spec: str, source=None) -> Path:
