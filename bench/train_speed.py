@@ -2,6 +2,7 @@
 
     python bench/train_speed.py [RUN.toml] [--set section.key=value ...] [--epochs 2]
     python bench/train_speed.py --family zimage [--set ...]    (the tiny Z-Image Turbo + adapter demo run)
+    python bench/train_speed.py --full-size --family zimage [--steps 10] [--resolution 1024]
     python bench/train_speed.py --full-size [--family sd15|sdxl|both] [--batch-sizes 1,2,4] [--steps 10]
 
 Default: the real trainer (training.loop.train) on the given run, or on a tiny SD1.5 run built here
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -213,6 +215,64 @@ def bench_full(family: str, batch_sizes: list[int], steps: int, peak_tflops: flo
     return rows
 
 
+def bench_full_zimage(steps: int, resolution: int | None, quantize: bool, tokens: int = 64,
+                      config: dict | None = None) -> dict:
+    """The real Z-Image transformer (Turbo's config, random weights, no download) with LoRA rank 16 on the main
+    blocks' linears, gradient checkpointing, bf16 on CUDA, optionally int8 weights (model.quantize): s/step, peak
+    memory. The text encoder and VAE are not loaded (cached latents and text features, as the low-VRAM path runs)."""
+    import torch
+    from accelerate import Accelerator
+    from diffusers import ZImageTransformer2DModel
+
+    from core import config as cfgmod
+    from training import dit, flow, lora
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    acc = Accelerator(mixed_precision="bf16" if device == "cuda" else "no", cpu=device == "cpu")
+    res = resolution or 1024
+    torch.set_default_dtype(dtype)  # build the 6B weights directly in the training dtype
+    try:
+        with torch.device("cpu" if quantize else device):
+            transformer = ZImageTransformer2DModel(**(config or {}))
+    finally:
+        torch.set_default_dtype(torch.float32)
+    transformer.requires_grad_(False)
+    if quantize:
+        dit.quantize_int8(transformer, device)
+    transformer.to(device)
+    layers = lora.inject(transformer, rank=16, alpha=16, family="zimage",
+                         dit_targets=["attention", "feed_forward", "adaLN"])
+    for p in lora.lora_parameters(transformer):
+        p.data = p.data.float()
+    transformer.enable_gradient_checkpointing()
+    transformer.train()
+    params = lora.lora_parameters(transformer)
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    parts = SimpleNamespace(flow=flow.ZIMAGE, unet=transformer)
+    cfg = cfgmod.load(preset="zimage_turbo_adapter")
+    latents = torch.randn(1, transformer.config.in_channels, res // 8, res // 8, device=device)
+    feats = [torch.randn(tokens, transformer.config.cap_feat_dim, device=device, dtype=dtype)]
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def step():
+        with acc.autocast():
+            loss = dit.loss_fn(parts, transformer, latents, feats, cfg)
+        acc.backward(loss)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    s_per_step = _time_steps(step, steps, device)
+    row = {"family": "zimage", "device": device, "resolution": res, "batch_size": 1, "tokens": tokens,
+           "weights": "int8" if quantize else str(dtype).removeprefix("torch."), "lora_layers": layers,
+           "lora_parameters": sum(p.numel() for p in params), "gradient_checkpointing": True,
+           "s_per_step": round(s_per_step, 3), "peak_memory_mb": round(_peak_memory_mb(device), 1)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("config", nargs="?", help="run TOML (default: a tiny SD1.5 run built here)")
@@ -220,14 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--full-size", action="store_true", help="real SD1.5/SDXL UNet architectures, random weights")
     p.add_argument("--family", default="both", choices=["sd15", "sdxl", "both", "zimage"],
-                   help="full size: sd15, sdxl or both; otherwise zimage benches the tiny Z-Image run")
+                   help="sd15, sdxl or both (full size); zimage: the tiny Z-Image run, or with --full-size the real "
+                        "transformer in bf16 and with int8 weights")
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=10, help="timed steps per setting (full size)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: from its name)")
     p.add_argument("--resolution", type=int, default=None, help="full size: image side (default: native)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
-    if args.full_size:
+    if args.full_size and args.family == "zimage":
+        results = [bench_full_zimage(args.steps, args.resolution, quantize) for quantize in (False, True)]
+    elif args.full_size:
         families = ["sd15", "sdxl"] if args.family == "both" else [args.family]
         sizes = [int(b) for b in args.batch_sizes.split(",")]
         results = [r for fam in families
