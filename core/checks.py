@@ -416,3 +416,14 @@ def _flow_options(cfg: RunConfig, env: Env):
                 "DOP, differential guidance and model.quantize apply to flow-matching DiT models (Z-Image) only; "
                 "this run ignores them.",
                 "DOP、差分引导和 model.quantize 只用于流匹配 DiT 模型（Z-Image），本次训练会忽略它们。")
+
+
+@rule("unet_options_on_flow", "warning")
+def _unet_options(cfg: RunConfig, env: Env):
+    t = cfg.training
+    if _family(cfg, env) == "zimage" and (t.noise_offset or t.min_snr_gamma):
+        return ("training.noise_offset",
+                "Noise offset and Min-SNR weighting are for the SD UNets; a Z-Image run ignores them (its noise "
+                "levels are set by training.timestep_type and timestep_bias).",
+                "噪声偏移和 Min-SNR 加权只用于 SD 的 UNet；Z-Image 训练会忽略它们（噪声强度由 training.timestep_type "
+                "和 timestep_bias 决定）。")
