@@ -22,7 +22,9 @@ import re
 import time
 from pathlib import Path
 
+from core import config as cfgmod
 from core.config import RunConfig
+from core.errors import DanluError
 
 PREVIOUS = ".previous"
 SAMPLES = "samples"
@@ -65,6 +67,12 @@ def parse_lora_file(path: str | Path, name: str) -> tuple[str, int | None] | Non
     return None
 
 
+def step_number(path: str | Path) -> int | None:
+    """The step of a step file (name-step00000500 → 500), whatever the run is called; None for other files."""
+    m = _STEP.search(Path(path).stem)
+    return int(m.group(1)) if m else None
+
+
 def lora_files(folder: str | Path, name: str) -> list[tuple[str, int | None, Path]]:
     """(kind, number, path) of the run's LoRA files: epoch files, then step files, each by number, then the final."""
     order = {"epoch": 0, "step": 1, "final": 2}
@@ -74,6 +82,22 @@ def lora_files(folder: str | Path, name: str) -> list[tuple[str, int | None, Pat
         if parsed:
             found.append((*parsed, f))
     return sorted(found, key=lambda item: (order[item[0]], item[1] or 0))
+
+
+def resolve_run(path: str | Path) -> tuple[RunConfig, Path]:
+    """A run's config and its folder, from the run folder, its config.toml, or the run TOML it was made from."""
+    p = Path(path)
+    toml = p / "config.toml" if p.is_dir() else p
+    if not toml.is_file():
+        raise DanluError(f"No run config at {toml}.", f"找不到运行配置：{toml}。",
+                         "Pick a run folder that holds config.toml (outputs/<run>/), or its TOML file.",
+                         "请选择含有 config.toml 的运行文件夹（outputs/<运行名>/），或它的 TOML 文件。", key=str(p))
+    cfg = cfgmod.load(toml)
+    # A config.toml inside a run folder is authoritative about where the run is, even if the folder moved.
+    if toml.name == "config.toml" or lora_files(toml.parent, cfg.saving.name):
+        return cfg, toml.parent
+    folder = run_dir(cfg, toml.parent)
+    return cfg, folder if folder.is_dir() else run_dir(cfg)
 
 
 def sample_file_name(lora_stem: str, epoch: int, index: int) -> str:

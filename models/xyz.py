@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import config as cfgmod
+from core import run_layout
 from core.errors import DanluError
 from models.recipe import Sample, batch_args
 from models.recipe import build as build_sample
 
 DEFAULT_WEIGHTS = (0.3, 0.6, 0.8, 1.0)
-_EPOCH_FILE = re.compile(r"-(\d{6})$")
-_STEP_FILE = re.compile(r"-step(\d{8})$")
 
 
 @dataclass
@@ -119,25 +118,7 @@ def parse_weights(text: str | list) -> list[float]:
     return out
 
 
-def resolve_run(path: str | Path) -> tuple[cfgmod.RunConfig, Path]:
-    """A run's config and its folder, from the run folder, its config.toml, or the run TOML it was made from."""
-    p = Path(path)
-    toml = p / "config.toml" if p.is_dir() else p
-    if not toml.is_file():
-        raise DanluError(f"No run config at {toml}.", f"找不到运行配置：{toml}。",
-                         "Pick a run folder that holds config.toml (outputs/<run>/), or its TOML file.",
-                         "请选择含有 config.toml 的运行文件夹（outputs/<运行名>/），或它的 TOML 文件。", key=str(p))
-    cfg = cfgmod.load(toml)
-    name = cfg.saving.name
-    # A config.toml inside a run folder is authoritative about where the run is, even if the folder moved.
-    if toml.name == "config.toml" or any(toml.parent.glob(f"{glob_escape(name)}*.safetensors")):
-        return cfg, toml.parent
-    run_dir = cfg.run_dir if cfg.run_dir.is_absolute() else (toml.parent / cfg.run_dir)
-    return cfg, run_dir if run_dir.is_dir() else cfg.run_dir
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([\[\]*?])", r"[\1]", name)
+resolve_run = run_layout.resolve_run  # the grid's callers import it from here
 
 
 def epoch_files(run_dir: Path, name: str) -> list[tuple[int | None, Path]]:
@@ -147,21 +128,13 @@ def epoch_files(run_dir: Path, name: str) -> list[tuple[int | None, Path]]:
     told apart by name (select_epochs takes their stem or 'step250'). Mixed with epoch files, the order is the
     training step each file records in its metadata.
     """
-    numbered, steps = [], []
-    for f in Path(run_dir).glob(f"{glob_escape(name)}-*.safetensors"):
-        m = _EPOCH_FILE.search(f.stem)
-        if m and f.stem[:m.start()] == name:
-            numbered.append((int(m.group(1)), f))
-        m = _STEP_FILE.search(f.stem)
-        if m and f.stem[:m.start()] == name:
-            steps.append((int(m.group(1)), f))
-    numbered.sort()
-    steps.sort()
-    final = Path(run_dir) / f"{name}.safetensors"
+    found = run_layout.lora_files(run_dir, name)
+    numbered = [(n, f) for kind, n, f in found if kind == "epoch"]
+    steps = [(n, f) for kind, n, f in found if kind == "step"]
     files = numbered + [(None, f) for _, f in steps]
     if numbered and steps:
         files.sort(key=lambda item: _trained_steps(item[1]))
-    return files + ([(None, final)] if final.is_file() else [])
+    return files + [(None, f) for kind, _, f in found if kind == "final"]
 
 
 def _trained_steps(path: Path) -> int:
@@ -173,12 +146,8 @@ def _trained_steps(path: Path) -> int:
 
 def file_key(path: Path, name: str) -> str:
     """'epoch 2', 'step 250' or 'final': what a file of run `name` is, whatever the run is called."""
-    stem = Path(path).stem
-    for pattern, word in ((_STEP_FILE, "step"), (_EPOCH_FILE, "epoch")):
-        m = pattern.search(stem)
-        if m and stem[:m.start()] == name:
-            return f"{word} {int(m.group(1))}"
-    return "final"
+    kind, number = run_layout.parse_lora_file(path, name) or ("final", None)
+    return kind if number is None else f"{kind} {number}"
 
 
 def select_epochs(files: list[tuple[int | None, Path]], spec: str | None) -> list[Path]:
@@ -189,10 +158,11 @@ def select_epochs(files: list[tuple[int | None, Path]], spec: str | None) -> lis
     chosen = []
     for w in wanted:
         match = [f for e, f in files if w == f.stem.lower() or (e is not None and w.isdigit() and int(w) == e)
-                 or (e is None and not _STEP_FILE.search(f.stem) and w in ("final", "last"))
-                 or (e is None and w.startswith("step") and w[4:].isdigit() and f.stem.endswith(f"-step{w[4:]:0>8}"))]
+                 or (e is None and run_layout.step_number(f) is None and w in ("final", "last"))
+                 or (e is None and w.startswith("step") and w[4:].isdigit()
+                     and run_layout.step_number(f) == int(w[4:]))]
         if not match:
-            have = ", ".join(str(e) if e is not None else f.stem if _STEP_FILE.search(f.stem) else "final"
+            have = ", ".join(str(e) if e is not None else f.stem if run_layout.step_number(f) is not None else "final"
                              for e, f in files) or "none"
             raise DanluError(f"No LoRA file for epoch {w!r} in this run (have: {have}).",
                              f"这次运行没有第 {w!r} 轮的 LoRA 文件（现有：{have}）。",
