@@ -115,6 +115,8 @@ class Supervisor:
         """Write <run_dir>/config.toml and start the trainer. Raises DanluError when a run is active
         or a resume has nothing to resume from."""
         with self._lock:
+            if self.run is None:  # a restarted server: a trainer from before may still run in this folder
+                self.reattach(run_dir_for(cfg, self.root).parent)
             if self.run is not None and self.run.active:
                 raise DanluError(f"A run is already in progress: {self.run.run_dir.name} ({self.run.status}).",
                                  f"已有训练在进行：{self.run.run_dir.name}（{self.run.status}）。",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core import config as cfgmod
+from core.errors import DanluError
 from core.runs import Run
 from ui.tab_train import buttons, fmt_eta, fmt_size, loss_frame, render, smooth, start_checks
 
@@ -90,6 +93,8 @@ def test_after_a_server_restart_the_tab_reattaches_and_stop_works(tmp_path, monk
         time.sleep(0.05)
     assert (run_dir / PROCESS_FILE).exists()
 
+    with pytest.raises(DanluError, match="already in progress"):  # a Start before the page looked is refused too
+        Supervisor(tmp_path, launcher=fake, echo=False).start(make_cfg(tmp_path, epochs=50), resume=True)
     sup = Supervisor(tmp_path, launcher=fake, echo=False)  # the restarted server's, with no run of its own
     run = current_run(sup, tmp_path / "runs")
     assert run is not None and run.adopted and run.status == "running" and run.pid
