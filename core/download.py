@@ -26,13 +26,16 @@ DEFAULT_MIRROR = "https://hf-mirror.com"
 ENV_SOURCE = "DANLU_DOWNLOAD_SOURCE"
 ENV_MIRROR = "DANLU_HUB_MIRROR"
 
-# Hub id → ModelScope id where they differ; an id not listed is looked up under the same name.
-# Checked against public ModelScope download scripts: the Z-Image and AI-ModelScope/* entries.
+# Hub id → ModelScope id. Every entry was seen in public ModelScope links or download scripts; an id not listed
+# (ostris/Z-Image-De-Turbo, SmilingWolf's taggers, ...) is asked for under the same name, and the error message
+# then says that ModelScope may publish it under another id.
 MODELSCOPE_IDS = {
     "stabilityai/stable-diffusion-xl-base-1.0": "AI-ModelScope/stable-diffusion-xl-base-1.0",
     "runwayml/stable-diffusion-v1-5": "AI-ModelScope/stable-diffusion-v1-5",
     "stable-diffusion-v1-5/stable-diffusion-v1-5": "AI-ModelScope/stable-diffusion-v1-5",
     "Tongyi-MAI/Z-Image-Turbo": "Tongyi-MAI/Z-Image-Turbo",
+    "Tongyi-MAI/Z-Image": "Tongyi-MAI/Z-Image",
+    "ostris/zimage_turbo_training_adapter": "ostris/zimage_turbo_training_adapter",
 }
 
 Progress = Callable[[str, int, int], None]  # (file name, bytes done, bytes total)
