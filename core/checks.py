@@ -427,3 +427,13 @@ def _unet_options(cfg: RunConfig, env: Env):
                 "levels are set by training.timestep_type and timestep_bias).",
                 "噪声偏移和 Min-SNR 加权只用于 SD 的 UNet；Z-Image 训练会忽略它们（噪声强度由 training.timestep_type "
                 "和 timestep_bias 决定）。")
+
+
+@rule("zimage_text_encoder", "warning")
+def _zimage_text_encoder(cfg: RunConfig, env: Env):
+    if _family(cfg, env) == "zimage" and cfg.network.train_text_encoder:
+        return ("network.train_text_encoder",
+                "The Qwen3 text encoder of Z-Image is not trained (ComfyUI would not load its LoRA); only the "
+                "transformer is.",
+                "Z-Image 的 Qwen3 文本编码器不会被训练（ComfyUI 无法加载其 LoRA），只训练 transformer。",
+                "Turn network.train_text_encoder off.", "请关闭 network.train_text_encoder。")

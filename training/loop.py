@@ -163,10 +163,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                              conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", **dit_kw)
         trained["unet"] = parts.unet
         log(f"LoRA on {layers} {'transformer' if parts.is_flow else 'UNet'} layers")
-    if n.train_text_encoder and parts.is_flow:
-        warn("The text encoder of a DiT model is not trained (its LoRA would not load in ComfyUI); only the "
-             "transformer is.", "DiT 模型不训练文本编码器（其 LoRA 在 ComfyUI 中无法加载），只训练 transformer。")
-    elif n.train_text_encoder:
+    if n.train_text_encoder and not parts.is_flow:  # a DiT family's text encoder stays frozen (core.checks says)
         for name, te in zip(comp_names, parts.text_encoders):
             layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
                                  component=name)
