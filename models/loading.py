@@ -192,12 +192,19 @@ def load_folder(folder: Path, torch_dtype: Any = None):
     return cls.from_pretrained(folder, local_files_only=True, **kwargs)
 
 
-def download(hub_id: str, progress=None) -> Path:
-    """Fetch a diffusers repo's configs and safetensors weights from the chosen source (core.download)."""
+def download(hub_id: str, progress=None, family: str | None = None) -> Path:
+    """Fetch a diffusers repo's configs and safetensors weights from the chosen source (core.download).
+
+    A DiT family's repo (named by `family`, or a hub id the family lists) is fetched with its own patterns
+    (transformer shards and parts), an SD repo with the UNet's.
+    """
     from core.download import fetch
 
-    patterns = ["model_index.json", "*/*.json", "*/*.txt", "unet/diffusion_pytorch_model.safetensors",
-                "vae/diffusion_pytorch_model.safetensors", "text_encoder*/model.safetensors"]
+    dit = families.dit_module(family) or next(
+        (m for m in families.DIT_MODULES.values() if split_hub_id(hub_id)[0] in m.HUB_IDS), None)
+    patterns = dit.MODEL_PATTERNS if dit is not None else [
+        "model_index.json", "*/*.json", "*/*.txt", "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors", "text_encoder*/model.safetensors"]
     return fetch(hub_id, patterns=patterns, progress=progress, key="model.base")
 
 
@@ -216,14 +223,7 @@ def load_pipeline(base: str, *, family: str | None = None, prediction_type: str 
                          key="model.base")
     path = Path(text)
     if not path.exists() and is_hub_id(text):
-        dit = families.dit_module(family) or next(
-            (m for m in families.DIT_MODULES.values() if split_hub_id(text)[0] in m.HUB_IDS), None)
-        if dit is not None:  # a DiT repo: its transformer shards and parts, not an SD UNet
-            from core.download import fetch
-
-            path = fetch(text, patterns=dit.MODEL_PATTERNS, key="model.base")
-        else:
-            path = download(text)
+        path = download(text, family=family)  # a DiT repo: its transformer shards and parts, not an SD UNet
     info = detect(str(path))
     if not info.usable:
         raise DanluError(info.problem_en, info.problem_zh, info.hint_en, info.hint_zh, key="model.base")

@@ -219,3 +219,19 @@ def test_the_trainer_takes_the_source_from_the_run_toml(tmp_path, monkeypatch):
     cfgmod.save(cfg, tmp_path / "run.toml")
     assert cli.main([str(tmp_path / "run.toml"), "--dry-run"]) == 2  # no base, no dataset: refused after applying
     assert resolve() == Source("mirror", "https://mirror.example")
+
+
+def test_a_zimage_hub_id_is_fetched_with_its_own_patterns(hub, monkeypatch):
+    """The Model tab's Download and the loader fetch a DiT repo's transformer shards, not an SD UNet."""
+    from models.loading import download as download_base
+
+    monkeypatch.setenv(download.ENV_SOURCE, "mirror")
+    monkeypatch.setenv(download.ENV_MIRROR, "https://hf-mirror.com")
+    download_base("Tongyi-MAI/Z-Image-Turbo")
+    repo, patterns, endpoint = hub.calls[-1][1], hub.calls[-1][5], hub.calls[-1][4]
+    assert repo == "Tongyi-MAI/Z-Image-Turbo" and "transformer/*.safetensors" in patterns
+    assert endpoint == "https://hf-mirror.com" and not any("unet" in p for p in patterns)
+    download_base("someone/sdxl-finetune")
+    assert "unet/diffusion_pytorch_model.safetensors" in hub.calls[-1][5]
+    download_base("someone/zimage-finetune", family="zimage")
+    assert "transformer/*.safetensors" in hub.calls[-1][5]

@@ -270,7 +270,8 @@ def build(ctx: AppContext) -> None:
             return config, "", _message(f"**{t('model.not_usable', lang)}** {err.message(lang)}", False), ""
         progress(0, desc=t("model.downloading", lang))
         try:
-            download(hub_id, progress=lambda name, done, total: progress(done / max(total, 1), desc=name))
+            download(hub_id, progress=lambda name, done, total: progress(done / max(total, 1), desc=name),
+                     family=(config.get("model") or {}).get("family"))
         except DanluError as exc:
             return config, "", _message(f"**{t('model.not_usable', lang)}** {exc.text(lang)}", False), ""
         new, rep, msg, fam = check_info(hub_id, config, lang)
