@@ -1,10 +1,10 @@
 """The model side of a training step for flow-matching DiT families (Z-Image first).
 
 Settings that cannot work (an adapter on De-Turbo, int8 without CUDA) are refused by core/checks.py before this
-runs. Loading: the base pipeline on the CPU in fp32; the Turbo training adapter merged into the transformer weights
-(scale 1) before anything is cast or quantised; then every part frozen and moved. Text: the pipeline's own
-``encode_prompt`` (Qwen3 chat template, hidden state [-2], padding removed by the mask), so what is trained is
-what inference sees. Loss: training/flow.py with the family's conventions.
+runs. Loading: the base pipeline on the CPU in the training dtype; the Turbo training adapter merged into the
+transformer weights (scale 1, float64 arithmetic) before anything is quantised; then every part frozen and moved.
+Text: the pipeline's own ``encode_prompt`` (Qwen3 chat template, hidden state [-2], padding removed by the mask),
+so what is trained is what inference sees. Loss: training/flow.py with the family's conventions.
 """
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ def is_dit(cfg: RunConfig) -> bool:
     return index.is_file() and '"ZImagePipeline"' in index.read_text(encoding="utf-8")
 
 
-def open_base(cfg: RunConfig):
-    """The plain base pipeline (folder, single file with its parts, or hub id) on the CPU in fp32."""
+def open_base(cfg: RunConfig, dtype: Any = None):
+    """The plain base pipeline (folder, single file with its parts, or hub id) on the CPU, in `dtype`.
+
+    Released Z-Image weights are bf16: loading them in bf16 and merging the adapter in float64 rounds once, as a
+    merge in fp32 followed by the cast to bf16 would, with half the memory.
+    """
     from models.generate import open_pipeline
 
-    return open_pipeline(cfg.model.base, family="zimage", vae=cfg.model.vae or None, device="cpu")
+    return open_pipeline(cfg.model.base, family="zimage", vae=cfg.model.vae or None, device="cpu",
+                         torch_dtype=dtype)
 
 
 def adapter_path(spec: str, source=None) -> Path:
@@ -119,7 +124,7 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
     from training.model import Parts
 
     apply(cfg.model.download_source, cfg.model.hub_mirror)  # the run's source for the base, its parts and the adapter
-    pipe = open_base(cfg)
+    pipe = open_base(cfg, dtype)
     transformer = pipe.transformer
     if cfg.model.training_adapter != "none":
         path = adapter_path(cfg.model.training_adapter)
@@ -128,8 +133,7 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
     for m in (transformer, pipe.vae, pipe.text_encoder):
         m.requires_grad_(False)
         m.eval()
-    if cfg.model.quantize == "int8":
-        transformer.to(dtype=dtype)
+    if cfg.model.quantize == "int8":  # after the merge: the adapter is in the quantised weights
         log(f"{quantize_int8(transformer, device)} transformer linears stored in int8")
     transformer.to(device, dtype=dtype)
     pipe.vae.to(device, dtype=dtype)

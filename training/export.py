@@ -126,7 +126,7 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
     if dit is not None:  # the plain base (never the training adapter) with the saved file, as a user loads it
         from training.dit import open_base
 
-        pipe = open_base(cfg).to(device, dtype)
+        pipe = open_base(cfg, dtype).to(device)
         pipe.load_lora_weights(str(lora_path), adapter_name="sample")
     else:
         pipe = generate.open_pipeline(cfg.model.base, family=cfg.model.family,
