@@ -137,7 +137,11 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
         log(f"{quantize_int8(transformer, device)} transformer linears stored in int8")
     transformer.to(device, dtype=dtype)
     pipe.vae.to(device, dtype=dtype)
-    pipe.text_encoder.to(device, dtype=dtype)
+    # Low VRAM with cached text features: the 4B text encoder stays in CPU memory; each caption is encoded once.
+    te_device = "cpu" if cfg.model.quantize != "none" and cfg.dataset.cache_text_encoder_outputs else device
+    pipe.text_encoder.to(te_device, dtype=dtype)
+    if te_device != device:
+        log("Text encoder kept on the CPU (low VRAM, text features cached)")
     shift = float(pipe.scheduler.config.get("shift", flow.ZIMAGE.shift))
     return Parts("zimage", "flow", transformer, pipe.vae, [pipe.text_encoder], [pipe.tokenizer], None,
                  dict(pipe.scheduler.config), pipe=pipe, flow=flow.FlowSpec(shift=shift))
@@ -194,7 +198,7 @@ def loss_fn(parts: Any, transformer: Any, latents, embeds: list, cfg: RunConfig,
     time = flow.model_time(spec, d.sigma).to(latents.device, dtype)
 
     def predict(features: list):
-        out = transformer(frames, time, [e.to(dtype) for e in features], return_dict=False)[0]
+        out = transformer(frames, time, [e.to(latents.device, dtype) for e in features], return_dict=False)[0]
         return flow.velocity(spec, torch.stack([o.float() for o in out]).squeeze(2))
 
     pred = predict(embeds)
