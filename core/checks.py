@@ -366,10 +366,14 @@ def _zimage_samples(cfg: RunConfig, env: Env):
 @rule("zimage_cached_caption_dropout", "warning")
 def _zimage_cache_dropout(cfg: RunConfig, env: Env):
     d = cfg.dataset
-    if _family(cfg, env) == "zimage" and d.cache_text_encoder_outputs and d.caption_dropout_rate > 0:
+    changing = d.caption_dropout_rate or d.shuffle_caption
+    if _family(cfg, env) == "zimage" and d.cache_text_encoder_outputs and changing:
         return ("dataset.caption_dropout_rate",
-                "Caption dropout does nothing while text-encoder outputs are cached; set it to 0 or stop caching.",
-                "缓存文本编码器输出时标注丢弃不起作用；请把它设为 0，或关闭缓存。")
+                "Text features are not cached: caption dropout or shuffling changes the captions every step, so the "
+                "text encoder runs every step. Set caption dropout to 0 (and shuffling off) to cache them, as the "
+                "guide does when memory is short.",
+                "不缓存文本特征：标注丢弃或打乱使标注每步都变，文本编码器每步都要运行。若要缓存（显存不足时指南的做法），"
+                "请把标注丢弃设为 0 并关闭打乱。")
 
 
 @rule("zimage_adapter_not_turbo", "error")

@@ -35,7 +35,7 @@ def test_turbo_without_adapter_warns_and_cached_captions_cannot_drop():
     c = cfgmod.load(preset="zimage_turbo_adapter", overrides=["model.training_adapter=none",
                                                               "dataset.cache_text_encoder_outputs=true"])
     text = " ".join(en for en, _ in config_warnings(c))
-    assert "without a training adapter" in text and "Caption dropout does nothing" in text
+    assert "without a training adapter" in text and "Text features are not cached" in text
 
 
 def test_new_fields_are_validated():
