@@ -62,8 +62,8 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
 
     page.locator("#danlu-lang").get_by_text("简体中文").click()
     page.locator("#model-zimage-variant").get_by_text("De-Turbo（去蒸馏版）").wait_for()
-    report_zh = page.locator("#model-report")
-    assert "Z-Image" in report_zh.inner_text()
+    page.locator("#model-report").get_by_text("Z-Image（通义造相）").wait_for()  # the report follows the language
+    assert "流匹配" in page.locator("#model-report").inner_text()
     page.screenshot(path=artifacts / "zimage_model_tab_zh.png", full_page=True)
 
 

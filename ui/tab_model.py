@@ -171,7 +171,7 @@ def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str,
 
 
 def check_info(text: str, config: dict, lang: str, progress=None):
-    """As check, plus the detected family ('' when unknown)."""
+    """As check, plus the detection report (ModelInfo) the markdown was made from."""
     from models.detect import detect
     from models.hashes import sha256_file
 
@@ -180,12 +180,12 @@ def check_info(text: str, config: dict, lang: str, progress=None):
         cb = (lambda done, total: progress(done / max(total, 1), desc="sha256")) if progress else None
         info.sha256 = sha256_file(info.path, cb)
     if not info.usable:
-        return config, report_markdown(info, lang), problem_text(info, lang), info.family or ""
+        return config, report_markdown(info, lang), problem_text(info, lang), info
     new, notes = apply_choice(config, info, lang)
     if info.family == "zimage":
         new, notes = zimage_ui.on_chosen(new, notes, lang)
     notes += checks_text(info, new, lang)
-    return new, report_markdown(info, lang), "  \n".join(notes), info.family or ""
+    return new, report_markdown(info, lang), "  \n".join(notes), info
 
 
 def checks_text(info, config: dict, lang: str) -> list[str]:
@@ -242,7 +242,8 @@ def build(ctx: AppContext) -> None:
     report = gr.Markdown("", elem_id="model-report")
     zimage_parts = zimage_ui.build_zimage(ctx, lang0)
     message = gr.Markdown("", elem_id="model-message", elem_classes=["danlu-ok"])
-    detected = gr.State("")
+    detected = gr.State("")   # the family of the last model checked ('' for none)
+    shown = gr.State(None)    # its ModelInfo, so the report follows the language switch
 
     def on_refresh(folder_text: str, lang: str):
         found = scan(folders_from_text(folder_text, ctx.models_dir))
@@ -250,15 +251,15 @@ def build(ctx: AppContext) -> None:
         return gr.update(choices=found, value=None), note
 
     def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
-        new, rep, msg, fam = check_info(text, config, lang, progress)
-        return new, rep, _message(msg, new is not config), fam
+        new, rep, msg, info = check_info(text, config, lang, progress)
+        return new, rep, _message(msg, new is not config), info.family or "", info
 
     def on_pick(value: str | None, config: dict, lang: str, progress=HASH_PROGRESS):
         # The dropdown can report one pick twice; the second must not replace the first one's message.
         if not value or value == (config.get("model") or {}).get("base"):
-            return gr.update(), config, gr.update(), gr.update(), gr.update()
-        new, rep, msg, fam = check_info(value, config, lang, progress)
-        return value, new, rep, _message(msg, new is not config), fam
+            return gr.update(), config, gr.update(), gr.update(), gr.update(), gr.update()
+        new, rep, msg, info = check_info(value, config, lang, progress)
+        return value, new, rep, _message(msg, new is not config), info.family or "", info
 
     def on_download(text: str, config: dict, lang: str, progress=DOWNLOAD_PROGRESS):
         from models.loading import clean_path, download, is_hub_id
@@ -267,15 +268,15 @@ def build(ctx: AppContext) -> None:
         if not is_hub_id(hub_id):
             err = DanluError(f"{hub_id or '(empty)'} is not a hub id (org/name or org/name@revision).",
                              f"{hub_id or '（空）'} 不是 hub id（org/name 或 org/name@版本）。")
-            return config, "", _message(f"**{t('model.not_usable', lang)}** {err.message(lang)}", False), ""
+            return config, "", _message(f"**{t('model.not_usable', lang)}** {err.message(lang)}", False), "", None
         progress(0, desc=t("model.downloading", lang))
         try:
             download(hub_id, progress=lambda name, done, total: progress(done / max(total, 1), desc=name),
                      family=(config.get("model") or {}).get("family"))
         except DanluError as exc:
-            return config, "", _message(f"**{t('model.not_usable', lang)}** {exc.text(lang)}", False), ""
-        new, rep, msg, fam = check_info(hub_id, config, lang)
-        return new, rep, _message(msg, new is not config), fam
+            return config, "", _message(f"**{t('model.not_usable', lang)}** {exc.text(lang)}", False), "", None
+        new, rep, msg, info = check_info(hub_id, config, lang)
+        return new, rep, _message(msg, new is not config), info.family or "", info
 
     def on_override(fam: str, pred: str, config: dict, lang: str):
         new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
@@ -295,10 +296,12 @@ def build(ctx: AppContext) -> None:
                                                           else {})))
 
     refresh.click(on_refresh, [folders, ctx.lang], [listing, list_note])
-    check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
-    path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
-    listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message, detected])
-    download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected])
+    check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
+    path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
+    listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message, detected, shown])
+    download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
+    ctx.lang.change(lambda info, lang: report_markdown(info, lang) if info is not None else gr.update(),
+                    [shown, ctx.lang], report, show_progress="hidden")
     source.input(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
     for event in (mirror.submit, mirror.blur):
         event(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
