@@ -59,13 +59,14 @@ i18n.add({
                          "Download source: {source} (base models, training adapters and taggers come from here)."),
 })
 
-FAMILY_NAMES = {"zimage": ("Z-Image（通义造相）", "Z-Image (Tongyi-MAI)")}
+# Family names that differ between the languages (the others are shown as models.families labels them).
+i18n.add({"model.family_name.zimage": ("Z-Image（通义造相）", "Z-Image (Tongyi-MAI)")})
 
 
 def family_label(family: str, label: str, lang: str) -> str:
-    """The family's name in the user's language (only some differ between languages)."""
-    names = FAMILY_NAMES.get(family)
-    return (names[0] if lang == "zh" else names[1]) if names else label
+    """The family's name in the user's language."""
+    key = f"model.family_name.{family}"
+    return t(key, lang) if key in i18n.STRINGS else label
 
 
 def _has(config: dict, section: str, name: str) -> bool:
