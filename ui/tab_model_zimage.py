@@ -40,10 +40,10 @@ i18n.add({
                               "Turbo: training adapter v2 chosen (recommended; change it below to v1, a local file "
                               "or none)."),
     "model.adapter_path": ("适配器文件（.safetensors）", "Adapter file (.safetensors)"),
-    "model.preset_proposal": ("建议预设：**{name}**（rank 16、学习率 1e-4、AdamW8bit、约 3000 步、"
-                              "每 250 步保存并出样图，样图 {steps} 步、CFG {cfg}）。",
-                              "Proposed preset: **{name}** (rank 16, LR 1e-4, AdamW8bit, about 3000 steps, a file and "
-                              "samples every 250 steps; samples at {steps} steps, CFG {cfg})."),
+    "model.preset_proposal": ("建议预设：**{name}**（rank {rank}、学习率 {lr}、{opt}、{total} 步、"
+                              "每 {every} 步保存并出样图，样图 {steps} 步、CFG {cfg}）。",
+                              "Proposed preset: **{name}** (rank {rank}, LR {lr}, {opt}, {total} steps, a file and "
+                              "samples every {every} steps; samples at {steps} steps, CFG {cfg})."),
     "model.preset_use": ("使用建议预设", "Use the proposed preset"),
     "model.preset_used": ("已载入预设「{name}」，改动了 {n} 项；可在“调参”页查看和修改。",
                           "Preset '{name}' loaded, {n} settings changed; see and edit them in the Parameters tab."),
@@ -102,9 +102,12 @@ def proposal(variant: str, lang: str) -> str:
     name = PRESET_FOR.get(variant, "")
     if name not in PRESETS:
         return ""
-    sampling = PRESETS[name].get("sampling", {})
-    return t("model.preset_proposal", lang, name=preset_title(name, lang), steps=sampling.get("steps", "?"),
-             cfg=f"{sampling.get('cfg', '?'):g}" if isinstance(sampling.get("cfg"), float) else sampling.get("cfg"))
+    # The preset's own values, over the defaults it leaves alone.
+    cfg = cfgmod.merge_dict(cfgmod.default_config(), PRESETS[name])
+    return t("model.preset_proposal", lang, name=preset_title(name, lang), rank=cfg.network.rank,
+             lr=f"{cfg.optimizer.lr:.0e}".replace("e-0", "e-") if cfg.optimizer.lr < 1e-3 else f"{cfg.optimizer.lr:g}",
+             opt=cfg.optimizer.name, total=cfg.training.max_train_steps,
+             every=cfg.saving.every_n_steps, steps=cfg.sampling.steps, cfg=f"{cfg.sampling.cfg:g}")
 
 
 def use_preset(config: dict, variant: str, lang: str) -> tuple[dict, str]:
