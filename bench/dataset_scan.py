@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.dataset_scan import ScanSettings, scan_dataset  # noqa: E402
+from core import config as cfgmod  # noqa: E402
+from core.dataset_scan import scan_dataset  # noqa: E402
 
 SHAPES = [(768, 768), (640, 960), (960, 640), (1024, 576), (512, 512), (1200, 800)]
 FORMATS = [("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP")]
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         make_images(folder, args.images, args.scale)
         print(f"wrote {args.images} images in {time.perf_counter() - t0:.1f} s to {folder}")
-    settings = ScanSettings(resolution=1024, max_reso=2048, batch_size=4, epochs=10)
+    settings = cfgmod.load(overrides=["dataset.resolution=1024", "dataset.max_bucket_reso=2048",
+                                      "training.batch_size=4", "training.epochs=10"])
     times = []
     for _ in range(3):
         t0 = time.perf_counter()

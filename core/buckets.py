@@ -136,3 +136,11 @@ def assign_bucket(width: int, height: int, *, resolution: int, min_reso: int = 2
     crop = (left, top, left + size[0], top + size[1])
     fraction = 1.0 - (size[0] * size[1]) / (resized[0] * resized[1])
     return Bucket(size=size, scale=scale, resized=resized, crop_ltrb=crop, crop_fraction=max(0.0, fraction))
+
+
+def bucket_for(dataset, width: int, height: int) -> Bucket:
+    """The bucket of an image under a run's [dataset] settings (core.config.DatasetConfig)."""
+    d = dataset
+    return assign_bucket(width, height, resolution=d.resolution, min_reso=d.min_bucket_reso,
+                         max_reso=d.max_bucket_reso, step=d.bucket_reso_steps, enable_bucket=d.enable_bucket,
+                         no_upscale=d.bucket_no_upscale)

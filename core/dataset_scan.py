@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.buckets import Bucket, assign_bucket
+from core.buckets import Bucket, bucket_for
 from core.captions import CaptionRead, read_caption
+from core.config import RunConfig, default_config, from_dict
 from core.dataset import FolderProblem, Subset, folder_problems, is_image, list_subsets
-from core.dataset_steps import StepPlan, plan_steps
+from core.dataset_steps import StepPlan, plan_for
 from core.imagecheck import OTHER_IMAGE_EXTENSIONS, ImageInfo, Issue, inspect_image, issue, size_issues
 
 CAPTION_MESSAGES: dict[str, tuple[str, str]] = {
@@ -50,38 +51,23 @@ def note(code: str, level: str, **fmt: Any) -> Issue:
     return Issue(code, level, en.format(**fmt), zh.format(**fmt))
 
 
-@dataclass
-class ScanSettings:
-    """The config fields a scan depends on (defaults as in core.config)."""
+# The settings a scan's result depends on (the page rescans when one changes).
+SCAN_KEYS = ("dataset.resolution", "dataset.min_bucket_reso", "dataset.max_bucket_reso", "dataset.bucket_reso_steps",
+             "dataset.enable_bucket", "dataset.bucket_no_upscale", "dataset.caption_extension", "training.batch_size",
+             "training.epochs", "training.gradient_accumulation_steps", "training.max_train_steps",
+             "saving.every_n_epochs")
 
-    resolution: int = 512
-    min_reso: int = 256
-    max_reso: int = 1024
-    step: int = 64
-    enable_bucket: bool = True
-    no_upscale: bool = False
-    caption_extension: str = ".txt"
-    batch_size: int = 1
-    epochs: int = 10
-    grad_accum: int = 1
-    max_train_steps: int = 0
-    every_n_epochs: int = 0
 
-    @classmethod
-    def from_config(cls, cfg: Any) -> ScanSettings:
-        """From a RunConfig or its to_dict() form (what ctx.config holds)."""
-        if not isinstance(cfg, dict):
-            from core.config import to_dict
-            cfg = to_dict(cfg)
-        d, tr, sv = cfg["dataset"], cfg["training"], cfg["saving"]
-        return cls(d["resolution"], d["min_bucket_reso"], d["max_bucket_reso"], d["bucket_reso_steps"],
-                   d["enable_bucket"], d["bucket_no_upscale"], d["caption_extension"], tr["batch_size"], tr["epochs"],
-                   tr["gradient_accumulation_steps"], tr["max_train_steps"], sv["every_n_epochs"])
+def scan_key(config: Any) -> tuple:
+    cfg = as_config(config)
+    return tuple(cfg.get(k) for k in SCAN_KEYS)
 
-    def bucket(self, width: int, height: int) -> Bucket:
-        return assign_bucket(width, height, resolution=self.resolution, min_reso=self.min_reso,
-                             max_reso=self.max_reso, step=self.step, enable_bucket=self.enable_bucket,
-                             no_upscale=self.no_upscale)
+
+def as_config(config: Any = None) -> RunConfig:
+    """A RunConfig from a RunConfig, its to_dict() form (what the page holds), or None (the defaults)."""
+    if config is None:
+        return default_config()
+    return config if isinstance(config, RunConfig) else from_dict(config)
 
 
 @dataclass
@@ -115,7 +101,7 @@ class FileNote:
 @dataclass
 class DatasetScan:
     parent: Path
-    settings: ScanSettings
+    config: RunConfig
     subsets: list[Subset]
     reg_subsets: list[Subset]
     entries: list[Entry]
@@ -259,44 +245,43 @@ def _inspect(path: Path, decode: bool, cache: dict | None) -> ImageInfo:
     return hit
 
 
-def scan_dataset(parent: Path, settings: ScanSettings | None = None, *, reg_dir: Path | None = None,
+def scan_dataset(parent: Path, config: Any = None, *, reg_dir: Path | None = None,
                  decode: bool = False, cache: dict | None = None) -> DatasetScan:
     """Check everything under a kohya parent folder. Raises DanluError when the folder cannot be used at all.
 
     cache: a dict kept by the caller between scans (header facts per file, keyed by path, size and mtime).
     """
     t0 = time.perf_counter()
-    settings = settings or ScanSettings()
+    cfg = as_config(config)
+    d = cfg.dataset
     parent = Path(parent)
-    subsets = list_subsets(parent, settings.caption_extension)
+    subsets = list_subsets(parent, d.caption_extension)
     problems = folder_problems(parent)
-    reg_subsets = list_subsets(Path(reg_dir), settings.caption_extension) if reg_dir else []
+    reg_subsets = list_subsets(Path(reg_dir), d.caption_extension) if reg_dir else []
     if reg_dir:
         problems += folder_problems(Path(reg_dir))
     entries: list[Entry] = []
     notes: list[FileNote] = []
     for subsets_, is_reg in ((subsets, False), (reg_subsets, True)):
         for subset in subsets_:
-            notes += _folder_notes(subset, settings.caption_extension)
+            notes += _folder_notes(subset, d.caption_extension)
             for path in subset.images:
                 info = _inspect(path, decode, cache)
                 entry = Entry(info, subset, is_reg, issues=list(info.issues))
                 if info.ok and info.width and info.height:
-                    entry.bucket = settings.bucket(info.width, info.height)
-                    entry.issues += size_issues(info, entry.bucket, no_upscale=settings.no_upscale and
-                                                settings.enable_bucket, resolution=settings.resolution)
+                    entry.bucket = bucket_for(d, info.width, info.height)
+                    entry.issues += size_issues(info, entry.bucket, no_upscale=d.bucket_no_upscale and
+                                                d.enable_bucket, resolution=d.resolution)
                 if not is_reg:
-                    _caption_issues(entry, settings.caption_extension)
+                    _caption_issues(entry, d.caption_extension)
                 entries.append(entry)
-    scan = DatasetScan(parent, settings, subsets, reg_subsets, entries, problems, notes, None, 0.0, decode)
+    scan = DatasetScan(parent, cfg, subsets, reg_subsets, entries, problems, notes, None, 0.0, decode)
     _duplicates([e for e in entries if not e.is_reg], scan.rel)
 
     def sizes(s: Subset) -> list[tuple[int, int]]:
         return [e.bucket.size for e in entries if e.subset is s and e.ok]
 
-    scan.plan = plan_steps([(s.path.name, s.repeats, sizes(s)) for s in subsets], batch_size=settings.batch_size,
-                           epochs=settings.epochs, grad_accum=settings.grad_accum,
-                           reg=[(s.path.name, s.repeats, sizes(s)) for s in reg_subsets],
-                           max_train_steps=settings.max_train_steps, every_n_epochs=settings.every_n_epochs)
+    scan.plan = plan_for(cfg, [(s.path.name, s.repeats, sizes(s)) for s in subsets],
+                         [(s.path.name, s.repeats, sizes(s)) for s in reg_subsets])
     scan.seconds = time.perf_counter() - t0
     return scan

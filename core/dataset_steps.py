@@ -37,17 +37,39 @@ class StepPlan:
     save_steps: list[tuple[int, int]] = field(default_factory=list)        # (epoch, step) of each saved file
     max_train_steps: int = 0
 
-    def formula(self) -> str:
-        """The plain-language sum the page shows."""
+    def formula(self, lang: str = "en") -> str:
+        """The step arithmetic in one line, as both the Dataset and the Parameters tab show it."""
         plain = math.ceil(self.images_per_epoch / self.batch_size)
+        uncapped = self.steps_per_epoch * self.epochs
+        if lang == "zh":
+            text = (f"{self.images_per_epoch} 样本（图片×重复）÷ 批大小 {self.batch_size} = {plain}，"
+                    f"加上分桶末尾不满的批次 {self.partial_batches} = 每轮 {self.batches_per_epoch} 批")
+            if self.grad_accum > 1:
+                text += f"，÷ 梯度累积 {self.grad_accum} = 每轮 {self.steps_per_epoch} 步"
+            if self.max_train_steps:
+                return text + f"；× {self.epochs} 轮 = {uncapped} 步（最大步数限制为 **{self.total_steps}**）"
+            return text + f"；× {self.epochs} 轮 = **{uncapped}** 步"
         text = (f"{self.images_per_epoch} images×repeats / batch {self.batch_size} = {plain} "
                 f"+ {self.partial_batches} partial-bucket batches = {self.batches_per_epoch} batches per epoch")
         if self.grad_accum > 1:
             text += f" / accumulation {self.grad_accum} = {self.steps_per_epoch} steps"
-        text += f"; × {self.epochs} epochs = {self.steps_per_epoch * self.epochs} steps"
         if self.max_train_steps:
-            text += f" (max_train_steps stops at {self.total_steps})"
-        return text
+            cap = f"max_train_steps stops at **{self.total_steps}**"
+            return text + f"; × {self.epochs} epochs = {uncapped} steps ({cap})"
+        return text + f"; × {self.epochs} epochs = **{uncapped}** steps"
+
+    def saves_text(self, lang: str = "en") -> str:
+        """Which file is saved at which step ('' when none)."""
+        if not self.save_steps:
+            return ""
+        if lang == "zh":
+            return "保存：" + "，".join(f"第 {e} 轮 → 第 {s} 步" for e, s in self.save_steps)
+        return "Saved files: " + ", ".join(f"epoch {e} → step {s}" for e, s in self.save_steps)
+
+
+def total_steps(steps_per_epoch: int, epochs: int, max_train_steps: int = 0) -> int:
+    """Steps of a run: per epoch × epochs, unless training.max_train_steps is set (then it wins over epochs)."""
+    return max_train_steps if max_train_steps else steps_per_epoch * epochs
 
 
 def _batches(counts: Counter, batch: int) -> int:
@@ -92,16 +114,22 @@ def plan_steps(concepts: list[tuple[str, int, list[tuple[int, int]]]], *, batch_
     images_per_epoch = sum(r.per_epoch for r in rows)
     batches = _batches(total, batch_size)
     steps_per_epoch = math.ceil(batches / grad_accum)
-    total_steps = steps_per_epoch * epochs
-    if max_train_steps:  # the config's "stop after this many steps" wins over epochs
-        total_steps = max_train_steps
+    steps = total_steps(steps_per_epoch, epochs, max_train_steps)
     saves = []
     if steps_per_epoch:
         for epoch in range(1, epochs + 1):
             if (every_n_epochs and epoch % every_n_epochs == 0) or epoch == epochs:
                 step = epoch * steps_per_epoch
-                if not max_train_steps or step <= total_steps:
+                if not max_train_steps or step <= steps:
                     saves.append((epoch, step))
-    return StepPlan(rows, batch_size, epochs, grad_accum, images_per_epoch, batches, steps_per_epoch, total_steps,
+    return StepPlan(rows, batch_size, epochs, grad_accum, images_per_epoch, batches, steps_per_epoch, steps,
                     batches - math.ceil(images_per_epoch / batch_size), dict(sorted(total.items())), saves,
                     max_train_steps)
+
+
+def plan_for(cfg, concepts: list[tuple[str, int, list[tuple[int, int]]]],
+             reg: list[tuple[str, int, list[tuple[int, int]]]] | None = None) -> StepPlan:
+    """plan_steps with a run's settings (core.config.RunConfig): batch, epochs, accumulation, max steps, saves."""
+    t = cfg.training
+    return plan_steps(concepts, batch_size=t.batch_size, epochs=t.epochs, grad_accum=t.gradient_accumulation_steps,
+                      reg=reg or None, max_train_steps=t.max_train_steps, every_n_epochs=cfg.saving.every_n_epochs)

@@ -9,8 +9,7 @@ common failure on 4–8 GB cards.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import RunConfig
@@ -101,75 +100,14 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
     return MemoryEstimate(total, parts, basis_en, basis_zh)
 
 
-@dataclass
-class StepCount:
-    images: int                 # distinct training images
-    samples_per_epoch: int      # Σ images × repeats, regularisation included
-    steps_per_epoch: int        # Σ over buckets ⌈n_b / batch⌉, ÷ gradient accumulation
-    total_steps: int
-    buckets: dict[tuple[int, int], int] = field(default_factory=dict)   # bucket → samples per epoch
-    subsets: list[tuple[str, int, int]] = field(default_factory=list)   # (folder, images, repeats)
-    saves: list[tuple[int, int]] = field(default_factory=list)          # (epoch, step) of each saved file
-
-    def formula(self, cfg: RunConfig, lang: str) -> str:
-        parts = " + ".join(f"{n}×{r}" for _, n, r in self.subsets) or "0"
-        batch, acc, epochs = cfg.training.batch_size, cfg.training.gradient_accumulation_steps, cfg.training.epochs
-        capped = bool(cfg.training.max_train_steps)
-        saves = ", ".join(str(step) for _, step in self.saves)
-        if lang == "zh":
-            text = (f"每轮样本 = {parts} = {self.samples_per_epoch}；每轮步数 = 各分桶 ⌈样本/{batch}⌉ 之和"
-                    + (f" ÷ 梯度累积 {acc}" if acc > 1 else "") + f" = {self.steps_per_epoch}"
-                    f"（{len(self.buckets)} 个分桶）；总步数 = {self.steps_per_epoch} × {epochs} 轮"
-                    + ("，按最大步数" if capped else "") + f" = **{self.total_steps}**")
-            return text + (f"；保存于第 {saves} 步" if saves else "")
-        text = (f"samples per epoch = {parts} = {self.samples_per_epoch}; steps per epoch = Σ over buckets "
-                f"⌈samples/{batch}⌉" + (f" ÷ accumulation {acc}" if acc > 1 else "") + f" = {self.steps_per_epoch} "
-                f"({len(self.buckets)} buckets); total = {self.steps_per_epoch} × {epochs} epochs"
-                + (", set by max steps" if capped else "") + f" = **{self.total_steps}**")
-        return text + (f"; files saved at steps {saves}" if saves else "")
+_SCAN_CACHE: dict = {}  # image facts by (path, size, mtime): the live count stays fast while the user types
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return _image_size_cached(str(path), stat.st_mtime_ns, stat.st_size)
+def count_steps(cfg: RunConfig):
+    """The run's step plan (core.dataset_steps.StepPlan) from the Dataset tab's scan: the trainer's image reader
+    (EXIF orientation, unreadable files skipped), buckets, repeats and regularisation. Raises DanluError for a
+    folder that cannot be used."""
+    from core.dataset_scan import scan_dataset
 
-
-@functools.lru_cache(maxsize=65536)
-def _image_size_cached(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
-    """Header only; cached so the live step count stays fast while the user types."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
-
-
-def _concepts(folder: str, cfg: RunConfig) -> list[tuple[str, int, list[tuple[int, int]]]]:
-    from core.buckets import assign_bucket
-    from core.dataset import list_subsets
-
-    ds = cfg.dataset
-    out = []
-    for sub in list_subsets(Path(folder), ds.caption_extension):
-        sizes = []
-        for img in sub.images:
-            w, h = _image_size(img)
-            sizes.append(assign_bucket(w, h, resolution=ds.resolution, min_reso=ds.min_bucket_reso,
-                                       max_reso=ds.max_bucket_reso, step=ds.bucket_reso_steps,
-                                       enable_bucket=ds.enable_bucket, no_upscale=ds.bucket_no_upscale).size)
-        out.append((sub.path.name, sub.repeats, sizes))
-    return out
-
-
-def count_steps(cfg: RunConfig) -> StepCount:
-    """The step arithmetic of conventions §5 on the real dataset (core.dataset_steps, as the Dataset tab
-    counts it); raises DanluError for a bad folder."""
-    from core.dataset_steps import plan_steps
-
-    concepts = _concepts(cfg.dataset.dir, cfg)
-    reg = _concepts(cfg.dataset.reg_dir, cfg) if cfg.dataset.reg_dir else None
-    tr = cfg.training
-    plan = plan_steps(concepts, batch_size=tr.batch_size, epochs=tr.epochs, grad_accum=tr.gradient_accumulation_steps,
-                      reg=reg, max_train_steps=tr.max_train_steps, every_n_epochs=cfg.saving.every_n_epochs)
-    return StepCount(sum(c.images for c in plan.concepts if not c.is_reg), plan.images_per_epoch,
-                     plan.steps_per_epoch, plan.total_steps, plan.bucket_counts,
-                     [(c.name, c.images, c.repeats) for c in plan.concepts], plan.save_steps)
+    reg = Path(cfg.dataset.reg_dir) if cfg.dataset.reg_dir else None
+    return scan_dataset(Path(cfg.dataset.dir), cfg, reg_dir=reg, cache=_SCAN_CACHE).plan

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from core import config as cfgmod
 from core.dataset import list_subsets
 from core.dataset_build import build_dataset, detect_shape, import_files, suggest_repeats
-from core.dataset_scan import ScanSettings, scan_dataset
+from core.dataset_scan import scan_dataset
 from core.dataset_steps import plan_steps
 from core.errors import DanluError
 
@@ -132,7 +133,7 @@ def test_scan_of_built_folder_counts_per_concept(tmp_path):
     for i in range(2):
         _img(tmp_path / "ds" / "5_dog" / f"{i}.png", size=(640, 384), colour=(0, i * 90, 0), caption="dog")
     _img(tmp_path / "reg" / "1_animal" / "r.png", size=(512, 512))
-    cfg = ScanSettings(resolution=512, batch_size=4, epochs=3)
+    cfg = cfgmod.load(overrides=["training.batch_size=4", "training.epochs=3"])
     s = scan_dataset(tmp_path / "ds", cfg, reg_dir=tmp_path / "reg")
     by = {c.name: c for c in s.plan.concepts}
     assert by["10_cat"].per_epoch == 60 and by["5_dog"].per_epoch == 10 and by["1_animal"].per_epoch == 70

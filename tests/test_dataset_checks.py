@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.dataset_scan import ScanSettings, scan_dataset
+from core.dataset_scan import scan_dataset
 from core.imagecheck import inspect_image, load_rgb
 
 LONG = "a" * 120 + "长" * 30  # 210 bytes: near the file-name limit, and a path longer than Windows' 260
@@ -94,7 +94,7 @@ def make_corpus(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory):
     parent = make_corpus(tmp_path_factory.mktemp("corpus"))
-    return scan_dataset(parent, ScanSettings(resolution=512), decode=True)
+    return scan_dataset(parent, decode=True)  # the default config: 512 px
 
 
 def codes(scan, name: str) -> set[str]:
@@ -178,7 +178,7 @@ def test_bad_files_are_left_out_of_the_step_count(scan):
 
 
 def test_header_scan_is_fast_and_finds_file_level_problems(scan):
-    quick = scan_dataset(scan.parent, ScanSettings(resolution=512))
+    quick = scan_dataset(scan.parent)
     assert not quick.decoded
     names = {e.path.name for e in quick.entries if not e.ok}
     assert names == {"zero.png", "notimage.jpg", "truncated.jpg", "truncated.png"}  # corrupt data needs decoding

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core import config as cfgmod
-from core.dataset_scan import ScanSettings, scan_dataset
+from core.dataset_scan import scan_dataset
 from ui import tab_dataset
 
 
@@ -47,7 +47,7 @@ def test_steps_and_chart_follow_the_config(demo_run):
 def test_config_gets_the_folder_and_trigger_word(demo_run):
     cfg = cfgmod.to_dict(cfgmod.default_config())
     parent = str(demo_run.parent / "dataset")
-    scan = scan_dataset(Path(parent), ScanSettings())
+    scan = scan_dataset(Path(parent))
     new = tab_dataset.with_dataset(cfg, parent, "", scan)
     assert new["dataset"]["dir"] == parent and new["dataset"]["trigger_word"] == "demo"
     assert cfg["dataset"]["dir"] == ""  # the old dict is not changed in place

@@ -168,7 +168,7 @@ def test_step_count_on_the_demo(demo_run):
 
     cfg = cfgmod.load(demo_run)
     steps = count_steps(cfg)
-    assert steps.images == 12 and steps.samples_per_epoch == 120
+    assert sum(c.images for c in steps.concepts if not c.is_reg) == 12 and steps.images_per_epoch == 120
     # 120 samples in batches of 2 need at least 60 batches; partial buckets add more.
     assert steps.steps_per_epoch >= 60 and steps.total_steps == steps.steps_per_epoch * cfg.training.epochs
-    assert str(steps.total_steps) in steps.formula(cfg, "en")
+    assert f"**{steps.total_steps}**" in steps.formula("en") and f"**{steps.total_steps}**" in steps.formula("zh")

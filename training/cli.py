@@ -44,6 +44,7 @@ def _log_tail(run_dir: Path, lines: int = 30) -> str:
 def _dry_run(cfg: cfgmod.RunConfig) -> int:
     """core.checks' verdict (errors stop, with exit code 2), then the dataset and the step plan."""
     from core.checks import errors
+    from core.dataset_steps import total_steps
     from core.errors import current_lang
     from models import preflight
     from training import data as D
@@ -57,9 +58,7 @@ def _dry_run(cfg: cfgmod.RunConfig) -> int:
     ds = D.build_dataset(cfg, lambda en, zh: print(f"WARNING: {zh if lang == 'zh' else en}"))
     n_batches = len(D.epoch_batches(ds, cfg.training.batch_size, cfg.training.seed, 0))
     spe = D.steps_per_epoch(n_batches, 1, cfg.training.gradient_accumulation_steps)
-    total = spe * cfg.training.epochs
-    if cfg.training.max_train_steps:
-        total = cfg.training.max_train_steps
+    total = total_steps(spe, cfg.training.epochs, cfg.training.max_train_steps)
     print(f"{len(ds.items)} images, {ds.images_per_epoch} with repeats, {n_batches} batches per epoch, "
           f"{spe} steps per epoch, {total} steps in all")
     print(f"Run folder: {cfg.run_dir}")

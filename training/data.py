@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.buckets import assign_bucket
+from core.buckets import bucket_for
 from core.captions import caption_path, read_caption
 from core.config import RunConfig
 from core.dataset import list_subsets
@@ -81,9 +81,7 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
             text = cap.text.split("\n", 1)[0].strip() if cap.text else sub.name  # first line, as sd-scripts
             if d.trigger_word and not is_reg and not text.startswith(d.trigger_word):
                 text = f"{d.trigger_word}, {text}" if text else d.trigger_word
-            b = assign_bucket(width, height, resolution=d.resolution, min_reso=d.min_bucket_reso,
-                              max_reso=d.max_bucket_reso, step=d.bucket_reso_steps, enable_bucket=d.enable_bucket,
-                              no_upscale=d.bucket_no_upscale)
+            b = bucket_for(d, width, height)
             (reg_items if is_reg else items).append(
                 Item(image, text, sub.path.name, b.size, (width, height), b.resized, b.crop_ltrb))
             repeats[image] = sub.repeats

@@ -17,6 +17,7 @@ from typing import Any
 from core import config as cfgmod
 from core import run_layout
 from core.config import RunConfig
+from core.dataset_steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
 from training import checks, dit, export, lora, model, optim, state
@@ -142,9 +143,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     bs, accum, epochs = cfg.training.batch_size, cfg.training.gradient_accumulation_steps, cfg.training.epochs
     n_batches = len(D.epoch_batches(ds, bs, cfg.training.seed, 0))
     spe = D.steps_per_epoch(n_batches, world, accum)
-    total = spe * epochs
-    if cfg.training.max_train_steps:  # "stop after this many steps" wins over epochs, as the planner shows
-        total = cfg.training.max_train_steps
+    total = total_steps(spe, epochs, cfg.training.max_train_steps)  # as the Dataset and Parameters tabs count
     log(f"{len(ds.items)} images, {ds.images_per_epoch} with repeats; {n_batches} batches of {bs} per epoch "
         f"(one bucket per batch) / ({world} processes × accumulation {accum}) = {spe} steps per epoch; "
         f"× {epochs} epochs = {total} steps")

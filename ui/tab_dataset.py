@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.dataset_build import REPEATS_RULE, build_dataset, detect_shape, import_files, suggest_repeats
-from core.dataset_scan import DatasetScan, ScanSettings, scan_dataset
+from core.dataset_scan import DatasetScan, scan_dataset, scan_key
 from core.errors import DanluError
 from ui import i18n
 from ui.context import AppContext
@@ -81,16 +81,7 @@ i18n.add({
                            "| Concept folder | Images | Repeats | Samples per epoch | Batches |\n"
                            "|---|---|---|---|---|"),
     "dataset.reg_mark": ("（正则化）", " (regularisation)"),
-    "dataset.steps": ("**步数**：{samples} 样本 ÷ 批大小 {batch} = {plain}，"
-                      "加上分桶末尾不满的批次 {partial} = 每轮 **{batches}** 批{acc}；"
-                      "× {epochs} 轮 = **{total}** 步{cap}。",
-                      "**Steps**: {samples} samples ÷ batch {batch} = {plain}, plus {partial} part-full batches at "
-                      "bucket ends = **{batches}** batches per epoch{acc}; × {epochs} epochs = **{total}** "
-                      "steps{cap}."),
-    "dataset.acc": ("，÷ 梯度累积 {acc} = 每轮 {steps} 步", ", ÷ accumulation {acc} = {steps} steps per epoch"),
-    "dataset.cap": ("（最大步数限制为 {n}）", " (max_train_steps stops at {n})"),
-    "dataset.saves": ("保存：{list}", "Saved files: {list}"),
-    "dataset.save_item": ("第 {epoch} 轮 → 第 {step} 步", "epoch {epoch} → step {step}"),
+    "dataset.steps": ("**步数**：{formula}", "**Steps**: {formula}"),
     "dataset.no_images": ("没有可训练的图片。", "No trainable images."),
     "dataset.page": ("第 {page}/{pages} 页，共 {n} 张", "Page {page}/{pages}, {n} images"),
     "dataset.error": ("✖ ", "✖ "),
@@ -102,8 +93,6 @@ i18n.add({"dataset.rule": ("ℹ 重复次数规则：" + REPEATS_RULE[1], "ℹ R
 _INFO_CACHE: dict = {}  # header facts per (path, size, mtime), shared by every session of this app
 
 
-def settings_of(config: dict) -> ScanSettings:
-    return ScanSettings.from_config(config)
 
 
 def thumbnail(path: Path) -> str:
@@ -157,17 +146,8 @@ def steps_markdown(scan: DatasetScan, lang: str) -> str:
     for c in plan.concepts:
         mark = t("dataset.reg_mark", lang) if c.is_reg else ""
         rows.append(f"| `{c.name}`{mark} | {c.images} | {c.repeats} | {c.per_epoch} | {c.batches} |")
-    plain = -(-plan.images_per_epoch // plan.batch_size)
-    acc = t("dataset.acc", lang, acc=plan.grad_accum, steps=plan.steps_per_epoch) if plan.grad_accum > 1 else ""
-    cap = t("dataset.cap", lang, n=plan.total_steps) if plan.max_train_steps else ""
-    total = plan.total_steps if plan.max_train_steps else plan.steps_per_epoch * plan.epochs
-    text = "\n".join(rows) + "\n\n" + t("dataset.steps", lang, samples=plan.images_per_epoch, batch=plan.batch_size,
-                                        plain=plain, partial=plan.partial_batches, batches=plan.batches_per_epoch,
-                                        acc=acc, epochs=plan.epochs, total=total, cap=cap)
-    if plan.save_steps:
-        saves = ", ".join(t("dataset.save_item", lang, epoch=e, step=s) for e, s in plan.save_steps)
-        text += "\n\n" + t("dataset.saves", lang, list=saves)
-    return text
+    text = "\n".join(rows) + "\n\n" + t("dataset.steps", lang, formula=plan.formula(lang))
+    return text + (f"\n\n{plan.saves_text(lang)}" if plan.save_steps else "")
 
 
 def chart_frame(scan: DatasetScan, lang: str):
@@ -200,7 +180,7 @@ def summary_markdown(scan: DatasetScan, lang: str) -> str:
 
 def run_scan(parent: str, reg: str, config: dict, deep: bool, show_info: bool, lang: str) -> tuple:
     """(scan, state, summary, steps, chart, rows, gallery, page label) for a kohya parent folder."""
-    scan = scan_dataset(Path(parent), settings_of(config), reg_dir=Path(reg) if reg else None, decode=deep,
+    scan = scan_dataset(Path(parent), config, reg_dir=Path(reg) if reg else None, decode=deep,
                         cache=_INFO_CACHE)
     state = scan_state_of(scan)
     return (scan, state, summary_markdown(scan, lang), steps_markdown(scan, lang), chart_update(scan, lang),
@@ -228,7 +208,7 @@ def _clean_path(text: str) -> str:
 
 
 def _key(parent: str, reg: str, config: dict, deep: bool, show_info: bool, lang: str) -> list:
-    return [parent, reg, list(vars(settings_of(config)).values()), deep, show_info, lang]
+    return [parent, reg, list(scan_key(config)), deep, show_info, lang]
 
 
 def _error(e: DanluError | OSError, lang: str) -> str:

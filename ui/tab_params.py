@@ -138,7 +138,8 @@ def steps_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
     try:
         from core.estimate import count_steps
 
-        return count_steps(cfg).formula(cfg, lang)
+        plan = count_steps(cfg)
+        return plan.formula(lang) + (f"\n\n{plan.saves_text(lang)}" if plan.save_steps else "")
     except DanluError as e:
         return f"⚠ {e.text(lang)}"
     except ImportError:
