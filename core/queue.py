@@ -238,6 +238,9 @@ class Queue:
     def claim_next(self, owner: dict, run_dir_of=None) -> Item | None:
         """Mark the first queued item running for `owner` and return it; None when paused, empty, or an item is
         already running (one run at a time across every server on this folder)."""
+        data = self._read()  # a look without the lock first: an idle runner writes nothing
+        if data["paused"] or not any(i["state"] == "queued" for i in data["items"]):
+            return None
         with self.locked() as data:
             if data["paused"] or any(i["state"] == "running" for i in data["items"]):
                 return None

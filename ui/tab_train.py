@@ -18,7 +18,7 @@ import gradio as gr
 from core import config as cfgmod
 from core.errors import DanluError
 from core.runs import Run, run_dir_for, summarize, supervisor
-from ui import i18n
+from ui import i18n, train_queue
 from ui.context import AppContext
 from ui.i18n import t
 
@@ -309,3 +309,4 @@ def build(ctx: AppContext) -> None:
 
     if ctx.selected_run is not None:
         grid_btn.click(on_grid, None, [ctx.tabs, ctx.selected_run])
+    train_queue.build(ctx, sup, start_checks)

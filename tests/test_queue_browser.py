@@ -1,0 +1,70 @@
+"""The Train tab's queue in Chromium with the stand-in trainer: three runs queued from the form, the page reloaded
+mid-run, one cancelled while it waits, the other two finish one after another."""
+
+from __future__ import annotations
+
+import pytest
+from test_ui_params_browser import field, toml_has
+from test_ui_train_journey import fake_trainer, load_demo, open_tab, status_has  # noqa: F401 - a fixture
+
+from core.queue import Queue
+
+
+@pytest.fixture
+def clean_queue(app_server):
+    q = Queue(app_server[2])
+    yield q
+    for item in q.items():
+        if item.state == "running":
+            q.cancel(item.id)
+    q.set_paused(False)
+    q.clear_finished()
+
+
+def queue_has(page, text: str, timeout: float = 60_000) -> None:
+    page.locator("#train-queue-list span.text", has_text=text).first.wait_for(timeout=timeout)
+
+
+def pick(page, label: str) -> None:
+    page.locator("#train-queue-item input").click()
+    page.get_by_role("option", name=label).click()
+
+
+def test_queue_journey(page, app_server, demo_run, artifacts, fake_trainer, clean_queue, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("FAKE_STEP_S", "1.0")
+    q = clean_queue
+    load_demo(page, demo_run)
+    toml_has(page, 'name = "demo"', timeout=90_000)  # the first refresh imports torch for the CUDA check
+    for name in ("qa", "qb", "qc"):
+        open_tab(page, "params")
+        field(page, "saving", "name").fill(name)
+        field(page, "saving", "name").press("Enter")
+        toml_has(page, f'name = "{name}"')
+        open_tab(page, "train")
+        page.click("#train-queue-add")
+        page.wait_for_selector(f"#train-queue-message:has-text('Queued: {name}')")
+        if name == "qa":  # the first starts at once; the queue waits after it until resumed
+            status_has(page, "Running")
+            page.click("#train-queue-pause")
+            page.wait_for_selector("#train-queue-pause:has-text('Resume the queue')")
+    assert [i.name for i in q.items()] == ["qa", "qb", "qc"] and q.paused()
+    page.screenshot(path=artifacts / "queue_running.png", full_page=True)
+
+    # A reloaded page shows the same queue, still paused.
+    page.reload()
+    page.wait_for_selector("#danlu-tabs")
+    open_tab(page, "train")
+    queue_has(page, "qc")
+    page.wait_for_selector("#train-queue-pause:has-text('Resume the queue')")
+    page.locator("#train-queue-status").get_by_text("Paused").wait_for()
+
+    # The last one is cancelled while it waits; it never starts. Resumed, the queue trains the second.
+    pick(page, f"3. qc · queued ({q.items()[2].id})")
+    page.click("#train-queue-cancel")
+    queue_has(page, "cancelled")
+    monkeypatch.setenv("FAKE_STEP_S", "0.05")
+    page.click("#train-queue-pause")
+    page.locator("#train-queue-status").get_by_text("2 done").wait_for(timeout=120_000)
+    assert [i.state for i in q.items()] == ["done", "done", "cancelled"]
+    assert q.items()[2].started is None
+    page.screenshot(path=artifacts / "queue_finished.png", full_page=True)

@@ -1,0 +1,172 @@
+"""The queue section of the Train tab: the queued runs in order, add the current run, move, remove, cancel, pause.
+
+The queue lives on disk (core.queue) and its runner (core.queue_runner) starts runs through the same Supervisor as
+the Start button, so the log, chart and Stop above follow a queued run too; a reloaded page or a restarted server
+shows the same queue and goes on with it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from core import config as cfgmod
+from core.errors import DanluError
+from core.queue import Item, Queue
+from core.queue_runner import QueueRunner, runner
+from ui import i18n
+from ui.context import AppContext
+from ui.i18n import t
+
+i18n.add({
+    "queue.title": ("运行队列", "Run queue"),
+    "queue.intro": (("排队的运行会一个接一个地训练（同一时间只训练一个）。队列保存在输出文件夹中，"
+                     "刷新页面或重启丹炉后会继续。"),
+                    ("Queued runs train one after another (one at a time). The queue is kept in the outputs "
+                     "folder, so it goes on after a page reload or a restart of Danlu.")),
+    "queue.add": ("＋ 把当前设置加入队列", "＋ Add the current run"),
+    "queue.item": ("选中的运行", "Selected run"),
+    "queue.up": ("↑ 上移", "↑ Up"),
+    "queue.down": ("↓ 下移", "↓ Down"),
+    "queue.remove": ("移除", "Remove"),
+    "queue.cancel": ("取消", "Cancel"),
+    "queue.requeue": ("重新排队", "Queue again"),
+    "queue.pause": ("当前运行结束后暂停", "Pause after the current run"),
+    "queue.resume": ("▶ 继续队列", "▶ Resume the queue"),
+    "queue.col_n": ("#", "#"),
+    "queue.col_name": ("名称", "Name"),
+    "queue.col_state": ("状态", "State"),
+    "queue.col_note": ("说明 / 错误", "Note / error"),
+    "queue.state.queued": ("排队中", "queued"),
+    "queue.state.running": ("训练中", "running"),
+    "queue.state.done": ("✔ 完成", "✔ done"),
+    "queue.state.failed": ("✖ 失败", "✖ failed"),
+    "queue.state.cancelled": ("已取消", "cancelled"),
+    "queue.cancelling": ("（正在取消：保存后停止）", "(cancelling: saves, then stops)"),
+    "queue.empty": ("队列为空。", "The queue is empty."),
+    "queue.summary": ("{queued} 个排队，{done} 个完成，{failed} 个失败",
+                      "{queued} queued, {done} done, {failed} failed"),
+    "queue.paused": ("已暂停：当前运行结束后不再开始新的运行。",
+                     "Paused: no new run starts after the current one."),
+    "queue.busy": ("正在进行手动开始的训练，它结束后队列继续。",
+                   "A run started by hand is in progress; the queue goes on after it."),
+    "queue.other": ("另一个丹炉进程正在训练队列中的运行。", "Another Danlu process is training a queued run."),
+    "queue.added": ("✔ 已加入队列：{name}", "✔ Queued: {name}"),
+    "queue.pick": ("请先在列表下方选择一个运行。", "Pick a run below the list first."),
+    "queue.refused": ("✖ 不能加入队列：", "✖ Cannot queue it:"),
+})
+
+
+def item_label(n: int, item: Item, lang: str) -> str:
+    return f"{n}. {item.name} · {t('queue.state.' + item.state, lang)} ({item.id})"
+
+
+def rows(items: list[Item], lang: str) -> list[list[Any]]:
+    out = []
+    for n, item in enumerate(items, 1):
+        note = item.note
+        if item.error:
+            key = ("message_zh", "hint_zh") if lang == "zh" else ("message", "hint")
+            note = " ".join(filter(None, (item.error.get(key[0]) or item.error.get("message"),
+                                          item.error.get(key[1]) or item.error.get("hint"))))
+        state = t("queue.state." + item.state, lang)
+        if item.state == "running" and item.cancel:
+            state += " " + t("queue.cancelling", lang)
+        out.append([n, item.name, state, note])
+    return out
+
+
+def summary(q: Queue, state: str, lang: str) -> str:
+    items = q.items()
+    if not items:
+        return t("queue.empty", lang)
+    count = {s: sum(i.state == s for i in items) for s in ("queued", "done", "failed")}
+    text = t("queue.summary", lang, **count)
+    if q.paused():
+        text += "\n\n" + t("queue.paused", lang)
+    elif state in ("busy", "other"):
+        text += "\n\n" + t(f"queue.{state}", lang)
+    return text
+
+
+def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
+    """The section; `start_checks(cfg, lang)` is the Start button's refusal list, asked before a run is queued."""
+    lang0 = ctx.lang.value
+    q = Queue(ctx.outputs_dir)
+    run: QueueRunner = runner(ctx.outputs_dir, sup)
+    B = ctx.tr.bind
+    with B(gr.Accordion(t("queue.title", lang0), open=True, elem_id="train-queue"), label="queue.title"):
+        B(gr.Markdown(t("queue.intro", lang0)), value="queue.intro")
+        status = gr.Markdown(summary(q, run.last, lang0), elem_id="train-queue-status")
+        headers = [t(f"queue.col_{c}", lang0) for c in ("n", "name", "state", "note")]
+        table = gr.Dataframe(headers=headers, value=rows(q.items(), lang0) or None, interactive=False,
+                             elem_id="train-queue-list", wrap=True)
+        with gr.Row():
+            add = B(gr.Button(t("queue.add", lang0), variant="primary", elem_id="train-queue-add"), value="queue.add")
+            pause = gr.Button(t("queue.resume" if q.paused() else "queue.pause", lang0), elem_id="train-queue-pause")
+        with gr.Row():
+            pick = B(gr.Dropdown([], value=None, label=t("queue.item", lang0), elem_id="train-queue-item", scale=3),
+                     label="queue.item")
+            up = B(gr.Button(t("queue.up", lang0), elem_id="train-queue-up", scale=1), value="queue.up")
+            down = B(gr.Button(t("queue.down", lang0), elem_id="train-queue-down", scale=1), value="queue.down")
+            cancel = B(gr.Button(t("queue.cancel", lang0), elem_id="train-queue-cancel", scale=1),
+                       value="queue.cancel")
+            again = B(gr.Button(t("queue.requeue", lang0), elem_id="train-queue-requeue", scale=1),
+                      value="queue.requeue")
+            remove = B(gr.Button(t("queue.remove", lang0), variant="stop", elem_id="train-queue-remove", scale=1),
+                       value="queue.remove")
+        message = gr.Markdown("", elem_id="train-queue-message")
+    seen = gr.State(None)
+    timer = gr.Timer(1.0)
+    outputs = [status, table, pick, pause, seen]
+
+    def view(lang: str, selected: str | None, last: Any, force: bool = False) -> list[Any]:
+        items = q.items()
+        key = [[(i.id, i.state, i.cancel, bool(i.error)) for i in items], q.paused(), run.last, lang]
+        if not force and last == key:
+            return [gr.update()] * len(outputs)
+        choices = [(item_label(n, i, lang), i.id) for n, i in enumerate(items, 1)]
+        value = selected if selected in {c[1] for c in choices} else None
+        headers = [t(f"queue.col_{c}", lang) for c in ("n", "name", "state", "note")]
+        return [summary(q, run.last, lang), gr.update(value=rows(items, lang) or None, headers=headers),
+                gr.update(choices=choices, value=value),
+                gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)), key]
+
+    timer.tick(view, [ctx.lang, pick, seen], outputs, show_progress="hidden")
+
+    def on_add(config: dict, lang: str, selected: str | None):
+        try:
+            cfg = cfgmod.from_dict(config)
+            problems = start_checks(cfg, lang)
+            if problems:
+                return [t("queue.refused", lang) + "\n\n" + "\n\n".join(f"- {p}" for p in problems),
+                        *view(lang, selected, None, True)]
+            item = q.add(cfg)
+        except DanluError as e:
+            return [f"{t('queue.refused', lang)}\n\n{e.text(lang)}", *view(lang, selected, None, True)]
+        run.tick()  # start at once when nothing runs
+        return [t("queue.added", lang, name=item.name), *view(lang, item.id, None, True)]
+
+    add.click(on_add, [ctx.config, ctx.lang, pick], [message, *outputs])
+
+    def action(fn: Any) -> Any:
+        def handler(lang: str, selected: str | None):
+            if fn is not None and not selected:
+                return [t("queue.pick", lang), *view(lang, selected, None, True)]
+            try:
+                if fn is None:
+                    q.set_paused(not q.paused())
+                else:
+                    fn(selected)
+            except DanluError as e:
+                return [e.text(lang), *view(lang, selected, None, True)]
+            run.tick()
+            time.sleep(0.1)
+            return ["", *view(lang, selected, None, True)]
+        return handler
+
+    for button, fn in ((up, lambda i: q.move(i, -1)), (down, lambda i: q.move(i, +1)), (remove, q.remove),
+                       (cancel, q.cancel), (again, q.requeue), (pause, None)):
+        button.click(action(fn), [ctx.lang, pick], [message, *outputs])
