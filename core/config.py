@@ -523,3 +523,15 @@ def describe() -> str:
                 (f" {s.min}..{s.max}" if s.min is not None else "")
             lines.append(f"  {s.name} = {s.default!r}  ({s.type.__name__}{allowed})  {s.en}")
     return "\n".join(lines)
+
+
+def with_values(config: RunConfig | dict, values: dict[str, Any]) -> RunConfig | dict:
+    """The config with `values` ({"section.key": value}) set, each validated as in a run file; the same form
+    back (a RunConfig, or the nested dict the page holds). Raises ConfigError naming the key."""
+    cfg = config if isinstance(config, RunConfig) else from_dict(config)
+    data: dict[str, dict] = {}
+    for path, value in values.items():
+        section, _, key = path.partition(".")
+        data.setdefault(section, {})[key] = value
+    new = merge_dict(cfg, data)
+    return new if isinstance(config, RunConfig) else to_dict(new)

@@ -382,23 +382,6 @@ def check_lora_against_base(lora_path: Path, family: str) -> None:
                          key="lora")
 
 
-def training_checks(info: ModelInfo, resolution: int, prediction_setting: str = "auto") -> list[tuple[str, str, str]]:
-    """(level, en, zh) checks before training: 'error' blocks, 'warning' informs."""
-    out: list[tuple[str, str, str]] = []
-    if not info.usable:
-        return [("error", info.problem_en, info.problem_zh)]
-    native = info.native_resolution
-    if native >= 256 and (resolution < native * 0.7 or resolution > native * 1.5):
-        out.append(("warning", (f"Training at {resolution}px is far from this model's native {native}px; "
-                               f"results are usually better at {native}."),
-                    f"训练分辨率 {resolution}px 与模型原生的 {native}px 相差较大；通常用 {native} 效果更好。"))
-    if info.prediction_type == "v_prediction" and prediction_setting == "epsilon":
-        out.append(("error", ("This is a v-prediction model; training it as epsilon ruins the LoRA. Set the "
-                             "prediction type to v_prediction (or auto)."),
-                    "这是 v-prediction 模型；按 epsilon 训练会毁掉 LoRA。请把预测类型设为 v_prediction（或 auto）。"))
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python launcher.py check MODEL [--hash] [--lang zh|en]`: print the report; 0 usable base, 2 otherwise."""
     import argparse

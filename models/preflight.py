@@ -61,8 +61,11 @@ def detected(base: str):
 
 
 def environment(cfg: RunConfig) -> checks.Env:
-    info = detected(cfg.model.base)
-    device = device_kind(cfg.training.device)
+    return env_from_info(detected(cfg.model.base), device_kind(cfg.training.device))
+
+
+def env_from_info(info, device: str | None = None) -> checks.Env:
+    """What a models.detect report tells core.checks."""
     if info is None or (not info.usable and info.kind == "hub"):  # a hub id not downloaded yet: unknown
         return checks.Env(device=device)
     if not info.usable:
@@ -70,6 +73,13 @@ def environment(cfg: RunConfig) -> checks.Env:
     return checks.Env(device=device, family=info.family, prediction=info.prediction_type,
                       prediction_known=info.prediction_source != "family rule",
                       native_resolution=info.native_resolution)
+
+
+def base_issues(cfg: RunConfig, info) -> list[checks.Issue]:
+    """The issues this base model (a models.detect report) raises with these settings: what the Model tab shows."""
+    env = env_from_info(info)
+    without = checks.check(cfg, checks.Env())
+    return [i for i in checks.check(cfg, env) if i not in without]
 
 
 def issues(cfg: RunConfig) -> list[checks.Issue]:

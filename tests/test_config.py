@@ -166,3 +166,13 @@ def test_describe_lists_every_key():
     text = cfgmod.describe()
     for spec in cfgmod.schema():
         assert f"  {spec.name} = " in text
+
+
+def test_with_values_validates_and_keeps_the_form():
+    cfg = cfgmod.default_config()
+    new = cfgmod.with_values(cfg, {"model.base": "b.safetensors", "dataset.resolution": 768})
+    assert (new.model.base, new.dataset.resolution) == ("b.safetensors", 768) and cfg.model.base == ""
+    as_dict = cfgmod.with_values(cfgmod.to_dict(cfg), {"network.rank": 8})
+    assert isinstance(as_dict, dict) and as_dict["network"]["rank"] == 8
+    with pytest.raises(ConfigError, match="dataset.resolution"):
+        cfgmod.with_values(cfg, {"dataset.resolution": 700})

@@ -237,12 +237,19 @@ def test_hash_is_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
     assert hashes.sha256_file(path) == real(b"y" * 3_000_000).hexdigest() and calls
 
 
-def test_training_checks():
+def test_the_model_tab_checks_are_core_checks():
+    from core import config as cfgmod
+    from models.preflight import base_issues
+
+    cfg = cfgmod.default_config()
     info = det.ModelInfo(path="x", family="sdxl", native_resolution=1024, usable=True)
-    assert [lvl for lvl, *_ in det.training_checks(info, 512)] == ["warning"]
-    assert det.training_checks(info, 1024) == []
-    info = det.ModelInfo(path="x", family="sd2", prediction_type="v_prediction", native_resolution=768, usable=True)
-    assert [lvl for lvl, *_ in det.training_checks(info, 768, "epsilon")] == ["error"]
+    assert [i.level for i in base_issues(cfg, info)] == ["warning"]
+    cfg.dataset.resolution = 1024
+    assert base_issues(cfg, info) == []
+    info = det.ModelInfo(path="x", family="sd2", prediction_type="v_prediction", prediction_source="metadata",
+                         native_resolution=768, usable=True)
+    cfg.dataset.resolution, cfg.model.prediction_type = 768, "epsilon"
+    assert [i.level for i in base_issues(cfg, info)] == ["error"]
 
 
 def test_check_cli(tmp_path, real_layouts, capsys, monkeypatch):

@@ -145,24 +145,19 @@ def problem_text(info, lang: str) -> str:
 
 def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
     """The config with this base chosen; resolution and sample size follow the family when still at defaults."""
-    defaults = cfgmod.to_dict(cfgmod.default_config())
-    new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
-    new["model"]["base"] = info.path
+    defaults, cfg = cfgmod.default_config(), cfgmod.from_dict(config)
+    values: dict = {"model.base": info.path}
     notes = [t("model.used", lang)]
     native = int(info.native_resolution)
-    if new["dataset"].get("resolution") == defaults["dataset"]["resolution"]:
-        res = max(256, native // 64 * 64)
-        if res != new["dataset"]["resolution"]:
-            new["dataset"]["resolution"] = res
-            notes.append(t("model.res_set", lang, res=res))
-    sampling = new["sampling"]
-    if (sampling.get("width"), sampling.get("height")) == (defaults["sampling"]["width"],
-                                                           defaults["sampling"]["height"]):
-        side = max(64, native // 8 * 8)
-        if side != sampling["width"] or side != sampling["height"]:
-            sampling["width"] = sampling["height"] = side
-            notes.append(t("model.sample_set", lang, w=side, h=side))
-    return new, notes
+    res = max(256, native // 64 * 64)
+    if cfg.dataset.resolution == defaults.dataset.resolution and res != cfg.dataset.resolution:
+        values["dataset.resolution"] = res
+        notes.append(t("model.res_set", lang, res=res))
+    size, side = (cfg.sampling.width, cfg.sampling.height), max(64, native // 8 * 8)
+    if size == (defaults.sampling.width, defaults.sampling.height) and size != (side, side):
+        values["sampling.width"] = values["sampling.height"] = side
+        notes.append(t("model.sample_set", lang, w=side, h=side))
+    return cfgmod.with_values(config, values), notes
 
 
 def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str, str]:
@@ -189,12 +184,11 @@ def check_info(text: str, config: dict, lang: str, progress=None):
 
 
 def checks_text(info, config: dict, lang: str) -> list[str]:
-    """The before-training checks of this base against the run settings (resolution, prediction type)."""
-    from models.detect import training_checks
+    """core.checks' verdicts that this base brings to the run settings (resolution, family, prediction type)."""
+    from models.preflight import base_issues
 
-    found = training_checks(info, int(config["dataset"]["resolution"]), config["model"].get("prediction_type", "auto"))
-    label = {"error": t("model.check_error", lang), "warning": t("model.warning", lang)}
-    return [f"**{label[level]}** {zh if lang == 'zh' else en}" for level, en, zh in found]
+    label = {"error": t("model.check_error", lang), "warning": t("model.warning", lang), "info": "ℹ"}
+    return [f"**{label[i.level]}** {i.text(lang)}" for i in base_issues(cfgmod.from_dict(config), info)]
 
 
 def _message(text: str, ok: bool):
@@ -279,8 +273,7 @@ def build(ctx: AppContext) -> None:
         return new, rep, _message(msg, new is not config), info.family or "", info
 
     def on_override(fam: str, pred: str, config: dict, lang: str):
-        new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
-        new["model"]["family"], new["model"]["prediction_type"] = fam, pred
+        new = cfgmod.with_values(config, {"model.family": fam, "model.prediction_type": pred})
         notes = [t("model.override_set", lang, family=fam, pred=pred)]
         if new["model"].get("base"):
             from models.detect import detect
