@@ -85,3 +85,23 @@ def _run(q: Queue, lang: str, interval: float) -> int:
     print(list_text(q, lang))
     failed = sum(i.state == "failed" for i in q.items())
     return 1 if failed and state == "idle" else 0
+
+
+def sweep_main(cfg, sweeps: list[str], outputs: Path, queue: bool = True, run: bool = True) -> int:
+    """`train RUN.toml --sweep k=v1,v2 ...`: print the plan (runs, steps, time), queue the runs, train the queue."""
+    from core.errors import DanluError
+    from core.sweep import plan, queue_plan
+
+    lang = current_lang()
+    try:
+        p = plan(cfg, sweeps, outputs.resolve(), Path.cwd())
+    except DanluError as e:
+        print(e.text(lang))
+        return 2
+    print(p.text(lang), flush=True)
+    if not queue:
+        return 0
+    q = Queue(outputs.resolve())
+    for item in queue_plan(p, outputs.resolve()):
+        print(f"{item.id}  {item.name}  → {q.config_path(item)}")
+    return _run(q, lang, 1.0) if run else 0

@@ -1,4 +1,4 @@
-"""`python launcher.py train RUN.toml [--set k=v] [--resume] [--dry-run]` (also `python -m training`).
+"""`python launcher.py train RUN.toml [--set k=v] [--resume] [--dry-run] [--sweep k=v1,v2]` (or `python -m training`).
 
 Exit codes: 0 finished or stopped (resumable), 2 a problem the user can fix (message and hint on
 stdout and as an error event), 1 an unexpected failure (traceback in train.log and the error event).
@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="check the config and dataset, print the plan, train nothing")
     p.add_argument("--help-config", action="store_true", help="list every config key")
+    p.add_argument("--sweep", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                   help="one run per combination of values, queued and trained one after another (core.sweep); "
+                        "with --dry-run only the plan is printed")
+    p.add_argument("--outputs", default="outputs", help="with --sweep: the outputs folder whose queue is used")
     return p
 
 
@@ -82,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     from core.download import apply
 
     apply(cfg.model.download_source, cfg.model.hub_mirror)  # hub ids in this run come from its download source
+    if args.sweep:
+        from core.queue_cli import sweep_main
+
+        return sweep_main(cfg, args.sweep, Path(args.outputs), queue=not args.dry_run)
     if args.dry_run:
         try:
             return _dry_run(cfg)
