@@ -535,3 +535,29 @@ def with_values(config: RunConfig | dict, values: dict[str, Any]) -> RunConfig |
         data.setdefault(section, {})[key] = value
     new = merge_dict(cfg, data)
     return new if isinstance(config, RunConfig) else to_dict(new)
+
+
+def merge_lenient(cfg: RunConfig, data: dict) -> tuple[RunConfig, list[str], list[ConfigError], int]:
+    """Apply nested data key by key, as the page imports settings: a bad value keeps the old one (its ConfigError
+    is returned), an unknown key or section is listed, the rest is applied. Returns (config, unknown, rejected,
+    number applied)."""
+    specs = {s.path for s in schema()}
+    unknown: list[str] = []
+    rejected: list[ConfigError] = []
+    applied = 0
+    for section, values in data.items():
+        if section == "schema_version":
+            continue
+        if not isinstance(values, dict) or section not in SECTIONS:
+            unknown.append(section if not isinstance(values, dict) else f"[{section}]")
+            continue
+        for key, value in values.items():
+            if f"{section}.{key}" not in specs:
+                unknown.append(f"{section}.{key}")
+                continue
+            try:
+                cfg = merge_dict(cfg, {section: {key: value}})
+                applied += 1
+            except ConfigError as e:
+                rejected.append(e)
+    return cfg, unknown, rejected, applied

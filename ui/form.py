@@ -255,10 +255,9 @@ def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:
 def field_to_config(spec: FieldSpec, raw: Any, current: dict) -> tuple[dict, ConfigError | None]:
     """Apply one component's value onto current: the new config, or the old one and the error."""
     try:
-        cfg = cfgmod.merge_dict(cfgmod.from_dict(current), {spec.section: {spec.name: from_component(spec, raw)}})
+        return cfgmod.with_values(current, {spec.path: from_component(spec, raw)}), None
     except ConfigError as e:
         return current, e
-    return cfgmod.to_dict(cfg), None
 
 
 def values_to_config(specs: list[FieldSpec], values: list[Any], current: dict) -> tuple[dict, list[ConfigError]]:
@@ -266,18 +265,5 @@ def values_to_config(specs: list[FieldSpec], values: list[Any], current: dict) -
     data: dict[str, dict] = {}
     for spec, raw in zip(specs, values):
         data.setdefault(spec.section, {})[spec.name] = from_component(spec, raw)
-    base = cfgmod.from_dict(current)
-    errors: list[ConfigError] = []
-    while True:
-        try:
-            return cfgmod.to_dict(cfgmod.merge_dict(base, data)), errors
-        except ConfigError as e:
-            section, _, name = e.key.partition(".")
-            if section in data and name in data[section]:
-                del data[section][name]
-                errors.append(e)
-            elif e.key == "saving.name":  # a cross-field check: keep the old name
-                data.get("saving", {}).pop("name", None)
-                errors.append(e)
-            else:
-                raise
+    cfg, _, errors, _ = cfgmod.merge_lenient(cfgmod.from_dict(current), data)
+    return cfgmod.to_dict(cfg), errors

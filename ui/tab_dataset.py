@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from core import config as cfgmod
 from core.dataset_build import REPEATS_RULE, build_dataset, detect_shape, import_files, suggest_repeats
 from core.dataset_scan import DatasetScan, scan_dataset, scan_key
 from core.errors import DanluError
@@ -194,12 +195,10 @@ def page_label(state: dict, page: int, lang: str) -> str:
 
 def with_dataset(config: dict, parent: str, reg: str, scan: DatasetScan | None) -> dict:
     """The config with dataset.dir (and reg_dir) set, and the trigger word from the concept name when empty."""
-    new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
-    new["dataset"]["dir"] = parent
-    new["dataset"]["reg_dir"] = reg or ""
-    if scan and scan.subsets and not new["dataset"].get("trigger_word"):
-        new["dataset"]["trigger_word"] = scan.subsets[0].name.strip()
-    return new
+    values = {"dataset.dir": parent, "dataset.reg_dir": reg or ""}
+    if scan and scan.subsets and not config["dataset"].get("trigger_word"):
+        values["dataset.trigger_word"] = scan.subsets[0].name.strip()
+    return cfgmod.with_values(config, values)
 
 
 def _clean_path(text: str) -> str:

@@ -13,7 +13,7 @@ from core import hints as hintmod
 from core.errors import ConfigError, DanluError
 from core.fsutil import atomic_write_text
 from core.presets import PRESETS
-from ui import i18n
+from ui import i18n, params_sweep
 from ui.context import AppContext
 from ui.form import build_form, field_to_config, label_key
 from ui.i18n import t
@@ -95,27 +95,7 @@ def import_toml(text: str, current: dict) -> tuple[dict, list[str], list[ConfigE
     """Merge TOML text key by key: unknown keys are reported, bad values keep the old value,
     everything else is imported. Returns (config, unknown keys, rejected, number imported)."""
     data = cfgmod.parse_toml(text, "config.toml")
-    specs = {s.path: s for s in cfgmod.schema()}
-    cfg = cfgmod.from_dict(current)
-    unknown: list[str] = []
-    rejected: list[ConfigError] = []
-    n = 0
-    for section, values in data.items():
-        if section == "schema_version":
-            continue
-        if not isinstance(values, dict) or section not in cfgmod.SECTIONS:
-            unknown.append(section if not isinstance(values, dict) else f"[{section}]")
-            continue
-        for key, value in values.items():
-            path = f"{section}.{key}"
-            if path not in specs:
-                unknown.append(path)
-                continue
-            try:
-                cfg = cfgmod.merge_dict(cfg, {section: {key: value}})
-                n += 1
-            except ConfigError as e:
-                rejected.append(e)
+    cfg, unknown, rejected, n = cfgmod.merge_lenient(cfgmod.from_dict(current), data)
     return cfgmod.to_dict(cfg), unknown, rejected, n
 
 
@@ -198,6 +178,7 @@ def build(ctx: AppContext) -> None:
                                          value="params.export")
             download = ctx.tr.bind(gr.File(label=t("params.download", lang0), interactive=False,
                                            elem_id="params-download", height=90), label="params.download")
+            params_sweep.build(ctx)
 
     def field_handler(spec):
         # One handler per field, changing only that field: a whole-form snapshot arriving late
@@ -262,7 +243,7 @@ def build(ctx: AppContext) -> None:
 
     def on_apply_lr(config: dict, ref: tuple[float, int], lang: str):
         lr = hintmod.lr_for_batch(ref[0], ref[1], config["training"]["batch_size"])
-        new = cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(config), {"optimizer": {"lr": lr}}))
+        new = cfgmod.with_values(config, {"optimizer.lr": lr})
         return new, (lr, config["training"]["batch_size"]), t("params.lr_applied", lang, lr=hintmod.fmt_lr(lr))
 
     apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message])
