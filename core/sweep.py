@@ -55,6 +55,7 @@ class SweepPlan:
             time = f", ≈ {fmt_duration(r.seconds)}" if r.seconds is not None else ""
             lines.append(f"- {r.cfg.saving.name}  ({steps} {'步' if zh else 'steps'}{time})")
         total = self.total_seconds
+        lines.append("")
         if total is not None:
             lines.append(f"共约 {fmt_duration(total)}（按 {self.basis} 实测的 {self.seconds_per_step:.2f} 秒/步估算）"
                           if zh else f"In all ≈ {fmt_duration(total)} (from {self.seconds_per_step:.2f} s/step "
