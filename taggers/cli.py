@@ -7,8 +7,8 @@ import sys
 import threading
 
 from core.errors import DanluError, current_lang
-from taggers.catalog import default_thresholds
-from taggers.wd14 import DEFAULT_MODEL, MODELS, POLICIES, TagOptions
+from taggers.options import add_arguments, request_from
+from taggers.wd14 import DEFAULT_MODEL, MODELS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,21 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a local folder with model.onnx + selected_tags.csv, a hub id org/name[@rev], or one of: "
                         f"{', '.join(MODELS)} (default {DEFAULT_MODEL})")
-    p.add_argument("--general-threshold", type=float, default=None,
-                   help="general tags above this (default: the model's P=R threshold from taggers/catalog.py, "
-                        "0.35 for a model not listed there)")
-    p.add_argument("--character-threshold", type=float, default=None,
-                   help="character tags above this (default 0.85)")
-    p.add_argument("--mcut-general", action="store_true", help="MCut threshold for general tags")
-    p.add_argument("--mcut-character", action="store_true", help="MCut threshold for character tags (≥ 0.15)")
-    p.add_argument("--rating", action="store_true", help="add the most probable rating tag at the end")
-    p.add_argument("--trigger", default="", help="trigger word(s), comma-separated, put first in every caption")
-    p.add_argument("--exclude", default="", help="tags never written, comma-separated (long_hair = long hair)")
-    p.add_argument("--no-character", action="store_true", help="write no character tags")
-    p.add_argument("--policy", default="skip", choices=POLICIES,
-                   help="images that already have a caption: skip (default), overwrite, append, prepend")
-    p.add_argument("--caption-extension", default=".txt", help="caption file extension, with the dot (default .txt)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per model run when the model allows batches")
+    add_arguments(p)  # the options the Tagging tab has too (taggers/options.py)
     p.add_argument("--workers", type=int, default=2, help="threads decoding images while the model runs")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even when a CUDA GPU is present")
     return p
@@ -66,16 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         if tagger.fallback:
             en, zh = tagger.fallback
             print(f"  ! tagging on CPU: {zh if lang == 'zh' else en}", file=sys.stderr)
-        general, character = default_thresholds(args.model)
-        opts = TagOptions(general_threshold=general if args.general_threshold is None else args.general_threshold,
-                          character_threshold=character if args.character_threshold is None
-                          else args.character_threshold,
-                          general_mcut=args.mcut_general, character_mcut=args.mcut_character, rating=args.rating,
-                          exclude=[t for t in args.exclude.split(",") if t.strip()], trigger=args.trigger,
-                          exclude_categories=["character"] if args.no_character else [])
+        req = request_from(args.model, vars(args))
         try:
-            report = tag_folder(args.dir, tagger, opts, args.policy, caption_extension=args.caption_extension,
-                                batch_size=args.batch_size, workers=args.workers, progress=show, cancel=cancel)
+            report = tag_folder(args.dir, tagger, req.tag_options(), req.policy,
+                                caption_extension=req.caption_extension, batch_size=req.batch_size,
+                                workers=args.workers, progress=show, cancel=cancel)
         except KeyboardInterrupt:  # the worker threads finish their image; what is written stays written
             print("\nStopped. Captions written so far are kept.")
             return 130

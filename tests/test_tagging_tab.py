@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from core.tags import TagEditor
+from taggers.options import TagRequest
 from taggers.tiny import make_tiny_tagger
 from ui import tab_tagging as tab
 
@@ -29,9 +30,11 @@ def _run(folder, model, lang="en", key="k", **kw):
     args = dict(general=0.35, character=0.85, mcut_g=False, mcut_c=False, rating=False, no_char=False, exclude="",
                 policy="overwrite", batch=4, trigger="sks", ext=".txt")
     args.update(kw)
-    return tab.run_tagger(str(folder), str(model), args["general"], args["character"], args["mcut_g"],
-                          args["mcut_c"], args["rating"], args["no_char"], args["exclude"], args["policy"],
-                          args["batch"], args["trigger"], args["ext"], lang, key)
+    req = TagRequest(str(model), general_threshold=args["general"], character_threshold=args["character"],
+                     mcut_general=args["mcut_g"], mcut_character=args["mcut_c"], rating=args["rating"],
+                     no_character=args["no_char"], exclude=args["exclude"], policy=args["policy"],
+                     batch_size=args["batch"], trigger=args["trigger"], caption_extension=args["ext"])
+    return tab.run_tagger(str(folder), req, lang, key)
 
 
 def test_run_generator_reports_progress_device_and_summary(tmp_path, tagger):

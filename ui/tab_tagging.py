@@ -17,6 +17,8 @@ from core import config as cfgmod
 from core.errors import DanluError
 from core.tags import IDENTITY_SHARE, TagEditor, split_tags
 from taggers.catalog import DEFAULT_TAGGER, TAGGERS, default_thresholds
+from taggers.options import DEFAULTS, TagRequest, request_from
+from taggers.wd14 import POLICIES
 from ui import i18n, tab_caption, tab_tag_help
 from ui.context import AppContext
 from ui.i18n import t
@@ -202,12 +204,9 @@ def unsaved(key: str, lang: str) -> str:
     return t("tagging.unsaved", lang, n=n) if n else ""
 
 
-def run_tagger(folder: str, model: str, general: float, character: float, mcut_g: bool, mcut_c: bool,
-               rating: bool, no_char: bool, exclude: str, policy: str, batch: int, trigger: str, ext: str,
-               lang: str, key: str):
+def run_tagger(folder: str, req: TagRequest, lang: str, key: str):
     """Generator for the Run button: yields (progress html, status markdown) until the folder is tagged."""
     from taggers.pipeline import tag_folder
-    from taggers.wd14 import TagOptions
 
     refusal = unsaved(key, lang)
     if refusal:
@@ -226,13 +225,11 @@ def run_tagger(folder: str, model: str, general: float, character: float, mcut_g
 
     def work() -> None:
         try:
-            tagger = get_tagger(model, download=download)
+            tagger = get_tagger(req.model, download=download)
             box["tagger"] = tagger
-            opts = TagOptions(general_threshold=general, character_threshold=character, general_mcut=mcut_g,
-                              character_mcut=mcut_c, rating=rating, exclude=split_tags(exclude), trigger=trigger,
-                              exclude_categories=["character"] if no_char else [])
-            box["report"] = tag_folder(Path(folder), tagger, opts, policy, caption_extension=ext,
-                                       batch_size=int(batch or 1), progress=progress, cancel=cancel)
+            box["report"] = tag_folder(Path(folder), tagger, req.tag_options(), req.policy,
+                                       caption_extension=req.caption_extension, batch_size=max(1, req.batch_size),
+                                       progress=progress, cancel=cancel)
         except Exception as e:  # noqa: BLE001 - shown in the page
             box["error"] = e
 
@@ -248,8 +245,8 @@ def run_tagger(folder: str, model: str, general: float, character: float, mcut_g
         return
     report = box["report"]
     lines = [_device_line(box["tagger"], lang), report.summary(lang), report.rating_text(lang)]
-    if split_tags(trigger) and report.written:
-        lines.append(t("tagging.keep_tokens", lang, n=len(split_tags(trigger))))
+    if split_tags(req.trigger) and report.written:
+        lines.append(t("tagging.keep_tokens", lang, n=len(split_tags(req.trigger))))
     if report.failed:
         lines.append(t("tagging.failed", lang) + "\n" + "\n".join(f"- `{p.name}`: {why}" for p, why in report.failed))
     yield progress_html(report.total, report.total, t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")), \
@@ -371,10 +368,11 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
             model = B(gr.Dropdown(MODEL_CHOICES, value="wd-vit-tagger-v3", allow_custom_value=True,
                                   label=t("tagging.model", lang0), info=t("tagging.model_info", lang0),
                                   elem_id="tagging-model", scale=3), label="tagging.model", info="tagging.model_info")
-            policy = B(gr.Radio(["skip", "overwrite", "append", "prepend"], value="skip",
+            policy = B(gr.Radio(list(POLICIES), value=DEFAULTS["policy"],
                                 label=t("tagging.policy", lang0), info=t("tagging.policy_info", lang0),
                                 elem_id="tagging-policy", scale=3), label="tagging.policy", info="tagging.policy_info")
-            batch = B(gr.Number(8, precision=0, minimum=1, maximum=256, label=t("tagging.batch", lang0),
+            batch = B(gr.Number(DEFAULTS["batch_size"], precision=0, minimum=1, maximum=256,
+                                label=t("tagging.batch", lang0),
                                 elem_id="tagging-batch", scale=1), label="tagging.batch")
         with gr.Row():
             general = B(gr.Slider(0.05, 0.95, model_threshold(DEFAULT_TAGGER), step=0.01,
@@ -584,10 +582,13 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
         tags = split_tags(current)
         return ", ".join(tags + [tag for tag, _ in ed.identity_tags() if tag not in tags])
 
-    def on_run(request: gr.Request, path: str, mdl: str, gen: float, chars: float, mg: bool, mc: bool, rat: bool,
-               nc: bool, exc: str, pol: str, bs: int, trig: str, extension: str, lang: str):
-        yield from run_tagger(path, mdl, gen, chars, mg, mc, rat, nc, exc, pol, bs, trig, extension, lang,
-                              _key(request))
+    # The auto-tagger's options by name (taggers/options.py declares them for this tab and the CLI).
+    tag_inputs = {"general_threshold": general, "character_threshold": character, "mcut_general": mcut_g,
+                  "mcut_character": mcut_c, "rating": rating, "no_character": no_char, "exclude": exclude,
+                  "policy": policy, "batch_size": batch, "trigger": trigger, "caption_extension": ext}
+
+    def on_run(request: gr.Request, path: str, mdl: str, lang: str, **values):
+        yield from run_tagger(path, request_from(mdl, values), lang, _key(request))
 
     def on_cancel(request: gr.Request):
         ev = _CANCELS.get(_key(request))
@@ -605,8 +606,7 @@ def build(ctx: AppContext) -> None:  # noqa: C901 - one place wires the whole ta
 
     op_in = [ctx.lang, op, op_tags, op_new, regex, scope, include, exclude_f, mode]
     load.click(on_load, [folder, trigger, ext, ctx.lang], message).then(view, view_in, view_out)
-    run.click(on_run, [folder, model, general, character, mcut_g, mcut_c, rating, no_char, exclude, policy, batch,
-                       trigger, ext, ctx.lang], [bar, status]
+    run.click(on_run, [folder, model, ctx.lang], [bar, status], inputs_kwargs=tag_inputs
               ).then(on_load, [folder, trigger, ext, ctx.lang], message).then(view, view_in, view_out)
     cancel.click(on_cancel, None, None, queue=False)
     apply.click(on_apply, [*op_in, trigger], message).then(view, view_in, view_out).then(on_preview, op_in, preview)
