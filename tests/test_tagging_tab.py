@@ -63,7 +63,7 @@ def test_cancel_from_another_handler(tmp_path, tagger, monkeypatch):
     slow = type("Slow", (), {})()
     slow.__dict__.update(real.__dict__)
     slow.on_gpu, slow.predict = False, lambda batch: (time.sleep(0.15), real.predict(batch))[1]
-    monkeypatch.setattr(tab, "get_tagger", lambda *a, **k: slow)
+    monkeypatch.setattr("ui.tagging_auto.get_tagger", lambda *a, **k: slow)
     gen = _run(ds, tagger, key="cancel-me", batch=1)
     next(gen)
     tab._CANCELS["cancel-me"].set()       # what the Cancel button's handler does

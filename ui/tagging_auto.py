@@ -1,0 +1,217 @@
+"""Tagging tab, auto-tagger: a WD ONNX tagger writes caption files (options: taggers/options.py).
+
+A section composed into the Tagging tab (`build` takes the tab's folder, trigger and caption extension); the
+tab's editor reloads the captions when a run ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core.errors import DanluError
+from core.tags import split_tags
+from taggers.catalog import DEFAULT_TAGGER, TAGGERS, default_thresholds
+from taggers.options import DEFAULTS, TagRequest, request_from
+from taggers.wd14 import POLICIES
+from ui import i18n
+from ui.context import AppContext
+from ui.i18n import t
+
+MODEL_CHOICES = list(TAGGERS)   # taggers/catalog.py
+
+i18n.add({
+    "tagging.auto": ("自动打标（WD1.4 / WD v3）", "Auto-tagger (WD1.4 / WD v3)"),
+    "tagging.model": ("打标模型", "Tagger model"),
+    "tagging.model_info": ("从列表选择（从 Hugging Face 下载并缓存），或填 hub id（org/name）或本地文件夹"
+                           "（含 model.onnx 与 selected_tags.csv）。",
+                           "Pick one (downloaded from Hugging Face and cached), or type a hub id (org/name) or a "
+                           "local folder holding model.onnx and selected_tags.csv."),
+    "tagging.general": ("普通标签阈值", "General tag threshold"),
+    "tagging.character": ("角色标签阈值", "Character tag threshold"),
+    "tagging.mcut_general": ("普通标签用 MCut 自动阈值", "MCut threshold for general tags"),
+    "tagging.mcut_character": ("角色标签用 MCut 自动阈值", "MCut threshold for character tags"),
+    "tagging.rating": ("添加分级标签（general/sensitive…）", "Add the rating tag (general/sensitive…)"),
+    "tagging.no_character": ("不写角色标签", "Write no character tags"),
+    "tagging.exclude": ("排除的标签（逗号分隔）", "Tags never written (comma-separated)"),
+    "tagging.policy": ("已有标注时", "When a caption exists"),
+    "tagging.policy_info": ("skip 跳过；overwrite 覆盖；append 追加在后；prepend 插在前。修改前都会备份原文件。",
+                            "skip, overwrite, append after, prepend before. Every original is backed up first."),
+    "tagging.batch": ("批大小", "Batch size"),
+    "tagging.run": ("开始打标", "Tag images"),
+    "tagging.cancel": ("取消", "Cancel"),
+    "tagging.on_cpu": ("在 CPU 上打标", "Tagging on CPU"),
+    "tagging.on_gpu": ("在 GPU（CUDA）上打标", "Tagging on GPU (CUDA)"),
+    "tagging.fallback": ("⚠ 在 CPU 上打标（很慢）：{why}", "⚠ Tagging on CPU (slow): {why}"),
+    "tagging.downloading": ("下载 {name}", "Downloading {name}"),
+    "tagging.speed": ("{rate:.2f} 张/秒 · 剩余约 {eta}", "{rate:.2f} images/s · ETA {eta}"),
+    "tagging.starting": ("准备中…", "Starting…"),
+    "tagging.cancelling": ("正在取消，已完成的部分会保留…", "Cancelling; finished images are kept…"),
+    "tagging.failed": ("❌ 无法读取的图片：", "❌ Images that could not be read:"),
+    "tagging.keep_tokens": ("触发词已放在最前：若在“调参”中打开了打乱标注，请把 keep_tokens 设为 {n}，"
+                            "触发词就不会被打乱。",
+                            "The trigger is first: if you shuffle captions (Parameters), set keep_tokens = {n} so "
+                            "shuffling never moves it."),
+})
+
+_CANCELS: dict[str, threading.Event] = {}
+_TAGGERS: dict[tuple[str, str], Any] = {}  # reuse the onnxruntime session between runs
+
+
+def _key(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def _err(e: Exception, lang: str) -> str:
+    return f"❌ {e.text(lang)}" if isinstance(e, DanluError) else f"❌ {type(e).__name__}: {e}"
+
+
+def model_threshold(model: str) -> float:
+    """The general-tag default of a tagger (its card's P=R point, taggers/catalog.py), to two decimals."""
+    return round(default_thresholds(model or "")[0], 2)
+
+
+
+def _eta(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def progress_html(done: int, total: int, label: str) -> str:
+    pct = 100 * done / total if total else 0
+    return (f'<div id="tagging-bar" style="margin:4px 0">'
+            f'<div style="background:#e4e7ec;border-radius:6px;height:14px">'
+            f'<div style="width:{pct:.1f}%;background:#12b76a;height:14px;border-radius:6px"></div></div>'
+            f'<div style="font-size:0.9em">{done}/{total} ({pct:.0f}%) · {label}</div></div>')
+
+
+def get_tagger(model: str, device: str = "auto", download: Any = None) -> Any:
+    """The tagger for model, reusing the last session; only one is kept (EVA02-large holds ~1.3 GB)."""
+    from taggers.wd14 import Tagger, resolve_model
+
+    folder = resolve_model(model, download)
+    key = (str(folder), device)
+    if key not in _TAGGERS:
+        _TAGGERS.clear()
+        _TAGGERS[key] = Tagger(folder, device=device)
+    return _TAGGERS[key]
+
+
+
+def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Callable[[str, str], str] | None = None):
+    """Generator for the Run button: yields (progress html, status markdown) until the folder is tagged.
+    `refusal(key, lang)`: a reason not to run now ('' when none), e.g. the editor's unsaved changes."""
+    from taggers.pipeline import tag_folder
+
+    refused = refusal(key, lang) if refusal else ""
+    if refused:
+        yield progress_html(0, 0, "—"), refused
+        return
+    cancel = threading.Event()
+    _CANCELS[key] = cancel
+    box: dict[str, Any] = {"label": t("tagging.starting", lang), "done": 0, "total": 0}
+
+    def download(name: str, done: int, total: int) -> None:
+        box.update(label=t("tagging.downloading", lang, name=f"{name} ({done / 1e6:.0f}/{total / 1e6:.0f} MB)"),
+                   done=done * 100 // max(total, 1), total=100)
+
+    def progress(p) -> None:
+        box.update(label=t("tagging.speed", lang, rate=p.images_per_s, eta=_eta(p.eta_s)), done=p.done, total=p.total)
+
+    def work() -> None:
+        try:
+            tagger = get_tagger(req.model, download=download)
+            box["tagger"] = tagger
+            box["report"] = tag_folder(Path(folder), tagger, req.tag_options(), req.policy,
+                                       caption_extension=req.caption_extension, batch_size=max(1, req.batch_size),
+                                       progress=progress, cancel=cancel)
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            box["error"] = e
+
+    thread = threading.Thread(target=work, daemon=True, name="danlu-tagging")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.3)
+        label = t("tagging.cancelling", lang) if cancel.is_set() else box["label"]
+        yield progress_html(box["done"], box["total"], label), _device_line(box.get("tagger"), lang)
+    _CANCELS.pop(key, None)
+    if "error" in box:
+        yield progress_html(0, 0, "—"), _err(box["error"], lang)
+        return
+    report = box["report"]
+    lines = [_device_line(box["tagger"], lang), report.summary(lang), report.rating_text(lang)]
+    if split_tags(req.trigger) and report.written:
+        lines.append(t("tagging.keep_tokens", lang, n=len(split_tags(req.trigger))))
+    if report.failed:
+        lines.append(t("tagging.failed", lang) + "\n" + "\n".join(f"- `{p.name}`: {why}" for p, why in report.failed))
+    yield progress_html(report.total, report.total, t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")), \
+        "\n\n".join(line for line in lines if line)
+
+
+
+def _device_line(tagger: Any, lang: str) -> str:
+    if tagger is None:
+        return ""
+    if tagger.fallback:
+        en, zh = tagger.fallback
+        return t("tagging.fallback", lang, why=zh if lang == "zh" else en)
+    return t("tagging.on_gpu" if tagger.on_gpu else "tagging.on_cpu", lang) + f" · {', '.join(tagger.providers)}"
+
+
+def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], str] | None = None):
+    """The auto-tagger section; returns (model, general, character, the Run event) for the tab to chain on."""
+    lang0 = ctx.lang.value
+    B = ctx.tr.bind
+    with B(gr.Accordion(t("tagging.auto", lang0), open=True, elem_id="tagging-auto"), label="tagging.auto"):
+        with gr.Row():
+            model = B(gr.Dropdown(MODEL_CHOICES, value="wd-vit-tagger-v3", allow_custom_value=True,
+                                  label=t("tagging.model", lang0), info=t("tagging.model_info", lang0),
+                                  elem_id="tagging-model", scale=3), label="tagging.model", info="tagging.model_info")
+            policy = B(gr.Radio(list(POLICIES), value=DEFAULTS["policy"],
+                                label=t("tagging.policy", lang0), info=t("tagging.policy_info", lang0),
+                                elem_id="tagging-policy", scale=3), label="tagging.policy", info="tagging.policy_info")
+            batch = B(gr.Number(DEFAULTS["batch_size"], precision=0, minimum=1, maximum=256,
+                                label=t("tagging.batch", lang0),
+                                elem_id="tagging-batch", scale=1), label="tagging.batch")
+        with gr.Row():
+            general = B(gr.Slider(0.05, 0.95, model_threshold(DEFAULT_TAGGER), step=0.01,
+                                  label=t("tagging.general", lang0),
+                                  elem_id="tagging-general"), label="tagging.general")
+            character = B(gr.Slider(0.05, 0.99, 0.85, step=0.01, label=t("tagging.character", lang0),
+                                    elem_id="tagging-character"), label="tagging.character")
+            exclude = B(gr.Textbox("", label=t("tagging.exclude", lang0), elem_id="tagging-exclude"),
+                        label="tagging.exclude")
+        with gr.Row():
+            mcut_g = B(gr.Checkbox(False, label=t("tagging.mcut_general", lang0)), label="tagging.mcut_general")
+            mcut_c = B(gr.Checkbox(False, label=t("tagging.mcut_character", lang0)), label="tagging.mcut_character")
+            rating = B(gr.Checkbox(False, label=t("tagging.rating", lang0)), label="tagging.rating")
+            no_char = B(gr.Checkbox(False, label=t("tagging.no_character", lang0)), label="tagging.no_character")
+        with gr.Row():
+            run = B(gr.Button(t("tagging.run", lang0), variant="primary", elem_id="tagging-run"), value="tagging.run")
+            cancel = B(gr.Button(t("tagging.cancel", lang0), variant="stop", elem_id="tagging-cancel"),
+                       value="tagging.cancel")
+        bar = gr.HTML(progress_html(0, 0, "—"), elem_id="tagging-progress")
+        status = gr.Markdown("", elem_id="tagging-status")
+    # The auto-tagger's options by name (taggers/options.py declares them for this tab and the CLI).
+    tag_inputs = {"general_threshold": general, "character_threshold": character, "mcut_general": mcut_g,
+                  "mcut_character": mcut_c, "rating": rating, "no_character": no_char, "exclude": exclude,
+                  "policy": policy, "batch_size": batch, "trigger": trigger, "caption_extension": ext}
+
+    def on_run(request: gr.Request, path: str, mdl: str, lang: str, **values):
+        yield from run_tagger(path, request_from(mdl, values), lang, _key(request), refusal)
+
+    def on_cancel(request: gr.Request):
+        ev = _CANCELS.get(_key(request))
+        if ev:
+            ev.set()
+
+
+    run_event = run.click(on_run, [folder, model, ctx.lang], [bar, status], inputs_kwargs=tag_inputs)
+    cancel.click(on_cancel, None, None, queue=False)
+    model.change(model_threshold, model, general, show_progress="hidden")   # each tagger's own P=R point
+    return model, general, character, run_event
