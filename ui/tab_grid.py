@@ -359,9 +359,13 @@ def build(ctx: AppContext) -> None:
     def on_config(config: dict, current_base: str):
         return gr.update(value=current_base or ((config or {}).get("model") or {}).get("base", ""))
 
-    def on_start(*args):
-        *form, other = args
-        yield from render_grid(*form, outputs_dir=outputs_dir, compare=other or "")
+    # render_grid's parameters by name: the form's order no longer matters
+    form = {"source": source, "run": run, "epochs": epochs, "weights": weights, "base_column": base_column,
+            "z_kind": z_kind, "z_text": z_text, "margin": margin, "lora_text": lora_text, "base": base,
+            "lang": ctx.lang, "config": ctx.config, "compare": compare}
+
+    def on_start(**values):
+        yield from render_grid(**(values | {"compare": values["compare"] or ""}), outputs_dir=outputs_dir)
 
     def on_lang(lang: str):  # radio choices are not labels, so the table cannot relabel them
         return (gr.update(choices=_source_choices(lang)), gr.update(choices=_z_choices(lang)))
@@ -377,9 +381,7 @@ def build(ctx: AppContext) -> None:
     ctx.config.change(on_config, [ctx.config, base], base)
     if getattr(ctx, "selected_run", None) is not None:
         ctx.selected_run.change(lambda p, cur: on_refresh(cur, p), [ctx.selected_run, run], run)
-    start.click(on_start, [source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base,
-                           ctx.lang, ctx.config, compare],
-                [token, progress, image, message, grid_json, start, cancel])
+    start.click(on_start, None, [token, progress, image, message, grid_json, start, cancel], inputs_kwargs=form)
     cancel.click(cancel_grid, [token, ctx.lang], message)
     image.select(show_cell, [grid_json, ctx.lang], [cell_image, recipe])
     # Zoom in the browser, up to the picture's own pixels: the page's click mapping stays exact up to 100 %.
