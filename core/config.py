@@ -113,6 +113,15 @@ class DatasetConfig:
     cache_text_encoder_outputs: bool = F(False, "Cache text-encoder outputs (only with a frozen text encoder).",
                                          "缓存文本编码器输出（仅在不训练文本编码器时）。")
     num_workers: int = F(0, "Data loader worker processes.", "数据加载进程数。", min=0, max=64)
+    validation_split: float = F(0.0, "Share of the images held out for the validation loss, scored at every save "
+                                "with fixed noise so epochs and runs compare (0 = none). The same images are held out "
+                                "in every run of this dataset; they are not trained on.",
+                                "留作验证集的图片比例：每次保存时用固定噪声计算验证损失，可在不同轮次和不同运行之间比较"
+                                "（0 为不使用）。同一数据集的每次运行留出的是同一批图，它们不参与训练。",
+                                min=0.0, max=0.5)
+    validation_dir: str = F("", "A separate folder of validation images (same layout as the dataset), scored "
+                            "instead of a held-out share; empty = none.",
+                            "单独的验证集文件夹（结构与训练集相同），代替按比例留出；留空为不使用。")
 
 
 @dataclass
@@ -213,6 +222,10 @@ class SavingConfig:
     keep_last: int = F(0, "Keep only the newest N step files; 0 = keep all.",
                        "只保留最新的 N 个按步保存的文件；0 为全部保留。", min=0, max=100000)
     save_state: bool = F(True, "Save a resumable training state with each LoRA.", "每次保存时同时保存可续训的状态。")
+    tensorboard: bool = F(False, "Also write the losses, learning rate and validation loss as TensorBoard scalars "
+                          "in <run>/tensorboard (needs the tensorboard package).",
+                          "同时把损失、学习率和验证损失写成 TensorBoard 标量，保存在 <运行>/tensorboard"
+                          "（需要安装 tensorboard 包）。")
 
 
 @dataclass

@@ -6,6 +6,7 @@ The trainer writes, the UI (or anyone with ``tail -f``) reads. Every event has `
 - ``start``    total_steps, epochs, steps_per_epoch, images, command
 - ``progress`` step, total, epoch, epochs, loss, loss_avg, lr, samples_per_s, eta_s
 - ``saved``    file, epoch, step, size
+- ``validation`` epoch, step, loss, images (the validation loss at a save: training/validation.py)
 - ``sample``   png, epoch, step, prompt_index, prompt, parameters
 - ``warning``  message, message_zh
 - ``error``    message, message_zh, hint, hint_zh, log_tail
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EVENT_TYPES = ("start", "progress", "saved", "sample", "warning", "error", "done")
+EVENT_TYPES = ("start", "progress", "saved", "validation", "sample", "warning", "error", "done")
 DONE_STATUSES = ("finished", "stopped", "failed")
 EVENTS_FILE = "events.jsonl"
 STOP_FILE = "STOP"

@@ -20,7 +20,7 @@ from core.config import RunConfig
 from core.dataset_steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
-from training import checks, dit, export, lora, model, optim, state
+from training import checks, dit, export, lora, model, optim, state, tboard, validation
 from training import data as D
 
 PROGRESS_EVERY_S = 2.0
@@ -115,9 +115,13 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     log = Log(run_dir / "train.log", main)
     writer = EventWriter(run_dir / EVENTS_FILE) if main else None
 
+    mirror = None  # TensorBoard scalars (saving.tensorboard), opened once warn() exists
+
     def emit(type_: str, **fields) -> None:
         if writer:
             writer.emit(type_, **fields)
+        if mirror is not None:
+            mirror.emit(type_, fields)
 
     def warn(en: str, zh: str) -> None:
         log(f"WARNING: {en}")
@@ -135,11 +139,14 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
              f"该运行文件夹中有上一次训练的结果，已移到 {moved}。")
     for note in notes:
         warn(note.en, note.zh) if note.level == "warning" else log(note.en)
+    if main and cfg.saving.tensorboard:
+        mirror = tboard.open_mirror(run_dir, warn)
     s = cfg.sampling
     set_seed(cfg.training.seed + rank)  # each process draws its own noise
 
     # --- data ------------------------------------------------------------------------------------
     ds = D.build_dataset(cfg, warn)
+    val_items = validation.split(ds, cfg, warn)  # a held-out share leaves the training set here
     bs, accum, epochs = cfg.training.batch_size, cfg.training.gradient_accumulation_steps, cfg.training.epochs
     n_batches = len(D.epoch_batches(ds, bs, cfg.training.seed, 0))
     spe = D.steps_per_epoch(n_batches, world, accum)
@@ -237,6 +244,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
         pooled = None if parts.family != "sdxl" else torch.stack([te_cache[c][1] for c in captions])
         return hidden, pooled
 
+    validator = validation.Validator(val_items, parts, latents_for, text_for, device) if val_items else None
+
     # --- saving ----------------------------------------------------------------------------------
     base_sha, base_hash10 = export.base_hashes(cfg.model.base) if main else ("", "")
     info = {"total_steps": total, "images": ds.images_per_epoch, "mixed_precision": mixed,
@@ -257,6 +266,16 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                      f"保存为 {report.precision} 时有 {100 * report.flushed_share:.2f}% 的数值变成 0；"
                      "请改用 float 或 bf16 保存。")
             emit("saved", file=str(path), epoch=epoch, step=step, size=path.stat().st_size)
+            if validator is not None:
+                for m in wrapped.values():
+                    m.eval()
+                rng = state.rng_state()  # scoring must not change what is trained next
+                val_loss = validator.score(acc.unwrap_model(unet))
+                state.set_rng_state(rng)
+                for m in wrapped.values():
+                    m.train()
+                log(f"Validation loss {val_loss:.5f} ({len(val_items)} images, epoch {epoch}, step {step})")
+                emit("validation", epoch=epoch, step=step, loss=val_loss, images=len(val_items))
             result.files.append(path)
             if with_state and cfg.saving.save_state:
                 state.save_state(run_dir, unwrapped, opt, sched, step=step, epoch=epoch, total_steps=total)
@@ -374,5 +393,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     result.step = step
     result.models = {k: acc.unwrap_model(m) for k, m in wrapped.items()}
     emit("done", status=result.status, files=[str(p) for p in result.files])
+    if mirror is not None:
+        mirror.close()
     acc.end_training()
     return result
