@@ -15,7 +15,6 @@ import hashlib
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,6 @@ VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
 STAMP_NAME = "danlu-requirements.sha256"
 TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
-DEFAULT_PORT = 7860
 
 SUBCOMMANDS = {
     "ui": "start the browser UI (the default): --port, --no-browser, --listen --auth user:password, --lang",
@@ -40,6 +38,7 @@ SUBCOMMANDS = {
 }
 # Subcommands that run in a module of the project: (module, function taking argv, returning the exit code).
 HANDLERS = {
+    "ui": ("ui.serve", "main"),
     "train": ("training.cli", "main"),
     "tag": ("taggers.cli", "main"),
     "caption": ("taggers.caption_cli", "main"),
@@ -140,68 +139,6 @@ def bootstrap() -> None:
         (VENV / STAMP_NAME).write_text(requirements_hash())
 
 
-# ------------------------------------------------------------------------------------------------ the UI
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def find_port(host: str, start: int, tries: int = 50) -> int:
-    """The first free port from start upward."""
-    for port in range(start, start + tries):
-        if port_free(host, port):
-            return port
-    raise OSError(f"no free port in {start}..{start + tries - 1}")
-
-
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("--auth must be user:password")
-    return user, password
-
-
-def ui_settings(args: argparse.Namespace) -> tuple[str, tuple[str, str] | None]:
-    """Host and auth. Binding all interfaces exposes the trainer to the network, so it needs a password."""
-    auth = parse_auth(args.auth)
-    if args.listen and auth is None:
-        raise ValueError("--listen makes Danlu reachable from other machines; add --auth user:password.\n"
-                         "--listen 会让其他机器也能访问丹炉，请同时加上 --auth 用户名:密码。")
-    return ("0.0.0.0" if args.listen else "127.0.0.1"), auth
-
-
-def run_ui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="launcher.py ui", description=SUBCOMMANDS["ui"])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--no-browser", action="store_true", help="do not open the browser")
-    parser.add_argument("--listen", action="store_true", help="bind all interfaces (requires --auth)")
-    parser.add_argument("--auth", help="user:password for --listen")
-    parser.add_argument("--lang", choices=["zh", "en"], help="page language (default: from the system)")
-    args = parser.parse_args(argv)
-    try:
-        host, auth = ui_settings(args)
-    except ValueError as e:
-        print(f"[Danlu] {e}", file=sys.stderr)
-        return 2
-    port = find_port("127.0.0.1" if host == "127.0.0.1" else "0.0.0.0", args.port)
-    if port != args.port:
-        print(f"[Danlu] Port {args.port} is busy; using {port}.  端口 {args.port} 被占用，改用 {port}。", flush=True)
-    print(f"[Danlu] Open http://127.0.0.1:{port}  在浏览器中打开 http://127.0.0.1:{port}", flush=True)
-    if args.lang:
-        os.environ["DANLU_LANG"] = args.lang
-    from ui.app import launch
-
-    launch(host=host, port=port, auth=auth, open_browser=not args.no_browser, lang=args.lang)
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------- commands
 
 def run_demo(argv: list[str]) -> int:
@@ -227,8 +164,6 @@ def run_tests(argv: list[str]) -> int:
 
 
 def dispatch(command: str, argv: list[str]) -> int:
-    if command == "ui":
-        return run_ui(argv)
     if command == "test":
         return run_tests(argv)
     if command == "demo":

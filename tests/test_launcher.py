@@ -11,6 +11,7 @@ import sys
 import pytest
 
 import launcher
+from ui import serve
 
 
 def test_torch_index_only_for_windows_with_nvidia():
@@ -50,9 +51,9 @@ def test_busy_port_moves_to_the_next_free_one():
         s.bind(("127.0.0.1", 0))
         s.listen()
         busy = s.getsockname()[1]
-        assert not launcher.port_free("127.0.0.1", busy)
-        port = launcher.find_port("127.0.0.1", busy)
-        assert port > busy and launcher.port_free("127.0.0.1", port)
+        assert not serve.port_free("127.0.0.1", busy)
+        port = serve.find_port("127.0.0.1", busy)
+        assert port > busy and serve.port_free("127.0.0.1", port)
 
 
 def _ns(**kw):
@@ -60,15 +61,15 @@ def _ns(**kw):
 
 
 def test_binds_loopback_by_default():
-    assert launcher.ui_settings(_ns()) == ("127.0.0.1", None)
+    assert serve.ui_settings(_ns()) == ("127.0.0.1", None)
 
 
 def test_listen_without_auth_is_refused():
     with pytest.raises(ValueError, match="--auth"):
-        launcher.ui_settings(_ns(listen=True))
-    assert launcher.ui_settings(_ns(listen=True, auth="me:secret")) == ("0.0.0.0", ("me", "secret"))
+        serve.ui_settings(_ns(listen=True))
+    assert serve.ui_settings(_ns(listen=True, auth="me:secret")) == ("0.0.0.0", ("me", "secret"))
     with pytest.raises(ValueError):
-        launcher.parse_auth("no-password")
+        serve.parse_auth("no-password")
 
 
 def test_listen_without_auth_exits_2_with_message():
