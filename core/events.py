@@ -89,3 +89,9 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[dict], int]:
         if isinstance(event, dict) and "type" in event:
             events.append(event)
     return events, offset + end + 1
+
+
+def best_validation(events: list[dict]) -> dict | None:
+    """The validation event with the lowest loss (the best epoch's), None when the run scored none."""
+    scored = [e for e in events if e.get("type") == "validation" and isinstance(e.get("loss"), (int, float))]
+    return min(scored, key=lambda e: e["loss"]) if scored else None

@@ -31,7 +31,7 @@ from typing import Any
 from core import config as cfgmod
 from core import run_layout
 from core.errors import DanluError
-from core.events import STOP_FILE, read_events
+from core.events import STOP_FILE, best_validation, read_events
 from core.fsutil import atomic_write_text
 
 ACTIVE = ("starting", "running", "stopping")
@@ -453,6 +453,8 @@ def summarize(run: Run) -> dict:
             png = png if png.is_absolute() else run.run_dir / png
             if png.exists():
                 samples.append({**e, "png": str(png)})
+    validation = [(e["step"], e["loss"], e.get("epoch")) for e in run.events
+                  if e.get("type") == "validation" and isinstance(e.get("loss"), (int, float))]
     warnings = [e for e in current if e.get("type") == "warning"]
     total = (progress or {}).get("total") or start.get("total_steps") or 0
     return {"status": run.status, "step": (progress or {}).get("step", 0), "total": total,
@@ -460,4 +462,5 @@ def summarize(run: Run) -> dict:
             "loss": (progress or {}).get("loss"), "loss_avg": (progress or {}).get("loss_avg"),
             "lr": (progress or {}).get("lr"), "samples_per_s": (progress or {}).get("samples_per_s"),
             "eta_s": (progress or {}).get("eta_s"), "losses": losses, "saved": saved, "samples": samples,
-            "warnings": warnings, "error": run.error, "started": start}
+            "warnings": warnings, "error": run.error, "started": start, "validation": validation,
+            "best": best_validation(current)}

@@ -49,6 +49,10 @@ i18n.add({
     "train.col_size": ("大小", "Size"),
     "train.raw": ("原始", "raw"),
     "train.smoothed": ("平滑", "smoothed"),
+    "train.validation": ("验证", "validation"),
+    "train.best": ("★ 最佳", "★ best"),
+    "train.best_line": ("★ 最佳轮次（验证损失最低）：第 {epoch} 轮，第 {step} 步，验证损失 {loss}",
+                        "★ Best epoch (lowest validation loss): epoch {epoch}, step {step}, validation loss {loss}"),
     "train.idle": ("还没有开始训练。", "No run yet."),
     "train.status.starting": ("启动中", "Starting"),
     "train.status.running": ("训练中", "Running"),
@@ -96,9 +100,9 @@ def smooth(values: list[float], beta: float = 0.9) -> list[float]:
     return out
 
 
-def loss_frame(losses: list[tuple[int, float]], lang: str) -> Any:
-    """Raw and smoothed loss for the chart; None while there is none (an empty first frame leaves
-    the chart unable to draw the data that comes later)."""
+def loss_frame(losses: list[tuple[int, float]], lang: str, validation: list[tuple] | None = None) -> Any:
+    """Raw and smoothed loss for the chart, and the validation loss at each save; None while there is none (an
+    empty first frame leaves the chart unable to draw the data that comes later)."""
     import pandas as pd
 
     if not losses:
@@ -108,10 +112,12 @@ def loss_frame(losses: list[tuple[int, float]], lang: str) -> Any:
         losses = losses[::stride]
     steps = [s for s, _ in losses]
     raw = [float(v) for _, v in losses]
-    return pd.DataFrame({"step": pd.Series(steps * 2, dtype="int64"),
-                         "loss": pd.Series(raw + smooth(raw), dtype="float64"),
+    val = validation or []
+    return pd.DataFrame({"step": pd.Series(steps * 2 + [v[0] for v in val], dtype="int64"),
+                         "loss": pd.Series(raw + smooth(raw) + [float(v[1]) for v in val], dtype="float64"),
                          "series": pd.Series([t("train.raw", lang)] * len(raw)
-                                             + [t("train.smoothed", lang)] * len(raw),
+                                             + [t("train.smoothed", lang)] * len(raw)
+                                             + [t("train.validation", lang)] * len(val),
                                              dtype="object")})
 
 
@@ -160,6 +166,10 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
     stats = t("train.stats", lang, step=info["step"], total=info["total"] or "?", epoch=info["epoch"] or 0,
               epochs=info["epochs"] or "?", speed=speed, eta=fmt_eta(info["eta_s"] if run.active else None), loss=loss)
     status = f"**{t('train.status.' + run.status, lang)}** · `{run.run_dir}`\n\n{stats}"
+    best = info.get("best")
+    if best:
+        status += "\n\n" + t("train.best_line", lang, epoch=best.get("epoch"), step=best.get("step"),
+                             loss=f"{best['loss']:.5f}")
     lines = list(run.log)
     if search:
         lines = [ln for ln in lines if search.lower() in ln.lower()]
@@ -169,11 +179,14 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
     # A row holds whole epochs: every prompt of one epoch side by side, then the next epoch.
     prompts = len({s.get("prompt_index") for s in samples}) or 1
     columns = prompts * max(1, 4 // prompts)
-    files = [[Path(f["file"]).name, f["epoch"], f["step"], fmt_size(f["size"])] for f in info["saved"]]
+    best_step = best.get("step") if best else None
+    files = [[Path(f["file"]).name + (f"  {t('train.best', lang)}" if f["step"] == best_step else ""), f["epoch"],
+              f["step"], fmt_size(f["size"])] for f in info["saved"]]
     warnings = "\n\n".join(f"⚠ {w.get('message_zh') if lang == 'zh' and w.get('message_zh') else w.get('message')}"
                            for w in info["warnings"])
     return {"status": status, "progress": progress_html(info["step"], info["total"], run.status),
-            "command": run.command, "log": "\n".join(lines[-LOG_SHOWN:]), "loss": loss_frame(info["losses"], lang),
+            "command": run.command, "log": "\n".join(lines[-LOG_SHOWN:]),
+            "loss": loss_frame(info["losses"], lang, info.get("validation")),
             "samples": gallery, "columns": columns, "files": files, "error": error_markdown(info["error"], lang),
             "warnings": warnings, "buttons": buttons(run)}
 
@@ -230,8 +243,8 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             # Colours fixed up front: a chart that starts empty otherwise never learns its series.
-            colours = {t(k, lg): c for k, c in (("train.raw", "#98a2b3"), ("train.smoothed", "#2e90fa"))
-                       for lg in ("zh", "en")}
+            colours = {t(k, lg): c for k, c in (("train.raw", "#98a2b3"), ("train.smoothed", "#2e90fa"),
+                                                 ("train.validation", "#f04438")) for lg in ("zh", "en")}
             loss = ctx.tr.bind(gr.LinePlot(None, x="step", y="loss", color="series", color_map=colours,
                                            label=t("train.loss", lang0), elem_id="train-loss", height=260),
                                label="train.loss")
