@@ -524,19 +524,21 @@ def cell_at(grid_json: Path, px: float, py: float) -> dict | None:
 
 
 def _compare_main(args, weights: list[float], lang: str) -> int:
-    """`grid RUN --compare OTHER`: both runs' grids side by side (models.xyz_compare)."""
-    from models.xyz_compare import plan_compare, run_compare, run_label
+    """`grid RUN --compare OTHER [--runs MORE …]`: the runs' grids side by side, the runs as Z (models.xyz_compare)."""
+    from models.xyz_compare import plan_runs, run_label, run_runs
 
-    plan_a, plan_b, keys, warnings = plan_compare(
-        args.run, args.compare, weights=weights, epochs=args.epochs, bases=args.bases, prompts=args.prompts or None,
+    runs = [args.run, *([args.compare] if args.compare else []), *(args.runs or [])]
+    plans, keys, warnings = plan_runs(
+        runs, weights=weights, epochs=args.epochs, bases=args.bases, prompts=args.prompts or None,
         include_base=args.base_column, margin=args.margin, out_dir=args.out)
-    plan_a.batch = plan_b.batch = max(0, args.batch)
-    labels = (run_label(args.run), run_label(args.compare))
-    if labels[0] == labels[1]:
-        labels = (f"A: {labels[0]}", f"B: {labels[1]}")
-    print(f"Compare: {labels[0]} | {labels[1]}: {len(keys)} files x {len(plan_a.weights)} weights")
-    result = run_compare(plan_a, plan_b, keys, labels, lang=lang, warnings=warnings,
-                         progress=lambda d, n, eta, note="": print(f"  [{d}/{n}] {note}", flush=True))
+    for plan in plans:
+        plan.batch = max(0, args.batch)
+    labels = [run_label(r) for r in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{chr(65 + i)}: {label}" for i, label in enumerate(labels)]
+    print(f"Compare: {' | '.join(labels)}: {len(keys)} files x {len(plans[0].weights)} weights")
+    result = run_runs(plans, keys, labels, lang=lang, warnings=warnings,
+                      progress=lambda d, n, eta, note="": print(f"  [{d}/{n}] {note}", flush=True))
     for en, zh in result.warnings:
         print(f"注意：{zh}" if lang == "zh" else f"Warning: {en}", file=sys.stderr)
     print(f"Grid saved: {result.grid_png}  ({result.done}/{result.total})")
@@ -557,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="Z: prompts; give none to use all the run's sample prompts")
     p.add_argument("--compare", default=None, metavar="OTHER",
                    help="A/B: a second run (folder or TOML) shown beside the first, same files and weights")
+    p.add_argument("--runs", nargs="+", default=None, metavar="RUN",
+                   help="runs as an axis: more runs (folders or TOMLs) beside the first, same files and weights; "
+                        "without --epochs the best epochs by validation loss and their neighbours")
     p.add_argument("--loras", nargs="+", default=None, help="LoRA files instead of a run (needs --base)")
     p.add_argument("--base", default="", help="base model for --loras")
     p.add_argument("--base-column", action="store_true", help="add a column with the base model alone (weight 0)")
@@ -568,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     lang = current_lang()
     try:
         weights = parse_weights(args.weights)
-        if args.compare and args.run and not args.loras:
+        if (args.compare or args.runs) and args.run and not args.loras:
             return _compare_main(args, weights, lang)
         if args.loras:
             plan = plan_from_loras(args.loras, args.base, weights=weights, bases=args.bases, prompts=args.prompts,

@@ -70,9 +70,11 @@ i18n.add({
     "grid.error": ("出错：", "Error: "),
     "grid.crash": ("生成网格时出错：{e}", "The grid failed: {e}"),
     "grid.no_cell": ("这里不是格子（是标签或边距）。", "That is a label or margin, not a cell."),
-    "grid.compare": ("对比另一次运行（A/B，可选：并排显示相同轮次/步数的文件，各用自己的采样设置）",
-                     "Compare with run (A/B, optional: the same epochs/steps side by side, each with its own "
-                     "sample settings)"),
+    "grid.compare": ("对比其他运行（运行作为 Z 轴，可多选：并排显示相同轮次/步数的文件，各用自己的采样设置；"
+                     "有验证损失时预选最佳轮次及其相邻轮次）",
+                     "Compare with runs (runs as the Z axis, pick one or more: the same epochs/steps side by side, "
+                     "each with its own sample settings; with a validation loss the best epoch and its neighbours "
+                     "are preselected)"),
     "grid.compare_none": ("不对比", "No comparison"),
 })
 
@@ -144,30 +146,44 @@ def make_plan(source: str, run: str | None, epochs: list[str] | None, weights: s
                          include_base=base_column, margin=int(margin or 0))
 
 
+def preselected(run: str | None) -> list[str]:
+    """The files a grid of the run starts with: the best epoch by validation loss and its neighbours, else all."""
+    if not run:
+        return []
+    from models.xyz_compare import best_stems
+
+    try:
+        return best_stems(run)
+    except DanluError:
+        return epoch_stems(run)
+
+
 def compare_choices(outputs_dir: Path, lang: str) -> list[tuple[str, str]]:
     return [(t("grid.compare_none", lang), "")] + list_runs(outputs_dir)
 
 
-def _compare_job(run, other, epochs, weights, base_column, z_kind, z_text, margin):
-    """(plan A, total cells, columns, render function) of an A/B of two runs (models.xyz_compare)."""
+def _compare_job(run, others, epochs, weights, base_column, z_kind, z_text, margin):
+    """(first plan, total cells, columns, render function) of runs side by side (models.xyz_compare)."""
     from models.xyz import parse_weights
-    from models.xyz_compare import plan_compare, run_compare, run_label
+    from models.xyz_compare import plan_runs, run_label, run_runs
 
     if not run:
         raise DanluError("No run picked.", "没有选择运行。", "Pick a run in the list (Refresh after training).",
                          "请在列表中选择一次运行（训练后点刷新）。", key="run")
     z_values = [line.strip() for line in (z_text or "").splitlines() if line.strip()]
-    plan_a, plan_b, keys, warnings = plan_compare(
-        run, other, weights=parse_weights(weights or ""), epochs=",".join(epochs) if epochs else None,
+    runs = [run, *others]
+    plans, keys, warnings = plan_runs(
+        runs, weights=parse_weights(weights or ""), epochs=",".join(epochs) if epochs else None,
         bases=z_values if z_kind == "bases" else None, prompts=z_values if z_kind == "prompts" else None,
         include_base=base_column, margin=int(margin or 0))
-    labels = (run_label(run), run_label(other))
-    labels = (f"A: {labels[0]}", f"B: {labels[1]}") if labels[0] == labels[1] else labels
+    labels = [run_label(r) for r in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{chr(65 + i)}: {label}" for i, label in enumerate(labels)]
 
     def render(**kwargs):
-        return run_compare(plan_a, plan_b, keys, labels, warnings=warnings, **kwargs)
+        return run_runs(plans, keys, labels, warnings=warnings, **kwargs)
 
-    return plan_a, len(plan_a.cells()) + len(plan_b.cells()), len(plan_a.columns), render
+    return plans[0], sum(len(p.cells()) for p in plans), len(plans[0].columns), render
 
 
 def _progress_text(done: int, total: int, eta: float | None, lang: str) -> str:
@@ -180,17 +196,18 @@ def _warnings_text(warnings: list, lang: str) -> str:
 
 
 def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, lang, config,
-                outputs_dir: Path, compare: str = ""):
+                outputs_dir: Path, compare: str | list[str] = ""):
     """Generator for the page: yields (token, progress, grid image, message, grid.json path, buttons…)."""
     from models.xyz import run_grid
 
     idle = (gr.update(interactive=True), gr.update(interactive=False))
     busy = (gr.update(interactive=False), gr.update(interactive=True))
     try:
-        if source == "run" and compare:
-            plan, total, cols, render = _compare_job(run, compare, epochs, weights, base_column, z_kind, z_text,
+        others = [c for c in ([compare] if isinstance(compare, str) else compare or []) if c and c != run]
+        if source == "run" and others:
+            plan, total, cols, render = _compare_job(run, others, epochs, weights, base_column, z_kind, z_text,
                                                      margin)
-            z = " × 2 Z"
+            z = f" × {len(others) + 1} Z"
         else:
             plan = make_plan(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base,
                              config, outputs_dir)
@@ -301,9 +318,10 @@ def build(ctx: AppContext) -> None:
                     refresh = tr.bind(gr.Button(t("grid.refresh", lang0), elem_id="grid-refresh", scale=1,
                                                 size="sm"), value="grid.refresh")
                 stems = epoch_stems(runs[0][1]) if runs else []
-                epochs = tr.bind(gr.CheckboxGroup(stems, value=stems, label=t("grid.epochs", lang0),
+                epochs = tr.bind(gr.CheckboxGroup(stems, value=preselected(runs[0][1]) if runs else [],
+                                                  label=t("grid.epochs", lang0),
                                                   elem_id="grid-epochs"), label="grid.epochs")
-                compare = tr.bind(gr.Dropdown(compare_choices(outputs_dir, lang0), value="",
+                compare = tr.bind(gr.Dropdown(compare_choices(outputs_dir, lang0), value=[], multiselect=True,
                                               label=t("grid.compare", lang0), elem_id="grid-compare"),
                                   label="grid.compare")
             with gr.Group(visible=False) as files_group:
@@ -353,8 +371,7 @@ def build(ctx: AppContext) -> None:
         return gr.update(choices=choices, value=want)
 
     def on_run(value: str | None):
-        stems = epoch_stems(value)
-        return gr.update(choices=stems, value=stems)
+        return gr.update(choices=epoch_stems(value), value=preselected(value))
 
     def on_config(config: dict, current_base: str):
         return gr.update(value=current_base or ((config or {}).get("model") or {}).get("base", ""))
@@ -365,7 +382,7 @@ def build(ctx: AppContext) -> None:
             "lang": ctx.lang, "config": ctx.config, "compare": compare}
 
     def on_start(**values):
-        yield from render_grid(**(values | {"compare": values["compare"] or ""}), outputs_dir=outputs_dir)
+        yield from render_grid(**(values | {"compare": values["compare"] or []}), outputs_dir=outputs_dir)
 
     def on_lang(lang: str):  # radio choices are not labels, so the table cannot relabel them
         return (gr.update(choices=_source_choices(lang)), gr.update(choices=_z_choices(lang)))
@@ -374,7 +391,7 @@ def build(ctx: AppContext) -> None:
     source.change(on_source, source, [run_group, files_group])
     refresh.click(on_refresh, run, run)
     for event in (refresh.click, ctx.tabs.change):
-        event(lambda cur, lang: gr.update(choices=compare_choices(outputs_dir, lang), value=cur or ""),
+        event(lambda cur, lang: gr.update(choices=compare_choices(outputs_dir, lang), value=cur or []),
               [compare, ctx.lang], compare, show_progress="hidden")
     ctx.tabs.change(on_refresh, run, run)  # runs finished since the page was built appear without a click
     run.change(on_run, run, epochs)
