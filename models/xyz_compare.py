@@ -80,7 +80,7 @@ def plan_runs(runs: list[str | Path], **kwargs) -> tuple[list[GridPlan], list[st
                          "Compare runs saved at the same epochs or steps (same settings, one change).",
                          "请对比在相同轮次或步数保存的运行（设置相同，只改一处）。", key="compare")
     warnings = []
-    left = sorted(set().union(*files) - set(keys))
+    left = [k for k in files[0] if k not in keys]  # chosen for the first run, missing in another
     if left:
         warnings.append((f"Only in some of the runs, left out: {', '.join(left)}.",
                          f"只有部分运行有这些文件，已略过：{'、'.join(left)}。"))
