@@ -19,6 +19,7 @@ from core.config import RunConfig, default_config, from_dict
 from core.dataset import FolderProblem, Subset, folder_problems, is_image, list_subsets
 from core.dataset_steps import StepPlan, plan_for
 from core.imagecheck import OTHER_IMAGE_EXTENSIONS, ImageInfo, Issue, inspect_image, issue, size_issues
+from core.validation_set import held_out, holdout_key
 
 CAPTION_MESSAGES: dict[str, tuple[str, str]] = {
     "no_caption": ("No caption file ({ext}); '{name}' (the folder name) is used as its caption.",
@@ -278,8 +279,13 @@ def scan_dataset(parent: Path, config: Any = None, *, reg_dir: Path | None = Non
     scan = DatasetScan(parent, cfg, subsets, reg_subsets, entries, problems, notes, None, 0.0, decode)
     _duplicates([e for e in entries if not e.is_reg], scan.rel)
 
+    # a held-out validation share is not trained: the plan leaves it out as the trainer does (core.validation_set)
+    share = 0.0 if d.validation_dir else d.validation_split
+    held = held_out([holdout_key(e.subset.path.name, e.path.name) for e in entries if e.ok and not e.is_reg], share)
+
     def sizes(s: Subset) -> list[tuple[int, int]]:
-        return [e.bucket.size for e in entries if e.subset is s and e.ok]
+        return [e.bucket.size for e in entries if e.subset is s and e.ok
+                and (e.is_reg or holdout_key(s.path.name, e.path.name) not in held)]
 
     scan.plan = plan_for(cfg, [(s.path.name, s.repeats, sizes(s)) for s in subsets],
                          [(s.path.name, s.repeats, sizes(s)) for s in reg_subsets])

@@ -110,3 +110,19 @@ def test_tensorboard_scalars_when_asked_and_a_clear_message_without_the_package(
     result = train(cfg)
     warnings = [e["message"] for e in read_events(cfg.run_dir / "events.jsonl")[0] if e["type"] == "warning"]
     assert result.status == "finished" and any("pip install tensorboard" in w for w in warnings)
+
+
+def test_the_step_plan_holds_out_the_same_images_as_the_trainer(sd15, tmp_path):
+    """The Parameters tab and the sweep plan count the steps the trainer runs (core.validation_set, one rule)."""
+    from core.estimate import count_steps
+    from training import data as D
+    from training import validation
+
+    data = flat_dataset(tmp_path / "data", count=8, repeats=1)
+    cfg = tiny_config(sd15, data, tmp_path / "runs", "plan", dataset__validation_split=0.25)
+    assert count_steps(cfg).images_per_epoch == 6
+    ds = D.build_dataset(cfg)
+    held = validation.split(ds, cfg, lambda en, zh: None)
+    assert len(held) == 2 and len(ds.items) == 6 and not {i.image for i in held} & {i.image for i in ds.items}
+    cfg.dataset.validation_dir = str(tmp_path / "data")  # a separate folder: nothing is held out of the dataset
+    assert count_steps(cfg).images_per_epoch == 8

@@ -11,12 +11,12 @@ SD families, flow matching for DiT families); the loss is the plain mean squared
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from core.config import RunConfig
 from core.errors import DanluError
+from core.validation_set import held_out, holdout_key
 from training import data as D
 
 SEED = 20240229                        # the noise of image i comes from SEED + i, whatever training.seed is
@@ -24,7 +24,7 @@ LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)     # share of the schedule: timestep level·
 
 
 def _key(item: D.Item) -> str:
-    return hashlib.sha1(f"{item.subset}/{item.image.name}".encode()).hexdigest()
+    return holdout_key(item.subset, item.image.name)
 
 
 def split(ds: D.Dataset, cfg: RunConfig, warn: Callable[[str, str], None]) -> list[D.Item]:
@@ -36,7 +36,8 @@ def split(ds: D.Dataset, cfg: RunConfig, warn: Callable[[str, str], None]) -> li
     if not d.validation_split:
         return []
     ranked = sorted(ds.items, key=_key)
-    n = max(1, round(d.validation_split * len(ranked)))
+    keys = held_out([_key(it) for it in ranked], d.validation_split)  # the step plan holds out the same ones
+    n = len(keys)
     if n >= len(ranked):
         raise DanluError(f"dataset.validation_split {d.validation_split} leaves no image to train on "
                          f"({len(ranked)} images).",
@@ -45,7 +46,7 @@ def split(ds: D.Dataset, cfg: RunConfig, warn: Callable[[str, str], None]) -> li
                          "Lower the share, or give a separate validation folder (dataset.validation_dir).",
                          "请降低比例，或指定单独的验证集文件夹（dataset.validation_dir）。",
                          key="dataset.validation_split")
-    held = ranked[:n]
+    held = [it for it in ranked if _key(it) in keys]
     names = {it.image for it in held}
     ds.items[:] = [it for it in ds.items if it.image not in names]
     warn(f"{n} of {len(ranked)} images are held out for the validation loss and not trained on; the step count "
