@@ -37,19 +37,28 @@ class StepPlan:
     save_steps: list[tuple[int, int]] = field(default_factory=list)        # (epoch, step) of each saved file
     max_train_steps: int = 0
 
+    def terms(self) -> str:
+        """Each folder's images × repeats, e.g. '12×10 + 5×2 = ' (empty for a single term that says nothing more)."""
+        parts = [f"{c.images}×{c.repeats}" if c.per_epoch == c.images * c.repeats or not c.is_reg
+                 else f"{c.per_epoch}(reg)" for c in self.concepts]
+        if not parts or (len(parts) == 1 and self.concepts[0].repeats == 1):
+            return ""
+        return " + ".join(parts) + " = "
+
     def formula(self, lang: str = "en") -> str:
         """The step arithmetic in one line, as both the Dataset and the Parameters tab show it."""
         plain = math.ceil(self.images_per_epoch / self.batch_size)
         uncapped = self.steps_per_epoch * self.epochs
+        terms = self.terms()
         if lang == "zh":
-            text = (f"{self.images_per_epoch} 样本（图片×重复）÷ 批大小 {self.batch_size} = {plain}，"
+            text = (f"{terms}{self.images_per_epoch} 样本（图片×重复）÷ 批大小 {self.batch_size} = {plain}，"
                     f"加上分桶末尾不满的批次 {self.partial_batches} = 每轮 {self.batches_per_epoch} 批")
             if self.grad_accum > 1:
                 text += f"，÷ 梯度累积 {self.grad_accum} = 每轮 {self.steps_per_epoch} 步"
             if self.max_train_steps:
                 return text + f"；× {self.epochs} 轮 = {uncapped} 步（最大步数限制为 **{self.total_steps}**）"
             return text + f"；× {self.epochs} 轮 = **{uncapped}** 步"
-        text = (f"{self.images_per_epoch} images×repeats / batch {self.batch_size} = {plain} "
+        text = (f"{terms}{self.images_per_epoch} images×repeats / batch {self.batch_size} = {plain} "
                 f"+ {self.partial_batches} partial-bucket batches = {self.batches_per_epoch} batches per epoch")
         if self.grad_accum > 1:
             text += f" / accumulation {self.grad_accum} = {self.steps_per_epoch} steps"

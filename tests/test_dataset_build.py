@@ -115,7 +115,8 @@ def test_steps_count_partial_bucket_batches():
     # 9 square → 5 batches, 3 wide → 2 batches; plain ⌈12/2⌉ = 6 → one partial-bucket batch
     assert plan.batches_per_epoch == 7 and plan.partial_batches == 1 and plan.total_steps == 14
     assert plan.save_steps == [(1, 7), (2, 14)]
-    assert "12 images×repeats / batch 2 = 6 + 1 partial-bucket batches = 7" in plan.formula()
+    assert "4×3 = 12 images×repeats / batch 2 = 6 + 1 partial-bucket batches = 7" in plan.formula()
+    assert plan.formula("zh").startswith("4×3 = 12 样本")
     acc = plan_steps([("3_a", 3, [sq] * 3 + [wide])], batch_size=2, epochs=2, grad_accum=4)
     assert acc.steps_per_epoch == 2 and acc.total_steps == 4
 
