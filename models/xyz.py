@@ -479,10 +479,11 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
                     base_images.update({(base, p): im for p, im in rendered.items()})
             for cell in group:
                 image = rendered[cell.prompt] if cell.prompt in rendered else base_images[(base, cell.prompt)]
-                parameters = recipe_text(cell_recipe(plan, cell))
+                cell_rec = cell_recipe(plan, cell)
+                parameters = recipe_text(cell_rec)
                 name = f"z{cell.z}_y{cell.y}_x{cell.x}_{_slug(cell.lora.stem if cell.lora else 'base')}" \
                        f"_w{_fmt(cell.weight)}.png"
-                save_png(image, out / "cells" / name, parameters)
+                save_png(image, out / "cells" / name, parameters, cell_rec.get("png_chunks"))
                 images[(cell.z, cell.y, cell.x)] = image
                 result.cells[(cell.z, cell.y, cell.x)] = {"png": f"cells/{name}", "parameters": parameters}
                 result.done += 1

@@ -60,6 +60,7 @@ def test_ab_of_two_runs_side_by_side_with_each_runs_recipe(runs, tmp_path):
     for key in ((0, 1, 1), (1, 1, 1)):
         with Image.open(result.out_dir / cells[key]["png"]) as im:
             pixels[key] = im.convert("RGB").tobytes()
+            assert "KSampler" in im.text["prompt"]  # ComfyUI's graph of the cell's recipe
     assert pixels[(0, 1, 1)] != pixels[(1, 1, 1)]  # the panels are the two runs' LoRAs
 
 

@@ -3,6 +3,8 @@ files, samples from the saved file on the plain base, the adapter kept out of th
 
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -156,6 +158,9 @@ def test_samples_come_from_the_file_on_the_plain_base(turbo, base, adapter):
                           height=s.height)
     png = sorted((turbo.run_dir / "samples").glob("zt-e*.png"))[-1]
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(image.convert("RGB")))
+    # The PNG also carries ComfyUI's graph of the same recipe, so dropping it on ComfyUI rebuilds the sample.
+    graph = json.loads(Image.open(png).text["prompt"])
+    assert any(node["class_type"] == "KSampler" and node["inputs"]["cfg"] == s.cfg for node in graph.values())
 
 
 def test_stop_then_resume_gives_the_uninterrupted_weights(turbo, base, adapter, dataset, tmp_path):

@@ -145,7 +145,7 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         image = (dit or generate).render(pipe, **sample.args)
         text = generate.recipe_text(sample.recipe)
         png = folder / run_layout.sample_file_name(stem, epoch, i)
-        generate.save_png(image, png, text)
+        generate.save_png(image, png, text, sample.recipe.get("png_chunks"))
         emit("sample", png=str(png), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
         out.append(png)
     del pipe
