@@ -74,7 +74,8 @@ class ModelConfig:
     download_source: str = F("auto", "Where hub ids (base models, training adapters, taggers) are downloaded from: "
                              "huggingface, mirror (hub_mirror), modelscope, or auto (DANLU_DOWNLOAD_SOURCE, else "
                              "HF_ENDPOINT, else huggingface).",
-                             "hub id（底模、训练适配器、打标模型）的下载源：huggingface、mirror（镜像，见 hub_mirror）、"
+                             "hub id（底模、训练适配器、打标模型）的下载源：huggingface、"
+                             "mirror（镜像，见 hub_mirror）、"
                              "modelscope（魔搭），或 auto（读环境变量 DANLU_DOWNLOAD_SOURCE，其次 HF_ENDPOINT，"
                              "否则 huggingface）。", choices=("auto", "huggingface", "mirror", "modelscope"))
     hub_mirror: str = F("https://hf-mirror.com", "The Hugging Face mirror used when download_source = mirror.",

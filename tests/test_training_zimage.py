@@ -4,7 +4,6 @@ files, samples from the saved file on the plain base, the adapter kept out of th
 from __future__ import annotations
 
 import json
-
 import os
 import subprocess
 import sys
