@@ -87,8 +87,12 @@ def _run(q: Queue, lang: str, interval: float) -> int:
     return 1 if failed and state == "idle" else 0
 
 
-def sweep_main(cfg, sweeps: list[str], outputs: Path, queue: bool = True, run: bool = True) -> int:
-    """`train RUN.toml --sweep k=v1,v2 ...`: print the plan (runs, steps, time), queue the runs, train the queue."""
+def sweep_main(cfg, sweeps: list[str], outputs: Path, queue: bool = True, run: bool = True, check=None) -> int:
+    """`train RUN.toml --sweep k=v1,v2 ...`: print the plan (runs, steps, time), queue the runs, train the queue.
+
+    check(cfg) → core.checks issues (models.preflight.issues): a run with an error is refused before any is queued.
+    """
+    from core.checks import errors
     from core.errors import DanluError
     from core.sweep import plan, queue_plan
 
@@ -101,6 +105,11 @@ def sweep_main(cfg, sweeps: list[str], outputs: Path, queue: bool = True, run: b
     print(p.text(lang), flush=True)
     if not queue:
         return 0
+    refused = [(r.cfg.saving.name, i.text(lang)) for r in p.runs for i in errors(check(r.cfg) if check else [])]
+    for name, text in refused:
+        print(f"ERROR {name}: {text}")
+    if refused:
+        return 2
     q = Queue(outputs.resolve())
     for item in queue_plan(p, outputs.resolve()):
         print(f"{item.id}  {item.name}  → {q.config_path(item)}")

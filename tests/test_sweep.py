@@ -92,6 +92,10 @@ def test_train_sweep_from_the_shell_prints_the_plan_and_queues(tmp_path, capsys,
     assert "4 runs" in text and "mylora-rank16-lr2e-4" in text and "40 steps" in text
     assert not Queue(out).items()  # a dry run queues nothing
     assert main([str(toml), "--sweep", "network.rnk=8", "--outputs", str(out)]) == 2
+    capsys.readouterr()
+    refused = ["--set", "optimizer.name=AdamW8bit", "--set", "training.device=cpu"]  # core.checks: needs CUDA
+    assert main([str(toml), "--sweep", "network.rank=8,16", "--outputs", str(out), *refused]) == 2
+    assert "ERROR mylora-rank8" in capsys.readouterr().out and not Queue(out).items()
     assert sweep_main(cfg, ["network.rank=8,16"], out, run=False) == 0
     items = Queue(out).items()
     assert [i.name for i in items] == ["mylora-rank8", "mylora-rank16"] and items[1].note == "network.rank=16"

@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     apply(cfg.model.download_source, cfg.model.hub_mirror)  # hub ids in this run come from its download source
     if args.sweep:
         from core.queue_cli import sweep_main
+        from models import preflight
 
-        return sweep_main(cfg, args.sweep, Path(args.outputs), queue=not args.dry_run)
+        return sweep_main(cfg, args.sweep, Path(args.outputs), queue=not args.dry_run, check=preflight.issues)
     if args.dry_run:
         try:
             return _dry_run(cfg)
