@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.config import RunConfig
+from core import sample_prompts
+from core.config import SAMPLERS, RunConfig
 from core.errors import ConfigError
 from core.hints import fmt_lr
 
@@ -308,6 +309,13 @@ def _bf16(cfg: RunConfig, env: Env):
         return ("saving.precision",
                 "bf16 LoRA files do not load in some older tools; fp16 or float is the safe choice.",
                 "bf16 格式的 LoRA 在部分旧工具中无法加载；fp16 或 float 更稳妥。")
+
+
+@rule("sample_prompt_flags", "error")
+def _sample_prompt_flags(cfg: RunConfig, env: Env):
+    e = sample_prompts.problem(cfg.sampling.prompts, SAMPLERS)
+    if e is not None:
+        return (e.key, e.en, e.zh, e.hint_en, e.hint_zh)
 
 
 @rule("sample_size_not_64", "warning")

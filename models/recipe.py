@@ -10,9 +10,10 @@ Family hook: a family module (models/families/<family>.py) may define
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from core.config import SamplingConfig
+from core import sample_prompts
+from core.config import SAMPLERS, SamplingConfig
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,12 @@ def _family_hook(family: str | None):
 
 def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | None = None, model: str = "",
           model_hash: str = "", loras: list[dict] | None = None) -> Sample:
-    """The recipe and render arguments of one image. `loras`: [{name, weight, hash}] as written in the PNG."""
+    """The recipe and render arguments of one image. `loras`: [{name, weight, hash}] as written in the PNG.
+
+    The prompt may carry kohya's per-prompt flags (`a cat --w 768 --d 42`, core/sample_prompts.py): they replace
+    the run's settings for this image, and the recipe states the values used."""
+    line = sample_prompts.parse(prompt, SAMPLERS)
+    prompt, s = line.prompt, replace(s, **line.options)
     args = render_args(s, prompt=prompt, clip_skip=clip_skip)
     recipe = {"prompt": prompt, "negative_prompt": s.negative_prompt, "steps": s.steps, "sampler": s.sampler,
               "cfg": s.cfg, "seed": s.seed, "width": s.width, "height": s.height, "clip_skip": clip_skip,
@@ -54,6 +60,12 @@ def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | N
 
 
 def batch_args(sample: Sample, prompts: list[str]) -> dict:
-    """Arguments of models.generate.render_batch: the sample's, for several prompts at its seed."""
+    """Arguments of models.generate.render_batch: the sample's, for several prompts at its seed (their own flags,
+    if any, must match the sample's: models/xyz.py groups prompts by `same_args`)."""
     args = {k: v for k, v in sample.args.items() if k != "prompt"}
-    return {"prompts": list(prompts), **args}
+    return {"prompts": [sample_prompts.parse(p).prompt for p in prompts], **args}
+
+
+def same_args(a: Sample, b: Sample) -> bool:
+    """Whether two samples can be rendered in one batch: the same arguments but the prompt."""
+    return {k: v for k, v in a.args.items() if k != "prompt"} == {k: v for k, v in b.args.items() if k != "prompt"}

@@ -18,7 +18,7 @@ from pathlib import Path
 from core import config as cfgmod
 from core import run_layout
 from core.errors import DanluError
-from models.recipe import Sample, batch_args
+from models.recipe import Sample, batch_args, same_args
 from models.recipe import build as build_sample
 
 DEFAULT_WEIGHTS = (0.3, 0.6, 0.8, 1.0)
@@ -461,8 +461,11 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
         while todo and not (cancel is not None and cancel.is_set()):
             # One LoRA at one weight, up to `batch` prompts at once (the prompt axis is the innermost loop).
             head = todo[0]
-            group = [c for c in todo[:batch] if (c.x, c.y) == (head.x, head.y)]
-            todo = todo[len(group):]
+            # prompts with their own flags (--w, --s …) batch only with prompts rendered the same way
+            head_sample = cell_sample(plan, base, head.prompt)
+            group = [c for c in todo[:batch] if (c.x, c.y) == (head.x, head.y)
+                     and same_args(cell_sample(plan, base, c.prompt), head_sample)]
+            todo = [c for c in todo if all(c is not g for g in group)]
             fresh = [c for c in group if not (c.weight == 0 and (base, c.prompt) in base_images)]
             rendered = {}
             if fresh:

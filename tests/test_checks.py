@@ -40,6 +40,7 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
                                             "network": {"train_text_encoder": False}}, GPU),
     "long_captions_in_samples": ({"training": {"max_token_length": 150}, "sampling": {"prompts": ["a cat"]}}, GPU),
     "bf16_files": ({"saving": {"precision": "bf16"}}, GPU),
+    "sample_prompt_flags": ({"sampling": {"prompts": ["a cat --w 700"]}}, GPU),
     "sample_size_not_64": ({"sampling": {"prompts": ["a cat"], "width": 96}}, GPU),
     "zimage_high_lr": ({"model": {"family": "zimage"}, "optimizer": {"lr": 3e-4}}, GPU),
     "zimage_turbo_without_adapter": ({"model": {"family": "zimage", "variant": "turbo", "training_adapter": "none"}},

@@ -103,10 +103,17 @@ def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *,
 
 
 def prune_step_files(run_dir: Path, name: str, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` step files (name-stepNNNNNNNN.safetensors); return what was deleted."""
+    """Delete all but the newest `keep` step files (name-stepNNNNNNNN.safetensors); return what was deleted.
+
+    Only files this run wrote are candidates: a step file named by the run layout that the run's events.jsonl
+    lists as saved. A file the user renamed, moved in, or kept from elsewhere is never deleted."""
     if keep <= 0:
         return []
-    files = [p for kind, _, p in run_layout.lora_files(run_dir, name) if kind == "step"]
+    from core.events import read_events
+
+    events, _ = read_events(run_dir / "events.jsonl")
+    saved = {Path(e["file"]).resolve() for e in events if e.get("type") == "saved" and e.get("file")}
+    files = [p for kind, _, p in run_layout.lora_files(run_dir, name) if kind == "step" and p.resolve() in saved]
     old = files[:-keep]
     for p in old:
         p.unlink(missing_ok=True)
