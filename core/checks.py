@@ -240,10 +240,33 @@ def _dora_dropout(cfg: RunConfig, env: Env):
 def _dora_samples(cfg: RunConfig, env: Env):
     if cfg.network.use_dora:
         return ("network.use_dora",
-                "DoRA files carry dora_scale keys: ComfyUI applies them, but diffusers (and so the samples) drops "
-                "them for SD/SDXL, so samples show the LoRA without DoRA's magnitude.",
-                "DoRA 文件包含 dora_scale：ComfyUI 会应用它，但 diffusers（因此样图）在 SD/SDXL 上会忽略它，"
-                "样图中看不到 DoRA 的幅度部分。")
+                "DoRA samples won't match WebUI or ComfyUI: this DoRA keeps one magnitude per output row, while "
+                "WebUI and ComfyUI apply dora_scale per input column (LyCORIS's convention), so both merge "
+                "different weights than the trainer used; diffusers (and so the samples) drops dora_scale for "
+                "SD/SDXL.",
+                "DoRA 样图与 WebUI、ComfyUI 的结果不一致：这里的 DoRA 按输出行保存幅度，而 WebUI 和 ComfyUI 按输入列"
+                "应用 dora_scale（LyCORIS 的约定），两者合并出的权重都与训练时不同；diffusers（因此样图）在 "
+                "SD/SDXL 上忽略 dora_scale。",
+                "For files that behave the same everywhere, turn DoRA off (plain LoRA, LoHa or LoKr).",
+                "若要在各处效果一致，请关闭 DoRA（使用普通 LoRA、LoHa 或 LoKr）。")
+
+
+@rule("lycoris_with_dora_or_dropout", "error")
+def _lycoris_options(cfg: RunConfig, env: Env):
+    n = cfg.network
+    if n.type != "lora" and (n.use_dora or n.dropout > 0):
+        key, what = ("network.use_dora", "DoRA") if n.use_dora else ("network.dropout", f"dropout {n.dropout:g}")
+        return (key, f"{what} is an option of LoRA; the {n.type} layers do not apply it.",
+                f"{what} 是 LoRA 的选项，{n.type} 层不会使用它。",
+                "Turn it off, or set network.type = lora.", "请关闭它，或把 network.type 设为 lora。")
+
+
+@rule("lycoris_on_dit", "error")
+def _lycoris_dit(cfg: RunConfig, env: Env):
+    if cfg.network.type != "lora" and _family(cfg, env) == "zimage":
+        return ("network.type", f"{cfg.network.type} is for SD1.5/SD2/SDXL; Z-Image trains LoRA.",
+                f"{cfg.network.type} 仅用于 SD1.5/SD2/SDXL；Z-Image 训练 LoRA。",
+                "Set network.type = lora.", "请把 network.type 设为 lora。")
 
 
 # ---------------------------------------------------------------------------------------------- optimizer

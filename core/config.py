@@ -139,6 +139,12 @@ class NetworkConfig:
     dropout: float = F(0.0, "LoRA dropout (train only).", "LoRA dropout（仅训练时）。", min=0.0, max=1.0)
     use_dora: bool = F(False, "DoRA (weight-decomposed LoRA); needs a loader that supports it.",
                        "DoRA（权重分解 LoRA）；需要支持它的加载器。")
+    type: str = F("lora", "Network type: lora (LoRA, with LoCon when conv_dim > 0), loha (LyCORIS LoHa) or lokr "
+                  "(LyCORIS LoKr). LoHa/LoKr files load in WebUI's built-in Lora extension and ComfyUI, not in "
+                  "diffusers; rank/alpha and conv_dim/conv_alpha apply to them as well.",
+                  "网络类型：lora（LoRA，conv_dim > 0 时为 LoCon）、loha（LyCORIS LoHa）或 lokr（LyCORIS LoKr）。"
+                  "LoHa/LoKr 文件可在 WebUI 自带的 Lora 扩展和 ComfyUI 中加载，diffusers 不支持；rank/alpha 与 "
+                  "conv_dim/conv_alpha 同样适用。", choices=("lora", "loha", "lokr"))
     dit_targets: list[str] = F(list(DIT_TARGETS), "DiT models (Z-Image): the block linears that get LoRA — attention "
                                "(to_q/k/v/out), feed_forward (w1/w2/w3), adaLN (modulation).",
                                "DiT 模型（Z-Image）：加 LoRA 的模块——attention（to_q/k/v/out）、feed_forward"

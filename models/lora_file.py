@@ -95,6 +95,39 @@ def lora_layers(model: Any, adapter: str = "default"):
             yield name.removeprefix("base_model.model."), module
 
 
+def _base_name(component: str, model: Any, name: str, family: str) -> str:
+    config = getattr(model, "config", None)
+    lpb = getattr(config, "layers_per_block", 2) if component == "unet" else 2
+    up_types = list(getattr(config, "up_block_types", []) or []) if component == "unet" else []
+    ups = 1
+    m = re.match(r"up_blocks\.(\d+)\.upsamplers", name)
+    if m and up_types and "CrossAttn" in up_types[int(m[1])]:
+        ups = 2
+    return kohya_name(component, name, family, layers_per_block=lpb, upsampler_index=ups)
+
+
+def module_bases(component: str, model: Any, family: str):
+    """(kohya base name, layer) for every Linear/Conv2d of a plain (un-injected) model: how loaders find a key's
+    layer."""
+    from torch import nn
+
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            try:
+                yield _base_name(component, model, name, family), module
+            except ValueError:  # a layer kohya never targets (time embedding, conv_in, …)
+                continue
+
+
+def tuner_layers(model: Any, adapter: str = "default"):
+    """(module path, peft LoRA/LoHa/LoKr layer) for every layer carrying `adapter`."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer) and adapter in getattr(module, "scaling", {}):
+            yield name.removeprefix("base_model.model."), module
+
+
 def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "default") -> dict[str, Any]:
     """Kohya state dict (fp32 CPU tensors) from peft-injected models {'unet': …, 'text_encoder': …, …}.
 
@@ -102,6 +135,7 @@ def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "defau
     import torch
 
     from models import families
+    from models.lycoris import layer_tensors
 
     dit = families.dit_module(family)
     if dit is not None:
@@ -110,17 +144,14 @@ def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "defau
     for component, model in components.items():
         if model is None:
             continue
-        config = getattr(model, "config", None)
-        lpb = getattr(config, "layers_per_block", 2) if component == "unet" else 2
-        up_types = list(getattr(config, "up_block_types", []) or []) if component == "unet" else []
-        for name, layer in lora_layers(model, adapter):
-            ups = 1
-            m = re.match(r"up_blocks\.(\d+)\.upsamplers", name)
-            if m and up_types and "CrossAttn" in up_types[int(m[1])]:
-                ups = 2
-            base = kohya_name(component, name, family, layers_per_block=lpb, upsampler_index=ups)
-            if base in state:
+        for name, layer in tuner_layers(model, adapter):
+            base = _base_name(component, model, name, family)
+            if f"{base}.alpha" in state:
                 raise ValueError(f"two modules map to the kohya name {base}")
+            lycoris = layer_tensors(layer, adapter)
+            if lycoris is not None:  # LoHa / LoKr
+                state.update({f"{base}.{k}": v for k, v in lycoris.items()})
+                continue
             down = layer.lora_A[adapter].weight.detach().float().cpu().contiguous()
             up = layer.lora_B[adapter].weight.detach().float().cpu().contiguous()
             rank = down.shape[0]

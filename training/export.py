@@ -50,11 +50,14 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         args["algo"] = "dora"
     if n.dropout:
         args["dropout"] = str(n.dropout)
+    if n.type != "lora":  # LyCORIS's kohya wrapper: network_module lycoris.kohya, the algo among the args
+        args["algo"] = n.type
     dit = _dit(family)
     version = dit.LORA_VERSION if dit else base_model_version(family)
     arch = dit.LORA_MODELSPEC if dit else MODELSPEC_ARCH["sd2v" if v2 and vpred else family]
     meta = {
-        "ss_network_module": "networks.lora", "ss_network_dim": n.rank, "ss_network_alpha": n.alpha or float(n.rank),
+        "ss_network_module": "networks.lora" if n.type == "lora" else "lycoris.kohya",
+        "ss_network_dim": n.rank, "ss_network_alpha": n.alpha or float(n.rank),
         "ss_network_args": args or None, "ss_base_model_version": version, "ss_v2": v2,
         "ss_v_parameterization": vpred if v2 else None, "ss_resolution": f"({d.resolution}, {d.resolution})",
         "ss_num_epochs": t.epochs, "ss_epoch": epoch, "ss_steps": step, "ss_max_train_steps": info["total_steps"],
@@ -139,7 +142,12 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         pipe = generate.open_pipeline(cfg.model.base, family=cfg.model.family,
                                       prediction_type=cfg.model.prediction_type, vae=cfg.model.vae or None,
                                       device=device, torch_dtype=dtype)
-        generate.load_lora(pipe, lora_path, "sample")
+        if cfg.network.type == "lora":
+            generate.load_lora(pipe, lora_path, "sample")
+        else:  # diffusers has no LoHa/LoKr loader: the file's deltas are merged as WebUI and ComfyUI compute them
+            from models.lycoris import merge_file
+
+            merge_file(pipe, lora_path, family or cfg.model.family)
     pipe.set_progress_bar_config(disable=True)
     stem = lora_path.stem
     lora_hash = read_metadata(lora_path).get("sshs_model_hash", "")[:12]
@@ -149,6 +157,9 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         sample = recipe.build(s, prompt=prompt, clip_skip=cfg.training.clip_skip, family=family or cfg.model.family,
                               model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
                               loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}])
+        if cfg.network.type != "lora":
+            sample.recipe.setdefault("extra", {})["Lora applied"] = \
+                f"{cfg.network.type} deltas merged into the weights as WebUI and ComfyUI do"
         image = (dit or generate).render(pipe, **sample.args)
         text = generate.recipe_text(sample.recipe)
         png = folder / run_layout.sample_file_name(stem, epoch, i)

@@ -4,6 +4,10 @@ UNet: every Linear/Conv2d inside a Transformer2DModel (attention, feed-forward, 
 Text encoders: every Linear inside CLIPAttention / CLIPMLP. LoCon (conv_dim > 0) adds ResnetBlock2D,
 Downsample2D and Upsample2D: their 3×3 convs get conv_dim/conv_alpha, their Linear and 1×1 layers
 rank/alpha, as sd-scripts does.
+
+LyCORIS LoHa and LoKr (``algo``) use peft's LoHa/LoKr layers on the same targets (conv_dim/conv_alpha for the 3×3
+convs), with the factorisation and initialisation peft takes from LyCORIS; models/lycoris.py writes them in the
+names WebUI and ComfyUI load.
 """
 
 from __future__ import annotations
@@ -49,15 +53,42 @@ def _dit_targets(model: Any, family: str, kinds: list[str], refiners: bool) -> l
     return families.dit_module(family).lora_target_modules(model, tuple(kinds), refiners)
 
 
+def _config(algo: str, **kw: Any) -> Any:
+    """peft's config for `algo`: LoRA (with dropout and DoRA), LoHa or LoKr (plain, not CP/Tucker-decomposed)."""
+    from peft import LoHaConfig, LoKrConfig, LoraConfig
+
+    dropout, use_dora = kw.pop("dropout"), kw.pop("use_dora")
+    if algo == "lora":
+        return LoraConfig(lora_alpha=kw.pop("alpha"), lora_dropout=dropout, use_dora=use_dora,
+                          init_lora_weights=True, **kw)
+    if algo not in ("loha", "lokr"):
+        raise ValueError(f"unknown network type {algo!r}; use lora, loha or lokr")
+    # not CP-decomposed: the hada_t*/lokr_t2 form differs between loaders' versions; the plain one loads everywhere
+    return (LoHaConfig if algo == "loha" else LoKrConfig)(use_effective_conv2d=False, init_weights=True, **kw)
+
+
+def _lokr_full_scale(model: Any) -> None:
+    """LyCORIS trains a LoKr layer whose two factors are full matrices at scale 1 (alpha is ignored there), and
+    WebUI and ComfyUI apply it so; peft would use alpha / rank."""
+    from peft.tuners.lokr import LoKrLayer
+
+    for module in model.modules():
+        if isinstance(module, LoKrLayer):
+            for name in module.lokr_w2:
+                if name in module.lokr_w1:
+                    module.scaling[name] = 1.0
+
+
 def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dora: bool = False,
            conv_dim: int = 0, conv_alpha: float = 1.0, component: str = "unet", family: str = "",
-           dit_targets: list[str] | None = None, dit_refiners: bool = False) -> int:
+           dit_targets: list[str] | None = None, dit_refiners: bool = False, algo: str = "lora") -> int:
     """Add the LoRA adapter to `model` in place; return the number of adapted layers.
 
     alpha 0 means alpha = rank (scale 1), as in sd-scripts. A DiT denoiser (`dit_targets` given) gets LoRA on
     its blocks' linears of those kinds; its family file names them.
     """
-    from peft import LoraConfig, inject_adapter_in_model
+    from peft import inject_adapter_in_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     if component == "unet" and dit_targets is not None:
         plain, convs = _dit_targets(model, family, dit_targets, dit_refiners), []
@@ -71,17 +102,16 @@ def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dor
     alpha = alpha or float(rank)
     pattern_rank = {f"^{t}$": conv_dim for t in convs}
     pattern_alpha = {f"^{t}$": conv_alpha or float(conv_dim) for t in convs}
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, use_dora=use_dora,
-                        target_modules=targets, rank_pattern=pattern_rank, alpha_pattern=pattern_alpha,
-                        init_lora_weights=True)
+    config = _config(algo, r=rank, alpha=alpha, dropout=dropout, use_dora=use_dora, target_modules=targets,
+                     rank_pattern=pattern_rank, alpha_pattern=pattern_alpha)
     inject_adapter_in_model(config, model, adapter_name=ADAPTER)
+    if algo == "lokr":
+        _lokr_full_scale(model)
     model.requires_grad_(False)
-    count = 0
     for name, param in model.named_parameters():
-        if "lora_" in name:  # lora_A, lora_B and DoRA's lora_magnitude_vector
+        if any(p in name for p in ("lora_", "hada_", "lokr_")):  # lora_A/B, DoRA's magnitude, LoHa/LoKr factors
             param.requires_grad_(True)
-            count += "lora_A" in name
-    return count
+    return sum(isinstance(m, BaseTunerLayer) for m in model.modules())
 
 
 def lora_parameters(model: Any) -> list:

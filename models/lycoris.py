@@ -1,0 +1,124 @@
+"""LyCORIS LoHa and LoKr in the kohya file, and the weight deltas WebUI and ComfyUI compute from it.
+
+Keys per module, as LyCORIS writes them and both loaders read them: ``<base>.hada_w1_a`` (out, r), ``hada_w1_b``
+(r, in·k·k), ``hada_w2_a``, ``hada_w2_b``; or ``<base>.lokr_w1`` (full) with ``lokr_w2`` (full) or ``lokr_w2_a`` /
+``lokr_w2_b``; plus ``<base>.alpha``. The deltas (A1111 ``extensions-builtin/Lora/network_hada.py``,
+``network_lokr.py``, ``network.py``; ComfyUI ``comfy/weight_adapter/loha.py``, ``lokr.py``):
+
+- LoHa: ΔW = (w1_a @ w1_b) ⊙ (w2_a @ w2_b) · alpha / rank, rank = w1_b.shape[0];
+- LoKr: ΔW = kron(w1, w2) · alpha / rank, rank the inner size of the factor given as a/b pair, and scale 1 when
+  both factors are full matrices (alpha is then ignored);
+- LoRA: ΔW = up @ down · alpha / rank;
+
+each reshaped to the layer's weight shape, times the user's strength, added to the weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HADA = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")
+LOKR = ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b")
+NETWORK_MODULE = "lycoris.kohya"  # ss_network_module of LyCORIS's kohya wrapper
+
+
+def layer_tensors(layer: Any, adapter: str = "default") -> dict[str, Any] | None:
+    """{suffix: fp32 CPU tensor} of a peft LoHa or LoKr layer in LyCORIS's names; None for any other layer."""
+    import torch
+    from peft.tuners.loha import LoHaLayer
+    from peft.tuners.lokr import LoKrLayer
+
+    def get(name):
+        p = getattr(layer, name)
+        return p[adapter].detach().float().cpu().contiguous() if adapter in p else None
+
+    if isinstance(layer, LoHaLayer):
+        if adapter in layer.hada_t1:
+            raise ValueError("CP-decomposed LoHa (hada_t1/hada_t2) is not written")
+        out = {n: get(n) for n in HADA}
+        rank = out["hada_w1_b"].shape[0]
+    elif isinstance(layer, LoKrLayer):
+        if adapter in layer.lokr_t2:
+            raise ValueError("Tucker-decomposed LoKr (lokr_t2) is not written")
+        out = {n: t for n in LOKR if (t := get(n)) is not None}
+        rank = out["lokr_w2_b"].shape[0] if "lokr_w2_b" in out else \
+            out["lokr_w1_b"].shape[0] if "lokr_w1_b" in out else None
+        if rank is None and float(layer.scaling[adapter]) != 1.0:  # loaders apply full factors at scale 1
+            out["lokr_w2"] = out["lokr_w2"] * float(layer.scaling[adapter])
+    else:
+        return None
+    alpha = float(layer.scaling[adapter]) * rank if rank is not None else float(layer.alpha[adapter])
+    out["alpha"] = torch.tensor(alpha, dtype=torch.float32)
+    return out
+
+
+def module_delta(tensors: dict[str, Any], shape: tuple[int, ...]) -> Any:
+    """ΔW (fp32) of one module of a kohya/LyCORIS file, for a weight of `shape`, at strength 1."""
+    import torch
+
+    alpha = tensors.get("alpha")
+    alpha = float(alpha) if alpha is not None else None
+    if "hada_w1_a" in tensors:
+        t = {k: tensors[k].float() for k in HADA}
+        delta = (t["hada_w1_a"] @ t["hada_w1_b"]) * (t["hada_w2_a"] @ t["hada_w2_b"])
+        rank = t["hada_w1_b"].shape[0]
+    elif any(k in tensors for k in LOKR):
+        rank = None
+        if "lokr_w1" in tensors:
+            w1 = tensors["lokr_w1"].float()
+        else:
+            w1, rank = tensors["lokr_w1_a"].float() @ tensors["lokr_w1_b"].float(), tensors["lokr_w1_b"].shape[0]
+        if "lokr_w2" in tensors:
+            w2 = tensors["lokr_w2"].float()
+        else:
+            w2, rank = tensors["lokr_w2_a"].float() @ tensors["lokr_w2_b"].float(), tensors["lokr_w2_b"].shape[0]
+        if w2.dim() == 4:
+            w1 = w1[:, :, None, None]
+        delta = torch.kron(w1, w2.contiguous())
+    elif "lora_down.weight" in tensors:
+        down, up = tensors["lora_down.weight"].float(), tensors["lora_up.weight"].float()
+        delta, rank = up.flatten(1) @ down.flatten(1), down.shape[0]
+    else:
+        raise ValueError(f"no LoRA, LoHa or LoKr weights among {sorted(tensors)}")
+    scale = alpha / rank if rank is not None and alpha is not None else 1.0
+    return delta.reshape(shape) * scale
+
+
+def group_modules(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{kohya base name: {suffix: tensor}} of a kohya/LyCORIS state dict."""
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in state.items():
+        base, _, suffix = key.partition(".")
+        groups.setdefault(base, {})[suffix] = value
+    return groups
+
+
+def merge_into(components: dict[str, Any], state: dict[str, Any], family: str, strength: float = 1.0) -> int:
+    """Add every module's ΔW · strength of a kohya/LyCORIS state dict to the matching weights of `components`
+    ({'unet': …, 'text_encoder': …, 'text_encoder_2': …}), in fp32 and cast back, as ComfyUI patches a model.
+
+    Every module of the file must find its layer; returns the number merged."""
+    import torch
+
+    from models.lora_file import module_bases
+
+    layers = {base: module for component, model in components.items() if model is not None
+              for base, module in module_bases(component, model, family)}
+    groups = group_modules(state)
+    missing = sorted(set(groups) - set(layers))
+    if missing:
+        raise ValueError(f"{len(missing)} modules of the file match no layer, e.g. {missing[:3]}")
+    with torch.no_grad():
+        for base, tensors in groups.items():
+            weight = layers[base].weight
+            delta = module_delta(tensors, tuple(weight.shape))
+            weight.copy_((weight.float() + delta.to(weight.device) * strength).to(weight.dtype))
+    return len(groups)
+
+
+def merge_file(pipe: Any, path: Any, family: str, strength: float = 1.0) -> int:
+    """Merge a saved LoRA/LoHa/LoKr file into a pipeline's UNet and text encoders (what the samples use)."""
+    from safetensors.torch import load_file
+
+    components = {name: getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2")}
+    return merge_into(components, load_file(str(path)), family, strength)
