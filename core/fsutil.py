@@ -49,8 +49,9 @@ def replace_keeping_mode(tmp: Path, path: Path) -> Path:
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, then rename over the target.
+def atomic_write_bytes(path: Path, data: bytes | tuple) -> Path:
+    """Write to a temporary file in the same folder, then rename over the target (data: bytes, or a tuple of
+    buffers written one after the other).
 
     mkstemp creates the temporary file with mode 0600; it is given the target's mode (or the umask default for a
     new file) before the rename, so a user's caption or config keeps the permissions it had.
@@ -60,7 +61,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for part in data if isinstance(data, tuple) else (data,):
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         replace_keeping_mode(Path(tmp), path)

@@ -172,7 +172,7 @@ def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "defau
 @dataclass
 class PrecisionReport:
     precision: str
-    max_rel_error: float    # max over modules of max|Δsaved − Δ| / max|Δ|, Δ = up @ down
+    max_rel_error: float    # max over modules of max|Δsaved − Δ| / max|Δ|, Δ = up @ down, on the rows measured
     flushed: int            # non-zero values that became zero
     values: int
 
@@ -186,14 +186,26 @@ class PrecisionReport:
 
 
 _DTYPES = {"fp16": "float16", "bf16": "bfloat16", "float": "float32", "fp32": "float32"}
+REPORT_ROWS = 64  # rows of each weight delta the precision report computes (all of them when full=True)
 
 
-def _delta(down, up):
-    return up.flatten(1) @ down.flatten(1)
+def _report_rows(up, full: bool):
+    """Which output rows of Δ = up @ down the report measures: all of a small layer; of a large one the rows
+    with the largest up-weights (where max|Δ| lies) and evenly spaced others."""
+    import torch
+
+    n = up.shape[0]
+    if full or n <= REPORT_ROWS:
+        return slice(None)
+    largest = up.flatten(1).abs().amax(1).topk(REPORT_ROWS // 2).indices
+    spread = torch.linspace(0, n - 1, REPORT_ROWS // 2).long()
+    return torch.unique(torch.cat([largest, spread]))
 
 
-def cast_state(state: dict[str, Any], precision: str) -> tuple[dict[str, Any], PrecisionReport]:
-    """Cast to the save precision and measure what the cast lost."""
+def cast_state(state: dict[str, Any], precision: str, *, full: bool = False
+               ) -> tuple[dict[str, Any], PrecisionReport]:
+    """Cast to the save precision and measure what the cast lost: every value for the flush to zero; the deltas
+    up @ down on REPORT_ROWS rows per layer (full=True: on every row, as costly as merging the LoRA)."""
     import torch
 
     if precision not in _DTYPES:
@@ -207,8 +219,9 @@ def cast_state(state: dict[str, Any], precision: str) -> tuple[dict[str, Any], P
         for key, down in state.items():
             if key.endswith((".lora_down.weight", ".lora_A.weight")):
                 up_key = key.replace(".lora_down.", ".lora_up.").replace(".lora_A.", ".lora_B.")
-                ref = _delta(down, state[up_key])
-                got = _delta(out[key].float(), out[up_key].float())
+                rows = _report_rows(state[up_key], full)
+                ref = state[up_key][rows].flatten(1) @ down.flatten(1)
+                got = out[up_key][rows].float().flatten(1) @ out[key].float().flatten(1)
                 scale = float(ref.abs().max())
                 if scale > 0:
                     worst = max(worst, float((got - ref).abs().max()) / scale)
@@ -218,13 +231,24 @@ def cast_state(state: dict[str, Any], precision: str) -> tuple[dict[str, Any], P
 def safetensors_hashes(data: bytes) -> tuple[str, str]:
     """(sshs_model_hash, sshs_legacy_hash) of a serialised safetensors file, as sd-scripts computes them."""
     header_len = int.from_bytes(data[:8], "little")
-    model_hash = hashlib.sha256(data[8 + header_len:]).hexdigest()
-    legacy = hashlib.sha256(data[0x100000:0x100000 + 0x10000]).hexdigest()[:8]
+    model_hash = hashlib.sha256(memoryview(data)[8 + header_len:]).hexdigest()
+    legacy = hashlib.sha256(memoryview(data)[0x100000:0x100000 + 0x10000]).hexdigest()[:8]
     return model_hash, legacy
 
 
+def with_metadata(data: bytes, metadata: dict[str, str]) -> tuple[bytes, memoryview]:
+    """A serialised safetensors file as (new header, tensor bytes): its __metadata__ replaced, the tensor bytes
+    the same buffer (offsets are relative to them, so they stay valid)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(bytes(data[8:8 + n]))
+    header["__metadata__"] = metadata
+    raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # tensor data stays 8-byte aligned, as safetensors writes it
+    return len(raw).to_bytes(8, "little") + raw, memoryview(data)[8 + n:]
+
+
 def save_lora(path: str | Path, state: dict[str, Any], metadata: dict[str, Any],
-              precision: str = "fp16") -> PrecisionReport:
+              precision: str = "fp16", *, full_report: bool = False) -> PrecisionReport:
     """Write a kohya LoRA file atomically: cast, stringify metadata, set ss_output_name, hashes last."""
     from safetensors.torch import save
 
@@ -240,18 +264,19 @@ def save_lora(path: str | Path, state: dict[str, Any], metadata: dict[str, Any],
         version = str(metadata.get("ss_base_model_version", ""))
         mod = next((m for m in families.DIT_MODULES.values() if m.LORA_VERSION == version), None)
         metadata = mod.lora_metadata(metadata) if mod is not None else metadata
-    tensors, report = cast_state(state, precision)
+    tensors, report = cast_state(state, precision, full=full_report)
     meta = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
             else str(v) for k, v in metadata.items() if v is not None}
     meta["ss_output_name"] = path.stem  # per file: WebUI uses it as the card alias and <lora:…> name
     meta.pop("sshs_model_hash", None)
     meta.pop("sshs_legacy_hash", None)
-    # sd-scripts hashes a serialisation that carries only the ss_* metadata; do the same.
-    model_hash, legacy = safetensors_hashes(save(tensors, metadata={k: v for k, v in meta.items()
-                                                                    if k.startswith("ss_")}))
+    # sd-scripts hashes a serialisation that carries only the ss_* metadata; serialise that once, hash it, and
+    # write its tensor bytes under a header with all the metadata: the model hash is of the bytes written.
+    data = save(tensors, metadata={k: v for k, v in meta.items() if k.startswith("ss_")})
+    model_hash, legacy = safetensors_hashes(data)
     meta["sshs_model_hash"] = model_hash
     meta["sshs_legacy_hash"] = legacy
-    atomic_write_bytes(path, save(tensors, metadata=meta))
+    atomic_write_bytes(path, with_metadata(data, meta))
     return report
 
 

@@ -145,6 +145,48 @@ def test_hashes_follow_sd_scripts(tmp_path):
     assert hashlib.sha256(raw[8 + int.from_bytes(raw[:8], "little"):]).hexdigest() == meta["sshs_model_hash"]
 
 
+def test_precision_report_on_sampled_rows_flags_what_the_full_report_flags():
+    import torch
+
+    from models.lora_file import REPORT_ROWS, cast_state
+
+    torch.manual_seed(0)
+    up = torch.randn(4 * REPORT_ROWS, 4) * 1e-3
+    up[137] = 1.0  # the row that carries max|Δ|
+    down = torch.randn(4, 320)
+    state = {"lora_unet_b.lora_down.weight": down, "lora_unet_b.lora_up.weight": up}
+    for precision in ("fp16", "bf16"):
+        _, cheap = cast_state(state, precision)
+        _, full = cast_state(state, precision, full=True)
+        assert 0 < cheap.max_rel_error <= full.max_rel_error
+        assert cheap.max_rel_error == pytest.approx(full.max_rel_error, rel=0.5)
+    state["lora_unet_b.lora_down.weight"] = torch.full((4, 320), 1e-9)  # flushed in fp16, in every row
+    _, cheap = cast_state(state, "fp16")
+    assert cheap.max_rel_error == pytest.approx(1.0) and cheap.flushed == 4 * 320
+
+
+def test_written_file_is_one_serialisation_with_all_metadata(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from models.lora_file import read_metadata, safetensors_hashes, save_lora
+
+    state = {f"lora_unet_m{i}.lora_{part}.weight": torch.randn(8, 33) if part == "down" else torch.randn(33, 8)
+             for i in range(3) for part in ("down", "up")}
+    path = tmp_path / "one.safetensors"
+    save_lora(path, state, {"ss_tag_frequency": {"10_猫": {"猫": 2}}, "danlu_note": "中文"}, "fp16")
+    raw = path.read_bytes()
+    assert int.from_bytes(raw[:8], "little") % 8 == 0
+    meta = read_metadata(path)
+    assert meta["danlu_note"] == "中文" and "猫" in meta["ss_tag_frequency"]
+    assert safetensors_hashes(raw)[0] == meta["sshs_model_hash"]
+    loaded = load_file(str(path))
+    assert all(torch.equal(loaded[k], v.half()) for k, v in state.items())
+    with safe_open(str(path), framework="pt") as f:
+        assert sorted(f.keys()) == sorted(state)
+
+
 def test_sdxl_sai_names():
     from models.lora_file import kohya_name
 
