@@ -34,6 +34,7 @@ SUBCOMMANDS = {
     "check": "detect a base model's family, prediction type, resolution and hash: check MODEL",
     "demo": "write a tiny demo model, dataset and run.toml under outputs/demo (no network needed)",
     "queue": "the run queue: queue add RUN.toml ... | list | remove ID | cancel ID | up/down ID | pause | run",
+    "import": "turn an sd-scripts / kohya_ss / lora-scripts config into a Danlu run TOML: import FILE [-o OUT.toml]",
     "test": "run the whole test suite",
 }
 # Subcommands that run in a module of the project: (module, function taking argv, returning the exit code).
@@ -46,6 +47,7 @@ HANDLERS = {
     "check": ("models.detect", "main"),
     "demo": ("models.demo", "main"),
     "queue": ("core.queue_cli", "main"),
+    "import": ("core.import_cli", "main"),
 }
 
 

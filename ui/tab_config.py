@@ -8,7 +8,8 @@ from pathlib import Path
 import gradio as gr
 
 from core import config as cfgmod
-from core.errors import ConfigError
+from core import importers
+from core.errors import ConfigError, DanluError
 from ui import i18n
 from ui.context import AppContext
 from ui.i18n import t
@@ -29,6 +30,13 @@ i18n.add({
     "config.loaded": ("已载入配置。", "Config loaded."),
     "config.error": ("**配置有误：**", "**The config has an error:**"),
     "config.exported": ("已导出当前配置。", "Current config exported."),
+    "config.import": ("导入其他训练器的配置（sd-scripts 的 TOML/参数文件、kohya_ss 的 JSON、lora-scripts 的 TOML）",
+                      "Import another trainer's config (sd-scripts TOML or argument file, kohya_ss JSON, "
+                      "lora-scripts TOML)"),
+    "config.imported": ("已按 {kind} 格式导入：{mapped} 项已映射，{changed} 项已更改，{unsupported} 项无对应设置。"
+                        "请检查下表，然后在各页确认。",
+                        "Imported as {kind}: {mapped} mapped, {changed} changed, {unsupported} without a Danlu "
+                        "setting. Check the table, then the tabs."),
 })
 
 
@@ -39,6 +47,17 @@ def load_text(text: str, lang: str) -> tuple[dict | None, str]:
     except ConfigError as e:
         return None, f"{t('config.error', lang)}\n\n{e.message(lang)}\n\n{e.hint(lang)}"
     return cfgmod.to_dict(cfg), t("config.loaded", lang)
+
+
+def import_peer(path: str, lang: str) -> tuple[str | None, dict | None, str]:
+    """A peer's config file → (Danlu TOML text, config dict, message with the table of what became of each key)."""
+    try:
+        result = importers.import_file(path)
+    except DanluError as e:
+        return None, None, f"{t('config.error', lang)}\n\n{e.text(lang)}"
+    counts = {s: sum(r.status == s for r in result.rows) for s in ("mapped", "changed", "unsupported")}
+    head = t("config.imported", lang).format(kind=importers.FORMATS[result.kind], **counts)
+    return cfgmod.dumps(result.config), cfgmod.to_dict(result.config), f"{head}\n\n{result.table(lang)}"
 
 
 def export(config: dict) -> tuple[str, str]:
@@ -58,6 +77,9 @@ def build(ctx: AppContext) -> None:
                                      elem_id="config-upload"), label="config.upload")
         download = ctx.tr.bind(gr.File(label=t("config.download", lang0), interactive=False,
                                        elem_id="config-download"), label="config.download")
+    peer = ctx.tr.bind(gr.File(label=t("config.import", lang0), file_types=[".toml", ".json", ".txt", ".sh", ".ps1",
+                                                                            ".bat"],
+                               type="filepath", elem_id="config-import"), label="config.import")
     text = ctx.tr.bind(gr.Code(cfgmod.dumps(cfgmod.default_config()), language=None, label=t("config.text", lang0),
                                interactive=True, elem_id="config-text", lines=18), label="config.text")
     with gr.Row():
@@ -83,10 +105,17 @@ def build(ctx: AppContext) -> None:
         data, msg = load_text(text_value, lang)
         return text_value, (data if data is not None else current), msg
 
+    def on_import(path: str | None, lang: str, current: dict):
+        if not path:
+            return gr.update(), current, ""
+        text_value, data, msg = import_peer(path, lang)
+        return (text_value if text_value is not None else gr.update()), (data if data is not None else current), msg
+
     def on_export(config: dict, lang: str):
         text_value, path = export(config)
         return text_value, path, t("config.exported", lang)
 
     load_btn.click(on_load, [text, ctx.lang, ctx.config], [ctx.config, message])
     upload.upload(on_upload, [upload, ctx.lang, ctx.config], [text, ctx.config, message])
+    peer.upload(on_import, [peer, ctx.lang, ctx.config], [text, ctx.config, message])
     export_btn.click(on_export, [ctx.config, ctx.lang], [text, download, message])

@@ -1,0 +1,367 @@
+"""Import a peer trainer's settings: sd-scripts (TOML or an argument file), a kohya_ss GUI JSON, a lora-scripts TOML.
+
+`import_file(path)` returns the Danlu config (validated by core/config.py) and a report of every key read: mapped,
+changed (with the reason) or without a Danlu equivalent. The key names are those of sd-scripts' argument parser
+(library/train_util.py add_*_arguments, train_network.py), which lora-scripts (Akegarasu, mikazuki/schema) writes
+as they are and kohya_ss's GUI JSON writes with a few names of its own (epoch, optimizer, max_resolution,
+lr_warmup in percent, LoRA_type).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import config as cfgmod
+from core.errors import ConfigError, DanluError
+
+FORMATS = {"sd-scripts": "sd-scripts", "kohya_ss": "kohya_ss GUI JSON", "lora-scripts": "lora-scripts (秋叶)"}
+
+# peer key → Danlu key (values taken as they are, converted to the field's type)
+DIRECT = {
+    "pretrained_model_name_or_path": "model.base", "vae": "model.vae",
+    "train_data_dir": "dataset.dir", "reg_data_dir": "dataset.reg_dir",
+    "caption_extension": "dataset.caption_extension",
+    "enable_bucket": "dataset.enable_bucket", "min_bucket_reso": "dataset.min_bucket_reso",
+    "max_bucket_reso": "dataset.max_bucket_reso", "bucket_reso_steps": "dataset.bucket_reso_steps",
+    "bucket_no_upscale": "dataset.bucket_no_upscale", "shuffle_caption": "dataset.shuffle_caption",
+    "keep_tokens": "dataset.keep_tokens", "caption_dropout_rate": "dataset.caption_dropout_rate",
+    "flip_aug": "dataset.flip_aug",
+    "network_dim": "network.rank", "network_alpha": "network.alpha", "network_dropout": "network.dropout",
+    "unet_lr": "optimizer.lr", "text_encoder_lr": "optimizer.text_encoder_lr",
+    "lr_scheduler_num_cycles": "optimizer.num_cycles", "lr_scheduler_power": "optimizer.power",
+    "max_train_epochs": "training.epochs", "epoch": "training.epochs", "train_batch_size": "training.batch_size",
+    "gradient_accumulation_steps": "training.gradient_accumulation_steps",
+    "max_train_steps": "training.max_train_steps", "mixed_precision": "training.mixed_precision",
+    "gradient_checkpointing": "training.gradient_checkpointing", "seed": "training.seed",
+    "noise_offset": "training.noise_offset", "min_snr_gamma": "training.min_snr_gamma",
+    "clip_skip": "training.clip_skip",
+    "max_token_length": "training.max_token_length",
+    "output_dir": "saving.output_dir", "output_name": "saving.name", "save_every_n_epochs": "saving.every_n_epochs",
+    "save_every_n_steps": "saving.every_n_steps",
+    "save_precision": "saving.precision", "save_state": "saving.save_state",
+    "sample_sampler": "sampling.sampler",
+}
+# keys that only say how the peer runs, not what is trained: read without a note
+QUIET = {"save_model_as", "logging_dir", "log_prefix", "xformers", "sdpa", "mem_eff_attn",
+         "persistent_data_loader_workers", "max_data_loader_n_workers", "log_with", "ddp_timeout", "lowram",
+         "highvram",         "console_log_level", "config_file", "output_config"}
+PRECISIONS = {"fp16": "fp16", "bf16": "bf16", "float": "float", "fp32": "float", "no": "no"}
+OPTIMIZERS = {"adamw": "AdamW", "adamw8bit": "AdamW8bit", "lion": "Lion", "lion8bit": "Lion", "prodigy": "Prodigy",
+              "adafactor": "Adafactor", "pagedadamw8bit": "AdamW8bit"}
+SCHEDULERS = {"constant_with_warmup": "constant", "cosine_with_min_lr": "cosine"}
+SAMPLERS = {"k_euler": "euler", "k_euler_a": "euler_a", "k_lms": "lms", "dpmsolver++": "dpmpp_2m",
+            "dpmsolver": "dpmpp_2m", "k_heun": "heun"}
+
+
+@dataclass
+class Row:
+    """One key read from the peer's file: what became of it."""
+
+    status: str              # mapped, changed, unsupported
+    peer_key: str
+    peer_value: Any
+    key: str = ""            # the Danlu key
+    value: Any = None
+    why_en: str = ""
+    why_zh: str = ""
+
+
+@dataclass
+class Imported:
+    kind: str                # sd-scripts, kohya_ss, lora-scripts
+    config: cfgmod.RunConfig
+    rows: list[Row] = field(default_factory=list)
+
+    def table(self, lang: str = "en") -> str:
+        """The report as a Markdown table (the console and the Config tab show it)."""
+        zh = lang == "zh"
+        head = ("| 状态 | 原键 | 原值 | 丹炉键 | 丹炉值 | 说明 |" if zh else
+                "| status | their key | their value | Danlu key | Danlu value | why |")
+        words = {"mapped": "已映射", "changed": "已更改", "unsupported": "无对应项"} if zh else {}
+        lines = [head, "|---|---|---|---|---|---|"]
+        for r in sorted(self.rows, key=lambda r: (["mapped", "changed", "unsupported"].index(r.status), r.peer_key)):
+            why = (r.why_zh if zh else r.why_en).replace("|", "/")
+            value = "" if r.status == "unsupported" else _cell(r.value)
+            lines.append(f"| {words.get(r.status, r.status)} | {r.peer_key} | {_cell(r.peer_value)} | {r.key} | "
+                         f"{value} | {why} |")
+        return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    text = text.replace("|", "/").replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _unreadable(path: Path, en: str, zh: str) -> DanluError:
+    return DanluError(f"Cannot import {path}: {en}", f"无法导入 {path}：{zh}",
+                      "Give an sd-scripts TOML or argument file, a kohya_ss GUI JSON or a lora-scripts TOML.",
+                      "请提供 sd-scripts 的 TOML 或参数文件、kohya_ss 界面的 JSON，或 lora-scripts 的 TOML。",
+                      key=str(path))
+
+
+def read_peer(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """(format, {sd-scripts key: value}) of a peer's file; TOML sections are flattened as sd-scripts does."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise _unreadable(path, str(e), str(e)) from None
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise _unreadable(path, f"not valid JSON ({e}).", f"不是有效的 JSON（{e}）。") from None
+        return "kohya_ss", {k: v for k, v in data.items() if not isinstance(v, dict)}
+    if re.search(r"(^|\s)--[a-z_0-9]+", text) and not re.search(r"^\s*[a-z_0-9]+\s*=", text, re.M):
+        return "sd-scripts", _arguments(text)
+    try:
+        data = cfgmod.parse_toml(text, str(path))
+    except ConfigError as e:
+        raise _unreadable(path, e.en, e.zh) from None
+    flat: dict[str, Any] = {}
+    for k, v in data.items():  # sd-scripts' config_file: sections are only for the reader's eye
+        flat.update(v if isinstance(v, dict) else {k: v})
+    kind = "lora-scripts" if "model_train_type" in flat else "sd-scripts"
+    return kind, flat
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    """`--key=value` / `--key value` / `--flag` (a shell command line or one argument a line)."""
+    text = re.sub(r"[\\^`]\s*\n", " ", text)  # line continuations of sh, cmd and PowerShell
+    out: dict[str, Any] = {}
+    tokens = shlex.split(text, comments=True, posix=True)
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if tok.endswith(".py"):  # what came before the script were accelerate's own options
+            out = {}
+        if not tok.startswith("--"):
+            continue
+        key, eq, value = tok[2:].partition("=")
+        if not eq:
+            if i < len(tokens) and not tokens[i].startswith("--"):
+                value, i = tokens[i], i + 1
+            else:
+                value = True
+        out[key] = value
+    return out
+
+
+def import_file(path: str | Path) -> Imported:
+    """Read a peer's file into a Danlu config and a report of each key."""
+    kind, peer = read_peer(path)
+    return convert(kind, peer)
+
+
+def convert(kind: str, peer: dict[str, Any]) -> Imported:
+    result = Imported(kind, cfgmod.default_config())
+    values: dict[str, Any] = {}
+
+    def put(peer_key: str, key: str, value: Any, why: tuple[str, str] | None = None) -> None:
+        try:
+            spec = cfgmod.field_spec(key)
+        except (ConfigError, KeyError):
+            result.rows.append(Row("unsupported", peer_key, peer[peer_key],
+                                   why_en="no Danlu setting", why_zh="丹炉没有对应设置"))
+            return
+        section, name = key.split(".", 1)
+        try:  # one key at a time, so that one bad value is reported and the rest still comes across
+            value = getattr(getattr(cfgmod.merge_dict(cfgmod.default_config(),
+                                                      {section: {name: _typed(spec.type, value)}}), section), name)
+        except (ConfigError, ValueError, TypeError) as e:
+            en, zh = (e.en, e.zh) if isinstance(e, ConfigError) else (str(e), str(e))
+            result.rows.append(Row("unsupported", peer_key, peer[peer_key], key,
+                                   why_en=f"not taken: {en}", why_zh=f"未采用：{zh}"))
+            return
+        values[key] = value
+        status = "changed" if why else "mapped"
+        result.rows.append(Row(status, peer_key, peer[peer_key], key, value, *(why or ("", ""))))
+
+    for k, v in peer.items():
+        if v in ("", None) or k in QUIET:
+            continue
+        if k in SPECIAL:
+            SPECIAL[k](k, v, peer, put, result)
+        elif k in DIRECT:
+            put(k, DIRECT[k], v)
+        else:
+            result.rows.append(Row("unsupported", k, v, why_en="no Danlu setting", why_zh="丹炉没有对应设置"))
+    nested: dict[str, dict] = {}
+    for key, value in values.items():
+        section, name = key.split(".", 1)
+        nested.setdefault(section, {})[name] = value
+    result.config = cfgmod.merge_dict(cfgmod.default_config(), nested)
+    return result
+
+
+def _typed(kind: type, value: Any) -> Any:
+    if kind is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if kind in (int, float) and isinstance(value, str):
+        number = float(value)
+        return int(number) if kind is int and number.is_integer() else kind(number)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# --- keys whose value needs more than a type --------------------------------------------------------------------
+
+def _resolution(k, v, peer, put, result):
+    parts = [int(float(p)) for p in str(v).replace("x", ",").split(",") if p.strip()]
+    w, h = (parts + parts)[:2]
+    if w == h:
+        return put(k, "dataset.resolution", w)
+    side = int(round(math.sqrt(w * h) / 64) * 64)
+    put(k, "dataset.resolution", side, (f"{w}x{h} is an area; Danlu's buckets use one side: {side} (same area, "
+                                        "rounded to 64)",
+                                        f"{w}x{h} 表示面积；丹炉的分桶用一个边长：{side}（面积相同，取 64 的倍数）"))
+
+
+def _precision(k, v, peer, put, result):
+    key = "saving.precision" if k == "save_precision" else "training.mixed_precision"
+    put(k, key, PRECISIONS.get(str(v).lower(), str(v)))
+
+
+def _optimizer(k, v, peer, put, result):
+    name = OPTIMIZERS.get(str(v).lower().replace("_", ""))
+    if name is None:
+        return put(k, "optimizer.name", "AdamW", (f"{v} is not offered; AdamW is used", f"不提供 {v}，改用 AdamW"))
+    why = None if name.lower() == str(v).lower() else (f"{v} → {name}", f"{v} → {name}")
+    put(k, "optimizer.name", name, why)
+
+
+def _scheduler(k, v, peer, put, result):
+    name = SCHEDULERS.get(str(v), str(v))
+    why = None if name == v else (f"{v} → {name}; the warmup is kept in optimizer.warmup",
+                                  f"{v} → {name}；预热保留在 optimizer.warmup")
+    put(k, "optimizer.scheduler", name, why)
+
+
+def _warmup(k, v, peer, put, result):
+    steps = float(v)
+    if k == "lr_warmup":  # kohya_ss GUI: percent of the steps
+        return put(k, "optimizer.warmup", steps / 100, (f"{v}% of the steps → {steps / 100:g}",
+                                                          f"占总步数 {v}% → {steps / 100:g}"))
+    total = float(peer.get("max_train_steps") or 0)
+    if 0 < steps < 1:
+        return put(k, "optimizer.warmup", steps)
+    if total:
+        return put(k, "optimizer.warmup", min(steps / total, 1.0), (f"{v:g} steps of {total:g} → a share",
+                                                                   f"{total:g} 步中的 {v:g} 步 → 比例"))
+    put(k, "optimizer.warmup", 0.05, (f"{v} steps without a step count → 5% of the steps",
+                                      f"{v} 步，但未知总步数 → 总步数的 5%"))
+
+
+def _network_module(k, v, peer, put, result):
+    algo = ""
+    args = peer.get("network_args") or []
+    for a in args if isinstance(args, list) else str(args).split():
+        name, _, value = str(a).partition("=")
+        if name.strip() == "algo":
+            algo = value.strip()
+    kind = "lora" if v == "networks.lora" else {"loha": "loha", "lokr": "lokr"}.get(algo, "")
+    if not kind:
+        return result.rows.append(Row("unsupported", k, v, why_en=f"{v} {algo} has no Danlu network type",
+                                      why_zh=f"丹炉没有 {v} {algo} 这种网络"))
+    put(k, "network.type", kind)
+
+
+def _lora_type(k, v, peer, put, result):
+    kind = {"Standard": "lora", "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr"}.get(str(v), "")
+    if not kind:
+        return result.rows.append(Row("unsupported", k, v, why_en=f"{v} has no Danlu network type",
+                                      why_zh=f"丹炉没有 {v} 这种网络"))
+    put(k, "network.type", kind)
+
+
+def _family_flag(k, v, peer, put, result):
+    if str(v).lower() not in ("1", "true"):
+        return None
+    if k == "v_parameterization":
+        return put(k, "model.prediction_type", "v_prediction")
+    put(k, "model.family", "sdxl" if k == "sdxl" else "sd2")
+
+
+def _only(k, v, peer, put, result):
+    if str(v).lower() in ("1", "true"):
+        put(k, "network.train_text_encoder" if k == "network_train_unet_only" else "network.train_unet", False)
+
+
+def _conv(k, v, peer, put, result):
+    put(k, "network.conv_dim" if k == "conv_dim" else "network.conv_alpha", v)
+
+
+def _cache(k, v, peer, put, result):
+    if k == "cache_latents_to_disk" and str(v).lower() in ("1", "true"):
+        return put(k, "dataset.cache_latents", "disk")
+    if k == "cache_latents":
+        to_disk = str(peer.get("cache_latents_to_disk", "")).lower() in ("1", "true")
+        return put(k, "dataset.cache_latents", "disk" if to_disk else ("memory" if str(v).lower() in ("1", "true")
+                                                                       else "none"))
+    put(k, "dataset.cache_text_encoder_outputs", v)
+
+
+def _prompts(k, v, peer, put, result):
+    lines = v if isinstance(v, list) else [ln.strip() for ln in str(v).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if len(lines) == 1 and Path(lines[0]).suffix in (".txt", ".toml", ".json"):  # a file of prompts
+        p = Path(lines[0])
+        if not p.is_file():
+            return result.rows.append(Row("unsupported", k, v, why_en="the prompt file is not here",
+                                          why_zh="找不到提示词文件"))
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    put(k, "sampling.prompts", lines)
+
+
+def _sampler(k, v, peer, put, result):
+    name = SAMPLERS.get(str(v), str(v))
+    put(k, "sampling.sampler", name, None if name == v else (f"{v} → {name}", f"{v} → {name}"))
+
+
+def _learning_rate(k, v, peer, put, result):
+    if peer.get("unet_lr") not in (None, ""):  # sd-scripts: unet_lr takes the U-Net's rate
+        return result.rows.append(Row("changed", k, v, "optimizer.lr", peer["unet_lr"],
+                                      "unet_lr is given and sets the U-Net's rate, as in sd-scripts",
+                                      "已给出 unet_lr，它决定 U-Net 的学习率（与 sd-scripts 相同）"))
+    put(k, "optimizer.lr", v)
+
+
+def _keep_last(k, v, peer, put, result):
+    every = int(float(peer.get("save_every_n_steps") or 0))
+    if not every:
+        return result.rows.append(Row("unsupported", k, v, why_en="no save_every_n_steps to count files by",
+                                      why_zh="没有 save_every_n_steps，无法换算文件数"))
+    files = max(1, math.ceil(int(float(v)) / every))
+    put(k, "saving.keep_last", files, (f"files of the last {v} steps, saved every {every} → the newest {files}",
+                                       f"最近 {v} 步内、每 {every} 步保存的文件 → 最新 {files} 个"))
+
+
+def _train_type(k, v, peer, put, result):
+    family = {"sd-lora": "sd15", "sdxl-lora": "sdxl"}.get(str(v))
+    if family is None:
+        return result.rows.append(Row("unsupported", k, v, why_en=f"{v} is not trained by Danlu",
+                                      why_zh=f"丹炉不训练 {v}"))
+    why = ("sd-lora covers SD1.5 and SD2; auto reads which from the base",
+           "sd-lora 包括 SD1.5 与 SD2；auto 会从底模识别")
+    put(k, "model.family", "auto" if family == "sd15" else family, why if family == "sd15" else None)
+
+
+SPECIAL = {"learning_rate": _learning_rate, "save_last_n_steps": _keep_last, "model_train_type": _train_type,
+           "resolution": _resolution, "max_resolution": _resolution, "save_precision": _precision,
+           "mixed_precision": _precision, "optimizer_type": _optimizer, "optimizer": _optimizer,
+           "lr_scheduler": _scheduler, "lr_warmup_steps": _warmup, "lr_warmup": _warmup,
+           "network_module": _network_module, "LoRA_type": _lora_type, "v2": _family_flag, "sdxl": _family_flag,
+           "v_parameterization": _family_flag, "network_train_unet_only": _only,
+           "network_train_text_encoder_only": _only, "conv_dim": _conv, "conv_alpha": _conv,
+           "cache_latents": _cache, "cache_latents_to_disk": _cache, "cache_text_encoder_outputs": _cache,
+           "sample_prompts": _prompts, "sample_sampler": _sampler}
