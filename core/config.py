@@ -237,8 +237,12 @@ class SavingConfig:
 
 @dataclass
 class SamplingConfig:
-    prompts: list[str] = F([], "Sample prompts rendered from each saved file (one per line).",
-                           "每次保存后用保存的文件生成的样图提示词（每行一个）。", basic=True)
+    prompts: list[str] = F([], "Sample prompts rendered from each saved file (one per line). kohya's flags set one "
+                           "sample's options: --n negative prompt, --w/--h size, --s steps, --d seed, --l CFG scale, "
+                           "--ss sampler (e.g. 'a cat --w 768 --d 42').",
+                           "每次保存后用保存的文件生成的样图提示词（每行一个）。可用 kohya 的参数单独设置某张样图："
+                           "--n 反向提示词，--w/--h 尺寸，--s 步数，--d 种子，--l CFG，--ss 采样器"
+                           "（例如 'a cat --w 768 --d 42'）。", basic=True)
     negative_prompt: str = F("", "Negative prompt for samples.", "样图的反向提示词。")
     steps: int = F(20, "Sampling steps.", "采样步数。", min=1, max=1000)
     cfg: float = F(7.0, "CFG scale.", "CFG 引导系数。", min=0.0, max=100.0)
