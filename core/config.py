@@ -228,6 +228,10 @@ class SavingConfig:
                            "每 N 步也保存一次 LoRA（并生成样图）；0 为关闭。", min=0, max=10**9)
     keep_last: int = F(0, "Keep only the newest N step files; 0 = keep all.",
                        "只保留最新的 N 个按步保存的文件；0 为全部保留。", min=0, max=100000)
+    keep_last_epochs: int = F(0, "Keep only the newest N epoch files (name-000002 …); 0 = keep all. The final file "
+                              "and files you renamed are never deleted.",
+                              "只保留最新的 N 个按轮保存的文件（name-000002 …）；0 为全部保留。"
+                              "最终文件和你改过名的文件不会被删除。", min=0, max=100000)
     save_state: bool = F(True, "Save a resumable training state with each LoRA.", "每次保存时同时保存可续训的状态。")
     tensorboard: bool = F(False, "Also write the losses, learning rate and validation loss as TensorBoard scalars "
                           "in <run>/tensorboard (needs the tensorboard package).",

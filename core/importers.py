@@ -43,7 +43,7 @@ DIRECT = {
     "clip_skip": "training.clip_skip",
     "max_token_length": "training.max_token_length",
     "output_dir": "saving.output_dir", "output_name": "saving.name", "save_every_n_epochs": "saving.every_n_epochs",
-    "save_every_n_steps": "saving.every_n_steps",
+    "save_every_n_steps": "saving.every_n_steps", "save_last_n_epochs": "saving.keep_last_epochs",
     "save_precision": "saving.precision", "save_state": "saving.save_state",
     "sample_sampler": "sampling.sampler",
 }

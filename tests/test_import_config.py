@@ -19,7 +19,7 @@ SD_SCRIPTS_ARGS = r"""accelerate launch --num_cpu_threads_per_process 1 train_ne
     --lr_scheduler=cosine_with_restarts --lr_scheduler_num_cycles=3 --max_train_epochs=12 --train_batch_size=2 \
     --mixed_precision="fp16" --save_precision=fp16 --save_every_n_epochs=2 --cache_latents --gradient_checkpointing \
     --clip_skip=2 --seed=1337 --shuffle_caption --keep_tokens=1 --xformers --save_model_as=safetensors \
-    --network_train_unet_only --color_aug
+    --network_train_unet_only --color_aug --save_last_n_epochs=3
 """
 
 SD_SCRIPTS_TOML = """
@@ -133,6 +133,7 @@ def test_sd_scripts_argument_file(tmp_path):
     assert _row(result, "learning_rate").status == "changed" and "unet_lr" in _row(result, "learning_rate").why_en
     assert _row(result, "color_aug").status == "unsupported"
     assert _row(result, "network_dim").status == "mapped"
+    assert c.saving.keep_last_epochs == 3 and _row(result, "save_last_n_epochs").status == "mapped"
     assert not any(r.peer_key in ("xformers", "save_model_as", "num_cpu_threads_per_process") for r in result.rows)
 
 

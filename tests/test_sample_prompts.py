@@ -86,6 +86,11 @@ def test_keep_last_deletes_only_step_files_the_run_saved(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == sorted(
         [made[2].name, kept_by_user.name, renamed.name])
     assert prune_step_files(tmp_path, "r", 0) == []
+    epochs = [tmp_path / f"r-{n:06d}.safetensors" for n in (1, 2)]
+    for f in epochs:
+        f.write_bytes(b"x")
+    _events(tmp_path / "events.jsonl", [*made, *epochs])
+    assert prune_step_files(tmp_path, "r", 1, kind="epoch") == epochs[:1] and made[2].exists()
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -99,17 +104,21 @@ def test_sd_run_saves_and_samples_by_steps_with_prompt_flags(tmp_path):
     tiny = save_tiny("sd15", tmp_path / "base")
     prompts = ["flat, red --d 7", "flat, red --d 8", "flat, red --w 96 --h 64 --s 2 --n blue --l 4.5 --ss k_euler_a"]
     cfg = tiny_config(tiny.single_file or tiny.folder, flat_dataset(tmp_path / "data"), tmp_path / "out", "tsd",
-                      saving__every_n_epochs=0, saving__every_n_steps=3, saving__keep_last=1,
-                      saving__save_state=False, network__train_text_encoder=False, sampling__prompts=prompts)
+                      training__epochs=3, saving__every_n_epochs=1, saving__keep_last_epochs=1,
+                      saving__every_n_steps=3, saving__keep_last=1, saving__save_state=False,
+                      network__train_text_encoder=False, sampling__prompts=prompts)
     result = train(cfg, command="pytest")
-    assert result.status == "finished" and result.step == 8
-    names = sorted(p.name for p in cfg.run_dir.glob("*.safetensors"))
-    assert names == ["tsd-step00000006.safetensors", "tsd.safetensors"]  # step 3 pruned by keep_last = 1
+    assert result.status == "finished" and result.step == 12  # 4 steps an epoch
     events, _ = read_events(cfg.run_dir / "events.jsonl")
     saved = [(Path(e["file"]).name, e["step"]) for e in events if e["type"] == "saved"]
-    assert saved == [("tsd-step00000003.safetensors", 3), ("tsd-step00000006.safetensors", 6), ("tsd.safetensors", 8)]
+    assert saved == [("tsd-step00000003.safetensors", 3), ("tsd-000001.safetensors", 4),
+                     ("tsd-step00000006.safetensors", 6), ("tsd-000002.safetensors", 8),
+                     ("tsd-step00000009.safetensors", 9), ("tsd.safetensors", 12)]
+    # keep_last = 1 and keep_last_epochs = 1: the newest of each kind stays, the final file always
+    names = sorted(p.name for p in cfg.run_dir.glob("*.safetensors"))
+    assert names == ["tsd-000002.safetensors", "tsd-step00000009.safetensors", "tsd.safetensors"]
     samples = [e for e in events if e["type"] == "sample"]
-    assert sorted({e["step"] for e in samples}) == [3, 6, 8] and len(samples) == 9
+    assert sorted({e["step"] for e in samples}) == [3, 4, 6, 8, 9, 12] and len(samples) == 18
 
     at6 = {e["prompt_index"]: Path(e["png"]) for e in samples if e["step"] == 6}
     assert at6[0].name == "tsd-step00000006-e000002-00.png"

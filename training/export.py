@@ -105,8 +105,9 @@ def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *,
     return save_lora(path, state, meta, cfg.saving.precision)
 
 
-def prune_step_files(run_dir: Path, name: str, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` step files (name-stepNNNNNNNN.safetensors); return what was deleted.
+def prune_step_files(run_dir: Path, name: str, keep: int, kind: str = "step") -> list[Path]:
+    """Delete all but the newest `keep` step files (name-stepNNNNNNNN.safetensors), or epoch files (name-NNNNNN)
+    with kind="epoch"; return what was deleted.
 
     Only files this run wrote are candidates: a step file named by the run layout that the run's events.jsonl
     lists as saved. A file the user renamed, moved in, or kept from elsewhere is never deleted."""
@@ -116,7 +117,7 @@ def prune_step_files(run_dir: Path, name: str, keep: int) -> list[Path]:
 
     events, _ = read_events(run_dir / "events.jsonl")
     saved = {Path(e["file"]).resolve() for e in events if e.get("type") == "saved" and e.get("file")}
-    files = [p for kind, _, p in run_layout.lora_files(run_dir, name) if kind == "step" and p.resolve() in saved]
+    files = [p for k, _, p in run_layout.lora_files(run_dir, name) if k == kind and p.resolve() in saved]
     old = files[:-keep]
     for p in old:
         p.unlink(missing_ok=True)

@@ -377,6 +377,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
         if epoch_done and step < total and every and (epoch + 1) % every == 0:
             save(run_dir / export.file_name(cfg.saving.name, epoch=epoch + 1), epoch + 1, with_state=True)
             saved_at = step
+            if main:
+                export.prune_step_files(run_dir, cfg.saving.name, cfg.saving.keep_last_epochs, kind="epoch")
 
     # --- the end: final file, or what was trained so far when stopped ---------------------------
     final_epoch = step // spe if step % spe == 0 else step // spe + 1

@@ -90,6 +90,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "saving.save_state": ("保存训练状态", "Save training state"),
     "saving.every_n_steps": ("每 N 步保存", "Save every N steps"),
     "saving.keep_last": ("保留最新 N 个", "Keep the last N"),
+    "saving.keep_last_epochs": ("保留最新 N 个按轮文件", "Keep the last N epoch files"),
     "sampling.prompts": ("样图提示词（每行一个）", "Sample prompts (one per line)"),
     "sampling.negative_prompt": ("反向提示词", "Negative prompt"),
     "sampling.steps": ("采样步数", "Sampling steps"),
