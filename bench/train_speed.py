@@ -1,4 +1,4 @@
-"""Training speed: samples/s, peak memory and time to first step.
+"""Training speed: samples/s, peak memory, time to first step, cache time and save time.
 
     python bench/train_speed.py [RUN.toml] [--set section.key=value ...] [--epochs 2]
     python bench/train_speed.py --family zimage [--set ...]    (the tiny Z-Image Turbo + adapter demo run)
@@ -7,7 +7,11 @@
 
 Default: the real trainer (training.loop.train) on the given run, or on a tiny SD1.5 run built here
 (64 px flat-colour images; runs on a CPU). Sampling and intermediate saves are turned off; the
-time to first step includes loading and latent caching, samples/s is measured after it.
+time to first step includes loading and filling the latent and text caches (cache_s, reported apart),
+samples/s and s_per_step are measured after it; save_s is the time spent writing LoRA files. Then the save
+of a LoRA with SD1.5's shapes (rank 16 on the attention layers, random factors, fp16): the file as Danlu
+writes it (precision report on 64 rows per layer, one serialisation) against the earlier way (report on the
+full delta of every layer, the file serialised twice for its hashes), and the ratio (--save-shapes none: skip).
 
 --full-size: the real SD1.5 (512 px) / SDXL (1024 px) UNet architectures from their shipped configs
 with random weights (no download), LoRA rank 16 on the kohya targets, cached latents and text
@@ -78,11 +82,58 @@ def bench_run(toml: str | None, overrides: list[str], epochs: int, family: str =
     steady_steps = max(result.step - 1, 1)
     return {"base": cfg.model.base, "device": device, "batch_size": cfg.training.batch_size,
             "steps": result.step, "time_to_first_step_s": round(result.first_step_s, 2),
+            "cache_s": round(result.cache_s, 2), "save_s": round(result.save_s, 3),
             "samples_per_s": round(result.steady_samples / max(result.steady_s, 1e-9), 2),
             "s_per_step": round(result.steady_s / steady_steps, 3),
             "peak_memory_mb": round(_peak_memory_mb(device), 1),
             "gradient_checkpointing": cfg.training.gradient_checkpointing,
             "mixed_precision": cfg.training.mixed_precision}
+
+
+def bench_save(family: str = "sd15", rank: int = 16) -> dict:
+    """Save time of a LoRA with the family's UNet attention shapes: as written now against the earlier way."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save
+
+    from core.fsutil import atomic_write_bytes
+    from models.lora_file import cast_state, module_bases, safetensors_hashes, save_lora
+
+    config = json.loads((ROOT / "models" / "configs" / family / "unet" / "config.json").read_text(encoding="utf-8"))
+    with torch.device("meta"):  # shapes only, no weights
+        unet = UNet2DConditionModel.from_config(config)
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for base, layer in module_bases("unet", unet, family):
+        if "attentions" not in base:  # kohya's default LoRA targets: the transformer blocks
+            continue
+        shape = layer.weight.shape
+        state[f"{base}.lora_down.weight"] = torch.randn(rank, *shape[1:], generator=gen) * 0.01
+        state[f"{base}.lora_up.weight"] = torch.randn(shape[0], rank, *([1] * (len(shape) - 2)), generator=gen) * 1e-3
+        state[f"{base}.alpha"] = torch.tensor(float(rank))
+    meta = {"ss_network_dim": str(rank), "ss_base_model_version": "sd_v1", "danlu_note": "bench"}
+    folder = Path(tempfile.mkdtemp(prefix="danlu-bench-save-"))
+
+    def earlier(path: Path):  # the full report, then one serialisation for the hashes and one to write
+        tensors, report = cast_state(state, "fp16", full=True)
+        full_meta = {**meta, "ss_output_name": path.stem}
+        model_hash, legacy = safetensors_hashes(save(tensors, metadata={k: v for k, v in full_meta.items()
+                                                                         if k.startswith("ss_")}))
+        atomic_write_bytes(path, save(tensors, metadata={**full_meta, "sshs_model_hash": model_hash,
+                                                         "sshs_legacy_hash": legacy}))
+        return report
+
+    timings = {}
+    for name, fn in (("now", lambda p: save_lora(p, state, meta, "fp16")), ("earlier", earlier)):
+        fn(folder / f"warm-{name}.safetensors")
+        started = time.perf_counter()
+        report = fn(folder / f"{name}.safetensors")
+        timings[name] = (time.perf_counter() - started, report.max_rel_error)
+    return {"save_shapes": family, "rank": rank, "layers": len(state) // 3,
+            "file_mb": round((folder / "now.safetensors").stat().st_size / 2**20, 1),
+            "save_now_s": round(timings["now"][0], 3), "save_earlier_s": round(timings["earlier"][0], 3),
+            "earlier_over_now": round(timings["earlier"][0] / max(timings["now"][0], 1e-9), 1),
+            "max_rel_error_now": f"{timings['now'][1]:.2e}", "max_rel_error_full": f"{timings['earlier'][1]:.2e}"}
 
 
 # --- full-size UNet ------------------------------------------------------------------------------
@@ -286,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed steps per setting (full size)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: from its name)")
     p.add_argument("--resolution", type=int, default=None, help="full size: image side (default: native)")
+    p.add_argument("--save-shapes", default="sd15", choices=["sd15", "sdxl", "none"],
+                   help="after the run: time saving a rank-16 LoRA of these UNet shapes, now and the earlier way")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     if args.full_size and args.family == "zimage":
@@ -297,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
                    for r in bench_full(fam, sizes, args.steps, args.peak_tflops, args.resolution)]
     else:
         results = [bench_run(args.config, args.set, args.epochs, args.family)]
-        print(json.dumps(results[0], indent=2))
+        if args.save_shapes != "none":
+            results.append(bench_save(args.save_shapes))
+        print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

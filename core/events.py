@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EVENT_TYPES = ("start", "progress", "saved", "validation", "sample", "warning", "error", "done")
+EVENT_TYPES = ("start", "caching", "progress", "saved", "validation", "sample", "warning", "error", "done")
 DONE_STATUSES = ("finished", "stopped", "failed")
 EVENTS_FILE = "events.jsonl"
 STOP_FILE = "STOP"

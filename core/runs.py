@@ -436,6 +436,8 @@ def summarize(run: Run) -> dict:
     current = run.current_events()
     start = next((e for e in reversed(current) if e.get("type") == "start"), {})
     progress = next((e for e in reversed(current) if e.get("type") == "progress"), None)
+    # the caches fill before the first step: their last event, until a step is reported
+    caching = None if progress else next((e for e in reversed(current) if e.get("type") == "caching"), None)
     losses = [(e["step"], e["loss"]) for e in run.events
               if e.get("type") == "progress" and isinstance(e.get("loss"), (int, float))]
     saved = []
@@ -463,4 +465,4 @@ def summarize(run: Run) -> dict:
             "lr": (progress or {}).get("lr"), "samples_per_s": (progress or {}).get("samples_per_s"),
             "eta_s": (progress or {}).get("eta_s"), "losses": losses, "saved": saved, "samples": samples,
             "warnings": warnings, "error": run.error, "started": start, "validation": validation,
-            "best": best_validation(current)}
+            "best": best_validation(current), "caching": caching}

@@ -20,7 +20,7 @@ from core.config import RunConfig
 from core.dataset_steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
-from training import checks, dit, export, lora, model, optim, state, tboard, validation
+from training import checks, dit, export, lora, model, optim, precache, state, tboard, validation
 from training import data as D
 
 PROGRESS_EVERY_S = 2.0
@@ -37,6 +37,8 @@ class Result:
     models: dict[str, Any] = field(default_factory=dict)  # the trained (unwrapped) modules, for in-process use
     family: str = ""
     first_step_s: float = 0.0     # from the start of train() to the end of the first step (loading, caching)
+    cache_s: float = 0.0          # filling the latent and text caches before the first step
+    save_s: float = 0.0           # writing LoRA files (precision report, hashes), samples and validation excluded
     steady_s: float = 0.0         # from the end of the first step to the end of the last, saves and samples excluded
     steady_samples: int = 0       # images trained in steady_s, all processes
 
@@ -245,21 +247,27 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
         return hidden, pooled
 
     validator = validation.Validator(val_items, parts, latents_for, text_for, device) if val_items else None
+    # both caches full before step 1 (latents read from disk when there), so the speed and ETA measure steps
+    cache_s = precache.fill_caches(cfg, ds, val_items, cache, te_cache is not None, latents_for, text_for,
+                                   parts.is_flow, emit, log)
 
     # --- saving ----------------------------------------------------------------------------------
     base_sha, base_hash10 = export.base_hashes(cfg.model.base) if main else ("", "")
     info = {"total_steps": total, "images": ds.images_per_epoch, "mixed_precision": mixed,
             "dataset_dirs": D.dataset_dirs(ds), "tag_frequency": D.tag_frequency(ds), "bucket_info": D.bucket_info(ds),
             "base_sha256": base_sha, "base_hash10": base_hash10, "started_at": t0}
-    result = Result("finished", total_steps=total, family=parts.family)
+    result = Result("finished", total_steps=total, family=parts.family, cache_s=cache_s)
 
     def save(path: Path, epoch: int, with_state: bool) -> None:
         acc.wait_for_everyone()
         if main:
             unwrapped = {k: acc.unwrap_model(m) for k, m in wrapped.items()}
+            save_started = time.time()
             report = export.save_file(path, unwrapped, cfg, info, family=parts.family,
                                       prediction_type=parts.prediction_type, epoch=epoch, step=step)
-            log(f"Saved {path.name} (epoch {epoch}, step {step}); {report.text()}")
+            result.save_s += time.time() - save_started
+            log(f"Saved {path.name} (epoch {epoch}, step {step}) in {time.time() - save_started:.1f} s; "
+                f"{report.text()}")
             if report.flushed_share > 0.001:
                 warn(f"{100 * report.flushed_share:.2f}% of the LoRA values became zero in {report.precision}; "
                      "save as float or bf16.",

@@ -53,6 +53,10 @@ i18n.add({
     "train.best": ("★ 最佳", "★ best"),
     "train.best_line": ("★ 最佳轮次（验证损失最低）：第 {epoch} 轮，第 {step} 步，验证损失 {loss}",
                         "★ Best epoch (lowest validation loss): epoch {epoch}, step {step}, validation loss {loss}"),
+    "train.caching": ("缓存{what}（第一步之前）：{done}/{total} · 其中 {disk} 个从磁盘读取 · 剩余 {eta}",
+                      "Caching {what} before the first step: {done}/{total} · {disk} read from disk · ETA {eta}"),
+    "train.caching.latents": ("潜变量", "latents"),
+    "train.caching.text": ("文本特征", "text features"),
     "train.idle": ("还没有开始训练。", "No run yet."),
     "train.status.starting": ("启动中", "Starting"),
     "train.status.running": ("训练中", "Running"),
@@ -79,6 +83,13 @@ def fmt_eta(seconds: float | None) -> str:
         return "–"
     s = int(max(0, seconds))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def caching_line(event: dict, lang: str) -> str:
+    """The progress of the caches filled before the first step, from a `caching` event."""
+    what = event.get("what") if event.get("what") in ("latents", "text") else "latents"
+    return t("train.caching", lang, what=t(f"train.caching.{what}", lang), done=event.get("done", 0),
+             total=event.get("total", "?"), disk=event.get("from_disk") or 0, eta=fmt_eta(event.get("eta_s")))
 
 
 def fmt_size(size: int | None) -> str:
@@ -166,6 +177,9 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
     stats = t("train.stats", lang, step=info["step"], total=info["total"] or "?", epoch=info["epoch"] or 0,
               epochs=info["epochs"] or "?", speed=speed, eta=fmt_eta(info["eta_s"] if run.active else None), loss=loss)
     status = f"**{t('train.status.' + run.status, lang)}** · `{run.run_dir}`\n\n{stats}"
+    caching = info.get("caching")
+    if caching and run.active:
+        status += "\n\n" + caching_line(caching, lang)
     best = info.get("best")
     if best:
         status += "\n\n" + t("train.best_line", lang, epoch=best.get("epoch"), step=best.get("step"),
