@@ -240,15 +240,12 @@ def _dora_dropout(cfg: RunConfig, env: Env):
 def _dora_samples(cfg: RunConfig, env: Env):
     if cfg.network.use_dora:
         return ("network.use_dora",
-                "DoRA samples won't match WebUI or ComfyUI: this DoRA keeps one magnitude per output row, while "
-                "WebUI and ComfyUI apply dora_scale per input column (LyCORIS's convention), so both merge "
-                "different weights than the trainer used; diffusers (and so the samples) drops dora_scale for "
-                "SD/SDXL.",
-                "DoRA 样图与 WebUI、ComfyUI 的结果不一致：这里的 DoRA 按输出行保存幅度，而 WebUI 和 ComfyUI 按输入列"
-                "应用 dora_scale（LyCORIS 的约定），两者合并出的权重都与训练时不同；diffusers（因此样图）在 "
-                "SD/SDXL 上忽略 dora_scale。",
-                "For files that behave the same everywhere, turn DoRA off (plain LoRA, LoHa or LoKr).",
-                "若要在各处效果一致，请关闭 DoRA（使用普通 LoRA、LoHa 或 LoKr）。")
+                "DoRA files (dora_scale per input column, LyCORIS's form) apply in WebUI and ComfyUI exactly as in "
+                "the samples, which merge the file the way they do; diffusers' load_lora_weights drops dora_scale "
+                "for SD/SDXL, so there the file acts as a plain LoRA.",
+                "DoRA 文件（按输入列保存 dora_scale，LyCORIS 的形式）在 WebUI 和 ComfyUI 中的效果与样图一致"
+                "（样图按它们的方式合并文件）；diffusers 的 load_lora_weights 在 SD/SDXL 上会忽略 dora_scale，"
+                "在那里只相当于普通 LoRA。")
 
 
 @rule("lycoris_with_dora_or_dropout", "error")

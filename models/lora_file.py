@@ -135,7 +135,7 @@ def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "defau
     import torch
 
     from models import families
-    from models.lycoris import layer_tensors
+    from models.lycoris import DORA_MAGNITUDE, layer_tensors
 
     dit = families.dit_module(family)
     if dit is not None:
@@ -156,14 +156,17 @@ def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "defau
             up = layer.lora_B[adapter].weight.detach().float().cpu().contiguous()
             rank = down.shape[0]
             alpha = float(layer.scaling[adapter]) * rank  # the real alpha: handles rslora and per-module alphas
+            dora = getattr(layer, DORA_MAGNITUDE, {})
+            if adapter in dora:  # input-axis DoRA: scale folded into up (alpha = rank), as it trains (training/dora)
+                up = (layer.lora_B[adapter].weight.flatten(1) * layer.scaling[adapter]).detach().float().cpu()
+                up, alpha = up.reshape(layer.lora_B[adapter].weight.shape).contiguous(), float(rank)
+                mag = dora[adapter].detach().float().cpu()
+                state[f"{base}.dora_scale"] = mag.reshape(1, -1, *([1] * (down.dim() - 2))).contiguous()
             state[f"{base}.lora_down.weight"] = down
             state[f"{base}.lora_up.weight"] = up
             state[f"{base}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
-            magnitude = getattr(layer, "lora_magnitude_vector", None)
-            if magnitude is not None and adapter in magnitude:
-                # peft's magnitude is one norm per output row; the (out, 1, …) shape tells ComfyUI so
-                mag = magnitude[adapter].weight.detach().float().cpu()
-                state[f"{base}.dora_scale"] = mag.reshape(-1, *([1] * (down.dim() - 1))).contiguous()
+            if adapter in getattr(layer, "lora_magnitude_vector", {}):  # peft's per-output-row DoRA: no loader agrees
+                raise ValueError(f"{base}: peft's DoRA magnitude is not written; train DoRA with training/dora.py")
     return state
 
 

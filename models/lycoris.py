@@ -10,7 +10,10 @@ Keys per module, as LyCORIS writes them and both loaders read them: ``<base>.had
   both factors are full matrices (alpha is then ignored);
 - LoRA: ΔW = up @ down · alpha / rank;
 
-each reshaped to the layer's weight shape, times the user's strength, added to the weight.
+each reshaped to the layer's weight shape, times the user's strength, added to the weight. With ``dora_scale``
+(DoRA, LyCORIS's input-axis form: shape (1, in), conv (1, in, 1, 1)) both loaders replace W by
+W' = (W + ΔW) · dora_scale / ‖W + ΔW‖, the norm per input column, and add strength · (W' − W)
+(A1111 ``network.py`` ``apply_weight_decompose``, ComfyUI ``comfy/weight_adapter/base.py`` ``weight_decompose``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 HADA = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")
 LOKR = ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b")
 NETWORK_MODULE = "lycoris.kohya"  # ss_network_module of LyCORIS's kohya wrapper
+DORA_MAGNITUDE = "lora_dora_scale"  # the input-axis DoRA magnitude a trained layer carries (training/dora.py)
 
 
 def layer_tensors(layer: Any, adapter: str = "default") -> dict[str, Any] | None:
@@ -111,9 +115,19 @@ def merge_into(components: dict[str, Any], state: dict[str, Any], family: str, s
     with torch.no_grad():
         for base, tensors in groups.items():
             weight = layers[base].weight
-            delta = module_delta(tensors, tuple(weight.shape))
-            weight.copy_((weight.float() + delta.to(weight.device) * strength).to(weight.dtype))
+            delta = module_delta(tensors, tuple(weight.shape)).to(weight.device)
+            if "dora_scale" in tensors:
+                delta = decompose(weight.float(), delta, tensors["dora_scale"].float().to(weight.device))
+            weight.copy_((weight.float() + delta * strength).to(weight.dtype))
     return len(groups)
+
+
+def decompose(weight: Any, delta: Any, dora_scale: Any) -> Any:
+    """W' − W of DoRA's input-axis decomposition, as A1111 and ComfyUI compute it (fp32)."""
+    merged = weight + delta
+    norm = merged.transpose(0, 1).reshape(merged.shape[1], -1).norm(dim=1, keepdim=True)
+    norm = norm.reshape(merged.shape[1], *[1] * (merged.dim() - 1)).transpose(0, 1)
+    return merged * (dora_scale / norm) - weight
 
 
 def merge_file(pipe: Any, path: Any, family: str, strength: float = 1.0) -> int:

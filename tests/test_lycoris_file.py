@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from image_parity import assert_images_within_rounding
+from merged_files import assert_file_renders_like, assert_sample_is_the_trained_model, render, tiny_with_adapter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -12,31 +11,13 @@ HADA = {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "alpha"}
 
 
 def _trained(family: str, algo: str, conv_dim: int):
-    """A tiny pipeline with LoHa/LoKr (rank 4, alpha 2) on UNet and text encoders, every factor made non-zero."""
-    import torch
+    """LoHa/LoKr (rank 4, alpha 2) on UNet and text encoders, every factor made non-zero."""
+    def randomise(name, p, gen):
+        import torch
 
-    from models.tiny import build_tiny
-    from training.lora import inject
+        p.data = torch.randn(p.shape, generator=gen) * 0.2
 
-    pipe = build_tiny(family, seed=0)
-    pipe.set_progress_bar_config(disable=True)
-    comps = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
-    if family == "sdxl":
-        comps["text_encoder_2"] = pipe.text_encoder_2
-    gen = torch.Generator().manual_seed(1)
-    for name, m in comps.items():
-        assert inject(m, rank=4, alpha=2.0, component=name, conv_dim=conv_dim, conv_alpha=1.0, algo=algo) > 0
-        for p in m.parameters():
-            if p.requires_grad:
-                p.data = torch.randn(p.shape, generator=gen) * 0.2
-    return pipe, comps
-
-
-def _render(pipe):
-    from models.generate import render
-
-    img = render(pipe, prompt="a red square", steps=3, cfg=5.0, seed=3, width=64, height=64, sampler="euler")
-    return np.asarray(img, dtype=np.int16)
+    return tiny_with_adapter(family, randomise, conv_dim=conv_dim, algo=algo)
 
 
 @pytest.mark.parametrize("family,algo", [("sd15", "loha"), ("sdxl", "lokr"), ("sd15", "lokr")])
@@ -45,11 +26,10 @@ def test_file_keys_deltas_and_samples(family, algo, tmp_path):
     from safetensors.torch import load_file
 
     from models.lora_file import _base_name, peft_to_kohya, save_lora, tuner_layers
-    from models.lycoris import group_modules, merge_file, module_delta
-    from models.tiny import build_tiny
+    from models.lycoris import group_modules, module_delta
 
     pipe, comps = _trained(family, algo, conv_dim=4)
-    in_memory = _render(pipe)
+    in_memory = render(pipe)
     path = tmp_path / "x.safetensors"
     save_lora(path, peft_to_kohya(comps, family), {"ss_network_module": "lycoris.kohya"}, "float")
     saved = load_file(str(path))
@@ -80,13 +60,7 @@ def test_file_keys_deltas_and_samples(family, algo, tmp_path):
     assert n == len(groups)
 
     # the sample path: a fresh pipeline with the file merged renders the in-training model's image
-    fresh = build_tiny(family, seed=0)
-    fresh.set_progress_bar_config(disable=True)
-    base_img = _render(fresh)
-    assert merge_file(fresh, path, family) == len(groups)
-    from_file = _render(fresh)
-    assert_images_within_rounding(from_file, in_memory, 255)
-    assert np.abs(from_file - base_img).max() > 0
+    assert_file_renders_like(path, family, in_memory, len(groups))
 
 
 def test_lokr_full_factors_train_at_scale_one():
@@ -110,7 +84,6 @@ def test_loha_run_saves_lycoris_file_and_samples_from_it(tmp_path):
 
     from PIL import Image
 
-    from models.generate import open_pipeline
     from models.lora_file import read_metadata
     from models.tiny import save_tiny
     from training.loop import train
@@ -126,14 +99,4 @@ def test_loha_run_saves_lycoris_file_and_samples_from_it(tmp_path):
     png = [p for p in result.samples if p.name.startswith("h-")][-1]
     assert "Lora applied: loha deltas merged" in Image.open(png).info["parameters"]
 
-    pipe = open_pipeline(cfg.model.base)
-    pipe.set_progress_bar_config(disable=True)
-    for name in ("unet", "text_encoder"):
-        setattr(pipe, name, result.models[name].eval())
-    s = cfg.sampling
-    from models.generate import render
-
-    in_memory = render(pipe, prompt=s.prompts[0], negative_prompt=s.negative_prompt, steps=s.steps, cfg=s.cfg,
-                       seed=s.seed, width=s.width, height=s.height, sampler=s.sampler, clip_skip=cfg.training.clip_skip)
-    assert_images_within_rounding(np.asarray(Image.open(png).convert("RGB"), dtype=np.int16),
-                                  np.asarray(in_memory, dtype=np.int16), 255)
+    assert_sample_is_the_trained_model(cfg, result, png)

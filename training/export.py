@@ -124,6 +124,11 @@ def prune_step_files(run_dir: Path, name: str, keep: int, kind: str = "step") ->
     return old
 
 
+def _merged_in_samples(cfg: RunConfig) -> bool:
+    """LoHa, LoKr and DoRA files are merged into the sample pipeline's weights rather than loaded by diffusers."""
+    return cfg.network.type != "lora" or cfg.network.use_dora
+
+
 def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, step: int, device: str, dtype: Any,
                    emit, family: str | None = None) -> list[Path]:
     """Each sampling prompt rendered from the saved file, loaded into a fresh pipeline of the base."""
@@ -143,9 +148,9 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         pipe = generate.open_pipeline(cfg.model.base, family=cfg.model.family,
                                       prediction_type=cfg.model.prediction_type, vae=cfg.model.vae or None,
                                       device=device, torch_dtype=dtype)
-        if cfg.network.type == "lora":
+        if not _merged_in_samples(cfg):
             generate.load_lora(pipe, lora_path, "sample")
-        else:  # diffusers has no LoHa/LoKr loader: the file's deltas are merged as WebUI and ComfyUI compute them
+        else:  # diffusers has no LoHa/LoKr loader and drops dora_scale: merged as WebUI and ComfyUI compute them
             from models.lycoris import merge_file
 
             merge_file(pipe, lora_path, family or cfg.model.family)
@@ -158,9 +163,10 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         sample = recipe.build(s, prompt=prompt, clip_skip=cfg.training.clip_skip, family=family or cfg.model.family,
                               model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
                               loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}])
-        if cfg.network.type != "lora":
+        if _merged_in_samples(cfg):
+            kind = "dora" if cfg.network.use_dora else cfg.network.type
             sample.recipe.setdefault("extra", {})["Lora applied"] = \
-                f"{cfg.network.type} deltas merged into the weights as WebUI and ComfyUI do"
+                f"{kind} deltas merged into the weights as WebUI and ComfyUI do"
         image = (dit or generate).render(pipe, **sample.args)
         text = generate.recipe_text(sample.recipe)
         png = folder / run_layout.sample_file_name(stem, epoch, i)

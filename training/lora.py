@@ -102,11 +102,17 @@ def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dor
     alpha = alpha or float(rank)
     pattern_rank = {f"^{t}$": conv_dim for t in convs}
     pattern_alpha = {f"^{t}$": conv_alpha or float(conv_dim) for t in convs}
-    config = _config(algo, r=rank, alpha=alpha, dropout=dropout, use_dora=use_dora, target_modules=targets,
-                     rank_pattern=pattern_rank, alpha_pattern=pattern_alpha)
+    # SD families: DoRA in the input-axis form WebUI and ComfyUI apply (training/dora.py); a DiT family keeps peft's
+    input_axis_dora = use_dora and dit_targets is None
+    config = _config(algo, r=rank, alpha=alpha, dropout=dropout, use_dora=use_dora and not input_axis_dora,
+                     target_modules=targets, rank_pattern=pattern_rank, alpha_pattern=pattern_alpha)
     inject_adapter_in_model(config, model, adapter_name=ADAPTER)
     if algo == "lokr":
         _lokr_full_scale(model)
+    if input_axis_dora and algo == "lora":
+        from training import dora
+
+        dora.attach(model, ADAPTER)
     model.requires_grad_(False)
     for name, param in model.named_parameters():
         if any(p in name for p in ("lora_", "hada_", "lokr_")):  # lora_A/B, DoRA's magnitude, LoHa/LoKr factors
