@@ -19,6 +19,7 @@ from typing import Any
 
 from core import config as cfgmod
 from core.errors import ConfigError, DanluError
+from core.sample_prompts import KOHYA_SAMPLERS
 
 FORMATS = {"sd-scripts": "sd-scripts", "kohya_ss": "kohya_ss GUI JSON", "lora-scripts": "lora-scripts (秋叶)"}
 
@@ -55,8 +56,6 @@ PRECISIONS = {"fp16": "fp16", "bf16": "bf16", "float": "float", "fp32": "float",
 OPTIMIZERS = {"adamw": "AdamW", "adamw8bit": "AdamW8bit", "lion": "Lion", "lion8bit": "Lion", "prodigy": "Prodigy",
               "adafactor": "Adafactor", "pagedadamw8bit": "AdamW8bit"}
 SCHEDULERS = {"constant_with_warmup": "constant", "cosine_with_min_lr": "cosine"}
-SAMPLERS = {"k_euler": "euler", "k_euler_a": "euler_a", "k_lms": "lms", "dpmsolver++": "dpmpp_2m",
-            "dpmsolver": "dpmpp_2m", "k_heun": "heun"}
 
 
 @dataclass
@@ -314,17 +313,19 @@ def _cache(k, v, peer, put, result):
 def _prompts(k, v, peer, put, result):
     lines = v if isinstance(v, list) else [ln.strip() for ln in str(v).splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
-    if len(lines) == 1 and Path(lines[0]).suffix in (".txt", ".toml", ".json"):  # a file of prompts
+    if len(lines) == 1 and Path(lines[0]).suffix in (".txt", ".toml", ".json"):  # sd-scripts: a file of prompts
         p = Path(lines[0])
-        if not p.is_file():
-            return result.rows.append(Row("unsupported", k, v, why_en="the prompt file is not here",
-                                          why_zh="找不到提示词文件"))
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if p.suffix != ".txt" or not p.is_file():
+            return result.rows.append(Row("unsupported", k, v, why_en="a prompt file that is not here or not .txt: "
+                                          "paste its prompts into sampling.prompts",
+                                          why_zh="提示词文件不在此处或不是 .txt：请把提示词粘贴到 sampling.prompts"))
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
     put(k, "sampling.prompts", lines)
 
 
 def _sampler(k, v, peer, put, result):
-    name = SAMPLERS.get(str(v), str(v))
+    name = KOHYA_SAMPLERS.get(str(v).lower(), str(v).lower())
     put(k, "sampling.sampler", name, None if name == v else (f"{v} → {name}", f"{v} → {name}"))
 
 

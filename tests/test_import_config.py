@@ -161,6 +161,12 @@ def test_kohya_ss_gui_json(tmp_path):
     assert c.training.seed == cfgmod.default_config().training.seed  # "" in the GUI: not set
     assert c.sampling.prompts == ["1girl, solo --n lowres --w 512 --h 768 --d 5"]  # kohya's flags are Danlu's too
     assert _row(result, "lr_warmup").status == "changed"
+    prompts_file = tmp_path / "prompts.txt"
+    prompts_file.write_text("# kohya's prompt file\na cat --d 1\n\na dog --w 768\n", encoding="utf-8")
+    from_file = importers.convert("sd-scripts", {"sample_prompts": str(prompts_file)})
+    assert from_file.config.sampling.prompts == ["a cat --d 1", "a dog --w 768"]
+    missing = importers.convert("sd-scripts", {"sample_prompts": "/nowhere/prompts.toml"})
+    assert _row(missing, "sample_prompts").status == "unsupported" and "sampling.prompts" in missing.rows[0].why_en
     assert {"color_aug", "scale_weight_norms"} <= {r.peer_key for r in result.rows if r.status == "unsupported"}
 
 
