@@ -42,7 +42,6 @@ DIRECT = {
     "gradient_checkpointing": "training.gradient_checkpointing", "seed": "training.seed",
     "noise_offset": "training.noise_offset", "min_snr_gamma": "training.min_snr_gamma",
     "clip_skip": "training.clip_skip",
-    "max_token_length": "training.max_token_length",
     "output_dir": "saving.output_dir", "output_name": "saving.name", "save_every_n_epochs": "saving.every_n_epochs",
     "save_every_n_steps": "saving.every_n_steps", "save_last_n_epochs": "saving.keep_last_epochs",
     "save_precision": "saving.precision", "save_state": "saving.save_state",
@@ -51,7 +50,7 @@ DIRECT = {
 # keys that only say how the peer runs, not what is trained: read without a note
 QUIET = {"save_model_as", "logging_dir", "log_prefix", "xformers", "sdpa", "mem_eff_attn",
          "persistent_data_loader_workers", "max_data_loader_n_workers", "log_with", "ddp_timeout", "lowram",
-         "highvram",         "console_log_level", "config_file", "output_config"}
+         "highvram", "enable_preview", "lycoris_algo",         "console_log_level", "config_file", "output_config"}
 PRECISIONS = {"fp16": "fp16", "bf16": "bf16", "float": "float", "fp32": "float", "no": "no"}
 OPTIMIZERS = {"adamw": "AdamW", "adamw8bit": "AdamW8bit", "lion": "Lion", "lion8bit": "Lion", "prodigy": "Prodigy",
               "adafactor": "Adafactor", "pagedadamw8bit": "AdamW8bit"}
@@ -262,7 +261,7 @@ def _warmup(k, v, peer, put, result):
 
 
 def _network_module(k, v, peer, put, result):
-    algo = ""
+    algo = str(peer.get("lycoris_algo") or "")  # lora-scripts' form field; sd-scripts has it in network_args
     args = peer.get("network_args") or []
     for a in args if isinstance(args, list) else str(args).split():
         name, _, value = str(a).partition("=")
@@ -311,6 +310,9 @@ def _cache(k, v, peer, put, result):
 
 
 def _prompts(k, v, peer, put, result):
+    if str(peer.get("enable_preview", True)).lower() in ("0", "false"):  # lora-scripts: previews switched off
+        return result.rows.append(Row("unsupported", k, v, why_en="enable_preview is off: not sampled there either",
+                                      why_zh="enable_preview 已关闭：原配置也不出样图"))
     lines = v if isinstance(v, list) else [ln.strip() for ln in str(v).splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if len(lines) == 1 and Path(lines[0]).suffix in (".txt", ".toml", ".json"):  # sd-scripts: a file of prompts
@@ -357,7 +359,23 @@ def _train_type(k, v, peer, put, result):
     put(k, "model.family", "auto" if family == "sd15" else family, why if family == "sd15" else None)
 
 
-SPECIAL = {"learning_rate": _learning_rate, "save_last_n_steps": _keep_last, "model_train_type": _train_type,
+def _token_length(k, v, peer, put, result):
+    n = int(float(v))
+    allowed = max([c for c in (75, 150, 225) if c <= n] or [75])
+    put(k, "training.max_token_length", allowed, None if allowed == n else (
+        f"{n} is not one of 75, 150, 225 (sd-scripts' choices) → {allowed}",
+        f"{n} 不在 75、150、225 之中（sd-scripts 的可选值）→ {allowed}"))
+
+
+def _sample_every(k, v, peer, put, result):
+    result.rows.append(Row("unsupported", k, v, why_en="Danlu renders samples from each saved file: set "
+                           "saving.every_n_epochs / every_n_steps", why_zh="丹炉在每次保存后用保存的文件出样图："
+                           "请设置 saving.every_n_epochs / every_n_steps"))
+
+
+SPECIAL = {"max_token_length": _token_length, "sample_every_n_epochs": _sample_every,
+           "sample_every_n_steps": _sample_every, "learning_rate": _learning_rate, "save_last_n_steps": _keep_last,
+           "model_train_type": _train_type,
            "resolution": _resolution, "max_resolution": _resolution, "save_precision": _precision,
            "mixed_precision": _precision, "optimizer_type": _optimizer, "optimizer": _optimizer,
            "lr_scheduler": _scheduler, "lr_warmup_steps": _warmup, "lr_warmup": _warmup,

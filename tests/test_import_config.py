@@ -62,6 +62,7 @@ LORA_SCRIPTS_TOML = """
 model_train_type = "sdxl-lora"
 pretrained_model_name_or_path = "./sd-models/noob.safetensors"
 train_data_dir = "./train/aki"
+prior_loss_weight = 1.0
 resolution = "1024,1024"
 enable_bucket = true
 min_bucket_reso = 256
@@ -148,6 +149,11 @@ def test_sd_scripts_toml_with_sections(tmp_path):
     assert (c.saving.every_n_steps, c.saving.keep_last) == (250, 4)
     assert _row(result, "save_last_n_steps").status == "changed"
     assert c.sampling.sampler == "euler_a" and _row(result, "sample_sampler").status == "changed"
+    lyco = importers.convert("lora-scripts", {"model_train_type": "sd-lora", "network_module": "lycoris.kohya",
+                                              "lycoris_algo": "glora", "enable_preview": False,
+                                              "sample_prompts": "a cat", "sample_every_n_epochs": 2})
+    assert {r.peer_key for r in lyco.rows if r.status == "unsupported"} == {
+        "network_module", "sample_prompts", "sample_every_n_epochs"}
 
 
 def test_kohya_ss_gui_json(tmp_path):
@@ -184,10 +190,10 @@ def test_lora_scripts_toml_and_the_cli(tmp_path, capsys, monkeypatch):
         2, "disk", True, True)
     assert c.sampling.prompts[0].endswith("--w 1024 --h 1024 --l 7 --s 24 --d 1337")
     assert "Read as lora-scripts" in printed and "| max_token_length | 255 |" in printed
-    assert "| unsupported | max_token_length" in printed  # 255 is not one of 75/150/225: left at the default
-    assert c.training.max_token_length == 75
+    assert "| changed | max_token_length | 255 | training.max_token_length | 225 |" in printed
+    assert c.training.max_token_length == 225  # sd-scripts takes 75, 150 or 225
     zh = importers.import_file(path).table("zh")
-    assert "| 已映射 | network_dim | 32 | network.rank | 32 |" in zh and "无对应项" in zh
+    assert "| 已映射 | network_dim | 32 | network.rank | 32 |" in zh and "| 无对应项 | prior_loss_weight |" in zh
     assert import_cli.default_output(path).name == "aki.danlu.toml"
 
 
