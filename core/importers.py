@@ -191,6 +191,8 @@ def convert(kind: str, peer: dict[str, Any]) -> Imported:
             SPECIAL[k](k, v, peer, put, result)
         elif k in DIRECT:
             put(k, DIRECT[k], v)
+        elif v in (0, False, [], "0", "false", "False"):  # an option of theirs that is off: nothing is lost
+            continue
         else:
             result.rows.append(Row("unsupported", k, v, why_en="no Danlu setting", why_zh="丹炉没有对应设置"))
     nested: dict[str, dict] = {}

@@ -54,8 +54,8 @@ KOHYA_SS_JSON = {
     "keep_tokens": "0", "mixed_precision": "bf16", "save_precision": "bf16", "save_every_n_epochs": 1,
     "cache_latents": True, "cache_latents_to_disk": False, "flip_aug": True, "seed": "", "noise_offset": 0.05,
     "sample_prompts": "1girl, solo --n lowres --w 512 --h 768 --d 5", "sample_sampler": "euler_a",
-    "caption_extension": ".txt", "enable_bucket": True, "bucket_reso_steps": 64, "color_aug": False,
-    "scale_weight_norms": 0, "block_lr_zero_threshold": "",
+    "caption_extension": ".txt", "enable_bucket": True, "bucket_reso_steps": 64, "color_aug": True,
+    "scale_weight_norms": 1.0, "block_lr_zero_threshold": "", "debiased_estimation_loss": False, "fp8_base": False,
 }
 
 LORA_SCRIPTS_TOML = """
@@ -173,7 +173,9 @@ def test_kohya_ss_gui_json(tmp_path):
     assert from_file.config.sampling.prompts == ["a cat --d 1", "a dog --w 768"]
     missing = importers.convert("sd-scripts", {"sample_prompts": "/nowhere/prompts.toml"})
     assert _row(missing, "sample_prompts").status == "unsupported" and "sampling.prompts" in missing.rows[0].why_en
-    assert {"color_aug", "scale_weight_norms"} <= {r.peer_key for r in result.rows if r.status == "unsupported"}
+    unsupported = {r.peer_key for r in result.rows if r.status == "unsupported"}
+    assert {"color_aug", "scale_weight_norms"} <= unsupported
+    assert not {"debiased_estimation_loss", "fp8_base"} & unsupported  # switched off there: nothing is lost
 
 
 def test_lora_scripts_toml_and_the_cli(tmp_path, capsys, monkeypatch):
