@@ -341,10 +341,15 @@ def _sample_prompt_flags(cfg: RunConfig, env: Env):
 @rule("sample_size_not_64", "warning")
 def _sample_size(cfg: RunConfig, env: Env):
     s = cfg.sampling
-    if s.prompts and (s.width % 64 or s.height % 64) and _family(cfg, env) != "zimage":  # a DiT pads nothing
+    if _family(cfg, env) == "zimage" or sample_prompts.problem(s.prompts, SAMPLERS):  # a DiT pads nothing
+        return None
+    sizes = [(o.get("width", s.width), o.get("height", s.height))  # a prompt's own --w/--h count too
+             for o in (sample_prompts.parse(p).options for p in s.prompts)]
+    odd = next(((w, h) for w, h in sizes if w % 64 or h % 64), None)
+    if odd:
         return ("sampling.width",
-                f"Sample size {s.width}x{s.height} is not a multiple of 64; the UNet pads odd latents.",
-                f"样图尺寸 {s.width}x{s.height} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。")
+                f"Sample size {odd[0]}x{odd[1]} is not a multiple of 64; the UNet pads odd latents.",
+                f"样图尺寸 {odd[0]}x{odd[1]} 不是 64 的倍数，UNet 会对奇数尺寸的 latent 做填充。")
 
 
 # ---------------------------------------------------------------------------------------------- Z-Image

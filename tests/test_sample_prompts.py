@@ -134,3 +134,13 @@ def test_sd_run_saves_and_samples_by_steps_with_prompt_flags(tmp_path):
         "flat, red", 96, 64, 2, 4.5, "blue", "euler_a")
     assert r["loras"][0]["name"] == "tsd-step00000006"
     assert r["seed"] == cfg.sampling.seed and recipes[0]["steps"] == cfg.sampling.steps
+
+
+def test_a_prompt_size_off_64_is_warned_about():
+    from core import checks
+
+    cfg = cfgmod.merge_dict(cfgmod.default_config(), {"sampling": {"prompts": ["a cat", "a dog --w 200 --h 512"]}})
+    issue = checks.RULES["sample_size_not_64"][1](cfg, checks.Env(device="cuda", family="sd15"))
+    assert issue is not None and "200x512" in issue.en and "200x512" in issue.zh
+    cfg.sampling.prompts = ["a dog --w 768"]
+    assert checks.RULES["sample_size_not_64"][1](cfg, checks.Env(device="cuda", family="sd15")) is None
