@@ -47,10 +47,13 @@ def merged_weight(layer: Any, adapter: str) -> Any:
 
 
 def _forward(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+    import torch
+
     adapter = self._danlu_dora_adapter
     base = self.get_base_layer()
-    with_delta = base.weight.float() + delta(self, adapter)
-    c = getattr(self, MAGNITUDE)[adapter].float() / column_norm(with_delta).detach()
+    with torch.autocast(x.device.type, enabled=False):  # the norms in fp32 under mixed precision, as loaders merge
+        with_delta = base.weight.float() + delta(self, adapter)
+        c = getattr(self, MAGNITUDE)[adapter].float() / column_norm(with_delta).detach()
     c = c.reshape(-1, *([1] * (base.weight.dim() - 2))).to(x.dtype)  # linear: (in,); conv: (in, 1, 1)
     xs = x * c
     lora_in = self.lora_dropout[adapter](xs)
