@@ -353,6 +353,12 @@ def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None
                         model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras)
 
 
+def _cell_size(plan: GridPlan) -> tuple[int, int]:
+    """The first prompt's size (its own --w/--h, else the run's): cells of another size are scaled to it."""
+    args = cell_sample(plan, plan.bases[0], plan.prompts[0]).args
+    return args["width"], args["height"]
+
+
 def cell_recipe(plan: GridPlan, cell: Cell) -> dict:
     """The cell's own A1111 recipe: the LoRA appears as <lora:stem:weight> (none in the base column)."""
     return cell_sample(plan, cell.base, cell.prompt, cell.lora, cell.weight).recipe
@@ -498,7 +504,7 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
     result.status = "finished" if result.done == result.total else "cancelled"
     result.timings = timings
     grid = compose_grid(images, plan.x_labels(lang), plan.y_labels(lang), plan.z_labels(), margin=plan.margin,
-                        cell_size=(plan.sampling.width, plan.sampling.height))
+                        cell_size=_cell_size(plan))
     result.grid = grid
     result.warnings += [w for w in grid.warnings if w not in result.warnings]
     text = grid_parameters(plan)

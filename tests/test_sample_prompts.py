@@ -135,6 +135,20 @@ def test_sd_run_saves_and_samples_by_steps_with_prompt_flags(tmp_path):
     assert r["loras"][0]["name"] == "tsd-step00000006"
     assert r["seed"] == cfg.sampling.seed and recipes[0]["steps"] == cfg.sampling.steps
 
+    # the XYZ grid of this run: its step and epoch files as columns, rendered with the prompt's own flags
+    from models import xyz
+
+    plan = xyz.plan_from_run(cfg.run_dir, weights=[1.0], prompts=["flat, red --w 96 --h 64 --d 3 --s 2"])
+    assert [p.name for p in plan.loras] == ["tsd-000002.safetensors", "tsd-step00000009.safetensors",
+                                            "tsd.safetensors"]
+    grid = xyz.run_grid(plan)
+    assert grid.done == 3 and grid.grid.image.width >= 3 * 96
+    for cell in grid.cells.values():
+        with Image.open(grid.out_dir / cell["png"]) as im:
+            assert im.size == (96, 64)
+        parsed = parse_parameters(cell["parameters"])
+        assert (parsed["prompt"], parsed["seed"], parsed["steps"], parsed["width"]) == ("flat, red", 3, 2, 96)
+
 
 def test_a_prompt_size_off_64_is_warned_about():
     from core import checks
