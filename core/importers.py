@@ -233,7 +233,8 @@ def _precision(k, v, peer, put, result):
 
 
 def _optimizer(k, v, peer, put, result):
-    name = OPTIMIZERS.get(str(v).lower().replace("_", ""))
+    offered = {c.lower(): c for c in cfgmod.field_spec("optimizer.name").choices or ()}
+    name = offered.get(str(v).lower()) or OPTIMIZERS.get(str(v).lower().replace("_", ""))
     if name is None:
         return put(k, "optimizer.name", "AdamW", (f"{v} is not offered; AdamW is used", f"不提供 {v}，改用 AdamW"))
     why = None if name.lower() == str(v).lower() else (f"{v} → {name}", f"{v} → {name}")
@@ -241,7 +242,8 @@ def _optimizer(k, v, peer, put, result):
 
 
 def _scheduler(k, v, peer, put, result):
-    name = SCHEDULERS.get(str(v), str(v))
+    offered = cfgmod.field_spec("optimizer.scheduler").choices or ()
+    name = str(v) if str(v) in offered else SCHEDULERS.get(str(v), str(v))
     why = None if name == v else (f"{v} → {name}; the warmup is kept in optimizer.warmup",
                                   f"{v} → {name}；预热保留在 optimizer.warmup")
     put(k, "optimizer.scheduler", name, why)
