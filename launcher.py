@@ -204,7 +204,7 @@ def main_in_venv(argv: list[str]) -> int:
 
 def help_text() -> str:
     lines = ["usage: python launcher.py [SUBCOMMAND] [options]", "",
-             "Danlu 丹炉: a local LoRA trainer for SD1.5, SD2.x and SDXL.", "",
+             "Danlu 丹炉: a local LoRA trainer for SD1.5, SD2.x, SDXL and Z-Image.", "",
              "The first run creates .venv and installs requirements.txt. Subcommands:"]
     lines += [f"  {name:<7} {text}" for name, text in SUBCOMMANDS.items()]
     lines += ["", "`python launcher.py SUBCOMMAND --help` shows a subcommand's options."]
