@@ -258,6 +258,19 @@ def _lycoris_options(cfg: RunConfig, env: Env):
                 "Turn it off, or set network.type = lora.", "请关闭它，或把 network.type 设为 lora。")
 
 
+@rule("loraplus_lora_only", "error")
+def _loraplus(cfg: RunConfig, env: Env):
+    n = cfg.network
+    if n.loraplus_lr_ratio and (n.type != "lora" or cfg.optimizer.name == "Prodigy"):
+        what = (f"{n.type} has no up (B) matrices" if n.type != "lora"
+                else "Prodigy uses one step size for all groups")
+        what_zh = f"{n.type} 没有 up（B）矩阵" if n.type != "lora" else "Prodigy 所有参数组只用一个步长"
+        return ("network.loraplus_lr_ratio", f"LoRA+ (loraplus_lr_ratio {n.loraplus_lr_ratio:g}) cannot apply: "
+                f"{what}.", f"LoRA+（loraplus_lr_ratio {n.loraplus_lr_ratio:g}）无法生效：{what_zh}。",
+                "Set network.loraplus_lr_ratio = 0, or train LoRA with another optimizer.",
+                "请把 network.loraplus_lr_ratio 设为 0，或用其他优化器训练 LoRA。")
+
+
 @rule("lycoris_on_dit", "error")
 def _lycoris_dit(cfg: RunConfig, env: Env):
     if cfg.network.type != "lora" and _family(cfg, env) == "zimage":

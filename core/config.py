@@ -137,6 +137,10 @@ class NetworkConfig:
                       min=0, max=1024)
     conv_alpha: float = F(1.0, "LoCon alpha for conv layers.", "LoCon 卷积层的 alpha。", min=0.0, max=4096.0)
     dropout: float = F(0.0, "LoRA dropout (train only).", "LoRA dropout（仅训练时）。", min=0.0, max=1.0)
+    loraplus_lr_ratio: float = F(0.0, "LoRA+: the up (B) matrices learn at LR × this ratio (16 is usual); 0 = off. "
+                                 "LoRA only, not with Prodigy.",
+                                 "LoRA+：up（B）矩阵的学习率为 LR × 此倍数（常用 16）；0 为关闭。仅限 LoRA，"
+                                 "不能与 Prodigy 同用。", min=0.0, max=1000.0)
     use_dora: bool = F(False, "DoRA (weight-decomposed LoRA); needs a loader that supports it.",
                        "DoRA（权重分解 LoRA）；需要支持它的加载器。")
     type: str = F("lora", "Network type: lora (LoRA, with LoCon when conv_dim > 0), loha (LyCORIS LoHa) or lokr "

@@ -34,6 +34,7 @@ DIRECT = {
     "keep_tokens": "dataset.keep_tokens", "caption_dropout_rate": "dataset.caption_dropout_rate",
     "flip_aug": "dataset.flip_aug",
     "network_dim": "network.rank", "network_alpha": "network.alpha", "network_dropout": "network.dropout",
+    "loraplus_lr_ratio": "network.loraplus_lr_ratio",
     "unet_lr": "optimizer.lr", "text_encoder_lr": "optimizer.text_encoder_lr",
     "lr_scheduler_num_cycles": "optimizer.num_cycles", "lr_scheduler_power": "optimizer.power",
     "max_train_epochs": "training.epochs", "epoch": "training.epochs", "train_batch_size": "training.batch_size",
@@ -165,10 +166,11 @@ def convert(kind: str, peer: dict[str, Any]) -> Imported:
     values: dict[str, Any] = {}
 
     def put(peer_key: str, key: str, value: Any, why: tuple[str, str] | None = None) -> None:
+        raw = peer.get(peer_key, value)  # a network_args entry is not a key of its own
         try:
             spec = cfgmod.field_spec(key)
         except (ConfigError, KeyError):
-            result.rows.append(Row("unsupported", peer_key, peer[peer_key],
+            result.rows.append(Row("unsupported", peer_key, raw,
                                    why_en="no Danlu setting", why_zh="丹炉没有对应设置"))
             return
         section, name = key.split(".", 1)
@@ -177,12 +179,12 @@ def convert(kind: str, peer: dict[str, Any]) -> Imported:
                                                       {section: {name: _typed(spec.type, value)}}), section), name)
         except (ConfigError, ValueError, TypeError) as e:
             en, zh = (e.en, e.zh) if isinstance(e, ConfigError) else (str(e), str(e))
-            result.rows.append(Row("unsupported", peer_key, peer[peer_key], key,
+            result.rows.append(Row("unsupported", peer_key, raw, key,
                                    why_en=f"not taken: {en}", why_zh=f"未采用：{zh}"))
             return
         values[key] = value
         status = "changed" if why else "mapped"
-        result.rows.append(Row(status, peer_key, peer[peer_key], key, value, *(why or ("", ""))))
+        result.rows.append(Row(status, peer_key, raw, key, value, *(why or ("", ""))))
 
     for k, v in peer.items():
         if v in ("", None) or k in QUIET:
@@ -276,6 +278,24 @@ def _network_module(k, v, peer, put, result):
         return result.rows.append(Row("unsupported", k, v, why_en=f"{v} {algo} has no Danlu network type",
                                       why_zh=f"丹炉没有 {v} {algo} 这种网络"))
     put(k, "network.type", kind)
+
+
+# sd-scripts' network_args that Danlu has a setting for (algo is read with network_module)
+NETWORK_ARGS = {"loraplus_lr_ratio": "network.loraplus_lr_ratio", "conv_dim": "network.conv_dim",
+                "conv_alpha": "network.conv_alpha", "dropout": "network.dropout"}
+
+
+def _network_args(k, v, peer, put, result):
+    for a in v if isinstance(v, list) else str(v).split():
+        name, _, value = str(a).partition("=")
+        name, value = name.strip(), value.strip()
+        if name == "algo":
+            continue
+        if name in NETWORK_ARGS:
+            put(f"{k} {name}", NETWORK_ARGS[name], value)
+        else:
+            result.rows.append(Row("unsupported", f"{k} {name}", value, why_en="no Danlu setting",
+                                   why_zh="丹炉没有对应设置"))
 
 
 def _lora_type(k, v, peer, put, result):
@@ -383,7 +403,8 @@ SPECIAL = {"max_token_length": _token_length, "sample_every_n_epochs": _sample_e
            "resolution": _resolution, "max_resolution": _resolution, "save_precision": _precision,
            "mixed_precision": _precision, "optimizer_type": _optimizer, "optimizer": _optimizer,
            "lr_scheduler": _scheduler, "lr_warmup_steps": _warmup, "lr_warmup": _warmup,
-           "network_module": _network_module, "LoRA_type": _lora_type, "v2": _family_flag, "sdxl": _family_flag,
+           "network_module": _network_module, "network_args": _network_args, "LoRA_type": _lora_type,
+           "v2": _family_flag, "sdxl": _family_flag,
            "v_parameterization": _family_flag, "network_train_unet_only": _only,
            "network_train_text_encoder_only": _only, "conv_dim": _conv, "conv_alpha": _conv,
            "cache_latents": _cache, "cache_latents_to_disk": _cache, "cache_text_encoder_outputs": _cache,

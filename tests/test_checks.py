@@ -34,6 +34,7 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
     "dora_dropout": ({"network": {"use_dora": True, "dropout": 0.1}}, GPU),
     "dora_in_samples": ({"network": {"use_dora": True}}, GPU),
     "lycoris_with_dora_or_dropout": ({"network": {"type": "loha", "dropout": 0.1}}, GPU),
+    "loraplus_lora_only": ({"network": {"type": "loha", "loraplus_lr_ratio": 16.0}}, GPU),
     "lycoris_on_dit": ({"model": {"family": "zimage"}, "network": {"type": "lokr"}}, GPU),
     "prodigy_lr": ({"optimizer": {"name": "Prodigy", "lr": 1e-4}}, GPU),
     "prodigy_text_encoder_lr": ({"optimizer": {"name": "Prodigy", "lr": 1.0, "text_encoder_lr": 5e-5}}, GPU),

@@ -193,7 +193,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     # --- optimizer and schedule ------------------------------------------------------------------
     unet_params = lora.lora_parameters(parts.unet) if "unet" in trained else []
     te_params = [p for name in comp_names if name in trained for p in lora.lora_parameters(trained[name])]
-    opt = optim.make_optimizer(cfg, unet_params, te_params)
+    plus = {i for m in trained.values() for i in lora.loraplus_ids(m)}
+    opt = optim.make_optimizer(cfg, unet_params, te_params, plus)
     sched = optim.make_scheduler(cfg, opt, total)
     names = list(trained)
     prepared = acc.prepare(*[trained[k] for k in names], opt, sched)

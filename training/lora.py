@@ -122,3 +122,8 @@ def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dor
 
 def lora_parameters(model: Any) -> list:
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def loraplus_ids(model: Any) -> set[int]:
+    """Ids of the trained up matrices (peft's lora_B, kohya's lora_up): the ones LoRA+ gives a larger LR."""
+    return {id(p) for name, p in model.named_parameters() if p.requires_grad and "lora_B" in name}

@@ -51,14 +51,22 @@ OPTIMIZERS: dict[str, Callable[[list, RunConfig], Any]] = {
     "AdamW": _adamw, "AdamW8bit": _adamw8bit, "Lion": _lion, "Prodigy": _prodigy, "Adafactor": _adafactor}
 
 
-def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list):
-    groups = []
+def _groups(params: list, lr: float, plus: set[int], ratio: float) -> list[dict]:
+    """One group at lr; with LoRA+ (ratio > 0) the up matrices in `plus` go to a second group at lr × ratio."""
+    if not ratio:
+        return [{"params": params, "lr": lr}] if params else []
+    rest = [p for p in params if id(p) not in plus]
+    up = [p for p in params if id(p) in plus]
+    return [g for g in ({"params": rest, "lr": lr}, {"params": up, "lr": lr * ratio}) if g["params"]]
+
+
+def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list, plus: set[int] | None = None):
+    """`plus`: ids of the LoRA up matrices, trained at LR × network.loraplus_lr_ratio when that is set."""
     # Prodigy estimates one step size shared by every group and refuses different learning rates.
     te_lr = cfg.optimizer.lr if cfg.optimizer.name == "Prodigy" else cfg.optimizer.text_encoder_lr
-    if unet_params:
-        groups.append({"params": unet_params, "lr": cfg.optimizer.lr})
-    if te_params:
-        groups.append({"params": te_params, "lr": te_lr})
+    ratio = cfg.network.loraplus_lr_ratio if cfg.network.type == "lora" else 0.0
+    groups = _groups(unet_params, cfg.optimizer.lr, plus or set(), ratio)
+    groups += _groups(te_params, te_lr, plus or set(), ratio)
     if not groups:
         raise DanluError("Nothing to train: both network.train_unet and network.train_text_encoder are off.",
                          "没有可训练的部分：network.train_unet 和 network.train_text_encoder 都关闭了。",

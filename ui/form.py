@@ -55,6 +55,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "network.conv_alpha": ("卷积层 alpha", "Conv alpha"),
     "network.dropout": ("Dropout", "Dropout"),
     "network.use_dora": ("DoRA", "DoRA"),
+    "network.loraplus_lr_ratio": ("LoRA+ 学习率倍数", "LoRA+ LR ratio"),
     "network.type": ("网络类型（LoRA / LoHa / LoKr）", "Network type (LoRA / LoHa / LoKr)"),
     "network.dit_targets": ("DiT 的 LoRA 模块", "DiT LoRA modules"),
     "network.dit_refiners": ("训练 refiner 块", "Train refiner blocks"),
