@@ -471,12 +471,13 @@ def _flow_options(cfg: RunConfig, env: Env):
 @rule("unet_options_on_flow", "warning")
 def _unet_options(cfg: RunConfig, env: Env):
     t = cfg.training
-    if _family(cfg, env) == "zimage" and (t.noise_offset or t.min_snr_gamma):
-        return ("training.noise_offset",
-                "Noise offset and Min-SNR weighting are for the SD UNets; a Z-Image run ignores them (its noise "
-                "levels are set by training.timestep_type and timestep_bias).",
-                "噪声偏移和 Min-SNR 加权只用于 SD 的 UNet；Z-Image 训练会忽略它们（噪声强度由 training.timestep_type "
-                "和 timestep_bias 决定）。")
+    if _family(cfg, env) == "zimage" and (t.noise_offset or t.min_snr_gamma or t.multires_noise_iterations):
+        key = "training.multires_noise_iterations" if t.multires_noise_iterations else "training.noise_offset"
+        return (key,
+                "Noise offset, multi-resolution noise and Min-SNR weighting are for the SD UNets; a Z-Image run "
+                "ignores them (its noise levels are set by training.timestep_type and timestep_bias).",
+                "噪声偏移、多分辨率噪声和 Min-SNR 加权只用于 SD 的 UNet；Z-Image 训练会忽略它们（噪声强度由 "
+                "training.timestep_type 和 timestep_bias 决定）。")
 
 
 @rule("zimage_text_encoder", "warning")

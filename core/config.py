@@ -187,6 +187,15 @@ class TrainingConfig:
     seed: int = F(42, "Random seed.", "随机种子。", min=0, max=2**32 - 1)
     noise_offset: float = F(0.0, "Noise offset; about 0.1 helps very dark or bright images.",
                             "噪声偏移；约 0.1 有助于很暗或很亮的图。", min=0.0, max=1.0)
+    multires_noise_iterations: int = F(0, "Multi-resolution (pyramid) noise: coarser noise layers added to the "
+                                       "noise, for stronger contrast and composition changes; 6–10 is usual, 0 = off. "
+                                       "SD families only.",
+                                       "多分辨率（金字塔）噪声：在噪声上叠加更粗的噪声层，利于学习对比度和构图；"
+                                       "常用 6–10，0 为关闭。仅用于 SD 系列。", min=0, max=20)
+    multires_noise_discount: float = F(0.3, "Multi-resolution noise: weight factor per coarser layer (layer i gets "
+                                       "discount^i); 0.3 is usual, 0.8 for strong effect.",
+                                       "多分辨率噪声：每层更粗噪声的衰减系数（第 i 层乘以 discount^i）；常用 0.3，"
+                                       "0.8 效果更强。", min=0.0, max=1.0)
     min_snr_gamma: float = F(0.0, "Min-SNR weighting gamma; 5 is recommended, 0 = off.",
                              "Min-SNR 加权 gamma；推荐 5，0 为关闭。", min=0.0, max=100.0)
     clip_skip: int = F(1, "Clip skip as in WebUI: 2 uses the penultimate layer (SD1.x anime).",

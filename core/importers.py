@@ -42,6 +42,8 @@ DIRECT = {
     "max_train_steps": "training.max_train_steps", "mixed_precision": "training.mixed_precision",
     "gradient_checkpointing": "training.gradient_checkpointing", "seed": "training.seed",
     "noise_offset": "training.noise_offset", "min_snr_gamma": "training.min_snr_gamma",
+    "multires_noise_iterations": "training.multires_noise_iterations",
+    "multires_noise_discount": "training.multires_noise_discount",
     "clip_skip": "training.clip_skip",
     "output_dir": "saving.output_dir", "output_name": "saving.name", "save_every_n_epochs": "saving.every_n_epochs",
     "save_every_n_steps": "saving.every_n_steps", "save_last_n_epochs": "saving.keep_last_epochs",

@@ -66,3 +66,75 @@ def test_loraplus_is_recorded_in_network_args_and_imported():
     assert (rows["network_args loraplus_lr_ratio"].status, rows["network_args loraplus_lr_ratio"].value) == \
         ("mapped", 16.0)
     assert rows["network_args block_lr_zero_threshold"].status == "unsupported"
+
+
+def _low_frequency_share(noise):
+    """Std of 8×8 block means: about 1/8 for white Gaussian noise, much more with coarse layers in it."""
+    import torch.nn.functional as F
+
+    return F.avg_pool2d(noise, 8).std().item()
+
+
+def test_multires_noise_adds_low_frequencies_at_unit_std():
+    import torch
+
+    from training.noise import pyramid
+
+    torch.manual_seed(0)
+    plain = torch.randn(4, 4, 64, 64)
+    noise = pyramid(plain.clone(), 8, 0.8)
+    assert noise.shape == plain.shape and noise.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert _low_frequency_share(plain) == pytest.approx(1 / 8, rel=0.15)
+    assert _low_frequency_share(noise) > 3 * _low_frequency_share(plain)
+    # a smaller discount keeps it closer to white noise
+    weak = _low_frequency_share(pyramid(plain.clone(), 8, 0.3))
+    assert _low_frequency_share(plain) < weak < _low_frequency_share(noise)
+    assert torch.equal(pyramid(plain.clone(), 0, 0.3), plain / plain.std())
+
+
+@pytest.mark.parametrize("iterations", [0, 6])
+def test_the_sd_loss_draws_multires_noise_when_asked(iterations, monkeypatch):
+    import types
+
+    import torch
+    from diffusers import DDPMScheduler
+
+    from training import model, noise
+
+    calls = []
+    real = noise.pyramid
+    monkeypatch.setattr(noise, "pyramid", lambda n, it, d: calls.append((it, d)) or real(n, it, d))
+
+    class Unet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, steps, encoder_hidden_states=None):
+            return types.SimpleNamespace(sample=x * self.w)
+
+    parts = types.SimpleNamespace(is_flow=False, noise_scheduler=DDPMScheduler(), prediction_type="epsilon")
+    cfg = _cfg(training={"multires_noise_iterations": iterations, "multires_noise_discount": 0.5})
+    loss = model.loss_fn(parts, Unet(), torch.zeros(1, 4, 16, 16), torch.zeros(1, 2, 8), None, None, cfg)
+    assert torch.isfinite(loss)
+    assert calls == ([(6, 0.5)] if iterations else [])
+
+
+def test_multires_noise_metadata_import_and_zimage_warning():
+    from core import checks, importers
+    from training.export import metadata
+
+    cfg = _cfg(training={"multires_noise_iterations": 6, "multires_noise_discount": 0.3})
+    info = {"total_steps": 10, "mixed_precision": "no", "images": 1, "dataset_dirs": {}, "tag_frequency": {},
+            "bucket_info": {}, "base_sha256": "", "started_at": 0}
+    meta = metadata(cfg, info, family="sd15", prediction_type="epsilon", epoch=1, step=10)
+    assert (meta["ss_multires_noise_iterations"], meta["ss_multires_noise_discount"]) == (6, 0.3)
+    rows = {r.peer_key: r for r in importers.convert("sd-scripts", {"multires_noise_iterations": 8,
+                                                                    "multires_noise_discount": 0.4}).rows}
+    assert [(r.status, r.key, r.value) for r in rows.values()] == [
+        ("mapped", "training.multires_noise_iterations", 8), ("mapped", "training.multires_noise_discount", 0.4)]
+    zimage = config.merge_dict(cfg, {"model": {"family": "zimage"}})
+    key = "training.multires_noise_iterations"
+    assert [i.level for i in checks.check(zimage, checks.Env(device="cuda")) if i.key == key] == ["warning"]
+    sd15 = config.merge_dict(cfg, {"model": {"family": "sd15"}})
+    assert not [i for i in checks.check(sd15, checks.Env(device="cuda")) if i.key == key]

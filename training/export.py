@@ -69,6 +69,8 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         "ss_batch_size_per_device": t.batch_size, "ss_gradient_accumulation_steps": t.gradient_accumulation_steps,
         "ss_mixed_precision": info["mixed_precision"], "ss_seed": t.seed, "ss_clip_skip": t.clip_skip,
         "ss_noise_offset": t.noise_offset or None, "ss_min_snr_gamma": t.min_snr_gamma or None,
+        "ss_multires_noise_iterations": t.multires_noise_iterations or None,
+        "ss_multires_noise_discount": t.multires_noise_discount if t.multires_noise_iterations else None,
         "ss_max_token_length": t.max_token_length, "ss_cache_latents": d.cache_latents != "none",
         "ss_num_train_images": info["images"], "ss_shuffle_caption": d.shuffle_caption,
         "ss_keep_tokens": d.keep_tokens,

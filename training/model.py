@@ -158,6 +158,8 @@ def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfi
     import torch
     import torch.nn.functional as F
 
+    from training import noise as noise_shapes
+
     if parts.is_flow:
         from training import dit
 
@@ -168,6 +170,8 @@ def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfi
     noise = torch.randn_like(latents)
     if t.noise_offset:
         noise = noise + t.noise_offset * torch.randn(b, latents.shape[1], 1, 1, device=latents.device)
+    if t.multires_noise_iterations:  # after the offset, as sd-scripts does
+        noise = noise_shapes.pyramid(noise, t.multires_noise_iterations, t.multires_noise_discount)
     steps = torch.randint(0, sched.config.num_train_timesteps, (b,), device=latents.device)
     noisy = sched.add_noise(latents, noise, steps)
     kwargs = {}

@@ -75,6 +75,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "training.gradient_checkpointing": ("梯度检查点", "Gradient checkpointing"),
     "training.seed": ("随机种子", "Seed"),
     "training.noise_offset": ("噪声偏移", "Noise offset"),
+    "training.multires_noise_iterations": ("多分辨率噪声层数", "Multires noise iterations"),
+    "training.multires_noise_discount": ("多分辨率噪声衰减", "Multires noise discount"),
     "training.min_snr_gamma": ("Min-SNR gamma", "Min-SNR gamma"),
     "training.clip_skip": ("Clip skip", "Clip skip"),
     "training.max_token_length": ("最大 token 长度", "Max token length"),
