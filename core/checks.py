@@ -317,10 +317,10 @@ def _cache_te_trained(cfg: RunConfig, env: Env):
 def _cache_te_captions(cfg: RunConfig, env: Env):
     d = cfg.dataset
     if _family(cfg, env) != "zimage" and d.cache_text_encoder_outputs and not cfg.network.train_text_encoder and \
-            (d.shuffle_caption or d.caption_dropout_rate):
+            (d.shuffle_caption or d.caption_dropout_rate or d.caption_tag_dropout_rate):
         return ("dataset.cache_text_encoder_outputs",
-                "Text-encoder outputs are not cached: captions change every step (shuffle or caption dropout).",
-                "不缓存文本编码器输出：标注每步都会变化（打乱或标注丢弃）。")
+                "Text-encoder outputs are not cached: captions change every step (shuffle, caption or tag dropout).",
+                "不缓存文本编码器输出：标注每步都会变化（打乱、标注丢弃或标签丢弃）。")
 
 
 @rule("long_captions_in_samples", "warning")
@@ -412,7 +412,7 @@ def _zimage_samples(cfg: RunConfig, env: Env):
 @rule("zimage_cached_caption_dropout", "warning")
 def _zimage_cache_dropout(cfg: RunConfig, env: Env):
     d = cfg.dataset
-    changing = d.caption_dropout_rate or d.shuffle_caption
+    changing = d.caption_dropout_rate or d.shuffle_caption or d.caption_tag_dropout_rate
     if _family(cfg, env) == "zimage" and d.cache_text_encoder_outputs and changing:
         return ("dataset.caption_dropout_rate",
                 "Text features are not cached: caption dropout or shuffling changes the captions every step, so the "

@@ -106,6 +106,11 @@ class DatasetConfig:
                          "打乱时保持在最前面的标签数（设为触发词个数）。", min=0, max=255)
     caption_dropout_rate: float = F(0.0, "Share of steps trained with an empty caption.", "以空标注训练的比例。",
                                     min=0.0, max=1.0)
+    caption_tag_dropout_rate: float = F(0.0, "Each step, drop each comma-separated tag with this probability; the "
+                                        "first keep_tokens tags always stay. 0 = off.",
+                                        "每步以此概率丢弃每个逗号分隔的标签；前 keep_tokens 个标签始终保留。"
+                                        "0 为关闭。",
+                                        min=0.0, max=1.0)
     flip_aug: bool = F(False, "Random horizontal flips (not for asymmetric subjects).",
                        "随机水平翻转（不对称主体勿用）。")
     cache_latents: str = F("memory", "Cache VAE latents: none, memory, or disk (reused across runs).",

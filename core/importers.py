@@ -32,6 +32,7 @@ DIRECT = {
     "max_bucket_reso": "dataset.max_bucket_reso", "bucket_reso_steps": "dataset.bucket_reso_steps",
     "bucket_no_upscale": "dataset.bucket_no_upscale", "shuffle_caption": "dataset.shuffle_caption",
     "keep_tokens": "dataset.keep_tokens", "caption_dropout_rate": "dataset.caption_dropout_rate",
+    "caption_tag_dropout_rate": "dataset.caption_tag_dropout_rate",
     "flip_aug": "dataset.flip_aug",
     "network_dim": "network.rank", "network_alpha": "network.alpha", "network_dropout": "network.dropout",
     "loraplus_lr_ratio": "network.loraplus_lr_ratio",

@@ -138,3 +138,44 @@ def test_multires_noise_metadata_import_and_zimage_warning():
     assert [i.level for i in checks.check(zimage, checks.Env(device="cuda")) if i.key == key] == ["warning"]
     sd15 = config.merge_dict(cfg, {"model": {"family": "sd15"}})
     assert not [i for i in checks.check(sd15, checks.Env(device="cuda")) if i.key == key]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_caption_tag_dropout_drops_tags_at_the_rate_and_keeps_the_first(shuffle):
+    import random
+
+    from training.data import process_caption
+
+    tags = [f"tag{i}" for i in range(20)]
+    cfg = _cfg(dataset={"caption_tag_dropout_rate": 0.25, "keep_tokens": 2, "shuffle_caption": shuffle})
+    rng = random.Random(0)
+    kept = 0
+    runs = 2000
+    for _ in range(runs):
+        out = process_caption(", ".join(tags), cfg, rng).split(", ")
+        assert out[:2] == ["tag0", "tag1"]
+        rest = out[2:]
+        assert set(rest) <= set(tags[2:]) and len(set(rest)) == len(rest)
+        if not shuffle:
+            assert rest == [t for t in tags[2:] if t in rest]  # order kept
+        kept += len(rest)
+    assert kept / (runs * 18) == pytest.approx(0.75, abs=0.01)
+    # off: the caption comes back as it was
+    assert process_caption("b, a,  c", _cfg(), random.Random(0)) == "b, a,  c"
+
+
+def test_caption_tag_dropout_metadata_import_and_cache_rule():
+    from core import checks, importers
+    from training.export import metadata
+
+    cfg = _cfg(dataset={"caption_tag_dropout_rate": 0.1})
+    info = {"total_steps": 10, "mixed_precision": "no", "images": 1, "dataset_dirs": {}, "tag_frequency": {},
+            "bucket_info": {}, "base_sha256": "", "started_at": 0}
+    assert metadata(cfg, info, family="sd15", prediction_type="epsilon", epoch=1,
+                    step=10)["ss_caption_tag_dropout_rate"] == 0.1
+    row, = importers.convert("sd-scripts", {"caption_tag_dropout_rate": 0.1}).rows
+    assert (row.status, row.key, row.value) == ("mapped", "dataset.caption_tag_dropout_rate", 0.1)
+    cached = config.merge_dict(cfg, {"model": {"family": "sd15"}, "network": {"train_text_encoder": False},
+                                     "dataset": {"cache_text_encoder_outputs": True}})
+    assert [i.level for i in checks.check(cached, checks.Env(device="cuda"))
+            if i.key == "dataset.cache_text_encoder_outputs"] == ["warning"]

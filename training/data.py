@@ -117,16 +117,20 @@ def steps_per_epoch(n_batches: int, world: int, accum: int) -> int:
 
 
 def process_caption(text: str, cfg: RunConfig, rng: random.Random) -> str:
-    """sd-scripts order: dropout → split on ',' → keep the first keep_tokens → shuffle the rest → join."""
+    """sd-scripts order: dropout → split on ',' → keep the first keep_tokens → shuffle the rest → drop tags of the
+    rest at caption_tag_dropout_rate → join."""
     d = cfg.dataset
     if d.caption_dropout_rate and rng.random() < d.caption_dropout_rate:
         return ""
-    if not d.shuffle_caption:
+    if not (d.shuffle_caption or d.caption_tag_dropout_rate):
         return text
     tags = [t.strip() for t in text.split(",") if t.strip()]
     keep = max(d.keep_tokens, 1 if d.trigger_word else 0)
     head, tail = tags[:keep], tags[keep:]
-    rng.shuffle(tail)
+    if d.shuffle_caption:
+        rng.shuffle(tail)
+    if d.caption_tag_dropout_rate:  # after the shuffle, on the tags past keep_tokens only, as sd-scripts does
+        tail = [t for t in tail if rng.random() >= d.caption_tag_dropout_rate]
     return ", ".join(head + tail)
 
 

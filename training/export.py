@@ -75,6 +75,7 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         "ss_num_train_images": info["images"], "ss_shuffle_caption": d.shuffle_caption,
         "ss_keep_tokens": d.keep_tokens,
         "ss_caption_dropout_rate": d.caption_dropout_rate, "ss_flip_aug": d.flip_aug,
+        "ss_caption_tag_dropout_rate": d.caption_tag_dropout_rate,
         "ss_enable_bucket": d.enable_bucket,
         "ss_dataset_dirs": info["dataset_dirs"], "ss_tag_frequency": info["tag_frequency"],
         "ss_bucket_info": info["bucket_info"], "ss_sd_model_name": Path(cfg.model.base).name,

@@ -220,8 +220,9 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     train_te = bool(te_params)
     te_cache: dict[str, Any] | None = None
     # core.checks refuses caching with a trained text encoder and warns when captions change every step
-    if cfg.dataset.cache_text_encoder_outputs and not (train_te or cfg.dataset.shuffle_caption
-                                                       or cfg.dataset.caption_dropout_rate):
+    d = cfg.dataset
+    if d.cache_text_encoder_outputs and not (train_te or d.shuffle_caption or d.caption_dropout_rate
+                                             or d.caption_tag_dropout_rate):
         te_cache = {}
 
     def latents_for(items: list, flips: list[bool]):

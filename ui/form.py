@@ -43,6 +43,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "dataset.shuffle_caption": ("打乱标签", "Shuffle caption tags"),
     "dataset.keep_tokens": ("保留前几个标签", "Keep first tags"),
     "dataset.caption_dropout_rate": ("标注丢弃率", "Caption dropout rate"),
+    "dataset.caption_tag_dropout_rate": ("标签丢弃率", "Tag dropout rate"),
     "dataset.flip_aug": ("水平翻转增强", "Flip augmentation"),
     "dataset.cache_latents": ("缓存 latent", "Cache latents"),
     "dataset.cache_text_encoder_outputs": ("缓存文本编码器输出", "Cache text-encoder outputs"),
