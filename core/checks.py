@@ -154,6 +154,45 @@ def _prediction_assumed(cfg: RunConfig, env: Env):
                 f"按 {pred} 训练：底模文件没有写明预测类型（该系列通常是 {env.prediction}）。")
 
 
+def _prediction(cfg: RunConfig, env: Env) -> str | None:
+    pred = cfg.model.prediction_type
+    return env.prediction if pred == "auto" else pred
+
+
+@rule("ztsnr_with_epsilon", "warning")
+def _ztsnr_epsilon(cfg: RunConfig, env: Env):
+    if cfg.model.zero_terminal_snr and _prediction(cfg, env) == "epsilon":
+        return ("model.zero_terminal_snr",
+                "Zero terminal SNR with epsilon prediction: at the last step there is no signal left, so an epsilon "
+                "model cannot predict anything there (the paper and NoobAI use it with v-prediction).",
+                "零终端信噪比配合 epsilon 预测：最后一步已没有信号，epsilon 模型在那里无从预测"
+                "（论文与 NoobAI 都配合 v-prediction 使用）。",
+                "Set model.prediction_type = v_prediction, or turn zero_terminal_snr off.",
+                "请把 model.prediction_type 设为 v_prediction，或关闭 zero_terminal_snr。")
+
+
+@rule("ztsnr_sampler", "warning")
+def _ztsnr_sampler(cfg: RunConfig, env: Env):
+    if cfg.model.zero_terminal_snr and cfg.sampling.sampler in ("heun", "lms"):
+        return ("sampling.sampler",
+                f"The {cfg.sampling.sampler} sampler has no rescaled-betas option: samples would use the plain "
+                "schedule, not the zero-terminal-SNR one the run trains with.",
+                f"{cfg.sampling.sampler} 采样器没有重新缩放 beta 的选项：样图会用普通噪声调度，"
+                "而不是训练所用的零终端信噪比调度。",
+                "Pick euler, euler_a, dpmpp_2m, ddim or unipc.", "请选择 euler、euler_a、dpmpp_2m、ddim 或 unipc。")
+
+
+@rule("cfg_rescale_without_vpred", "info")
+def _cfg_rescale(cfg: RunConfig, env: Env):
+    pred = _prediction(cfg, env)
+    if cfg.sampling.cfg_rescale and pred and pred != "v_prediction":
+        return ("sampling.cfg_rescale",
+                f"CFG rescale {cfg.sampling.cfg_rescale:g} is meant for v-prediction models with zero terminal SNR; "
+                f"this run is {pred}.",
+                f"CFG 重缩放 {cfg.sampling.cfg_rescale:g} 本是为 v-prediction + 零终端信噪比模型设计的；"
+                f"本次训练是 {pred}。")
+
+
 @rule("resolution_far_from_native", "warning")
 def _resolution(cfg: RunConfig, env: Env):
     native, res = env.native_resolution, cfg.dataset.resolution

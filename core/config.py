@@ -54,6 +54,11 @@ class ModelConfig:
     prediction_type: str = F("auto", "epsilon or v_prediction; auto reads it from the model.",
                              "预测类型 epsilon 或 v_prediction；auto 表示从模型读取。",
                              choices=("auto", "epsilon", "v_prediction"))
+    zero_terminal_snr: bool = F(False, "Zero terminal SNR: rescale the noise schedule's betas so the last step is "
+                                "pure noise, in training and in samples, as NoobAI/Illustrious v-pred models were "
+                                "trained. Use with v_prediction.",
+                                "零终端信噪比（ZTSNR）：重新缩放噪声调度的 beta，使最后一步为纯噪声，"
+                                "训练和样图都使用；NoobAI/Illustrious v-pred 模型即如此训练。需配合 v_prediction。")
     vae: str = F("", "Optional separate VAE (file or folder); empty uses the base model's VAE.",
                  "可选的独立 VAE（文件或文件夹）；留空则用底模自带的 VAE。")
     variant: str = F("turbo", "Z-Image only: turbo (8-step distilled), deturbo (de-distilled) or base. The file "
@@ -203,6 +208,10 @@ class TrainingConfig:
                                        "0.8 效果更强。", min=0.0, max=1.0)
     min_snr_gamma: float = F(0.0, "Min-SNR weighting gamma; 5 is recommended, 0 = off.",
                              "Min-SNR 加权 gamma；推荐 5，0 为关闭。", min=0.0, max=100.0)
+    debiased_estimation: bool = F(False, "Debiased estimation loss (sd-scripts --debiased_estimation_loss): each "
+                                  "step's loss weighted by 1/sqrt(SNR), SNR clamped to [0.001, 1000].",
+                                  "去偏估计损失（sd-scripts 的 --debiased_estimation_loss）："
+                                  "每步损失乘以 1/sqrt(SNR)，SNR 限制在 [0.001, 1000]。")
     clip_skip: int = F(1, "Clip skip as in WebUI: 2 uses the penultimate layer (SD1.x anime).",
                        "Clip skip（与 WebUI 相同）：2 表示用倒数第二层（SD1.x 二次元常用）。", min=1, max=12)
     max_token_length: int = F(75, "Caption token length.", "标注最大 token 长度。", choices=(75, 150, 225))
@@ -268,6 +277,10 @@ class SamplingConfig:
     negative_prompt: str = F("", "Negative prompt for samples.", "样图的反向提示词。")
     steps: int = F(20, "Sampling steps.", "采样步数。", min=1, max=1000)
     cfg: float = F(7.0, "CFG scale.", "CFG 引导系数。", min=0.0, max=100.0)
+    cfg_rescale: float = F(0.0, "CFG rescale φ for samples (0 = off; about 0.7 for v-prediction models with zero "
+                           "terminal SNR). Written as 'Rescale CFG' in the PNG, as Forge/reForge write it.",
+                           "样图的 CFG 重缩放 φ（0 为关闭；v-prediction + 零终端信噪比模型约 0.7）。"
+                           "PNG 中写作 'Rescale CFG'，与 Forge/reForge 相同。", min=0.0, max=1.0)
     seed: int = F(1234, "Sample seed (CPU noise, same seed = same image).", "样图种子（CPU 噪声，同种子同图）。",
                   min=0, max=2**32 - 1)
     width: int = F(512, "Sample width (multiple of 8).", "样图宽度（8 的倍数）。", min=64, max=8192, multiple_of=8)

@@ -43,6 +43,7 @@ DIRECT = {
     "max_train_steps": "training.max_train_steps", "mixed_precision": "training.mixed_precision",
     "gradient_checkpointing": "training.gradient_checkpointing", "seed": "training.seed",
     "noise_offset": "training.noise_offset", "min_snr_gamma": "training.min_snr_gamma",
+    "zero_terminal_snr": "model.zero_terminal_snr", "debiased_estimation_loss": "training.debiased_estimation",
     "multires_noise_iterations": "training.multires_noise_iterations",
     "multires_noise_discount": "training.multires_noise_discount",
     "clip_skip": "training.clip_skip",

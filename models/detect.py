@@ -54,6 +54,7 @@ class ModelInfo:
     family: str | None = None       # sd15, sd2, sdxl, sdxl_refiner
     prediction_type: str = "epsilon"
     prediction_source: str = "family rule"
+    zero_terminal_snr: bool = False  # a `ztsnr` marker key (NoobAI-style v-pred files): trained with rescaled betas
     native_resolution: int = 512
     precision: str = ""
     size: int = 0
@@ -209,6 +210,7 @@ def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: 
 def _prediction(info: ModelInfo, keys: list[str], meta: dict[str, str]) -> None:
     spec = meta.get("modelspec.prediction_type", "").lower()
     name = Path(info.path).name.lower()
+    info.zero_terminal_snr = "ztsnr" in keys
     if spec:
         info.prediction_type = "v_prediction" if spec.startswith("v") else "epsilon"
         info.prediction_source = "metadata"

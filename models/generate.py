@@ -47,8 +47,9 @@ assert set(SAMPLERS) == set(SAMPLER_IDS), "models.generate.SAMPLERS must cover c
 _LORA_TAG = re.compile(r"<lora:([^:>]+):([^:>]+)>")
 
 
-def set_sampler(pipe: Any, sampler_id: str) -> None:
-    """Replace pipe.scheduler by the sampler built from the model's own scheduler config plus overrides."""
+def set_sampler(pipe: Any, sampler_id: str, zero_terminal_snr: bool = False) -> None:
+    """Replace pipe.scheduler by the sampler built from the model's own scheduler config plus overrides;
+    `zero_terminal_snr` rescales its betas (diffusers' rescale_betas_zero_snr), as the run trained."""
     import diffusers
 
     if sampler_id not in SAMPLERS:
@@ -57,12 +58,16 @@ def set_sampler(pipe: Any, sampler_id: str) -> None:
     cls = getattr(diffusers, s.scheduler)
     base_config = dict(getattr(pipe, "_danlu_scheduler_config", None) or pipe.scheduler.config)
     pipe._danlu_scheduler_config = base_config  # keep the model's own config across sampler switches
-    pipe.scheduler = cls.from_config(base_config, **dict(s.overrides))
+    extra = {"rescale_betas_zero_snr": True} if zero_terminal_snr else {}
+    pipe.scheduler = cls.from_config(base_config, **dict(s.overrides), **extra)
 
 
 def render(pipe: Any, *, prompt: str, negative_prompt: str = "", steps: int = 20, cfg: float = 7.0, seed: int = 0,
-           width: int = 512, height: int = 512, sampler: str = "euler", clip_skip: int = 1):
+           width: int = 512, height: int = 512, sampler: str = "euler", clip_skip: int = 1, cfg_rescale: float = 0.0,
+           zero_terminal_snr: bool = False):
     """One image (batch 1). Initial noise: a CPU generator's fp32 randn of (1, 4, H/8, W/8).
+
+    cfg_rescale: diffusers' guidance_rescale (φ); zero_terminal_snr: the sampler's betas rescaled (set_sampler).
 
     clip_skip follows WebUI: 1 = last layer, 2 = penultimate (diffusers counts skipped layers, one less).
     A DiT family's pipeline is rendered by its family module, with the semantics written there.
@@ -77,7 +82,7 @@ def render(pipe: Any, *, prompt: str, negative_prompt: str = "", steps: int = 20
                           width=width, height=height, sampler=sampler, clip_skip=clip_skip)
     if width % 8 or height % 8:
         raise ValueError(f"sample size {width}x{height} must be a multiple of 8")
-    set_sampler(pipe, sampler)
+    set_sampler(pipe, sampler, zero_terminal_snr)
     device = pipe.unet.device
     dtype = pipe.unet.dtype
     generator = torch.Generator("cpu").manual_seed(int(seed))
@@ -85,7 +90,8 @@ def render(pipe: Any, *, prompt: str, negative_prompt: str = "", steps: int = 20
     latents = torch.randn((1, channels, height // 8, width // 8), generator=generator, dtype=torch.float32)
     kwargs = {"prompt": prompt, "negative_prompt": negative_prompt or None, "num_inference_steps": int(steps),
               "guidance_scale": float(cfg), "width": int(width), "height": int(height),
-              "latents": latents.to(device=device, dtype=dtype), "generator": generator, "output_type": "pil"}
+              "latents": latents.to(device=device, dtype=dtype), "generator": generator, "output_type": "pil",
+              "guidance_rescale": float(cfg_rescale)}
     with torch.no_grad():
         if clip_skip > 1 and not hasattr(pipe, "text_encoder_2"):  # SDXL already uses the penultimate layer
             kwargs["prompt_embeds"] = _clip_skip_embeds(pipe, prompt, clip_skip)
@@ -187,6 +193,10 @@ def recipe_text(recipe: dict) -> str:
         params.append(("Model", recipe["model"]))
     if int(recipe.get("clip_skip") or 1) > 1:
         params.append(("Clip skip", recipe["clip_skip"]))
+    if float(recipe.get("cfg_rescale") or 0):  # Forge/reForge's own key (their built-in RescaleCFG)
+        params.append(("Rescale CFG", _fmt(float(recipe["cfg_rescale"]))))
+    if recipe.get("zero_terminal_snr"):  # WebUI's own setting (sd_noise_schedule) and value
+        params.append(("Noise Schedule", "Zero Terminal SNR"))
     params.append(("RNG", "CPU"))
     hashes = [f"{lo['name']}: {lo['hash']}" for lo in recipe.get("loras") or [] if lo.get("hash")]
     if hashes:
@@ -279,7 +289,7 @@ def open_pipeline(base: str, *, family: str | None = None, prediction_type: str 
 
 def render_batch(pipe: Any, *, prompts: list[str], negative_prompt: str = "", steps: int = 20, cfg: float = 7.0,
                  seed: int = 0, width: int = 512, height: int = 512, sampler: str = "euler",
-                 clip_skip: int = 1) -> list:
+                 clip_skip: int = 1, cfg_rescale: float = 0.0, zero_terminal_snr: bool = False) -> list:
     """Several prompts at one seed in one batch (the XYZ grid's prompt axis).
 
     Every element starts from the same noise as ``render`` (the CPU fp32 draw of (1, 4, H/8, W/8) for `seed`),
@@ -295,10 +305,11 @@ def render_batch(pipe: Any, *, prompts: list[str], negative_prompt: str = "", st
                                 seed=seed, width=width, height=height, sampler=sampler, clip_skip=clip_skip)
     if len(prompts) == 1:
         return [render(pipe, prompt=prompts[0], negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed,
-                       width=width, height=height, sampler=sampler, clip_skip=clip_skip)]
+                       width=width, height=height, sampler=sampler, clip_skip=clip_skip, cfg_rescale=cfg_rescale,
+                       zero_terminal_snr=zero_terminal_snr)]
     if width % 8 or height % 8:
         raise ValueError(f"sample size {width}x{height} must be a multiple of 8")
-    set_sampler(pipe, sampler)
+    set_sampler(pipe, sampler, zero_terminal_snr)
     device, dtype, n = pipe.unet.device, pipe.unet.dtype, len(prompts)
     generator = torch.Generator("cpu").manual_seed(int(seed))
     noise = torch.randn((1, pipe.unet.config.in_channels, height // 8, width // 8), generator=generator,
@@ -306,7 +317,7 @@ def render_batch(pipe: Any, *, prompts: list[str], negative_prompt: str = "", st
     kwargs = {"prompt": list(prompts), "negative_prompt": [negative_prompt] * n if negative_prompt else None,
               "num_inference_steps": int(steps), "guidance_scale": float(cfg), "width": int(width),
               "height": int(height), "latents": noise.repeat(n, 1, 1, 1).to(device=device, dtype=dtype),
-              "generator": generator, "output_type": "pil"}
+              "generator": generator, "output_type": "pil", "guidance_rescale": float(cfg_rescale)}
     with torch.no_grad():
         if clip_skip > 1 and not hasattr(pipe, "text_encoder_2"):
             kwargs["prompt_embeds"] = torch.cat([_clip_skip_embeds(pipe, p, clip_skip) for p in prompts])

@@ -42,8 +42,10 @@ def _family_hook(family: str | None):
 
 
 def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | None = None, model: str = "",
-          model_hash: str = "", loras: list[dict] | None = None) -> Sample:
+          model_hash: str = "", loras: list[dict] | None = None, zero_terminal_snr: bool = False) -> Sample:
     """The recipe and render arguments of one image. `loras`: [{name, weight, hash}] as written in the PNG.
+    `zero_terminal_snr` (the run's model.zero_terminal_snr) rescales the sampler's betas; it and a CFG rescale
+    are in the render arguments and the recipe only when on.
 
     The prompt may carry kohya's per-prompt flags (`a cat --w 768 --d 42`, core/sample_prompts.py): they replace
     the run's settings for this image, and the recipe states the values used."""
@@ -53,6 +55,10 @@ def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | N
     recipe = {"prompt": prompt, "negative_prompt": s.negative_prompt, "steps": s.steps, "sampler": s.sampler,
               "cfg": s.cfg, "seed": s.seed, "width": s.width, "height": s.height, "clip_skip": clip_skip,
               "model": model, "model_hash": model_hash, "loras": list(loras or [])}
+    if s.cfg_rescale:
+        args["cfg_rescale"] = recipe["cfg_rescale"] = s.cfg_rescale
+    if zero_terminal_snr:
+        args["zero_terminal_snr"] = recipe["zero_terminal_snr"] = True
     hook = _family_hook(family)
     if hook is not None:
         recipe, args = hook(recipe, args)

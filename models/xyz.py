@@ -49,6 +49,7 @@ class GridPlan:
     clip_skip: int = 1
     family: str | None = None            # from the run: 'auto' becomes None (detected)
     prediction_type: str | None = None
+    zero_terminal_snr: bool = False      # the run's: the run's own base samples with rescaled betas
     vae: str = ""
     device: str = "cpu"
     dtype: str = "fp32"
@@ -210,6 +211,7 @@ def plan_from_run(run: str | Path, *, weights: list[float] | None = None, epochs
         prompts=chosen_prompts, z_axis=z_axis, include_base=include_base, sampling=s,
         clip_skip=cfg.training.clip_skip, family=run_family(cfg),
         prediction_type=None if cfg.model.prediction_type == "auto" else cfg.model.prediction_type,
+        zero_terminal_snr=cfg.model.zero_terminal_snr,
         vae=cfg.model.vae, device=device, dtype=dtype, margin=margin,
         out_dir=Path(out_dir) if out_dir else run_dir / "grids", run_dir=run_dir)
 
@@ -350,7 +352,8 @@ def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None
     loras = [] if lora is None else [{"name": lora.stem, "weight": weight, "hash": _lora_hash(lora)}]
     family = plan.family if base == plan.bases[0] else None
     return build_sample(plan.sampling, prompt=prompt, clip_skip=plan.clip_skip, family=family,
-                        model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras)
+                        model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras,
+                        zero_terminal_snr=plan.zero_terminal_snr and base == plan.bases[0])
 
 
 def _cell_size(plan: GridPlan) -> tuple[int, int]:

@@ -71,6 +71,7 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         "ss_noise_offset": t.noise_offset or None, "ss_min_snr_gamma": t.min_snr_gamma or None,
         "ss_multires_noise_iterations": t.multires_noise_iterations or None,
         "ss_multires_noise_discount": t.multires_noise_discount if t.multires_noise_iterations else None,
+        "ss_zero_terminal_snr": cfg.model.zero_terminal_snr, "ss_debiased_estimation": t.debiased_estimation,
         "ss_max_token_length": t.max_token_length, "ss_cache_latents": d.cache_latents != "none",
         "ss_num_train_images": info["images"], "ss_shuffle_caption": d.shuffle_caption,
         "ss_keep_tokens": d.keep_tokens,
@@ -167,7 +168,8 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
     for i, prompt in enumerate(s.prompts):
         sample = recipe.build(s, prompt=prompt, clip_skip=cfg.training.clip_skip, family=family or cfg.model.family,
                               model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
-                              loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}])
+                              loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}],
+                              zero_terminal_snr=cfg.model.zero_terminal_snr)
         if _merged_in_samples(cfg):
             kind = "dora" if cfg.network.use_dora else cfg.network.type
             sample.recipe.setdefault("extra", {})["Lora applied"] = \

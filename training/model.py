@@ -55,7 +55,8 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print) -> Parts:
     sched_config = dict(pipe.scheduler.config)
     pred = cfg.model.prediction_type if cfg.model.prediction_type != "auto" else \
         sched_config.get("prediction_type", "epsilon")
-    noise_scheduler = DDPMScheduler.from_config(sched_config, prediction_type=pred)
+    noise_scheduler = DDPMScheduler.from_config(sched_config, prediction_type=pred,
+                                                rescale_betas_zero_snr=bool(cfg.model.zero_terminal_snr))
     tes = [pipe.text_encoder] + ([pipe.text_encoder_2] if family == "sdxl" else [])
     toks = [pipe.tokenizer] + ([pipe.tokenizer_2] if family == "sdxl" else [])
     for m in [pipe.unet, pipe.vae, *tes]:
@@ -181,9 +182,29 @@ def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfi
     pred = unet(noisy.to(dtype), steps, encoder_hidden_states=hidden.to(dtype), **kwargs).sample
     target = noise if parts.prediction_type == "epsilon" else sched.get_velocity(latents, noise, steps)
     loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
+    return (loss * loss_weight(sched, steps, t, parts.prediction_type).to(loss.device)).mean()
+
+
+def snr(sched: Any, steps: Any):
+    """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) of each timestep (0 at the last one under zero terminal
+    SNR, where alpha_bar is 0)."""
+    ac = sched.alphas_cumprod.to(steps.device)[steps].float()
+    return ac / (1 - ac)
+
+
+def loss_weight(sched: Any, steps: Any, t: Any, prediction_type: str):
+    """Per-sample loss weight of the SNR options (1 when none is on).
+
+    Min-SNR: min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v-prediction (the v loss already
+    carries a factor SNR + 1). Debiased estimation (sd-scripts): 1 / sqrt(SNR), SNR clamped to at most 1000 as
+    sd-scripts does and to at least 0.001 so the zero-SNR last step of a rescaled schedule stays finite."""
+    import torch
+
+    s = snr(sched, steps)
+    weight = torch.ones_like(s)
     if t.min_snr_gamma:
-        ac = sched.alphas_cumprod.to(latents.device)[steps]
-        snr = ac / (1 - ac)
-        weight = torch.clamp(snr, max=t.min_snr_gamma) / (snr + 1 if parts.prediction_type == "v_prediction" else snr)
-        loss = loss * weight
-    return loss.mean()
+        denominator = s + 1 if prediction_type == "v_prediction" else torch.clamp(s, min=1e-3)  # 0/0 under ZTSNR
+        weight = weight * torch.clamp(s, max=t.min_snr_gamma) / denominator
+    if t.debiased_estimation:
+        weight = weight / torch.sqrt(torch.clamp(s, min=1e-3, max=1000.0))
+    return weight

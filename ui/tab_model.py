@@ -57,6 +57,8 @@ i18n.add({
     "model.sample_set": ("样图尺寸已设为 {w}×{h}。", "Sample size set to {w}×{h}."),
     "model.override_set": ("已设置：系列 {family}，预测类型 {pred}。",
                            "Set: family {family}, prediction type {pred}."),
+    "model.ztsnr_set": ("该模型带有 ztsnr 标记：已开启零终端信噪比（训练与样图）。",
+                        "The model carries a ztsnr marker: zero terminal SNR is on (training and samples)."),
     "model.downloading": ("下载中…", "Downloading…"),
     "model.h_family": ("系列", "Family"),
     "model.h_prediction": ("预测类型", "Prediction"),
@@ -157,6 +159,11 @@ def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
     if size == (defaults.sampling.width, defaults.sampling.height) and size != (side, side):
         values["sampling.width"] = values["sampling.height"] = side
         notes.append(t("model.sample_set", lang, w=side, h=side))
+    if getattr(info, "zero_terminal_snr", False) and not cfg.model.zero_terminal_snr:
+        values["model.zero_terminal_snr"] = True
+        if info.prediction_type == "v_prediction" and cfg.model.prediction_type == "epsilon":
+            values["model.prediction_type"] = "auto"
+        notes.append(t("model.ztsnr_set", lang))
     return cfgmod.with_values(config, values), notes
 
 
