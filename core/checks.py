@@ -273,6 +273,13 @@ def _dora_dropout(cfg: RunConfig, env: Env):
                 "slow and memory-hungry.",
                 f"DoRA 配合 dropout {n.dropout:g}：DoRA 需对丢弃后的输入重算整层，既慢又占显存。",
                 "Set network.dropout = 0.", "请把 network.dropout 设为 0。")
+    if n.use_dora and (n.rank_dropout or n.module_dropout):
+        key = "network.rank_dropout" if n.rank_dropout else "network.module_dropout"
+        return (key, "DoRA with rank or module dropout: DoRA's norm is taken over the whole LoRA while the dropout "
+                "leaves out part of it each step (sd-scripts, where these options come from, has no DoRA).",
+                "DoRA 配合秩或模块 dropout：DoRA 的范数按完整的 LoRA 计算，而 dropout 每步会丢弃其中一部分"
+                "（这些选项来自 sd-scripts，而它没有 DoRA）。",
+                "Set network.rank_dropout and module_dropout to 0.", "请把 rank_dropout 和 module_dropout 设为 0。")
 
 
 @rule("dora_in_samples", "warning")
@@ -290,8 +297,9 @@ def _dora_samples(cfg: RunConfig, env: Env):
 @rule("lycoris_with_dora_or_dropout", "error")
 def _lycoris_options(cfg: RunConfig, env: Env):
     n = cfg.network
-    if n.type != "lora" and (n.use_dora or n.dropout > 0):
-        key, what = ("network.use_dora", "DoRA") if n.use_dora else ("network.dropout", f"dropout {n.dropout:g}")
+    if n.type != "lora" and (n.use_dora or n.dropout > 0 or n.rank_dropout or n.module_dropout):
+        key, what = (("network.use_dora", "DoRA") if n.use_dora else ("network.dropout", f"dropout {n.dropout:g}")
+                     if n.dropout else ("network.rank_dropout", "rank/module dropout"))
         return (key, f"{what} is an option of LoRA; the {n.type} layers do not apply it.",
                 f"{what} 是 LoRA 的选项，{n.type} 层不会使用它。",
                 "Turn it off, or set network.type = lora.", "请关闭它，或把 network.type 设为 lora。")

@@ -151,6 +151,14 @@ class NetworkConfig:
                                  "LoRA only, not with Prodigy.",
                                  "LoRA+：up（B）矩阵的学习率为 LR × 此倍数（常用 16）；0 为关闭。仅限 LoRA，"
                                  "不能与 Prodigy 同用。", min=0.0, max=1000.0)
+    rank_dropout: float = F(0.0, "Rank dropout (train only, LoRA): each step, each rank of a layer is dropped for "
+                            "a sample with this probability, the rest scaled up. 0.1 is usual; 0 = off.",
+                            "秩 dropout（仅训练时，LoRA）：每步每个样本以此概率丢弃层的每个秩，其余按比例放大。"
+                            "常用 0.1；0 为关闭。", min=0.0, max=0.99)
+    module_dropout: float = F(0.0, "Module dropout (train only, LoRA): each step, a layer's whole LoRA is skipped "
+                              "with this probability. 0.1 is usual; 0 = off.",
+                              "模块 dropout（仅训练时，LoRA）：每步以此概率跳过某层的整个 LoRA。常用 0.1；0 为关闭。",
+                              min=0.0, max=1.0)
     use_dora: bool = F(False, "DoRA (weight-decomposed LoRA); needs a loader that supports it.",
                        "DoRA（权重分解 LoRA）；需要支持它的加载器。")
     type: str = F("lora", "Network type: lora (LoRA, with LoCon when conv_dim > 0), loha (LyCORIS LoHa) or lokr "

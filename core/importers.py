@@ -286,7 +286,8 @@ def _network_module(k, v, peer, put, result):
 
 # sd-scripts' network_args that Danlu has a setting for (algo is read with network_module)
 NETWORK_ARGS = {"loraplus_lr_ratio": "network.loraplus_lr_ratio", "conv_dim": "network.conv_dim",
-                "conv_alpha": "network.conv_alpha", "dropout": "network.dropout"}
+                "conv_alpha": "network.conv_alpha", "dropout": "network.dropout",
+                "rank_dropout": "network.rank_dropout", "module_dropout": "network.module_dropout"}
 
 
 def _network_args(k, v, peer, put, result):

@@ -179,3 +179,80 @@ def test_caption_tag_dropout_metadata_import_and_cache_rule():
                                      "dataset": {"cache_text_encoder_outputs": True}})
     assert [i.level for i in checks.check(cached, checks.Env(device="cuda"))
             if i.key == "dataset.cache_text_encoder_outputs"] == ["warning"]
+
+
+def _lora_layer_inputs(te, rank_dropout=0.0, module_dropout=0.0):
+    """A text encoder with LoRA (random up matrices, so the LoRA shows) and the first LoRA layer."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from training import lora
+
+    torch.manual_seed(0)
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, max_position_embeddings=8))
+    lora.inject(te, rank=8, alpha=8, component="text_encoder", rank_dropout=rank_dropout,
+                module_dropout=module_dropout)
+    layer = next(m for m in te.modules() if isinstance(m, LoraLayer))
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_()
+    return te, layer
+
+
+def test_rank_dropout_zeroes_ranks_per_sample_in_training_only():
+    import torch
+
+    _, layer = _lora_layer_inputs(None, rank_dropout=0.5)
+    seen = []
+    layer.lora_B["default"].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    x = torch.randn(64, 5, 16)
+    layer.train()
+    layer(x)
+    layer.eval()
+    layer(x)
+    trained, plain = seen
+    assert (plain != 0).all()
+    dropped = (trained == 0).all(dim=1)  # (batch, rank): a rank is dropped at every token of a sample
+    assert ((trained == 0) == dropped[:, None, :]).all()
+    assert 0.35 < dropped.float().mean().item() < 0.65
+    kept = ~dropped[:, None, :].expand_as(trained)
+    assert torch.allclose(trained[kept], 2 * plain[kept])  # the rest scaled by 1 / (1 - p)
+    # saving reads the weights, which the dropout never touches
+    assert layer.lora_A["default"].weight.requires_grad
+
+
+def test_module_dropout_skips_whole_layers_in_training_only():
+    import torch
+
+    _, layer = _lora_layer_inputs(None, module_dropout=1.0)
+    x = torch.randn(2, 5, 16)
+    base = layer.get_base_layer()(x)
+    layer.train()
+    assert torch.equal(layer(x), base)
+    layer.eval()
+    assert not torch.allclose(layer(x), base)
+    _, half = _lora_layer_inputs(None, module_dropout=0.5)
+    half.train()
+    skipped = sum(torch.equal(half(x), half.get_base_layer()(x)) for _ in range(200))
+    assert 70 < skipped < 130
+
+
+def test_rank_and_module_dropout_metadata_import_and_rules():
+    from core import checks, importers
+    from training.export import metadata
+
+    cfg = _cfg(network={"rank_dropout": 0.1, "module_dropout": 0.2})
+    info = {"total_steps": 10, "mixed_precision": "no", "images": 1, "dataset_dirs": {}, "tag_frequency": {},
+            "bucket_info": {}, "base_sha256": "", "started_at": 0}
+    args = metadata(cfg, info, family="sd15", prediction_type="epsilon", epoch=1, step=10)["ss_network_args"]
+    assert (args["rank_dropout"], args["module_dropout"]) == ("0.1", "0.2")
+    rows = importers.convert("sd-scripts", {"network_args": ["rank_dropout=0.1", "module_dropout=0.2"]}).rows
+    assert [(r.status, r.key, r.value) for r in rows] == [("mapped", "network.rank_dropout", 0.1),
+                                                          ("mapped", "network.module_dropout", 0.2)]
+    gpu = checks.Env(device="cuda")
+    dora = config.merge_dict(cfg, {"network": {"use_dora": True}})
+    assert [i.level for i in checks.check(dora, gpu) if i.key == "network.rank_dropout"] == ["warning"]
+    loha = config.merge_dict(cfg, {"network": {"type": "loha"}})
+    assert [i.level for i in checks.check(loha, gpu) if i.key == "network.rank_dropout"] == ["error"]
+    assert not [i for i in checks.check(cfg, gpu) if i.key.endswith("_dropout")]

@@ -50,6 +50,9 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         args["algo"] = "dora"
     if n.dropout:
         args["dropout"] = str(n.dropout)
+    for name in ("rank_dropout", "module_dropout"):  # network args of sd-scripts' networks.lora
+        if getattr(n, name):
+            args[name] = str(getattr(n, name))
     if n.loraplus_lr_ratio:
         args["loraplus_lr_ratio"] = str(n.loraplus_lr_ratio)  # sd-scripts takes it among the network args
     if n.type != "lora":  # LyCORIS's kohya wrapper: network_module lycoris.kohya, the algo among the args

@@ -168,13 +168,15 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
         dit_kw = {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners} \
             if parts.is_flow else {}
         layers = lora.inject(parts.unet, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
-                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", algo=n.type, **dit_kw)
+                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", algo=n.type,
+                             rank_dropout=n.rank_dropout, module_dropout=n.module_dropout, **dit_kw)
         trained["unet"] = parts.unet
         log(f"LoRA on {layers} {'transformer' if parts.is_flow else 'UNet'} layers")
     if n.train_text_encoder and not parts.is_flow:  # a DiT family's text encoder stays frozen (core.checks says)
         for name, te in zip(comp_names, parts.text_encoders):
             layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
-                                 component=name, algo=n.type)
+                                 component=name, algo=n.type, rank_dropout=n.rank_dropout,
+                                 module_dropout=n.module_dropout)
             trained[name] = te
             log(f"LoRA on {layers} {name} layers")
     for m in trained.values():  # LoRA weights train in fp32 whatever the base dtype

@@ -81,7 +81,8 @@ def _lokr_full_scale(model: Any) -> None:
 
 def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dora: bool = False,
            conv_dim: int = 0, conv_alpha: float = 1.0, component: str = "unet", family: str = "",
-           dit_targets: list[str] | None = None, dit_refiners: bool = False, algo: str = "lora") -> int:
+           dit_targets: list[str] | None = None, dit_refiners: bool = False, algo: str = "lora",
+           rank_dropout: float = 0.0, module_dropout: float = 0.0) -> int:
     """Add the LoRA adapter to `model` in place; return the number of adapted layers.
 
     alpha 0 means alpha = rank (scale 1), as in sd-scripts. A DiT denoiser (`dit_targets` given) gets LoRA on
@@ -113,11 +114,61 @@ def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dor
         from training import dora
 
         dora.attach(model, ADAPTER)
+    if algo == "lora" and (rank_dropout or module_dropout):  # after DoRA, which replaces the forward
+        add_dropouts(model, rank_dropout, module_dropout)
     model.requires_grad_(False)
     for name, param in model.named_parameters():
         if any(p in name for p in ("lora_", "hada_", "lokr_")):  # lora_A/B, DoRA's magnitude, LoHa/LoKr factors
             param.requires_grad_(True)
     return sum(isinstance(m, BaseTunerLayer) for m in model.modules())
+
+
+def _rank_dropout_hook(p: float):
+    """sd-scripts' rank dropout: in training, zero each rank of the down projection's output with probability p for
+    each sample (the same ranks at every position of it) and scale the rest by 1 / (1 - p)."""
+    def hook(module: Any, args: Any, out: Any) -> Any:
+        import torch
+
+        if not module.training:
+            return out
+        mask = (torch.rand(out.shape[0], out.shape[-1] if out.dim() != 4 else out.shape[1], device=out.device) > p)
+        if out.dim() == 3:  # text encoder: (batch, tokens, rank)
+            mask = mask[:, None, :]
+        elif out.dim() == 4:  # conv: (batch, rank, h, w)
+            mask = mask[:, :, None, None]
+        return out * mask.to(out.dtype) / (1.0 - p)
+
+    return hook
+
+
+def _module_dropout_forward(forward: Any, p: float) -> Any:
+    """sd-scripts' module dropout: in training, the whole LoRA of a layer is skipped with probability p per step."""
+    def wrapped(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if self.training and torch.rand(()).item() < p:
+            return self.get_base_layer()(x, *args, **kwargs)
+        return forward(x, *args, **kwargs)
+
+    return wrapped
+
+
+def add_dropouts(model: Any, rank_dropout: float, module_dropout: float, adapter: str = ADAPTER) -> int:
+    """Rank and module dropout (train only, as sd-scripts' networks/lora.py) on every LoRA layer of `model`."""
+    import types
+
+    from peft.tuners.lora import LoraLayer
+
+    count = 0
+    for module in model.modules():
+        if not isinstance(module, LoraLayer) or adapter not in module.lora_A:
+            continue
+        if rank_dropout:
+            module.lora_A[adapter].register_forward_hook(_rank_dropout_hook(rank_dropout))
+        if module_dropout:
+            module.forward = types.MethodType(_module_dropout_forward(module.forward, module_dropout), module)
+        count += 1
+    return count
 
 
 def lora_parameters(model: Any) -> list:

@@ -57,6 +57,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "network.dropout": ("Dropout", "Dropout"),
     "network.use_dora": ("DoRA", "DoRA"),
     "network.loraplus_lr_ratio": ("LoRA+ 学习率倍数", "LoRA+ LR ratio"),
+    "network.rank_dropout": ("秩 dropout", "Rank dropout"),
+    "network.module_dropout": ("模块 dropout", "Module dropout"),
     "network.type": ("网络类型（LoRA / LoHa / LoKr）", "Network type (LoRA / LoHa / LoKr)"),
     "network.dit_targets": ("DiT 的 LoRA 模块", "DiT LoRA modules"),
     "network.dit_refiners": ("训练 refiner 块", "Train refiner blocks"),
