@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from core import config
@@ -256,3 +259,24 @@ def test_rank_and_module_dropout_metadata_import_and_rules():
     loha = config.merge_dict(cfg, {"network": {"type": "loha"}})
     assert [i.level for i in checks.check(loha, gpu) if i.key == "network.rank_dropout"] == ["error"]
     assert not [i for i in checks.check(cfg, gpu) if i.key.endswith("_dropout")]
+
+
+def test_a_tiny_run_with_every_option(tmp_path, one_torch_thread):
+    """All five options through the real loop: it trains, and the file records them as sd-scripts does."""
+    from models.lora_file import read_metadata
+    from models.tiny import save_tiny
+    from training.loop import train
+    from training.tiny_run import flat_dataset, tiny_config
+
+    base = save_tiny("sd15", tmp_path / "base")
+    cfg = tiny_config(base.folder, flat_dataset(tmp_path / "flat"), tmp_path / "runs", "expert",
+                      training__epochs=1, saving__every_n_epochs=0, sampling__prompts=[],
+                      network__loraplus_lr_ratio=4.0, network__rank_dropout=0.1, network__module_dropout=0.1,
+                      network__conv_dim=4, training__multires_noise_iterations=4,
+                      dataset__caption_tag_dropout_rate=0.2, dataset__keep_tokens=1)
+    result = train(cfg, command="pytest")
+    assert result.losses and all(np.isfinite(result.losses))
+    meta = read_metadata(next(cfg.run_dir.glob("*.safetensors")))
+    args = json.loads(meta["ss_network_args"])
+    assert (args["loraplus_lr_ratio"], args["rank_dropout"], args["module_dropout"]) == ("4.0", "0.1", "0.1")
+    assert (meta["ss_multires_noise_iterations"], meta["ss_caption_tag_dropout_rate"]) == ("4", "0.2")
