@@ -48,6 +48,7 @@ class Env:
     prediction: str | None = None          # the base model's prediction type
     prediction_known: bool = False         # the file says so (not only the family's usual one)
     native_resolution: int | None = None   # of the base model
+    zero_terminal_snr: bool = False        # the base carries a `ztsnr` marker key (trained with rescaled betas)
     base_problem: tuple[str, str, str, str] | None = None  # (en, zh, hint_en, hint_zh): not a usable base
 
 
@@ -169,6 +170,17 @@ def _ztsnr_epsilon(cfg: RunConfig, env: Env):
                 "（论文与 NoobAI 都配合 v-prediction 使用）。",
                 "Set model.prediction_type = v_prediction, or turn zero_terminal_snr off.",
                 "请把 model.prediction_type 设为 v_prediction，或关闭 zero_terminal_snr。")
+
+
+@rule("ztsnr_base_without_option", "warning")
+def _ztsnr_base(cfg: RunConfig, env: Env):
+    if env.zero_terminal_snr and not cfg.model.zero_terminal_snr:
+        return ("model.zero_terminal_snr",
+                "The base model was trained with zero terminal SNR (its file carries a ztsnr key) but "
+                "model.zero_terminal_snr is off: training and samples would use the plain noise schedule.",
+                "底模是用零终端信噪比训练的（文件带有 ztsnr 键），但 model.zero_terminal_snr 未开启："
+                "训练和样图会用普通噪声调度。",
+                "Turn model.zero_terminal_snr on.", "请开启 model.zero_terminal_snr。")
 
 
 @rule("ztsnr_sampler", "warning")

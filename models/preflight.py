@@ -72,7 +72,8 @@ def env_from_info(info, device: str | None = None) -> checks.Env:
         return checks.Env(device=device, base_problem=(info.problem_en, info.problem_zh, info.hint_en, info.hint_zh))
     return checks.Env(device=device, family=info.family, prediction=info.prediction_type,
                       prediction_known=info.prediction_source != "family rule",
-                      native_resolution=info.native_resolution)
+                      native_resolution=info.native_resolution,
+                      zero_terminal_snr=bool(getattr(info, "zero_terminal_snr", False)))
 
 
 def base_issues(cfg: RunConfig, info) -> list[checks.Issue]:

@@ -24,6 +24,7 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
     "prediction_assumed": ({"model": {"prediction_type": "v_prediction"}},
                            checks.Env(device="cuda", prediction="epsilon", prediction_known=False)),
     "ztsnr_with_epsilon": ({"model": {"prediction_type": "epsilon", "zero_terminal_snr": True}}, GPU),
+    "ztsnr_base_without_option": ({}, checks.Env(device="cuda", zero_terminal_snr=True)),
     "ztsnr_sampler": ({"model": {"prediction_type": "v_prediction", "zero_terminal_snr": True},
                        "sampling": {"sampler": "heun"}}, GPU),
     "cfg_rescale_without_vpred": ({"model": {"prediction_type": "epsilon"}, "sampling": {"cfg_rescale": 0.7}}, GPU),

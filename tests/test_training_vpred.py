@@ -115,6 +115,11 @@ def test_noobai_marker_keys_are_detected_and_proposed(tmp_path):
     assert not detect.detect(str(tiny.single_file)).zero_terminal_snr
     config, notes = tab_model.apply_choice(cfgmod.to_dict(cfgmod.default_config()), info, "en")
     assert config["model"]["zero_terminal_snr"] is True and any("ztsnr" in n for n in notes)
+    from models.preflight import base_issues
+
+    names = [i.key for i in base_issues(cfgmod.default_config(), info)]
+    assert "model.zero_terminal_snr" in names
+    assert "model.zero_terminal_snr" not in [i.key for i in base_issues(cfgmod.from_dict(config), info)]
 
 
 def test_sd_scripts_keys_are_imported():
