@@ -280,3 +280,18 @@ def test_a_tiny_run_with_every_option(tmp_path, one_torch_thread):
     args = json.loads(meta["ss_network_args"])
     assert (args["loraplus_lr_ratio"], args["rank_dropout"], args["module_dropout"]) == ("4.0", "0.1", "0.1")
     assert (meta["ss_multires_noise_iterations"], meta["ss_caption_tag_dropout_rate"]) == ("4", "0.2")
+
+
+def test_the_options_are_expert_fields_that_round_trip_through_the_run_toml():
+    keys = {"network.loraplus_lr_ratio": 16.0, "network.rank_dropout": 0.1, "network.module_dropout": 0.2,
+            "training.multires_noise_iterations": 6, "training.multires_noise_discount": 0.4,
+            "dataset.caption_tag_dropout_rate": 0.1}
+    for key in keys:
+        spec = config.field_spec(key)
+        assert not spec.basic and spec.en and spec.zh
+    cfg = config.with_values(config.default_config(), keys)
+    text = config.dumps(cfg)
+    back = config.loads(text)
+    for key, value in keys.items():
+        section, name = key.split(".")
+        assert f"{name} = {value}" in text and getattr(getattr(back, section), name) == value
