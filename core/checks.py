@@ -539,6 +539,17 @@ def _unet_options(cfg: RunConfig, env: Env):
                 "training.timestep_type 和 timestep_bias 决定）。")
 
 
+@rule("vpred_options_on_flow", "warning")
+def _vpred_options_flow(cfg: RunConfig, env: Env):
+    on = [k for k, v in (("model.zero_terminal_snr", cfg.model.zero_terminal_snr),
+                         ("training.debiased_estimation", cfg.training.debiased_estimation),
+                         ("sampling.cfg_rescale", cfg.sampling.cfg_rescale)) if v]
+    if _family(cfg, env) == "zimage" and on:
+        return (on[0], f"{', '.join(on)}: these are for the SD UNets' noise schedule; a Z-Image run (flow matching) "
+                "ignores them.",
+                f"{'、'.join(on)}：这些选项针对 SD UNet 的噪声调度；Z-Image（流匹配）训练会忽略它们。")
+
+
 @rule("zimage_text_encoder", "warning")
 def _zimage_text_encoder(cfg: RunConfig, env: Env):
     if _family(cfg, env) == "zimage" and cfg.network.train_text_encoder:

@@ -55,13 +55,14 @@ def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | N
     recipe = {"prompt": prompt, "negative_prompt": s.negative_prompt, "steps": s.steps, "sampler": s.sampler,
               "cfg": s.cfg, "seed": s.seed, "width": s.width, "height": s.height, "clip_skip": clip_skip,
               "model": model, "model_hash": model_hash, "loras": list(loras or [])}
-    if s.cfg_rescale:
-        args["cfg_rescale"] = recipe["cfg_rescale"] = s.cfg_rescale
-    if zero_terminal_snr:
-        args["zero_terminal_snr"] = recipe["zero_terminal_snr"] = True
     hook = _family_hook(family)
-    if hook is not None:
+    if hook is not None:  # a DiT family samples its own way: no CFG rescale or rescaled betas there (core/checks)
         recipe, args = hook(recipe, args)
+    else:
+        if s.cfg_rescale:
+            args["cfg_rescale"] = recipe["cfg_rescale"] = s.cfg_rescale
+        if zero_terminal_snr:
+            args["zero_terminal_snr"] = recipe["zero_terminal_snr"] = True
     return Sample(recipe, args)
 
 

@@ -59,6 +59,7 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
     "int8_without_cuda": ({"model": {"family": "zimage", "quantize": "int8"}, "optimizer": {"name": "AdamW"}}, CPU),
     "dop_words": ({"model": {"family": "zimage"}, "training": {"dop_multiplier": 1.0}}, GPU),
     "flow_options_on_unet": ({"model": {"family": "sd15"}, "training": {"differential_guidance": 3.0}}, GPU),
+    "vpred_options_on_flow": ({"model": {"family": "zimage"}, "sampling": {"cfg_rescale": 0.7}}, GPU),
     "unet_options_on_flow": ({"model": {"family": "zimage"}, "training": {"min_snr_gamma": 5.0}}, GPU),
     "zimage_text_encoder": ({"model": {"family": "zimage"}, "network": {"train_text_encoder": True}}, GPU),
     "zimage_cached_caption_dropout": ({"model": {"family": "zimage"}, "network": {"train_text_encoder": False},

@@ -85,6 +85,8 @@ def test_sample_recipe_and_scheduler_state_zero_terminal_snr_and_cfg_rescale(sd2
     assert sample.args["cfg_rescale"] == 0.7 and sample.args["zero_terminal_snr"] is True
     text = generate.recipe_text(sample.recipe)
     assert "Rescale CFG: 0.7" in text and "Noise Schedule: Zero Terminal SNR" in text
+    dit = recipe.build(s, prompt="a cat", family="zimage", zero_terminal_snr=True)
+    assert not {"cfg_rescale", "zero_terminal_snr"} & set(dit.args)  # Z-Image renders its own way
     plain = recipe.build(cfgmod.default_config().sampling, prompt="a cat")
     assert "cfg_rescale" not in plain.args and "Rescale CFG" not in generate.recipe_text(plain.recipe)
 
