@@ -78,57 +78,36 @@ def run_captioner(folder: str, model: str, style: str, combine: str, prefix: boo
                   lang: str, key: str):
     """Generator for the Caption button: yields (progress html, status markdown) until the folder is done."""
     from taggers.caption_pipeline import CaptionOptions, caption_folder
-    from ui.tab_tagging import _device_line, _err, _eta, get_tagger, progress_html, unsaved
+    from ui.tab_tagging import _device_line, _err, get_tagger, progress_html, unsaved
+    from ui.tagging_auto import failed_text, follow_job
 
     refusal = unsaved(key, lang)
     if refusal:
         yield progress_html(0, 0, "—"), refusal
         return
-    cancel = threading.Event()
-    _CANCELS[key] = cancel
-    box: dict[str, Any] = {"label": t("tagging.starting", lang), "done": 0, "total": 0}
 
-    def download(name: str, done: int, total: int) -> None:
-        box.update(label=t("tagging.downloading", lang, name=f"{name} ({done / 1e6:.0f}/{total / 1e6:.0f} MB)"),
-                   done=done * 100 // max(total, 1), total=100)
+    def job(box: dict, download, progress, cancel):
+        from taggers.wd14 import TagOptions
 
-    def progress(p) -> None:
-        box.update(label=t("tagging.speed", lang, rate=p.images_per_s, eta=_eta(p.eta_s)), done=p.done, total=p.total)
+        opts = CaptionOptions(style=style, prefix=trigger if prefix else "", max_new_tokens=int(max_length),
+                              combine=combine)
+        captioner = tagger = None
+        if combine != "tags":
+            box["label"] = t("caption.loading", lang)
+            captioner = box["captioner"] = get_captioner(model or DEFAULT_CAPTIONER, download=download)
+        if combine != "sentence":
+            tagger = box["tagger"] = get_tagger(tagger_model, download=download)
+        return caption_folder(Path(folder), captioner, opts, policy, tagger=tagger,
+                              tag_opts=TagOptions(general_threshold=general, character_threshold=character),
+                              caption_extension=ext, batch_size=int(batch or 1), progress=progress, cancel=cancel)
 
-    def work() -> None:
-        try:
-            from taggers.wd14 import TagOptions
-
-            opts = CaptionOptions(style=style, prefix=trigger if prefix else "", max_new_tokens=int(max_length),
-                                  combine=combine)
-            captioner = tagger = None
-            if combine != "tags":
-                box["label"] = t("caption.loading", lang)
-                captioner = box["captioner"] = get_captioner(model or DEFAULT_CAPTIONER, download=download)
-            if combine != "sentence":
-                tagger = box["tagger"] = get_tagger(tagger_model, download=download)
-            box["report"] = caption_folder(Path(folder), captioner, opts, policy, tagger=tagger,
-                                           tag_opts=TagOptions(general_threshold=general,
-                                                               character_threshold=character),
-                                           caption_extension=ext, batch_size=int(batch or 1), progress=progress,
-                                           cancel=cancel)
-        except Exception as e:  # noqa: BLE001 - shown in the page
-            box["error"] = e
-
-    thread = threading.Thread(target=work, daemon=True, name="danlu-caption")
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.3)
-        label = t("tagging.cancelling", lang) if cancel.is_set() else box["label"]
-        yield progress_html(box["done"], box["total"], label), device_text(box, lang, _device_line)
-    _CANCELS.pop(key, None)
+    box = yield from follow_job(job, key, lang, _CANCELS, lambda b: device_text(b, lang, _device_line),
+                                "danlu-caption")
     if "error" in box:
         yield progress_html(0, 0, "—"), _err(box["error"], lang)
         return
     report = box["report"]
-    lines = [device_text(box, lang, _device_line), report.summary(lang)]
-    if report.failed:
-        lines.append(t("tagging.failed", lang) + "\n" + "\n".join(f"- `{p.name}`: {why}" for p, why in report.failed))
+    lines = [device_text(box, lang, _device_line), report.summary(lang), failed_text(report, lang)]
     done = t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")
     yield progress_html(report.total, report.total, done), "\n\n".join(line for line in lines if line)
 

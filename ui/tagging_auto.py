@@ -103,17 +103,13 @@ def get_tagger(model: str, device: str = "auto", download: Any = None) -> Any:
 
 
 
-def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Callable[[str, str], str] | None = None):
-    """Generator for the Run button: yields (progress html, status markdown) until the folder is tagged.
-    `refusal(key, lang)`: a reason not to run now ('' when none), e.g. the editor's unsaved changes."""
-    from taggers.pipeline import tag_folder
-
-    refused = refusal(key, lang) if refusal else ""
-    if refused:
-        yield progress_html(0, 0, "—"), refused
-        return
+def follow_job(job: Callable, key: str, lang: str, cancels: dict[str, threading.Event],
+               device_line: Callable[[dict], str], name: str):
+    """Run `job(box, download, progress, cancel)` in a thread and yield (progress html, device line) while it runs;
+    returns the box with the job's result under 'report' or its exception under 'error'. The tagger and the
+    captioner both run this way, so their progress, cancel and download lines behave alike."""
     cancel = threading.Event()
-    _CANCELS[key] = cancel
+    cancels[key] = cancel
     box: dict[str, Any] = {"label": t("tagging.starting", lang), "done": 0, "total": 0}
 
     def download(name: str, done: int, total: int) -> None:
@@ -125,21 +121,45 @@ def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Calla
 
     def work() -> None:
         try:
-            tagger = get_tagger(req.model, download=download)
-            box["tagger"] = tagger
-            box["report"] = tag_folder(Path(folder), tagger, req.tag_options(), req.policy,
-                                       caption_extension=req.caption_extension, batch_size=max(1, req.batch_size),
-                                       progress=progress, cancel=cancel)
+            box["report"] = job(box, download, progress, cancel)
         except Exception as e:  # noqa: BLE001 - shown in the page
             box["error"] = e
 
-    thread = threading.Thread(target=work, daemon=True, name="danlu-tagging")
+    thread = threading.Thread(target=work, daemon=True, name=name)
     thread.start()
     while thread.is_alive():
         thread.join(0.3)
         label = t("tagging.cancelling", lang) if cancel.is_set() else box["label"]
-        yield progress_html(box["done"], box["total"], label), _device_line(box.get("tagger"), lang)
-    _CANCELS.pop(key, None)
+        yield progress_html(box["done"], box["total"], label), device_line(box)
+    cancels.pop(key, None)
+    return box
+
+
+def failed_text(report: Any, lang: str) -> str:
+    """The files a run could not read, one per line ('' when none)."""
+    if not report.failed:
+        return ""
+    return t("tagging.failed", lang) + "\n" + "\n".join(f"- `{p.name}`: {why}" for p, why in report.failed)
+
+
+def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Callable[[str, str], str] | None = None):
+    """Generator for the Run button: yields (progress html, status markdown) until the folder is tagged.
+    `refusal(key, lang)`: a reason not to run now ('' when none), e.g. the editor's unsaved changes."""
+    from taggers.pipeline import tag_folder
+
+    refused = refusal(key, lang) if refusal else ""
+    if refused:
+        yield progress_html(0, 0, "—"), refused
+        return
+
+    def job(box: dict, download, progress, cancel):
+        box["tagger"] = get_tagger(req.model, download=download)
+        return tag_folder(Path(folder), box["tagger"], req.tag_options(), req.policy,
+                          caption_extension=req.caption_extension, batch_size=max(1, req.batch_size),
+                          progress=progress, cancel=cancel)
+
+    box = yield from follow_job(job, key, lang, _CANCELS, lambda b: _device_line(b.get("tagger"), lang),
+                                "danlu-tagging")
     if "error" in box:
         yield progress_html(0, 0, "—"), _err(box["error"], lang)
         return
@@ -147,11 +167,9 @@ def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Calla
     lines = [_device_line(box["tagger"], lang), report.summary(lang), report.rating_text(lang)]
     if split_tags(req.trigger) and report.written:
         lines.append(t("tagging.keep_tokens", lang, n=len(split_tags(req.trigger))))
-    if report.failed:
-        lines.append(t("tagging.failed", lang) + "\n" + "\n".join(f"- `{p.name}`: {why}" for p, why in report.failed))
+    lines.append(failed_text(report, lang))
     yield progress_html(report.total, report.total, t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")), \
         "\n\n".join(line for line in lines if line)
-
 
 
 def _device_line(tagger: Any, lang: str) -> str:
