@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from image_parity import assert_images_within_rounding, assert_same_lora_weights
 from lora_logs import load_lora_capturing_logs
+from merged_files import tiny_with_adapter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -16,21 +17,11 @@ def _trained(family: str, conv_dim: int = 0, use_dora: bool = False):
     """A tiny pipeline with LoRA (rank 4, alpha 2) on UNet and text encoders, up-weights made non-zero."""
     import torch
 
-    from models.tiny import build_tiny
-    from training.lora import inject
+    def up_weights(name, p, gen) -> None:
+        if "lora_B" in name:
+            p.data = torch.randn(p.shape, generator=gen) * 0.3
 
-    pipe = build_tiny(family, seed=0)
-    pipe.set_progress_bar_config(disable=True)
-    comps = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
-    if family == "sdxl":
-        comps["text_encoder_2"] = pipe.text_encoder_2
-    gen = torch.Generator().manual_seed(1)
-    for name, m in comps.items():
-        inject(m, rank=4, alpha=2.0, component=name, conv_dim=conv_dim, conv_alpha=1.0, use_dora=use_dora)
-        for pname, p in m.named_parameters():
-            if "lora_B" in pname:
-                p.data = torch.randn(p.shape, generator=gen) * 0.3
-    return pipe, comps
+    return tiny_with_adapter(family, up_weights, conv_dim=conv_dim, use_dora=use_dora)
 
 
 def _render(pipe):
