@@ -50,5 +50,8 @@ def test_real_trainer_run_from_the_page(page, short_demo, artifacts):
     # The log follows its newest line.
     assert page.evaluate("(() => { const t = document.querySelector('#train-log textarea');"
                          " return t.scrollTop + t.clientHeight >= t.scrollHeight - 4; })()")
+    # The log reads as lines a user can act on: no progress-bar characters, no empty library notices.
+    log = page.locator("#train-log textarea").input_value()
+    assert "Caching latents" in log and "█" not in log and "float32: []" not in log
     page.wait_for_timeout(500)
     page.screenshot(path=artifacts / "train_real_finished.png", full_page=True)

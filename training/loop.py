@@ -98,6 +98,9 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its "Loading weights" bar would fill train.log with bar characters
 
     t0 = time.time()
     run_dir = cfg.run_dir
