@@ -76,6 +76,13 @@ def test_browser_pick_demo_model_and_bad_path(page, app_server, demo_base, artif
     page.locator("#model-current").get_by_text("tiny-sd15.safetensors").wait_for()  # the choice is kept
     page.screenshot(path=artifacts / "model_tab_bad_path.png", full_page=True)
 
+    # The message line and the models-found count follow the language switch, as the report does.
+    page.get_by_text("简体中文", exact=True).click()
+    message.get_by_text("不能作为底模").wait_for()
+    page.locator("#model-list-note").get_by_text("找到 2 个模型").wait_for()
+    assert "danlu-error" in message.get_attribute("class")
+    page.screenshot(path=artifacts / "model_tab_bad_path_zh.png", full_page=True)
+
 
 def test_checks_before_training_are_shown(tmp_path):
     from test_models_detect import write_header_only  # pytest puts tests/ on sys.path

@@ -7,6 +7,7 @@ language switch can relabel the whole page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,39 @@ def t(key: str, lang: str, **fmt: Any) -> str:
     zh, en = STRINGS[key]
     text = zh if lang == "zh" else en
     return text.format(**fmt) if fmt else text
+
+
+def both(render: Callable[[str], str], **extra: Any) -> dict[str, Any]:
+    """The text `render(lang)` in every language, plus extra display settings (e.g. elem_classes)."""
+    return {**{lang: render(lang) for _, lang in LANG_CHOICES}, **extra}
+
+
+def pick(text: Any, lang: str) -> str:
+    """A `both` value shown in lang (a plain str is shown as it is; None as nothing)."""
+    if isinstance(text, dict):
+        return text.get(lang, "")
+    return text or ""
+
+
+def follow(component: Any, lang_state: Any, value: Any = None) -> Any:
+    """A State holding `component`'s text in both languages; the component shows it in the current language.
+
+    Handlers write `both(...)` into the returned State instead of a string into the component; a `both` value
+    with elem_classes also sets the component's classes (ok / error colours).
+    """
+    import gradio as gr
+
+    state = gr.State(value)
+
+    def render(text: Any, lang: str):
+        if text is None:
+            return gr.update()
+        extra = {"elem_classes": text["elem_classes"]} if isinstance(text, dict) and "elem_classes" in text else {}
+        return gr.update(value=pick(text, lang), **extra)
+
+    for event in (state.change, lang_state.change):
+        event(render, [state, lang_state], component, show_progress="hidden")
+    return state
 
 
 @dataclass

@@ -169,11 +169,12 @@ def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
 
 def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str, str]:
     """Detect `text`; when usable, choose it. Returns (config, report markdown, message)."""
-    return check_info(text, config, lang, progress)[:3]
+    new, report, message, _ = check_info(text, config, lang, progress)
+    return new, report, i18n.pick(message, lang)
 
 
 def check_info(text: str, config: dict, lang: str, progress=None):
-    """As check, plus the detection report (ModelInfo) the markdown was made from."""
+    """As check, plus the detection report (ModelInfo) the markdown was made from; the message in both languages."""
     from models.detect import detect
     from models.hashes import sha256_file
 
@@ -182,12 +183,16 @@ def check_info(text: str, config: dict, lang: str, progress=None):
         cb = (lambda done, total: progress(done / max(total, 1), desc="sha256")) if progress else None
         info.sha256 = sha256_file(info.path, cb)
     if not info.usable:
-        return config, report_markdown(info, lang), problem_text(info, lang), info
-    new, notes = apply_choice(config, info, lang)
-    if info.family == "zimage":
-        new, notes = zimage_ui.on_chosen(new, notes, lang)
-    notes += checks_text(info, new, lang)
-    return new, report_markdown(info, lang), "  \n".join(notes), info
+        return config, report_markdown(info, lang), _message(lambda lg: problem_text(info, lg), False), info
+
+    def chosen(lg: str) -> tuple[dict, list[str]]:
+        new, notes = apply_choice(config, info, lg)
+        if info.family == "zimage":
+            new, notes = zimage_ui.on_chosen(new, notes, lg)
+        return new, notes + checks_text(info, new, lg)
+
+    new = chosen(lang)[0]
+    return new, report_markdown(info, lang), _message(lambda lg: "  \n".join(chosen(lg)[1]), True), info
 
 
 def checks_text(info, config: dict, lang: str) -> list[str]:
@@ -198,8 +203,19 @@ def checks_text(info, config: dict, lang: str) -> list[str]:
     return [f"**{label[i.level]}** {i.text(lang)}" for i in base_issues(cfgmod.from_dict(config), info)]
 
 
-def _message(text: str, ok: bool):
-    return gr.update(value=text, elem_classes=["danlu-ok" if ok else "danlu-error"])
+def _message(render, ok: bool) -> dict:
+    """The message line's value (see i18n.follow): render(lang) in both languages, green or red."""
+    return i18n.both(render, elem_classes=["danlu-ok" if ok else "danlu-error"])
+
+
+def _refused(reason) -> dict:
+    """'Not usable as a base model:' and reason(lang), red."""
+    return _message(lambda lang: f"**{t('model.not_usable', lang)}** {reason(lang)}", False)
+
+
+def found_text(n: int, folder: Path) -> dict:
+    """'N models found' (or where to put them) in both languages."""
+    return i18n.both(lambda lang: t("model.found", lang, n=n) if n else t("model.empty", lang, folder=folder))
 
 
 def current_markdown(config: dict, lang: str) -> str:
@@ -224,8 +240,8 @@ def build(ctx: AppContext) -> None:
             refresh = ctx.tr.bind(gr.Button(t("model.refresh", lang0), elem_id="model-refresh"), value="model.refresh")
     folders = ctx.tr.bind(gr.Textbox(str(ctx.models_dir), lines=2, label=t("model.folders", lang0),
                                      elem_id="model-folders"), label="model.folders")
-    list_note = gr.Markdown(t("model.found", lang0, n=len(choices)) if choices
-                            else t("model.empty", lang0, folder=ctx.models_dir), elem_id="model-list-note")
+    list_note = gr.Markdown("", elem_id="model-list-note")
+    list_text = i18n.follow(list_note, ctx.lang, found_text(len(choices), ctx.models_dir))
     with gr.Row(equal_height=True):
         path = ctx.tr.bind(gr.Textbox("", label=t("model.path", lang0), info=t("model.path_info", lang0), scale=4,
                                       elem_id="model-path"), label="model.path", info="model.path_info")
@@ -242,25 +258,24 @@ def build(ctx: AppContext) -> None:
     source, mirror = zimage_ui.build_source(ctx, lang0)
     report = gr.Markdown("", elem_id="model-report")
     zimage_parts = zimage_ui.build_zimage(ctx, lang0)
-    message = gr.Markdown("", elem_id="model-message", elem_classes=["danlu-ok"])
+    message = i18n.follow(gr.Markdown("", elem_id="model-message", elem_classes=["danlu-ok"]), ctx.lang)
     detected = gr.State("")   # the family of the last model checked ('' for none)
     shown = gr.State(None)    # its ModelInfo, so the report follows the language switch
 
     def on_refresh(folder_text: str, lang: str):
         found = scan(folders_from_text(folder_text, ctx.models_dir))
-        note = t("model.found", lang, n=len(found)) if found else t("model.empty", lang, folder=ctx.models_dir)
-        return gr.update(choices=found, value=None), note
+        return gr.update(choices=found, value=None), found_text(len(found), ctx.models_dir)
 
     def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
         new, rep, msg, info = check_info(text, config, lang, progress)
-        return new, rep, _message(msg, new is not config), info.family or "", info
+        return new, rep, msg, info.family or "", info
 
     def on_pick(value: str | None, config: dict, lang: str, progress=HASH_PROGRESS):
         # The dropdown can report one pick twice; the second must not replace the first one's message.
         if not value or value == (config.get("model") or {}).get("base"):
             return gr.update(), config, gr.update(), gr.update(), gr.update(), gr.update()
         new, rep, msg, info = check_info(value, config, lang, progress)
-        return value, new, rep, _message(msg, new is not config), info.family or "", info
+        return value, new, rep, msg, info.family or "", info
 
     def on_download(text: str, config: dict, lang: str, progress=DOWNLOAD_PROGRESS):
         from models.loading import clean_path, download, is_hub_id
@@ -269,24 +284,27 @@ def build(ctx: AppContext) -> None:
         if not is_hub_id(hub_id):
             err = DanluError(f"{hub_id or '(empty)'} is not a hub id (org/name or org/name@revision).",
                              f"{hub_id or '（空）'} 不是 hub id（org/name 或 org/name@版本）。")
-            return config, "", _message(f"**{t('model.not_usable', lang)}** {err.message(lang)}", False), "", None
+            return config, "", _refused(err.message), "", None
         progress(0, desc=t("model.downloading", lang))
         try:
             download(hub_id, progress=lambda name, done, total: progress(done / max(total, 1), desc=name),
                      family=(config.get("model") or {}).get("family"))
         except DanluError as exc:
-            return config, "", _message(f"**{t('model.not_usable', lang)}** {exc.text(lang)}", False), "", None
+            return config, "", _refused(exc.text), "", None
         new, rep, msg, info = check_info(hub_id, config, lang)
-        return new, rep, _message(msg, new is not config), info.family or "", info
+        return new, rep, msg, info.family or "", info
 
     def on_override(fam: str, pred: str, config: dict, lang: str):
-        new = cfgmod.with_values(config, {"model.family": fam, "model.prediction_type": pred})
-        notes = [t("model.override_set", lang, family=fam, pred=pred)]
-        if new["model"].get("base"):
-            from models.detect import detect
+        from models.detect import detect
 
-            notes += checks_text(detect(new["model"]["base"]), new, lang)
-        return new, _message("\n\n".join(notes), not any(t("model.check_error", lang) in n for n in notes))
+        new = cfgmod.with_values(config, {"model.family": fam, "model.prediction_type": pred})
+        info = detect(new["model"]["base"]) if new["model"].get("base") else None
+
+        def notes(lg: str) -> list[str]:
+            return [t("model.override_set", lg, family=fam, pred=pred), *(checks_text(info, new, lg) if info else [])]
+
+        ok = not any(t("model.check_error", lang) in n for n in notes(lang))
+        return new, _message(lambda lg: "\n\n".join(notes(lg)), ok)
 
     def on_config(config: dict, lang: str):
         model = config.get("model") or {}
@@ -295,7 +313,7 @@ def build(ctx: AppContext) -> None:
                 src, gr.update(visible=src == "mirror", **({"value": model["hub_mirror"]} if model.get("hub_mirror")
                                                           else {})))
 
-    refresh.click(on_refresh, [folders, ctx.lang], [listing, list_note])
+    refresh.click(on_refresh, [folders, ctx.lang], [listing, list_text])
     check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
     path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
     listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message, detected, shown])

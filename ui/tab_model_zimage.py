@@ -169,7 +169,7 @@ def on_source(value: str, mirror: str, config: dict, lang: str):
             else:
                 os.environ[key] = old
     download.apply(value, (mirror or "").strip() or None)
-    return new, gr.update(visible=value == "mirror"), source_text(new, lang)
+    return new, gr.update(visible=value == "mirror"), i18n.both(lambda lg: source_text(new, lg))
 
 
 def build_zimage(ctx: Any, lang0: str) -> dict[str, Any]:
@@ -193,7 +193,8 @@ def build_zimage(ctx: Any, lang0: str) -> dict[str, Any]:
 
 
 def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) -> None:
-    """Events of the Z-Image group; `detected` is a gr.State with the family the last check found."""
+    """Events of the Z-Image group; `detected` is a gr.State with the family the last check found, `message` the
+    State of the message line (i18n.follow)."""
     variant, adapter, adapter_file = parts["variant"], parts["adapter"], parts["adapter_file"]
 
     def relabel(lang: str):
@@ -204,12 +205,12 @@ def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) ->
         new = zimage_update(config, v, a, path)
         shown = new["model"]["training_adapter"]
         return (new, gr.update(visible=v == "turbo"), gr.update(visible=v == "turbo" and a == "file"),
-                proposal(v, lang), gr.update(value=t("model.zimage_set", lang, variant=v, adapter=shown),
+                proposal(v, lang), i18n.both(lambda lg: t("model.zimage_set", lg, variant=v, adapter=shown),
                                              elem_classes=["danlu-ok"]))
 
     def on_use(v: str, config: dict, lang: str):
-        new, text = use_preset(config, v, lang)
-        return new, gr.update(value=text, elem_classes=["danlu-ok"])
+        new, _ = use_preset(config, v, lang)
+        return new, i18n.both(lambda lg: use_preset(config, v, lg)[1], elem_classes=["danlu-ok"])
 
     def show(config: dict, found: str, lang: str):
         model = config.get("model") or {}
