@@ -114,28 +114,10 @@ def _clip_skip_embeds(pipe: Any, prompt: str, clip_skip: int):
     return final_norm(hidden).to(dtype=te.dtype)
 
 
-def _refuse_lycoris(path: str | Path) -> None:
-    """diffusers has no loader for LoHa/LoKr files (it fails with 'keys have not been correctly renamed')."""
-    from safetensors import safe_open
-
-    from core.errors import DanluError
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            lycoris = any(".hada_" in k or ".lokr_" in k for k in f.keys())
-    except Exception:  # noqa: BLE001 - not a safetensors file: diffusers' own message says what it is
-        return
-    if lycoris:
-        name = Path(path).name
-        raise DanluError(f"{name} is a LyCORIS LoHa/LoKr file; diffusers cannot load it, so it cannot be used here.",
-                         f"{name} 是 LyCORIS LoHa/LoKr 文件；diffusers 无法加载它，因此这里不能使用。",
-                         "Use it in WebUI or ComfyUI; the run's samples show it as they apply it.",
-                         "请在 WebUI 或 ComfyUI 中使用；训练样图就是它们应用后的效果。", key=str(path))
-
-
 def load_lora(pipe: Any, path: str | Path, adapter_name: str) -> str:
-    """Load a kohya/diffusers LoRA file into pipe through `load_lora_weights`; returns the adapter name."""
-    _refuse_lycoris(path)
+    """Load a kohya/diffusers LoRA file into pipe through `load_lora_weights`; returns the adapter name.
+
+    LoHa, LoKr and DoRA files are merged into the weights instead (models.lycoris; the samples and the grid)."""
     if not pipe.get_list_adapters():
         pipe.load_lora_weights(str(path), adapter_name=adapter_name)
         return adapter_name

@@ -102,24 +102,38 @@ def merge_into(components: dict[str, Any], state: dict[str, Any], family: str, s
     ({'unet': …, 'text_encoder': …, 'text_encoder_2': …}), in fp32 and cast back, as ComfyUI patches a model.
 
     Every module of the file must find its layer; returns the number merged."""
-    import torch
+    groups = group_modules(state)
+    merge_groups(file_weights(components, groups, family), groups, strength)
+    return len(groups)
 
+
+def file_weights(components: dict[str, Any], groups: dict[str, dict[str, Any]], family: str) -> dict[str, Any]:
+    """{kohya base name: weight parameter} of every module of a file (group_modules) in plain, un-injected models;
+    a module that matches no layer is a ValueError."""
     from models.lora_file import module_bases
 
     layers = {base: module for component, model in components.items() if model is not None
               for base, module in module_bases(component, model, family)}
-    groups = group_modules(state)
     missing = sorted(set(groups) - set(layers))
     if missing:
         raise ValueError(f"{len(missing)} modules of the file match no layer, e.g. {missing[:3]}")
+    return {base: layers[base].weight for base in groups}
+
+
+def merge_groups(weights: dict[str, Any], groups: dict[str, dict[str, Any]], strength: float = 1.0) -> None:
+    """W += strength · ΔW per module (for DoRA strength · (W' − W), as both loaders apply the multiplier), in place.
+
+    A1111 ``network.py`` ``finalize_updown`` returns (W' − W) · multiplier; ComfyUI ``weight_decompose`` sets
+    W + strength · (W' − W)."""
+    import torch
+
     with torch.no_grad():
         for base, tensors in groups.items():
-            weight = layers[base].weight
+            weight = weights[base]
             delta = module_delta(tensors, tuple(weight.shape)).to(weight.device)
             if "dora_scale" in tensors:
                 delta = decompose(weight.float(), delta, tensors["dora_scale"].float().to(weight.device))
             weight.copy_((weight.float() + delta * strength).to(weight.dtype))
-    return len(groups)
 
 
 def decompose(weight: Any, delta: Any, dora_scale: Any) -> Any:
@@ -130,9 +144,34 @@ def decompose(weight: Any, delta: Any, dora_scale: Any) -> Any:
     return merged * (dora_scale / norm) - weight
 
 
+def pipe_components(pipe: Any) -> dict[str, Any]:
+    """The models of a pipeline a kohya file patches."""
+    return {name: getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2")}
+
+
 def merge_file(pipe: Any, path: Any, family: str, strength: float = 1.0) -> int:
     """Merge a saved LoRA/LoHa/LoKr file into a pipeline's UNet and text encoders (what the samples use)."""
     from safetensors.torch import load_file
 
-    components = {name: getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2")}
-    return merge_into(components, load_file(str(path)), family, strength)
+    return merge_into(pipe_components(pipe), load_file(str(path)), family, strength)
+
+
+def file_kind(path: Any) -> str | None:
+    """'dora', 'loha' or 'lokr' for a file that diffusers cannot load as an adapter (its samples and grid cells are
+    merged by merge_groups); None for a plain LoRA/LoCon file or a file that is not safetensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    except Exception:  # noqa: BLE001 - not a safetensors file: its loader says what it is
+        return None
+    for kind, marker in (("dora", ".dora_scale"), ("loha", ".hada_"), ("lokr", ".lokr_")):
+        if any(marker in k for k in keys):
+            return kind
+    return None
+
+
+def applied_note(kind: str) -> str:
+    """The 'Lora applied' recipe value of a sample or grid cell whose file was merged into the weights."""
+    return f"{kind} deltas merged into the weights as WebUI and ComfyUI do"

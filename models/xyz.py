@@ -351,9 +351,15 @@ def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None
     """Recipe and render arguments of one cell, built as the training samples build theirs (models.recipe)."""
     loras = [] if lora is None else [{"name": lora.stem, "weight": weight, "hash": _lora_hash(lora)}]
     family = plan.family if base == plan.bases[0] else None
-    return build_sample(plan.sampling, prompt=prompt, clip_skip=plan.clip_skip, family=family,
-                        model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras,
-                        zero_terminal_snr=plan.zero_terminal_snr and base == plan.bases[0])
+    sample = build_sample(plan.sampling, prompt=prompt, clip_skip=plan.clip_skip, family=family,
+                          model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras,
+                          zero_terminal_snr=plan.zero_terminal_snr and base == plan.bases[0])
+    from models.lycoris import applied_note, file_kind
+
+    kind = file_kind(lora) if lora is not None else None
+    if kind:  # merged into the weights, as the training samples of such a file say (models.xyz_loras)
+        sample.recipe.setdefault("extra", {})["Lora applied"] = applied_note(kind)
+    return sample
 
 
 def _cell_size(plan: GridPlan) -> tuple[int, int]:
@@ -440,7 +446,8 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
 
     from core.fsutil import atomic_write_text
     from core.grid import compose_grid, save_grid_png
-    from models.generate import load_lora, recipe_text, render_batch, save_png, set_lora_weights, unload_loras
+    from models.generate import recipe_text, render_batch, save_png
+    from models.xyz_loras import open_loras
 
     warnings = check_versions(plan, family_of)
     if warnings and on_warnings:
@@ -460,11 +467,8 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
         start = time.monotonic()
         pipe = open_base(plan, base)
         timings["base_load_s"].append(time.monotonic() - start)
-        adapters = {}
-        for i, lora in enumerate(plan.loras):
-            start = time.monotonic()
-            adapters[lora] = load_lora(pipe, lora, f"grid{i}")
-            timings["lora_load_s"].append(time.monotonic() - start)
+        loras, seconds = open_loras(pipe, plan.loras, base_family(base, plan))
+        timings["lora_load_s"] += seconds
         batch = batch_size(plan, pipe)
         todo = [c for c in cells if c.base == base]
         while todo and not (cancel is not None and cancel.is_set()):
@@ -479,8 +483,7 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
             rendered = {}
             if fresh:
                 start = time.monotonic()
-                adapter = adapters[head.lora] if head.lora is not None else next(iter(adapters.values()))
-                set_lora_weights(pipe, {adapter: head.weight})
+                loras.select(head.lora, head.weight)
                 timings["switch_s"].append(time.monotonic() - start)
                 start = time.monotonic()
                 sample = cell_sample(plan, base, fresh[0].prompt)
@@ -501,7 +504,7 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
                 result.done += 1
                 if progress:
                     progress(result.done, result.total, _eta(timings, result, len(plan.bases)), name)
-        unload_loras(pipe)
+        loras.close()
         del pipe
         gc.collect()
     result.status = "finished" if result.done == result.total else "cancelled"

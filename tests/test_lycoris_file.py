@@ -101,17 +101,3 @@ def test_loha_run_saves_lycoris_file_and_samples_from_it(tmp_path):
 
     assert_sample_is_the_trained_model(cfg, result, png)
 
-
-def test_diffusers_path_refuses_a_lycoris_file_clearly(tmp_path):
-    """diffusers has no LoHa loader: loading one for the grid says so in both languages instead of its key error."""
-    from core.errors import DanluError
-    from models.generate import load_lora
-    from models.lora_file import peft_to_kohya, save_lora
-    from models.tiny import build_tiny
-
-    _, comps = _trained("sd15", "loha", conv_dim=0)
-    path = tmp_path / "h.safetensors"
-    save_lora(path, peft_to_kohya(comps, "sd15"), {}, "float")
-    with pytest.raises(DanluError) as info:
-        load_lora(build_tiny("sd15", seed=0), path, "h")
-    assert "LoHa/LoKr" in info.value.en and "LoHa/LoKr" in info.value.zh

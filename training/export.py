@@ -19,6 +19,7 @@ from models.lora_file import (
     peft_to_kohya,
     save_lora,
 )
+from training import blocks
 
 file_name = run_layout.lora_file_name  # the trainer's name for it
 
@@ -42,6 +43,8 @@ def base_hashes(base: str) -> tuple[str, str]:
 
 def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, epoch: int, step: int) -> dict:
     """ss_* metadata (strings, as sd-scripts writes them) plus modelspec and the whole run TOML."""
+    from training.optim import CLASS_NAMES, SCHEDULE_FREE
+
     n, o, t, d = cfg.network, cfg.optimizer, cfg.training, cfg.dataset
     v2 = family == "sd2"
     vpred = prediction_type == "v_prediction"
@@ -55,6 +58,8 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
             args[name] = str(getattr(n, name))
     if n.loraplus_lr_ratio:
         args["loraplus_lr_ratio"] = str(n.loraplus_lr_ratio)  # sd-scripts takes it among the network args
+    if n.type == "lora" and n.train_unet and _dit(family) is None:  # block-wise LR and dims, as given
+        args.update(blocks.network_args(n))
     if n.type != "lora":  # LyCORIS's kohya wrapper: network_module lycoris.kohya, the algo among the args
         args["algo"] = n.type
     dit = _dit(family)
@@ -68,7 +73,9 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         "ss_num_epochs": t.epochs, "ss_epoch": epoch, "ss_steps": step, "ss_max_train_steps": info["total_steps"],
         "ss_learning_rate": o.lr, "ss_unet_lr": o.lr if n.train_unet else None,
         "ss_text_encoder_lr": o.text_encoder_lr if n.train_text_encoder else None,
-        "ss_lr_scheduler": o.scheduler, "ss_lr_warmup": o.warmup, "ss_optimizer": o.name,
+        "ss_lr_scheduler": "constant" if o.name in SCHEDULE_FREE else o.scheduler, "ss_lr_warmup": o.warmup,
+        "ss_optimizer": CLASS_NAMES.get(o.name, o.name),  # module.Class, as sd-scripts writes it
+        "ss_fp8_base": t.fp8_base,
         "ss_batch_size_per_device": t.batch_size, "ss_gradient_accumulation_steps": t.gradient_accumulation_steps,
         "ss_mixed_precision": info["mixed_precision"], "ss_seed": t.seed, "ss_clip_skip": t.clip_skip,
         "ss_noise_offset": t.noise_offset or None, "ss_min_snr_gamma": t.min_snr_gamma or None,
@@ -174,9 +181,10 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
                               loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}],
                               zero_terminal_snr=cfg.model.zero_terminal_snr)
         if _merged_in_samples(cfg):
+            from models.lycoris import applied_note
+
             kind = "dora" if cfg.network.use_dora else cfg.network.type
-            sample.recipe.setdefault("extra", {})["Lora applied"] = \
-                f"{kind} deltas merged into the weights as WebUI and ComfyUI do"
+            sample.recipe.setdefault("extra", {})["Lora applied"] = applied_note(kind)
         image = (dit or generate).render(pipe, **sample.args)
         text = generate.recipe_text(sample.recipe)
         png = folder / run_layout.sample_file_name(stem, epoch, i)
