@@ -10,7 +10,6 @@ Only the standard library is imported before the bootstrap hands over to the .ve
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import platform
@@ -49,6 +48,9 @@ HANDLERS = {
     "queue": ("core.queue_cli", "main"),
     "import": ("core.import_cli", "main"),
 }
+# Steps run after a handler succeeded, with the same arguments. The demo's tagger comes from taggers/, which
+# models/demo.py may not import (models depend on core only).
+FOLLOW_UPS = {"demo": [("taggers.tiny", "demo_main")]}
 
 
 # --------------------------------------------------------------------------------------------- bootstrap
@@ -141,46 +143,29 @@ def bootstrap() -> None:
         (VENV / STAMP_NAME).write_text(requirements_hash())
 
 
-# ---------------------------------------------------------------------------------------------- commands
-
-def run_demo(argv: list[str]) -> int:
-    """The demo model, dataset and run.toml, plus a tiny WD-style tagger so step 4 works offline too."""
-    from models.demo import main as demo_main
-
-    code = demo_main(argv)
-    if code == 0 and not {"-h", "--help"} & set(argv):
-        parser = argparse.ArgumentParser(add_help=False)
-        parser.add_argument("--out", default="outputs/demo")
-        out = Path(parser.parse_known_args(argv)[0].out)
-        from taggers.tiny import make_tiny_tagger
-
-        folder = make_tiny_tagger(out / "tagger")
-        print(f"  tagger:     {folder}  (a tiny offline tagger for the Tagging step)")
-    return code
-
-
-def run_tests(argv: list[str]) -> int:
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests"), "-q", "-p", "no:cacheprovider", *argv]
-    print("[Danlu] " + " ".join(cmd), flush=True)
-    return subprocess.call(cmd, cwd=ROOT)
-
+# ---------------------------------------------------------------------------------------------- dispatch
 
 def dispatch(command: str, argv: list[str]) -> int:
+    """Run the subcommand's handler, then its follow-up when the handler succeeded."""
     if command == "test":
-        return run_tests(argv)
-    if command == "demo":
-        return run_demo(argv)
+        cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests"), "-q", "-p", "no:cacheprovider", *argv]
+        print("[Danlu] " + " ".join(cmd), flush=True)
+        return subprocess.call(cmd, cwd=ROOT)
     import importlib
 
-    module_name, func = HANDLERS[command]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        print(f"[Danlu] '{command}' is not available in this version.", file=sys.stderr)
-        return 2
-    return getattr(module, func)(argv)
+    code = 0
+    for module_name, func in [HANDLERS[command], *FOLLOW_UPS.get(command, [])]:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            print(f"[Danlu] '{command}' is not available in this version.", file=sys.stderr)
+            return 2
+        code = getattr(module, func)(argv)
+        if code:
+            return code
+    return code
 
 
 def main_in_venv(argv: list[str]) -> int:
@@ -189,10 +174,8 @@ def main_in_venv(argv: list[str]) -> int:
     os.chdir(ROOT)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "ui"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
-    try:
-        from core.errors import DanluError
-    except ImportError:  # pragma: no cover
-        DanluError = RuntimeError  # noqa: N806
+    from core.errors import DanluError
+
     try:
         return dispatch(command, rest)
     except DanluError as e:

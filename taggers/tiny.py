@@ -6,6 +6,7 @@ recompute in numpy; `make_vit_tagger` is a random-weight ViT-B/16 with the v3 in
 
 from __future__ import annotations
 
+import argparse
 import csv
 from pathlib import Path
 
@@ -157,3 +158,13 @@ def make_vit_tagger(folder: Path, *, size: int = 448, patch: int = 16, dim: int 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.save(model, str(folder / MODEL_FILE))
     return folder
+
+
+def demo_main(argv: list[str]) -> int:
+    """`launcher.py demo`'s second step, after models/demo.py wrote the model, dataset and run: a tiny tagger in
+    <out>/tagger, so the demo's Tagging step works offline too."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--out", default="outputs/demo")
+    folder = make_tiny_tagger(Path(parser.parse_known_args(argv)[0].out) / "tagger")
+    print(f"  tagger:     {folder}  (a tiny offline tagger for the Tagging step)")
+    return 0
