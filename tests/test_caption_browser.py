@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+from browser_util import choose
+
 from core import config as cfgmod
 from core.captions import read_caption
 from taggers.tiny_captioners import make_tiny_florence2
@@ -37,8 +39,7 @@ def test_caption_then_drop_common_tags(page, demo_run, tmp_path, artifacts):
         p.write_text(read_caption(p).text + ", shared tag", encoding="utf-8")
     page.click("#tagging-load")
     page.locator("#tagging-table").get_by_text("shared tag", exact=True).first.wait_for()
-    page.locator("#taghelp-folder input").first.click()
-    page.get_by_role("option", name="10_demo").click()
+    choose(page, "#taghelp-folder", "10_demo")
     page.wait_for_selector("#taghelp-frequent:has-text('shared tag · 12/12')")
     page.click("#taghelp-drop")
     page.wait_for_selector("#taghelp-message:has-text('from 12 captions')")

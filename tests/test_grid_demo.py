@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_util import choose
 from PIL import Image
 
 from models import xyz
@@ -66,8 +67,7 @@ def test_browser_journey_3x3(trained_demo, page, artifacts):
     the cell's recipe."""
     page.click("#tab-grid-button, button[role=tab]:has-text('XYZ grid')")
     page.click("#grid-refresh")
-    page.click("#grid-run input")
-    page.get_by_role("option", name=f"{RUN}  (2 LoRA)").click()
+    choose(page, "#grid-run", f"{RUN}  (2 LoRA)")
     page.wait_for_selector(f"#grid-epochs label:has-text('{RUN}-000001')")
     page.check("#grid-base-column input")
     page.fill("#grid-weights textarea, #grid-weights input", "0.5, 0.8, 1.0")

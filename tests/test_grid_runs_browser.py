@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from browser_util import choose
 from test_grid_runs import set_validation
 
 from training.tiny_run import flat_dataset, tiny_config
@@ -41,15 +42,13 @@ def test_runs_by_epochs_grid_in_the_page(two_runs, page, artifacts):
     a, b = two_runs
     page.click("#tab-grid-button, button[role=tab]:has-text('XYZ grid')")
     page.click("#grid-refresh")
-    page.click("#grid-run input")
-    page.get_by_role("option", name="sweep-rank2").first.click()
+    choose(page, "#grid-run", "sweep-rank2")
     page.wait_for_selector("#grid-epochs label:has-text('sweep-rank2-000002')")
     checked = page.locator("#grid-epochs input:checked")
     page.wait_for_function("() => document.querySelectorAll('#grid-epochs input:checked').length === 2")
     assert checked.count() == 2 and not page.locator("#grid-epochs label", has_text="sweep-rank2").last \
         .locator("input").is_checked()  # the final file is not a neighbour of the best epoch
-    page.locator("#grid-compare input").click()
-    page.get_by_role("option", name="sweep-rank4").first.click()
+    choose(page, "#grid-compare", "sweep-rank4")
     page.keyboard.press("Escape")
     page.fill("#grid-weights textarea, #grid-weights input", "1")
     page.click("#grid-start")

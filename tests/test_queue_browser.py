@@ -4,6 +4,7 @@ mid-run, one cancelled while it waits, the other two finish one after another.""
 from __future__ import annotations
 
 import pytest
+from browser_util import choose
 from test_ui_params_browser import field, toml_has
 from test_ui_train_journey import fake_trainer, load_demo, open_tab, status_has  # noqa: F401 - a fixture
 
@@ -26,8 +27,7 @@ def queue_has(page, text: str, timeout: float = 60_000) -> None:
 
 
 def pick(page, label: str) -> None:
-    page.locator("#train-queue-item input").click()
-    page.get_by_role("option", name=label).click()
+    choose(page, "#train-queue-item", label)
 
 
 def test_queue_journey(page, app_server, demo_run, artifacts, fake_trainer, clean_queue, monkeypatch):  # noqa: F811

@@ -11,6 +11,7 @@ import os
 import signal
 
 import pytest
+from browser_util import choose
 from test_runs_supervisor import FAKE_LAUNCHER
 
 from core.runs import supervisor
@@ -54,8 +55,7 @@ def step_at_least(page, n: int) -> None:
 def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monkeypatch):
     sup = fake_trainer
     load_demo(page, demo_run)
-    page.locator("#params-preset input").click()
-    page.get_by_role("option", name="VRAM 24 GB").click()
+    choose(page, "#params-preset", "VRAM 24 GB")
     page.click("#params-preset-load")
     page.locator("#params-preset-summary").get_by_text("Batch size").wait_for()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from browser_util import choose
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,7 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
     zimage = page.locator("#model-zimage-variant")
     assert not zimage.is_visible()  # asked only for a Z-Image base
     page.locator("#model-refresh").click()
-    page.locator("#model-list input").click()
-    page.get_by_role("option", name="tiny-zimage").first.click()
+    choose(page, "#model-list", "tiny-zimage")
     report = page.locator("#model-report")
     report.get_by_text("Z-Image (Tongyi-MAI)").wait_for()
     zimage.wait_for(state="visible")
@@ -46,6 +46,12 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
     page.get_by_role("tab", name="Parameters").click()
     page.locator("#params-network-rank input").wait_for()
     assert page.locator("#params-network-rank input").input_value() == "16"
+    # A Z-Image base: its DiT fields are in the expert view, the SD UNet ones are not.
+    page.locator("#params-view").get_by_text("Expert", exact=True).click()
+    page.locator("#params-network-dit_targets").wait_for(state="visible")
+    page.locator("#params-training-clip_skip").wait_for(state="hidden")
+    assert not page.locator("#params-training-multires_noise_iterations").is_visible()
+    page.locator("#params-section-network").first.screenshot(path=artifacts / "params_zimage_fields.png")
 
     page.get_by_role("tab", name="Model").click()
     page.locator("#model-zimage-variant").get_by_text("De-Turbo (de-distilled)").click()
@@ -54,8 +60,7 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
     assert "25 steps" in proposal.inner_text()
     message.get_by_text("training adapter none").wait_for()
 
-    page.locator("#model-source input").click()
-    page.get_by_role("option", name="Hugging Face mirror").click()
+    choose(page, "#model-source", "Hugging Face mirror")
     page.locator("#model-mirror").wait_for(state="visible")
     message.get_by_text("https://hf-mirror.com").wait_for()
     page.screenshot(path=artifacts / "zimage_model_tab_deturbo.png", full_page=True)
@@ -74,12 +79,10 @@ def test_browser_grid_ab_of_two_zimage_runs(page, app_server, zimage_demo, artif
     two_runs(app_server[2], zimage_demo)
     page.get_by_role("tab", name="XYZ grid").click()
     page.locator("#grid-refresh").click()
-    page.locator("#grid-run input").click()
-    page.get_by_role("option", name="lora_v1").click()
+    choose(page, "#grid-run", "lora_v1")
     page.locator("#grid-epochs").get_by_text("lora_v1-step00000004").wait_for()
     page.locator("#grid-epochs").get_by_text("lora_v1-step00000004").click()  # B has no step 4: leave it out
-    page.locator("#grid-compare input").click()
-    page.get_by_role("option", name="lora_v2").click()
+    choose(page, "#grid-compare", "lora_v2")
     page.locator("#grid-weights textarea, #grid-weights input").first.fill("0.5, 1")
     page.locator("#grid-start").click()
     message = page.locator("#grid-message")
