@@ -81,15 +81,15 @@ def test_sweep_from_the_params_tab_becomes_four_queued_runs(page, app_server, de
     page.fill("#params-sweep-lines textarea", "network.rank=8,16\noptimizer.lr=1e-4,2e-4")
     page.click("#params-sweep-preview")
     plan = page.locator("#params-sweep-plan")
-    plan.get_by_text("4 runs").wait_for()
+    plan.get_by_text("4 runs").wait_for(timeout=90_000)  # the preview scans the dataset for the step plan
     assert "demo-rank16-lr2e-4" in plan.inner_text() and "240 steps" in plan.inner_text()
     assert not q.items()  # a preview queues nothing
     page.click("#params-sweep-queue")
-    plan.get_by_text("Queued 4 runs").wait_for()
+    plan.get_by_text("Queued 4 runs").wait_for(timeout=90_000)
     page.screenshot(path=artifacts / "sweep_queued.png", full_page=True)
     assert [i.name for i in q.items()] == ["demo-rank8-lr1e-4", "demo-rank8-lr2e-4", "demo-rank16-lr1e-4",
                                            "demo-rank16-lr2e-4"]
     open_tab(page, "train")
     queue_has(page, "demo-rank16-lr2e-4")
     page.click("#train-queue-pause")
-    page.locator("#train-queue-status").get_by_text("4 done").wait_for(timeout=120_000)
+    page.locator("#train-queue-status").get_by_text("4 done").wait_for(timeout=240_000)
