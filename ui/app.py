@@ -6,6 +6,7 @@ listed in TABS in the order of the seven steps.
 
 from __future__ import annotations
 
+import gc
 import importlib
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
     lang = lang or current_lang()
     tr = Translator()
     with gr.Blocks(title="Danlu 丹炉") as demo:
+        # The queue is set up while the page is still empty: queue() rebuilds the server app, which for the
+        # finished page costs as much as building it again.
+        demo.queue(default_concurrency_limit=4)
         lang_state = gr.State(lang)
         config_state = gr.State(cfgmod.to_dict(cfgmod.default_config()))
         selected_run = gr.State("")
@@ -71,7 +75,15 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
 
 def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
            open_browser: bool = True, lang: str | None = None) -> None:
+    """Serve the page until interrupted.
+
+    ui.serve turns the garbage collector off before importing gradio; it comes back on once the page is served,
+    with everything built so far frozen. Collections while starting would walk the same few hundred thousand
+    long-lived objects (gradio, the page) again and again, and later ones need not walk them at all; the price is
+    the little garbage the start leaves (about 3 MB), kept for the life of the server."""
     demo = build_app(lang=lang)
-    demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, auth=auth, inbrowser=open_browser, show_error=True,
-                css=CSS, theme=gr.themes.Soft(), allowed_paths=[str(ROOT / "outputs")])
+                css=CSS, theme=gr.themes.Soft(), allowed_paths=[str(ROOT / "outputs")], prevent_thread_lock=True)
+    gc.freeze()
+    gc.enable()
+    demo.block_thread()

@@ -4,6 +4,7 @@ password. Imports gradio only when it starts serving."""
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import socket
 import sys
@@ -66,6 +67,7 @@ def main(argv: list[str]) -> int:
     print(f"[Danlu] Open http://127.0.0.1:{port}  在浏览器中打开 http://127.0.0.1:{port}", flush=True)
     if args.lang:
         os.environ["DANLU_LANG"] = args.lang
+    gc.disable()  # until the page is served (ui.app.launch): startup allocates, it frees next to nothing
     from ui.app import launch
 
     launch(host=host, port=port, auth=auth, open_browser=not args.no_browser, lang=args.lang)
