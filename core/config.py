@@ -36,10 +36,16 @@ DIT_TARGETS = ("attention", "feed_forward", "adaLN")
 
 
 def F(default: Any, en: str, zh: str, *, choices: tuple | None = None, min: float | None = None,
-      max: float | None = None, multiple_of: int | None = None, basic: bool = False) -> Any:
-    """Declare one field: default, help text in both languages, and what values are allowed."""
+      max: float | None = None, multiple_of: int | None = None, basic: bool = False,
+      families: tuple[str, ...] | None = None) -> Any:
+    """Declare one field: default, help text in both languages, and what values are allowed.
+
+    families: the model families the field applies to, by family name ("zimage") or by a trait that family
+    modules list in TRAITS ("unet": the SD UNets; "dit", "flow": DiT and flow-matching models). None = all.
+    The Params form hides a field that does not apply to the chosen base; its value stays in the TOML.
+    """
     meta = {"en": en, "zh": zh, "choices": choices, "min": min, "max": max, "multiple_of": multiple_of,
-            "basic": basic}
+            "basic": basic, "families": families}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -53,29 +59,30 @@ class ModelConfig:
                     choices=("auto", *FAMILIES))
     prediction_type: str = F("auto", "epsilon or v_prediction; auto reads it from the model.",
                              "预测类型 epsilon 或 v_prediction；auto 表示从模型读取。",
-                             choices=("auto", "epsilon", "v_prediction"))
+                             choices=("auto", "epsilon", "v_prediction"), families=("unet",))
     zero_terminal_snr: bool = F(False, "Zero terminal SNR: rescale the noise schedule's betas so the last step is "
                                 "pure noise, in training and in samples, as NoobAI/Illustrious v-pred models were "
                                 "trained. Use with v_prediction.",
                                 "零终端信噪比（ZTSNR）：重新缩放噪声调度的 beta，使最后一步为纯噪声，"
-                                "训练和样图都使用；NoobAI/Illustrious v-pred 模型即如此训练。需配合 v_prediction。")
+                                "训练和样图都使用；NoobAI/Illustrious v-pred 模型即如此训练。需配合 v_prediction。",
+                                families=("unet",))
     vae: str = F("", "Optional separate VAE (file or folder); empty uses the base model's VAE.",
                  "可选的独立 VAE（文件或文件夹）；留空则用底模自带的 VAE。")
     variant: str = F("turbo", "Z-Image only: turbo (8-step distilled), deturbo (de-distilled) or base. The file "
                      "cannot tell them apart, so say which.",
                      "仅 Z-Image：turbo（8 步蒸馏版）、deturbo（去蒸馏版）或 base（基础版）。"
                      "文件本身无法区分，需要手动选择。",
-                     choices=ZIMAGE_VARIANTS)
+                     choices=ZIMAGE_VARIANTS, families=("zimage",))
     training_adapter: str = F("none", "Z-Image Turbo only: a training adapter merged into the base while training and "
                               "never saved: none, v1, v2 (ostris/zimage_turbo_training_adapter) or a .safetensors "
                               "file. Samples use the plain Turbo base, as users will.",
                               "仅 Z-Image Turbo：训练时合并进底模、但不会保存的训练适配器：none、v1、v2"
                               "（ostris/zimage_turbo_training_adapter）或一个 .safetensors 文件。样图用不含适配器的 "
-                              "Turbo 底模生成，与用户实际使用一致。")
+                              "Turbo 底模生成，与用户实际使用一致。", families=("zimage",))
     quantize: str = F("none", "Low VRAM: keep the frozen transformer weights in 8 bits (int8, bitsandbytes, CUDA "
                       "only); the adapter is merged before. Z-Image only.",
                       "低显存：冻结的 transformer 权重以 8 位保存（int8，bitsandbytes，仅 CUDA）；"
-                      "训练适配器在此之前合并。仅 Z-Image。", choices=("none", "int8"))
+                      "训练适配器在此之前合并。仅 Z-Image。", choices=("none", "int8"), families=("dit",))
     download_source: str = F("auto", "Where hub ids (base models, training adapters, taggers) are downloaded from: "
                              "huggingface, mirror (hub_mirror), modelscope, or auto (DANLU_DOWNLOAD_SOURCE, else "
                              "HF_ENDPOINT, else huggingface).",
@@ -142,10 +149,12 @@ class NetworkConfig:
     alpha: float = F(16.0, "LoRA alpha; scale = alpha / rank. About rank/2 is usual.",
                      "LoRA alpha；缩放 = alpha / rank，常用 rank 的一半。", min=0.0, max=4096.0, basic=True)
     train_unet: bool = F(True, "Train LoRA on the UNet.", "训练 UNet 的 LoRA。")
-    train_text_encoder: bool = F(True, "Train LoRA on the text encoder(s).", "训练文本编码器的 LoRA。")
+    train_text_encoder: bool = F(True, "Train LoRA on the text encoder(s).", "训练文本编码器的 LoRA。",
+                                 families=("unet",))
     conv_dim: int = F(0, "LoCon: rank for 3×3 conv layers; 0 = off.", "LoCon：3×3 卷积层的秩；0 为关闭。",
-                      min=0, max=1024)
-    conv_alpha: float = F(1.0, "LoCon alpha for conv layers.", "LoCon 卷积层的 alpha。", min=0.0, max=4096.0)
+                      min=0, max=1024, families=("unet",))
+    conv_alpha: float = F(1.0, "LoCon alpha for conv layers.", "LoCon 卷积层的 alpha。", min=0.0, max=4096.0,
+                          families=("unet",))
     dropout: float = F(0.0, "LoRA dropout (train only).", "LoRA dropout（仅训练时）。", min=0.0, max=1.0)
     loraplus_lr_ratio: float = F(0.0, "LoRA+: the up (B) matrices learn at LR × this ratio (16 is usual); 0 = off. "
                                  "LoRA only, not with Prodigy.",
@@ -170,10 +179,10 @@ class NetworkConfig:
     dit_targets: list[str] = F(list(DIT_TARGETS), "DiT models (Z-Image): the block linears that get LoRA — attention "
                                "(to_q/k/v/out), feed_forward (w1/w2/w3), adaLN (modulation).",
                                "DiT 模型（Z-Image）：加 LoRA 的模块——attention（to_q/k/v/out）、feed_forward"
-                               "（w1/w2/w3）、adaLN（调制层）。", choices=DIT_TARGETS)
+                               "（w1/w2/w3）、adaLN（调制层）。", choices=DIT_TARGETS, families=("dit",))
     dit_refiners: bool = F(False, "DiT models: also train the noise and context refiner blocks (usually only the main "
                            "blocks are trained).",
-                           "DiT 模型：同时训练噪声与文本 refiner 块（通常只训练主干块）。")
+                           "DiT 模型：同时训练噪声与文本 refiner 块（通常只训练主干块）。", families=("dit",))
 
 
 @dataclass
@@ -181,7 +190,8 @@ class OptimizerConfig:
     name: str = F("AdamW", "Optimizer.", "优化器。", choices=OPTIMIZERS, basic=True)
     lr: float = F(1e-4, "Learning rate (UNet). Prodigy wants 1.0.", "学习率（UNet）。Prodigy 用 1.0。",
                   min=0.0, max=10.0, basic=True)
-    text_encoder_lr: float = F(5e-5, "Learning rate of the text encoder(s).", "文本编码器学习率。", min=0.0, max=10.0)
+    text_encoder_lr: float = F(5e-5, "Learning rate of the text encoder(s).", "文本编码器学习率。", min=0.0, max=10.0,
+                               families=("unet",))
     weight_decay: float = F(0.01, "Weight decay.", "权重衰减。", min=0.0, max=10.0)
     scheduler: str = F("cosine", "Learning-rate schedule.", "学习率调度。", choices=SCHEDULERS)
     warmup: float = F(0.0, "Warm-up: below 1 a share of the steps, else a step count.",
@@ -204,25 +214,27 @@ class TrainingConfig:
                                      "梯度检查点：省显存，较慢。")
     seed: int = F(42, "Random seed.", "随机种子。", min=0, max=2**32 - 1)
     noise_offset: float = F(0.0, "Noise offset; about 0.1 helps very dark or bright images.",
-                            "噪声偏移；约 0.1 有助于很暗或很亮的图。", min=0.0, max=1.0)
+                            "噪声偏移；约 0.1 有助于很暗或很亮的图。", min=0.0, max=1.0, families=("unet",))
     multires_noise_iterations: int = F(0, "Multi-resolution (pyramid) noise: coarser noise layers added to the "
                                        "noise, for stronger contrast and composition changes; 6–10 is usual, 0 = off. "
                                        "SD families only.",
                                        "多分辨率（金字塔）噪声：在噪声上叠加更粗的噪声层，利于学习对比度和构图；"
-                                       "常用 6–10，0 为关闭。仅用于 SD 系列。", min=0, max=20)
+                                       "常用 6–10，0 为关闭。仅用于 SD 系列。", min=0, max=20, families=("unet",))
     multires_noise_discount: float = F(0.3, "Multi-resolution noise: weight factor per coarser layer (layer i gets "
                                        "discount^i); 0.3 is usual, 0.8 for strong effect.",
                                        "多分辨率噪声：每层更粗噪声的衰减系数（第 i 层乘以 discount^i）；常用 0.3，"
-                                       "0.8 效果更强。", min=0.0, max=1.0)
+                                       "0.8 效果更强。", min=0.0, max=1.0, families=("unet",))
     min_snr_gamma: float = F(0.0, "Min-SNR weighting gamma; 5 is recommended, 0 = off.",
-                             "Min-SNR 加权 gamma；推荐 5，0 为关闭。", min=0.0, max=100.0)
+                             "Min-SNR 加权 gamma；推荐 5，0 为关闭。", min=0.0, max=100.0, families=("unet",))
     debiased_estimation: bool = F(False, "Debiased estimation loss (sd-scripts --debiased_estimation_loss): each "
                                   "step's loss weighted by 1/sqrt(SNR), SNR clamped to [0.001, 1000].",
                                   "去偏估计损失（sd-scripts 的 --debiased_estimation_loss）："
-                                  "每步损失乘以 1/sqrt(SNR)，SNR 限制在 [0.001, 1000]。")
+                                  "每步损失乘以 1/sqrt(SNR)，SNR 限制在 [0.001, 1000]。", families=("unet",))
     clip_skip: int = F(1, "Clip skip as in WebUI: 2 uses the penultimate layer (SD1.x anime).",
-                       "Clip skip（与 WebUI 相同）：2 表示用倒数第二层（SD1.x 二次元常用）。", min=1, max=12)
-    max_token_length: int = F(75, "Caption token length.", "标注最大 token 长度。", choices=(75, 150, 225))
+                       "Clip skip（与 WebUI 相同）：2 表示用倒数第二层（SD1.x 二次元常用）。", min=1, max=12,
+                       families=("unet",))
+    max_token_length: int = F(75, "Caption token length.", "标注最大 token 长度。", choices=(75, 150, 225),
+                              families=("unet",))
     device: str = F("auto", "Device: auto, cuda, cpu, or mps.", "设备：auto、cuda、cpu 或 mps。",
                     choices=("auto", "cuda", "cpu", "mps"))
     timestep_type: str = F("weighted", "Flow models (Z-Image): how noise levels are drawn — uniform, sigmoid "
@@ -230,22 +242,23 @@ class TrainingConfig:
                            "level).",
                            "流匹配模型（Z-Image）：噪声强度的抽取方式——uniform（均匀）、sigmoid（偏中间）、"
                            "shift（与采样器相同，偏高噪声）、weighted（均匀抽取并按强度加权损失）。",
-                           choices=TIMESTEP_TYPES)
+                           choices=TIMESTEP_TYPES, families=("flow",))
     timestep_bias: str = F("balanced", "Flow models: balanced, high_noise (composition, content) or low_noise "
                            "(details, style).",
                            "流匹配模型：balanced（均衡）、high_noise（偏高噪声，学构图与内容）或 low_noise"
-                           "（偏低噪声，学细节与风格）。", choices=TIMESTEP_BIASES)
+                           "（偏低噪声，学细节与风格）。", choices=TIMESTEP_BIASES, families=("flow",))
     differential_guidance: float = F(0.0, "Flow models: differential guidance scale; the target is pushed past itself "
                                      "away from the prediction (3 is usual); 0 = off.",
                                      "流匹配模型：差分引导系数，把目标沿“目标−预测”方向外推（常用 3）；0 为关闭。",
-                                     min=0.0, max=20.0)
+                                     min=0.0, max=20.0, families=("flow",))
     dop_multiplier: float = F(0.0, "Flow models: differential output preservation. Each step also compares the LoRA's "
                               "prediction with the base model's on the caption with the trigger word replaced by "
                               "dop_class_word, and adds this multiple of the difference; 0 = off.",
                               "流匹配模型：差分输出保持（DOP）。每步把标注中的触发词换成 dop_class_word，"
-                              "比较 LoRA 与底模的预测，并把差异乘以此系数加入损失；0 为关闭。", min=0.0, max=100.0)
+                              "比较 LoRA 与底模的预测，并把差异乘以此系数加入损失；0 为关闭。", min=0.0, max=100.0,
+                              families=("flow",))
     dop_class_word: str = F("", "DOP: the class word that stands in for the trigger word (e.g. woman, dog, style).",
-                            "DOP：替换触发词的类别词（例如 woman、dog、style）。")
+                            "DOP：替换触发词的类别词（例如 woman、dog、style）。", families=("flow",))
     resume: str = F("", "Resume from a saved state folder ('auto' = the run's latest).",
                     "从保存的训练状态继续（'auto' 表示本次运行最近的状态）。")
 
@@ -288,7 +301,7 @@ class SamplingConfig:
     cfg_rescale: float = F(0.0, "CFG rescale φ for samples (0 = off; about 0.7 for v-prediction models with zero "
                            "terminal SNR). Written as 'Rescale CFG' in the PNG, as Forge/reForge write it.",
                            "样图的 CFG 重缩放 φ（0 为关闭；v-prediction + 零终端信噪比模型约 0.7）。"
-                           "PNG 中写作 'Rescale CFG'，与 Forge/reForge 相同。", min=0.0, max=1.0)
+                           "PNG 中写作 'Rescale CFG'，与 Forge/reForge 相同。", min=0.0, max=1.0, families=("unet",))
     seed: int = F(1234, "Sample seed (CPU noise, same seed = same image).", "样图种子（CPU 噪声，同种子同图）。",
                   min=0, max=2**32 - 1)
     width: int = F(512, "Sample width (multiple of 8).", "样图宽度（8 的倍数）。", min=64, max=8192, multiple_of=8)
@@ -337,6 +350,7 @@ class FieldSpec:
     max: float | None
     multiple_of: int | None
     basic: bool
+    families: tuple[str, ...] | None = None   # None: every family (see F)
 
     @property
     def path(self) -> str:
@@ -357,7 +371,8 @@ def schema() -> list[FieldSpec]:
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             m = f.metadata
             specs.append(FieldSpec(section, f.name, _TYPES[f.type], default, m["en"], m["zh"], m["choices"],
-                                   m["min"], m["max"], m["multiple_of"], m["basic"]))
+                                   m["min"], m["max"], m["multiple_of"], m["basic"],
+                                   m.get("families")))
     return specs
 
 

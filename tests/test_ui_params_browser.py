@@ -68,6 +68,10 @@ def test_params_tab_preset_hints_toml_and_restore(page, app_server, demo_run, ar
 
     page.get_by_text("Expert", exact=True).click()
     page.wait_for_selector("#params-training-gradient_checkpointing", state="visible")
+    # An SD base: its own fields are shown, the Z-Image (DiT) ones are not.
+    page.wait_for_selector("#params-training-clip_skip", state="visible")
+    assert not page.locator("#params-network-dit_targets").is_visible()
+    assert not page.locator("#params-model-training_adapter").is_visible()
     page.screenshot(path=artifacts / "params_expert.png", full_page=True)
 
     # The last settings come back on the next visit.

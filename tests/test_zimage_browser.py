@@ -52,6 +52,12 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
     page.locator("#params-training-clip_skip").wait_for(state="hidden")
     assert not page.locator("#params-training-multires_noise_iterations").is_visible()
     page.locator("#params-section-network").first.screenshot(path=artifacts / "params_zimage_fields.png")
+    # A Z-Image base: its DiT fields are in the expert view, the SD UNet ones are not.
+    page.locator("#params-view").get_by_text("Expert", exact=True).click()
+    page.locator("#params-network-dit_targets").wait_for(state="visible")
+    page.locator("#params-training-clip_skip").wait_for(state="hidden")
+    assert not page.locator("#params-training-multires_noise_iterations").is_visible()
+    page.locator("#params-section-network").first.screenshot(path=artifacts / "params_zimage_fields.png")
 
     page.get_by_role("tab", name="Model").click()
     page.locator("#model-zimage-variant").get_by_text("De-Turbo (de-distilled)").click()

@@ -1,8 +1,10 @@
 """The one place that maps config fields to components, generated from core.config.schema().
 
 A new field in the schema gets a component, a bilingual label, a tooltip from its help text and a
-place in the beginner or expert view without any change here. Conversions between a field's value
-and what its component shows live here too, so the form and the TOML agree on every value.
+place in the beginner or expert view without any change here. A field declared for some families only
+(core.config.F(families=...)) is hidden while the base is of another family; it keeps its value.
+Conversions between a field's value and what its component shows live here too, so the form and the TOML
+agree on every value.
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ LABELS: dict[str, tuple[str, str]] = {
     "network.loraplus_lr_ratio": ("LoRA+ 学习率倍数", "LoRA+ LR ratio"),
     "network.rank_dropout": ("秩 dropout", "Rank dropout"),
     "network.module_dropout": ("模块 dropout", "Module dropout"),
+    "network.down_lr_weight": ("分层学习率：down 层", "Block LR weights: down"),
+    "network.mid_lr_weight": ("分层学习率：mid 层", "Block LR weights: mid"),
+    "network.up_lr_weight": ("分层学习率：up 层", "Block LR weights: up"),
+    "network.block_lr_zero_threshold": ("分层学习率置 0 阈值", "Block LR zero threshold"),
+    "network.block_dims": ("分层 dim", "Block dims"),
+    "network.block_alphas": ("分层 alpha", "Block alphas"),
+    "network.conv_block_dims": ("分层卷积 dim", "Conv block dims"),
+    "network.conv_block_alphas": ("分层卷积 alpha", "Conv block alphas"),
     "network.type": ("网络类型（LoRA / LoHa / LoKr）", "Network type (LoRA / LoHa / LoKr)"),
     "network.dit_targets": ("DiT 的 LoRA 模块", "DiT LoRA modules"),
     "network.dit_refiners": ("训练 refiner 块", "Train refiner blocks"),
@@ -218,12 +228,47 @@ class Form:
         return [to_component(s, config.get(s.section, {}).get(s.name, s.default)) for s in self.specs]
 
     def updates(self, config: dict, shown: list[Any] | None = None) -> list[Any]:
-        """gr.update per component, changing only the values that differ from what is shown."""
-        new = self.values(config)
-        if shown is None:
-            return [gr.update(value=v) for v in new]
-        return [gr.update() if _same(s, v, old) else gr.update(value=v)
-                for s, v, old in zip(self.specs, new, shown)]
+        """gr.update per component, changing only the values that differ from what is shown; a field that does
+        not apply to the base's family (see family_traits) is hidden."""
+        new, traits = self.values(config), family_traits(config_family(config))
+        out = []
+        for spec, value, old in zip(self.specs, new, shown or new):
+            changed = shown is None or not _same(spec, value, old)
+            out.append(gr.update(visible=applies(spec, traits), **({"value": value} if changed else {})))
+        return out
+
+    def visible(self, config: dict) -> list[str]:
+        """The paths of the fields shown for this config's base."""
+        traits = family_traits(config_family(config))
+        return [s.path for s in self.specs if applies(s, traits)]
+
+
+def config_family(config: dict) -> str | None:
+    """The base's family: model.family when set, else what the base file says (None when unknown)."""
+    model = config.get("model") or {}
+    if model.get("family", "auto") != "auto":
+        return model["family"]
+    from models.preflight import detected
+
+    info = detected(model.get("base", ""))
+    return info.family if info is not None and info.usable else None
+
+
+def family_traits(family: str | None) -> frozenset[str] | None:
+    """What a field's `families` may name to apply to this family; None (every field applies) when unknown."""
+    if not family:
+        return None
+    from models import families
+
+    try:
+        return families.traits(family)
+    except KeyError:
+        return None
+
+
+def applies(spec: FieldSpec, traits: frozenset[str] | None) -> bool:
+    """Whether the field is shown for a base with these traits (unknown base or a field for all: yes)."""
+    return traits is None or spec.families is None or bool(traits.intersection(spec.families))
 
 
 def _same(spec: FieldSpec, new: Any, shown: Any) -> bool:

@@ -1,7 +1,9 @@
 """The model families: one module each, with the same small set of names.
 
-Every module defines FAMILY, LABEL, NATIVE_RESOLUTION, PREDICTION (the default when nothing says
-otherwise: epsilon, v_prediction or flow), MODELSPEC (the `modelspec.architecture` of a base checkpoint),
+Every module defines FAMILY, TRAITS (what the `families` of a config field, core.config.F, may name besides
+FAMILY for the field to apply to it: "unet" for the SD UNets, "dit" and "flow" for a flow-matching DiT), LABEL,
+NATIVE_RESOLUTION, PREDICTION (the default when nothing says otherwise: epsilon, v_prediction or flow),
+MODELSPEC (the `modelspec.architecture` of a base checkpoint),
 LORA_VERSION (`ss_base_model_version` of a LoRA trained on it; `lora_version(prediction)` gives it),
 CONTEXT_DIM (the text-feature width of the real model), `matches(keys)` (the single-file keys that identify
 it) and `pipeline_class()`.
@@ -46,6 +48,12 @@ def module(family: str) -> ModuleType:
     if key not in MODULES:
         raise KeyError(f"unknown model family {family!r}")
     return MODULES[key]
+
+
+def traits(family: str) -> frozenset[str]:
+    """The names a config field's `families` may use to apply to this family: its own name and its TRAITS."""
+    mod = module(family)
+    return frozenset((family, mod.FAMILY, *mod.TRAITS))
 
 
 def dit_module(family: str | None) -> ModuleType | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 FAMILY = "sd15"
+TRAITS = ("unet",)         # the config fields that apply to it: core.config.F(families=...)
 LABEL = "SD 1.x"
 NATIVE_RESOLUTION = 512
 PREDICTION = "epsilon"

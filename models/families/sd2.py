@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 FAMILY = "sd2"
+TRAITS = ("unet",)         # the config fields that apply to it: core.config.F(families=...)
 LABEL = "SD 2.x"
 NATIVE_RESOLUTION = 512  # 768 for the v-prediction release: see families.native_resolution
 PREDICTION = "epsilon"

@@ -6,6 +6,7 @@ The refiner stores only the OpenCLIP encoder, as embedder 0, and is not a base f
 from __future__ import annotations
 
 FAMILY = "sdxl"
+TRAITS = ("unet",)         # the config fields that apply to it: core.config.F(families=...)
 LABEL = "SDXL"
 NATIVE_RESOLUTION = 1024
 PREDICTION = "epsilon"

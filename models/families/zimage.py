@@ -31,6 +31,7 @@ from typing import Any
 from core.errors import DanluError
 
 FAMILY = "zimage"
+TRAITS = ("dit", "flow")   # the config fields that apply to it: core.config.F(families=...)
 LABEL = "Z-Image"
 NATIVE_RESOLUTION = 1024
 PREDICTION = "flow"
