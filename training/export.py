@@ -97,7 +97,7 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
         "modelspec.architecture": arch,
         "modelspec.implementation": "diffusers", "modelspec.title": cfg.saving.name,
         "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S"), "modelspec.resolution": f"{d.resolution}x{d.resolution}",
-        "modelspec.prediction_type": prediction_type,
+        "modelspec.prediction_type": "v" if vpred else prediction_type,  # sd-scripts' sai_model_spec: "v" / "epsilon"
         CONFIG_KEY: cfgmod.dumps(cfg),
     }
     return {k: ("True" if v else "False") if isinstance(v, bool) else v for k, v in meta.items() if v is not None}
