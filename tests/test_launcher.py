@@ -143,3 +143,15 @@ def test_demo_subcommand_writes_a_runnable_config(tmp_path):
 
     cfg = cfgmod.load(run)
     assert cfg.dataset.dir.endswith("dataset") and cfg.sampling.prompts
+
+
+def test_launcher_needs_only_the_standard_library_before_the_venv():
+    import ast
+
+    tree = ast.parse((launcher.ROOT / "launcher.py").read_text(encoding="utf-8"))
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom)}
+    assert top <= set(sys.stdlib_module_names) | {"__future__"}, top - set(sys.stdlib_module_names)
+    out = subprocess.run([sys.executable, "-S", "launcher.py", "--help"], capture_output=True, text=True,
+                         cwd=launcher.ROOT, timeout=60)  # -S: no site-packages at all
+    assert out.returncode == 0 and "usage: python launcher.py" in out.stdout, out.stderr
