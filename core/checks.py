@@ -338,6 +338,93 @@ def _lycoris_dit(cfg: RunConfig, env: Env):
                 "Set network.type = lora.", "请把 network.type 设为 lora。")
 
 
+def _block_wise(cfg: RunConfig) -> bool:
+    from training import blocks
+
+    return blocks.is_set(cfg.network)
+
+
+@rule("block_wise_where", "error")
+def _block_wise_where(cfg: RunConfig, env: Env):
+    n = cfg.network
+    if not _block_wise(cfg) or (n.type == "lora" and _family(cfg, env) != "zimage"):
+        return None
+    what, what_zh = ((f"{n.type} is not LoRA", f"{n.type} 不是 LoRA") if n.type != "lora"
+                     else ("Z-Image has no UNet blocks", "Z-Image 没有 UNet 块"))
+    return ("network.block_dims", f"Block-wise LR weights and dims are options of sd-scripts' LoRA on the SD1.5/SD2/"
+            f"SDXL UNet; {what}.",
+            f"分层学习率与分层 dim 是 sd-scripts 中 SD1.5/SD2/SDXL UNet 的 LoRA 选项；{what_zh}。",
+            "Clear the block-wise fields (down/mid/up_lr_weight, block_dims, …), or train LoRA on an SD model.",
+            "请清空分层设置（down/mid/up_lr_weight、block_dims 等），或在 SD 模型上训练 LoRA。")
+
+
+@rule("block_wise_values", "error")
+def _block_wise_values(cfg: RunConfig, env: Env):
+    from training import blocks
+
+    family = _family(cfg, env)
+    if not _block_wise(cfg) or family == "zimage":
+        return None
+    found = []
+    for fam in ([family] if family else ["sd15", "sdxl"]):  # unknown family: wrong only if wrong for both
+        try:
+            blocks.from_config(cfg.network, fam)
+            return None
+        except ConfigError as e:
+            found.append(e)
+    e = found[0]
+    return (e.key, e.en, e.zh, e.hint_en, e.hint_zh)
+
+
+@rule("block_lr_one_step_size", "error")
+def _block_lr_one_lr(cfg: RunConfig, env: Env):
+    from training import blocks
+
+    family, name = _family(cfg, env), cfg.optimizer.name
+    if name not in ("Prodigy", "DAdaptAdam") or not _block_wise(cfg) or family == "zimage":
+        return None
+    try:
+        weights = blocks.lr_weights(cfg.network, family == "sdxl")
+    except ConfigError:
+        return None  # block_wise_values says what is wrong
+    if len({w for w in weights or [] if w}) > 1:
+        return ("network.down_lr_weight", f"Block-wise LR weights other than 0 and one shared value cannot apply: "
+                f"{name} uses one step size for all groups.",
+                f"分层学习率权重除 0 外只能是同一个值：{name} 所有参数组只用一个步长。",
+                "Use only 0 and 1 as weights (0 leaves a block out), or another optimizer.",
+                "权重只用 0 和 1（0 表示不训练该块），或改用其他优化器。")
+    return None
+
+
+@rule("block_lr_weight_count", "warning")
+def _block_lr_count(cfg: RunConfig, env: Env):
+    from training import blocks
+
+    family = _family(cfg, env)
+    if family not in ("sd15", "sd2", "sdxl") or not _block_wise(cfg):
+        return None
+    notes = blocks.lr_weight_notes(cfg.network, family == "sdxl")
+    if not notes:
+        return None
+    key, given, expected = notes[0]
+    how, how_zh = ("the missing ones are 1", "缺少的按 1 计") if given < expected else \
+        ("the ones past it are ignored", "多出的会被忽略")
+    return (f"network.{key}", f"network.{key} has {given} values; this model has {expected} such blocks: {how}, "
+            "as in sd-scripts.", f"network.{key} 有 {given} 个值；此模型有 {expected} 个这样的块：{how_zh}"
+            "（与 sd-scripts 相同）。", f"Give {expected} values.", f"请给出 {expected} 个值。")
+
+
+@rule("block_wise_unet_off", "warning")
+def _block_wise_unet_off(cfg: RunConfig, env: Env):
+    if _block_wise(cfg) and not cfg.network.train_unet:
+        return ("network.block_dims", "Block-wise LR weights and dims apply to the UNet, which is not trained "
+                "(network.train_unet is off): they do nothing.",
+                "分层学习率与分层 dim 只作用于 UNet，而 UNet 未训练（network.train_unet 已关闭）：它们不起作用。",
+                "Turn on network.train_unet, or clear the block-wise fields.",
+                "请打开 network.train_unet，或清空分层设置。")
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- optimizer
 
 @rule("prodigy_lr", "warning")

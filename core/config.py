@@ -168,6 +168,44 @@ class NetworkConfig:
                               "with this probability. 0.1 is usual; 0 = off.",
                               "模块 dropout（仅训练时，LoRA）：每步以此概率跳过某层的整个 LoRA。常用 0.1；0 为关闭。",
                               min=0.0, max=1.0)
+    down_lr_weight: str = F("", "Block-wise LR (UNet, LoRA): weights of the down blocks, shallow to deep, as "
+                            "sd-scripts: 12 comma-separated values for SD1.5/SD2, 9 for SDXL (the first has no "
+                            "LoRA), or a preset cosine, sine, linear, reverse_linear, zeros with optional +number "
+                            "(e.g. sine+0.5). A block at weight 0 gets no LoRA. Empty = all 1.",
+                            "分层学习率（UNet，LoRA）：down 层的权重，由浅到深，与 sd-scripts 相同：SD1.5/SD2 为 12 "
+                            "个逗号分隔的值，SDXL 为 9 个（第一个没有 LoRA），或预设 cosine、sine、linear、"
+                            "reverse_linear、zeros，可加 +数字（如 sine+0.5）。权重为 0 的块不加 LoRA。"
+                            "留空 = 全部为 1。",
+                            families=("unet",))
+    mid_lr_weight: str = F("", "Block-wise LR: weight of the mid block (SD1.5/SD2: 1 value; SDXL: 3). Empty = 1.",
+                           "分层学习率：mid 层的权重（SD1.5/SD2 为 1 个值；SDXL 为 3 个）。留空 = 1。",
+                           families=("unet",))
+    up_lr_weight: str = F("", "Block-wise LR: weights of the up blocks, deep to shallow (12 values for SD1.5/SD2, 9 "
+                          "for SDXL) or a preset, as down_lr_weight. Empty = all 1.",
+                          "分层学习率：up 层的权重，由深到浅（SD1.5/SD2 为 12 个值，SDXL 为 9 个），或预设，"
+                          "同 down_lr_weight。留空 = 全部为 1。", families=("unet",))
+    block_lr_zero_threshold: float = F(0.0, "Block-wise LR: a weight not above this becomes 0 (that block gets no "
+                                       "LoRA).", "分层学习率：不大于此值的权重视为 0（该块不加 LoRA）。",
+                                       min=0.0, max=100.0, families=("unet",))
+    block_dims: str = F("", "Block-wise dims (UNet, LoRA): rank of each block's Linear/1×1 layers, as sd-scripts "
+                        "numbers them: 25 comma-separated values for SD1.5/SD2 (12 down, mid, 12 up), 23 for SDXL. "
+                        "0 = no LoRA in that block. Empty = rank everywhere.",
+                        "分层 dim（UNet，LoRA）：各块 Linear/1×1 层的秩，编号与 sd-scripts 相同：SD1.5/SD2 为 25 个"
+                        "逗号分隔的值（12 down、mid、12 up），SDXL 为 23 个。0 表示该块不加 LoRA。"
+                        "留空 = 全部用 rank。",
+                        families=("unet",))
+    block_alphas: str = F("", "Block-wise alphas: one per block (25 or 23), with block_dims or LR weights. "
+                          "Empty = alpha everywhere.",
+                          "分层 alpha：每块一个（25 或 23 个），需配合 block_dims 或分层学习率。留空 = 全部用 alpha。",
+                          families=("unet",))
+    conv_block_dims: str = F("", "Block-wise LoCon dims: rank of each block's 3×3 convs (25 or 23 values), with "
+                             "block_dims or LR weights. Empty = conv_dim everywhere.",
+                             "分层 LoCon dim：各块 3×3 卷积的秩（25 或 23 个值），需配合 block_dims 或分层学习率。"
+                             "留空 = 全部用 conv_dim。", families=("unet",))
+    conv_block_alphas: str = F("", "Block-wise LoCon alphas: one per block (25 or 23), with conv_block_dims. "
+                               "Empty = conv_alpha everywhere.",
+                               "分层 LoCon alpha：每块一个（25 或 23 个），需配合 conv_block_dims。"
+                               "留空 = 全部用 conv_alpha。", families=("unet",))
     use_dora: bool = F(False, "DoRA (weight-decomposed LoRA); needs a loader that supports it.",
                        "DoRA（权重分解 LoRA）；需要支持它的加载器。")
     type: str = F("lora", "Network type: lora (LoRA, with LoCon when conv_dim > 0), loha (LyCORIS LoHa) or lokr "

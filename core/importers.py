@@ -55,7 +55,8 @@ DIRECT = {
 # keys that only say how the peer runs, not what is trained: read without a note
 QUIET = {"save_model_as", "logging_dir", "log_prefix", "xformers", "sdpa", "mem_eff_attn",
          "persistent_data_loader_workers", "max_data_loader_n_workers", "log_with", "ddp_timeout", "lowram",
-         "highvram", "enable_preview", "lycoris_algo",         "console_log_level", "config_file", "output_config"}
+         "highvram", "enable_preview", "lycoris_algo", "enable_block_weights",
+         "console_log_level", "config_file", "output_config"}
 PRECISIONS = {"fp16": "fp16", "bf16": "bf16", "float": "float", "fp32": "float", "no": "no"}
 OPTIMIZERS = {"adamw": "AdamW", "adamw8bit": "AdamW8bit", "lion": "Lion", "lion8bit": "Lion", "prodigy": "Prodigy",
               "adafactor": "Adafactor", "pagedadamw8bit": "AdamW8bit"}
@@ -287,7 +288,10 @@ def _network_module(k, v, peer, put, result):
 # sd-scripts' network_args that Danlu has a setting for (algo is read with network_module)
 NETWORK_ARGS = {"loraplus_lr_ratio": "network.loraplus_lr_ratio", "conv_dim": "network.conv_dim",
                 "conv_alpha": "network.conv_alpha", "dropout": "network.dropout",
-                "rank_dropout": "network.rank_dropout", "module_dropout": "network.module_dropout"}
+                "rank_dropout": "network.rank_dropout", "module_dropout": "network.module_dropout",
+                **{k: f"network.{k}" for k in ("down_lr_weight", "mid_lr_weight", "up_lr_weight",
+                                               "block_lr_zero_threshold", "block_dims", "block_alphas",
+                                               "conv_block_dims", "conv_block_alphas")}}
 
 
 def _network_args(k, v, peer, put, result):
@@ -301,6 +305,16 @@ def _network_args(k, v, peer, put, result):
         else:
             result.rows.append(Row("unsupported", f"{k} {name}", value, why_en="no Danlu setting",
                                    why_zh="丹炉没有对应设置"))
+
+
+def _block_wise(k, v, peer, put, result):
+    """Block-wise LR and dims as their own keys (kohya_ss GUI, lora-scripts); lora-scripts uses the LR weights only
+    with enable_block_weights on."""
+    off = str(peer.get("enable_block_weights", True)).lower() in ("0", "false")
+    if off and k.endswith(("lr_weight", "threshold")):
+        return result.rows.append(Row("unsupported", k, v, why_en="enable_block_weights is off: not used there "
+                                      "either", why_zh="enable_block_weights 已关闭：原配置也不使用"))
+    put(k, f"network.{k}", v)
 
 
 def _lora_type(k, v, peer, put, result):
@@ -413,4 +427,6 @@ SPECIAL = {"max_token_length": _token_length, "sample_every_n_epochs": _sample_e
            "v_parameterization": _family_flag, "network_train_unet_only": _only,
            "network_train_text_encoder_only": _only, "conv_dim": _conv, "conv_alpha": _conv,
            "cache_latents": _cache, "cache_latents_to_disk": _cache, "cache_text_encoder_outputs": _cache,
-           "sample_prompts": _prompts, "sample_sampler": _sampler}
+           "sample_prompts": _prompts, "sample_sampler": _sampler,
+           **dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
+                            "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas"), _block_wise)}

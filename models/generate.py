@@ -120,6 +120,7 @@ def load_lora(pipe: Any, path: str | Path, adapter_name: str) -> str:
     LoHa, LoKr and DoRA files are merged into the weights instead (models.lycoris; the samples and the grid)."""
     if not pipe.get_list_adapters():
         pipe.load_lora_weights(str(path), adapter_name=adapter_name)
+        _file_alphas(pipe, path, adapter_name)
         return adapter_name
     # With an adapter already loaded, transformers' load report lists the other adapters' text-encoder
     # weights as "MISSING ... newly initialized": they are untouched (tested), so that report is noise here.
@@ -131,7 +132,48 @@ def load_lora(pipe: Any, path: str | Path, adapter_name: str) -> str:
         pipe.load_lora_weights(str(path), adapter_name=adapter_name)
     finally:
         hf_logging.set_verbosity(level)
+    _file_alphas(pipe, path, adapter_name)
     return adapter_name
+
+
+def _file_alphas(pipe: Any, path: str | Path, adapter_name: str) -> int:
+    """Give each layer of a kohya file the alpha the file holds for it; return how many were corrected.
+
+    diffusers keeps one alpha per file plus a pattern for the modules that differ, and its pattern misses the SD
+    UNet's attention linears (to_q/k/v/out), which then get the common alpha. A file with per-block alphas
+    (network.block_alphas) would render at the wrong strength in those layers; WebUI and ComfyUI read each
+    module's own alpha, and so does this."""
+    import warnings
+
+    from safetensors import safe_open
+
+    from models.lora_file import KOHYA_PREFIXES, _base_name, lora_family, tuner_layers
+
+    with safe_open(str(path), framework="pt") as f:
+        alphas = {k[:-len(".alpha")]: k for k in f.keys() if k.endswith(".alpha") and k.startswith(KOHYA_PREFIXES)}
+        if not alphas:
+            return 0
+        family = lora_family(path)
+        fixed = 0
+        for component in ("unet", "text_encoder", "text_encoder_2"):
+            model = getattr(pipe, component, None)
+            if model is None:
+                continue
+            for name, layer in tuner_layers(model, adapter_name):
+                try:
+                    key = alphas.get(_base_name(component, model, name, family))
+                except ValueError:
+                    continue
+                if key is None or not hasattr(layer, "lora_alpha"):
+                    continue
+                alpha = float(f.get_tensor(key))
+                if layer.lora_alpha[adapter_name] != alpha:
+                    layer.lora_alpha[adapter_name] = alpha
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        layer.set_scale(adapter_name, 1.0)  # scaling = alpha / rank (rsLoRA: / sqrt(rank))
+                    fixed += 1
+    return fixed
 
 
 def set_lora_weights(pipe: Any, weights: dict[str, float]) -> None:

@@ -63,12 +63,12 @@ def test_loraplus_is_recorded_in_network_args_and_imported():
     assert "loraplus_lr_ratio" not in (metadata(_cfg(), info, family="sd15", prediction_type="epsilon", epoch=1,
                                                 step=10).get("ss_network_args") or {})
     rows = {r.peer_key: r for r in importers.convert("sd-scripts", {
-        "loraplus_lr_ratio": 8, "network_args": ["loraplus_lr_ratio=16", "algo=loha", "block_lr_zero_threshold=0.1"],
+        "loraplus_lr_ratio": 8, "network_args": ["loraplus_lr_ratio=16", "algo=loha", "train_norm=True"],
     }).rows}
     assert (rows["loraplus_lr_ratio"].status, rows["loraplus_lr_ratio"].value) == ("mapped", 8.0)
     assert (rows["network_args loraplus_lr_ratio"].status, rows["network_args loraplus_lr_ratio"].value) == \
         ("mapped", 16.0)
-    assert rows["network_args block_lr_zero_threshold"].status == "unsupported"
+    assert rows["network_args train_norm"].status == "unsupported"
 
 
 def _low_frequency_share(noise):

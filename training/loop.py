@@ -20,7 +20,7 @@ from core.config import RunConfig
 from core.dataset_steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
-from training import checks, dit, export, lora, model, optim, precache, state, tboard, validation
+from training import blocks, checks, dit, export, lora, model, optim, precache, state, tboard, validation
 from training import data as D
 
 PROGRESS_EVERY_S = 2.0
@@ -167,14 +167,20 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     n = cfg.network
     comp_names = ["text_encoder", "text_encoder_2"][:len(parts.text_encoders)]
     trained: dict[str, Any] = {}  # "unet" is the denoiser: the UNet, or a DiT family's transformer
+    block_plan = None if parts.is_flow or not n.train_unet else blocks.from_config(n, parts.family)
     if n.train_unet:
         dit_kw = {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners} \
-            if parts.is_flow else {}
+            if parts.is_flow else {"family": parts.family, "blocks": block_plan}
         layers = lora.inject(parts.unet, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
                              conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", algo=n.type,
                              rank_dropout=n.rank_dropout, module_dropout=n.module_dropout, **dit_kw)
         trained["unet"] = parts.unet
         log(f"LoRA on {layers} {'transformer' if parts.is_flow else 'UNet'} layers")
+        if block_plan is not None:
+            log(f"Block-wise (sd-scripts' block numbers): LR weights {block_plan.lr or 'all 1'}; dims "
+                f"{block_plan.dims}; alphas {block_plan.alphas}"
+                + (f"; conv dims {block_plan.conv_dims}; conv alphas {block_plan.conv_alphas}"
+                   if block_plan.conv_dims else ""))
     if n.train_text_encoder and not parts.is_flow:  # a DiT family's text encoder stays frozen (core.checks says)
         for name, te in zip(comp_names, parts.text_encoders):
             layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
@@ -199,7 +205,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     unet_params = lora.lora_parameters(parts.unet) if "unet" in trained else []
     te_params = [p for name in comp_names if name in trained for p in lora.lora_parameters(trained[name])]
     plus = {i for m in trained.values() for i in lora.loraplus_ids(m)}
-    opt = optim.make_optimizer(cfg, unet_params, te_params, plus)
+    unet_blocks = blocks.param_groups(parts.unet, parts.family, block_plan) if block_plan and unet_params else None
+    opt = optim.make_optimizer(cfg, unet_params, te_params, plus, unet_blocks)
     sched = optim.make_scheduler(cfg, opt, total)
     names = list(trained)
     prepared = acc.prepare(*[trained[k] for k in names], opt, sched)

@@ -82,11 +82,12 @@ def _lokr_full_scale(model: Any) -> None:
 def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dora: bool = False,
            conv_dim: int = 0, conv_alpha: float = 1.0, component: str = "unet", family: str = "",
            dit_targets: list[str] | None = None, dit_refiners: bool = False, algo: str = "lora",
-           rank_dropout: float = 0.0, module_dropout: float = 0.0) -> int:
+           rank_dropout: float = 0.0, module_dropout: float = 0.0, blocks: Any = None) -> int:
     """Add the LoRA adapter to `model` in place; return the number of adapted layers.
 
     alpha 0 means alpha = rank (scale 1), as in sd-scripts. A DiT denoiser (`dit_targets` given) gets LoRA on
-    its blocks' linears of those kinds; its family file names them.
+    its blocks' linears of those kinds; its family file names them. `blocks` (training/blocks.Blocks, an SD UNet
+    of `family`) gives each block its own rank/alpha and conv rank/alpha; a block at rank 0 gets no LoRA.
     """
     from peft import inject_adapter_in_model
     from peft.tuners.tuners_utils import BaseTunerLayer
@@ -94,7 +95,7 @@ def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dor
     if component == "unet" and dit_targets is not None:
         plain, convs = _dit_targets(model, family, dit_targets, dit_refiners), []
     elif component == "unet":
-        plain, convs = _unet_targets(model, conv_dim)
+        plain, convs = _unet_targets(model, conv_dim or (blocks is not None and blocks.conv_dims is not None))
     else:
         plain, convs = _text_targets(model), []
     targets = plain + convs
@@ -103,6 +104,15 @@ def inject(model: Any, *, rank: int, alpha: float, dropout: float = 0.0, use_dor
     alpha = alpha or float(rank)
     pattern_rank = {f"^{t}$": conv_dim for t in convs}
     pattern_alpha = {f"^{t}$": conv_alpha or float(conv_dim) for t in convs}
+    if blocks is not None and component == "unet" and dit_targets is None:
+        from training.blocks import module_ranks
+
+        ranks = module_ranks(model, family, blocks, plain, convs)  # path → (rank, alpha); rank 0 left out
+        targets = [t for t in targets if t in ranks]
+        if not targets:
+            return 0
+        pattern_rank = {f"^{t}$": ranks[t][0] for t in targets}
+        pattern_alpha = {f"^{t}$": ranks[t][1] for t in targets}
     # SD families: DoRA in the input-axis form WebUI and ComfyUI apply (training/dora.py); a DiT family keeps peft's
     input_axis_dora = use_dora and dit_targets is None
     config = _config(algo, r=rank, alpha=alpha, dropout=dropout, use_dora=use_dora and not input_axis_dora,

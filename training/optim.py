@@ -60,12 +60,16 @@ def _groups(params: list, lr: float, plus: set[int], ratio: float) -> list[dict]
     return [g for g in ({"params": rest, "lr": lr}, {"params": up, "lr": lr * ratio}) if g["params"]]
 
 
-def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list, plus: set[int] | None = None):
-    """`plus`: ids of the LoRA up matrices, trained at LR × network.loraplus_lr_ratio when that is set."""
+def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list, plus: set[int] | None = None,
+                   unet_blocks: list[tuple[list, float]] | None = None):
+    """`plus`: ids of the LoRA up matrices, trained at LR × network.loraplus_lr_ratio when that is set.
+    `unet_blocks`: the UNet's parameters as (parameters, LR weight) per block (training/blocks.param_groups),
+    each block at LR × its weight, as sd-scripts' block-wise LR; they replace `unet_params`."""
     # Prodigy estimates one step size shared by every group and refuses different learning rates.
     te_lr = cfg.optimizer.lr if cfg.optimizer.name == "Prodigy" else cfg.optimizer.text_encoder_lr
     ratio = cfg.network.loraplus_lr_ratio if cfg.network.type == "lora" else 0.0
-    groups = _groups(unet_params, cfg.optimizer.lr, plus or set(), ratio)
+    groups = _groups(unet_params, cfg.optimizer.lr, plus or set(), ratio) if unet_blocks is None else \
+        [g for params, weight in unet_blocks for g in _groups(params, cfg.optimizer.lr * weight, plus or set(), ratio)]
     groups += _groups(te_params, te_lr, plus or set(), ratio)
     if not groups:
         raise DanluError("Nothing to train: both network.train_unet and network.train_text_encoder are off.",
