@@ -217,7 +217,8 @@ def recipe_text(recipe: dict) -> str:
         params.append(("Model", recipe["model"]))
     if int(recipe.get("clip_skip") or 1) > 1:
         params.append(("Clip skip", recipe["clip_skip"]))
-    if float(recipe.get("cfg_rescale") or 0):  # Forge/reForge's own key (their built-in RescaleCFG)
+    if float(recipe.get("cfg_rescale") or 0):  # WebUI has none built in: its CFG Rescale extension's key, and Forge's
+        params.append(("CFG Rescale", _fmt(float(recipe["cfg_rescale"]))))
         params.append(("Rescale CFG", _fmt(float(recipe["cfg_rescale"]))))
     if recipe.get("zero_terminal_snr"):  # WebUI's own setting (sd_noise_schedule) and value
         params.append(("Noise Schedule", "Zero Terminal SNR"))

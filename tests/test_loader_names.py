@@ -105,3 +105,33 @@ def test_v_prediction_sdxl_run(checkpoints, tmp_path):
     assert meta["ss_v2"] == "False" and meta["ss_base_model_version"].startswith("sdxl_")
     assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
     assert "ss_v_parameterization" not in meta
+
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_block_dims_file_is_taken_whole(family, checkpoints, tmp_path):
+    """Block-wise dims (sd-scripts' block_dims / conv_block_dims): every third block at dim 0 has no module in the
+    file; the rest is still taken whole by both loaders."""
+    from core import config as cfgmod
+    from models.lora_file import peft_to_kohya, save_lora
+    from models.tiny import build_tiny
+    from training import blocks
+    from training.lora import inject
+
+    sdxl = family == "sdxl"
+    total = blocks.total_blocks(sdxl)
+    dims = [0 if i % 3 == 0 else 1 + i % 3 for i in range(total)]
+    n = cfgmod.from_dict({"network": {"rank": 4, "alpha": 2.0, "conv_dim": 4, "conv_alpha": 1.0,
+                                      "block_dims": ",".join(map(str, dims)),
+                                      "conv_block_dims": ",".join(map(str, dims))}}).network
+    pipe = build_tiny(family, seed=0)
+    comps = {c: getattr(pipe, c) for c in ("unet", "text_encoder", "text_encoder_2") if hasattr(pipe, c)}
+    for component, model in comps.items():
+        inject(model, rank=4, alpha=2.0, conv_dim=4, conv_alpha=1.0, component=component, family=family,
+               blocks=blocks.from_config(n, family))
+    path = tmp_path / "blocks.safetensors"
+    save_lora(path, peft_to_kohya(comps, family), {}, "fp16")
+    keys = file_keys(path)
+    with_lora = {blocks.block_index(k.split(".", 1)[0], sdxl) for k in keys if k.startswith("lora_unet_")}
+    assert with_lora and all(dims[i] for i in with_lora)
+    assert_taken_whole(keys, checkpoints[family])
