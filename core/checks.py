@@ -22,6 +22,7 @@ from core.errors import ConfigError
 from core.hints import fmt_lr
 
 LEVELS = ("error", "warning", "info")
+ONE_LR = ("Prodigy", "DAdaptAdam")  # optimizers with one step size for all parameter groups (training.optim)
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def _8bit(cfg: RunConfig, env: Env):
 @rule("mixed_precision_on_cpu", "warning")
 def _mixed_on_cpu(cfg: RunConfig, env: Env):
     mixed = cfg.training.mixed_precision
-    if env.device == "cpu" and mixed != "no":
+    if env.device == "cpu" and mixed != "no" and not cfg.training.full_bf16:  # full_bf16_on_cpu says that one
         return ("training.mixed_precision", f"mixed_precision {mixed} is not used on the CPU; training in fp32.",
                 f"CPU 上不使用混合精度 {mixed}，改为 fp32 训练。")
 
@@ -320,10 +321,11 @@ def _lycoris_options(cfg: RunConfig, env: Env):
 @rule("loraplus_lora_only", "error")
 def _loraplus(cfg: RunConfig, env: Env):
     n = cfg.network
-    if n.loraplus_lr_ratio and (n.type != "lora" or cfg.optimizer.name == "Prodigy"):
+    name = cfg.optimizer.name
+    if n.loraplus_lr_ratio and (n.type != "lora" or name in ONE_LR):
         what = (f"{n.type} has no up (B) matrices" if n.type != "lora"
-                else "Prodigy uses one step size for all groups")
-        what_zh = f"{n.type} 没有 up（B）矩阵" if n.type != "lora" else "Prodigy 所有参数组只用一个步长"
+                else f"{name} uses one step size for all groups")
+        what_zh = f"{n.type} 没有 up（B）矩阵" if n.type != "lora" else f"{name} 所有参数组只用一个步长"
         return ("network.loraplus_lr_ratio", f"LoRA+ (loraplus_lr_ratio {n.loraplus_lr_ratio:g}) cannot apply: "
                 f"{what}.", f"LoRA+（loraplus_lr_ratio {n.loraplus_lr_ratio:g}）无法生效：{what_zh}。",
                 "Set network.loraplus_lr_ratio = 0, or train LoRA with another optimizer.",
@@ -439,12 +441,80 @@ def _prodigy_lr(cfg: RunConfig, env: Env):
 @rule("prodigy_text_encoder_lr", "warning")
 def _prodigy_te_lr(cfg: RunConfig, env: Env):
     o = cfg.optimizer
-    if o.name == "Prodigy" and cfg.network.train_text_encoder and o.text_encoder_lr != o.lr:
+    if o.name in ONE_LR and cfg.network.train_text_encoder and o.text_encoder_lr != o.lr:
         return ("optimizer.text_encoder_lr",
-                f"Prodigy uses one learning rate for all parts: the text encoder trains at {fmt_lr(o.lr)}, "
+                f"{o.name} uses one learning rate for all parts: the text encoder trains at {fmt_lr(o.lr)}, "
                 f"not {fmt_lr(o.text_encoder_lr)}.",
-                f"Prodigy 所有部分只用一个学习率：文本编码器将以 {fmt_lr(o.lr)} 训练，"
+                f"{o.name} 所有部分只用一个学习率：文本编码器将以 {fmt_lr(o.lr)} 训练，"
                 f"而不是 {fmt_lr(o.text_encoder_lr)}。")
+
+
+@rule("dadapt_lr", "warning")
+def _dadapt_lr(cfg: RunConfig, env: Env):
+    o = cfg.optimizer
+    if o.name == "DAdaptAdam" and not 0.5 <= o.lr <= 2.0:
+        return ("optimizer.lr", f"DAdaptAdam finds the step size itself and expects LR about 1.0; {fmt_lr(o.lr)} "
+                "multiplies the step size it finds.",
+                f"DAdaptAdam 会自己估计步长，学习率应约为 1.0；{fmt_lr(o.lr)} 会按倍数缩放它估计的步长。",
+                "Set optimizer.lr = 1.0 (and text_encoder_lr = 1.0).",
+                "请把学习率设为 1.0（text_encoder_lr 也设为 1.0）。")
+
+
+@rule("schedule_free_schedule", "warning")
+def _schedule_free_schedule(cfg: RunConfig, env: Env):
+    o = cfg.optimizer
+    if o.name == "AdamWScheduleFree" and o.scheduler not in ("constant", "constant_with_warmup"):
+        return ("optimizer.scheduler",
+                f"AdamWScheduleFree replaces the learning-rate schedule: optimizer.scheduler = {o.scheduler} is not "
+                "used; the LR stays constant after optimizer.warmup.",
+                f"AdamWScheduleFree 自身替代学习率调度：optimizer.scheduler = {o.scheduler} 不会生效；"
+                "学习率在 optimizer.warmup 之后保持不变。",
+                "Set optimizer.scheduler = constant.", "请把 optimizer.scheduler 设为 constant。")
+
+
+# ---------------------------------------------------------------------------------------------- precision
+
+def _device(cfg: RunConfig, env: Env) -> str | None:
+    return cfg.training.device if cfg.training.device != "auto" else env.device
+
+
+@rule("full_bf16_mixed_precision", "error")
+def _full_bf16_mixed(cfg: RunConfig, env: Env):
+    t = cfg.training
+    if t.full_bf16 and t.mixed_precision != "bf16" and _device(cfg, env) != "cpu":
+        return ("training.full_bf16",
+                f"Full bf16 trains the LoRA in bf16 and needs mixed_precision bf16 on a GPU, not {t.mixed_precision}.",
+                f"完全 bf16 用 bf16 训练 LoRA，在显卡上需要 mixed_precision = bf16，而不是 {t.mixed_precision}。",
+                "Set training.mixed_precision = bf16 (RTX 30 and newer), or turn full_bf16 off.",
+                "请把 training.mixed_precision 设为 bf16（RTX 30 系及更新），或关闭 full_bf16。")
+
+
+@rule("full_bf16_on_cpu", "info")
+def _full_bf16_cpu(cfg: RunConfig, env: Env):
+    if cfg.training.full_bf16 and _device(cfg, env) == "cpu":
+        return ("training.full_bf16", "Full bf16 on the CPU: the base and the LoRA are both bf16 for the whole run.",
+                "在 CPU 上使用完全 bf16：底模和 LoRA 在整个训练中都是 bf16。")
+
+
+@rule("fp8_base_family", "error")
+def _fp8_base_family(cfg: RunConfig, env: Env):
+    if cfg.training.fp8_base and _family(cfg, env) == "zimage":
+        return ("training.fp8_base", "fp8 base is for the SD1.5/SD2/SDXL UNets; a Z-Image run cannot use it.",
+                "fp8 底模仅用于 SD1.5/SD2/SDXL 的 UNet；Z-Image 训练无法使用。",
+                "Turn training.fp8_base off; for low VRAM on Z-Image use model.quantize = int8 (NVIDIA GPU).",
+                "请关闭 training.fp8_base；Z-Image 低显存请用 model.quantize = int8（需 NVIDIA 显卡）。")
+
+
+@rule("fp8_base_network", "error")
+def _fp8_base_network(cfg: RunConfig, env: Env):
+    n = cfg.network
+    if cfg.training.fp8_base and (n.use_dora or n.type != "lora"):
+        what = "DoRA" if n.use_dora else n.type
+        return ("training.fp8_base",
+                f"fp8 base works with LoRA/LoCon only: {what} reads the frozen base weights themselves at every step.",
+                f"fp8 底模只能与 LoRA/LoCon 一起使用：{what} 每步都要直接读取冻结的底模权重。",
+                "Turn training.fp8_base off, or train LoRA without DoRA.",
+                "请关闭 training.fp8_base，或训练不带 DoRA 的 LoRA。")
 
 
 # ---------------------------------------------------------------------------------------------- captions and caches

@@ -25,8 +25,9 @@ from core.fsutil import atomic_write_text
 SCHEMA_VERSION = 1
 SECTIONS = ("model", "dataset", "network", "optimizer", "training", "saving", "sampling")
 
-OPTIMIZERS = ("AdamW", "AdamW8bit", "Lion", "Prodigy", "Adafactor")
-SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear", "polynomial")
+OPTIMIZERS = ("AdamW", "AdamW8bit", "Lion", "Prodigy", "Adafactor", "CAME", "AdamWScheduleFree", "DAdaptAdam")
+SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear", "polynomial", "constant_with_warmup",
+              "cosine_with_min_lr")
 SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "heun", "lms")
 FAMILIES = ("sd15", "sd2", "sdxl", "zimage")
 ZIMAGE_VARIANTS = ("turbo", "deturbo", "base")
@@ -225,8 +226,14 @@ class NetworkConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = F("AdamW", "Optimizer.", "优化器。", choices=OPTIMIZERS, basic=True)
-    lr: float = F(1e-4, "Learning rate (UNet). Prodigy wants 1.0.", "学习率（UNet）。Prodigy 用 1.0。",
+    name: str = F("AdamW", "Optimizer. CAME: Adafactor-like memory, AdamW-like results. AdamWScheduleFree: "
+                  "schedule-free AdamW, keeps the LR constant (after the warm-up); files and samples use its averaged "
+                  "weights. DAdaptAdam: finds the step size itself (LR 1.0), like Prodigy.",
+                  "优化器。CAME：显存接近 Adafactor、效果接近 AdamW。AdamWScheduleFree：免调度的 AdamW，"
+                  "学习率保持不变（预热之后），保存的文件和样图使用其平均权重。DAdaptAdam：像 Prodigy 一样"
+                  "自己估计步长（学习率 1.0）。", choices=OPTIMIZERS, basic=True)
+    lr: float = F(1e-4, "Learning rate (UNet). Prodigy and DAdaptAdam want 1.0.",
+                  "学习率（UNet）。Prodigy 和 DAdaptAdam 用 1.0。",
                   min=0.0, max=10.0, basic=True)
     text_encoder_lr: float = F(5e-5, "Learning rate of the text encoder(s).", "文本编码器学习率。", min=0.0, max=10.0,
                                families=("unet",))
@@ -236,6 +243,10 @@ class OptimizerConfig:
                       "预热：小于 1 表示占总步数的比例，否则为步数。", min=0.0, max=1e9)
     num_cycles: int = F(1, "Restarts for cosine_with_restarts.", "cosine_with_restarts 的重启次数。", min=1, max=1000)
     power: float = F(1.0, "Power of the polynomial schedule.", "多项式调度的幂。", min=0.0, max=100.0)
+    min_lr_ratio: float = F(0.1, "cosine_with_min_lr: the learning rate falls along a cosine to this share of "
+                            "the start LR, not to 0 (sd-scripts --lr_scheduler_min_lr_ratio).",
+                            "cosine_with_min_lr：学习率按余弦下降到起始学习率的这个比例，而不是降到 0"
+                            "（sd-scripts 的 --lr_scheduler_min_lr_ratio）。", min=0.0, max=1.0)
 
 
 @dataclass
@@ -250,6 +261,19 @@ class TrainingConfig:
                              basic=True)
     gradient_checkpointing: bool = F(False, "Gradient checkpointing: less memory, slower.",
                                      "梯度检查点：省显存，较慢。")
+    full_bf16: bool = F(False, "Full bf16 (sd-scripts --full_bf16): the LoRA weights, their gradients and the "
+                        "optimizer state in bf16 too, with no fp32 copy: less memory, a little less precise. Needs "
+                        "mixed_precision bf16 (RTX 30 and newer); on the CPU the whole run is bf16.",
+                        "完全 bf16（sd-scripts 的 --full_bf16）：LoRA 权重、梯度和优化器状态也用 bf16，"
+                        "不保留 fp32 副本：更省显存，精度略低。需要 mixed_precision = bf16（RTX 30 系及更新）；"
+                        "在 CPU 上整个训练都用 bf16。")
+    fp8_base: bool = F(False, "fp8 base (sd-scripts --fp8_base): the frozen UNet's linear and conv weights are "
+                       "stored in fp8 (float8_e4m3fn, half the memory of fp16) and turned back into the compute "
+                       "precision layer by layer while training. The LoRA stays in full precision. SD1.5/SD2/SDXL; "
+                       "for SDXL on 8–12 GB cards.",
+                       "fp8 底模（sd-scripts 的 --fp8_base）：冻结的 UNet 线性层和卷积层权重以 fp8"
+                       "（float8_e4m3fn，显存为 fp16 的一半）保存，训练时逐层转回计算精度。LoRA 仍为全精度。"
+                       "适用于 SD1.5/SD2/SDXL；让 SDXL 能在 8–12 GB 显卡上训练。")
     seed: int = F(42, "Random seed.", "随机种子。", min=0, max=2**32 - 1)
     noise_offset: float = F(0.0, "Noise offset; about 0.1 helps very dark or bright images.",
                             "噪声偏移；约 0.1 有助于很暗或很亮的图。", min=0.0, max=1.0, families=("unet",))

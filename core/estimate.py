@@ -33,7 +33,11 @@ LORA_M_PER_RANK = {"sd15": {"unet": 0.50, "text_encoder": 0.092},
 # (SD1.5 LoRA ≈ 6 GB at batch 1, SDXL LoRA ≈ 12 GB with checkpointing at batch 1).
 ACTIVATION_GB = {"sd15": (2.9, 0.9), "sd2": (5.5, 1.6), "sdxl": (14.0, 3.2)}
 # Bytes per trainable parameter: fp32 master + fp32 gradient + optimizer state.
-OPTIMIZER_STATE_BYTES = {"AdamW": 8, "AdamW8bit": 2, "Lion": 4, "Prodigy": 16, "Adafactor": 1}
+# CAME: first moment plus factored second moments and residuals; schedule-free AdamW: z and the second moment;
+# DAdaptAdam: both moments and its s accumulator.
+OPTIMIZER_STATE_BYTES = {"AdamW": 8, "AdamW8bit": 2, "Lion": 4, "Prodigy": 16, "Adafactor": 1, "CAME": 5,
+                         "AdamWScheduleFree": 8, "DAdaptAdam": 12}
+CARDS_GB = (6, 8, 10, 12, 16, 24, 32, 48, 80)  # common GPU memory sizes, for "fits … cards"
 CUDA_OVERHEAD_GB = 0.8  # CUDA context, cuDNN workspaces, allocator fragmentation
 
 
@@ -44,11 +48,27 @@ class MemoryEstimate:
     basis_en: str
     basis_zh: str
 
+    @property
+    def fits(self) -> list[int]:
+        """The common card sizes (GB) this estimate fits in."""
+        return [c for c in CARDS_GB if self.total_gb <= c]
+
+    def fits_text(self, lang: str) -> str:
+        """'Fits 8 GB cards and larger (not 6 GB).'"""
+        if not self.fits:
+            return "超过 80 GB 显卡的容量。" if lang == "zh" else "More than an 80 GB card holds."
+        smallest = self.fits[0]
+        below = [c for c in CARDS_GB if c < smallest][-1:]
+        if lang == "zh":
+            return f"{smallest} GB 及以上的显卡可用" + (f"（{below[0]} GB 不够）。" if below else "。")
+        return f"Fits {smallest} GB cards and larger" + (f" (not {below[0]} GB)." if below else ".")
+
     def text(self, lang: str) -> str:
         """Markdown: the total, one line per part, then what it is based on."""
         names = [(zh if lang == "zh" else en, gb) for en, zh, gb in self.parts]
         lines = "\n".join(f"- {n}: {gb:.2f} GB" for n, gb in names)
-        return f"**≈ {self.total_gb:.1f} GB**\n\n{lines}\n\n{self.basis_zh if lang == 'zh' else self.basis_en}"
+        return f"**≈ {self.total_gb:.1f} GB**: {self.fits_text(lang)}\n\n{lines}\n\n" \
+            f"{self.basis_zh if lang == 'zh' else self.basis_en}"
 
 
 def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate:
@@ -56,13 +76,15 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
     fam = family or (cfg.model.family if cfg.model.family != "auto" else "sd15")
     fam = "sdxl" if fam.startswith("sdxl") else ("sd2" if fam.startswith("sd2") else "sd15")
     params = FAMILY_PARAMS_M[fam]
-    half = cfg.training.mixed_precision in ("fp16", "bf16")
+    t = cfg.training
+    half = t.mixed_precision in ("fp16", "bf16") or t.full_bf16
     wbytes = 2 if half else 4
-    frozen_m = params["unet"] + params["vae"]
+    unet_bytes = 1 if t.fp8_base else wbytes  # fp8 base: one byte per UNet weight (its few norms and biases aside)
+    frozen_m = params["vae"]
     text_on_gpu = not cfg.dataset.cache_text_encoder_outputs or cfg.network.train_text_encoder
     if text_on_gpu:
         frozen_m += params["text_encoder"]
-    weights_gb = frozen_m * 1e6 * wbytes / GB
+    weights_gb = (frozen_m * wbytes + params["unet"] * unet_bytes) * 1e6 / GB
 
     per_rank = LORA_M_PER_RANK[fam]
     lora_m = (per_rank["unet"] * cfg.network.rank if cfg.network.train_unet else 0.0) + \
@@ -70,6 +92,8 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
     if cfg.network.conv_dim:
         lora_m += per_rank["unet"] * 0.4 * cfg.network.conv_dim
     state_bytes = 4 + 4 + OPTIMIZER_STATE_BYTES.get(cfg.optimizer.name, 8)
+    if t.full_bf16:  # weights, gradients and optimizer state in bf16, no fp32 copy
+        state_bytes /= 2
     lora_gb = lora_m * 1e6 * state_bytes / GB
 
     no_ckpt, ckpt = ACTIVATION_GB[fam]
@@ -81,10 +105,13 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
     if cfg.dataset.cache_latents == "none":
         act_gb += 0.6 * pixels * cfg.training.batch_size * (1.0 if half else 2.0)  # VAE encode each step
 
-    parts = [("frozen weights (UNet, VAE" + (", text encoder" if text_on_gpu else "") + f", {wbytes * 8}-bit)",
-              "冻结权重（UNet、VAE" + ("、文本编码器" if text_on_gpu else "") + f"，{wbytes * 8} 位）", weights_gb),
-             (f"LoRA {lora_m:.1f} M parameters + gradients + {cfg.optimizer.name} state",
-              f"LoRA {lora_m:.1f} M 参数 + 梯度 + {cfg.optimizer.name} 状态", lora_gb),
+    fp8_en, fp8_zh = (", UNet in fp8", "，UNet 为 fp8") if t.fp8_base else ("", "")
+    lora_bits = "bf16" if t.full_bf16 else "fp32"
+    parts = [("frozen weights (UNet, VAE" + (", text encoder" if text_on_gpu else "") + f", {wbytes * 8}-bit{fp8_en})",
+              "冻结权重（UNet、VAE" + ("、文本编码器" if text_on_gpu else "") + f"，{wbytes * 8} 位{fp8_zh}）",
+              weights_gb),
+             (f"LoRA {lora_m:.1f} M parameters + gradients + {cfg.optimizer.name} state ({lora_bits})",
+              f"LoRA {lora_m:.1f} M 参数 + 梯度 + {cfg.optimizer.name} 状态（{lora_bits}）", lora_gb),
              (f"activations (batch {cfg.training.batch_size} at {cfg.dataset.resolution} px)",
               f"激活（批大小 {cfg.training.batch_size}，{cfg.dataset.resolution} px）", act_gb),
              ("CUDA context and workspace", "CUDA 上下文与工作区", CUDA_OVERHEAD_GB)]

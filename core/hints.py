@@ -45,7 +45,7 @@ def alpha_hint(cfg: RunConfig) -> Hint:
 def lr_batch_hint(cfg: RunConfig, ref_lr: float, ref_batch: int) -> Hint | None:
     """When the batch differs from the one the LR was chosen for, suggest the scaled LR."""
     batch = cfg.training.batch_size
-    if batch == ref_batch or cfg.optimizer.name == "Prodigy":
+    if batch == ref_batch or cfg.optimizer.name in ("Prodigy", "DAdaptAdam"):  # they find the step size themselves
         return None
     new = lr_for_batch(ref_lr, ref_batch, batch)
     if abs(new - cfg.optimizer.lr) <= 1e-12:

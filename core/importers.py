@@ -38,6 +38,8 @@ DIRECT = {
     "loraplus_lr_ratio": "network.loraplus_lr_ratio",
     "unet_lr": "optimizer.lr", "text_encoder_lr": "optimizer.text_encoder_lr",
     "lr_scheduler_num_cycles": "optimizer.num_cycles", "lr_scheduler_power": "optimizer.power",
+    "lr_scheduler_min_lr_ratio": "optimizer.min_lr_ratio",
+    "full_bf16": "training.full_bf16", "fp8_base": "training.fp8_base",
     "max_train_epochs": "training.epochs", "epoch": "training.epochs", "train_batch_size": "training.batch_size",
     "gradient_accumulation_steps": "training.gradient_accumulation_steps",
     "max_train_steps": "training.max_train_steps", "mixed_precision": "training.mixed_precision",
@@ -59,8 +61,9 @@ QUIET = {"save_model_as", "logging_dir", "log_prefix", "xformers", "sdpa", "mem_
          "console_log_level", "config_file", "output_config"}
 PRECISIONS = {"fp16": "fp16", "bf16": "bf16", "float": "float", "fp32": "float", "no": "no"}
 OPTIMIZERS = {"adamw": "AdamW", "adamw8bit": "AdamW8bit", "lion": "Lion", "lion8bit": "Lion", "prodigy": "Prodigy",
-              "adafactor": "Adafactor", "pagedadamw8bit": "AdamW8bit"}
-SCHEDULERS = {"constant_with_warmup": "constant", "cosine_with_min_lr": "cosine"}
+              "adafactor": "Adafactor", "pagedadamw8bit": "AdamW8bit",
+              "dadaptation": "DAdaptAdam", "dadaptadampreprint": "DAdaptAdam"}
+SCHEDULERS = {"cosine_warmup_with_min_lr": "cosine_with_min_lr"}
 
 
 @dataclass
@@ -241,7 +244,8 @@ def _precision(k, v, peer, put, result):
 
 def _optimizer(k, v, peer, put, result):
     offered = {c.lower(): c for c in cfgmod.field_spec("optimizer.name").choices or ()}
-    name = offered.get(str(v).lower()) or OPTIMIZERS.get(str(v).lower().replace("_", ""))
+    short = str(v).rsplit(".", 1)[-1].lower()  # sd-scripts also takes module.Class (pytorch_optimizer.CAME)
+    name = offered.get(short) or OPTIMIZERS.get(short.replace("_", ""))
     if name is None:
         return put(k, "optimizer.name", "AdamW", (f"{v} is not offered; AdamW is used", f"不提供 {v}，改用 AdamW"))
     why = None if name.lower() == str(v).lower() else (f"{v} → {name}", f"{v} → {name}")

@@ -51,6 +51,17 @@ PRESETS: dict[str, dict] = {
         "training": {"batch_size": 1, "gradient_checkpointing": True, "mixed_precision": "fp16"},
         "dataset": {"cache_latents": "disk", "cache_text_encoder_outputs": True},
     },
+    # SDXL on an 8 GB card (sd-scripts' --fp8_base recipe): the frozen UNet in fp8, checkpointing, cached text
+    # encoder outputs, rank 16; core.estimate puts it at about 7 GB.
+    "sdxl_8gb_fp8": {
+        "dataset": {"resolution": 1024, "max_bucket_reso": 2048, "cache_latents": "disk",
+                    "cache_text_encoder_outputs": True},
+        "network": {"rank": 16, "alpha": 8.0, "train_text_encoder": False},
+        "optimizer": {"name": "AdamW8bit", "lr": 1e-4},
+        "training": {"epochs": 10, "batch_size": 1, "gradient_checkpointing": True, "mixed_precision": "bf16",
+                     "fp8_base": True},
+        "sampling": {"width": 1024, "height": 1024},
+    },
     "lowvram_12gb": {
         "network": {"rank": 32, "alpha": 16.0},
         "optimizer": {"name": "AdamW8bit"},

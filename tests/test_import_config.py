@@ -143,7 +143,7 @@ def test_sd_scripts_toml_with_sections(tmp_path):
     c = result.config
     assert (c.model.family, c.model.prediction_type, c.dataset.resolution) == ("sdxl", "v_prediction", 1024)
     assert (c.dataset.cache_latents, c.training.max_train_steps, c.training.min_snr_gamma) == ("disk", 2000, 5.0)
-    assert (c.optimizer.name, c.optimizer.lr, c.optimizer.scheduler) == ("Prodigy", 1.0, "constant")
+    assert (c.optimizer.name, c.optimizer.lr, c.optimizer.scheduler) == ("Prodigy", 1.0, "constant_with_warmup")
     assert c.optimizer.warmup == pytest.approx(0.05)  # 100 of 2000 steps
     # save_last_n_steps counts steps; keep_last counts files: 1000 steps of files saved every 250 → 4
     assert (c.saving.every_n_steps, c.saving.keep_last) == (250, 4)

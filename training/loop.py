@@ -20,7 +20,7 @@ from core.config import RunConfig
 from core.dataset_steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
-from training import blocks, checks, dit, export, lora, model, optim, precache, state, tboard, validation
+from training import blocks, checks, dit, export, lora, model, optim, precache, precision, state, tboard, validation
 from training import data as D
 
 PROGRESS_EVERY_S = 2.0
@@ -116,6 +116,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     main = acc.is_main_process
     device, world, rank = acc.device, acc.num_processes, acc.process_index
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
+    if cfg.training.full_bf16:  # core.checks asks for mixed_precision bf16 on a GPU; on the CPU all of it is bf16
+        weight_dtype = torch.bfloat16
 
     log = Log(run_dir / "train.log", main)
     writer = EventWriter(run_dir / EVENTS_FILE) if main else None
@@ -188,10 +190,9 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                                  module_dropout=n.module_dropout)
             trained[name] = te
             log(f"LoRA on {layers} {name} layers")
-    for m in trained.values():  # LoRA weights train in fp32 whatever the base dtype
-        for p in m.parameters():
-            if p.requires_grad:
-                p.data = p.data.float()
+    precision.keep_lora_dtype(trained, cfg.training.full_bf16)  # fp32 whatever the base dtype, or full bf16
+    if cfg.training.fp8_base:  # after the LoRA is added, so its weights start from the base's precision
+        log(f"{precision.store_fp8(parts.unet)} frozen UNet layers stored in fp8 (float8_e4m3fn)")
     if cfg.training.gradient_checkpointing:
         parts.unet.enable_gradient_checkpointing()
         for name in comp_names:
@@ -274,6 +275,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
 
     def save(path: Path, epoch: int, with_state: bool) -> None:
         acc.wait_for_everyone()
+        optim.averaged_weights(opt)  # schedule-free: the file, validation and samples use its averaged weights
         if main:
             unwrapped = {k: acc.unwrap_model(m) for k, m in wrapped.items()}
             save_started = time.time()
@@ -300,7 +302,9 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 emit("validation", epoch=epoch, step=step, loss=val_loss, images=len(val_items))
             result.files.append(path)
             if with_state and cfg.saving.save_state:
+                optim.training_weights(opt)  # the state holds the train-mode weights it resumes from
                 state.save_state(run_dir, unwrapped, opt, sched, step=step, epoch=epoch, total_steps=total)
+                optim.averaged_weights(opt)
             if s.prompts:
                 rng = state.rng_state()  # sampling must not change what is trained next
                 # The sample pipeline is a second copy of the base: park the training copy in CPU memory
@@ -324,6 +328,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                         for m in resident:
                             m.to(device)
                 state.set_rng_state(rng)
+        optim.training_weights(opt)  # every process: the steps go on from the train-mode weights
         acc.wait_for_everyone()
 
     # --- the loop --------------------------------------------------------------------------------

@@ -178,7 +178,9 @@ def loss_fn(parts: Parts, unet, latents, hidden, pooled, time_ids, cfg: RunConfi
     kwargs = {}
     if pooled is not None:
         kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
-    dtype = next(unet.parameters()).dtype
+    from training.precision import compute_dtype
+
+    dtype = compute_dtype(unet)  # not the fp8 storage of an fp8 base
     pred = unet(noisy.to(dtype), steps, encoder_hidden_states=hidden.to(dtype), **kwargs).sample
     target = noise if parts.prediction_type == "epsilon" else sched.get_velocity(latents, noise, steps)
     loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])

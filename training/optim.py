@@ -47,8 +47,56 @@ def _adafactor(groups, cfg):
                      scale_parameter=False, warmup_init=False)
 
 
+def _came(groups, cfg):
+    from pytorch_optimizer import CAME
+
+    return CAME(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+
+
+def _adamw_schedule_free(groups, cfg):
+    import schedulefree
+
+    # the warm-up comes from the schedule (constant after it, make_scheduler), as its own warmup_steps would do it
+    opt = schedulefree.AdamWScheduleFree(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    opt.train()
+    return opt
+
+
+def _dadapt_adam(groups, cfg):
+    from dadaptation import DAdaptAdam
+
+    return DAdaptAdam(groups, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay, decouple=True)
+
+
 OPTIMIZERS: dict[str, Callable[[list, RunConfig], Any]] = {
-    "AdamW": _adamw, "AdamW8bit": _adamw8bit, "Lion": _lion, "Prodigy": _prodigy, "Adafactor": _adafactor}
+    "AdamW": _adamw, "AdamW8bit": _adamw8bit, "Lion": _lion, "Prodigy": _prodigy, "Adafactor": _adafactor,
+    "CAME": _came, "AdamWScheduleFree": _adamw_schedule_free, "DAdaptAdam": _dadapt_adam}
+# The class each name builds, as sd-scripts writes it into ss_optimizer (module.Class).
+CLASS_NAMES = {"AdamW": "torch.optim.adamw.AdamW", "AdamW8bit": "bitsandbytes.optim.adamw.AdamW8bit",
+               "Lion": "lion_pytorch.lion_pytorch.Lion", "Prodigy": "prodigyopt.prodigy.Prodigy",
+               "Adafactor": "transformers.optimization.Adafactor", "CAME": "pytorch_optimizer.optimizer.came.CAME",
+               "AdamWScheduleFree": "schedulefree.adamw_schedulefree.AdamWScheduleFree",
+               "DAdaptAdam": "dadaptation.dadapt_adam.DAdaptAdam"}
+# These estimate one step size shared by every group and refuse different learning rates.
+ONE_LR = ("Prodigy", "DAdaptAdam")
+SCHEDULE_FREE = ("AdamWScheduleFree",)
+
+
+def schedule_free(opt) -> bool:
+    """A schedule-free optimizer (also inside accelerate's wrapper): it has train and eval modes."""
+    return type(getattr(opt, "optimizer", opt)).__name__ in SCHEDULE_FREE
+
+
+def averaged_weights(opt) -> None:
+    """Schedule-free: put the averaged (eval-mode) weights into the parameters, for saving, samples and validation."""
+    if schedule_free(opt):
+        getattr(opt, "optimizer", opt).eval()
+
+
+def training_weights(opt) -> None:
+    """Schedule-free: back to the train-mode weights before the next step."""
+    if schedule_free(opt):
+        getattr(opt, "optimizer", opt).train()
 
 
 def _groups(params: list, lr: float, plus: set[int], ratio: float) -> list[dict]:
@@ -66,7 +114,7 @@ def make_optimizer(cfg: RunConfig, unet_params: list, te_params: list, plus: set
     `unet_blocks`: the UNet's parameters as (parameters, LR weight) per block (training/blocks.param_groups),
     each block at LR × its weight, as sd-scripts' block-wise LR; they replace `unet_params`."""
     # Prodigy estimates one step size shared by every group and refuses different learning rates.
-    te_lr = cfg.optimizer.lr if cfg.optimizer.name == "Prodigy" else cfg.optimizer.text_encoder_lr
+    te_lr = cfg.optimizer.lr if cfg.optimizer.name in ONE_LR else cfg.optimizer.text_encoder_lr
     ratio = cfg.network.loraplus_lr_ratio if cfg.network.type == "lora" else 0.0
     groups = _groups(unet_params, cfg.optimizer.lr, plus or set(), ratio) if unet_blocks is None else \
         [g for params, weight in unet_blocks for g in _groups(params, cfg.optimizer.lr * weight, plus or set(), ratio)]
@@ -89,6 +137,14 @@ def make_scheduler(cfg: RunConfig, optimizer, total_steps: int):
 
     name = cfg.optimizer.scheduler
     warm = warmup_steps(cfg, total_steps)
+    if cfg.optimizer.name in SCHEDULE_FREE:  # it keeps the LR constant itself; core.checks warns about another one
+        name = "constant"
+    if name == "cosine_with_min_lr":  # as sd-scripts builds it: transformers' schedule, half a cosine per cycle
+        from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup
+
+        return get_cosine_with_min_lr_schedule_with_warmup(optimizer, warm, total_steps,
+                                                           num_cycles=cfg.optimizer.num_cycles / 2,
+                                                           min_lr_rate=cfg.optimizer.min_lr_ratio)
     if name == "constant":
         name = "constant_with_warmup"
     return get_scheduler(name, optimizer, num_warmup_steps=warm, num_training_steps=total_steps,

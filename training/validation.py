@@ -18,6 +18,7 @@ from core.config import RunConfig
 from core.errors import DanluError
 from core.validation_set import held_out, holdout_key
 from training import data as D
+from training.precision import compute_dtype
 
 SEED = 20240229                        # the noise of image i comes from SEED + i, whatever training.seed is
 LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)     # share of the schedule: timestep level·(T-1), or flow sigma = level
@@ -82,7 +83,7 @@ class Validator:
         import torch
 
         parts = self.parts
-        dtype = next(p for p in denoiser.parameters() if p.is_floating_point()).dtype
+        dtype = compute_dtype(denoiser)  # not the fp8 storage of an fp8 base
         if parts.is_flow:
             from training import flow
 

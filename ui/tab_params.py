@@ -27,6 +27,7 @@ PRESET_NAMES: dict[str, tuple[str, str]] = {
     "product_sd15": ("产品（20–40 张图）", "Product (20–40 images)"),
     "sdxl_1024": ("SDXL 1024", "SDXL at 1024"),
     "lowvram_8gb": ("低显存 8 GB", "Low VRAM 8 GB"),
+    "sdxl_8gb_fp8": ("SDXL 8 GB（fp8 底模）", "SDXL on 8 GB (fp8 base)"),
     "lowvram_12gb": ("低显存 12 GB", "Low VRAM 12 GB"),
     "vram_16gb": ("显存 16 GB", "VRAM 16 GB"),
     "vram_24gb": ("显存 24 GB", "VRAM 24 GB"),

@@ -1,0 +1,66 @@
+"""Precision of the frozen base and of the LoRA: full bf16 (training.full_bf16) and the fp8-stored base
+(training.fp8_base), as sd-scripts' --full_bf16 and --fp8_base.
+
+fp8 base: each frozen Linear/Conv2d of the denoiser keeps its weight as float8_e4m3fn (one byte per value) and
+turns it back into the precision of its input inside its own forward, one layer at a time, so only one layer's
+weight exists in the compute precision at once. Plain tensor casts: it runs on the CPU as on any GPU. The LoRA's
+layers (trainable) are left as they are.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+
+def _fp8_dtypes() -> tuple:
+    import torch
+
+    return tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+                 if hasattr(torch, n))
+
+
+def _linear(self: Any, x: Any) -> Any:
+    import torch.nn.functional as F
+
+    bias = None if self.bias is None else self.bias.to(x.dtype)
+    return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+def _conv(self: Any, x: Any) -> Any:
+    bias = None if self.bias is None else self.bias.to(x.dtype)
+    return self._conv_forward(x, self.weight.to(x.dtype), bias)
+
+
+def store_fp8(model: Any) -> int:
+    """Store the frozen Linear/Conv2d weights of `model` as float8_e4m3fn, upcast per layer in forward; biases, norms
+    and the trainable (LoRA) layers stay as they are. Returns the number of layers stored in fp8."""
+    import torch
+
+    n = 0
+    for module in model.modules():
+        if type(module) not in (torch.nn.Linear, torch.nn.Conv2d) or module.weight.requires_grad:
+            continue
+        if module.weight.dtype in _fp8_dtypes():
+            continue
+        module.weight.data = module.weight.data.to(torch.float8_e4m3fn)
+        module.forward = types.MethodType(_linear if isinstance(module, torch.nn.Linear) else _conv, module)
+        n += 1
+    return n
+
+
+def compute_dtype(model: Any) -> Any:
+    """The precision the model computes in: that of its first floating-point parameter that is not stored in fp8."""
+    fp8 = _fp8_dtypes()
+    return next(p.dtype for p in model.parameters() if p.is_floating_point() and p.dtype not in fp8)
+
+
+def keep_lora_dtype(models: dict[str, Any], full_bf16: bool) -> None:
+    """The LoRA's weights: fp32 whatever the base precision, or bf16 with full bf16 (no fp32 copy)."""
+    import torch
+
+    dtype = torch.bfloat16 if full_bf16 else torch.float32
+    for m in models.values():
+        for p in m.parameters():
+            if p.requires_grad:
+                p.data = p.data.to(dtype)
