@@ -121,6 +121,8 @@ def test_fp8_base_stores_frozen_weights_in_fp8_and_upcasts_per_layer():
     assert torch.equal(net(x), ref(x))
     frozen_ref = torch.nn.Sequential(*ref[:3]).bfloat16()
     assert torch.equal(net[:3](x.bfloat16()), frozen_ref(x.bfloat16()))  # upcast to the input's precision
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: upcast to the autocast precision
+        assert net[:3](x).dtype == torch.bfloat16
     assert net[0].weight.element_size() == 1
 
 

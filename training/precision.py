@@ -2,9 +2,9 @@
 (training.fp8_base), as sd-scripts' --full_bf16 and --fp8_base.
 
 fp8 base: each frozen Linear/Conv2d of the denoiser keeps its weight as float8_e4m3fn (one byte per value) and
-turns it back into the precision of its input inside its own forward, one layer at a time, so only one layer's
-weight exists in the compute precision at once. Plain tensor casts: it runs on the CPU as on any GPU. The LoRA's
-layers (trainable) are left as they are.
+turns it back into the compute precision (the autocast one under mixed precision, else its input's) inside its own
+forward, so only one layer's weight exists in the compute precision at a time. Plain tensor casts: it runs on the
+CPU as on any GPU. The LoRA's layers (trainable) are left as they are.
 """
 
 from __future__ import annotations
@@ -20,16 +20,26 @@ def _fp8_dtypes() -> tuple:
                  if hasattr(torch, n))
 
 
+def _dtype(x: Any) -> Any:
+    """What the layer computes in: the autocast precision under mixed precision, else the input's."""
+    import torch
+
+    kind = x.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+
+
 def _linear(self: Any, x: Any) -> Any:
     import torch.nn.functional as F
 
-    bias = None if self.bias is None else self.bias.to(x.dtype)
-    return F.linear(x, self.weight.to(x.dtype), bias)
+    dtype = _dtype(x)
+    bias = None if self.bias is None else self.bias.to(dtype)
+    return F.linear(x, self.weight.to(dtype), bias)
 
 
 def _conv(self: Any, x: Any) -> Any:
-    bias = None if self.bias is None else self.bias.to(x.dtype)
-    return self._conv_forward(x, self.weight.to(x.dtype), bias)
+    dtype = _dtype(x)
+    bias = None if self.bias is None else self.bias.to(dtype)
+    return self._conv_forward(x, self.weight.to(dtype), bias)
 
 
 def store_fp8(model: Any) -> int:
