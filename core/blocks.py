@@ -9,6 +9,8 @@ SDXL: 23 blocks, read from the SAI names: 0 (time/label embedding, no LoRA), ``i
 Only the UNet takes part: the text encoders keep network.rank/alpha and the text-encoder LR. A block whose LR weight
 is 0 (or not above block_lr_zero_threshold) or whose dim is 0 gets no LoRA at all: its modules are absent from the
 file, which WebUI and ComfyUI load as they are.
+
+Pure Python (the checks use it); training/blocks.py applies it to a UNet's modules.
 """
 
 from __future__ import annotations
@@ -244,32 +246,3 @@ def from_config(n: Any, family: str) -> Blocks | None:
             conv_dims = [0 if w == 0 else d for d, w in zip(conv_dims, lr)]
     return Blocks(sdxl, lr, dims, alphas, conv_dims, conv_alphas)
 
-
-def lora_name(unet: Any, path: str, family: str) -> str:
-    """kohya name of a UNet module (its name in the saved file): what the block is read from."""
-    from models.lora_file import _base_name
-
-    return _base_name("unet", unet, path, family)
-
-
-def module_ranks(unet: Any, family: str, blocks: Blocks, plain: list[str], convs: list[str]
-                 ) -> dict[str, tuple[int, float]]:
-    """(rank, alpha) of each UNet target that gets LoRA; `convs` are the 3×3 convs (conv dims)."""
-    out = {}
-    for paths, conv3x3 in ((plain, False), (convs, True)):
-        for path in paths:
-            rank, alpha = blocks.rank_alpha(lora_name(unet, path, family), conv3x3)
-            if rank:
-                out[path] = (rank, alpha or float(rank))
-    return out
-
-
-def param_groups(unet: Any, family: str, blocks: Blocks) -> list[tuple[list, float]]:
-    """(trained parameters, LR weight) of each UNet block that has LoRA, in block order."""
-    from models.lora_file import tuner_layers
-
-    by_block: dict[int, list] = {}
-    for path, layer in tuner_layers(unet):
-        index = block_index(lora_name(unet, path, family), blocks.sdxl)
-        by_block.setdefault(index, []).extend(p for p in layer.parameters() if p.requires_grad)
-    return [(params, 1.0 if blocks.lr is None else blocks.lr[i]) for i, params in sorted(by_block.items())]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core import sample_prompts
+from core import blocks, sample_prompts
 from core.config import SAMPLERS, RunConfig
 from core.errors import ConfigError
 from core.hints import fmt_lr
@@ -341,8 +341,6 @@ def _lycoris_dit(cfg: RunConfig, env: Env):
 
 
 def _block_wise(cfg: RunConfig) -> bool:
-    from training import blocks
-
     return blocks.is_set(cfg.network)
 
 
@@ -362,8 +360,6 @@ def _block_wise_where(cfg: RunConfig, env: Env):
 
 @rule("block_wise_values", "error")
 def _block_wise_values(cfg: RunConfig, env: Env):
-    from training import blocks
-
     family = _family(cfg, env)
     if not _block_wise(cfg) or family == "zimage":
         return None
@@ -380,8 +376,6 @@ def _block_wise_values(cfg: RunConfig, env: Env):
 
 @rule("block_lr_one_step_size", "error")
 def _block_lr_one_lr(cfg: RunConfig, env: Env):
-    from training import blocks
-
     family, name = _family(cfg, env), cfg.optimizer.name
     if name not in ("Prodigy", "DAdaptAdam") or not _block_wise(cfg) or family == "zimage":
         return None
@@ -400,8 +394,6 @@ def _block_lr_one_lr(cfg: RunConfig, env: Env):
 
 @rule("block_lr_weight_count", "warning")
 def _block_lr_count(cfg: RunConfig, env: Env):
-    from training import blocks
-
     family = _family(cfg, env)
     if family not in ("sd15", "sd2", "sdxl") or not _block_wise(cfg):
         return None

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import blocks, run_layout
 from core import config as cfgmod
-from core import run_layout
 from core.config import RunConfig
 from models.lora_file import (
     CONFIG_KEY,
@@ -19,7 +19,6 @@ from models.lora_file import (
     peft_to_kohya,
     save_lora,
 )
-from training import blocks
 
 file_name = run_layout.lora_file_name  # the trainer's name for it
 
