@@ -373,38 +373,3 @@ def test_bad_block_options_are_refused_in_both_languages():
     assert (level, key) == ("warning", "network.down_lr_weight") and "12 values" in en and "9" in en
     # unknown family: a count right for one of them is not an error
     assert not found("auto", block_dims=dims)
-
-
-@pytest.mark.parametrize("family", ["sd15", "sdxl"])
-def test_a_block_dims_file_is_taken_whole_by_webui_and_comfyui(family, tmp_path):
-    """Different ranks per block, blocks without LoRA and LoCon convs: every key of the file is loaded by WebUI's and
-    ComfyUI's name rules (tests/loader_rules.py); the blocks at dim 0 are simply absent."""
-    from safetensors import safe_open
-    from test_loader_names import assert_taken_whole, file_keys
-
-    from models.lora_file import peft_to_kohya, save_lora
-    from models.tiny import build_tiny, save_tiny
-    from training import blocks, lora
-
-    total = 23 if family == "sdxl" else 25
-    dims = [0 if i in (5, 13) else 1 + i % 4 for i in range(total)]
-    cfg = _cfg(rank=4, alpha=2, conv_dim=2, block_dims=",".join(map(str, dims)),
-               conv_block_dims=",".join(str(0 if i in (5, 13) else 1 + i % 2) for i in range(total)),
-               down_lr_weight="1,1,0")
-    pipe = build_tiny(family, seed=0)
-    plan = blocks.from_config(cfg.network, family)
-    comps = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
-    if family == "sdxl":
-        comps["text_encoder_2"] = pipe.text_encoder_2
-    for name, model in comps.items():
-        assert lora.inject(model, rank=4, alpha=2, conv_dim=2, component=name, family=family,
-                           blocks=plan if name == "unet" else None) > 0
-    path = tmp_path / "b.safetensors"
-    save_lora(path, peft_to_kohya(comps, family), {}, "fp16")
-    keys = file_keys(path)
-    present = {blocks.block_index(k.split(".")[0], family == "sdxl") for k in keys if k.startswith("lora_unet_")}
-    off = 3 if family == "sdxl" else 2  # down weight 2 is block 2 (SDXL: 3, after the embedding block)
-    assert present and not present & {off, 5, 13}  # off at LR weight 0; 5 and 13 at dim and conv dim 0
-    with safe_open(str(save_tiny(family, tmp_path / "base").single_file), framework="pt") as f:
-        checkpoint = list(f.keys())
-    assert_taken_whole(keys, checkpoint)

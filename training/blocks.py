@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.blocks import Blocks, block_index, from_config
+from core.blocks import Blocks, block_index, from_config, total_blocks
 
-__all__ = ["block_index", "from_config", "lora_name", "module_ranks", "param_groups"]
+__all__ = ["block_index", "from_config", "lora_name", "module_ranks", "param_groups", "total_blocks"]
 
 
 def lora_name(unet: Any, path: str, family: str) -> str:
