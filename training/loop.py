@@ -165,7 +165,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
 
     # --- model and LoRA --------------------------------------------------------------------------
     log(f"Loading {cfg.model.base} on {device} ({'fp32' if mixed == 'no' else mixed})")
-    parts = model.load_parts(cfg, str(device), weight_dtype, log)
+    # fp8 base: the parts go to the GPU once the UNet is in fp8, so the 16-bit UNet never sits there
+    parts = model.load_parts(cfg, "cpu" if cfg.training.fp8_base else str(device), weight_dtype, log)
     n = cfg.network
     comp_names = ["text_encoder", "text_encoder_2"][:len(parts.text_encoders)]
     trained: dict[str, Any] = {}  # "unet" is the denoiser: the UNet, or a DiT family's transformer
@@ -193,6 +194,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     precision.keep_lora_dtype(trained, cfg.training.full_bf16)  # fp32 whatever the base dtype, or full bf16
     if cfg.training.fp8_base:  # after the LoRA is added, so its weights start from the base's precision
         log(f"{precision.store_fp8(parts.unet)} frozen UNet layers stored in fp8 (float8_e4m3fn)")
+        for m in (parts.unet, parts.vae, *parts.text_encoders):
+            m.to(device)
     if cfg.training.gradient_checkpointing:
         parts.unet.enable_gradient_checkpointing()
         for name in comp_names:
