@@ -138,6 +138,10 @@ def test_estimate_goes_down_with_fp8_base_and_full_bf16_and_says_what_fits():
     preset = estimate_memory(config.load(preset="sdxl_8gb_fp8"), "sdxl")
     assert preset.fits[0] == 8 and "Fits 8 GB cards" in preset.text("en") and "8 GB 及以上" in preset.text("zh")
     assert "fp8" in fp8.text("en") and plain.fits[0] > 8
+    from ui.tab_params import memory_markdown  # where the Parameters tab shows it
+
+    shown = memory_markdown(config.load(preset="sdxl_8gb_fp8", overrides=["model.family=sdxl"]), "en")
+    assert shown == preset.text("en") and "UNet in fp8" in shown
 
 
 def _issues(cfg, **env):
