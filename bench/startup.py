@@ -73,14 +73,18 @@ def summary(name: str, ours: list[float], base: list[float], unit: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline-gc-off", action="store_true",
+                        help="the bare page with the garbage collector off while starting, as Danlu's start has it: "
+                             "the ratio then compares the pages' own work alone")
     args = parser.parse_args()
+    baseline = ("import gc; gc.disable()" if args.baseline_gc_off else "") + BASELINE
     python = sys.executable
     ours, base = [], []
     for i in range(args.runs):
         port = free_port()
         ours.append(time_until_served([python, "launcher.py", "ui", "--no-browser", "--port", str(port)], port))
         port = free_port()
-        base.append(time_until_served([python, "-c", BASELINE.format(port=port)], port))
+        base.append(time_until_served([python, "-c", baseline.format(port=port)], port))
         (wall, cpu), (bwall, bcpu) = ours[-1], base[-1]
         cpus = f"   cpu {cpu:.2f} s / {bcpu:.2f} s" if cpu and bcpu else ""
         print(f"run {i + 1}: danlu {wall:.2f} s   bare gradio page {bwall:.2f} s   ratio {wall / bwall:.2f}x{cpus}",
