@@ -32,7 +32,15 @@ class GridLoras:
         from models.lycoris import file_weights, group_modules, pipe_components
 
         groups = group_modules(load_file(str(path)))
-        weights = file_weights(pipe_components(self.pipe), groups, self.family)  # needs the un-injected models
+        try:
+            weights = file_weights(pipe_components(self.pipe), groups, self.family)  # needs the un-injected models
+        except ValueError as e:
+            from core.errors import DanluError
+
+            raise DanluError(f"{path.name} does not fit this base model: {e}.",
+                             f"{path.name} 与这个底模不匹配：{e}。",
+                             "Use the base model the file was trained on.", "请使用训练该文件时的底模。",
+                             key=str(path)) from None
         for base, w in weights.items():
             if base not in self.originals:
                 self.originals[base] = w.detach().to("cpu", copy=True)

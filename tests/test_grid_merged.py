@@ -104,3 +104,20 @@ def test_mixed_grid_of_plain_and_merged_files(runs, tmp_path):
     sample = next(p for p in runs.dora.result.samples if p.name.startswith("dora-000001-"))
     assert (with_dora == pixels(sample)).all()
     assert np.abs(with_plain - base).max() > 0 and np.abs(with_plain - with_dora).max() > 0
+
+
+def test_a_merged_file_that_does_not_fit_the_base_is_refused_clearly(runs, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from core.errors import DanluError
+    from models.generate import open_pipeline
+    from models.xyz_loras import open_loras
+
+    state = load_file(str(runs.loha.cfg.run_dir / "loha.safetensors"))
+    odd = tmp_path / "odd.safetensors"
+    module = next(k.split(".", 1)[0] for k in state if k.startswith("lora_unet_"))
+    save_file({**state, **{k.replace(module, module + "_nowhere"): v.clone() for k, v in state.items()
+                           if k.startswith(module + ".")}}, str(odd))
+    with pytest.raises(DanluError) as err:
+        open_loras(open_pipeline(str(runs.base), device="cpu"), [odd], "sd15")
+    assert "odd.safetensors" in err.value.en and "odd.safetensors" in err.value.zh and "match no layer" in err.value.en
