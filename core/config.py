@@ -361,9 +361,11 @@ class SamplingConfig:
     steps: int = F(20, "Sampling steps.", "采样步数。", min=1, max=1000)
     cfg: float = F(7.0, "CFG scale.", "CFG 引导系数。", min=0.0, max=100.0)
     cfg_rescale: float = F(0.0, "CFG rescale φ for samples (0 = off; about 0.7 for v-prediction models with zero "
-                           "terminal SNR). Written as 'Rescale CFG' in the PNG, as Forge/reForge write it.",
+                           "terminal SNR). Written in the PNG as 'CFG Rescale' (WebUI's CFG Rescale extension) and "
+                           "'Rescale CFG' (Forge's built-in).",
                            "样图的 CFG 重缩放 φ（0 为关闭；v-prediction + 零终端信噪比模型约 0.7）。"
-                           "PNG 中写作 'Rescale CFG'，与 Forge/reForge 相同。", min=0.0, max=1.0, families=("unet",))
+                           "PNG 中写作 'CFG Rescale'（WebUI 的 CFG Rescale 扩展）和 'Rescale CFG'（Forge 内置）。",
+                           min=0.0, max=1.0, families=("unet",))
     seed: int = F(1234, "Sample seed (CPU noise, same seed = same image).", "样图种子（CPU 噪声，同种子同图）。",
                   min=0, max=2**32 - 1)
     width: int = F(512, "Sample width (multiple of 8).", "样图宽度（8 的倍数）。", min=64, max=8192, multiple_of=8)
