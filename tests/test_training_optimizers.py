@@ -241,11 +241,11 @@ def _capture_optimizer(monkeypatch) -> dict:
 def test_schedule_free_files_and_samples_hold_the_averaged_weights(sd15, tmp_path, monkeypatch, one_torch_thread):
     """A sample between epochs sees eval mode, the steps after it run in train mode (schedulefree refuses a step in
     eval mode), and the final file holds optimizer.eval()'s weights, not the train-mode ones."""
-
+    import torch
     from safetensors.torch import load_file
 
     from models.lora_file import peft_to_kohya, read_metadata
-    from training import export
+    from training import export, state
     from training.loop import train
     from training.tiny_run import flat_dataset, tiny_config
 
@@ -260,7 +260,7 @@ def test_schedule_free_files_and_samples_hold_the_averaged_weights(sd15, tmp_pat
     monkeypatch.setattr(export, "render_samples", render)
     data = flat_dataset(tmp_path / "flat", count=2, repeats=1)
     cfg = tiny_config(sd15, data, tmp_path / "runs", "sf", optimizer__name="AdamWScheduleFree",
-                      network__train_text_encoder=False, training__batch_size=1, saving__save_state=False)
+                      network__train_text_encoder=False, training__batch_size=1)
     result = train(cfg, command="pytest")
     assert result.status == "finished" and result.step == 4 and modes == [False, False]
     assert len(result.samples) == 2 and all(np.isfinite(result.losses))
@@ -268,6 +268,8 @@ def test_schedule_free_files_and_samples_hold_the_averaged_weights(sd15, tmp_pat
     assert opt.param_groups[0]["train_mode"]  # back in train mode after the last save
     saved = load_file(str(cfg.run_dir / "sf.safetensors"))
     train_mode = {k: v.detach().float().clone() for k, v in peft_to_kohya(result.models, "sd15").items()}
+    lora_now = {f"unet.{n}": p.detach().float().clone() for n, p in result.models["unet"].named_parameters()
+                if p.requires_grad}
     opt.eval()
     averaged = {k: v.detach().float().clone() for k, v in peft_to_kohya(result.models, "sd15").items()}
     ups = [k for k in saved if k.endswith("lora_up.weight")]
@@ -278,6 +280,12 @@ def test_schedule_free_files_and_samples_hold_the_averaged_weights(sd15, tmp_pat
     # the file is the averaged weights (up to the rounding of the train/eval switches), far from the train-mode ones
     assert ups and off(averaged) < 1e-7 and off(train_mode) > 1e-5
     assert read_metadata(cfg.run_dir / "sf.safetensors")["ss_optimizer"].startswith("schedulefree.")
+    # the resumable state holds the train-mode weights, with its optimizer in train mode, as resuming needs
+    folder = state.find_state(cfg.run_dir, "auto")
+    kept = load_file(str(folder / "lora.safetensors"))
+    assert kept.keys() == lora_now.keys() and all(torch.equal(kept[k], v) for k, v in lora_now.items())
+    saved_opt = torch.load(folder / "train_state.pt", weights_only=True)["optimizer"]
+    assert saved_opt["param_groups"][0]["train_mode"] is True
 
 
 def test_full_bf16_with_fp8_base_trains_on_the_cpu_and_samples_from_the_file(sd15, tmp_path, monkeypatch,

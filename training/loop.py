@@ -304,10 +304,6 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 log(f"Validation loss {val_loss:.5f} ({len(val_items)} images, epoch {epoch}, step {step})")
                 emit("validation", epoch=epoch, step=step, loss=val_loss, images=len(val_items))
             result.files.append(path)
-            if with_state and cfg.saving.save_state:
-                optim.training_weights(opt)  # the state holds the train-mode weights it resumes from
-                state.save_state(run_dir, unwrapped, opt, sched, step=step, epoch=epoch, total_steps=total)
-                optim.averaged_weights(opt)
             if s.prompts:
                 rng = state.rng_state()  # sampling must not change what is trained next
                 # The sample pipeline is a second copy of the base: park the training copy in CPU memory
@@ -332,6 +328,9 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                             m.to(device)
                 state.set_rng_state(rng)
         optim.training_weights(opt)  # every process: the steps go on from the train-mode weights
+        if main and with_state and cfg.saving.save_state:  # the train-mode weights, as a resumed run goes on from
+            state.save_state(run_dir, {k: acc.unwrap_model(m) for k, m in wrapped.items()}, opt, sched, step=step,
+                             epoch=epoch, total_steps=total)
         acc.wait_for_everyone()
 
     # --- the loop --------------------------------------------------------------------------------
