@@ -29,7 +29,6 @@ SDXL_NUM_OF_MID_BLOCKS = 3
 PRESETS = ("cosine", "sine", "linear", "reverse_linear", "zeros")
 LR_KEYS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight")
 DIM_KEYS = ("block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas")
-KEYS = (*LR_KEYS, "block_lr_zero_threshold", *DIM_KEYS)
 RE_UPDOWN = re.compile(r"(up|down)_blocks_(\d+)_(resnets|upsamplers|downsamplers|attentions)_(\d+)_")
 
 
@@ -185,9 +184,6 @@ class Blocks:
                 return 0, 0.0
             return self.conv_dims[i], self.conv_alphas[i]
         return self.dims[i], self.alphas[i]
-
-    def weight(self, lora_name: str) -> float:
-        return 1.0 if self.lr is None else self.lr[block_index(lora_name, self.sdxl)]
 
 
 def _per_block(key: str, text: str, kind: type, total: int, family_name: str) -> list:
