@@ -497,6 +497,14 @@ def _fp8_base_family(cfg: RunConfig, env: Env):
                 "请关闭 training.fp8_base；Z-Image 低显存请用 model.quantize = int8（需 NVIDIA 显卡）。")
 
 
+@rule("fp8_base_on_mps", "error")
+def _fp8_base_mps(cfg: RunConfig, env: Env):
+    if cfg.training.fp8_base and _device(cfg, env) == "mps":
+        return ("training.fp8_base", "fp8 base needs an NVIDIA GPU or the CPU: PyTorch on Apple's MPS has no fp8 "
+                "tensors.", "fp8 底模需要 NVIDIA 显卡或 CPU：Apple MPS 上的 PyTorch 不支持 fp8 张量。",
+                "Turn training.fp8_base off.", "请关闭 training.fp8_base。")
+
+
 @rule("fp8_base_network", "error")
 def _fp8_base_network(cfg: RunConfig, env: Env):
     n = cfg.network

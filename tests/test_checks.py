@@ -56,6 +56,7 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
     "fp8_base_family": ({"model": {"family": "zimage"}, "network": {"train_text_encoder": False},
                          "training": {"fp8_base": True}}, GPU),
     "fp8_base_network": ({"network": {"use_dora": True}, "training": {"fp8_base": True}}, GPU),
+    "fp8_base_on_mps": ({"training": {"fp8_base": True}}, checks.Env(device="mps")),
     "cache_text_encoder_while_trained": ({"dataset": {"cache_text_encoder_outputs": True}}, GPU),
     "cache_text_encoder_captions_change": ({"dataset": {"cache_text_encoder_outputs": True, "shuffle_caption": True},
                                             "network": {"train_text_encoder": False}}, GPU),
