@@ -3,6 +3,11 @@
 There is one table, STRINGS: key → (中文, English). Each UI module adds its own keys at import
 (prefixed with its tab name) through `add`, and binds components with `Translator.bind` so the
 language switch can relabel the whole page.
+
+Text a handler makes (a message, a count) is kept in both languages: the handler returns
+`both(render, lang)`, a Text (a str in lang that also holds its other translations), into a State made by
+`follow`, which shows it in the current language and again when the language changes. That is how every
+status line follows the switch.
 """
 
 from __future__ import annotations
@@ -38,23 +43,71 @@ def t(key: str, lang: str, **fmt: Any) -> str:
     return text.format(**fmt) if fmt else text
 
 
-def both(render: Callable[[str], str], **extra: Any) -> dict[str, Any]:
-    """The text `render(lang)` in every language, plus extra display settings (e.g. elem_classes)."""
-    return {**{lang: render(lang) for _, lang in LANG_CHOICES}, **extra}
+class Text(str):
+    """A text in the language it was made for that also knows itself in the other languages.
+
+    It is the str a handler returned before (so callers and tests read it as one); `follow` shows its other
+    translations when the language changes. `classes`: the elem_classes it is shown with (None: unchanged).
+    """
+
+    texts: dict[str, str]
+    lang: str
+    classes: list[str] | None
+
+    def __new__(cls, texts: dict[str, str], lang: str, classes: list[str] | None = None) -> Text:
+        obj = super().__new__(cls, texts[lang])
+        obj.texts, obj.lang, obj.classes = dict(texts), lang, classes
+        return obj
+
+    def __reduce__(self):
+        return Text, (self.texts, self.lang, self.classes)
+
+    def __repr__(self) -> str:  # gradio notices a State's change by its repr: every translation counts
+        return f"Text({self.texts!r}, {self.lang!r})"
+
+    def __deepcopy__(self, memo: dict) -> Text:
+        return self  # immutable
+
+    def __eq__(self, other: object) -> bool:
+        # Equal as text in every language: a state holding one Text changes when any translation differs.
+        return str.__eq__(self, other) and getattr(other, "texts", None) in (None, self.texts)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+    def to(self, lang: str) -> str:
+        return self.texts.get(lang, str(self))
+
+
+def both(render: Callable[[str], str], lang: str, classes: list[str] | None = None) -> Text:
+    """`render(lang)` as a Text that also holds render(other language)."""
+    return Text({code: render(code) for _, code in LANG_CHOICES}, lang, classes)
+
+
+def text(key: str, lang: str, **fmt: Any) -> Text:
+    """t(key, lang, **fmt) as a Text that keeps every language."""
+    return both(lambda code: t(key, code, **fmt), lang)
+
+
+def with_error(key: str, error: Any, lang: str, sep: str = "\n\n") -> Text:
+    """t(key) and then error.text (a core.errors DanluError: message and hint), as a Text in every language."""
+    return both(lambda code: f"{t(key, code)}{sep}{error.text(code)}", lang)
 
 
 def pick(text: Any, lang: str) -> str:
-    """A `both` value shown in lang (a plain str is shown as it is; None as nothing)."""
-    if isinstance(text, dict):
-        return text.get(lang, "")
+    """A text shown in lang: a Text in that language, a plain str as it is, None as nothing."""
+    if isinstance(text, Text):
+        return text.to(lang)
     return text or ""
 
 
 def follow(component: Any, lang_state: Any, value: Any = None) -> Any:
     """A State holding `component`'s text in both languages; the component shows it in the current language.
 
-    Handlers write `both(...)` into the returned State instead of a string into the component; a `both` value
-    with elem_classes also sets the component's classes (ok / error colours).
+    Handlers write their text (a `both(...)` Text, or a plain str that stays as it is) into the returned State
+    instead of into the component; a Text with classes also sets the component's classes (ok / error colours).
     """
     import gradio as gr
 
@@ -63,7 +116,7 @@ def follow(component: Any, lang_state: Any, value: Any = None) -> Any:
     def render(text: Any, lang: str):
         if text is None:
             return gr.update()
-        extra = {"elem_classes": text["elem_classes"]} if isinstance(text, dict) and "elem_classes" in text else {}
+        extra = {"elem_classes": text.classes} if isinstance(text, Text) and text.classes is not None else {}
         return gr.update(value=pick(text, lang), **extra)
 
     for event in (state.change, lang_state.change):

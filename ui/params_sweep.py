@@ -49,7 +49,7 @@ def build(ctx: AppContext) -> None:
             preview = B(gr.Button(t("sweep.preview", lang0), elem_id="params-sweep-preview"), value="sweep.preview")
             go = B(gr.Button(t("sweep.queue", lang0), variant="primary", elem_id="params-sweep-queue"),
                    value="sweep.queue")
-        result = gr.Markdown("", elem_id="params-sweep-plan")
+        result = i18n.follow(gr.Markdown("", elem_id="params-sweep-plan"), ctx.lang)  # its text in both languages
 
     def make_plan(config: dict, text: str, lang: str):
         sweeps = sweep_lines(text)
@@ -59,21 +59,22 @@ def build(ctx: AppContext) -> None:
 
     def on_preview(config: dict, text: str, lang: str) -> str:
         try:
-            return make_plan(config, text, lang).text(lang)
+            return i18n.both(make_plan(config, text, lang).text, lang)
         except DanluError as e:
-            return f"{t('sweep.refused', lang)}\n\n{e.text(lang)}"
+            return i18n.with_error("sweep.refused", e, lang)
 
     def on_queue(config: dict, text: str, lang: str) -> str:
         try:
             p = make_plan(config, text, lang)
-            problems = [f"- `{r.cfg.saving.name}`: {msg}" for r in p.runs for msg in start_checks(r.cfg, lang)]
-            if problems:
-                return t("sweep.refused", lang) + "\n\n" + "\n".join(problems)
+            problems = {lg: [f"- `{r.cfg.saving.name}`: {msg}" for r in p.runs for msg in start_checks(r.cfg, lg)]
+                        for _, lg in i18n.LANG_CHOICES}
+            if problems[lang]:
+                return i18n.both(lambda lg: t("sweep.refused", lg) + "\n\n" + "\n".join(problems[lg]), lang)
             items = queue_plan(p, ctx.outputs_dir)
         except DanluError as e:
-            return f"{t('sweep.refused', lang)}\n\n{e.text(lang)}"
+            return i18n.with_error("sweep.refused", e, lang)
         runner(ctx.outputs_dir, supervisor(ctx.root)).tick()
-        return f"{t('sweep.queued', lang, n=len(items))}\n\n{p.text(lang)}"
+        return i18n.both(lambda lg: f"{t('sweep.queued', lg, n=len(items))}\n\n{p.text(lg)}", lang)
 
     preview.click(on_preview, [ctx.config, lines, ctx.lang], result)
     go.click(on_queue, [ctx.config, lines, ctx.lang], result)

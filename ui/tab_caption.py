@@ -107,9 +107,13 @@ def run_captioner(folder: str, model: str, style: str, combine: str, prefix: boo
         yield progress_html(0, 0, "—"), _err(box["error"], lang)
         return
     report = box["report"]
-    lines = [device_text(box, lang, _device_line), report.summary(lang), failed_text(report, lang)]
+
+    def said(lg: str) -> str:
+        lines = [device_text(box, lg, _device_line), report.summary(lg), failed_text(report, lg)]
+        return "\n\n".join(line for line in lines if line)
+
     done = t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")
-    yield progress_html(report.total, report.total, done), "\n\n".join(line for line in lines if line)
+    yield progress_html(report.total, report.total, done), i18n.both(said, lang)
 
 
 def device_text(box: dict, lang: str, tagger_line) -> str:
@@ -152,7 +156,7 @@ def build(ctx: AppContext, folder, trigger, ext, tagger_model, general, characte
             cancel = B(gr.Button(t("caption.cancel", lang0), variant="stop", elem_id="caption-cancel"),
                        value="caption.cancel")
         bar = gr.HTML("", elem_id="caption-progress")
-        status = gr.Markdown("", elem_id="caption-status")
+        status = i18n.follow(gr.Markdown("", elem_id="caption-status"), ctx.lang)  # its text in both languages
 
     def on_run(request: gr.Request, *args):
         yield from run_captioner(*args, _key(request))

@@ -86,11 +86,11 @@ def build(ctx: AppContext) -> None:
         load_btn = ctx.tr.bind(gr.Button(t("config.load", lang0), variant="primary", elem_id="config-load"),
                                value="config.load")
         export_btn = ctx.tr.bind(gr.Button(t("config.export", lang0), elem_id="config-export"), value="config.export")
-    message = gr.Markdown("", elem_id="config-message")
+    message = i18n.follow(gr.Markdown("", elem_id="config-message"), ctx.lang)  # its text in both languages
 
     def on_load(text_value: str, lang: str, current: dict):
-        data, msg = load_text(text_value, lang)
-        return (data if data is not None else current), msg
+        data, _ = load_text(text_value, lang)
+        return (data if data is not None else current), i18n.both(lambda lg: load_text(text_value, lg)[1], lang)
 
     def on_upload(path: str | None, lang: str, current: dict):
         if not path:
@@ -99,21 +99,24 @@ def build(ctx: AppContext) -> None:
         try:
             text_value = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            return gr.update(), current, f"{t('config.error', lang)}\n\n" + ConfigError(
-                "The file is not UTF-8 text.", "文件不是 UTF-8 文本。", "Save it as UTF-8.",
-                "请以 UTF-8 编码保存。").text(lang)
-        data, msg = load_text(text_value, lang)
-        return text_value, (data if data is not None else current), msg
+            error = ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。", "Save it as UTF-8.",
+                                "请以 UTF-8 编码保存。")
+            return gr.update(), current, i18n.with_error("config.error", error, lang)
+        data, _ = load_text(text_value, lang)
+        said = i18n.both(lambda lg: load_text(text_value, lg)[1], lang)
+        return text_value, (data if data is not None else current), said
 
     def on_import(path: str | None, lang: str, current: dict):
         if not path:
             return gr.update(), current, ""
-        text_value, data, msg = import_peer(path, lang)
+        said = {lg: import_peer(path, lg) for _, lg in i18n.LANG_CHOICES}  # a small file, read once per language
+        text_value, data, _ = said[lang]
+        msg = i18n.both(lambda lg: said[lg][2], lang)
         return (text_value if text_value is not None else gr.update()), (data if data is not None else current), msg
 
     def on_export(config: dict, lang: str):
         text_value, path = export(config)
-        return text_value, path, t("config.exported", lang)
+        return text_value, path, i18n.text("config.exported", lang)
 
     load_btn.click(on_load, [text, ctx.lang, ctx.config], [ctx.config, message])
     upload.upload(on_upload, [upload, ctx.lang, ctx.config], [text, ctx.config, message])

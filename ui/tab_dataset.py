@@ -210,13 +210,20 @@ def _key(parent: str, reg: str, config: dict, deep: bool, show_info: bool, lang:
     return [parent, reg, list(scan_key(config)), deep, show_info, lang]
 
 
-def _error(e: DanluError | OSError, lang: str) -> str:
+def _error(e: DanluError | OSError, lang: str) -> i18n.Text:
+    """The status line for an error, in both languages (i18n.follow shows it)."""
     if isinstance(e, OSError):  # a folder that vanished or cannot be read: say so instead of failing the event
         where = e.filename or ""
         e = DanluError(f"Cannot read {where}: {e.strerror or e}", f"无法读取 {where}：{e.strerror or e}",
                        "Check that the folder exists and that you may read and write it.",
                        "请确认文件夹存在，并且有读写权限。")
-    return t("dataset.error", lang) + e.text(lang).replace("\n", "\n\n")
+    return i18n.both(lambda lg: t("dataset.error", lg) + e.text(lg).replace("\n", "\n\n"), lang)
+
+
+def _built(result, lang: str) -> i18n.Text:
+    """'Built <dir>: n written, …' in both languages."""
+    return i18n.both(lambda lg: t("dataset.built", lg, dir=result.subset_dir, written=len(result.written),
+                                  skipped=len(result.skipped), renamed=len(result.renamed)), lang)
 
 
 def build(ctx: AppContext) -> None:
@@ -246,7 +253,7 @@ def build(ctx: AppContext) -> None:
                     label="dataset.deep")
         show_info = bind(gr.Checkbox(False, label=t("dataset.show_info", lang0), elem_id="dataset-show-info", scale=1),
                          label="dataset.show_info")
-    status = gr.Markdown("", elem_id="dataset-status")
+    status = i18n.follow(gr.Markdown("", elem_id="dataset-status"), ctx.lang)  # its text in both languages
     summary = gr.Markdown("", elem_id="dataset-summary")
     with gr.Row():
         with gr.Column(scale=3):
@@ -285,7 +292,7 @@ def build(ctx: AppContext) -> None:
     def on_open(path_v, name_v, reg_v, deep_v, info_v, config, lang):
         folder, reg_dir = _clean_path(path_v), _clean_path(reg_v)
         if not folder:
-            return [*keep[:2], t("dataset.none", lang), *keep[3:]], gr.update(), gr.update()
+            return [*keep[:2], i18n.text("dataset.none", lang), *keep[3:]], gr.update(), gr.update()
         p = Path(folder).expanduser()
         if not p.is_dir():
             return [*keep[:2], _error(DanluError(f"Folder not found: {p}", f"找不到文件夹：{p}",
@@ -302,15 +309,18 @@ def build(ctx: AppContext) -> None:
             n = sum(1 for _ in _walk_images(p)) if shape == "nested" else len(
                 [x for x in p.iterdir() if x.is_file() and x.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp",
                                                                                 ".bmp", ".jfif", ".jpe")])
-            text = t("dataset.needs_build", lang, path=p, n=n, repeats=suggest_repeats(n),
-                     rule=REPEATS_RULE[1] if lang == "zh" else REPEATS_RULE[0])
-            fixes = [pr.text(lang) for pr in folder_problems(p) if pr.fix]
-            if fixes:
-                text += "\n\n" + "\n\n".join(f"⚠ {f}" for f in fixes)
+            problems = [pr for pr in folder_problems(p) if pr.fix]
+
+            def needs_build(lg: str) -> str:
+                text = t("dataset.needs_build", lg, path=p, n=n, repeats=suggest_repeats(n),
+                         rule=REPEATS_RULE[1] if lg == "zh" else REPEATS_RULE[0])
+                return "\n\n".join([text, *(f"⚠ {pr.text(lg)}" for pr in problems)])
+
+            text = i18n.both(needs_build, lang)
             concept = name_v or "".join(ch for ch in p.name if ch.isalnum() or ch in " -_").strip("_ ") or "concept"
             return [*keep[:2], text, *keep[3:]], concept, suggest_repeats(n)
         parent = str(p.parent if shape == "subset" else p)
-        note = t("dataset.used_parent", lang, parent=parent) if shape == "subset" else ""
+        note = i18n.text("dataset.used_parent", lang, parent=parent) if shape == "subset" else ""
         return show(parent, reg_dir, config, deep_v, info_v, lang, note), gr.update(), gr.update()
 
     def on_build(path_v, name_v, repeats_v, move_v, reg_v, deep_v, info_v, config, lang):
@@ -319,15 +329,12 @@ def build(ctx: AppContext) -> None:
                                    move=bool(move_v), caption_extension=config["dataset"]["caption_extension"])
         except (DanluError, OSError) as e:
             return [*keep[:2], _error(e, lang), *keep[3:]]
-        note = ""
-        if result.subset_dir is not None and result.kind in ("plain", "nested"):
-            note = t("dataset.built", lang, dir=result.subset_dir, written=len(result.written),
-                     skipped=len(result.skipped), renamed=len(result.renamed))
+        note = _built(result, lang) if result.subset_dir is not None and result.kind in ("plain", "nested") else ""
         return show(str(result.parent), _clean_path(reg_v), config, deep_v, info_v, lang, note)
 
     def on_import(files, name_v, repeats_v, reg_v, deep_v, info_v, config, lang):
         if not files:
-            return [*keep[:2], t("dataset.none", lang), *keep[3:]]
+            return [*keep[:2], i18n.text("dataset.none", lang), *keep[3:]]
         try:
             from core.dataset_build import check_concept_name
 
@@ -337,8 +344,7 @@ def build(ctx: AppContext) -> None:
                                   caption_extension=config["dataset"]["caption_extension"])
         except (DanluError, OSError) as e:
             return [*keep[:2], _error(e, lang), *keep[3:]]
-        note = t("dataset.built", lang, dir=result.subset_dir, written=len(result.written),
-                 skipped=len(result.skipped), renamed=len(result.renamed))
+        note = _built(result, lang)
         return show(str(result.parent), _clean_path(reg_v), config, deep_v, info_v, lang, note)
 
     def on_config(config, st, deep_v, info_v, lang):
@@ -361,9 +367,16 @@ def build(ctx: AppContext) -> None:
     build_btn.click(on_build, [path, name, repeats, move, *common], scan_outputs)
     import_btn.click(on_import, [upload, name, repeats, *common], scan_outputs)
     ctx.config.change(on_config, [ctx.config, state, deep, show_info, ctx.lang], scan_outputs)
-    for box in (deep, show_info, ctx.lang):
+    for box in (deep, show_info):
         box.change(lambda config, st, d, i, lang: on_config(config, st, d, i, lang),
                    [ctx.config, state, deep, show_info, ctx.lang], scan_outputs)
+
+    def on_lang(config, st, d, i, lang):
+        out = list(on_config(config, st, d, i, lang))
+        out[2] = gr.update()  # the status line keeps its message: i18n.follow shows it in the new language
+        return out
+
+    ctx.lang.change(on_lang, [ctx.config, state, deep, show_info, ctx.lang], scan_outputs)
     prev_btn.click(lambda st, cur, lang: on_page(st, cur, -1, lang), [state, page, ctx.lang], [page, gallery, page_md])
     next_btn.click(lambda st, cur, lang: on_page(st, cur, 1, lang), [state, page, ctx.lang], [page, gallery, page_md])
 

@@ -195,6 +195,17 @@ def _warnings_text(warnings: list, lang: str) -> str:
     return "\n\n".join(t("grid.warning", lang) + (zh if lang == "zh" else en) for en, zh in warnings)
 
 
+def _finished(result, lang: str) -> tuple[i18n.Text, i18n.Text]:
+    """The progress line and the message of a finished (or cancelled) grid, in both languages."""
+    key = "grid.done" if result.status == "finished" else "grid.cancelled"
+
+    def said(lg: str) -> str:
+        message = t(key, lg, path=result.grid_png, done=result.done, total=result.total)
+        return message + ("\n\n" + _warnings_text(result.warnings, lg) if result.warnings else "")
+
+    return i18n.both(lambda lg: _progress_text(result.done, result.total, None, lg), lang), i18n.both(said, lang)
+
+
 def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, lang, config,
                 outputs_dir: Path, compare: str | list[str] = ""):
     """Generator for the page: yields (token, progress, grid image, message, grid.json path, buttons…)."""
@@ -217,7 +228,7 @@ def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margi
             def render(**kwargs):
                 return run_grid(plan, **kwargs)
     except DanluError as e:
-        yield "", "", gr.update(), f"{t('grid.error', lang)}{e.text(lang)}", gr.update(), *idle
+        yield "", "", gr.update(), i18n.with_error("grid.error", e, lang, sep=""), gr.update(), *idle
         return
     token = uuid.uuid4().hex
     cancel = _CANCELS[token] = threading.Event()
@@ -229,45 +240,43 @@ def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margi
                                        progress=lambda d, n, eta, _note="": events.put(("progress", d, n, eta)),
                                        on_warnings=lambda ws: events.put(("warnings", ws)))))
         except DanluError as e:
-            events.put(("error", e.text(lang)))
+            events.put(("error", e))
         except Exception as e:  # noqa: BLE001 - the page must say what went wrong instead of hanging
-            events.put(("error", t("grid.crash", lang, e=f"{type(e).__name__}: {e}")))
+            detail = f"{type(e).__name__}: {e}"
+            events.put(("error", DanluError(t("grid.crash", "en", e=detail), t("grid.crash", "zh", e=detail))))
 
     threading.Thread(target=work, daemon=True, name="danlu-grid").start()
-    yield (token, t("grid.planned", lang, total=total, cols=cols, rows=len(plan.weights), z=z),
-           gr.update(), "", gr.update(), *busy)
+    planned = i18n.text("grid.planned", lang, total=total, cols=cols, rows=len(plan.weights), z=z)
+    yield token, planned, gr.update(), "", gr.update(), *busy
     early = ""
     try:
         while True:
             item = events.get()
             if item[0] == "warnings":
-                early = _warnings_text(item[1], lang)
+                early = i18n.both(lambda lg, ws=item[1]: _warnings_text(ws, lg), lang)
                 yield token, gr.update(), gr.update(), early, gr.update(), *busy
                 continue
             if item[0] == "progress":
-                yield token, _progress_text(item[1], item[2], item[3], lang), gr.update(), early, gr.update(), *busy
+                done = i18n.both(lambda lg, d=item: _progress_text(d[1], d[2], d[3], lg), lang)
+                yield token, done, gr.update(), early, gr.update(), *busy
                 continue
             if item[0] == "error":
-                yield "", "", gr.update(), f"{t('grid.error', lang)}{item[1]}", gr.update(), *idle
+                yield "", "", gr.update(), i18n.with_error("grid.error", item[1], lang, sep=""), gr.update(), *idle
                 return
             result = item[1]
-            key = "grid.done" if result.status == "finished" else "grid.cancelled"
-            message = t(key, lang, path=result.grid_png, done=result.done, total=result.total)
-            if result.warnings:
-                message += "\n\n" + _warnings_text(result.warnings, lang)
-            yield ("", _progress_text(result.done, result.total, None, lang), result.grid.image, message,
-                   str(result.out_dir / "grid.json"), *idle)
+            done, said = _finished(result, lang)
+            yield "", done, result.grid.image, said, str(result.out_dir / "grid.json"), *idle
             return
     finally:
         _CANCELS.pop(token, None)
 
 
-def cancel_grid(token: str, lang: str) -> str:
+def cancel_grid(token: str, lang: str) -> i18n.Text:
     event = _CANCELS.get(token or "")
     if event is None:
-        return t("grid.nothing", lang)
+        return i18n.text("grid.nothing", lang)
     event.set()
-    return t("grid.cancelling", lang)
+    return i18n.text("grid.cancelling", lang)
 
 
 def show_cell(grid_json: str, lang: str, evt: gr.SelectData):
@@ -343,8 +352,9 @@ def build(ctx: AppContext) -> None:
                                 value="grid.start")
                 cancel = tr.bind(gr.Button(t("grid.cancel", lang0), variant="stop", elem_id="grid-cancel",
                                            interactive=False), value="grid.cancel")
-            progress = gr.Markdown("", elem_id="grid-progress")
-            message = gr.Markdown("", elem_id="grid-message")
+            # Their text is kept in both languages (i18n.follow), so a language switch re-renders them.
+            progress = i18n.follow(gr.Markdown("", elem_id="grid-progress"), ctx.lang)
+            message = i18n.follow(gr.Markdown("", elem_id="grid-message"), ctx.lang)
         with gr.Column(scale=3):
             tr.bind(gr.Markdown(t("grid.image", lang0)), value="grid.image")
             zoom = tr.bind(gr.Slider(0, 100, value=0, step=5, label=t("grid.zoom", lang0), elem_id="grid-zoom"),

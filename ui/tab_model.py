@@ -169,12 +169,11 @@ def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
 
 def check(text: str, config: dict, lang: str, progress=None) -> tuple[dict, str, str]:
     """Detect `text`; when usable, choose it. Returns (config, report markdown, message)."""
-    new, report, message, _ = check_info(text, config, lang, progress)
-    return new, report, i18n.pick(message, lang)
+    return check_info(text, config, lang, progress)[:3]
 
 
 def check_info(text: str, config: dict, lang: str, progress=None):
-    """As check, plus the detection report (ModelInfo) the markdown was made from; the message in both languages."""
+    """As check, plus the detection report (ModelInfo) the markdown was made from; the message is an i18n.Text."""
     from models.detect import detect
     from models.hashes import sha256_file
 
@@ -183,7 +182,7 @@ def check_info(text: str, config: dict, lang: str, progress=None):
         cb = (lambda done, total: progress(done / max(total, 1), desc="sha256")) if progress else None
         info.sha256 = sha256_file(info.path, cb)
     if not info.usable:
-        return config, report_markdown(info, lang), _message(lambda lg: problem_text(info, lg), False), info
+        return config, report_markdown(info, lang), _message(lambda lg: problem_text(info, lg), False, lang), info
 
     def chosen(lg: str) -> tuple[dict, list[str]]:
         new, notes = apply_choice(config, info, lg)
@@ -192,7 +191,7 @@ def check_info(text: str, config: dict, lang: str, progress=None):
         return new, notes + checks_text(info, new, lg)
 
     new = chosen(lang)[0]
-    return new, report_markdown(info, lang), _message(lambda lg: "  \n".join(chosen(lg)[1]), True), info
+    return new, report_markdown(info, lang), _message(lambda lg: "  \n".join(chosen(lg)[1]), True, lang), info
 
 
 def checks_text(info, config: dict, lang: str) -> list[str]:
@@ -203,19 +202,19 @@ def checks_text(info, config: dict, lang: str) -> list[str]:
     return [f"**{label[i.level]}** {i.text(lang)}" for i in base_issues(cfgmod.from_dict(config), info)]
 
 
-def _message(render, ok: bool) -> dict:
+def _message(render, ok: bool, lang: str) -> i18n.Text:
     """The message line's value (see i18n.follow): render(lang) in both languages, green or red."""
-    return i18n.both(render, elem_classes=["danlu-ok" if ok else "danlu-error"])
+    return i18n.both(render, lang, classes=["danlu-ok" if ok else "danlu-error"])
 
 
-def _refused(reason) -> dict:
+def _refused(reason, lang: str) -> i18n.Text:
     """'Not usable as a base model:' and reason(lang), red."""
-    return _message(lambda lang: f"**{t('model.not_usable', lang)}** {reason(lang)}", False)
+    return _message(lambda lg: f"**{t('model.not_usable', lg)}** {reason(lg)}", False, lang)
 
 
-def found_text(n: int, folder: Path) -> dict:
+def found_text(n: int, folder: Path, lang: str) -> i18n.Text:
     """'N models found' (or where to put them) in both languages."""
-    return i18n.both(lambda lang: t("model.found", lang, n=n) if n else t("model.empty", lang, folder=folder))
+    return i18n.both(lambda lg: t("model.found", lg, n=n) if n else t("model.empty", lg, folder=folder), lang)
 
 
 def current_markdown(config: dict, lang: str) -> str:
@@ -241,7 +240,7 @@ def build(ctx: AppContext) -> None:
     folders = ctx.tr.bind(gr.Textbox(str(ctx.models_dir), lines=2, label=t("model.folders", lang0),
                                      elem_id="model-folders"), label="model.folders")
     list_note = gr.Markdown("", elem_id="model-list-note")
-    list_text = i18n.follow(list_note, ctx.lang, found_text(len(choices), ctx.models_dir))
+    list_text = i18n.follow(list_note, ctx.lang, found_text(len(choices), ctx.models_dir, lang0))
     with gr.Row(equal_height=True):
         path = ctx.tr.bind(gr.Textbox("", label=t("model.path", lang0), info=t("model.path_info", lang0), scale=4,
                                       elem_id="model-path"), label="model.path", info="model.path_info")
@@ -264,7 +263,7 @@ def build(ctx: AppContext) -> None:
 
     def on_refresh(folder_text: str, lang: str):
         found = scan(folders_from_text(folder_text, ctx.models_dir))
-        return gr.update(choices=found, value=None), found_text(len(found), ctx.models_dir)
+        return gr.update(choices=found, value=None), found_text(len(found), ctx.models_dir, lang)
 
     def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
         new, rep, msg, info = check_info(text, config, lang, progress)
@@ -284,13 +283,13 @@ def build(ctx: AppContext) -> None:
         if not is_hub_id(hub_id):
             err = DanluError(f"{hub_id or '(empty)'} is not a hub id (org/name or org/name@revision).",
                              f"{hub_id or '（空）'} 不是 hub id（org/name 或 org/name@版本）。")
-            return config, "", _refused(err.message), "", None
+            return config, "", _refused(err.message, lang), "", None
         progress(0, desc=t("model.downloading", lang))
         try:
             download(hub_id, progress=lambda name, done, total: progress(done / max(total, 1), desc=name),
                      family=(config.get("model") or {}).get("family"))
         except DanluError as exc:
-            return config, "", _refused(exc.text), "", None
+            return config, "", _refused(exc.text, lang), "", None
         new, rep, msg, info = check_info(hub_id, config, lang)
         return new, rep, msg, info.family or "", info
 
@@ -304,7 +303,7 @@ def build(ctx: AppContext) -> None:
             return [t("model.override_set", lg, family=fam, pred=pred), *(checks_text(info, new, lg) if info else [])]
 
         ok = not any(t("model.check_error", lang) in n for n in notes(lang))
-        return new, _message(lambda lg: "\n\n".join(notes(lg)), ok)
+        return new, _message(lambda lg: "\n\n".join(notes(lg)), ok, lang)
 
     def on_config(config: dict, lang: str):
         model = config.get("model") or {}

@@ -169,7 +169,7 @@ def on_source(value: str, mirror: str, config: dict, lang: str):
             else:
                 os.environ[key] = old
     download.apply(value, (mirror or "").strip() or None)
-    return new, gr.update(visible=value == "mirror"), i18n.both(lambda lg: source_text(new, lg))
+    return new, gr.update(visible=value == "mirror"), i18n.both(lambda lg: source_text(new, lg), lang)
 
 
 def build_zimage(ctx: Any, lang0: str) -> dict[str, Any]:
@@ -205,12 +205,12 @@ def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) ->
         new = zimage_update(config, v, a, path)
         shown = new["model"]["training_adapter"]
         return (new, gr.update(visible=v == "turbo"), gr.update(visible=v == "turbo" and a == "file"),
-                proposal(v, lang), i18n.both(lambda lg: t("model.zimage_set", lg, variant=v, adapter=shown),
-                                             elem_classes=["danlu-ok"]))
+                proposal(v, lang), i18n.both(lambda lg: t("model.zimage_set", lg, variant=v, adapter=shown), lang,
+                                             classes=["danlu-ok"]))
 
     def on_use(v: str, config: dict, lang: str):
         new, _ = use_preset(config, v, lang)
-        return new, i18n.both(lambda lg: use_preset(config, v, lg)[1], elem_classes=["danlu-ok"])
+        return new, i18n.both(lambda lg: use_preset(config, v, lg)[1], lang, classes=["danlu-ok"])
 
     def show(config: dict, found: str, lang: str):
         model = config.get("model") or {}

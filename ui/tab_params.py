@@ -136,6 +136,11 @@ def memory_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
     return est.text(lang)
 
 
+def _failed(error: DanluError, lang: str) -> i18n.Text:
+    """'✖' and the error, in both languages (for the message line)."""
+    return i18n.both(lambda lg: f"✖ {error.text(lg)}", lang)
+
+
 def last_settings_path(ctx: AppContext) -> Path:
     return ctx.outputs_dir / LAST_SETTINGS
 
@@ -154,8 +159,9 @@ def build(ctx: AppContext) -> None:
                                      (t("params.view_expert", lang0), "expert")],
                                     value="basic", label=t("params.view", lang0), elem_id="params-view", scale=2),
                            label="params.view")
-    preset_summary_md = gr.Markdown("", elem_id="params-preset-summary")
-    message = gr.Markdown("", elem_id="params-message", elem_classes=["danlu-warn"])
+    # Both lines keep their text in both languages (i18n.follow), so the language switch re-renders them.
+    preset_summary_md = i18n.follow(gr.Markdown("", elem_id="params-preset-summary"), ctx.lang)
+    message = i18n.follow(gr.Markdown("", elem_id="params-message", elem_classes=["danlu-warn"]), ctx.lang)
     lr_ref = gr.State((default["optimizer"]["lr"], default["training"]["batch_size"]))
     with gr.Row():
         with gr.Column(scale=3):
@@ -188,7 +194,8 @@ def build(ctx: AppContext) -> None:
             new, error = field_to_config(spec, raw, config)
             if error is None:
                 return new, ""
-            return config, t("params.field_error", lang, label=t(label_key(spec), lang), msg=error.text(lang))
+            return config, i18n.both(lambda lg: t("params.field_error", lg, label=t(label_key(spec), lg),
+                                                  msg=error.text(lg)), lang)
         return on_field
 
     for spec, comp in zip(form.specs, form.components):
@@ -238,14 +245,16 @@ def build(ctx: AppContext) -> None:
         if not name:
             return config, "", gr.update()
         new = apply_preset(config, name)
-        return new, preset_summary(config, new, name, lang), (new["optimizer"]["lr"], new["training"]["batch_size"])
+        summary = i18n.both(lambda lg: preset_summary(config, new, name, lg), lang)
+        return new, summary, (new["optimizer"]["lr"], new["training"]["batch_size"])
 
     preset_btn.click(on_preset, [preset, ctx.config, ctx.lang], [ctx.config, preset_summary_md, lr_ref])
 
     def on_apply_lr(config: dict, ref: tuple[float, int], lang: str):
         lr = hintmod.lr_for_batch(ref[0], ref[1], config["training"]["batch_size"])
         new = cfgmod.with_values(config, {"optimizer.lr": lr})
-        return new, (lr, config["training"]["batch_size"]), t("params.lr_applied", lang, lr=hintmod.fmt_lr(lr))
+        text = i18n.text("params.lr_applied", lang, lr=hintmod.fmt_lr(lr))
+        return new, (lr, config["training"]["batch_size"]), text
 
     apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message])
 
@@ -256,16 +265,20 @@ def build(ctx: AppContext) -> None:
             text = Path(path).read_bytes().decode("utf-8-sig")
             new, unknown, rejected, n = import_toml(text, config)
         except UnicodeDecodeError:
-            return config, "✖ " + ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
-                                               "Save it as UTF-8.", "请以 UTF-8 编码保存。").text(lang)
+            return config, _failed(ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
+                                               "Save it as UTF-8.", "请以 UTF-8 编码保存。"), lang)
         except ConfigError as e:
-            return config, f"✖ {e.text(lang)}"
-        msg = [t("params.imported", lang, n=n)]
-        if unknown:
-            msg.append(t("params.unknown", lang) + " " + ", ".join(f"`{k}`" for k in unknown))
-        if rejected:
-            msg.append(t("params.rejected", lang) + "\n" + "\n".join(f"- {e.text(lang)}" for e in rejected))
-        return new, "\n\n".join(msg)
+            return config, _failed(e, lang)
+
+        def said(lg: str) -> str:
+            msg = [t("params.imported", lg, n=n)]
+            if unknown:
+                msg.append(t("params.unknown", lg) + " " + ", ".join(f"`{k}`" for k in unknown))
+            if rejected:
+                msg.append(t("params.rejected", lg) + "\n" + "\n".join(f"- {e.text(lg)}" for e in rejected))
+            return "\n\n".join(msg)
+
+        return new, i18n.both(said, lang)
 
     upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message])
 
@@ -273,7 +286,7 @@ def build(ctx: AppContext) -> None:
         cfg = cfgmod.from_dict(config)
         folder = Path(tempfile.mkdtemp(prefix="danlu-params-"))
         path = cfgmod.save(cfg, folder / f"{cfg.saving.name}.toml")
-        return str(path), t("params.exported", lang, path=path)
+        return str(path), i18n.text("params.exported", lang, path=path)
 
     export_btn.click(on_export, [ctx.config, ctx.lang], [download, message])
 

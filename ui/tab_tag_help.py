@@ -100,7 +100,7 @@ def build(ctx: AppContext, tagger_model, op_tags, op_new, caption):
         frequent = B(gr.CheckboxGroup([], value=[], label=t("taghelp.frequent", lang0), elem_id="taghelp-frequent"),
                      label="taghelp.frequent")
         drop = B(gr.Button(t("taghelp.drop", lang0), variant="stop", elem_id="taghelp-drop"), value="taghelp.drop")
-        message = gr.Markdown("", elem_id="taghelp-message")
+        message = i18n.follow(gr.Markdown("", elem_id="taghelp-message"), ctx.lang)  # its text in both languages
 
     def on_lookup_focus(request: gr.Request, model: str, lang: str):
         with _EDIT_LOCK:
@@ -121,11 +121,11 @@ def build(ctx: AppContext, tagger_model, op_tags, op_new, caption):
         with _EDIT_LOCK:
             ed = _editor(request)
             if ed is None:
-                return t("taghelp.no_editor", lang), gr.update()
+                return i18n.text("taghelp.no_editor", lang), gr.update()
             n = drop_from_folder(ed, name or "", list(tags or []))
             choices, values = frequent_choices(ed, name or "", float(at_least))
-        text = t("taghelp.dropped", lang, n=n, tags=", ".join(tags or []) or "—", folder=name or "—")
-        return (text if n else t("taghelp.none", lang)), gr.update(choices=choices, value=values)
+        text = i18n.text("taghelp.dropped", lang, n=n, tags=", ".join(tags or []) or "—", folder=name or "—")
+        return (text if n else i18n.text("taghelp.none", lang)), gr.update(choices=choices, value=values)
 
     lookup.focus(on_lookup_focus, [tagger_model, ctx.lang], lookup, show_progress="hidden")
     to_tags.click(append_tag, [op_tags, lookup], op_tags)

@@ -245,7 +245,7 @@ def build(ctx: AppContext) -> None:
                            value="train.kill")
         resume = ctx.tr.bind(gr.Button(t("train.resume", lang0), elem_id="train-resume"),
                              value="train.resume")
-    message = gr.Markdown("", elem_id="train-message")
+    message = i18n.follow(gr.Markdown("", elem_id="train-message"), ctx.lang)  # its text in both languages
     status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
     progress = gr.HTML(progress_html(0, 0, "idle"), elem_id="train-progress")
     error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"])
@@ -306,26 +306,27 @@ def build(ctx: AppContext) -> None:
             cfg = cfgmod.from_dict(config)
             problems = [] if resume_run else start_checks(cfg, lang)
             if problems:
-                return [t("train.refused", lang) + "\n\n" + "\n\n".join(f"- {p}" for p in problems),
-                        *view(lang, query, None, True)]
+                refused = i18n.both(lambda lg: t("train.refused", lg) + "\n\n" + "\n\n".join(
+                    f"- {p}" for p in start_checks(cfg, lg)), lang)
+                return [refused, *view(lang, query, None, True)]
             sup.start(cfg, resume=resume_run)
         except DanluError as e:
-            return [f"{t('train.refused', lang)}\n\n{e.text(lang)}", *view(lang, query, None, True)]
+            return [i18n.with_error("train.refused", e, lang), *view(lang, query, None, True)]
         time.sleep(0.2)  # let the first output line arrive so the log is not empty
         key = "train.resumed" if resume_run else "train.started"
-        return [t(key, lang, run=run_dir_for(cfg, ctx.root)), *view(lang, query, None, True)]
+        return [i18n.both(lambda lg: t(key, lg, run=run_dir_for(cfg, ctx.root)), lang), *view(lang, query, None, True)]
 
     start.click(on_start, [ctx.config, ctx.lang, search], [message, *outputs])
     resume.click(lambda c, lang, q: on_start(c, lang, q, True), [ctx.config, ctx.lang, search], [message, *outputs])
 
     def on_stop(lang: str, query: str):
-        msg = t("train.stop_sent", lang) if sup.stop() else t("train.nothing", lang)
-        return [msg, *view(lang, query, None, True)]
+        key = "train.stop_sent" if sup.stop() else "train.nothing"
+        return [i18n.text(key, lang), *view(lang, query, None, True)]
 
     def on_kill(lang: str, query: str):
-        msg = t("train.killed", lang) if sup.kill() else t("train.nothing", lang)
+        key = "train.killed" if sup.kill() else "train.nothing"
         sup.wait(5)
-        return [msg, *view(lang, query, None, True)]
+        return [i18n.text(key, lang), *view(lang, query, None, True)]
 
     stop.click(on_stop, [ctx.lang, search], [message, *outputs])
     kill.click(on_kill, [ctx.lang, search], [message, *outputs])

@@ -66,8 +66,10 @@ def _key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def _err(e: Exception, lang: str) -> str:
-    return f"❌ {e.text(lang)}" if isinstance(e, DanluError) else f"❌ {type(e).__name__}: {e}"
+def _err(e: Exception, lang: str) -> i18n.Text:
+    """The error line, in both languages."""
+    return i18n.both(lambda lg: f"❌ {e.text(lg)}" if isinstance(e, DanluError) else f"❌ {type(e).__name__}: {e}",
+                     lang)
 
 
 def model_threshold(model: str) -> float:
@@ -164,12 +166,16 @@ def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Calla
         yield progress_html(0, 0, "—"), _err(box["error"], lang)
         return
     report = box["report"]
-    lines = [_device_line(box["tagger"], lang), report.summary(lang), report.rating_text(lang)]
-    if split_tags(req.trigger) and report.written:
-        lines.append(t("tagging.keep_tokens", lang, n=len(split_tags(req.trigger))))
-    lines.append(failed_text(report, lang))
+
+    def said(lg: str) -> str:
+        lines = [_device_line(box["tagger"], lg), report.summary(lg), report.rating_text(lg)]
+        if split_tags(req.trigger) and report.written:
+            lines.append(t("tagging.keep_tokens", lg, n=len(split_tags(req.trigger))))
+        lines.append(failed_text(report, lg))
+        return "\n\n".join(line for line in lines if line)
+
     yield progress_html(report.total, report.total, t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")), \
-        "\n\n".join(line for line in lines if line)
+        i18n.both(said, lang)
 
 
 def _device_line(tagger: Any, lang: str) -> str:
@@ -214,7 +220,7 @@ def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], s
             cancel = B(gr.Button(t("tagging.cancel", lang0), variant="stop", elem_id="tagging-cancel"),
                        value="tagging.cancel")
         bar = gr.HTML(progress_html(0, 0, "—"), elem_id="tagging-progress")
-        status = gr.Markdown("", elem_id="tagging-status")
+        status = i18n.follow(gr.Markdown("", elem_id="tagging-status"), ctx.lang)  # its text in both languages
     # The auto-tagger's options by name (taggers/options.py declares them for this tab and the CLI).
     tag_inputs = {"general_threshold": general, "character_threshold": character, "mcut_general": mcut_g,
                   "mcut_character": mcut_c, "rating": rating, "no_character": no_char, "exclude": exclude,

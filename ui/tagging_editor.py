@@ -196,7 +196,7 @@ def unsaved(key: str, lang: str) -> str:
     """A refusal message when the session's editor holds unsaved edits (reloading would drop them), else ''."""
     ed = _EDITORS.get(key)
     n = len(ed.pending) if ed is not None else 0
-    return t("tagging.unsaved", lang, n=n) if n else ""
+    return i18n.text("tagging.unsaved", lang, n=n) if n else ""
 
 
 def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  # noqa: C901 - wires the editor
@@ -204,7 +204,7 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
     lang0 = ctx.lang.value
     B = ctx.tr.bind
     B(gr.Markdown(f"### {t('tagging.editor', lang0)}"), value="tagging.editor")
-    message = gr.Markdown("", elem_id="tagging-message")
+    message = i18n.follow(gr.Markdown("", elem_id="tagging-message"), ctx.lang)  # its text in both languages
     with gr.Row():
         with gr.Column(scale=5):
             with gr.Row():
@@ -238,7 +238,7 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
                            label="tagging.op_new")
             regex = B(gr.Checkbox(False, label=t("tagging.op_regex", lang0), elem_id="tagging-op-regex"),
                       label="tagging.op_regex")
-            preview = gr.Markdown("", elem_id="tagging-preview")
+            preview = i18n.follow(gr.Markdown("", elem_id="tagging-preview"), ctx.lang)
             apply = B(gr.Button(t("tagging.apply", lang0), variant="primary", elem_id="tagging-apply"),
                       value="tagging.apply")
         with gr.Column(scale=4):
@@ -297,14 +297,14 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
             return _err(e, lang)
         _EDITORS[_key(request)] = ed
         if not len(ed):
-            return t("tagging.no_images", lang)
-        msg = t("tagging.loaded", lang, n=len(ed))
+            return i18n.text("tagging.no_images", lang)
         bad = sum(it.problem in ("bom", "not_utf8") for it in ed.items)
-        return msg + ("\n\n" + t("tagging.encoding", lang, n=bad) if bad else "")
+        return i18n.both(lambda lg: t("tagging.loaded", lg, n=len(ed)) + (
+            "\n\n" + t("tagging.encoding", lg, n=bad) if bad else ""), lang)
 
     def editor_or_msg(request: gr.Request, lang: str) -> tuple[TagEditor | None, str]:
         ed = _EDITORS.get(_key(request))
-        return ed, ("" if ed else t("tagging.no_editor", lang))
+        return ed, ("" if ed else i18n.text("tagging.no_editor", lang))
 
     def scoped(ed: TagEditor, where: str, inc: str, exc: str, how: str) -> list[int] | None:
         return selection(ed, inc, exc, how) if where == "filtered" else None
@@ -316,7 +316,8 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
         if ed is None:
             return ""
         try:
-            return t("tagging.preview", lang, n=apply_op(ed, o, tg, nw, rx, scoped(ed, where, inc, exc, how), True))
+            n = apply_op(ed, o, tg, nw, rx, scoped(ed, where, inc, exc, how), True)
+            return i18n.text("tagging.preview", lang, n=n)
         except DanluError as e:
             return _err(e, lang)
 
@@ -329,7 +330,7 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
         if o == "trigger_first":
             ed.trigger = split_tags(trig)
         try:
-            return t("tagging.applied", lang, n=apply_op(ed, o, tg, nw, rx, scoped(ed, where, inc, exc, how)))
+            return i18n.text("tagging.applied", lang, n=apply_op(ed, o, tg, nw, rx, scoped(ed, where, inc, exc, how)))
         except DanluError as e:
             return _err(e, lang)
 
@@ -346,12 +347,12 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
         if ed is None:
             return msg
         name_ = ed.undo()
-        return t("tagging.undone", lang, name=name_) if name_ else t("tagging.nothing_to_undo", lang)
+        return i18n.text("tagging.undone", lang, name=name_) if name_ else i18n.text("tagging.nothing_to_undo", lang)
 
     @_locked
     def on_discard(request: gr.Request, lang: str):
         ed, msg = editor_or_msg(request, lang)
-        return msg if ed is None else t("tagging.applied", lang, n=ed.discard())
+        return msg if ed is None else i18n.text("tagging.applied", lang, n=ed.discard())
 
     @_locked
     def on_save(request: gr.Request, lang: str):
@@ -362,7 +363,7 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
             report = ed.save()
         except OSError as e:
             return f"❌ {e}"
-        return t("tagging.saved", lang, n=len(report.written), folder=f"`.danlu_backup/{report.stamp}/`")
+        return i18n.text("tagging.saved", lang, n=len(report.written), folder=f"`.danlu_backup/{report.stamp}/`")
 
     @_locked
     def on_restore(request: gr.Request, lang: str, stamp: str | None):
@@ -372,7 +373,7 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:  
         if ed.pending:
             return unsaved(_key(request), lang)
         try:
-            return t("tagging.restored", lang, n=len(ed.restore(stamp)))
+            return i18n.text("tagging.restored", lang, n=len(ed.restore(stamp)))
         except DanluError as e:
             return _err(e, lang)
 

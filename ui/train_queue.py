@@ -117,7 +117,7 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
                       value="queue.requeue")
             remove = B(gr.Button(t("queue.remove", lang0), variant="stop", elem_id="train-queue-remove", scale=1),
                        value="queue.remove")
-        message = gr.Markdown("", elem_id="train-queue-message")
+        message = i18n.follow(gr.Markdown("", elem_id="train-queue-message"), ctx.lang)  # its text in both languages
     seen = gr.State(None)
     timer = gr.Timer(1.0)
     outputs = [status, table, pick, pause, seen]
@@ -141,27 +141,28 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
             cfg = cfgmod.from_dict(config)
             problems = start_checks(cfg, lang)
             if problems:
-                return [t("queue.refused", lang) + "\n\n" + "\n\n".join(f"- {p}" for p in problems),
-                        *view(lang, selected, None, True)]
+                refused = i18n.both(lambda lg: t("queue.refused", lg) + "\n\n" + "\n\n".join(
+                    f"- {p}" for p in start_checks(cfg, lg)), lang)
+                return [refused, *view(lang, selected, None, True)]
             item = q.add(cfg)
         except DanluError as e:
-            return [f"{t('queue.refused', lang)}\n\n{e.text(lang)}", *view(lang, selected, None, True)]
+            return [i18n.with_error("queue.refused", e, lang), *view(lang, selected, None, True)]
         run.tick()  # start at once when nothing runs
-        return [t("queue.added", lang, name=item.name), *view(lang, item.id, None, True)]
+        return [i18n.text("queue.added", lang, name=item.name), *view(lang, item.id, None, True)]
 
     add.click(on_add, [ctx.config, ctx.lang, pick], [message, *outputs])
 
     def action(fn: Any) -> Any:
         def handler(lang: str, selected: str | None):
             if fn is not None and not selected:
-                return [t("queue.pick", lang), *view(lang, selected, None, True)]
+                return [i18n.text("queue.pick", lang), *view(lang, selected, None, True)]
             try:
                 if fn is None:
                     q.set_paused(not q.paused())
                 else:
                     fn(selected)
             except DanluError as e:
-                return [e.text(lang), *view(lang, selected, None, True)]
+                return [i18n.both(e.text, lang), *view(lang, selected, None, True)]
             run.tick()
             time.sleep(0.1)
             return ["", *view(lang, selected, None, True)]
