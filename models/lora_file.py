@@ -20,7 +20,6 @@ from core.fsutil import atomic_write_bytes
 
 PREFIXES = {"unet": "lora_unet", "text_encoder": "lora_te", "text_encoder_2": "lora_te2"}
 SDXL_PREFIXES = {"unet": "lora_unet", "text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
-BASE_MODEL_VERSION = {"sd15": "sd_1.5", "sd2": "sd_2.1", "sdxl": "sdxl_1.0", "zimage": "zimage"}
 MODELSPEC_ARCH = {"sd15": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-512/lora",
                   "sd2v": "stable-diffusion-v2-768-v/lora", "sdxl": "stable-diffusion-xl-v1-base/lora",
                   "zimage": "z-image/lora"}
@@ -29,8 +28,11 @@ DIT_PREFIX = "diffusion_model."  # DiT families: diffusion_model.<diffusers name
 CONFIG_KEY = "danlu_config"  # the whole run TOML
 
 
-def base_model_version(family: str) -> str:
-    return BASE_MODEL_VERSION["sd2" if family.startswith("sd2") else family]
+def base_model_version(family: str, prediction: str = "epsilon") -> str:
+    """`ss_base_model_version` as kohya writes it (sd_v1, sd_v2, sd_v2_v, sdxl_base_v1-0): the family's own value."""
+    from models.families import module
+
+    return module(family).lora_version(prediction)
 
 
 # --- names -----------------------------------------------------------------------------------------
@@ -296,26 +298,12 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 def lora_family(path: str | Path) -> str:
-    """'sd15', 'sd2', 'sdxl' or 'zimage', from ss_base_model_version / ss_v2, else from the key names."""
+    """'sd15', 'sd2', 'sdxl' or 'zimage' for a LoRA file: the families' own rule (metadata, then key names and
+    shapes), read from the file's header."""
     from safetensors import safe_open
 
-    meta = read_metadata(path)
-    version = meta.get("ss_base_model_version", "")
-    if version.startswith("zimage"):
-        return "zimage"
-    if version.startswith("sdxl"):
-        return "sdxl"
-    if meta.get("ss_v2") == "True" or version.startswith(("sd_v2", "sd_2")):
-        return "sd2"
-    if version.startswith(("sd_v1", "sd_1")):
-        return "sd15"
-    with safe_open(str(path), framework="pt") as f:
-        keys = list(f.keys())
-    from models.families import zimage
+    from models.families import lora_family as family_of
 
-    if zimage.lora_matches(keys, meta):
-        return "zimage"
-    if any(k.startswith(("lora_te1_", "lora_te2_")) or "input_blocks" in k for k in keys):
-        return "sdxl"
-    layers = {int(m[1]) for k in keys if (m := re.match(r"lora_te_text_model_encoder_layers_(\d+)_", k))}
-    return "sd2" if layers and max(layers) >= 12 else "sd15"
+    with safe_open(str(path), framework="pt") as f:
+        header = {k: ("", list(f.get_slice(k).get_shape())) for k in f.keys()}
+    return family_of(header, read_metadata(path)) or "sd15"

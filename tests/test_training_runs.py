@@ -138,7 +138,7 @@ def test_metadata(run):
         meta = read_metadata(path)
         assert all(isinstance(v, str) for v in meta.values())
         assert meta["ss_output_name"] == path.stem
-        assert meta["ss_base_model_version"] == ("sdxl_1.0" if fam == "sdxl" else "sd_1.5")
+        assert meta["ss_base_model_version"] == ("sdxl_base_v1-0" if fam == "sdxl" else "sd_v1")
         assert meta["ss_network_dim"] == "4" and meta["ss_network_alpha"] == "2.0"
         assert meta["ss_network_module"] == "networks.lora"
         assert len(meta["sshs_model_hash"]) == 64 and len(meta["sshs_legacy_hash"]) == 8

@@ -62,7 +62,7 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
     if n.type != "lora":  # LyCORIS's kohya wrapper: network_module lycoris.kohya, the algo among the args
         args["algo"] = n.type
     dit = _dit(family)
-    version = dit.LORA_VERSION if dit else base_model_version(family)
+    version = dit.LORA_VERSION if dit else base_model_version(family, prediction_type)
     arch = dit.LORA_MODELSPEC if dit else MODELSPEC_ARCH["sd2v" if v2 and vpred else family]
     meta = {
         "ss_network_module": "networks.lora" if n.type == "lora" else "lycoris.kohya",
