@@ -33,8 +33,10 @@ def test_answers_become_the_run_config():
 def test_choosing_a_turbo_base_picks_the_recommended_adapter():
     new, notes = zui.on_chosen(_config(base="/m/z"), ["chosen"], "en")
     assert new["model"]["training_adapter"] == "v2" and "v2 chosen" in notes[-1]
+    assert new["network"]["train_text_encoder"] is False and "text encoder is not trained" in notes[1]
     kept, notes = zui.on_chosen(zui.zimage_update(_config(), "turbo", "v1", ""), [], "en")
-    assert kept["model"]["training_adapter"] == "v1" and notes == []
+    assert kept["model"]["training_adapter"] == "v1" and len(notes) == 1  # only the text-encoder note
+    assert zui.on_chosen(kept, [], "en")[1] == []  # nothing left to change
     deturbo, _ = zui.on_chosen(zui.zimage_update(_config(), "deturbo", "none", ""), [], "en")
     assert deturbo["model"]["training_adapter"] == "none"
 

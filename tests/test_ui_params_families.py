@@ -71,3 +71,15 @@ def test_hidden_fields_keep_their_values_and_round_trip_through_the_toml(tmp_pat
     assert back["training"]["clip_skip"] == 2 and back["network"]["conv_dim"] == 8
     back["model"]["family"] = "sd15"  # the base changes: the same values are shown again
     assert {"training.clip_skip", "network.conv_dim"} <= set(Form(SPECS, []).visible(back))
+
+
+def test_a_field_of_another_family_stays_in_view_while_a_check_names_it():
+    from core import checks
+
+    config = _config("zimage", **{"training.noise_offset": 0.1})
+    issues = checks.check(cfgmod.from_dict(config), checks.Env())
+    flagged = {i.key for i in issues if i.level != "info"}
+    assert "training.noise_offset" in flagged  # "a Z-Image run ignores them": the user can set it back to 0
+    shown = Form(SPECS, []).visible(config, flagged)
+    assert "training.noise_offset" in shown and "training.clip_skip" not in shown
+    assert "training.noise_offset" not in Form(SPECS, []).visible(_config("zimage"))

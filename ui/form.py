@@ -2,7 +2,8 @@
 
 A new field in the schema gets a component, a bilingual label, a tooltip from its help text and a
 place in the beginner or expert view without any change here. A field declared for some families only
-(core.config.F(families=...)) is hidden while the base is of another family; it keeps its value.
+(core.config.F(families=...)) is hidden while the base is of another family (unless a check names it, so the
+user can act on the message); it keeps its value.
 Conversions between a field's value and what its component shows live here too, so the form and the TOML
 agree on every value.
 """
@@ -10,6 +11,7 @@ agree on every value.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,20 +232,21 @@ class Form:
         """Component values for a config dict (as held by ctx.config)."""
         return [to_component(s, config.get(s.section, {}).get(s.name, s.default)) for s in self.specs]
 
-    def updates(self, config: dict, shown: list[Any] | None = None) -> list[Any]:
+    def updates(self, config: dict, shown: list[Any] | None = None, flagged: Collection[str] = ()) -> list[Any]:
         """gr.update per component, changing only the values that differ from what is shown; a field that does
-        not apply to the base's family (see family_traits) is hidden."""
-        new, traits = self.values(config), family_traits(config_family(config))
+        not apply to the base's family (see family_traits) is hidden unless it is in `flagged` (the keys
+        core.checks' errors and warnings name)."""
+        new, shows = self.values(config), set(self.visible(config, flagged))
         out = []
         for spec, value, old in zip(self.specs, new, shown or new):
             changed = shown is None or not _same(spec, value, old)
-            out.append(gr.update(visible=applies(spec, traits), **({"value": value} if changed else {})))
+            out.append(gr.update(visible=spec.path in shows, **({"value": value} if changed else {})))
         return out
 
-    def visible(self, config: dict) -> list[str]:
-        """The paths of the fields shown for this config's base."""
+    def visible(self, config: dict, flagged: Collection[str] = ()) -> list[str]:
+        """The paths of the fields shown for this config's base (and the flagged ones)."""
         traits = family_traits(config_family(config))
-        return [s.path for s in self.specs if applies(s, traits)]
+        return [s.path for s in self.specs if applies(s, traits) or s.path in flagged]
 
 
 def config_family(config: dict) -> str | None:

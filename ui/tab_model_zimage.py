@@ -39,6 +39,8 @@ i18n.add({
     "model.adapter_default": ("Turbo：已选用训练适配器 v2（推荐；下方可改为 v1、本地文件或不用）。",
                               "Turbo: training adapter v2 chosen (recommended; change it below to v1, a local file "
                               "or none)."),
+    "model.te_off": ("Z-Image 的文本编码器不参与训练：已关闭 network.train_text_encoder。",
+                     "Z-Image's text encoder is not trained: network.train_text_encoder is off."),
     "model.adapter_path": ("适配器文件（.safetensors）", "Adapter file (.safetensors)"),
     "model.preset_proposal": ("建议预设：**{name}**（rank {rank}、学习率 {lr}、{opt}、{total} 步、"
                               "每 {every} 步保存并出样图，样图 {steps} 步、CFG {cfg}）。",
@@ -123,7 +125,11 @@ def use_preset(config: dict, variant: str, lang: str) -> tuple[dict, str]:
 
 
 def on_chosen(config: dict, notes: list[str], lang: str) -> tuple[dict, list[str]]:
-    """A Z-Image base was chosen: a Turbo without an adapter gets the recommended one (v2), said in a note."""
+    """A Z-Image base was chosen: its text encoder is not trained, and a Turbo without an adapter gets the
+    recommended one (v2); each change is said in a note."""
+    if (config.get("network") or {}).get("train_text_encoder"):
+        config = cfgmod.with_values(config, {"network.train_text_encoder": False})
+        notes = [*notes, t("model.te_off", lang)]
     model = config["model"]
     if model.get("variant", "turbo") == "turbo" and model.get("training_adapter", "none") == "none":
         config = zimage_update(config, "turbo", "v2", "")

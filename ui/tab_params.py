@@ -100,12 +100,14 @@ def import_toml(text: str, current: dict) -> tuple[dict, list[str], list[ConfigE
     return cfgmod.to_dict(cfg), unknown, rejected, n
 
 
-def hints_markdown(cfg: cfgmod.RunConfig, lang: str, ref: tuple[float, int] | None) -> tuple[str, bool]:
+def hints_markdown(cfg: cfgmod.RunConfig, lang: str, ref: tuple[float, int] | None,
+                   issues: list | None = None) -> tuple[str, bool]:
     """The hints panel (core.checks' verdicts, then explanations) and whether the LR-scaling button applies."""
     from models import preflight
 
     icon = {"error": "✖", "warning": "⚠", "info": "ℹ"}
-    lines = [f"{icon[i.level]} {i.text(lang)}" for i in preflight.issues(cfg)] or [t("params.no_conflicts", lang)]
+    found = preflight.issues(cfg) if issues is None else issues
+    lines = [f"{icon[i.level]} {i.text(lang)}" for i in found] or [t("params.no_conflicts", lang)]
     lines.append(f"ℹ {hintmod.alpha_hint(cfg).text(lang)}")
     lr_hint = hintmod.lr_batch_hint(cfg, *ref) if ref else None
     if lr_hint:
@@ -213,8 +215,13 @@ def build(ctx: AppContext) -> None:
     lr_comp.input(on_lr, [lr_comp, batch_comp, lr_ref], lr_ref, show_progress="hidden")
 
     def refresh(config: dict, lang: str, ref: tuple[float, int], *shown: Any):
+        from models import preflight
+
         cfg = cfgmod.from_dict(config)
-        hints, lr_applies = hints_markdown(cfg, lang, tuple(ref) if ref else None)
+        issues = preflight.issues(cfg)
+        hints, lr_applies = hints_markdown(cfg, lang, tuple(ref) if ref else None, issues)
+        # A field of another family stays in view while a check names it, so the message can be acted on.
+        flagged = {i.key for i in issues if i.level != "info"}
         path = last_settings_path(ctx)
         text = cfgmod.dumps(cfg)
         try:
@@ -222,7 +229,7 @@ def build(ctx: AppContext) -> None:
                 atomic_write_text(path, text)
         except OSError:  # a read-only outputs folder only costs the restore on the next visit
             pass
-        return [*form.updates(config, list(shown)), text, hints, gr.update(visible=lr_applies),
+        return [*form.updates(config, list(shown), flagged), text, hints, gr.update(visible=lr_applies),
                 steps_markdown(cfg, lang), memory_markdown(cfg, lang)]
 
     refresh_outputs = [*form.components, toml, hints_md, apply_lr, steps_md, memory_md]
