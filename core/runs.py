@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -31,8 +30,10 @@ from typing import Any
 from core import config as cfgmod
 from core import run_layout
 from core.errors import DanluError
-from core.events import STOP_FILE, best_validation, read_events
+from core.events import STOP_FILE, read_events
 from core.fsutil import atomic_write_text
+from core.processes import command_text, exit_error, pid_alive, pid_text
+from core.run_summary import summarize  # noqa: F401  (callers import it from here)
 
 ACTIVE = ("starting", "running", "stopping")
 LOG_LINES = 5000
@@ -44,13 +45,6 @@ FOLLOW_S = 0.2
 def run_dir_for(cfg: cfgmod.RunConfig, root: Path) -> Path:
     """<output_dir>/<name>, a relative output_dir taken from the project folder (the child's cwd)."""
     return run_layout.run_dir(cfg, root)
-
-
-def command_text(argv: list[str], cwd: Path) -> str:
-    """The command as a user would type it in this OS's shell."""
-    if os.name == "nt":
-        return f'cd /d "{cwd}" && {subprocess.list2cmdline(argv)}'
-    return f"cd {shlex.quote(str(cwd))} && {shlex.join(argv)}"
 
 
 @dataclass
@@ -271,32 +265,8 @@ class Supervisor:
                 run.error = {k: err.get(k, "") for k in ("message", "message_zh", "hint", "hint_zh")}
                 run.error["log_tail"] = err.get("log_tail") or "\n".join(tail)
             else:
-                run.error = self._exit_error(run, code)
+                run.error = exit_error(code, run.killed)
                 run.error["log_tail"] = "\n".join(tail)
-
-    def _exit_error(self, run: Run, code: int | None) -> dict:
-        if code is None:
-            return {"message": "The trainer ended without a final report (Danlu reattached to it after a restart).",
-                    "message_zh": "重启后接上的训练进程结束了，但没有留下最终报告。",
-                    "hint": "The last lines of its log are below; files saved so far are kept and resume continues.",
-                    "hint_zh": "下面是日志的最后几行；已保存的文件都在，可以续训。"}
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            if run.killed:
-                return {"message": f"The trainer was killed ({name}) from this page.",
-                        "message_zh": f"训练进程已在本页面被强制结束（{name}）。",
-                        "hint": "Files saved so far are kept; resume continues from the last saved state.",
-                        "hint_zh": "已保存的文件都在；续训会从最近保存的状态继续。"}
-            return {"message": f"The trainer was killed by signal {name} from outside Danlu.",
-                    "message_zh": f"训练进程被外部信号 {name} 结束。",
-                    "hint": "SIGKILL without a reason is usually the system running out of memory (RAM): "
-                            "lower the batch size or resolution, or cache latents to disk, then resume.",
-                    "hint_zh": "无故的 SIGKILL 通常是系统内存不足：请降低批大小或分辨率，"
-                               "或把 latent 缓存到磁盘，然后续训。"}
-        return {"message": f"The trainer exited with code {code} without reporting an error.",
-                "message_zh": f"训练进程以退出码 {code} 结束，没有报告错误。",
-                "hint": "The last lines of its log are below; they usually name the cause.",
-                "hint_zh": "下面是日志的最后几行，通常能看出原因。"}
 
     def _poll_events(self, run: Run) -> None:
         new, run.events_offset = read_events(run.run_dir / "events.jsonl", run.events_offset)
@@ -384,42 +354,6 @@ class Supervisor:
         return self.poll()
 
 
-def pid_text(pid: int | None) -> str:
-    return "?" if pid is None else str(pid)
-
-
-def pid_alive(pid: int | None, argv: list[str] | None = None) -> bool:
-    """Is process `pid` running (and, where /proc shows it, still the command in argv, not a reused pid)?"""
-    if not pid or pid <= 0:
-        return False
-    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: ask the kernel instead
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        try:
-            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
-        finally:
-            kernel32.CloseHandle(handle)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":  # a zombie has ended
-                return False
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", errors="replace").split("\0")
-    except OSError:
-        return True  # no /proc (macOS): the pid answering is all there is to know
-    return not argv or argv[-1] in cmdline or (len(argv) > 1 and argv[-2] in cmdline)
-
-
 _SUPERVISORS: dict[Path, Supervisor] = {}
 
 
@@ -429,40 +363,3 @@ def supervisor(root: Path) -> Supervisor:
     if key not in _SUPERVISORS:
         _SUPERVISORS[key] = Supervisor(key)
     return _SUPERVISORS[key]
-
-
-def summarize(run: Run) -> dict:
-    """What the Train tab shows, from the run's events: progress, losses, samples, saved files."""
-    current = run.current_events()
-    start = next((e for e in reversed(current) if e.get("type") == "start"), {})
-    progress = next((e for e in reversed(current) if e.get("type") == "progress"), None)
-    # the caches fill before the first step: their last event, until a step is reported
-    caching = None if progress else next((e for e in reversed(current) if e.get("type") == "caching"), None)
-    losses = [(e["step"], e["loss"]) for e in run.events
-              if e.get("type") == "progress" and isinstance(e.get("loss"), (int, float))]
-    saved = []
-    for e in run.events:
-        if e.get("type") == "saved":
-            path = Path(e.get("file", ""))
-            path = path if path.is_absolute() else run.run_dir / path
-            size = path.stat().st_size if path.exists() else e.get("size")
-            saved.append({"file": str(path), "epoch": e.get("epoch"), "step": e.get("step"), "size": size,
-                          "exists": path.exists()})
-    samples = []
-    for e in run.events:
-        if e.get("type") == "sample":
-            png = Path(e.get("png", ""))
-            png = png if png.is_absolute() else run.run_dir / png
-            if png.exists():
-                samples.append({**e, "png": str(png)})
-    validation = [(e["step"], e["loss"], e.get("epoch")) for e in run.events
-                  if e.get("type") == "validation" and isinstance(e.get("loss"), (int, float))]
-    warnings = [e for e in current if e.get("type") == "warning"]
-    total = (progress or {}).get("total") or start.get("total_steps") or 0
-    return {"status": run.status, "step": (progress or {}).get("step", 0), "total": total,
-            "epoch": (progress or {}).get("epoch", 0), "epochs": (progress or {}).get("epochs") or start.get("epochs"),
-            "loss": (progress or {}).get("loss"), "loss_avg": (progress or {}).get("loss_avg"),
-            "lr": (progress or {}).get("lr"), "samples_per_s": (progress or {}).get("samples_per_s"),
-            "eta_s": (progress or {}).get("eta_s"), "losses": losses, "saved": saved, "samples": samples,
-            "warnings": warnings, "error": run.error, "started": start, "validation": validation,
-            "best": best_validation(current), "caching": caching}
