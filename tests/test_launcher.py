@@ -155,3 +155,18 @@ def test_launcher_needs_only_the_standard_library_before_the_venv():
     out = subprocess.run([sys.executable, "-S", "launcher.py", "--help"], capture_output=True, text=True,
                          cwd=launcher.ROOT, timeout=60)  # -S: no site-packages at all
     assert out.returncode == 0 and "usage: python launcher.py" in out.stdout, out.stderr
+
+
+def test_a_follow_up_step_runs_only_after_its_handler_succeeded(monkeypatch):
+    import types
+
+    ran = []
+    fake = types.ModuleType("fake_steps")
+    fake.first = lambda argv: ran.append(("first", argv)) or int(argv[0])
+    fake.then = lambda argv: ran.append(("then", argv)) or 0
+    monkeypatch.setitem(sys.modules, "fake_steps", fake)
+    monkeypatch.setitem(launcher.HANDLERS, "demo", ("fake_steps", "first"))
+    monkeypatch.setitem(launcher.FOLLOW_UPS, "demo", [("fake_steps", "then")])
+    assert launcher.dispatch("demo", ["0"]) == 0 and ran == [("first", ["0"]), ("then", ["0"])]
+    ran.clear()
+    assert launcher.dispatch("demo", ["3"]) == 3 and ran == [("first", ["3"])]
