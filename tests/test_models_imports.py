@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FACTORY = {"models.tiny", "models.tiny_zimage"}
 USES_FACTORY = {"models.demo"} | FACTORY  # the demo builds a tiny model on purpose
 # The modules that read, load and render a base model: everything above them (grid, demo) builds on these.
-SHARED = {"models.files", "models.bpe", "models.families", "models.ldm", "models.detect", "models.loading",
-          "models.hashes", "models.lora_file", "models.generate", "models.recipe", "models.preflight"}
+SHARED = {"models.files", "models.bpe", "models.families", "models.ldm", "models.detect", "models.model_info",
+          "models.loading", "models.hashes", "models.lora_file", "models.generate", "models.recipe", "models.preflight"}
 
 
 def _module(path: Path) -> str:
