@@ -11,7 +11,8 @@ FACTORY = {"models.tiny", "models.tiny_zimage"}
 USES_FACTORY = {"models.demo"} | FACTORY  # the demo builds a tiny model on purpose
 # The modules that read, load and render a base model: everything above them (grid, demo) builds on these.
 SHARED = {"models.files", "models.bpe", "models.families", "models.ldm", "models.detect", "models.model_info",
-          "models.loading", "models.hashes", "models.lora_file", "models.generate", "models.recipe", "models.preflight"}
+          "models.loading", "models.hashes", "models.lora_file", "models.generate", "models.recipe",
+          "models.preflight"}
 
 
 def _module(path: Path) -> str:
