@@ -206,6 +206,31 @@ def _cfg_rescale(cfg: RunConfig, env: Env):
                 f"本次训练是 {pred}。")
 
 
+@rule("scale_v_pred_loss_without_vpred", "warning")
+def _scale_v_pred_loss(cfg: RunConfig, env: Env):
+    pred = _prediction(cfg, env)
+    if cfg.training.scale_v_pred_loss_like_noise_pred and pred and pred != "v_prediction":
+        return ("training.scale_v_pred_loss_like_noise_pred",
+                f"scale_v_pred_loss_like_noise_pred is for v-prediction models; this one is {pred}, so it only "
+                "lowers the weight of the noisy steps (sd-scripts refuses it there).",
+                f"scale_v_pred_loss_like_noise_pred 用于 v-prediction 模型；当前是 {pred}，"
+                "开启后只会降低高噪声步的权重（sd-scripts 在此情况下会拒绝）。",
+                "Turn it off, or set model.prediction_type = v_prediction if the base is a v-prediction model.",
+                "请关闭此项；如果底模确实是 v-prediction 模型，请把 model.prediction_type 设为 v_prediction。")
+
+
+@rule("v_pred_like_loss_with_vpred", "warning")
+def _v_pred_like_loss(cfg: RunConfig, env: Env):
+    if cfg.training.v_pred_like_loss and _prediction(cfg, env) == "v_prediction":
+        return ("training.v_pred_like_loss",
+                f"v_pred_like_loss {cfg.training.v_pred_like_loss:g} adds a v-prediction-like term to an epsilon "
+                "model's loss; this model is already v-prediction, so it only raises the weight of the noisy steps "
+                "(sd-scripts refuses it there).",
+                f"v_pred_like_loss {cfg.training.v_pred_like_loss:g} 是为 epsilon 模型的损失加上类 v-prediction 项；"
+                "当前模型已是 v-prediction，开启后只会提高高噪声步的权重（sd-scripts 在此情况下会拒绝）。",
+                "Set training.v_pred_like_loss = 0.", "请把 training.v_pred_like_loss 设为 0。")
+
+
 @rule("resolution_far_from_native", "warning")
 def _resolution(cfg: RunConfig, env: Env):
     native, res = env.native_resolution, cfg.dataset.resolution
@@ -488,13 +513,18 @@ def _full_bf16_cpu(cfg: RunConfig, env: Env):
                 "在 CPU 上使用完全 bf16：底模和 LoRA 在整个训练中都是 bf16。")
 
 
-@rule("fp8_base_family", "error")
-def _fp8_base_family(cfg: RunConfig, env: Env):
-    if cfg.training.fp8_base and _family(cfg, env) == "zimage":
-        return ("training.fp8_base", "fp8 base is for the SD1.5/SD2/SDXL UNets; a Z-Image run cannot use it.",
-                "fp8 底模仅用于 SD1.5/SD2/SDXL 的 UNet；Z-Image 训练无法使用。",
-                "Turn training.fp8_base off; for low VRAM on Z-Image use model.quantize = int8 (NVIDIA GPU).",
-                "请关闭 training.fp8_base；Z-Image 低显存请用 model.quantize = int8（需 NVIDIA 显卡）。")
+@rule("fp8_base_with_quantize", "error")
+def _fp8_base_quantize(cfg: RunConfig, env: Env):
+    if cfg.training.fp8_base and cfg.model.quantize != "none":
+        return ("training.fp8_base",
+                f"training.fp8_base and model.quantize = {cfg.model.quantize} both store the frozen transformer in "
+                "fewer bits; a run uses one of them.",
+                f"training.fp8_base 与 model.quantize = {cfg.model.quantize} 都是以更少的位数保存冻结的 "
+                "transformer；一次训练只能选其一。",
+                "Keep fp8_base (any GPU or the CPU, no bitsandbytes) and set model.quantize = none, or turn "
+                "fp8_base off to use int8 (NVIDIA GPU).",
+                "保留 fp8_base（任何显卡或 CPU，无需 bitsandbytes）并把 model.quantize 设为 none；"
+                "或关闭 fp8_base 改用 int8（需 NVIDIA 显卡）。")
 
 
 @rule("fp8_base_on_mps", "error")
@@ -700,6 +730,9 @@ def _unet_options(cfg: RunConfig, env: Env):
 def _vpred_options_flow(cfg: RunConfig, env: Env):
     on = [k for k, v in (("model.zero_terminal_snr", cfg.model.zero_terminal_snr),
                          ("training.debiased_estimation", cfg.training.debiased_estimation),
+                         ("training.scale_v_pred_loss_like_noise_pred",
+                          cfg.training.scale_v_pred_loss_like_noise_pred),
+                         ("training.v_pred_like_loss", cfg.training.v_pred_like_loss),
                          ("sampling.cfg_rescale", cfg.sampling.cfg_rescale)) if v]
     if _family(cfg, env) == "zimage" and on:
         return (on[0], f"{', '.join(on)}: these are for the SD UNets' noise schedule; a Z-Image run (flow matching) "

@@ -269,11 +269,14 @@ class TrainingConfig:
                         "在 CPU 上整个训练都用 bf16。")
     fp8_base: bool = F(False, "fp8 base (sd-scripts --fp8_base): the frozen UNet's linear and conv weights are "
                        "stored in fp8 (float8_e4m3fn, half the memory of fp16) and turned back into the compute "
-                       "precision layer by layer while training. The LoRA stays in full precision. SD1.5/SD2/SDXL; "
-                       "for SDXL on 8–12 GB cards.",
+                       "precision layer by layer while training. The LoRA stays in full precision. SD1.5/SD2/SDXL "
+                       "(SDXL on 8–12 GB cards) and Z-Image (its transformer, with the training adapter merged "
+                       "first: 16 GB cards without bitsandbytes); not together with model.quantize.",
                        "fp8 底模（sd-scripts 的 --fp8_base）：冻结的 UNet 线性层和卷积层权重以 fp8"
                        "（float8_e4m3fn，显存为 fp16 的一半）保存，训练时逐层转回计算精度。LoRA 仍为全精度。"
-                       "适用于 SD1.5/SD2/SDXL；让 SDXL 能在 8–12 GB 显卡上训练。")
+                       "适用于 SD1.5/SD2/SDXL（让 SDXL 能在 8–12 GB 显卡上训练）和 Z-Image（其 transformer，"
+                       "训练适配器先合并：无需 bitsandbytes 即可在 16 GB 显卡上训练）；"
+                       "不能与 model.quantize 同时使用。")
     seed: int = F(42, "Random seed.", "随机种子。", min=0, max=2**32 - 1)
     noise_offset: float = F(0.0, "Noise offset; about 0.1 helps very dark or bright images.",
                             "噪声偏移；约 0.1 有助于很暗或很亮的图。", min=0.0, max=1.0, families=("unet",))
@@ -292,6 +295,19 @@ class TrainingConfig:
                                   "step's loss weighted by 1/sqrt(SNR), SNR clamped to [0.001, 1000].",
                                   "去偏估计损失（sd-scripts 的 --debiased_estimation_loss）："
                                   "每步损失乘以 1/sqrt(SNR)，SNR 限制在 [0.001, 1000]。", families=("unet",))
+    scale_v_pred_loss_like_noise_pred: bool = F(
+        False, "Scale the v-prediction loss like the noise-prediction loss (sd-scripts "
+        "--scale_v_pred_loss_like_noise_pred): each step's loss times SNR/(SNR+1), SNR at most 1000, so noisy steps "
+        "weigh as they would for an epsilon model. v-prediction models only.",
+        "按噪声预测的方式缩放 v-prediction 损失（sd-scripts 的 --scale_v_pred_loss_like_noise_pred）："
+        "每步损失乘以 SNR/(SNR+1)（SNR 最大取 1000），让高噪声步的权重与 epsilon 模型相同。仅用于 v-prediction 模型。",
+        families=("unet",))
+    v_pred_like_loss: float = F(0.0, "Add a v-prediction-like loss (sd-scripts --v_pred_like_loss): each step's loss "
+                                "plus this value times loss·(SNR+1)/SNR (SNR at most 1000), which weighs the noisy "
+                                "steps as a v-prediction model does; 0 = off. Epsilon models only.",
+                                "加入类 v-prediction 损失（sd-scripts 的 --v_pred_like_loss）：每步损失再加上"
+                                "该值 × 损失·(SNR+1)/SNR（SNR 最大取 1000），使高噪声步的权重接近 v-prediction 模型；"
+                                "0 为关闭。仅用于 epsilon 模型。", min=0.0, max=10.0, families=("unet",))
     clip_skip: int = F(1, "Clip skip as in WebUI: 2 uses the penultimate layer (SD1.x anime).",
                        "Clip skip（与 WebUI 相同）：2 表示用倒数第二层（SD1.x 二次元常用）。", min=1, max=12,
                        families=("unet",))

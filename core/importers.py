@@ -46,6 +46,8 @@ DIRECT = {
     "gradient_checkpointing": "training.gradient_checkpointing", "seed": "training.seed",
     "noise_offset": "training.noise_offset", "min_snr_gamma": "training.min_snr_gamma",
     "zero_terminal_snr": "model.zero_terminal_snr", "debiased_estimation_loss": "training.debiased_estimation",
+    "scale_v_pred_loss_like_noise_pred": "training.scale_v_pred_loss_like_noise_pred",
+    "v_pred_like_loss": "training.v_pred_like_loss",
     "multires_noise_iterations": "training.multires_noise_iterations",
     "multires_noise_discount": "training.multires_noise_discount",
     "clip_skip": "training.clip_skip",

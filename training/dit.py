@@ -15,7 +15,7 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import ConfigError, DanluError
-from training import flow
+from training import flow, precision
 
 ADAPTER_REPO = "ostris/zimage_turbo_training_adapter"
 ADAPTER_FILES = {"v1": "zimage_turbo_training_adapter_v1.safetensors",
@@ -118,6 +118,19 @@ def quantize_int8(transformer: Any, device: str) -> int:
     return count
 
 
+def store_fp8(transformer: Any) -> int:
+    """training.fp8_base for a DiT: its frozen linears stored in fp8 (training.precision), once the adapter is merged
+    (load_parts) and the LoRA added. The timestep embedder stays as it is: the transformer casts the timestep
+    features to its first weight's dtype, and sin/cos features in fp8 would lose the timestep."""
+    return precision.store_fp8(transformer, keep=("t_embedder",))
+
+
+def text_encoder_on_cpu(cfg: RunConfig) -> bool:
+    """Low VRAM with cached text features: the 4B text encoder stays in CPU memory; each caption is encoded once."""
+    low_vram = cfg.model.quantize != "none" or cfg.training.fp8_base
+    return low_vram and cfg.dataset.cache_text_encoder_outputs
+
+
 def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
     """Parts of a Z-Image base for training: adapter merged, frozen, on `device` in `dtype`."""
     from core.download import apply
@@ -137,8 +150,7 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print):
         log(f"{quantize_int8(transformer, device)} transformer linears stored in int8")
     transformer.to(device, dtype=dtype)
     pipe.vae.to(device, dtype=dtype)
-    # Low VRAM with cached text features: the 4B text encoder stays in CPU memory; each caption is encoded once.
-    te_device = "cpu" if cfg.model.quantize != "none" and cfg.dataset.cache_text_encoder_outputs else device
+    te_device = "cpu" if text_encoder_on_cpu(cfg) else device
     pipe.text_encoder.to(te_device, dtype=dtype)
     if te_device != device:
         log("Text encoder kept on the CPU (low VRAM, text features cached)")
@@ -193,7 +205,7 @@ def loss_fn(parts: Any, transformer: Any, latents, embeds: list, cfg: RunConfig,
     d = flow.draw(latents.shape[0], t.timestep_type, t.timestep_bias, spec.shift)
     noise = torch.randn_like(latents)
     x_t = flow.noisy(latents, noise, d.sigma)
-    dtype = next(p for p in transformer.parameters() if p.is_floating_point()).dtype
+    dtype = precision.compute_dtype(transformer)  # not the fp8 storage of an fp8 base
     frames = list(x_t.to(dtype).unsqueeze(2).unbind(0))           # (C, 1, H, W) each: the transformer's input
     time = flow.model_time(spec, d.sigma).to(latents.device, dtype)
 

@@ -192,9 +192,13 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
             trained[name] = te
             log(f"LoRA on {layers} {name} layers")
     precision.keep_lora_dtype(trained, cfg.training.full_bf16)  # fp32 whatever the base dtype, or full bf16
-    if cfg.training.fp8_base:  # after the LoRA is added, so its weights start from the base's precision
-        log(f"{precision.store_fp8(parts.unet)} frozen UNet layers stored in fp8 (float8_e4m3fn)")
-        for m in (parts.unet, parts.vae, *parts.text_encoders):
+    if cfg.training.fp8_base:  # after the LoRA is added (and a DiT's adapter merged), so the LoRA keeps its precision
+        if parts.is_flow:
+            log(f"{dit.store_fp8(parts.unet)} frozen transformer layers stored in fp8 (float8_e4m3fn)")
+        else:
+            log(f"{precision.store_fp8(parts.unet)} frozen UNet layers stored in fp8 (float8_e4m3fn)")
+        te_stays = parts.is_flow and dit.text_encoder_on_cpu(cfg)  # cached text features: encoded on the CPU
+        for m in (parts.unet, parts.vae, *([] if te_stays else parts.text_encoders)):
             m.to(device)
     if cfg.training.gradient_checkpointing:
         parts.unet.enable_gradient_checkpointing()

@@ -199,7 +199,8 @@ def loss_weight(sched: Any, steps: Any, t: Any, prediction_type: str):
 
     Min-SNR: min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v-prediction (the v loss already
     carries a factor SNR + 1). Debiased estimation (sd-scripts): 1 / sqrt(SNR), SNR clamped to at most 1000 as
-    sd-scripts does and to at least 0.001 so the zero-SNR last step of a rescaled schedule stays finite."""
+    sd-scripts does and to at least 0.001 so the zero-SNR last step of a rescaled schedule stays finite.
+    scale_v_pred_loss_like_noise_pred / v_pred_like_loss: training.noise.v_loss_weight."""
     import torch
 
     s = snr(sched, steps)
@@ -209,4 +210,10 @@ def loss_weight(sched: Any, steps: Any, t: Any, prediction_type: str):
         weight = weight * torch.clamp(s, max=t.min_snr_gamma) / denominator
     if t.debiased_estimation:
         weight = weight / torch.sqrt(torch.clamp(s, min=1e-3, max=1000.0))
+    scale_like_noise, v_pred_like = (getattr(t, "scale_v_pred_loss_like_noise_pred", False),
+                                     getattr(t, "v_pred_like_loss", 0.0))
+    if scale_like_noise or v_pred_like:
+        from training.noise import v_loss_weight
+
+        weight = weight * v_loss_weight(s, scale_like_noise, v_pred_like)
     return weight

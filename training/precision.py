@@ -42,14 +42,17 @@ def _conv(self: Any, x: Any) -> Any:
     return self._conv_forward(x, self.weight.to(dtype), bias)
 
 
-def store_fp8(model: Any) -> int:
+def store_fp8(model: Any, keep: tuple[str, ...] = ()) -> int:
     """Store the frozen Linear/Conv2d weights of `model` as float8_e4m3fn, upcast per layer in forward; biases, norms
-    and the trainable (LoRA) layers stay as they are. Returns the number of layers stored in fp8."""
+    and the trainable (LoRA) layers stay as they are, and so do the layers under the module names in `keep` (those
+    whose caller reads their weight's dtype to cast its input). Returns the number of layers stored in fp8."""
     import torch
 
     n = 0
-    for module in model.modules():
+    for name, module in model.named_modules():
         if type(module) not in (torch.nn.Linear, torch.nn.Conv2d) or module.weight.requires_grad:
+            continue
+        if any(name == k or name.startswith(k + ".") for k in keep):
             continue
         if module.weight.dtype in _fp8_dtypes():
             continue
@@ -60,9 +63,11 @@ def store_fp8(model: Any) -> int:
 
 
 def compute_dtype(model: Any) -> Any:
-    """The precision the model computes in: that of its first floating-point parameter that is not stored in fp8."""
+    """The precision the model computes in: that of its first frozen floating-point parameter that is not stored in
+    fp8 (the LoRA's own weights may be fp32 on a 16-bit base), else of its first floating-point one."""
     fp8 = _fp8_dtypes()
-    return next(p.dtype for p in model.parameters() if p.is_floating_point() and p.dtype not in fp8)
+    params = [p for p in model.parameters() if p.is_floating_point() and p.dtype not in fp8]
+    return next((p.dtype for p in params if not p.requires_grad), params[0].dtype)
 
 
 def keep_lora_dtype(models: dict[str, Any], full_bf16: bool) -> None:
