@@ -154,7 +154,8 @@ def test_checks_reject_bad_combinations_in_both_languages():
     gpu = {"device": "cuda", "family": "sdxl"}
     wrong = [
         (_cfg(training={"full_bf16": True, "mixed_precision": "fp16"}), gpu, "training.full_bf16", "error"),
-        (_cfg(training={"fp8_base": True}), {"device": "cuda", "family": "zimage"}, "training.fp8_base", "error"),
+        (_cfg(training={"fp8_base": True}, model={"quantize": "int8"}), {"device": "cuda", "family": "zimage"},
+         "training.fp8_base", "error"),
         (_cfg(training={"fp8_base": True}, network={"use_dora": True}), gpu, "training.fp8_base", "error"),
         (_cfg(training={"fp8_base": True}, network={"type": "loha"}), gpu, "training.fp8_base", "error"),
         (_cfg(optimizer={"name": "DAdaptAdam", "lr": 1.0}, network={"loraplus_lr_ratio": 16.0}), gpu,
