@@ -24,7 +24,7 @@ from ui.tagging_auto import (  # noqa: F401 - the tab's other sections and tests
     model_threshold,
     progress_html,
 )
-from ui.tagging_editor import (  # noqa: F401 - tests and the tab's sections use these names from here
+from ui.tagging_edits import (  # noqa: F401 - tests and the tab's sections use these names from here
     _EDIT_LOCK,
     _EDITORS,
     OPS,
