@@ -23,11 +23,30 @@ FAMILY_PARAMS_M = {
     "sdxl": {"unet": 2567.5, "text_encoder": 817.0, "vae": 83.7},
 }
 NATIVE_RES = {"sd15": 512, "sd2": 768, "sdxl": 1024}
-# LoRA parameters per unit of rank (millions), UNet and text encoder(s), kohya's default targets
-# (attention and MLP linears; a rank-32 SD1.5 file is about 38 MB in fp16).
-LORA_M_PER_RANK = {"sd15": {"unet": 0.50, "text_encoder": 0.092},
-                   "sd2": {"unet": 0.52, "text_encoder": 0.25},
-                   "sdxl": {"unet": 2.87, "text_encoder": 0.61}}
+# LoRA parameters per unit of rank (in + out features of each target) of each UNet block, by sd-scripts' block
+# numbers (core/blocks.py), counted from the architectures in models/configs with the targets training/lora.py
+# picks (tests/test_estimate_lora_params.py recounts them): "attn" the transformer blocks' linears and 1×1 convs
+# (kohya's default targets), "res" the ResNet and sampler linears and 1×1 convs and "conv" the 3×3 convs
+# (in·9 + out), both LoRA-trained only with conv LoRA (conv_dim / conv_block_dims). A rank-32 SD1.5 file (UNet and
+# text encoder) holds 18.9 M parameters, about 38 MB in fp16.
+_SD_RES = [0, 1600, 1600, 0, 2880, 1920, 0, 4480, 2560, 0, 2560, 2560, 5120, 6400, 6400, 6400, 6400, 6400, 5760,
+           4480, 3840, 3520, 2880, 2560, 2560]
+_SD_CONV = [0, 6400, 6400, 3200, 9920, 12800, 6400, 19840, 25600, 12800, 25600, 25600, 51200, 37120, 37120, 49920,
+            37120, 37120, 44160, 24320, 18560, 22080, 12160, 9280, 9280]
+UNET_BLOCK_PER_RANK = {
+    "sd15": {"attn": [0, 11776, 11776, 0, 22016, 22016, 0, 42496, 42496, 0, 0, 0, 42496, 0, 0, 0, 42496, 42496,
+                      42496, 22016, 22016, 22016, 11776, 11776, 11776], "res": _SD_RES, "conv": _SD_CONV},
+    "sd2": {"attn": [0, 12288, 12288, 0, 22528, 22528, 0, 43008, 43008, 0, 0, 0, 43008, 0, 0, 0, 43008, 43008,
+                     43008, 22528, 22528, 22528, 12288, 12288, 12288], "res": _SD_RES, "conv": _SD_CONV},
+    "sdxl": {"attn": [0, 0, 0, 0, 0, 46592, 46592, 0, 404480, 404480, 0, 404480, 0, 404480, 404480, 404480, 46592,
+                      46592, 46592, 0, 0, 0, 0],
+             "res": [0, 0, 1600, 1600, 0, 2880, 1920, 0, 4480, 2560, 2560, 0, 2560, 6400, 6400, 5760, 4480, 3840,
+                     3520, 2880, 2560, 2560, 0],
+             "conv": [0, 0, 6400, 6400, 3200, 9920, 12800, 6400, 19840, 25600, 25600, 0, 25600, 37120, 37120, 44160,
+                      24320, 18560, 22080, 12160, 9280, 9280, 0]},
+}
+# The text encoder(s): every linear of the CLIP encoder layers, per unit of rank.
+TEXT_PER_RANK = {"sd15": 165888, "sd2": 423936, "sdxl": 903168}
 # Activation memory (GB) of one sample at the native resolution in fp16 with SDPA attention,
 # without and with gradient checkpointing: measured figures reported by kohya_ss users
 # (SD1.5 LoRA ≈ 6 GB at batch 1, SDXL LoRA ≈ 12 GB with checkpointing at batch 1).
@@ -86,11 +105,7 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
         frozen_m += params["text_encoder"]
     weights_gb = (frozen_m * wbytes + params["unet"] * unet_bytes) * 1e6 / GB
 
-    per_rank = LORA_M_PER_RANK[fam]
-    lora_m = (per_rank["unet"] * cfg.network.rank if cfg.network.train_unet else 0.0) + \
-        (per_rank["text_encoder"] * cfg.network.rank if cfg.network.train_text_encoder else 0.0)
-    if cfg.network.conv_dim:
-        lora_m += per_rank["unet"] * 0.4 * cfg.network.conv_dim
+    lora_m = lora_params(cfg, fam) / 1e6
     state_bytes = 4 + 4 + OPTIMIZER_STATE_BYTES.get(cfg.optimizer.name, 8)
     if t.full_bf16:  # weights, gradients and optimizer state in bf16, no fp32 copy
         state_bytes /= 2
@@ -125,6 +140,33 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
                 f"kohya 用户报告的 {NATIVE_RES[fam]} px 激活显存，"
                 f"{ck_zh}梯度检查点，SDPA 注意力。粗略估计：±30 %。")
     return MemoryEstimate(total, parts, basis_en, basis_zh)
+
+
+def unet_lora_params(n, fam: str) -> int:
+    """Trainable LoRA parameters of an SD family's UNet: each block at its own dim (network.block_dims, or an LR
+    weight of 0 turning it off, as core/blocks.py plans it) or at network.rank, conv LoRA likewise."""
+    from core import blocks
+    from core.errors import ConfigError
+
+    table = UNET_BLOCK_PER_RANK[fam]
+    count = len(table["attn"])
+    try:
+        plan = blocks.from_config(n, fam)
+    except ConfigError:  # the Parameters tab shows what is wrong; estimate as if no block-wise option were set
+        plan = None
+    dims = plan.dims if plan else [n.rank] * count
+    conv_dims = plan.conv_dims if plan else ([n.conv_dim] * count if n.conv_dim else None)
+    total = sum(d * w for d, w in zip(dims, table["attn"]))
+    if conv_dims is not None:  # the ResNet linears take the block's dim, its 3×3 convs the conv dim
+        total += sum(d * w for d, w in zip(dims, table["res"])) + sum(d * w for d, w in zip(conv_dims, table["conv"]))
+    return total
+
+
+def lora_params(cfg: RunConfig, fam: str) -> int:
+    """Trainable LoRA parameters of a run on an SD family: UNet (block-wise dims counted) and text encoder(s)."""
+    n = cfg.network
+    unet = unet_lora_params(n, fam) if n.train_unet else 0
+    return unet + (TEXT_PER_RANK[fam] * n.rank if n.train_text_encoder else 0)
 
 
 _SCAN_CACHE: dict = {}  # image facts by (path, size, mtime): the live count stays fast while the user types
