@@ -119,3 +119,34 @@ def test_fp8_base_and_quantize_are_not_both_set():
     both = cfgmod.with_values(low, {"model.quantize": "int8"})
     found = [i for i in checks.errors(checks.check(both, checks.Env(device="cuda"))) if i.key == "training.fp8_base"]
     assert len(found) == 1 and "model.quantize" in found[0].en and "model.quantize" in found[0].zh
+
+
+def test_the_estimate_stores_the_transformer_at_one_byte_with_fp8_as_with_int8():
+    from core.estimate import estimate_memory
+
+    cfg = cfgmod.load(preset="zimage_turbo_adapter", overrides=["training.gradient_checkpointing=true"])
+    plain, fp8 = estimate_memory(cfg, "zimage"), estimate_memory(cfgmod.with_values(cfg, {"training.fp8_base": True}))
+    int8 = estimate_memory(cfgmod.with_values(cfg, {"model.quantize": "int8"}), "zimage")
+    assert plain.total_gb - fp8.total_gb == pytest.approx(6150e6 / 1024 ** 3, rel=1e-6)  # 2 bytes → 1 per weight
+    assert fp8.total_gb == pytest.approx(int8.total_gb) and "transformer in fp8" in fp8.text("en")
+    cached = estimate_memory(cfgmod.with_values(cfg, {"training.fp8_base": True,
+                                                      "dataset.cache_text_encoder_outputs": True}), "zimage")
+    assert fp8.total_gb - cached.total_gb == pytest.approx(4022e6 * 2 / 1024 ** 3, rel=1e-6)  # text encoder on CPU
+    assert cached.fits[0] <= 16 < plain.fits[0] and "transformer 为 fp8" in cached.text("zh")
+
+
+@pytest.mark.parametrize("kinds,refiners", [(["attention", "feed_forward", "adaLN"], False), (["attention"], True),
+                                            (["feed_forward", "adaLN"], True)])
+def test_the_estimate_counts_the_lora_of_the_real_transformer(kinds, refiners):
+    from accelerate import init_empty_weights
+    from diffusers import ZImageTransformer2DModel
+
+    from core.estimate import zimage_lora_params
+    from training import lora
+
+    with init_empty_weights():
+        t = ZImageTransformer2DModel()  # diffusers' defaults are Turbo's config
+    lora.inject(t, rank=4, alpha=4, family="zimage", dit_targets=kinds, dit_refiners=refiners)
+    n = cfgmod.with_values(cfgmod.default_config(), {"network.rank": 4, "network.dit_targets": kinds,
+                                                     "network.dit_refiners": refiners}).network
+    assert zimage_lora_params(n) == sum(p.numel() for p in lora.lora_parameters(t))
