@@ -1,0 +1,234 @@
+"""The XYZ grid tab's jobs: the runs and files to pick from, the plan from the form, and a grid rendered in a
+worker thread (models.xyz.run_grid) whose progress the handler streams to the page. Cancel stops between cells
+and the cells already done are still composed and saved. ui/tab_grid.py lays the tab out and wires these.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+from pathlib import Path
+
+import gradio as gr
+
+from core.errors import DanluError
+from ui import i18n
+from ui.i18n import t
+
+_CANCELS: dict[str, threading.Event] = {}
+
+
+def list_runs(outputs_dir: Path) -> list[tuple[str, str]]:
+    """(label, folder) of the run folders under outputs_dir that hold config.toml, newest first."""
+    from core.run_layout import list_runs as run_folders
+
+    out = []
+    for p in run_folders(outputs_dir):
+        count = sum(1 for _ in p.glob("*.safetensors"))
+        out.append((f"{p.name}  ({count} LoRA)", str(p)))
+    return out
+
+
+def epoch_stems(run: str | None) -> list[str]:
+    """The run's LoRA file stems in training order (name-000002, …, name)."""
+    if not run:
+        return []
+    from models.xyz import epoch_files, resolve_run
+
+    try:
+        cfg, run_dir = resolve_run(run)
+    except DanluError:
+        return []
+    return [f.stem for _, f in epoch_files(run_dir, cfg.saving.name)]
+
+
+def make_plan(source: str, run: str | None, epochs: list[str] | None, weights: str, base_column: bool, z_kind: str,
+              z_text: str, margin: float, lora_text: str, base: str, config: dict | None, outputs_dir: Path):
+    """The GridPlan for the form (raises DanluError with what to fix)."""
+    from models.xyz import parse_weights, plan_from_loras, plan_from_run
+
+    w = parse_weights(weights or "")
+    z_values = [line.strip() for line in (z_text or "").splitlines() if line.strip()]
+    bases = z_values if z_kind == "bases" else None
+    prompts = z_values if z_kind == "prompts" else None
+    if source == "files":
+        files = [line.strip().strip('"') for line in (lora_text or "").splitlines() if line.strip()]
+        sampling = dict((config or {}).get("sampling") or {})
+        clip_skip = int(((config or {}).get("training") or {}).get("clip_skip", 1))
+        return plan_from_loras(files, (base or "").strip(), sampling=sampling, weights=w, bases=bases,
+                               prompts=prompts, include_base=base_column, margin=int(margin or 0),
+                               clip_skip=clip_skip, out_dir=Path(outputs_dir) / "grids")
+    if not run:
+        raise DanluError("No run picked.", "没有选择运行。", "Pick a run in the list (Refresh after training).",
+                         "请在列表中选择一次运行（训练后点刷新）。", key="run")
+    return plan_from_run(run, weights=w, epochs=",".join(epochs) if epochs else None, bases=bases,
+                         prompts=prompts, all_prompts=z_kind == "prompts" and not z_values,
+                         include_base=base_column, margin=int(margin or 0))
+
+
+def preselected(run: str | None) -> list[str]:
+    """The files a grid of the run starts with: the best epoch by validation loss and its neighbours, else all."""
+    if not run:
+        return []
+    from models.xyz_compare import best_stems
+
+    try:
+        return best_stems(run)
+    except DanluError:
+        return epoch_stems(run)
+
+
+def compare_choices(outputs_dir: Path, lang: str) -> list[tuple[str, str]]:
+    return [(t("grid.compare_none", lang), "")] + list_runs(outputs_dir)
+
+
+def _compare_job(run, others, epochs, weights, base_column, z_kind, z_text, margin):
+    """(first plan, total cells, columns, render function) of runs side by side (models.xyz_compare)."""
+    from models.xyz import parse_weights
+    from models.xyz_compare import plan_runs, run_label, run_runs
+
+    if not run:
+        raise DanluError("No run picked.", "没有选择运行。", "Pick a run in the list (Refresh after training).",
+                         "请在列表中选择一次运行（训练后点刷新）。", key="run")
+    z_values = [line.strip() for line in (z_text or "").splitlines() if line.strip()]
+    runs = [run, *others]
+    plans, keys, warnings = plan_runs(
+        runs, weights=parse_weights(weights or ""), epochs=",".join(epochs) if epochs else None,
+        bases=z_values if z_kind == "bases" else None, prompts=z_values if z_kind == "prompts" else None,
+        include_base=base_column, margin=int(margin or 0))
+    labels = [run_label(r) for r in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{chr(65 + i)}: {label}" for i, label in enumerate(labels)]
+
+    def render(**kwargs):
+        return run_runs(plans, keys, labels, warnings=warnings, **kwargs)
+
+    return plans[0], sum(len(p.cells()) for p in plans), len(plans[0].columns), render
+
+
+def _progress_text(done: int, total: int, eta: float | None, lang: str) -> str:
+    eta_text = t("grid.eta", lang, s=f"{eta:.0f}") if eta is not None and done < total else ""
+    return t("grid.progress", lang, done=done, total=total, eta=eta_text)
+
+
+def _warnings_text(warnings: list, lang: str) -> str:
+    return "\n\n".join(t("grid.warning", lang) + (zh if lang == "zh" else en) for en, zh in warnings)
+
+
+def _finished(result, lang: str) -> tuple[i18n.Text, i18n.Text]:
+    """The progress line and the message of a finished (or cancelled) grid, in both languages."""
+    key = "grid.done" if result.status == "finished" else "grid.cancelled"
+
+    def said(lg: str) -> str:
+        message = t(key, lg, path=result.grid_png, done=result.done, total=result.total)
+        return message + ("\n\n" + _warnings_text(result.warnings, lg) if result.warnings else "")
+
+    return i18n.both(lambda lg: _progress_text(result.done, result.total, None, lg), lang), i18n.both(said, lang)
+
+
+def _job(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, config,
+         outputs_dir: Path, compare):
+    """(plan, total cells, columns, the Z part of the planned line, render function) of the form's grid: one
+    run or files (models.xyz.run_grid), or runs side by side (models.xyz_compare). Raises DanluError."""
+    from models.xyz import run_grid
+
+    others = [c for c in ([compare] if isinstance(compare, str) else compare or []) if c and c != run]
+    if source == "run" and others:
+        plan, total, cols, render = _compare_job(run, others, epochs, weights, base_column, z_kind, z_text, margin)
+        return plan, total, cols, f" × {len(others) + 1} Z", render
+    plan = make_plan(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base,
+                     config, outputs_dir)
+    z = f" × {len(plan.z_labels() or [])} Z" if plan.z_axis else ""
+
+    def render(**kwargs):
+        return run_grid(plan, **kwargs)
+
+    return plan, len(plan.cells()), len(plan.columns), z, render
+
+
+def _start(render, cancel: threading.Event, lang: str) -> queue.Queue:
+    """Render in a worker thread; the queue receives ("progress", done, total, eta), ("warnings", [...]),
+    ("error", DanluError) or ("done", result)."""
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            events.put(("done", render(cancel=cancel, lang=lang,
+                                       progress=lambda d, n, eta, _note="": events.put(("progress", d, n, eta)),
+                                       on_warnings=lambda ws: events.put(("warnings", ws)))))
+        except DanluError as e:
+            events.put(("error", e))
+        except Exception as e:  # noqa: BLE001 - the page must say what went wrong instead of hanging
+            detail = f"{type(e).__name__}: {e}"
+            events.put(("error", DanluError(t("grid.crash", "en", e=detail), t("grid.crash", "zh", e=detail))))
+
+    threading.Thread(target=work, daemon=True, name="danlu-grid").start()
+    return events
+
+
+def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, lang, config,
+                outputs_dir: Path, compare: str | list[str] = ""):
+    """Generator for the page: yields (token, progress, grid image, message, grid.json path, buttons…)."""
+    idle = (gr.update(interactive=True), gr.update(interactive=False))
+    busy = (gr.update(interactive=False), gr.update(interactive=True))
+    try:
+        plan, total, cols, z, render = _job(source, run, epochs, weights, base_column, z_kind, z_text, margin,
+                                            lora_text, base, config, outputs_dir, compare)
+    except DanluError as e:
+        yield "", "", gr.update(), i18n.with_error("grid.error", e, lang, sep=""), gr.update(), *idle
+        return
+    token = uuid.uuid4().hex
+    cancel = _CANCELS[token] = threading.Event()
+    events = _start(render, cancel, lang)
+    planned = i18n.text("grid.planned", lang, total=total, cols=cols, rows=len(plan.weights), z=z)
+    yield token, planned, gr.update(), "", gr.update(), *busy
+    early = ""
+    try:
+        while True:
+            item = events.get()
+            if item[0] == "warnings":
+                early = i18n.both(lambda lg, ws=item[1]: _warnings_text(ws, lg), lang)
+                yield token, gr.update(), gr.update(), early, gr.update(), *busy
+                continue
+            if item[0] == "progress":
+                done = i18n.both(lambda lg, d=item: _progress_text(d[1], d[2], d[3], lg), lang)
+                yield token, done, gr.update(), early, gr.update(), *busy
+                continue
+            if item[0] == "error":
+                yield "", "", gr.update(), i18n.with_error("grid.error", item[1], lang, sep=""), gr.update(), *idle
+                return
+            result = item[1]
+            done, said = _finished(result, lang)
+            yield "", done, result.grid.image, said, str(result.out_dir / "grid.json"), *idle
+            return
+    finally:
+        _CANCELS.pop(token, None)
+
+
+def cancel_grid(token: str, lang: str) -> i18n.Text:
+    event = _CANCELS.get(token or "")
+    if event is None:
+        return i18n.text("grid.nothing", lang)
+    event.set()
+    return i18n.text("grid.cancelling", lang)
+
+
+def show_cell(grid_json: str, lang: str, evt: gr.SelectData):
+    """A click on the grid → that cell's own image and A1111 recipe."""
+    from PIL import Image
+
+    from models.xyz import cell_at
+
+    if not grid_json or evt is None or evt.index is None:
+        return gr.update(), ""
+    x, y = evt.index[0], evt.index[1]
+    cell = cell_at(Path(grid_json), x, y)
+    if cell is None:
+        return gr.update(value=None), t("grid.no_cell", lang)
+    with Image.open(Path(grid_json).parent / cell["png"]) as im:
+        image = im.convert("RGB")
+    scale = max(1, 256 // max(1, min(image.size)))  # small cells are shown enlarged; the file keeps its pixels
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    return image, cell["parameters"]
