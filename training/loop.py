@@ -7,10 +7,8 @@ takes its share of each step's batches; only the main process writes files and e
 from __future__ import annotations
 
 import random
-import signal
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,69 +18,11 @@ from core.config import RunConfig
 from core.dataset_steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
-from training import blocks, checks, dit, export, lora, model, optim, precache, precision, state, tboard, validation
+from training import adapters, blocks, checks, dit, export, lora, model, optim, precache, state, tboard, validation
 from training import data as D
+from training.runtime import Log, Result, Stopper
 
 PROGRESS_EVERY_S = 2.0
-
-
-@dataclass
-class Result:
-    status: str                                   # finished | stopped
-    files: list[Path] = field(default_factory=list)
-    samples: list[Path] = field(default_factory=list)
-    step: int = 0
-    total_steps: int = 0
-    losses: list[float] = field(default_factory=list)
-    models: dict[str, Any] = field(default_factory=dict)  # the trained (unwrapped) modules, for in-process use
-    family: str = ""
-    first_step_s: float = 0.0     # from the start of train() to the end of the first step (loading, caching)
-    cache_s: float = 0.0          # filling the latent and text caches before the first step
-    save_s: float = 0.0           # writing LoRA files (precision report, hashes), samples and validation excluded
-    steady_s: float = 0.0         # from the end of the first step to the end of the last, saves and samples excluded
-    steady_samples: int = 0       # images trained in steady_s, all processes
-
-
-class Log:
-    """Readable lines on stdout and in train.log (main process only)."""
-
-    def __init__(self, path: Path, active: bool):
-        self.path, self.active = path, active
-
-    def __call__(self, msg: str) -> None:
-        if self.active:
-            line = f"[{time.strftime('%H:%M:%S')}] {msg}"
-            print(line, flush=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
-
-
-class Stopper:
-    """A STOP file in the run folder, SIGINT or SIGTERM: finish the step, save, exit 0."""
-
-    def __init__(self, run_dir: Path):
-        self.file = run_dir / STOP_FILE
-        self.signalled = False
-        self.previous: dict = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[sig] = signal.signal(sig, self._on_signal)
-            except ValueError:  # not the main thread (in-process use): the stop file still works
-                pass
-
-    def restore(self) -> None:
-        """Give the signals back (matters when train() runs inside another program, e.g. tests)."""
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def _on_signal(self, signum, frame) -> None:
-        if self.signalled:  # asked twice: stop now, without the save
-            raise KeyboardInterrupt
-        self.signalled = True
-        print("Stopping after this step (press Ctrl+C again to abort without saving)…", flush=True)
-
-    def requested(self) -> bool:
-        return self.signalled or self.file.exists()
 
 
 def train(cfg: RunConfig, *, resume: bool = False, command: str = "") -> Result:
@@ -167,47 +107,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     log(f"Loading {cfg.model.base} on {device} ({'fp32' if mixed == 'no' else mixed})")
     # fp8 base: the parts go to the GPU once the UNet is in fp8, so the 16-bit UNet never sits there
     parts = model.load_parts(cfg, "cpu" if cfg.training.fp8_base else str(device), weight_dtype, log)
-    n = cfg.network
-    comp_names = ["text_encoder", "text_encoder_2"][:len(parts.text_encoders)]
-    trained: dict[str, Any] = {}  # "unet" is the denoiser: the UNet, or a DiT family's transformer
-    block_plan = None if parts.is_flow or not n.train_unet else blocks.from_config(n, parts.family)
-    if n.train_unet:
-        dit_kw = {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners} \
-            if parts.is_flow else {"family": parts.family, "blocks": block_plan}
-        layers = lora.inject(parts.unet, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
-                             conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", algo=n.type,
-                             rank_dropout=n.rank_dropout, module_dropout=n.module_dropout, **dit_kw)
-        trained["unet"] = parts.unet
-        log(f"LoRA on {layers} {'transformer' if parts.is_flow else 'UNet'} layers")
-        if block_plan is not None:
-            log(f"Block-wise (sd-scripts' block numbers): LR weights {block_plan.lr or 'all 1'}; dims "
-                f"{block_plan.dims}; alphas {block_plan.alphas}"
-                + (f"; conv dims {block_plan.conv_dims}; conv alphas {block_plan.conv_alphas}"
-                   if block_plan.conv_dims else ""))
-    if n.train_text_encoder and not parts.is_flow:  # a DiT family's text encoder stays frozen (core.checks says)
-        for name, te in zip(comp_names, parts.text_encoders):
-            layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
-                                 component=name, algo=n.type, rank_dropout=n.rank_dropout,
-                                 module_dropout=n.module_dropout)
-            trained[name] = te
-            log(f"LoRA on {layers} {name} layers")
-    precision.keep_lora_dtype(trained, cfg.training.full_bf16)  # fp32 whatever the base dtype, or full bf16
-    if cfg.training.fp8_base:  # after the LoRA is added (and a DiT's adapter merged), so the LoRA keeps its precision
-        if parts.is_flow:
-            log(f"{dit.store_fp8(parts.unet)} frozen transformer layers stored in fp8 (float8_e4m3fn)")
-        else:
-            log(f"{precision.store_fp8(parts.unet)} frozen UNet layers stored in fp8 (float8_e4m3fn)")
-        te_stays = parts.is_flow and dit.text_encoder_on_cpu(cfg)  # cached text features: encoded on the CPU
-        for m in (parts.unet, parts.vae, *([] if te_stays else parts.text_encoders)):
-            m.to(device)
-    if cfg.training.gradient_checkpointing:
-        parts.unet.enable_gradient_checkpointing()
-        for name in comp_names:
-            if name in trained:
-                trained[name].gradient_checkpointing_enable()
-    n_params = sum(p.numel() for m in trained.values() for p in m.parameters() if p.requires_grad)
-    log(f"{n_params:,} trainable parameters; alpha {n.alpha or n.rank} / rank {n.rank} = scale "
-        f"{(n.alpha or n.rank) / n.rank:g}")
+    trained, comp_names, block_plan = adapters.attach(cfg, parts, device, log)
 
     # --- optimizer and schedule ------------------------------------------------------------------
     unet_params = lora.lora_parameters(parts.unet) if "unet" in trained else []
