@@ -292,9 +292,11 @@ class TrainingConfig:
     min_snr_gamma: float = F(0.0, "Min-SNR weighting gamma; 5 is recommended, 0 = off.",
                              "Min-SNR 加权 gamma；推荐 5，0 为关闭。", min=0.0, max=100.0, families=("unet",))
     debiased_estimation: bool = F(False, "Debiased estimation loss (sd-scripts --debiased_estimation_loss): each "
-                                  "step's loss weighted by 1/sqrt(SNR), SNR clamped to [0.001, 1000].",
+                                  "step's loss weighted by 1/sqrt(SNR), or 1/(SNR+1) with v-prediction, SNR clamped "
+                                  "to [0.001, 1000].",
                                   "去偏估计损失（sd-scripts 的 --debiased_estimation_loss）："
-                                  "每步损失乘以 1/sqrt(SNR)，SNR 限制在 [0.001, 1000]。", families=("unet",))
+                                  "每步损失乘以 1/sqrt(SNR)（v-prediction 为 1/(SNR+1)），"
+                                  "SNR 限制在 [0.001, 1000]。", families=("unet",))
     scale_v_pred_loss_like_noise_pred: bool = F(
         False, "Scale the v-prediction loss like the noise-prediction loss (sd-scripts "
         "--scale_v_pred_loss_like_noise_pred): each step's loss times SNR/(SNR+1), SNR at most 1000, so noisy steps "

@@ -43,8 +43,11 @@ def test_loss_weights_at_given_timesteps():
     assert torch.allclose(eps, torch.clamp(s, max=5.0) / s)  # epsilon: min(SNR, γ) / SNR
     assert eps[-1].item() == pytest.approx(1.0) and v[-1].item() < 0.01
     debiased = loss_weight(sched, steps, SimpleNamespace(min_snr_gamma=0.0, debiased_estimation=True), "v_prediction")
-    assert torch.allclose(debiased, 1 / torch.sqrt(torch.clamp(s, max=1000.0)))
-    assert debiased[0].item() == pytest.approx(1 / 1000 ** 0.5)  # SNR(0) ≈ 1170, clamped to 1000 as sd-scripts does
+    assert torch.allclose(debiased, 1 / (torch.clamp(s, max=1000.0) + 1))  # v: 1 / (SNR + 1), as sd-scripts
+    assert debiased[0].item() == pytest.approx(1 / 1001)  # SNR(0) ≈ 1170, clamped to 1000 as sd-scripts does
+    debiased = loss_weight(sched, steps, SimpleNamespace(min_snr_gamma=0.0, debiased_estimation=True), "epsilon")
+    assert torch.allclose(debiased, 1 / torch.sqrt(torch.clamp(s, max=1000.0)))  # epsilon: 1 / sqrt(SNR)
+    assert debiased[0].item() == pytest.approx(1 / 1000 ** 0.5)
 
 
 def test_zero_terminal_snr_schedule_ends_at_zero_snr_and_weights_stay_finite():

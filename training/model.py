@@ -198,8 +198,9 @@ def loss_weight(sched: Any, steps: Any, t: Any, prediction_type: str):
     """Per-sample loss weight of the SNR options (1 when none is on).
 
     Min-SNR: min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v-prediction (the v loss already
-    carries a factor SNR + 1). Debiased estimation (sd-scripts): 1 / sqrt(SNR), SNR clamped to at most 1000 as
-    sd-scripts does and to at least 0.001 so the zero-SNR last step of a rescaled schedule stays finite.
+    carries a factor SNR + 1). Debiased estimation (sd-scripts): 1 / sqrt(SNR) for epsilon, 1 / (SNR + 1) for
+    v-prediction, SNR clamped to at most 1000 as sd-scripts does and to at least 0.001 so the zero-SNR last step of a
+    rescaled schedule stays finite.
     scale_v_pred_loss_like_noise_pred / v_pred_like_loss: training.noise.v_loss_weight."""
     import torch
 
@@ -208,8 +209,9 @@ def loss_weight(sched: Any, steps: Any, t: Any, prediction_type: str):
     if t.min_snr_gamma:
         denominator = s + 1 if prediction_type == "v_prediction" else torch.clamp(s, min=1e-3)  # 0/0 under ZTSNR
         weight = weight * torch.clamp(s, max=t.min_snr_gamma) / denominator
-    if t.debiased_estimation:
-        weight = weight / torch.sqrt(torch.clamp(s, min=1e-3, max=1000.0))
+    if t.debiased_estimation:  # sd-scripts: 1 / (SNR + 1) for v-prediction, else 1 / sqrt(SNR)
+        clamped = torch.clamp(s, min=1e-3, max=1000.0)
+        weight = weight / (clamped + 1 if prediction_type == "v_prediction" else torch.sqrt(clamped))
     scale_like_noise, v_pred_like = (getattr(t, "scale_v_pred_loss_like_noise_pred", False),
                                      getattr(t, "v_pred_like_loss", 0.0))
     if scale_like_noise or v_pred_like:
