@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -232,50 +233,52 @@ def start_checks(cfg: cfgmod.RunConfig, lang: str) -> list[str]:
     return [i.text(lang) for i in errors(preflight.issues(cfg))]
 
 
-def build(ctx: AppContext) -> None:
-    lang0 = ctx.lang.value
-    sup = supervisor(ctx.root)
-    ctx.tr.bind(gr.Markdown(t("train.intro", lang0)), value="train.intro")
+def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
+    """The tab's components: the buttons, the message and status, progress, the loss chart, files, samples, the
+    log and its search."""
+    B = ctx.tr.bind
+    c = SimpleNamespace()
+    B(gr.Markdown(t("train.intro", lang0)), value="train.intro")
     with gr.Row():
-        start = ctx.tr.bind(gr.Button(t("train.start", lang0), variant="primary", elem_id="train-start"),
-                            value="train.start")
-        stop = ctx.tr.bind(gr.Button(t("train.stop", lang0), interactive=False, elem_id="train-stop"),
-                           value="train.stop")
-        kill = ctx.tr.bind(gr.Button(t("train.kill", lang0), variant="stop", interactive=False, elem_id="train-kill"),
-                           value="train.kill")
-        resume = ctx.tr.bind(gr.Button(t("train.resume", lang0), elem_id="train-resume"),
-                             value="train.resume")
-    message = i18n.follow(gr.Markdown("", elem_id="train-message"), ctx.lang)  # its text in both languages
-    status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
-    progress = gr.HTML(progress_html(0, 0, "idle"), elem_id="train-progress")
-    error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"])
-    warnings = gr.Markdown("", elem_id="train-warnings", elem_classes=["danlu-warn"])
-    grid_btn = ctx.tr.bind(gr.Button(t("train.grid", lang0), visible=False, variant="primary", elem_id="train-grid"),
-                           value="train.grid")
-    command = ctx.tr.bind(gr.Textbox("", label=t("train.command", lang0), interactive=False, buttons=["copy"],
-                                     elem_id="train-command", max_lines=3), label="train.command")
+        c.start = B(gr.Button(t("train.start", lang0), variant="primary", elem_id="train-start"),
+                    value="train.start")
+        c.stop = B(gr.Button(t("train.stop", lang0), interactive=False, elem_id="train-stop"), value="train.stop")
+        c.kill = B(gr.Button(t("train.kill", lang0), variant="stop", interactive=False, elem_id="train-kill"),
+                   value="train.kill")
+        c.resume = B(gr.Button(t("train.resume", lang0), elem_id="train-resume"), value="train.resume")
+    c.message = i18n.follow(gr.Markdown("", elem_id="train-message"), ctx.lang)  # its text in both languages
+    c.status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
+    c.progress = gr.HTML(progress_html(0, 0, "idle"), elem_id="train-progress")
+    c.error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"])
+    c.warnings = gr.Markdown("", elem_id="train-warnings", elem_classes=["danlu-warn"])
+    c.grid_btn = B(gr.Button(t("train.grid", lang0), visible=False, variant="primary", elem_id="train-grid"),
+                   value="train.grid")
+    c.command = B(gr.Textbox("", label=t("train.command", lang0), interactive=False, buttons=["copy"],
+                             elem_id="train-command", max_lines=3), label="train.command")
     with gr.Row():
         with gr.Column(scale=1):
             # Colours fixed up front: a chart that starts empty otherwise never learns its series.
-            colours = {t(k, lg): c for k, c in (("train.raw", "#98a2b3"), ("train.smoothed", "#2e90fa"),
-                                                 ("train.validation", "#f04438")) for lg in ("zh", "en")}
-            loss = ctx.tr.bind(gr.LinePlot(None, x="step", y="loss", color="series", color_map=colours,
-                                           label=t("train.loss", lang0), elem_id="train-loss", height=260),
-                               label="train.loss")
-            files = gr.Dataframe(headers=[t(f"train.col_{c}", lang0) for c in ("file", "epoch", "step", "size")],
-                                 value=[], interactive=False, label=t("train.files", lang0), elem_id="train-files")
+            colours = {t(k, lg): colour for k, colour in (("train.raw", "#98a2b3"), ("train.smoothed", "#2e90fa"),
+                                                          ("train.validation", "#f04438")) for lg in ("zh", "en")}
+            c.loss = B(gr.LinePlot(None, x="step", y="loss", color="series", color_map=colours,
+                                   label=t("train.loss", lang0), elem_id="train-loss", height=260),
+                       label="train.loss")
+            c.files = gr.Dataframe(headers=[t(f"train.col_{col}", lang0) for col in ("file", "epoch", "step", "size")],
+                                   value=[], interactive=False, label=t("train.files", lang0), elem_id="train-files")
         with gr.Column(scale=1):
-            samples = ctx.tr.bind(gr.Gallery([], label=t("train.samples", lang0), columns=4, height=360, preview=False,
-                                             object_fit="contain", elem_id="train-samples"), label="train.samples")
-    search = ctx.tr.bind(gr.Textbox("", label=t("train.search", lang0), elem_id="train-search", max_lines=1),
-                         label="train.search")
-    log = ctx.tr.bind(gr.Textbox("", label=t("train.log", lang0), lines=14, max_lines=14, autoscroll=True,
-                                 interactive=False, elem_id="train-log"), label="train.log")
-    seen = gr.State(None)
-    timer = gr.Timer(1.0)
+            c.samples = B(gr.Gallery([], label=t("train.samples", lang0), columns=4, height=360, preview=False,
+                                     object_fit="contain", elem_id="train-samples"), label="train.samples")
+    c.search = B(gr.Textbox("", label=t("train.search", lang0), elem_id="train-search", max_lines=1),
+                 label="train.search")
+    c.log = B(gr.Textbox("", label=t("train.log", lang0), lines=14, max_lines=14, autoscroll=True,
+                         interactive=False, elem_id="train-log"), label="train.log")
+    c.seen = gr.State(None)
+    c.timer = gr.Timer(1.0)
+    return c
 
-    outputs = [status, progress, command, log, loss, samples, files, error, warnings, start, stop, kill, resume,
-               grid_btn, seen]
+
+def _make_view(ctx: AppContext, sup, c: SimpleNamespace, outputs: list):
+    """The handler that redraws the tab from the current run (every tick, and after each button)."""
 
     def view(lang: str, query: str, last: Any, force: bool = False) -> list[Any]:
         run = current_run(sup, ctx.outputs_dir)
@@ -285,9 +288,9 @@ def build(ctx: AppContext) -> None:
         r = render(run, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root))
         if last and list(last)[:4] == list(key)[:4]:  # only the search changed: leave the chart and images be
             out = [gr.update()] * len(outputs)
-            out[outputs.index(log)], out[-1] = r["log"], list(key)
+            out[outputs.index(c.log)], out[-1] = r["log"], list(key)
             return out
-        headers = [t(f"train.col_{c}", lang) for c in ("file", "epoch", "step", "size")]
+        headers = [t(f"train.col_{col}", lang) for col in ("file", "epoch", "step", "size")]
         b = r["buttons"]
         return [r["status"], r["progress"], r["command"], r["log"], r["loss"],
                 gr.update(value=r["samples"], columns=r["columns"]),
@@ -295,11 +298,26 @@ def build(ctx: AppContext) -> None:
                 gr.update(**b["start"]), gr.update(**b["stop"]), gr.update(**b["kill"]), gr.update(**b["resume"]),
                 gr.update(**b["grid"]), list(key)]
 
-    timer.tick(view, [ctx.lang, search, seen], outputs, show_progress="hidden")
+    return view
+
+
+def build(ctx: AppContext) -> None:
+    sup = supervisor(ctx.root)
+    c = _layout(ctx, ctx.lang.value)
+    outputs = [c.status, c.progress, c.command, c.log, c.loss, c.samples, c.files, c.error, c.warnings, c.start,
+               c.stop, c.kill, c.resume, c.grid_btn, c.seen]
+    view = _make_view(ctx, sup, c, outputs)
+    c.timer.tick(view, [ctx.lang, c.search, c.seen], outputs, show_progress="hidden")
     # Textbox autoscroll does not follow values set by the server; keep the newest line in view.
-    log.change(None, None, None, js="() => { requestAnimationFrame(() => { const el = document.querySelector("
-               "'#train-log textarea'); if (el) el.scrollTop = el.scrollHeight; }); }")
-    search.change(view, [ctx.lang, search, seen], outputs, show_progress="hidden")
+    c.log.change(None, None, None, js="() => { requestAnimationFrame(() => { const el = document.querySelector("
+                 "'#train-log textarea'); if (el) el.scrollTop = el.scrollHeight; }); }")
+    c.search.change(view, [ctx.lang, c.search, c.seen], outputs, show_progress="hidden")
+    _wire_buttons(ctx, sup, c, view, outputs)
+    train_queue.build(ctx, sup, start_checks)
+
+
+def _wire_buttons(ctx: AppContext, sup, c: SimpleNamespace, view, outputs: list) -> None:
+    """Start, Resume, Stop, Kill and 'Open in the grid'; each answers with a message and the redrawn tab."""
 
     def on_start(config: dict, lang: str, query: str, resume_run: bool = False):
         try:
@@ -316,8 +334,9 @@ def build(ctx: AppContext) -> None:
         key = "train.resumed" if resume_run else "train.started"
         return [i18n.both(lambda lg: t(key, lg, run=run_dir_for(cfg, ctx.root)), lang), *view(lang, query, None, True)]
 
-    start.click(on_start, [ctx.config, ctx.lang, search], [message, *outputs])
-    resume.click(lambda c, lang, q: on_start(c, lang, q, True), [ctx.config, ctx.lang, search], [message, *outputs])
+    c.start.click(on_start, [ctx.config, ctx.lang, c.search], [c.message, *outputs])
+    c.resume.click(lambda cf, lang, q: on_start(cf, lang, q, True), [ctx.config, ctx.lang, c.search],
+                   [c.message, *outputs])
 
     def on_stop(lang: str, query: str):
         key = "train.stop_sent" if sup.stop() else "train.nothing"
@@ -328,13 +347,12 @@ def build(ctx: AppContext) -> None:
         sup.wait(5)
         return [i18n.text(key, lang), *view(lang, query, None, True)]
 
-    stop.click(on_stop, [ctx.lang, search], [message, *outputs])
-    kill.click(on_kill, [ctx.lang, search], [message, *outputs])
+    c.stop.click(on_stop, [ctx.lang, c.search], [c.message, *outputs])
+    c.kill.click(on_kill, [ctx.lang, c.search], [c.message, *outputs])
 
     def on_grid():
         run = sup.poll()
         return gr.Tabs(selected="grid"), (str(run.run_dir) if run else "")
 
     if ctx.selected_run is not None:
-        grid_btn.click(on_grid, None, [ctx.tabs, ctx.selected_run])
-    train_queue.build(ctx, sup, start_checks)
+        c.grid_btn.click(on_grid, None, [ctx.tabs, ctx.selected_run])
