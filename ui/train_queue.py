@@ -8,6 +8,7 @@ shows the same queue and goes on with it.
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -91,36 +92,40 @@ def summary(q: Queue, state: str, lang: str) -> str:
     return text
 
 
-def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
-    """The section; `start_checks(cfg, lang)` is the Start button's refusal list, asked before a run is queued."""
-    lang0 = ctx.lang.value
-    q = Queue(ctx.outputs_dir)
-    run: QueueRunner = runner(ctx.outputs_dir, sup)
+def _layout(ctx: AppContext, q: Queue, run: QueueRunner, lang0: str) -> SimpleNamespace:
+    """The section's components: the summary, the list, Add / Pause, the picked item's buttons, the message."""
     B = ctx.tr.bind
+    c = SimpleNamespace()
     with B(gr.Accordion(t("queue.title", lang0), open=True, elem_id="train-queue"), label="queue.title"):
         B(gr.Markdown(t("queue.intro", lang0)), value="queue.intro")
-        status = gr.Markdown(summary(q, run.last, lang0), elem_id="train-queue-status")
-        headers = [t(f"queue.col_{c}", lang0) for c in ("n", "name", "state", "note")]
-        table = gr.Dataframe(headers=headers, value=rows(q.items(), lang0) or None, interactive=False,
-                             elem_id="train-queue-list", wrap=True)
+        c.status = gr.Markdown(summary(q, run.last, lang0), elem_id="train-queue-status")
+        headers = [t(f"queue.col_{col}", lang0) for col in ("n", "name", "state", "note")]
+        c.table = gr.Dataframe(headers=headers, value=rows(q.items(), lang0) or None, interactive=False,
+                               elem_id="train-queue-list", wrap=True)
         with gr.Row():
-            add = B(gr.Button(t("queue.add", lang0), variant="primary", elem_id="train-queue-add"), value="queue.add")
-            pause = gr.Button(t("queue.resume" if q.paused() else "queue.pause", lang0), elem_id="train-queue-pause")
+            c.add = B(gr.Button(t("queue.add", lang0), variant="primary", elem_id="train-queue-add"),
+                      value="queue.add")
+            c.pause = gr.Button(t("queue.resume" if q.paused() else "queue.pause", lang0),
+                                elem_id="train-queue-pause")
         with gr.Row():
-            pick = B(gr.Dropdown([], value=None, label=t("queue.item", lang0), elem_id="train-queue-item", scale=3),
-                     label="queue.item")
-            up = B(gr.Button(t("queue.up", lang0), elem_id="train-queue-up", scale=1), value="queue.up")
-            down = B(gr.Button(t("queue.down", lang0), elem_id="train-queue-down", scale=1), value="queue.down")
-            cancel = B(gr.Button(t("queue.cancel", lang0), elem_id="train-queue-cancel", scale=1),
-                       value="queue.cancel")
-            again = B(gr.Button(t("queue.requeue", lang0), elem_id="train-queue-requeue", scale=1),
-                      value="queue.requeue")
-            remove = B(gr.Button(t("queue.remove", lang0), variant="stop", elem_id="train-queue-remove", scale=1),
-                       value="queue.remove")
-        message = i18n.follow(gr.Markdown("", elem_id="train-queue-message"), ctx.lang)  # its text in both languages
-    seen = gr.State(None)
-    timer = gr.Timer(1.0)
-    outputs = [status, table, pick, pause, seen]
+            c.pick = B(gr.Dropdown([], value=None, label=t("queue.item", lang0), elem_id="train-queue-item",
+                                   scale=3), label="queue.item")
+            c.up = B(gr.Button(t("queue.up", lang0), elem_id="train-queue-up", scale=1), value="queue.up")
+            c.down = B(gr.Button(t("queue.down", lang0), elem_id="train-queue-down", scale=1), value="queue.down")
+            c.cancel = B(gr.Button(t("queue.cancel", lang0), elem_id="train-queue-cancel", scale=1),
+                         value="queue.cancel")
+            c.again = B(gr.Button(t("queue.requeue", lang0), elem_id="train-queue-requeue", scale=1),
+                        value="queue.requeue")
+            c.remove = B(gr.Button(t("queue.remove", lang0), variant="stop", elem_id="train-queue-remove", scale=1),
+                         value="queue.remove")
+        c.message = i18n.follow(gr.Markdown("", elem_id="train-queue-message"), ctx.lang)  # text in both languages
+    c.seen = gr.State(None)
+    c.timer = gr.Timer(1.0)
+    return c
+
+
+def _make_view(q: Queue, run: QueueRunner, outputs: list):
+    """The handler that redraws the section from the queue file (every tick, and after each button)."""
 
     def view(lang: str, selected: str | None, last: Any, force: bool = False) -> list[Any]:
         items = q.items()
@@ -134,7 +139,23 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
                 gr.update(choices=choices, value=value),
                 gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)), key]
 
-    timer.tick(view, [ctx.lang, pick, seen], outputs, show_progress="hidden")
+    return view
+
+
+def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
+    """The section; `start_checks(cfg, lang)` is the Start button's refusal list, asked before a run is queued."""
+    q = Queue(ctx.outputs_dir)
+    run: QueueRunner = runner(ctx.outputs_dir, sup)
+    c = _layout(ctx, q, run, ctx.lang.value)
+    outputs = [c.status, c.table, c.pick, c.pause, c.seen]
+    view = _make_view(q, run, outputs)
+    c.timer.tick(view, [ctx.lang, c.pick, c.seen], outputs, show_progress="hidden")
+    _wire_buttons(ctx, q, run, c, view, outputs, start_checks)
+
+
+def _wire_buttons(ctx: AppContext, q: Queue, run: QueueRunner, c: SimpleNamespace, view, outputs: list,
+                  start_checks: Any) -> None:
+    """Add (the current config, refused as Start would refuse it), Pause / Resume, and the picked item's moves."""
 
     def on_add(config: dict, lang: str, selected: str | None):
         try:
@@ -150,7 +171,7 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
         run.tick()  # start at once when nothing runs
         return [i18n.text("queue.added", lang, name=item.name), *view(lang, item.id, None, True)]
 
-    add.click(on_add, [ctx.config, ctx.lang, pick], [message, *outputs])
+    c.add.click(on_add, [ctx.config, ctx.lang, c.pick], [c.message, *outputs])
 
     def action(fn: Any) -> Any:
         def handler(lang: str, selected: str | None):
@@ -168,6 +189,6 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
             return ["", *view(lang, selected, None, True)]
         return handler
 
-    for button, fn in ((up, lambda i: q.move(i, -1)), (down, lambda i: q.move(i, +1)), (remove, q.remove),
-                       (cancel, q.cancel), (again, q.requeue), (pause, None)):
-        button.click(action(fn), [ctx.lang, pick], [message, *outputs])
+    for button, fn in ((c.up, lambda i: q.move(i, -1)), (c.down, lambda i: q.move(i, +1)), (c.remove, q.remove),
+                       (c.cancel, q.cancel), (c.again, q.requeue), (c.pause, None)):
+        button.click(action(fn), [ctx.lang, c.pick], [c.message, *outputs])
