@@ -77,10 +77,19 @@ def test_every_status_line_of_the_page_follows_the_language(tmp_path):
     demo = build_app(lang="en", outputs_dir=tmp_path / "outputs", models_dir=tmp_path / "models")
     lang = demo.danlu_ctx.lang
     by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    switch = [f for f in demo.fns.values() if f.fn is not None and f.fn.__name__ == "switch"]
+    assert len(switch) == 1  # the page's one language-switch event
     for elem_id in FOLLOWING:
         line = by_id[elem_id]
         renders = [f for f in demo.fns.values() if any(o is line for o in f.outputs)
                    and f.fn is not None and f.fn.__qualname__ == "follow.<locals>.render"]
         assert renders and any(lang in f.inputs for f in renders), elem_id
+        assert any(o is line for o in switch[0].outputs), elem_id  # shown again when the language changes
         # and nothing else writes a string straight into it
-        assert all(f in renders for f in demo.fns.values() if any(o is line for o in f.outputs)), elem_id
+        writers = [f for f in demo.fns.values() if any(o is line for o in f.outputs)]
+        assert all(f in renders or f is switch[0] for f in writers), elem_id
+    # The switch shows each followed line's kept text in the new language.
+    texts = [i18n.text("model.found", "en", n=2) if c.elem_id == "model-list-note" else None
+             for _, c in i18n.followed(lang)]
+    shown = dict(zip([c.elem_id for _, c in i18n.followed(lang)], switch[0].fn("zh", *texts)[-len(texts):]))
+    assert shown["model-list-note"]["value"] == "找到 2 个模型。" and shown["config-message"] == gr.update()

@@ -83,3 +83,10 @@ def test_a_field_of_another_family_stays_in_view_while_a_check_names_it():
     shown = Form(SPECS, []).visible(config, flagged)
     assert "training.noise_offset" in shown and "training.clip_skip" not in shown
     assert "training.noise_offset" not in Form(SPECS, []).visible(_config("zimage"))
+
+
+def test_the_model_tab_prediction_override_follows_the_same_declaration():
+    from ui.tab_model import prediction_shown
+
+    assert prediction_shown(_config("sdxl")) and prediction_shown(_config("auto"))
+    assert not prediction_shown(_config("zimage"))

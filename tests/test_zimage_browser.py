@@ -31,6 +31,7 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
     page.locator("#model-zimage-variant").get_by_text("Turbo (8-step distilled)").wait_for()
     page.locator("#model-zimage-adapter").get_by_text("v2 (recommended)").wait_for()
     page.locator("#model-message").get_by_text("training adapter v2 chosen").wait_for()
+    page.locator("#model-prediction").wait_for(state="hidden")  # epsilon / v-prediction: SD UNets only
     assert "flow matching" in report.inner_text()
     assert page.locator("#model-zimage-adapter input").nth(0).is_checked()  # v2, the recommended one
     proposal = page.locator("#model-zimage-proposal")

@@ -64,11 +64,15 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
         # The title holds two keys in one Markdown, so it is relabelled here rather than by the table.
         tr.bindings = [(c, a) for c, a in tr.bindings if c is not title]
 
-        def switch(new_lang: str):
-            return [new_lang, gr.update(value=f"## {t('app.title', new_lang)}\n{t('app.subtitle', new_lang)}"),
-                    *tr.updates(new_lang)]
+        # Lines made by handlers (i18n.follow) are shown again from the texts their States keep.
+        followed = i18n.followed(lang_state)
 
-        lang_radio.change(switch, inputs=lang_radio, outputs=[lang_state, title, *tr.components])
+        def switch(new_lang: str, *texts):
+            return [new_lang, gr.update(value=f"## {t('app.title', new_lang)}\n{t('app.subtitle', new_lang)}"),
+                    *tr.updates(new_lang), *i18n.rendered(texts, new_lang)]
+
+        lang_radio.change(switch, inputs=[lang_radio, *(s for s, _ in followed)],
+                          outputs=[lang_state, title, *tr.components, *(c for _, c in followed)])
     demo.danlu_ctx = ctx  # for tests
     return demo
 

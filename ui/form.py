@@ -240,7 +240,9 @@ class Form:
         out = []
         for spec, value, old in zip(self.specs, new, shown or new):
             changed = shown is None or not _same(spec, value, old)
-            out.append(gr.update(visible=spec.path in shows, **({"value": value} if changed else {})))
+            # Only fields declared for some families ever hide; the others are left as they are.
+            seen = {"visible": spec.path in shows} if spec.families is not None else {}
+            out.append(gr.update(**seen, **({"value": value} if changed else {})))
         return out
 
     def visible(self, config: dict, flagged: Collection[str] = ()) -> list[str]:

@@ -6,13 +6,14 @@ language switch can relabel the whole page.
 
 Text a handler makes (a message, a count) is kept in both languages: the handler returns
 `both(render, lang)`, a Text (a str in lang that also holds its other translations), into a State made by
-`follow`, which shows it in the current language and again when the language changes. That is how every
-status line follows the switch.
+`follow`, which shows it in the current language; the page's one language-switch event shows every followed
+line again (`followed` / `rendered`). That is how every status line follows the switch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,24 +104,46 @@ def pick(text: Any, lang: str) -> str:
     return text or ""
 
 
+# lang State -> [(text State, component)]: the lines `follow` made, for the page's language switch to re-render.
+_FOLLOWED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _render(text: Any, lang: str) -> Any:
+    import gradio as gr
+
+    if text is None:
+        return gr.update()
+    extra = {"elem_classes": text.classes} if isinstance(text, Text) and text.classes is not None else {}
+    return gr.update(value=pick(text, lang), **extra)
+
+
+def followed(lang_state: Any) -> list[tuple[Any, Any]]:
+    """(text State, component) of every line that follows this language State."""
+    return list(_FOLLOWED.get(lang_state, []))
+
+
+def rendered(texts: Sequence[Any], lang: str) -> list[Any]:
+    """The followed lines' updates for a new language (texts: their States' values, in `followed` order)."""
+    return [_render(text, lang) for text in texts]
+
+
 def follow(component: Any, lang_state: Any, value: Any = None) -> Any:
     """A State holding `component`'s text in both languages; the component shows it in the current language.
 
     Handlers write their text (a `both(...)` Text, or a plain str that stays as it is) into the returned State
     instead of into the component; a Text with classes also sets the component's classes (ok / error colours).
+    The language switch (ui/app.py) re-renders all followed lines in its one event: a listener per line would
+    double the time the switch takes.
     """
     import gradio as gr
 
     state = gr.State(value)
 
     def render(text: Any, lang: str):
-        if text is None:
-            return gr.update()
-        extra = {"elem_classes": text.classes} if isinstance(text, Text) and text.classes is not None else {}
-        return gr.update(value=pick(text, lang), **extra)
+        return _render(text, lang)
 
-    for event in (state.change, lang_state.change):
-        event(render, [state, lang_state], component, show_progress="hidden")
+    state.change(render, [state, lang_state], component, show_progress="hidden")
+    _FOLLOWED.setdefault(lang_state, []).append((state, component))
     return state
 
 

@@ -217,6 +217,13 @@ def found_text(n: int, folder: Path, lang: str) -> i18n.Text:
     return i18n.both(lambda lg: t("model.found", lg, n=n) if n else t("model.empty", lg, folder=folder), lang)
 
 
+def prediction_shown(config: dict) -> bool:
+    """Whether model.prediction_type applies to the base's family (core.config F(families=...))."""
+    from ui.form import applies, config_family, family_traits
+
+    return applies(cfgmod.field_spec("model.prediction_type"), family_traits(config_family(config)))
+
+
 def current_markdown(config: dict, lang: str) -> str:
     base = (config.get("model") or {}).get("base", "")
     return t("model.current", lang, base=f"`{base}`") if base else t("model.none", lang)
@@ -308,7 +315,9 @@ def build(ctx: AppContext) -> None:
     def on_config(config: dict, lang: str):
         model = config.get("model") or {}
         src = model.get("download_source", "auto")
-        return (current_markdown(config, lang), model.get("family", "auto"), model.get("prediction_type", "auto"),
+        # The prediction type is an SD UNet setting: shown as the Parameters form shows model.prediction_type.
+        pred = gr.update(value=model.get("prediction_type", "auto"), visible=prediction_shown(config))
+        return (current_markdown(config, lang), model.get("family", "auto"), pred,
                 src, gr.update(visible=src == "mirror", **({"value": model["hub_mirror"]} if model.get("hub_mirror")
                                                           else {})))
 
