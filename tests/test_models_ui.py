@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from browser_util import choose
 
 from core import config as cfgmod
 from ui import tab_model
@@ -54,8 +55,7 @@ def test_browser_pick_demo_model_and_bad_path(page, app_server, demo_base, artif
     page.get_by_role("tab", name="Model").click()
     page.locator("#model-refresh").click()
     page.locator("#model-list-note").get_by_text("2 models found").wait_for()
-    page.locator("#model-list input").click()
-    page.get_by_role("option", name="tiny-sd15.safetensors").click()
+    choose(page, "#model-list", "tiny-sd15.safetensors")
     report = page.locator("#model-report")
     report.get_by_text("SD 1.x").wait_for()
     text = report.inner_text()

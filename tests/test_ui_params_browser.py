@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from browser_util import choose
 
 from ui.tab_params import LAST_SETTINGS
 
@@ -37,8 +38,7 @@ def test_params_tab_preset_hints_toml_and_restore(page, app_server, demo_run, ar
     # The step count comes from the real dataset: 12 images × 10 repeats.
     page.wait_for_selector("#params-steps:has-text('12×10')")
 
-    page.locator("#params-preset input").click()
-    page.get_by_role("option", name="Anime / illustration SD1.5").click()
+    choose(page, "#params-preset", "Anime / illustration SD1.5")
     page.click("#params-preset-load")
     summary = page.locator("#params-preset-summary")
     summary.get_by_text("Learning rate").wait_for()
@@ -56,8 +56,7 @@ def test_params_tab_preset_hints_toml_and_restore(page, app_server, demo_run, ar
     toml_has(page, 'lr = 0.0004')
 
     # A conflict: Prodigy with LR ≠ 1.
-    page.locator("#params-optimizer-name input").click()
-    page.get_by_role("option", name="Prodigy", exact=True).click()
+    choose(page, "#params-optimizer-name", "Prodigy", exact=True)
     page.wait_for_selector("#params-hints:has-text('Prodigy')")
     assert re.search(r"≈ \d+\.\d GB", page.locator("#params-memory").inner_text())
 
@@ -93,6 +92,6 @@ def test_params_tab_in_chinese(page, artifacts, clean_settings):
     page.wait_for_selector("#params-hints:has-text('alpha 决定 LoRA 的缩放')")
     page.locator("#params-view").get_by_text("专家").wait_for()
     page.locator("#params-preset input").click()
-    page.get_by_role("option", name="二次元 / 插画 SD1.5").wait_for()
+    page.locator("#params-preset").get_by_role("option", name="二次元 / 插画 SD1.5").wait_for()
     page.keyboard.press("Escape")
     page.screenshot(path=artifacts / "params_zh.png")
