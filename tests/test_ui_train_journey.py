@@ -26,7 +26,7 @@ def fake_trainer(app_server, tmp_path, monkeypatch):
     fake = tmp_path / "fake_launcher.py"
     fake.write_text(FAKE_LAUNCHER, encoding="utf-8")
     monkeypatch.setattr(sup, "launcher", fake)
-    monkeypatch.setenv("FAKE_STEP_S", "1.0")
+    monkeypatch.setenv("FAKE_STEP_S", "2.0")  # 16 steps: time to reload the page and press Stop on a loaded machine
     yield sup
     sup.kill()
     sup.wait(10)
