@@ -201,13 +201,7 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
         batch = batch_size(plan, pipe)
         todo = [c for c in cells if c.base == base]
         while todo and not (cancel is not None and cancel.is_set()):
-            # One LoRA at one weight, up to `batch` prompts at once (the prompt axis is the innermost loop).
-            head = todo[0]
-            # prompts with their own flags (--w, --s …) batch only with prompts rendered the same way
-            head_sample = cell_sample(plan, base, head.prompt)
-            group = [c for c in todo[:batch] if (c.x, c.y) == (head.x, head.y)
-                     and same_args(cell_sample(plan, base, c.prompt), head_sample)]
-            todo = [c for c in todo if all(c is not g for g in group)]
+            head, group, todo = _next_group(plan, base, todo, batch)
             fresh = [c for c in group if not (c.weight == 0 and (base, c.prompt) in base_images)]
             rendered = {}
             if fresh:
@@ -233,6 +227,17 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
     result.status = "finished" if result.done == result.total else "cancelled"
     result.timings = timings
     return _compose(plan, result, images, lang)
+
+
+def _next_group(plan: GridPlan, base: str, todo: list[Cell], batch: int) -> tuple[Cell, list[Cell], list[Cell]]:
+    """(first cell, the cells rendered with it, the cells left): one LoRA at one weight, up to `batch` prompts at
+    once (the prompt axis is the innermost loop)."""
+    head = todo[0]
+    # prompts with their own flags (--w, --s …) batch only with prompts rendered the same way
+    head_sample = cell_sample(plan, base, head.prompt)
+    group = [c for c in todo[:batch] if (c.x, c.y) == (head.x, head.y)
+             and same_args(cell_sample(plan, base, c.prompt), head_sample)]
+    return head, group, [c for c in todo if all(c is not g for g in group)]
 
 
 def _save_cell(plan: GridPlan, cell: Cell, image, out: Path, result: GridResult) -> str:
