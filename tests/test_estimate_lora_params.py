@@ -10,7 +10,8 @@ import torch
 from core import config as cfgmod
 from core import estimate
 
-SD15_DIMS = ",".join(str(d) for d in [0, 4, 4, 8, 8, 8, 16, 16, 16, 0, 0, 0, 32, 0, 0, 0, 16, 16, 16, 8, 8, 8, 0, 4, 4])
+SD15_DIMS = ",".join(str(d) for d in [0, 4, 4, 8, 8, 8, 16, 16, 16, 0, 0, 0, 32,
+                                      0, 0, 0, 16, 16, 16, 8, 8, 8, 0, 4, 4])
 
 
 def _unet(fam: str):

@@ -53,7 +53,8 @@ def test_keys_alpha_and_parity(family, conv_dim, tmp_path):
     in_memory = _render(pipe)
     state = peft_to_kohya(comps, family)
     path = tmp_path / "x.safetensors"
-    meta = {"ss_base_model_version": {"sdxl": "sdxl_base_v1-0", "sd2": "sd_v2"}.get(family, "sd_v1"), "ss_network_dim": 4,
+    meta = {"ss_base_model_version": {"sdxl": "sdxl_base_v1-0", "sd2": "sd_v2"}.get(family, "sd_v1"),
+            "ss_network_dim": 4,
             "ss_tag_frequency": {"1_a": {"red": 2}}, "ss_v2": family == "sd2"}
     save_lora(path, state, meta, "float")
 
