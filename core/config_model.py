@@ -110,7 +110,8 @@ class NetworkConfig:
                   min=1, max=1024, basic=True)
     alpha: float = F(16.0, "LoRA alpha; scale = alpha / rank. About rank/2 is usual.",
                      "LoRA alpha；缩放 = alpha / rank，常用 rank 的一半。", min=0.0, max=4096.0, basic=True)
-    train_unet: bool = F(True, "Train LoRA on the UNet.", "训练 UNet 的 LoRA。")
+    train_unet: bool = F(True, "Train LoRA on the denoiser: the UNet (SD), or the transformer (DiT models such as "
+                         "Z-Image).", "训练去噪网络的 LoRA：UNet（SD 系列），或 Transformer（Z-Image 等 DiT 模型）。")
     train_text_encoder: bool = F(True, "Train LoRA on the text encoder(s).", "训练文本编码器的 LoRA。",
                                  families=("unet",))
     conv_dim: int = F(0, "LoCon: rank for 3×3 conv layers; 0 = off.", "LoCon：3×3 卷积层的秩；0 为关闭。",
@@ -175,7 +176,7 @@ class NetworkConfig:
                   "diffusers; rank/alpha and conv_dim/conv_alpha apply to them as well.",
                   "网络类型：lora（LoRA，conv_dim > 0 时为 LoCon）、loha（LyCORIS LoHa）或 lokr（LyCORIS LoKr）。"
                   "LoHa/LoKr 文件可在 WebUI 自带的 Lora 扩展和 ComfyUI 中加载，diffusers 不支持；rank/alpha 与 "
-                  "conv_dim/conv_alpha 同样适用。", choices=("lora", "loha", "lokr"))
+                  "conv_dim/conv_alpha 同样适用。", choices=("lora", "loha", "lokr"), families=("unet",))
     dit_targets: list[str] = F(list(DIT_TARGETS), "DiT models (Z-Image): the block linears that get LoRA — attention "
                                "(to_q/k/v/out), feed_forward (w1/w2/w3), adaLN (modulation).",
                                "DiT 模型（Z-Image）：加 LoRA 的模块——attention（to_q/k/v/out）、feed_forward"
