@@ -54,7 +54,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "dataset.num_workers": ("数据加载进程数", "Data loader workers"),
     "network.rank": ("秩 rank（dim）", "Rank (dim)"),
     "network.alpha": ("Alpha", "Alpha"),
-    "network.train_unet": ("训练 UNet", "Train UNet"),
+    "network.train_unet": ("训练 UNet / Transformer", "Train UNet / transformer"),
     "network.train_text_encoder": ("训练文本编码器", "Train text encoder"),
     "network.conv_dim": ("卷积层秩（LoCon）", "Conv rank (LoCon)"),
     "network.conv_alpha": ("卷积层 alpha", "Conv alpha"),
