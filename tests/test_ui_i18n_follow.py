@@ -56,6 +56,7 @@ def test_model_tab_messages_are_kept_in_both_languages(tmp_path):
     assert message.classes == ["danlu-error"]
     found = tab_model.found_text(0, tmp_path, "zh")
     assert "文件夹中没有模型" in found and str(tmp_path) in found.to("en")
+    assert [tab_model.found_text(n, tmp_path, "en") for n in (1, 2)] == ["1 model found.", "2 models found."]
 
 
 def test_params_and_config_messages_are_kept_in_both_languages():

@@ -51,6 +51,7 @@ i18n.add({
     "model.empty": ("文件夹中没有模型：把 .safetensors 文件放到 {folder}，或在下方粘贴路径。",
                     "No models in the folders: put .safetensors files in {folder}, or paste a path below."),
     "model.found": ("找到 {n} 个模型。", "{n} models found."),
+    "model.found_one": ("找到 1 个模型。", "1 model found."),
     "model.used": ("已选为底模。", "Chosen as the base model."),
     "model.res_set": ("训练分辨率已设为 {res}（该系列的原生分辨率）。",
                       "Training resolution set to {res} (the family's native one)."),
@@ -214,7 +215,12 @@ def _refused(reason, lang: str) -> i18n.Text:
 
 def found_text(n: int, folder: Path, lang: str) -> i18n.Text:
     """'N models found' (or where to put them) in both languages."""
-    return i18n.both(lambda lg: t("model.found", lg, n=n) if n else t("model.empty", lg, folder=folder), lang)
+    def render(lg: str) -> str:
+        if not n:
+            return t("model.empty", lg, folder=folder)
+        return t("model.found_one", lg) if n == 1 else t("model.found", lg, n=n)
+
+    return i18n.both(render, lang)
 
 
 def prediction_shown(config: dict) -> bool:
