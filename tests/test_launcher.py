@@ -170,3 +170,23 @@ def test_a_follow_up_step_runs_only_after_its_handler_succeeded(monkeypatch):
     assert launcher.dispatch("demo", ["0"]) == 0 and ran == [("first", ["0"]), ("then", ["0"])]
     ran.clear()
     assert launcher.dispatch("demo", ["3"]) == 3 and ran == [("first", ["3"])]
+
+
+def test_relative_paths_are_taken_from_the_shell_folder(tmp_path):
+    (tmp_path / "run.toml").write_text("", encoding="utf-8")
+    args = ["run.toml", "--set", "training.epochs=2", "-o", "new.toml", "--outputs=runs", "--dry-run", "nothere"]
+    assert launcher.from_shell_folder(args, tmp_path) == [
+        str(tmp_path / "run.toml"), "--set", "training.epochs=2", "-o", str(tmp_path / "new.toml"),
+        f"--outputs={tmp_path / 'runs'}", "--dry-run", "nothere"]  # a word that is no path there stays a word
+    assert launcher.from_shell_folder(["outputs/demo/run.toml"], launcher.ROOT) == ["outputs/demo/run.toml"]
+
+
+def test_import_from_another_folder_reads_and_writes_there(tmp_path):
+    from test_import_config import LORA_SCRIPTS_TOML
+
+    (tmp_path / "aki.toml").write_text(LORA_SCRIPTS_TOML, encoding="utf-8")
+    out = subprocess.run([sys.executable, str(launcher.ROOT / "launcher.py"), "import", "aki.toml", "-o", "mine.toml"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "DANLU_LANG": "en"})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "mine.toml").is_file() and "Read as lora-scripts" in out.stdout
