@@ -168,42 +168,14 @@ def dispatch(command: str, argv: list[str]) -> int:
     return code
 
 
-# Options whose value is a file or folder to write: taken from the shell's folder like the paths that exist there.
-OUTPUT_OPTIONS = ("-o", "--output", "--out", "--outputs")
-
-
-def from_shell_folder(args: list[str], cwd: Path) -> list[str]:
-    """The subcommand's relative paths as the user meant them: from the folder the shell was in, since the launcher
-    runs in the project folder. A relative path that exists there, or the value of an output option, becomes
-    absolute; everything else (options, keys, names) is left as it is."""
-    if cwd.resolve() == ROOT:
-        return list(args)
-
-    def absolute(value: str, output: bool = False) -> str:
-        path = Path(value)
-        if value and not path.is_absolute() and (output or (cwd / path).exists()):
-            return str(cwd / path)
-        return value
-
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        after_output = i > 0 and args[i - 1] in OUTPUT_OPTIONS
-        if arg.startswith("-") and "=" in arg and arg.split("=", 1)[0] in OUTPUT_OPTIONS:
-            key, value = arg.split("=", 1)
-            out.append(f"{key}={absolute(value, output=True)}")
-        elif arg.startswith("-") and not after_output:
-            out.append(arg)
-        else:
-            out.append(absolute(arg, output=after_output))
-    return out
-
-
 def main_in_venv(argv: list[str]) -> int:
     """Parse the command line and run it, turning errors into messages and exit codes."""
     sys.path.insert(0, str(ROOT))
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "ui"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
-    rest = from_shell_folder(rest, Path.cwd())
+    from core.cli_paths import from_shell_folder
+
+    rest = from_shell_folder(rest, Path.cwd(), ROOT)
     os.chdir(ROOT)
     from core.errors import DanluError
 

@@ -175,10 +175,12 @@ def test_a_follow_up_step_runs_only_after_its_handler_succeeded(monkeypatch):
 def test_relative_paths_are_taken_from_the_shell_folder(tmp_path):
     (tmp_path / "run.toml").write_text("", encoding="utf-8")
     args = ["run.toml", "--set", "training.epochs=2", "-o", "new.toml", "--outputs=runs", "--dry-run", "nothere"]
-    assert launcher.from_shell_folder(args, tmp_path) == [
+    from core.cli_paths import from_shell_folder
+
+    assert from_shell_folder(args, tmp_path, launcher.ROOT) == [
         str(tmp_path / "run.toml"), "--set", "training.epochs=2", "-o", str(tmp_path / "new.toml"),
         f"--outputs={tmp_path / 'runs'}", "--dry-run", "nothere"]  # a word that is no path there stays a word
-    assert launcher.from_shell_folder(["outputs/demo/run.toml"], launcher.ROOT) == ["outputs/demo/run.toml"]
+    assert from_shell_folder(["outputs/demo/run.toml"], launcher.ROOT, launcher.ROOT) == ["outputs/demo/run.toml"]
 
 
 def test_import_from_another_folder_reads_and_writes_there(tmp_path):
