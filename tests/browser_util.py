@@ -10,3 +10,18 @@ def choose(page, selector: str, name: str, *, exact: bool = False) -> None:
     box = page.locator(selector)
     box.locator("input").first.click()
     box.get_by_role("option", name=name, exact=exact).first.click()
+
+
+def settle(page, selector: str, quiet_ms: int = 800, timeout: float = 60_000) -> None:
+    """Wait until `selector` has kept its place for `quiet_ms` and no gradio event shows as pending. A run TOML
+    loaded into the Parameters tab sets off a chain of events that show and hide the form's fields; a click
+    made while they move the page can land beside its button."""
+    page.wait_for_function(
+        """([sel, quiet]) => {
+            const el = document.querySelector(sel);
+            if (!el || document.querySelector('.pending')) { window.__settle = null; return false; }
+            const r = el.getBoundingClientRect(), key = [r.x, r.y, r.width, r.height].join();
+            const now = performance.now(), s = window.__settle;
+            if (!s || s.sel !== sel || s.key !== key) { window.__settle = {sel, key, since: now}; return false; }
+            return now - s.since >= quiet;
+        }""", arg=[selector, quiet_ms], polling=100, timeout=timeout)

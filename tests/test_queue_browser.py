@@ -4,7 +4,7 @@ mid-run, one cancelled while it waits, the other two finish one after another.""
 from __future__ import annotations
 
 import pytest
-from browser_util import choose
+from browser_util import choose, settle
 from test_ui_params_browser import field, toml_has
 from test_ui_train_journey import fake_trainer, load_demo, open_tab, status_has  # noqa: F401 - a fixture
 
@@ -77,13 +77,18 @@ def test_sweep_from_the_params_tab_becomes_four_queued_runs(page, app_server, de
     q.set_paused(True)  # looked at before they run
     load_demo(page, demo_run)
     toml_has(page, 'name = "demo"', timeout=90_000)
+    settle(page, "#params-sweep")
     page.click("#params-sweep button, #params-sweep .label-wrap")
-    page.fill("#params-sweep-lines textarea", "network.rank=8,16\noptimizer.lr=1e-4,2e-4")
+    lines = page.locator("#params-sweep-lines textarea")
+    lines.fill("network.rank=8,16\noptimizer.lr=1e-4,2e-4")
+    settle(page, "#params-sweep-preview")
+    assert lines.input_value() == "network.rank=8,16\noptimizer.lr=1e-4,2e-4"
     page.click("#params-sweep-preview")
     plan = page.locator("#params-sweep-plan")
     plan.get_by_text("4 runs").wait_for(timeout=90_000)  # the preview scans the dataset for the step plan
     assert "demo-rank16-lr2e-4" in plan.inner_text() and "240 steps" in plan.inner_text()
     assert not q.items()  # a preview queues nothing
+    settle(page, "#params-sweep-queue")
     page.click("#params-sweep-queue")
     plan.get_by_text("Queued 4 runs").wait_for(timeout=90_000)
     page.screenshot(path=artifacts / "sweep_queued.png", full_page=True)

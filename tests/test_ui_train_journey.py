@@ -11,7 +11,7 @@ import os
 import signal
 
 import pytest
-from browser_util import choose
+from browser_util import choose, settle
 from test_runs_supervisor import FAKE_LAUNCHER
 
 from core.runs import supervisor
@@ -41,6 +41,7 @@ def load_demo(page, demo_run) -> None:
     open_tab(page, "params")
     page.locator("#params-import input[type=file]").set_input_files(str(demo_run))
     page.wait_for_selector("#params-message:has-text('Imported')")
+    settle(page, "#params-sweep")  # the form's fields stop moving before anything is clicked
 
 
 def status_has(page, text: str, timeout: float = 30_000) -> None:
