@@ -79,6 +79,9 @@ def test_sweep_from_the_params_tab_becomes_four_queued_runs(page, app_server, de
     toml_has(page, 'name = "demo"', timeout=90_000)
     settle(page, "#params-sweep")
     page.click("#params-sweep button, #params-sweep .label-wrap")
+    # The accordion mounts its content when opened: typed before the textbox has finished mounting, the text
+    # is replaced by the box's initial empty value (seen on a loaded machine), so it settles first.
+    settle(page, "#params-sweep-lines textarea")
     lines = page.locator("#params-sweep-lines textarea")
     lines.fill("network.rank=8,16\noptimizer.lr=1e-4,2e-4")
     settle(page, "#params-sweep-preview")
