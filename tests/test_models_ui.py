@@ -75,6 +75,8 @@ def test_browser_pick_demo_model_and_bad_path(page, app_server, demo_base, artif
     message = page.locator("#model-message")
     message.get_by_text("Not usable as a base model").wait_for()
     assert "Not found" in message.inner_text() and "danlu-error" in message.get_attribute("class")
+    red = "rgb(180, 35, 24)"  # .danlu-error's colour reaches the text, past the Markdown's own prose colour
+    assert message.locator("p").first.evaluate("e => getComputedStyle(e).color") == red
     page.locator("#model-current").get_by_text("tiny-sd15.safetensors").wait_for()  # the choice is kept
     page.screenshot(path=artifacts / "model_tab_bad_path.png", full_page=True)
 

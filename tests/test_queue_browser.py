@@ -77,6 +77,8 @@ def test_sweep_from_the_params_tab_becomes_four_queued_runs(page, app_server, de
     q.set_paused(True)  # looked at before they run
     load_demo(page, demo_run)
     toml_has(page, 'name = "demo"', timeout=90_000)
+    imported = page.locator("#params-message p").first  # a success is green on the line that also shows errors
+    assert imported.evaluate("e => getComputedStyle(e).color") == "rgb(6, 118, 71)"
     settle(page, "#params-sweep")
     page.click("#params-sweep button, #params-sweep .label-wrap")
     # The accordion mounts its content when opened: typed before the textbox has finished mounting, the text

@@ -24,9 +24,11 @@ TABS = ["ui.tab_model", "ui.tab_dataset", "ui.tab_tagging", "ui.tab_params", "ui
         "ui.tab_config"]
 
 CSS = """
-.danlu-error { color: #b42318; white-space: pre-wrap; }
-.danlu-ok { color: #067647; white-space: pre-wrap; }
-.danlu-warn { color: #b54708; white-space: pre-wrap; }
+.danlu-error, .danlu-ok, .danlu-warn { white-space: pre-wrap; }
+/* The Markdown's own prose styles colour its paragraphs: the line's colour is set on them too. */
+.danlu-error, .danlu-error * { color: #b42318 !important; }
+.danlu-ok, .danlu-ok * { color: #067647 !important; }
+.danlu-warn, .danlu-warn * { color: #b54708 !important; }
 footer { display: none !important; }
 """
 

@@ -138,9 +138,13 @@ def memory_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
     return est.text(lang)
 
 
+# The message line's colour: each text says whether it reports a success, a warning or an error.
+OK, WARN, ERROR = ["danlu-ok"], ["danlu-warn"], ["danlu-error"]
+
+
 def _failed(error: DanluError, lang: str) -> i18n.Text:
     """'✖' and the error, in both languages (for the message line)."""
-    return i18n.both(lambda lg: f"✖ {error.text(lg)}", lang)
+    return i18n.both(lambda lg: f"✖ {error.text(lg)}", lang, classes=ERROR)
 
 
 def last_settings_path(ctx: AppContext) -> Path:
@@ -197,7 +201,7 @@ def build(ctx: AppContext) -> None:
             if error is None:
                 return new, ""
             return config, i18n.both(lambda lg: t("params.field_error", lg, label=t(label_key(spec), lg),
-                                                  msg=error.text(lg)), lang)
+                                                  msg=error.text(lg)), lang, classes=ERROR)
         return on_field
 
     for spec, comp in zip(form.specs, form.components):
@@ -260,7 +264,7 @@ def build(ctx: AppContext) -> None:
     def on_apply_lr(config: dict, ref: tuple[float, int], lang: str):
         lr = hintmod.lr_for_batch(ref[0], ref[1], config["training"]["batch_size"])
         new = cfgmod.with_values(config, {"optimizer.lr": lr})
-        text = i18n.text("params.lr_applied", lang, lr=hintmod.fmt_lr(lr))
+        text = i18n.both(lambda lg: t("params.lr_applied", lg, lr=hintmod.fmt_lr(lr)), lang, classes=OK)
         return new, (lr, config["training"]["batch_size"]), text
 
     apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message])
@@ -285,7 +289,7 @@ def build(ctx: AppContext) -> None:
                 msg.append(t("params.rejected", lg) + "\n" + "\n".join(f"- {e.text(lg)}" for e in rejected))
             return "\n\n".join(msg)
 
-        return new, i18n.both(said, lang)
+        return new, i18n.both(said, lang, classes=WARN if unknown or rejected else OK)
 
     upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message])
 
@@ -293,7 +297,7 @@ def build(ctx: AppContext) -> None:
         cfg = cfgmod.from_dict(config)
         folder = Path(tempfile.mkdtemp(prefix="danlu-params-"))
         path = cfgmod.save(cfg, folder / f"{cfg.saving.name}.toml")
-        return str(path), i18n.text("params.exported", lang, path=path)
+        return str(path), i18n.both(lambda lg: t("params.exported", lg, path=path), lang, classes=OK)
 
     export_btn.click(on_export, [ctx.config, ctx.lang], [download, message])
 
