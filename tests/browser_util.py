@@ -13,9 +13,10 @@ def choose(page, selector: str, name: str, *, exact: bool = False) -> None:
 
 
 def settle(page, selector: str, quiet_ms: int = 800, timeout: float = 60_000) -> None:
-    """Wait until `selector` has kept its place for `quiet_ms` and no gradio event shows as pending. A run TOML
-    loaded into the Parameters tab sets off a chain of events that show and hide the form's fields; a click
-    made while they move the page can land beside its button."""
+    """Wait until `selector` has kept its place for `quiet_ms` and no gradio event shows as pending. After a run
+    TOML is loaded, the Parameters tab's hints, steps and estimate arrive later and move what is below them (a
+    click made meanwhile can land beside its button); a field in a section just opened is still mounting (text
+    typed into it can be replaced by its initial value)."""
     page.wait_for_function(
         """([sel, quiet]) => {
             const el = document.querySelector(sel);
