@@ -79,18 +79,21 @@ def test_sweep_from_the_params_tab_becomes_four_queued_runs(page, app_server, de
     toml_has(page, 'name = "demo"', timeout=90_000)
     imported = page.locator("#params-message p").first  # a success is green on the line that also shows errors
     assert imported.evaluate("e => getComputedStyle(e).color") == "rgb(6, 118, 71)"
-    settle(page, "#params-sweep")
     page.click("#params-sweep button, #params-sweep .label-wrap")
     # The accordion mounts its content when opened: typed before the textbox has finished mounting, the text
     # is replaced by the box's initial empty value (seen on a loaded machine), so it settles first.
     settle(page, "#params-sweep-lines textarea")
+    plan = page.locator("#params-sweep-plan")
+    page.click("#params-sweep-preview")  # nothing typed yet: refused, in the error colour
+    plan.get_by_text("Cannot sweep").wait_for()
+    assert plan.locator("p").first.evaluate("e => getComputedStyle(e).color") == "rgb(180, 35, 24)"
     lines = page.locator("#params-sweep-lines textarea")
     lines.fill("network.rank=8,16\noptimizer.lr=1e-4,2e-4")
     settle(page, "#params-sweep-preview")
     assert lines.input_value() == "network.rank=8,16\noptimizer.lr=1e-4,2e-4"
     page.click("#params-sweep-preview")
-    plan = page.locator("#params-sweep-plan")
     plan.get_by_text("4 runs").wait_for(timeout=90_000)  # the preview scans the dataset for the step plan
+    assert plan.locator("p").first.evaluate("e => getComputedStyle(e).color") != "rgb(180, 35, 24)"  # not red
     assert "demo-rank16-lr2e-4" in plan.inner_text() and "240 steps" in plan.inner_text()
     assert not q.items()  # a preview queues nothing
     settle(page, "#params-sweep-queue")

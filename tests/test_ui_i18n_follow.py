@@ -43,8 +43,13 @@ def test_follow_renders_the_stored_text_in_the_current_language():
     assert render(text, "en")["value"] == "2 models found."
     update = render(text, "zh")
     assert update["value"] == "找到 2 个模型。" and update["elem_classes"] == ["danlu-error"]
-    assert "elem_classes" not in render("plain", "zh")
+    assert render("plain", "zh")["elem_classes"] == []  # after an error, a plain text shows in the line's own colour
     assert render(None, "zh") == gr.update()  # nothing said yet: the line is left alone
+    import ui.params_sweep  # noqa: F401 - its strings
+    from core.errors import ConfigError
+
+    refused = i18n.with_error("sweep.refused", ConfigError("bad", "坏", "fix it", "修好"), "en")
+    assert render(refused, "zh")["elem_classes"] == ["danlu-error"]  # an error is red on any followed line
 
 
 def test_model_tab_messages_are_kept_in_both_languages(tmp_path):

@@ -71,7 +71,7 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
 
         def switch(new_lang: str, *texts):
             return [new_lang, gr.update(value=f"## {t('app.title', new_lang)}\n{t('app.subtitle', new_lang)}"),
-                    *tr.updates(new_lang), *i18n.rendered(texts, new_lang)]
+                    *tr.updates(new_lang), *i18n.rendered(lang_state, texts, new_lang)]
 
         lang_radio.change(switch, inputs=[lang_radio, *(s for s, _ in followed)],
                           outputs=[lang_state, title, *tr.components, *(c for _, c in followed)])

@@ -48,7 +48,7 @@ class Text(str):
     """A text in the language it was made for that also knows itself in the other languages.
 
     It is the str a handler returned before (so callers and tests read it as one); `follow` shows its other
-    translations when the language changes. `classes`: the elem_classes it is shown with (None: unchanged).
+    translations when the language changes. `classes`: the elem_classes it is shown with (None: the line's own).
     """
 
     texts: dict[str, str]
@@ -94,7 +94,7 @@ def text(key: str, lang: str, **fmt: Any) -> Text:
 
 def with_error(key: str, error: Any, lang: str, sep: str = "\n\n") -> Text:
     """t(key) and then error.text (a core.errors DanluError: message and hint), as a Text in every language."""
-    return both(lambda code: f"{t(key, code)}{sep}{error.text(code)}", lang)
+    return both(lambda code: f"{t(key, code)}{sep}{error.text(code)}", lang, classes=["danlu-error"])
 
 
 def pick(text: Any, lang: str) -> str:
@@ -108,13 +108,15 @@ def pick(text: Any, lang: str) -> str:
 _FOLLOWED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _render(text: Any, lang: str) -> Any:
+def _render(text: Any, lang: str, component: Any) -> Any:
+    """The line's update: the text in lang, with the Text's classes, or else the component's own (so a line
+    that showed an error in red shows the next plain text in its usual colour)."""
     import gradio as gr
 
     if text is None:
         return gr.update()
-    extra = {"elem_classes": text.classes} if isinstance(text, Text) and text.classes is not None else {}
-    return gr.update(value=pick(text, lang), **extra)
+    classes = text.classes if isinstance(text, Text) and text.classes is not None else component.elem_classes
+    return gr.update(value=pick(text, lang), elem_classes=list(classes or []))
 
 
 def followed(lang_state: Any) -> list[tuple[Any, Any]]:
@@ -122,16 +124,17 @@ def followed(lang_state: Any) -> list[tuple[Any, Any]]:
     return list(_FOLLOWED.get(lang_state, []))
 
 
-def rendered(texts: Sequence[Any], lang: str) -> list[Any]:
+def rendered(lang_state: Any, texts: Sequence[Any], lang: str) -> list[Any]:
     """The followed lines' updates for a new language (texts: their States' values, in `followed` order)."""
-    return [_render(text, lang) for text in texts]
+    return [_render(text, lang, component) for text, (_, component) in zip(texts, followed(lang_state), strict=True)]
 
 
 def follow(component: Any, lang_state: Any, value: Any = None) -> Any:
     """A State holding `component`'s text in both languages; the component shows it in the current language.
 
     Handlers write their text (a `both(...)` Text, or a plain str that stays as it is) into the returned State
-    instead of into the component; a Text with classes also sets the component's classes (ok / error colours).
+    instead of into the component; a Text with classes also sets the component's classes (ok / error colours),
+    any other text puts back the component's own.
     The language switch (ui/app.py) re-renders all followed lines in its one event: a listener per line would
     double the time the switch takes.
     """
@@ -140,7 +143,7 @@ def follow(component: Any, lang_state: Any, value: Any = None) -> Any:
     state = gr.State(value)
 
     def render(text: Any, lang: str):
-        return _render(text, lang)
+        return _render(text, lang, component)
 
     state.change(render, [state, lang_state], component, show_progress="hidden")
     _FOLLOWED.setdefault(lang_state, []).append((state, component))
