@@ -207,7 +207,7 @@ def loss_fn(parts: Any, transformer: Any, latents, embeds: list, cfg: RunConfig,
     x_t = flow.noisy(latents, noise, d.sigma)
     dtype = precision.compute_dtype(transformer)  # not the fp8 storage of an fp8 base
     frames = list(x_t.to(dtype).unsqueeze(2).unbind(0))           # (C, 1, H, W) each: the transformer's input
-    time = flow.model_time(spec, d.sigma).to(latents.device, dtype)
+    time = flow.model_time(spec, d.sigma, latents.device)  # float32, as the samplers give it: not `dtype`
 
     def predict(features: list):
         out = transformer(frames, time, [e.to(latents.device, dtype) for e in features], return_dict=False)[0]

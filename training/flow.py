@@ -28,6 +28,7 @@ class FlowSpec:
     shift: float = 3.0          # static shift of the family's sampler (FlowMatchEulerDiscreteScheduler)
     output_sign: float = -1.0   # velocity = output_sign · network output
     reversed_time: bool = True  # the network gets 1 - sigma (0 = pure noise) instead of sigma
+    time_dtype: str = "float32"  # the time input's precision, whatever the compute dtype (see model_time)
 
 
 ZIMAGE = FlowSpec(shift=3.0, output_sign=-1.0, reversed_time=True)
@@ -126,8 +127,15 @@ def target(x0, noise):
     return noise - x0
 
 
-def model_time(spec: FlowSpec, sigma):
-    """The time value the network is given for noise level sigma."""
+def model_time(spec: FlowSpec, sigma, device=None):
+    """The time value the network is given for noise level sigma, in the spec's time_dtype (float32) on `device`.
+
+    Never in the compute dtype: the samplers users run (diffusers' pipelines, ComfyUI) give the time embedder a
+    float32 time, while bf16 keeps 8 significant bits, so 0.411 would reach the sinusoid features as 0.4102 and
+    times from the same schedule would be trained at other points than they are sampled at."""
+    import torch
+
+    sigma = sigma.to(device=device, dtype=getattr(torch, spec.time_dtype))
     return 1 - sigma if spec.reversed_time else sigma
 
 

@@ -91,7 +91,7 @@ class Validator:
             sigma = torch.tensor([level])
             x_t = flow.noisy(latents, noise, sigma)
             frames = list(x_t.to(dtype).unsqueeze(2).unbind(0))
-            time = flow.model_time(spec, sigma).to(latents.device, dtype)
+            time = flow.model_time(spec, sigma, latents.device)  # float32 (flow.model_time says why)
             out = denoiser(frames, time, [e.to(latents.device, dtype) for e in hidden], return_dict=False)[0]
             return flow.velocity(spec, torch.stack([o.float() for o in out]).squeeze(2)), flow.target(latents, noise)
         from training import model
