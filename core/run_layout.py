@@ -18,6 +18,7 @@ user keeps there stays where it is. The trainer does this itself, so a shell run
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -104,13 +105,49 @@ def sample_file_name(lora_stem: str, epoch: int, index: int) -> str:
     return f"{lora_stem}-e{epoch:06d}-{index:02d}.png"
 
 
-def list_runs(outputs_dir: str | Path) -> list[Path]:
-    """The run folders under outputs_dir (those holding config.toml), newest first."""
+# Folders that are never runs nor hold one: Danlu's own (outputs/.danlu: queue, previews), a run's grids, samples
+# and resume state, latent and text-encoder caches. Other hidden folders are skipped too, apart from .previous.
+_NOT_RUNS = {GRIDS, SAMPLES, STATE, "cache", "caches", "__pycache__"}
+_MAX_DEPTH = 8  # outputs/<a>/<b>/<run>/.previous/<stamp> is 5; deeper is a copied tree, not a run folder
+
+
+def _may_hold_runs(folder: os.DirEntry) -> bool:
+    name = folder.name
+    if name == PREVIOUS:
+        return True
+    return not (name.startswith(".") or name in _NOT_RUNS or name.endswith("_cache") or folder.is_symlink())
+
+
+def list_runs(outputs_dir: str | Path, *, earlier: bool = True) -> list[Path]:
+    """The run folders (those holding config.toml) at any depth under outputs_dir, newest first: a run's
+    output_dir may be any folder under outputs (the demo writes outputs/demo/runs/<name>). With `earlier`,
+    the earlier runs a new run of the same name moved into <run>/.previous/<stamp>/ are listed too
+    (previous_stamp tells them apart)."""
     root = Path(outputs_dir)
     if not root.is_dir():
         return []
-    runs = [p for p in root.iterdir() if (p / "config.toml").is_file()]
+    runs: list[Path] = []
+    todo = [(root, 0)]
+    while todo:
+        folder, depth = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # unreadable or removed while listing: not a run the user can open
+            continue
+        if depth and any(e.name == "config.toml" and e.is_file() for e in entries):
+            if earlier or previous_stamp(folder) is None:
+                runs.append(folder)
+        if depth < _MAX_DEPTH:
+            todo += [(Path(e.path), depth + 1) for e in entries
+                     if e.is_dir(follow_symlinks=False) and _may_hold_runs(e)
+                     and (earlier or e.name != PREVIOUS)]
     return sorted(runs, key=lambda p: (p / "config.toml").stat().st_mtime, reverse=True)
+
+
+def previous_stamp(folder: str | Path) -> str | None:
+    """The stamp of an earlier run moved aside (<run>/.previous/<stamp>), None for a run in its own folder."""
+    folder = Path(folder)
+    return folder.name if folder.parent.name == PREVIOUS else None
 
 
 def has_results(folder: str | Path) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.events import best_validation
+from core.run_layout import SAMPLES
 
 if TYPE_CHECKING:
     from core.runs import Run
@@ -23,16 +24,14 @@ def summarize(run: Run) -> dict:
     saved = []
     for e in run.events:
         if e.get("type") == "saved":
-            path = Path(e.get("file", ""))
-            path = path if path.is_absolute() else run.run_dir / path
+            path = event_path(run, e.get("file", ""))
             size = path.stat().st_size if path.exists() else e.get("size")
             saved.append({"file": str(path), "epoch": e.get("epoch"), "step": e.get("step"), "size": size,
                           "exists": path.exists()})
     samples = []
     for e in run.events:
         if e.get("type") == "sample":
-            png = Path(e.get("png", ""))
-            png = png if png.is_absolute() else run.run_dir / png
+            png = event_path(run, e.get("png", ""), SAMPLES)
             if png.exists():
                 samples.append({**e, "png": str(png)})
     validation = [(e["step"], e["loss"], e.get("epoch")) for e in run.events
@@ -46,3 +45,16 @@ def summarize(run: Run) -> dict:
             "eta_s": (progress or {}).get("eta_s"), "losses": losses, "saved": saved, "samples": samples,
             "warnings": warnings, "error": run.error, "started": start, "validation": validation,
             "best": best_validation(current), "caching": caching}
+
+
+def event_path(run: Run, recorded: str, sub: str = "") -> Path:
+    """Where a file an event names is now. The trainer records absolute paths; earlier trainers recorded them
+    relative to their own folder (the project folder: outputs/demo/runs/demo/samples/x.png), and tests write
+    names relative to the run folder. A run folder that was moved still holds its files by name: run_dir/sub/name.
+    """
+    path = Path(recorded)
+    if path.is_absolute() and path.exists():
+        return path
+    tries = [] if path.is_absolute() else [run.run_dir / path, Path(run.cwd) / path]
+    tries.append(run.run_dir / sub / path.name)
+    return next((p for p in tries if p.exists()), path if path.is_absolute() else tries[0])

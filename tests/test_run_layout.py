@@ -69,3 +69,38 @@ def test_the_page_also_moves_a_failed_runs_logs(tmp_path):
     dest = L.set_aside_earlier_run(folder, by_page=True)
     assert sorted(p.name for p in dest.iterdir()) == ["config.toml", "console.log"]
     assert L.set_aside_earlier_run(folder) is None  # the trainer: no results, nothing to do
+
+
+def _run(folder, age: float = 0):
+    """A run folder (config.toml) whose settings were written `age` seconds before the others' epoch."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text("", encoding="utf-8")
+    os.utime(folder / "config.toml", (1e9 - age, 1e9 - age))
+    return folder
+
+
+def test_runs_are_found_at_any_depth_and_earlier_runs_too(tmp_path):
+    top = _run(tmp_path / "cat", 50)
+    demo = _run(tmp_path / "demo" / "runs" / "demo", 10)       # launcher.py demo's output_dir
+    zdemo = _run(tmp_path / "demo" / "zimage" / "runs" / "demo", 20)
+    mine = _run(tmp_path / "projects" / "2026" / "dog", 0)     # an output_dir the user set under outputs
+    earlier = _run(demo / L.PREVIOUS / "20261207-135403", 40)  # moved aside by the demo run above
+    (tmp_path / "demo" / "run.toml").write_text("", encoding="utf-8")  # a run TOML is not a run folder
+    # Danlu's own folders and a run's inner folders are never runs, whatever they hold
+    for inner in (tmp_path / ".danlu" / "queue" / "x", demo / "grids" / "g", demo / "samples" / "s",
+                  demo / "state" / "s", tmp_path / "cat" / ".cache" / "latents" / "x"):
+        _run(inner)
+    assert L.list_runs(tmp_path) == [mine, demo, zdemo, earlier, top]  # newest first
+    assert L.list_runs(tmp_path, earlier=False) == [mine, demo, zdemo, top]
+    assert [L.previous_stamp(p) for p in (earlier, demo)] == ["20261207-135403", None]
+    assert L.list_runs(tmp_path / "missing") == []
+
+
+def test_the_run_moved_aside_is_listed_as_an_earlier_run(tmp_path):
+    folder = tmp_path / "sub" / "cat"
+    _earlier_run(folder)
+    dest = L.set_aside_earlier_run(folder)
+    (folder / "config.toml").write_text("", encoding="utf-8")  # the new run writes its settings
+    os.utime(dest / "config.toml", (1e9, 1e9))
+    assert L.list_runs(tmp_path) == [folder, dest]
+    assert L.previous_stamp(dest) == dest.name and L.previous_stamp(folder) is None

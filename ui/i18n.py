@@ -13,7 +13,7 @@ line again (`followed` / `rendered`). That is how every status line follows the 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,19 +82,39 @@ class Text(str):
         return self.texts.get(lang, str(self))
 
 
-def both(render: Callable[[str], str], lang: str, classes: list[str] | None = None) -> Text:
-    """`render(lang)` as a Text that also holds render(other language)."""
-    return Text({code: render(code) for _, code in LANG_CHOICES}, lang, classes)
+# The one status mechanism: a message line's level is its colour (the danlu-* classes of ui/app.py's CSS):
+# ok green, warn orange, error red, in every tab.
+LEVELS: dict[str, list[str]] = {"ok": ["danlu-ok"], "warn": ["danlu-warn"], "error": ["danlu-error"]}
 
 
-def text(key: str, lang: str, **fmt: Any) -> Text:
-    """t(key, lang, **fmt) as a Text that keeps every language."""
-    return both(lambda code: t(key, code, **fmt), lang)
+def both(render: Callable[[str], str], lang: str, classes: list[str] | None = None, level: str | None = None) -> Text:
+    """`render(lang)` as a Text that also holds render(other language); `level` ('ok', 'warn', 'error') colours
+    it (else `classes`, else the line's own classes)."""
+    return Text({code: render(code) for _, code in LANG_CHOICES}, lang, list(LEVELS[level]) if level else classes)
+
+
+def text(key: str, lang: str, level: str | None = None, **fmt: Any) -> Text:
+    """t(key, lang, **fmt) as a Text that keeps every language, coloured by `level` when given."""
+    return both(lambda code: t(key, code, **fmt), lang, level=level)
+
+
+def level_of(levels: Iterable[str]) -> str:
+    """The status level of a list of core.checks levels ('error', 'warning', 'info'): the worst one wins."""
+    found = set(levels)
+    return "error" if "error" in found else "warn" if "warning" in found else "ok"
 
 
 def with_error(key: str, error: Any, lang: str, sep: str = "\n\n") -> Text:
     """t(key) and then error.text (a core.errors DanluError: message and hint), as a Text in every language."""
-    return both(lambda code: f"{t(key, code)}{sep}{error.text(code)}", lang, classes=["danlu-error"])
+    return both(lambda code: f"{t(key, code)}{sep}{error.text(code)}", lang, level="error")
+
+
+def failed(error: Any, lang: str) -> Text:
+    """'✖' and error.text (a DanluError, or any exception: its type and message), red, in every language."""
+    def render(code: str) -> str:
+        return f"✖ {error.text(code)}" if hasattr(error, "text") else f"✖ {type(error).__name__}: {error}"
+
+    return both(render, lang, level="error")
 
 
 def pick(text: Any, lang: str) -> str:

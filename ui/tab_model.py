@@ -14,10 +14,11 @@ import gradio as gr
 from core import config as cfgmod
 from core.download import SETTINGS as SOURCE_SETTINGS
 from core.errors import DanluError
-from ui import i18n
+from ui import i18n, model_switch
 from ui import tab_model_zimage as zimage_ui
 from ui.context import AppContext
 from ui.i18n import t
+from ui.start import base_of, demo_models
 from ui.tab_model_zimage import family_label
 
 TAB_ID = "model"
@@ -55,6 +56,10 @@ i18n.add({
     "model.used": ("已选为底模。", "Chosen as the base model."),
     "model.res_set": ("训练分辨率已设为 {res}（该系列的原生分辨率）。",
                       "Training resolution set to {res} (the family's native one)."),
+    "model.family_switched": ("系列由 {old} 改为 {new}：上一系列的 {n} 项设置"
+                              "（系列覆盖、专用选项、预设留下的值）已恢复默认。",
+                              "Family changed from {old} to {new}: {n} settings of the previous family (its override, "
+                              "its own options, its preset's values) are back to their defaults."),
     "model.sample_set": ("样图尺寸已设为 {w}×{h}。", "Sample size set to {w}×{h}."),
     "model.override_set": ("已设置：系列 {family}，预测类型 {pred}。",
                            "Set: family {family}, prediction type {pred}."),
@@ -82,26 +87,32 @@ def _detect_cached(path: str, size: int, mtime: float):
     return detect(path)
 
 
-def scan(folders: list[Path]) -> list[tuple[str, str]]:
-    """(label, path) of every checkpoint file and diffusers folder directly inside `folders`."""
-    from models.detect import human_size
-
+def scan(folders: list[Path], extra: list[Path] | tuple = ()) -> list[tuple[str, str]]:
+    """(label, path) of every checkpoint file and diffusers folder directly inside `folders`, then of the `extra`
+    models (the demo's, ui/start.py) that are not listed yet."""
     out = []
     for folder in folders:
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.iterdir(), key=lambda q: q.name.lower()):
-            if p.is_file() and p.suffix.lower() in SUFFIXES or p.is_dir() and (p / "model_index.json").is_file():
-                st = p.stat()
-                if p.is_file() and p.suffix.lower() != ".safetensors":
-                    # A pickle is only classified when picked: reading one can mean reading all of it.
-                    out.append((f"{p.name} · {human_size(st.st_size)} · pickle", str(p)))
-                    continue
-                info = _detect_cached(str(p), st.st_size, st.st_mtime)
-                size = info.size or st.st_size
-                family = info.label if info.usable else ("LoRA" if info.kind == "lora" else "?")
-                out.append((f"{p.name} · {human_size(size)} · {family}", str(p)))
-    return out
+        if folder.is_dir():
+            out += [_entry(p) for p in sorted(folder.iterdir(), key=lambda q: q.name.lower()) if _is_model(p)]
+    listed = {path for _, path in out}
+    return out + [_entry(p) for p in extra if str(p) not in listed and _is_model(p)]
+
+
+def _is_model(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in SUFFIXES or p.is_dir() and (p / "model_index.json").is_file()
+
+
+def _entry(p: Path) -> tuple[str, str]:
+    """The list's (label, path) of one model: name, size and family, read from the header only."""
+    from models.detect import human_size
+
+    st = p.stat()
+    if p.is_file() and p.suffix.lower() != ".safetensors":
+        # A pickle is only classified when picked: reading one can mean reading all of it.
+        return f"{p.name} · {human_size(st.st_size)} · pickle", str(p)
+    info = _detect_cached(str(p), st.st_size, st.st_mtime)
+    family = info.label if info.usable else ("LoRA" if info.kind == "lora" else "?")
+    return f"{p.name} · {human_size(info.size or st.st_size)} · {family}", str(p)
 
 
 def folders_from_text(text: str, default: Path) -> list[Path]:
@@ -147,17 +158,24 @@ def problem_text(info, lang: str) -> str:
 
 
 def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
-    """The config with this base chosen; resolution and sample size follow the family when still at defaults."""
+    """The config with this base chosen; resolution and sample size follow the family when still at defaults (or
+    at the previous family's native size); a base of another family drops the previous family's settings."""
+    old = model_switch.previous_family(config)
+    dropped = model_switch.leftovers(config, old, info.family)
+    config = cfgmod.with_values(config, dropped) if dropped else config
     defaults, cfg = cfgmod.default_config(), cfgmod.from_dict(config)
     values: dict = {"model.base": info.path}
     notes = [t("model.used", lang)]
+    if dropped:
+        notes.append(t("model.family_switched", lang, old=old, new=info.family, n=len(dropped)))
+    old_side = model_switch.native_of(old) if old != info.family else None
     native = int(info.native_resolution)
     res = max(256, native // 64 * 64)
-    if cfg.dataset.resolution == defaults.dataset.resolution and res != cfg.dataset.resolution:
+    if cfg.dataset.resolution in (defaults.dataset.resolution, old_side) and res != cfg.dataset.resolution:
         values["dataset.resolution"] = res
         notes.append(t("model.res_set", lang, res=res))
     size, side = (cfg.sampling.width, cfg.sampling.height), max(64, native // 8 * 8)
-    if size == (defaults.sampling.width, defaults.sampling.height) and size != (side, side):
+    if size in ((defaults.sampling.width, defaults.sampling.height), (old_side, old_side)) and size != (side, side):
         values["sampling.width"] = values["sampling.height"] = side
         notes.append(t("model.sample_set", lang, w=side, h=side))
     if getattr(info, "zero_terminal_snr", False) and not cfg.model.zero_terminal_snr:
@@ -183,7 +201,7 @@ def check_info(text: str, config: dict, lang: str, progress=None):
         cb = (lambda done, total: progress(done / max(total, 1), desc="sha256")) if progress else None
         info.sha256 = sha256_file(info.path, cb)
     if not info.usable:
-        return config, report_markdown(info, lang), _message(lambda lg: problem_text(info, lg), False, lang), info
+        return config, report_markdown(info, lang), _message(lambda lg: problem_text(info, lg), "error", lang), info
 
     def chosen(lg: str) -> tuple[dict, list[str]]:
         new, notes = apply_choice(config, info, lg)
@@ -192,7 +210,8 @@ def check_info(text: str, config: dict, lang: str, progress=None):
         return new, notes + checks_text(info, new, lg)
 
     new = chosen(lang)[0]
-    return new, report_markdown(info, lang), _message(lambda lg: "  \n".join(chosen(lg)[1]), True, lang), info
+    msg = _message(lambda lg: "  \n".join(chosen(lg)[1]), check_level(info, new), lang)
+    return new, report_markdown(info, lang), msg, info
 
 
 def checks_text(info, config: dict, lang: str) -> list[str]:
@@ -203,14 +222,21 @@ def checks_text(info, config: dict, lang: str) -> list[str]:
     return [f"**{label[i.level]}** {i.text(lang)}" for i in base_issues(cfgmod.from_dict(config), info)]
 
 
-def _message(render, ok: bool, lang: str) -> i18n.Text:
-    """The message line's value (see i18n.follow): render(lang) in both languages, green or red."""
-    return i18n.both(render, lang, classes=["danlu-ok" if ok else "danlu-error"])
+def check_level(info, config: dict) -> str:
+    """The message line's level for a chosen base: its worst core.checks verdict ('ok' when none)."""
+    from models.preflight import base_issues
+
+    return i18n.level_of(i.level for i in base_issues(cfgmod.from_dict(config), info))
+
+
+def _message(render, level: str, lang: str) -> i18n.Text:
+    """The message line's value (see i18n.follow): render(lang) in both languages, coloured by level."""
+    return i18n.both(render, lang, level=level)
 
 
 def _refused(reason, lang: str) -> i18n.Text:
     """'Not usable as a base model:' and reason(lang), red."""
-    return _message(lambda lg: f"**{t('model.not_usable', lg)}** {reason(lg)}", False, lang)
+    return _message(lambda lg: f"**{t('model.not_usable', lg)}** {reason(lg)}", "error", lang)
 
 
 def found_text(n: int, folder: Path, lang: str) -> i18n.Text:
@@ -245,15 +271,16 @@ def build(ctx: AppContext) -> None:
     current = gr.Markdown(t("model.none", lang0), elem_id="model-current")
     with gr.Row():
         with gr.Column(scale=3):
-            choices = scan([ctx.models_dir])
+            choices = scan([ctx.models_dir], demo_models(ctx.outputs_dir))
             listing = ctx.tr.bind(gr.Dropdown(choices=choices, value=None, label=t("model.list", lang0),
                                               elem_id="model-list", interactive=True), label="model.list")
         with gr.Column(scale=1, min_width=160):
             refresh = ctx.tr.bind(gr.Button(t("model.refresh", lang0), elem_id="model-refresh"), value="model.refresh")
     folders = ctx.tr.bind(gr.Textbox(str(ctx.models_dir), lines=2, label=t("model.folders", lang0),
                                      elem_id="model-folders"), label="model.folders")
-    list_note = gr.Markdown("", elem_id="model-list-note")
-    list_text = i18n.follow(list_note, ctx.lang, found_text(len(choices), ctx.models_dir, lang0))
+    found0 = found_text(len(choices), ctx.models_dir, lang0)
+    list_note = gr.Markdown(str(found0), elem_id="model-list-note")  # shown from the first render on
+    list_text = i18n.follow(list_note, ctx.lang, found0)
     with gr.Row(equal_height=True):
         path = ctx.tr.bind(gr.Textbox("", label=t("model.path", lang0), info=t("model.path_info", lang0), scale=4,
                                       elem_id="model-path"), label="model.path", info="model.path_info")
@@ -274,9 +301,12 @@ def build(ctx: AppContext) -> None:
     detected = gr.State("")   # the family of the last model checked ('' for none)
     shown = gr.State(None)    # its ModelInfo, so the report follows the language switch
 
-    def on_refresh(folder_text: str, lang: str):
-        found = scan(folders_from_text(folder_text, ctx.models_dir))
-        return gr.update(choices=found, value=None), found_text(len(found), ctx.models_dir, lang)
+    def on_refresh(folder_text: str, lang: str, demo_run: str = ""):
+        """The list again (the demo's models included); a demo just made (ctx.demo) is picked in it."""
+        found = scan(folders_from_text(folder_text, ctx.models_dir), demo_models(ctx.outputs_dir))
+        base = base_of(Path(demo_run)) if demo_run else None
+        return gr.update(choices=found, value=str(base) if base else None), found_text(len(found), ctx.models_dir,
+                                                                                       lang)
 
     def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
         new, rep, msg, info = check_info(text, config, lang, progress)
@@ -315,8 +345,7 @@ def build(ctx: AppContext) -> None:
         def notes(lg: str) -> list[str]:
             return [t("model.override_set", lg, family=fam, pred=pred), *(checks_text(info, new, lg) if info else [])]
 
-        ok = not any(t("model.check_error", lang) in n for n in notes(lang))
-        return new, _message(lambda lg: "\n\n".join(notes(lg)), ok, lang)
+        return new, _message(lambda lg: "\n\n".join(notes(lg)), check_level(info, new) if info else "ok", lang)
 
     def on_config(config: dict, lang: str):
         model = config.get("model") or {}
@@ -328,6 +357,11 @@ def build(ctx: AppContext) -> None:
                                                           else {})))
 
     refresh.click(on_refresh, [folders, ctx.lang], [listing, list_text])
+    if ctx.demo is not None:  # a demo made on the page, or (on a page load) one made since the page was built
+        ctx.demo.change(on_refresh, [folders, ctx.lang, ctx.demo], [listing, list_text], show_progress="hidden")
+        if gr.context.Context.root_block is not None:
+            gr.context.Context.root_block.load(on_refresh, [folders, ctx.lang], [listing, list_text],
+                                               show_progress="hidden")
     check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
     path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
     listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message, detected, shown])

@@ -8,6 +8,7 @@ The download source (hub, mirror, ModelScope) applies to every download the page
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -42,6 +43,14 @@ i18n.add({
     "model.te_off": ("Z-Image 的文本编码器不参与训练：已关闭 network.train_text_encoder。",
                      "Z-Image's text encoder is not trained: network.train_text_encoder is off."),
     "model.adapter_path": ("适配器文件（.safetensors）", "Adapter file (.safetensors)"),
+    "model.adapter_path_info": ("训练适配器的路径；底模旁边找到的适配器会自动填入。",
+                                "The training adapter's path; an adapter found beside the base is filled in."),
+    "model.adapter_file_needed": ("已选“本地文件”：请在下方填入训练适配器文件（.safetensors）的路径；"
+                                  "在此之前不使用适配器。",
+                                  "Local file chosen: enter the training adapter file's path (.safetensors) below; "
+                                  "until then no adapter is used."),
+    "model.adapter_found": ("已填入底模旁边找到的训练适配器：{path}", "Filled in the training adapter found beside "
+                            "the base: {path}"),
     "model.preset_proposal": ("建议预设：**{name}**（rank {rank}、学习率 {lr}、{opt}、{total} 步、"
                               "每 {every} 步保存并出样图，样图 {steps} 步、CFG {cfg}）。",
                               "Proposed preset: **{name}** (rank {rank}, LR {lr}, {opt}, {total} steps, a file and "
@@ -79,6 +88,25 @@ def adapter_choice(value: str) -> tuple[str, str]:
     """The config's training_adapter as (radio value, file path)."""
     value = (value or "none").strip()
     return (value, "") if value in ("v1", "v2", "none") else ("file", value)
+
+
+def adapter_candidates(base: str, folders: list[Path]) -> list[str]:
+    """Training adapter files (*adapter*.safetensors) beside the base (in its folder or the one above, where
+    `launcher.py demo` writes its tiny adapter) and in the models folders, nearest first."""
+    places: list[Path] = []
+    if base and Path(base).exists():
+        p = Path(base)
+        places += ([p] if p.is_dir() else []) + [p.parent]
+    places += folders
+    found: list[str] = []
+    for folder in places:
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir(), key=lambda q: q.name.lower()):
+            if f.is_file() and f.suffix.lower() == ".safetensors" and "adapter" in f.name.lower() \
+                    and str(f) not in found:
+                found.append(str(f))
+    return found
 
 
 def zimage_update(config: dict, variant: str, adapter: str, adapter_file: str) -> dict:
@@ -189,7 +217,9 @@ def build_zimage(ctx: Any, lang0: str) -> dict[str, Any]:
         adapter = ctx.tr.bind(gr.Radio(adapters, value="v2", label=t("model.adapter", lang0),
                                        elem_id="model-zimage-adapter"), label="model.adapter")
         adapter_file = ctx.tr.bind(gr.Textbox("", label=t("model.adapter_path", lang0), visible=False, max_lines=1,
-                                              elem_id="model-zimage-adapter-file"), label="model.adapter_path")
+                                              info=t("model.adapter_path_info", lang0),
+                                              elem_id="model-zimage-adapter-file"),
+                                   label="model.adapter_path", info="model.adapter_path_info")
         with gr.Row(equal_height=True):
             proposed = gr.Markdown(proposal("turbo", lang0), elem_id="model-zimage-proposal", padding=True)
             use = ctx.tr.bind(gr.Button(t("model.preset_use", lang0), variant="primary", scale=0, min_width=200,
@@ -208,22 +238,35 @@ def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) ->
                 gr.update(choices=[(t(f"model.adapter_{a}", lang), a) for a in ADAPTERS]))
 
     def on_answer(v: str, a: str, path: str, config: dict, lang: str):
+        found = ""
+        if v == "turbo" and a == "file" and not (path or "").strip():
+            # The demo's tiny adapter (or one in the models folders) is offered by filling it in.
+            candidates = adapter_candidates((config.get("model") or {}).get("base", ""), [ctx.models_dir])
+            path = found = candidates[0] if candidates else ""
         new = zimage_update(config, v, a, path)
         shown = new["model"]["training_adapter"]
-        return (new, gr.update(visible=v == "turbo"), gr.update(visible=v == "turbo" and a == "file"),
-                proposal(v, lang), i18n.both(lambda lg: t("model.zimage_set", lg, variant=v, adapter=shown), lang,
-                                             classes=["danlu-ok"]))
+        file_box = gr.update(visible=v == "turbo" and a == "file", **({"value": found} if found else {}))
+        if v == "turbo" and a == "file" and not path.strip():
+            said = i18n.text("model.adapter_file_needed", lang, level="warn")
+        else:
+            def said_in(lg: str) -> str:
+                text = t("model.zimage_set", lg, variant=t(f"model.zimage_{v}", lg), adapter=shown)
+                return text + (f"  \n{t('model.adapter_found', lg, path=found)}" if found else "")
+            said = i18n.both(said_in, lang, level="ok")
+        return new, gr.update(visible=v == "turbo"), file_box, proposal(v, lang), said
 
     def on_use(v: str, config: dict, lang: str):
         new, _ = use_preset(config, v, lang)
-        return new, i18n.both(lambda lg: use_preset(config, v, lg)[1], lang, classes=["danlu-ok"])
+        return new, i18n.both(lambda lg: use_preset(config, v, lg)[1], lang, level="ok")
 
-    def show(config: dict, found: str, lang: str):
+    def show(config: dict, found: str, radio: str, lang: str):
         model = config.get("model") or {}
         if not is_zimage(config, found):
             return gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update()
         v = model.get("variant", "turbo")
         a, path = adapter_choice(model.get("training_adapter", "none"))
+        if a == "none" and radio == "file":
+            a = "file"  # "Local file" chosen and its path not given yet: the choice and its empty box stay
         return (gr.update(visible=True), gr.update(value=v), gr.update(value=a, visible=v == "turbo"),
                 gr.update(value=path, visible=v == "turbo" and a == "file"), proposal(v, lang))
 
@@ -236,6 +279,6 @@ def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) ->
     parts["use"].click(on_use, [variant, ctx.config, ctx.lang], [ctx.config, message])
     shown = [parts["group"], variant, adapter, adapter_file, parts["proposal"]]
     for event in (ctx.config.change, detected.change):
-        event(show, [ctx.config, detected, ctx.lang], shown, show_progress="hidden")
+        event(show, [ctx.config, detected, adapter, ctx.lang], shown, show_progress="hidden")
     ctx.lang.change(relabel, ctx.lang, [variant, adapter], show_progress="hidden")
     ctx.lang.change(lambda v, lang: proposal(v, lang), [variant, ctx.lang], parts["proposal"], show_progress="hidden")
