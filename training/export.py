@@ -188,7 +188,8 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         text = generate.recipe_text(sample.recipe)
         png = folder / run_layout.sample_file_name(stem, epoch, i)
         generate.save_png(image, png, text, sample.recipe.get("png_chunks"))
-        emit("sample", png=str(png), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
+        # absolute: a relative output_dir is the trainer's folder's, and readers look from elsewhere (the run folder)
+        emit("sample", png=str(png.absolute()), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
         out.append(png)
     del pipe
     gc.collect()
