@@ -13,6 +13,7 @@ from core import config as cfgmod
 
 DEMO_PROMPTS = ["demo, a red square", "demo, a blue circle"]
 ZIMAGE_PRESET = "zimage_turbo_adapter"
+DEMO_DIR = Path("outputs") / "demo"  # the demo tagger (taggers/tiny.py) is written here too, shared by the families
 
 
 def _images(folder: Path, count: int = 12, size: int = 96) -> None:
@@ -103,11 +104,19 @@ def _zimage(cfg, tiny, adapter_path: Path):
     return cfg
 
 
+def family_folder(demo_root: str | Path, family: str) -> Path:
+    """Where the demo of `family` lives: SD1.5 in demo_root itself (outputs/demo), any other family in
+    demo_root/<family> (outputs/demo/zimage), so each demo keeps its own base, dataset, runs and run.toml."""
+    return Path(demo_root) if family == "sd15" else Path(demo_root) / family
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="launcher.py demo", description="Write a tiny demo model, dataset and run.")
-    parser.add_argument("--out", default="outputs/demo", help="folder to write (default outputs/demo)")
+    parser.add_argument("--out", default=None,
+                        help=f"folder to write (default {DEMO_DIR.as_posix()}, another family in {DEMO_DIR.as_posix()}"
+                             "/<family>)")
     parser.add_argument("--family", default="sd15", choices=["sd15", "sd2", "sd2v", "sdxl", "zimage"])
     args = parser.parse_args(argv)
-    path = make_demo(Path(args.out), args.family)
+    path = make_demo(Path(args.out) if args.out else family_folder(DEMO_DIR, args.family), args.family)
     print(f"Demo written: {path.parent}\n  run config: {path}\n  train it:   python launcher.py train {path}")
     return 0
