@@ -138,9 +138,33 @@ def assign_bucket(width: int, height: int, *, resolution: int, min_reso: int = 2
     return Bucket(size=size, scale=scale, resized=resized, crop_ltrb=crop, crop_fraction=max(0.0, fraction))
 
 
-def bucket_for(dataset, width: int, height: int) -> Bucket:
-    """The bucket of an image under a run's [dataset] settings (core.config.DatasetConfig)."""
+def resolutions_of(dataset) -> list[int]:
+    """The resolutions a run trains at: dataset.resolutions when set (multi-resolution), else dataset.resolution.
+
+    Multi-resolution follows ai-toolkit (toolkit/config_modules.py preprocess_dataset_raw_config): a dataset whose
+    `resolution` is a list becomes one copy of the dataset per listed resolution, each bucketed on its own, and the
+    copies are concatenated. So every image is trained once per resolution each epoch (its repeats apply at every
+    resolution) and a batch never mixes two resolutions (ai-toolkit batches inside each copy).
+    """
+    return [int(r) for r in (getattr(dataset, "resolutions", None) or [dataset.resolution])]
+
+
+def bucket_for(dataset, width: int, height: int, resolution: int | None = None) -> Bucket:
+    """The bucket of an image under a run's [dataset] settings (core.config.DatasetConfig), at `resolution`
+    (default: the first of resolutions_of)."""
     d = dataset
-    return assign_bucket(width, height, resolution=d.resolution, min_reso=d.min_bucket_reso,
+    res = resolutions_of(d)[0] if resolution is None else int(resolution)
+    return assign_bucket(width, height, resolution=res, min_reso=d.min_bucket_reso,
                          max_reso=d.max_bucket_reso, step=d.bucket_reso_steps, enable_bucket=d.enable_bucket,
                          no_upscale=d.bucket_no_upscale)
+
+
+def buckets_for(dataset, width: int, height: int) -> list[tuple[int, Bucket]]:
+    """(resolution, bucket) of an image at each resolution the run trains at, in the listed order."""
+    return [(res, bucket_for(dataset, width, height, res)) for res in resolutions_of(dataset)]
+
+
+def plan_sizes(dataset, dims: list[tuple[int, int]]) -> list[tuple[int, tuple[int, int]]]:
+    """(resolution, bucket size) of images of these (w, h), resolution-major as training lists them (all images
+    at the first resolution, then all at the next): the input core.dataset_steps.plan_steps takes."""
+    return [(res, bucket_for(dataset, w, h, res).size) for res in resolutions_of(dataset) for w, h in dims]

@@ -83,6 +83,7 @@ class FieldSpec:
     multiple_of: int | None
     basic: bool
     families: tuple[str, ...] | None = None   # None: every family (see F)
+    item: type = str                          # a list field's item type: str, or int (each item range-checked)
 
     @property
     def path(self) -> str:
@@ -92,7 +93,7 @@ class FieldSpec:
         return self.zh if lang == "zh" else self.en
 
 
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list[str]": list}
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list[str]": list, "list[int]": list}
 
 
 def schema() -> list[FieldSpec]:
@@ -104,7 +105,7 @@ def schema() -> list[FieldSpec]:
             m = f.metadata
             specs.append(FieldSpec(section, f.name, _TYPES[f.type], default, m["en"], m["zh"], m["choices"],
                                    m["min"], m["max"], m["multiple_of"], m["basic"],
-                                   m.get("families")))
+                                   m.get("families"), int if f.type == "list[int]" else str))
     return specs
 
 
@@ -144,13 +145,15 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
          (t is int and isinstance(value, int) and not isinstance(value, bool)) or \
          (t is float and isinstance(value, (int, float)) and not isinstance(value, bool)) or \
          (t is str and isinstance(value, str)) or \
-         (t is list and isinstance(value, list) and all(isinstance(v, str) for v in value))
+         (t is list and isinstance(value, list) and all(_is_item(spec, v) for v in value))
     if not ok:
+        en, zh = (("a list of whole numbers", "整数列表") if t is list and spec.item is int
+                  else (_type_name(t), _type_name_zh(t)))
         raise ConfigError(
-            f"{path}: expected {_type_name(t)}, got {value!r} ({type(value).__name__}).",
-            f"{path}：应为{_type_name_zh(t)}，实际是 {value!r}（{type(value).__name__}）。",
-            f"Set {path} to {_type_name(t)}, for example {path.split('.')[1]} = {_example(spec)}.",
-            f"把 {path} 改为{_type_name_zh(t)}，例如 {path.split('.')[1]} = {_example(spec)}。", key=path)
+            f"{path}: expected {en}, got {value!r} ({type(value).__name__}).",
+            f"{path}：应为{zh}，实际是 {value!r}（{type(value).__name__}）。",
+            f"Set {path} to {en}, for example {path.split('.')[1]} = {_example(spec)}.",
+            f"把 {path} 改为{zh}，例如 {path.split('.')[1]} = {_example(spec)}。", key=path)
     if t is float:
         value = float(value)
     # a list field takes its items from the choices
@@ -165,6 +168,16 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
         raise ConfigError(f"{path}: {value!r} is not one of {choices}.",
                           f"{path}：{value!r} 不在可选值 {choices} 中。",
                           hint_en, hint_zh, key=path)
+    # a list of numbers: each item within the field's range and on its step
+    return [_check_number(spec, v) for v in value] if t is list else _check_number(spec, value)
+
+
+def _is_item(spec: FieldSpec, v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) if spec.item is int else isinstance(v, str)
+
+
+def _check_number(spec: FieldSpec, value: Any) -> Any:
+    path = spec.path
     if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
         raise ConfigError(f"{path}: {value!r} is out of range; expected {spec.min} to {spec.max}.",
                           f"{path}：{value!r} 超出范围，应在 {spec.min} 到 {spec.max} 之间。",
@@ -181,6 +194,8 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
 
 
 def _example(spec: FieldSpec) -> str:
+    if spec.type is list and spec.item is int:
+        return "[512, 768, 1024]"
     return {str: '"…"', int: "1", float: "0.5", bool: "true", list: '["…"]'}[spec.type]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.buckets import Bucket, bucket_for
+from core.buckets import Bucket, bucket_for, plan_sizes, resolutions_of
 from core.captions import CaptionRead, read_caption
 from core.config import RunConfig, default_config, from_dict
 from core.dataset import FolderProblem, Subset, folder_problems, is_image, list_subsets
@@ -53,15 +53,15 @@ def note(code: str, level: str, **fmt: Any) -> Issue:
 
 
 # The settings a scan's result depends on (the page rescans when one changes).
-SCAN_KEYS = ("dataset.resolution", "dataset.min_bucket_reso", "dataset.max_bucket_reso", "dataset.bucket_reso_steps",
-             "dataset.enable_bucket", "dataset.bucket_no_upscale", "dataset.caption_extension", "training.batch_size",
-             "training.epochs", "training.gradient_accumulation_steps", "training.max_train_steps",
-             "saving.every_n_epochs")
+SCAN_KEYS = ("dataset.resolution", "dataset.resolutions", "dataset.min_bucket_reso", "dataset.max_bucket_reso",
+             "dataset.bucket_reso_steps", "dataset.enable_bucket", "dataset.bucket_no_upscale",
+             "dataset.caption_extension", "training.batch_size", "training.epochs",
+             "training.gradient_accumulation_steps", "training.max_train_steps", "saving.every_n_epochs")
 
 
 def scan_key(config: Any) -> tuple:
     cfg = as_config(config)
-    return tuple(cfg.get(k) for k in SCAN_KEYS)
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (cfg.get(k) for k in SCAN_KEYS))
 
 
 def as_config(config: Any = None) -> RunConfig:
@@ -283,9 +283,12 @@ def scan_dataset(parent: Path, config: Any = None, *, reg_dir: Path | None = Non
     share = 0.0 if d.validation_dir else d.validation_split
     held = held_out([holdout_key(e.subset.path.name, e.path.name) for e in entries if e.ok and not e.is_reg], share)
 
-    def sizes(s: Subset) -> list[tuple[int, int]]:
-        return [e.bucket.size for e in entries if e.subset is s and e.ok
-                and (e.is_reg or holdout_key(s.path.name, e.path.name) not in held)]
+    def sizes(s: Subset) -> list:
+        trained = [e for e in entries if e.subset is s and e.ok
+                   and (e.is_reg or holdout_key(s.path.name, e.path.name) not in held)]
+        if len(resolutions_of(d)) < 2:
+            return [e.bucket.size for e in trained]
+        return plan_sizes(d, [(e.info.width, e.info.height) for e in trained])  # each image at each resolution
 
     scan.plan = plan_for(cfg, [(s.path.name, s.repeats, sizes(s)) for s in subsets],
                          [(s.path.name, s.repeats, sizes(s)) for s in reg_subsets])

@@ -15,8 +15,9 @@ def holdout_key(subset: str, file_name: str) -> str:
 
 
 def held_out(keys: list[str], share: float) -> set[str]:
-    """The keys (holdout_key of each readable training image) held out for a share; empty for share 0."""
+    """The keys (holdout_key of each readable training image) held out for a share; empty for share 0. A key listed
+    more than once (an image trained at several resolutions) counts once."""
     if not share or not keys:
         return set()
-    ranked = sorted(keys)
+    ranked = sorted(set(keys))
     return set(ranked[:max(1, round(share * len(ranked)))])

@@ -27,6 +27,8 @@ def _differs_everywhere() -> cfgmod.RunConfig:
                 else d - (spec.multiple_of or 1)
         elif spec.type is float:
             value = d + 0.125 if spec.max is None or d + 0.125 <= spec.max else d / 2
+        elif spec.type is list and spec.item is int:
+            value = [int(spec.min), int(spec.max)]
         elif spec.type is list:
             value = ["第一, a prompt", 'with "quotes" and \\ backslash']
         else:

@@ -2,6 +2,11 @@
 
 Batches are a pure function of (seed, epoch): each epoch's order can be rebuilt exactly, so a resumed
 run skips the batches already trained instead of storing the order.
+
+Multi-resolution (dataset.resolutions) follows ai-toolkit, which turns a dataset with `resolution: [512, 768, 1024]`
+into one copy per resolution (toolkit/config_modules.py preprocess_dataset_raw_config) and concatenates them: here
+each image gives one Item per resolution, with that resolution's bucket, and a batch takes Items of one
+(resolution, bucket) only, as a batch of ai-toolkit never leaves its copy. core/dataset_steps.py counts the same.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.buckets import bucket_for
+from core.buckets import bucket_for, resolutions_of
 from core.captions import caption_path, read_caption
 from core.config import RunConfig
 from core.dataset import list_subsets
@@ -30,19 +35,25 @@ class Item:
     original: tuple[int, int]        # image (w, h)
     resized: tuple[int, int]
     crop_ltrb: tuple[int, int, int, int]
+    resolution: int = 0              # the resolution this item trains at (one Item per image per resolution)
 
 
 @dataclass
 class Dataset:
-    items: list[Item]                  # one per image (repeats not expanded)
+    items: list[Item]                  # one per image and resolution (repeats not expanded)
     repeats: dict[Path, int]
     subsets: list[Any]
     skipped: list[tuple[Path, str]]    # unreadable images and why
     reg_items: list[Item] = field(default_factory=list)   # regularisation images, cycled to match
 
     @property
+    def images(self) -> int:
+        """Distinct training images (an image trained at several resolutions counts once)."""
+        return len({i.image for i in self.items})
+
+    @property
     def images_per_epoch(self) -> int:
-        """Training images × repeats, plus as many regularisation images (cycled) when there are any."""
+        """Training images × repeats × resolutions, plus as many regularisation images (cycled) when there are any."""
         n = sum(self.repeats[i.image] for i in self.items)
         return 2 * n if self.reg_items else n
 
@@ -59,13 +70,16 @@ class Dataset:
 
 
 def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, zh: None) -> Dataset:
-    """Read every <repeats>_<name> subset, caption and bucket each image; unreadable images are skipped."""
+    """Read every <repeats>_<name> subset, caption and bucket each image (at each resolution: one Item per image
+    per resolution, resolution-major within a subset as core.buckets.plan_sizes lists them, so that regularisation
+    images cycle as the step plan counts); unreadable images are skipped."""
 
     d = cfg.dataset
     subsets = list_subsets(Path(d.dir), d.caption_extension)
     reg_subsets = list_subsets(Path(d.reg_dir), d.caption_extension) if d.reg_dir else []
     items, reg_items, repeats, skipped = [], [], {}, []
     for is_reg, sub in [(False, s) for s in subsets] + [(True, s) for s in reg_subsets]:
+        read: list[tuple[Path, str, int, int]] = []
         for image in sub.images:
             # The Dataset tab's reader: sizes after EXIF orientation, truncated and mislabelled files caught,
             # so the page and the trainer agree on every image's bucket.
@@ -81,10 +95,11 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
             text = cap.text.split("\n", 1)[0].strip() if cap.text else sub.name  # first line, as sd-scripts
             if d.trigger_word and not is_reg and not text.startswith(d.trigger_word):
                 text = f"{d.trigger_word}, {text}" if text else d.trigger_word
-            b = bucket_for(d, width, height)
-            (reg_items if is_reg else items).append(
-                Item(image, text, sub.path.name, b.size, (width, height), b.resized, b.crop_ltrb))
+            read.append((image, text, width, height))
             repeats[image] = sub.repeats
+        (reg_items if is_reg else items).extend(
+            Item(image, text, sub.path.name, b.size, (w, h), b.resized, b.crop_ltrb, res)
+            for res in resolutions_of(d) for image, text, w, h in read for b in [bucket_for(d, w, h, res)])
     if not items:
         from core.errors import DanluError
 
@@ -96,13 +111,14 @@ def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, 
 
 
 def epoch_batches(ds: Dataset, batch_size: int, seed: int, epoch: int) -> list[list[Item]]:
-    """All batches of one epoch: each from one bucket, order shuffled per epoch (kohya's BucketManager)."""
+    """All batches of one epoch: each from one bucket of one resolution, order shuffled per epoch (kohya's
+    BucketManager; ai-toolkit's per-resolution datasets)."""
     rng = random.Random(seed * 100003 + epoch)
-    by_bucket: dict[tuple[int, int], list[Item]] = {}
+    by_bucket: dict[tuple[int, tuple[int, int]], list[Item]] = {}
     for item in ds.items:
-        by_bucket.setdefault(item.size, []).extend([item] * ds.repeats[item.image])
+        by_bucket.setdefault((item.resolution, item.size), []).extend([item] * ds.repeats[item.image])
     for item in ds.reg_pool():
-        by_bucket.setdefault(item.size, []).append(item)
+        by_bucket.setdefault((item.resolution, item.size), []).append(item)
     batches = []
     for size in sorted(by_bucket):
         members = by_bucket[size]
@@ -151,7 +167,11 @@ def load_pixels(item: Item, flip: bool = False):
 
 
 def cache_key(item: Item, flip: bool, vae_id: str) -> str:
-    """Identity of one cached latent: the image version, its bucket geometry, the flip and the VAE."""
+    """Identity of one cached latent: the image version, its bucket geometry, the flip and the VAE.
+
+    Multi-resolution: the geometry is the resolution's bucket (size, resize, crop), so an image has one latent per
+    resolution, as ai-toolkit's latent file names hash the scale and crop; two resolutions that give an image the
+    same geometry (a small image with bucket_no_upscale) give the same latent and share the entry."""
     st = item.image.stat()
     raw = (f"{item.image.resolve()}|{st.st_size}|{st.st_mtime_ns}|{item.size}|{item.resized}|{item.crop_ltrb}"
            f"|{flip}|{vae_id}")
@@ -195,10 +215,19 @@ class LatentCache:
         return latent
 
 
+def _each_image(items: list[Item]) -> list[Item]:
+    """The first Item of each image (multi-resolution lists an image once per resolution)."""
+    first: dict[Path, Item] = {}
+    for item in items:
+        first.setdefault(item.image, item)
+    return list(first.values())
+
+
 def tag_frequency(ds: Dataset) -> dict[str, dict[str, int]]:
-    """ss_tag_frequency: {subset folder: {tag: count}} over the captions as written."""
+    """ss_tag_frequency: {subset folder: {tag: count}} over the captions as written (each image once, whatever
+    the number of resolutions it trains at)."""
     out: dict[str, dict[str, int]] = {}
-    for item in ds.items:
+    for item in _each_image(ds.items):
         counts = out.setdefault(item.subset, {})
         for tag in (t.strip() for t in item.caption.split(",")):
             if tag:
@@ -209,7 +238,7 @@ def tag_frequency(ds: Dataset) -> dict[str, dict[str, int]]:
 def dataset_dirs(ds: Dataset) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for sub in ds.subsets:
-        n = sum(1 for i in ds.items if i.subset == sub.path.name)
+        n = sum(1 for i in _each_image(ds.items) if i.subset == sub.path.name)
         out[sub.path.name] = {"n_repeats": sub.repeats, "img_count": n}
     return out
 

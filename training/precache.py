@@ -16,7 +16,8 @@ REPORT_EVERY_S = 2.0
 
 
 def latent_jobs(items: Iterable[Any], flip_aug: bool, val_items: Iterable[Any] = ()) -> list[tuple[Any, bool]]:
-    """Every (item, flip) a step or a validation pass will ask for, each once, in dataset order."""
+    """Every (item, flip) a step or a validation pass will ask for, each once, in dataset order. With several
+    resolutions an image is one item per resolution, so its latent is encoded at each (training/data.py)."""
     flips = (False, True) if flip_aug else (False,)
     jobs = dict.fromkeys((it, f) for it in items for f in flips)
     jobs.update(dict.fromkeys((it, False) for it in val_items))
