@@ -43,9 +43,13 @@ def alpha_hint(cfg: RunConfig) -> Hint:
 
 
 def lr_batch_hint(cfg: RunConfig, ref_lr: float, ref_batch: int) -> Hint | None:
-    """When the batch differs from the one the LR was chosen for, suggest the scaled LR."""
+    """When the batch differs from the one the LR was chosen for, suggest the scaled LR. Only while the LR is still
+    that one: an LR set since (an import, a preset, a loaded file, a typed value) is the user's choice for this
+    batch, not something to scale."""
     batch = cfg.training.batch_size
     if batch == ref_batch or cfg.optimizer.name in ("Prodigy", "DAdaptAdam"):  # they find the step size themselves
+        return None
+    if abs(cfg.optimizer.lr - ref_lr) > 1e-12 * max(1.0, abs(ref_lr)):
         return None
     new = lr_for_batch(ref_lr, ref_batch, batch)
     if abs(new - cfg.optimizer.lr) <= 1e-12:

@@ -71,7 +71,7 @@ def test_cancel_keeps_what_is_done(tmp_path, models, monkeypatch):
 
 def test_errors_are_messages(tmp_path, models):
     bar, status = list(_run(tmp_path, (tmp_path / "missing", models[1])))[-1]
-    assert status.startswith("❌") and "neither a folder" in status
+    assert status.startswith("✖") and "neither a folder" in status
 
 
 def test_section_is_in_the_tagging_tab():

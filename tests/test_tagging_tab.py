@@ -52,9 +52,9 @@ def test_run_generator_reports_progress_device_and_summary(tmp_path, tagger):
 
 def test_run_generator_errors_are_messages(tmp_path, tagger):
     bar, status = list(_run(tmp_path / "missing", tagger))[-1]
-    assert status.startswith("❌") and "does not exist" in status
+    assert status.startswith("✖") and "does not exist" in status
     bar, status = list(_run(tmp_path, tmp_path / "no-model"))[-1]
-    assert status.startswith("❌") and "does not exist" in status
+    assert status.startswith("✖") and "does not exist" in status
 
 
 def test_cancel_from_another_handler(tmp_path, tagger, monkeypatch):

@@ -111,13 +111,13 @@ def _error(e: DanluError | OSError, lang: str) -> i18n.Text:
         e = DanluError(f"Cannot read {where}: {e.strerror or e}", f"无法读取 {where}：{e.strerror or e}",
                        "Check that the folder exists and that you may read and write it.",
                        "请确认文件夹存在，并且有读写权限。")
-    return i18n.both(lambda lg: t("dataset.error", lg) + e.text(lg).replace("\n", "\n\n"), lang)
+    return i18n.both(lambda lg: t("dataset.error", lg) + e.text(lg).replace("\n", "\n\n"), lang, level="error")
 
 
 def _built(result, lang: str) -> i18n.Text:
     """'Built <dir>: n written, …' in both languages."""
     return i18n.both(lambda lg: t("dataset.built", lg, dir=result.subset_dir, written=len(result.written),
-                                  skipped=len(result.skipped), renamed=len(result.renamed)), lang)
+                                  skipped=len(result.skipped), renamed=len(result.renamed)), lang, level="ok")
 
 
 # what a scan fills (build's scan_outputs): state, page, status, summary, steps, chart, checks, gallery, page
@@ -140,10 +140,10 @@ def show(parent: str, reg_dir: str, config: dict, deep_v: bool, info_v: bool, la
             with_dataset(config, parent, reg_dir, scan)]
 
 
-def _status(text) -> list:
-    """Every output kept but the status line."""
-    keep = _keep()
-    return [*keep[:2], text, *keep[3:]]
+def _status(text, lang: str) -> list:
+    """The status line, with the previous scan's results cleared (a new action's message never stands above an
+    older folder's scan); the path, regularisation folder and config stay."""
+    return [{}, 0, text, "", "", chart_update(None, lang), [], [], "", gr.update(), gr.update(), gr.update()]
 
 
 def _needs_build(p: Path, shape: str, name_v: str, lang: str):
@@ -162,25 +162,25 @@ def _needs_build(p: Path, shape: str, name_v: str, lang: str):
                  rule=REPEATS_RULE[1] if lg == "zh" else REPEATS_RULE[0])
         return "\n\n".join([text, *(f"⚠ {pr.text(lg)}" for pr in problems)])
 
-    text = i18n.both(needs_build, lang)
+    text = i18n.both(needs_build, lang, level="warn")
     concept = name_v or "".join(ch for ch in p.name if ch.isalnum() or ch in " -_").strip("_ ") or "concept"
-    return _status(text), concept, suggest_repeats(n)
+    return _status(text, lang), concept, suggest_repeats(n)
 
 
 def on_open(path_v, name_v, reg_v, deep_v, info_v, config, lang):
     """Open: a kohya parent folder (or one concept folder in it) is scanned; plain images need a build first."""
     folder, reg_dir = _clean_path(path_v), _clean_path(reg_v)
     if not folder:
-        return _status(i18n.text("dataset.none", lang)), gr.update(), gr.update()
+        return _status(i18n.text("dataset.none", lang, level="warn"), lang), gr.update(), gr.update()
     p = Path(folder).expanduser()
     if not p.is_dir():
-        return _status(_error(DanluError(f"Folder not found: {p}", f"找不到文件夹：{p}",
-                                         "Paste the folder's full path.", "请粘贴文件夹的完整路径。"), lang)), \
-            gr.update(), gr.update()
+        missing = DanluError(f"Folder not found: {p}", f"找不到文件夹：{p}", "Paste the folder's full path.",
+                             "请粘贴文件夹的完整路径。")
+        return _status(_error(missing, lang), lang), gr.update(), gr.update()
     try:
         shape = detect_shape(p)
     except OSError as e:
-        return _status(_error(e, lang)), gr.update(), gr.update()
+        return _status(_error(e, lang), lang), gr.update(), gr.update()
     if shape in ("plain", "nested"):
         return _needs_build(p, shape, name_v, lang)
     parent = str(p.parent if shape == "subset" else p)
@@ -193,7 +193,7 @@ def on_build(path_v, name_v, repeats_v, move_v, reg_v, deep_v, info_v, config, l
         result = build_dataset(Path(_clean_path(path_v)), name=name_v, repeats=int(repeats_v or 0) or None,
                                move=bool(move_v), caption_extension=config["dataset"]["caption_extension"])
     except (DanluError, OSError) as e:
-        return _status(_error(e, lang))
+        return _status(_error(e, lang), lang)
     note = _built(result, lang) if result.subset_dir is not None and result.kind in ("plain", "nested") else ""
     return show(str(result.parent), _clean_path(reg_v), config, deep_v, info_v, lang, note)
 
@@ -201,7 +201,7 @@ def on_build(path_v, name_v, repeats_v, move_v, reg_v, deep_v, info_v, config, l
 def on_import(outputs_dir: Path, files, name_v, repeats_v, reg_v, deep_v, info_v, config, lang):
     """Uploaded files go into <project>/datasets/<name>/<repeats>_<name>, which is then scanned."""
     if not files:
-        return _status(i18n.text("dataset.none", lang))
+        return _status(i18n.text("dataset.none", lang, level="warn"), lang)
     try:
         from core.dataset_build import check_concept_name
 
@@ -210,7 +210,7 @@ def on_import(outputs_dir: Path, files, name_v, repeats_v, reg_v, deep_v, info_v
                               repeats=int(repeats_v or 0) or None,
                               caption_extension=config["dataset"]["caption_extension"])
     except (DanluError, OSError) as e:
-        return _status(_error(e, lang))
+        return _status(_error(e, lang), lang)
     note = _built(result, lang)
     return show(str(result.parent), _clean_path(reg_v), config, deep_v, info_v, lang, note)
 

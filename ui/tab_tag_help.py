@@ -35,7 +35,7 @@ i18n.add({
                          "Common tags (probably what the trigger should learn)"),
     "taghelp.drop": ("从该文件夹删除所选标签", "Drop these from this folder"),
     "taghelp.none": ("没有达到该比例的标签。", "No tag reaches that share."),
-    "taghelp.no_editor": ("❌ 请先读取标注。", "❌ Load the captions first."),
+    "taghelp.no_editor": ("✖ 请先读取标注。", "✖ Load the captions first."),
     "taghelp.dropped": ("已从 {n} 个标注中删除 {tags}（{folder}）。可撤销；保存时会先备份原文件。",
                         "Dropped {tags} from {n} captions ({folder}). Undo takes it back; Save backs up first."),
 })
@@ -121,7 +121,7 @@ def build(ctx: AppContext, tagger_model, op_tags, op_new, caption):
         with _EDIT_LOCK:
             ed = _editor(request)
             if ed is None:
-                return i18n.text("taghelp.no_editor", lang), gr.update()
+                return i18n.text("taghelp.no_editor", lang, level="error"), gr.update()
             n = drop_from_folder(ed, name or "", list(tags or []))
             choices, values = frequent_choices(ed, name or "", float(at_least))
         text = i18n.text("taghelp.dropped", lang, n=n, tags=", ".join(tags or []) or "—", folder=name or "—")

@@ -13,7 +13,6 @@ from typing import Any
 
 import gradio as gr
 
-from core.errors import DanluError
 from core.tags import split_tags
 from taggers.catalog import DEFAULT_TAGGER, TAGGERS, default_thresholds
 from taggers.options import DEFAULTS, TagRequest, request_from
@@ -51,7 +50,7 @@ i18n.add({
     "tagging.speed": ("{rate:.2f} 张/秒 · 剩余约 {eta}", "{rate:.2f} images/s · ETA {eta}"),
     "tagging.starting": ("准备中…", "Starting…"),
     "tagging.cancelling": ("正在取消，已完成的部分会保留…", "Cancelling; finished images are kept…"),
-    "tagging.failed": ("❌ 无法读取的图片：", "❌ Images that could not be read:"),
+    "tagging.failed": ("✖ 无法读取的图片：", "✖ Images that could not be read:"),
     "tagging.keep_tokens": ("触发词已放在最前：若在“调参”中打开了打乱标注，请把 keep_tokens 设为 {n}，"
                             "触发词就不会被打乱。",
                             "The trigger is first: if you shuffle captions (Parameters), set keep_tokens = {n} so "
@@ -67,9 +66,8 @@ def _key(request: gr.Request | None) -> str:
 
 
 def _err(e: Exception, lang: str) -> i18n.Text:
-    """The error line, in both languages."""
-    return i18n.both(lambda lg: f"❌ {e.text(lg)}" if isinstance(e, DanluError) else f"❌ {type(e).__name__}: {e}",
-                     lang)
+    """The error line, in both languages, red."""
+    return i18n.failed(e, lang)
 
 
 def model_threshold(model: str) -> float:

@@ -131,7 +131,7 @@ def unsaved(key: str, lang: str) -> str:
     """A refusal message when the session's editor holds unsaved edits (reloading would drop them), else ''."""
     ed = _EDITORS.get(key)
     n = len(ed.pending) if ed is not None else 0
-    return i18n.text("tagging.unsaved", lang, n=n) if n else ""
+    return i18n.text("tagging.unsaved", lang, level="error", n=n) if n else ""
 
 
 @_locked
@@ -235,8 +235,9 @@ def on_save(request: gr.Request, lang: str):
     try:
         report = ed.save()
     except OSError as e:
-        return f"❌ {e}"
-    return i18n.text("tagging.saved", lang, n=len(report.written), folder=f"`.danlu_backup/{report.stamp}/`")
+        return i18n.failed(e, lang)
+    return i18n.text("tagging.saved", lang, level="ok", n=len(report.written),
+                     folder=f"`.danlu_backup/{report.stamp}/`")
 
 
 @_locked
@@ -247,7 +248,7 @@ def on_restore(request: gr.Request, lang: str, stamp: str | None):
     if ed.pending:
         return unsaved(_key(request), lang)
     try:
-        return i18n.text("tagging.restored", lang, n=len(ed.restore(stamp)))
+        return i18n.text("tagging.restored", lang, level="ok", n=len(ed.restore(stamp)))
     except DanluError as e:
         return _err(e, lang)
 
