@@ -5,7 +5,8 @@ run's settings is that epoch's sample, and the PNG's ``parameters`` text says ho
 
 Family hook: a family module (models/families/<family>.py) may define
 ``sample_recipe(recipe: dict, args: dict) -> tuple[dict, dict]`` to adapt both for its way of sampling
-(guidance semantics, scheduler, step count). Families without it use the recipe as declared.
+(guidance semantics, scheduler, step count, the base's name); its recipe also holds `base`, the run's base model.
+Families without it use the recipe as declared.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def _family_hook(family: str | None):
 
 
 def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | None = None, model: str = "",
-          model_hash: str = "", loras: list[dict] | None = None, zero_terminal_snr: bool = False) -> Sample:
+          model_hash: str = "", loras: list[dict] | None = None, zero_terminal_snr: bool = False,
+          base: str = "") -> Sample:
     """The recipe and render arguments of one image. `loras`: [{name, weight, hash}] as written in the PNG.
+    `base` (the base model's path or hub id, as the run gives it) lets a family name the base as its inference tool
+    does (Z-Image: the published ComfyUI file of a release, or the user's own file).
     `zero_terminal_snr` (the run's model.zero_terminal_snr) rescales the sampler's betas; it and a CFG rescale
     are in the render arguments and the recipe only when on.
 
@@ -57,7 +61,7 @@ def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | N
               "model": model, "model_hash": model_hash, "loras": list(loras or [])}
     hook = _family_hook(family)
     if hook is not None:  # a DiT family samples its own way: no CFG rescale or rescaled betas there (core/checks)
-        recipe, args = hook(recipe, args)
+        recipe, args = hook({**recipe, "base": base}, args)
     else:
         if s.cfg_rescale:
             args["cfg_rescale"] = recipe["cfg_rescale"] = s.cfg_rescale

@@ -85,7 +85,7 @@ def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None
     family = plan.family if base == plan.bases[0] else None
     sample = build_sample(plan.sampling, prompt=prompt, clip_skip=plan.clip_skip, family=family,
                           model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras,
-                          zero_terminal_snr=plan.zero_terminal_snr and base == plan.bases[0])
+                          zero_terminal_snr=plan.zero_terminal_snr and base == plan.bases[0], base=base)
     from models.lycoris import applied_note, file_kind
 
     kind = file_kind(lora) if lora is not None else None

@@ -47,7 +47,8 @@ def test_recipe_states_what_comfyui_users_type():
     assert text.splitlines()[0] == "a photo of a cat <lora:zlora:1>"
     assert ("Steps: 8, Sampler: Euler, Schedule type: Simple, CFG scale: 1, Seed: 11, Size: 32x32, "
             "Model hash: 0123456789, Model: z_image_turbo, RNG: CPU") in text
-    assert text.endswith('Lora hashes: "zlora: abcdef012345", Shift: 3, Guidance scale: 0, Max tokens: 512')
+    assert text.endswith('Lora hashes: "zlora: abcdef012345", Shift: 3, Guidance scale: 0, Max tokens: 512, '
+                         'ComfyUI: 0.3.76 or newer')
     assert "Clip skip" not in text and sample.args["clip_skip"] == 1 and sample.args["cfg"] == 1.0
     back = generate.parse_parameters(text)
     assert (back["sampler"], back["steps"], back["cfg"], back["params"]["Schedule type"]) == ("euler", 8, 1.0,

@@ -178,7 +178,7 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         sample = recipe.build(s, prompt=prompt, clip_skip=cfg.training.clip_skip, family=family or cfg.model.family,
                               model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
                               loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}],
-                              zero_terminal_snr=cfg.model.zero_terminal_snr)
+                              zero_terminal_snr=cfg.model.zero_terminal_snr, base=cfg.model.base)
         if _merged_in_samples(cfg):
             from models.lycoris import applied_note
 

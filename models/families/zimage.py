@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DanluError
-from models.families.zimage_workflow import comfy_prompt
+from models.families.zimage_workflow import MIN_COMFYUI, base_note, comfy_base, comfy_prompt
 
 FAMILY = "zimage"
 TRAITS = ("dit", "flow")   # the config fields that apply to it: core.config.F(families=...)
@@ -340,12 +340,18 @@ def guidance_scale(cfg: float) -> float:
 def sample_recipe(recipe: dict, args: dict) -> tuple[dict, dict]:
     """models.recipe's family hook: the PNG states what ComfyUI users set (steps, euler / simple, shift 3,
     cfg) plus diffusers' guidance_scale, and carries the ComfyUI graph (recipe['png_chunks']['prompt'],
-    for models.generate.save_png); the flow-matching Euler sampler is the only one, and no clip skip."""
+    for models.generate.save_png); the flow-matching Euler sampler is the only one, and no clip skip. The base
+    (recipe['base']) is named as ComfyUI users have it (zimage_workflow.comfy_base), or a plain note says why not."""
     g = guidance_scale(float(recipe["cfg"]))
-    recipe = {**recipe, "sampler": "euler", "schedule": "Simple", "clip_skip": 1,
-              "extra": {**(recipe.get("extra") or {}), "Shift": _num(SCHEDULER_SHIFT), "Guidance scale": _num(g),
-                        "Max tokens": MAX_SEQUENCE_LENGTH}}
-    recipe["png_chunks"] = {"prompt": json.dumps(comfy_prompt(recipe), ensure_ascii=False)}
+    recipe = dict(recipe)
+    base = recipe.pop("base", "")
+    comfy = comfy_base(base, recipe.get("model", ""), recipe.get("model_hash", ""))
+    extra = {**(recipe.get("extra") or {}), "Shift": _num(SCHEDULER_SHIFT), "Guidance scale": _num(g),
+             "Max tokens": MAX_SEQUENCE_LENGTH, "ComfyUI": f"{MIN_COMFYUI} or newer"}
+    if not comfy.unet:
+        extra["ComfyUI base"] = base_note(base or recipe.get("model", ""))
+    recipe.update({"sampler": "euler", "schedule": "Simple", "clip_skip": 1, "model": comfy.model, "extra": extra})
+    recipe["png_chunks"] = {"prompt": json.dumps(comfy_prompt(recipe, comfy.unet), ensure_ascii=False)}
     return recipe, {**args, "sampler": "euler", "clip_skip": 1}
 
 
