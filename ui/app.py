@@ -14,7 +14,7 @@ import gradio as gr
 
 from core import config as cfgmod
 from core.errors import current_lang
-from ui import i18n
+from ui import i18n, start
 from ui.context import AppContext
 from ui.i18n import Translator, t
 
@@ -47,6 +47,7 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
         lang_state = gr.State(lang)
         config_state = gr.State(cfgmod.to_dict(cfgmod.default_config()))
         selected_run = gr.State("")
+        demo_run = gr.State("")
         with gr.Row(equal_height=True):
             with gr.Column(scale=5):
                 title = tr.bind(gr.Markdown(f"## {t('app.title', lang)}\n{t('app.subtitle', lang)}"),
@@ -54,14 +55,19 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
             with gr.Column(scale=1, min_width=180):
                 lang_radio = tr.bind(gr.Radio(i18n.LANG_CHOICES, value=lang, label=t("app.language", lang),
                                               elem_id="danlu-lang"), label="app.language")
+        # Step 1 is the app itself: the panel above the tabs says the seven steps and offers the demo.
+        with tr.bind(gr.Accordion(t("start.title", lang), open=True, elem_id="start-panel"), label="start.title"):
+            start_panel = start.build_panel(tr, lang)
         with gr.Tabs(elem_id="danlu-tabs") as tabs:
             ctx = AppContext(lang=lang_state, config=config_state, tr=tr, tabs=tabs, root=ROOT,
                              outputs_dir=Path(outputs_dir or ROOT / "outputs"),
-                             models_dir=Path(models_dir or ROOT / "models" / "checkpoints"), selected_run=selected_run)
+                             models_dir=Path(models_dir or ROOT / "models" / "checkpoints"), selected_run=selected_run,
+                             demo=demo_run)
             for module in _tab_modules():
                 with tr.bind(gr.Tab(t(module.TAB_KEY, lang), id=module.TAB_ID, elem_id=f"tab-{module.TAB_ID}"),
                              label=module.TAB_KEY):
                     module.build(ctx)
+        start.wire(ctx, start_panel)
 
         # The title holds two keys in one Markdown, so it is relabelled here rather than by the table.
         tr.bindings = [(c, a) for c, a in tr.bindings if c is not title]

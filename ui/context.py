@@ -19,6 +19,8 @@ class AppContext:
     tabs:   the gr.Tabs, so a handler can return gr.Tabs(selected="grid") to move the user on.
     selected_run: gr.State holding a run folder path (str, '' for none); the Train tab sets it when
             the user opens a finished run in the XYZ grid, and the grid tab reads it.
+    demo:   gr.State holding the run.toml path (str) of the demo the start panel just made; the tabs that list
+            models or taggers listen to its change to add the demo's ones (ui/start.py).
     """
 
     lang: Any
@@ -29,3 +31,4 @@ class AppContext:
     outputs_dir: Path   # runs live in outputs_dir/<name>/
     models_dir: Path    # the checkpoints folder the Model tab lists
     selected_run: Any = None
+    demo: Any = None

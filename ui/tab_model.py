@@ -49,8 +49,10 @@ i18n.add({
     "model.prediction": ("预测类型（覆盖自动识别）", "Prediction type (override detection)"),
     "model.current": ("当前底模：{base}", "Current base model: {base}"),
     "model.none": ("尚未选择底模。", "No base model chosen yet."),
-    "model.empty": ("文件夹中没有模型：把 .safetensors 文件放到 {folder}，或在下方粘贴路径。",
-                    "No models in the folders: put .safetensors files in {folder}, or paste a path below."),
+    "model.empty": ("文件夹中没有模型：把 .safetensors 文件放到 {folder}，或在下方粘贴路径；"
+                    "也可以先点上方的“试用演示”。",
+                    "No models in the folders: put .safetensors files in {folder}, or paste a path below; or try "
+                    "the demo above first."),
     "model.found": ("找到 {n} 个模型。", "{n} models found."),
     "model.found_one": ("找到 1 个模型。", "1 model found."),
     "model.used": ("已选为底模。", "Chosen as the base model."),

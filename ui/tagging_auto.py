@@ -20,8 +20,14 @@ from taggers.wd14 import POLICIES
 from ui import i18n
 from ui.context import AppContext
 from ui.i18n import t
+from ui.start import demo_taggers
 
 MODEL_CHOICES = list(TAGGERS)   # taggers/catalog.py
+
+
+def model_choices(outputs_dir: Path) -> list[str]:
+    """The catalog's taggers, then the demo's offline tagger folders once the demo is made (ui/start.py)."""
+    return MODEL_CHOICES + [str(p) for p in demo_taggers(outputs_dir)]
 
 i18n.add({
     "tagging.auto": ("自动打标（WD1.4 / WD v3）", "Auto-tagger (WD1.4 / WD v3)"),
@@ -191,7 +197,7 @@ def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], s
     B = ctx.tr.bind
     with B(gr.Accordion(t("tagging.auto", lang0), open=True, elem_id="tagging-auto"), label="tagging.auto"):
         with gr.Row():
-            model = B(gr.Dropdown(MODEL_CHOICES, value="wd-vit-tagger-v3", allow_custom_value=True,
+            model = B(gr.Dropdown(model_choices(ctx.outputs_dir), value="wd-vit-tagger-v3", allow_custom_value=True,
                                   label=t("tagging.model", lang0), info=t("tagging.model_info", lang0),
                                   elem_id="tagging-model", scale=3), label="tagging.model", info="tagging.model_info")
             policy = B(gr.Radio(list(POLICIES), value=DEFAULTS["policy"],
@@ -236,4 +242,15 @@ def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], s
     run_event = run.click(on_run, [folder, model, ctx.lang], [bar, status], inputs_kwargs=tag_inputs)
     cancel.click(on_cancel, None, None, queue=False)
     model.change(model_threshold, model, general, show_progress="hidden")   # each tagger's own P=R point
+
+    def relist(demo_run: str = ""):
+        """The list with the demo's tagger; a demo just made (ctx.demo) picks it, so its tagging works offline."""
+        choices = model_choices(ctx.outputs_dir)
+        demo = [str(p) for p in demo_taggers(ctx.outputs_dir)]
+        return gr.update(choices=choices, **({"value": demo[0]} if demo_run and demo else {}))
+
+    if ctx.demo is not None:  # a demo made on the page, or (on a page load) one made since the page was built
+        ctx.demo.change(relist, ctx.demo, model, show_progress="hidden")
+        if gr.context.Context.root_block is not None:
+            gr.context.Context.root_block.load(relist, None, model, show_progress="hidden")
     return model, general, character, run_event
