@@ -149,6 +149,12 @@ def test_weighted_table_shape():
     assert float(w[0]) == pytest.approx(0.91, abs=0.02)            # t = 1000
     assert 100 <= int(w.argmax()) <= 150 and float(w.max()) == pytest.approx(1.5, abs=0.05)   # t ≈ 876
     assert float(w[-1]) == pytest.approx(0.45, abs=0.02)           # t → 0
+    # ai-toolkit's own figures (toolkit/timestep_weighing/default_weighing_scheme.py), exactly, as float32:
+    # its first, peak (t = 876), lowest (t = 3) and last entries.
+    for i, figure in ((0, 0.905706524848938), (124, 1.5226575136184692), (997, 0.4447800815105438),
+                      (999, 0.4472601115703583)):
+        assert w[i] == torch.tensor(figure, dtype=torch.float32)
+    assert int(w.argmax()) == 124 and int(w.argmin()) == 997
     d = flow.draw(8, "weighted", generator=torch.Generator().manual_seed(0))
     assert torch.equal(d.weight, w[d.index])
     assert torch.equal(flow.draw(8, "uniform").weight, torch.ones(8))

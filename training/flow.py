@@ -33,16 +33,14 @@ class FlowSpec:
 
 ZIMAGE = FlowSpec(shift=3.0, output_sign=-1.0, reversed_time=True)
 
-# The loss weight of the "weighted" type along the 1000 table entries (entry 0 = t 1000, most noise).
-# Landmarks read off the curve ai-toolkit measured on a flow-matching model and uses as its default
-# weighting: 0.91 at t = 1000, a peak of about 1.52 near t = 876, a shoulder near 0.72 around t = 200
-# and 0.45 at t → 0. Linear in between, then scaled to mean 1.
-_WEIGHT_LANDMARKS = (
-    (0, 0.906), (10, 1.043), (20, 1.176), (35, 1.297), (50, 1.375), (70, 1.46), (95, 1.498), (124, 1.52),
-    (150, 1.507), (200, 1.441), (250, 1.355), (300, 1.264), (350, 1.172), (400, 1.083), (450, 1.0),
-    (500, 0.925), (550, 0.86), (600, 0.805), (650, 0.762), (700, 0.731), (750, 0.715), (800, 0.716),
-    (860, 0.731), (900, 0.716), (920, 0.679), (940, 0.619), (960, 0.545), (980, 0.476), (999, 0.447),
-)
+# Where Danlu and ai-toolkit (jobs/process/BaseSDTrainProcess.py, toolkit/samplers/custom_flowmatch_sampler.py)
+# differ, and why Danlu keeps its way:
+# - The balanced draw: ai-toolkit draws torch.randint(0, 999), so its last entry (t = 1, the least noise) is never
+#   trained; Danlu draws all 1000 entries, as the table is the schedule the sampler runs.
+# - The "shift" table: ai-toolkit spaces its 1000 sigmas between the scheduler's sigma_max and sigma_min, which
+#   are already shifted, and then shifts them again, so its lowest level is shift(shift(0.001)) = 0.0089 (the rest
+#   differ by 0.0007 at the median); Danlu's table is FlowMatchEulerDiscreteScheduler's own 1000 training sigmas,
+#   shifted once (lowest 0.0030), the levels diffusers' and ComfyUI's samplers step through.
 
 
 def shifted(sigma: Any, shift: float) -> Any:
@@ -68,16 +66,13 @@ def sigma_table(timestep_type: str, shift: float = 3.0):
 
 
 def weight_table():
-    """Loss weight per table entry for the "weighted" type (mean 1)."""
+    """Loss weight per table entry for the "weighted" type: ai-toolkit's own figures (training/flow_weights.py),
+    entry 0 at t = 1000, mean 1."""
     import torch
 
-    idx = torch.tensor([i for i, _ in _WEIGHT_LANDMARKS], dtype=torch.float64)
-    val = torch.tensor([w for _, w in _WEIGHT_LANDMARKS], dtype=torch.float64)
-    x = torch.arange(N_TIMESTEPS, dtype=torch.float64)
-    seg = torch.searchsorted(idx, x, right=True).clamp(1, len(idx) - 1)
-    x0, x1, y0, y1 = idx[seg - 1], idx[seg], val[seg - 1], val[seg]
-    w = y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return (w / w.mean()).float()
+    from training.flow_weights import WEIGHTS
+
+    return torch.tensor(WEIGHTS, dtype=torch.float32)
 
 
 def sample_indices(n: int, bias: str = "balanced", generator=None):
