@@ -19,15 +19,39 @@ from ui.i18n import t
 _CANCELS: dict[str, threading.Event] = {}
 
 
-def list_runs(outputs_dir: Path) -> list[tuple[str, str]]:
-    """(label, folder) of the run folders under outputs_dir that hold config.toml, newest first."""
+def run_label(folder: Path, outputs_dir: Path, lang: str = "en") -> str:
+    """A run's name in the lists: its path under outputs_dir (outputs/demo/runs/demo → demo/runs/demo), and for
+    an earlier run moved aside by a new run of the same name, when it was moved."""
+    import re
+
+    from core.run_layout import PREVIOUS, previous_stamp
+
+    folder, outputs_dir = Path(folder), Path(outputs_dir)
+    stamp = previous_stamp(folder)
+    run = folder.parent.parent if stamp else folder
+    try:
+        name = run.relative_to(outputs_dir).as_posix()
+    except ValueError:  # kept outside the outputs folder
+        name = run.name
+    if not stamp:
+        return name
+    m = re.fullmatch(r"(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)(-\d+)?", stamp)
+    when = f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]}:{m[6]}" if m else stamp
+    return t("grid.earlier_run", lang, run=name, when=when, folder=f"{PREVIOUS}/{stamp}")
+
+
+def list_runs(outputs_dir: Path, lang: str = "en") -> list[tuple[str, str]]:
+    """(label, folder) of the run folders at any depth under outputs_dir that hold config.toml, earlier runs moved
+    aside included, newest first."""
     from core.run_layout import list_runs as run_folders
 
-    out = []
-    for p in run_folders(outputs_dir):
-        count = sum(1 for _ in p.glob("*.safetensors"))
-        out.append((f"{p.name}  ({count} LoRA)", str(p)))
-    return out
+    return [run_choice(p, outputs_dir, lang) for p in run_folders(outputs_dir)]
+
+
+def run_choice(folder: Path, outputs_dir: Path, lang: str = "en") -> tuple[str, str]:
+    """(label, folder) of one run in the run lists: its label and how many LoRA files it holds."""
+    count = sum(1 for _ in Path(folder).glob("*.safetensors"))
+    return f"{run_label(folder, outputs_dir, lang)}  ({count} LoRA)", str(folder)
 
 
 def epoch_stems(run: str | None) -> list[str]:
@@ -44,8 +68,9 @@ def epoch_stems(run: str | None) -> list[str]:
 
 
 def make_plan(source: str, run: str | None, epochs: list[str] | None, weights: str, base_column: bool, z_kind: str,
-              z_text: str, margin: float, lora_text: str, base: str, config: dict | None, outputs_dir: Path):
-    """The GridPlan for the form (raises DanluError with what to fix)."""
+              z_text: str, margin: float, lora_text: str, base: str, config: dict | None, outputs_dir: Path,
+              prompt: str = ""):
+    """The GridPlan for the form (raises DanluError with what to fix); `prompt`: the LoRA files' prompt."""
     from models.xyz import parse_weights, plan_from_loras, plan_from_run
 
     w = parse_weights(weights or "")
@@ -54,7 +79,14 @@ def make_plan(source: str, run: str | None, epochs: list[str] | None, weights: s
     prompts = z_values if z_kind == "prompts" else None
     if source == "files":
         files = [line.strip().strip('"') for line in (lora_text or "").splitlines() if line.strip()]
-        sampling = dict((config or {}).get("sampling") or {})
+        sampling, _ = files_sampling(config, base)
+        if not prompts:
+            if not (prompt or "").strip():
+                raise DanluError("No prompt for the LoRA files.", "没有为这些 LoRA 文件填写提示词。",
+                                 "Type the prompt the cells are rendered with (the LoRA's trigger word first), or "
+                                 "choose Prompts as the Z axis.",
+                                 "请填写生成格子用的提示词（先写 LoRA 的触发词），或把 Z 轴设为提示词。", key="prompt")
+            prompts = [prompt.strip()]
         clip_skip = int(((config or {}).get("training") or {}).get("clip_skip", 1))
         return plan_from_loras(files, (base or "").strip(), sampling=sampling, weights=w, bases=bases,
                                prompts=prompts, include_base=base_column, margin=int(margin or 0),
@@ -65,6 +97,43 @@ def make_plan(source: str, run: str | None, epochs: list[str] | None, weights: s
     return plan_from_run(run, weights=w, epochs=",".join(epochs) if epochs else None, bases=bases,
                          prompts=prompts, all_prompts=z_kind == "prompts" and not z_values,
                          include_base=base_column, margin=int(margin or 0))
+
+
+def _same_model(a: str, b: str) -> bool:
+    a, b = (a or "").strip().strip('"'), (b or "").strip().strip('"')
+    if a and b and Path(a).exists() and Path(b).exists():
+        return Path(a).resolve() == Path(b).resolve()
+    return a == b
+
+
+def files_sampling(config: dict | None, base: str) -> tuple[dict, bool]:
+    """The [sampling] a grid of LoRA files on `base` is rendered with, and whether it is the form's own.
+
+    The form's settings when the files are on the form's base model (its size and steps were set for that base);
+    otherwise only its seed and negative prompt, and the base's native size and its family's steps, CFG and sampler
+    (models.xyz_plan.base_sampling). The prompt is the grid's own field."""
+    from models.xyz_plan import base_sampling
+
+    config = config or {}
+    form = {k: v for k, v in (config.get("sampling") or {}).items() if k != "prompts"}
+    model = config.get("model") or {}
+    if _same_model(model.get("base", ""), base):
+        return form, True
+    own = base_sampling((base or "").strip().strip('"'), str(model.get("variant") or "turbo"))
+    return own | {k: form[k] for k in ("seed", "negative_prompt") if k in form}, False
+
+
+def files_recipe(config: dict | None, base: str, lang: str) -> str:
+    """The line under the base box: the size, steps, CFG and sampler the files' cells get, and why."""
+    from core import config as cfgmod
+
+    if not (base or "").strip():
+        return ""
+    sampling, own = files_sampling(config, base)
+    s = cfgmod.merge_dict(cfgmod.default_config(), {"sampling": sampling}).sampling
+    why = t("grid.files_recipe_form" if own else "grid.files_recipe_base", lang)
+    return t("grid.files_recipe", lang, w=s.width, h=s.height, steps=s.steps, cfg=f"{s.cfg:g}", sampler=s.sampler,
+             why=why)
 
 
 def preselected(run: str | None) -> list[str]:
@@ -80,7 +149,7 @@ def preselected(run: str | None) -> list[str]:
 
 
 def compare_choices(outputs_dir: Path, lang: str) -> list[tuple[str, str]]:
-    return [(t("grid.compare_none", lang), "")] + list_runs(outputs_dir)
+    return [(t("grid.compare_none", lang), "")] + list_runs(outputs_dir, lang)
 
 
 def _compare_job(run, others, epochs, weights, base_column, z_kind, z_text, margin):
@@ -128,7 +197,7 @@ def _finished(result, lang: str) -> tuple[i18n.Text, i18n.Text]:
 
 
 def _job(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, config,
-         outputs_dir: Path, compare):
+         outputs_dir: Path, compare, prompt: str = ""):
     """(plan, total cells, columns, the Z part of the planned line, render function) of the form's grid: one
     run or files (models.xyz.run_grid), or runs side by side (models.xyz_compare). Raises DanluError."""
     from models.xyz import run_grid
@@ -138,7 +207,7 @@ def _job(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora
         plan, total, cols, render = _compare_job(run, others, epochs, weights, base_column, z_kind, z_text, margin)
         return plan, total, cols, f" × {len(others) + 1} Z", render
     plan = make_plan(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base,
-                     config, outputs_dir)
+                     config, outputs_dir, prompt)
     z = f" × {len(plan.z_labels() or [])} Z" if plan.z_axis else ""
 
     def render(**kwargs):
@@ -168,13 +237,13 @@ def _start(render, cancel: threading.Event, lang: str) -> queue.Queue:
 
 
 def render_grid(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, lang, config,
-                outputs_dir: Path, compare: str | list[str] = ""):
+                outputs_dir: Path, compare: str | list[str] = "", prompt: str = ""):
     """Generator for the page: yields (token, progress, grid image, message, grid.json path, buttons…)."""
     idle = (gr.update(interactive=True), gr.update(interactive=False))
     busy = (gr.update(interactive=False), gr.update(interactive=True))
     try:
         plan, total, cols, z, render = _job(source, run, epochs, weights, base_column, z_kind, z_text, margin,
-                                            lora_text, base, config, outputs_dir, compare)
+                                            lora_text, base, config, outputs_dir, compare, prompt)
     except DanluError as e:
         yield "", "", gr.update(), i18n.with_error("grid.error", e, lang, sep=""), gr.update(), *idle
         return

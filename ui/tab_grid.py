@@ -17,10 +17,12 @@ from ui.grid_jobs import (  # noqa: F401 - tests import the jobs from here
     cancel_grid,
     compare_choices,
     epoch_stems,
+    files_recipe,
     list_runs,
     make_plan,
     preselected,
     render_grid,
+    run_choice,
     show_cell,
 )
 from ui.i18n import t
@@ -83,6 +85,13 @@ i18n.add({
                      "each with its own sample settings; with a validation loss the best epoch and its neighbours "
                      "are preselected)"),
     "grid.compare_none": ("不对比", "No comparison"),
+    "grid.prompt": ("提示词（先写触发词；Z 轴为提示词时用 Z 的值）",
+                    "Prompt (the trigger word first; with Prompts as the Z axis, the Z values are used)"),
+    "grid.files_recipe": ("生成设置：{w}×{h} 像素，{steps} 步，CFG {cfg}，{sampler}（{why}）。",
+                          "Rendered at {w}×{h} px, {steps} steps, CFG {cfg}, {sampler} ({why})."),
+    "grid.files_recipe_form": ("取自当前表单的样图设置，因为底模相同", "the form's sample settings: same base model"),
+    "grid.files_recipe_base": ("底模的原生尺寸和它所属系列的采样设置", "the base's native size and its family's settings"),
+    "grid.earlier_run": ("{run} · 较早的一次运行（{when} 移到 {folder}）", "{run} · earlier run (moved to {folder} at {when})"),
 })
 
 ZOOM_JS = """(z) => {
@@ -121,7 +130,7 @@ def _form_column(ctx: AppContext, lang0: str) -> SimpleNamespace:
                                 elem_id="grid-source"), label="grid.source")
     with gr.Group(visible=True) as c.run_group:
         with gr.Row():
-            runs = list_runs(outputs_dir)
+            runs = list_runs(outputs_dir, lang0)
             c.run = tr.bind(gr.Dropdown(runs, value=runs[0][1] if runs else None, label=t("grid.run", lang0),
                                         elem_id="grid-run", scale=4), label="grid.run")
             c.refresh = tr.bind(gr.Button(t("grid.refresh", lang0), elem_id="grid-refresh", scale=1,
@@ -137,6 +146,8 @@ def _form_column(ctx: AppContext, lang0: str) -> SimpleNamespace:
         c.lora_text = tr.bind(gr.Textbox(label=t("grid.files", lang0), lines=3, elem_id="grid-files"),
                               label="grid.files")
         c.base = tr.bind(gr.Textbox(label=t("grid.base", lang0), elem_id="grid-base"), label="grid.base")
+        c.prompt = tr.bind(gr.Textbox(label=t("grid.prompt", lang0), elem_id="grid-prompt"), label="grid.prompt")
+        c.files_recipe = i18n.follow(gr.Markdown("", elem_id="grid-files-recipe"), ctx.lang)
     c.weights = tr.bind(gr.Textbox("0.3, 0.6, 0.8, 1.0", label=t("grid.weights", lang0),
                                    elem_id="grid-weights"), label="grid.weights")
     c.base_column = tr.bind(gr.Checkbox(False, label=t("grid.base_column", lang0), elem_id="grid-base-column"),
@@ -196,24 +207,42 @@ def _wire(ctx: AppContext, c: SimpleNamespace) -> None:
     def on_source(value: str):
         return gr.update(visible=value == "run"), gr.update(visible=value == "files")
 
-    def on_refresh(current: str | None, selected: str | None = None):
-        choices = list_runs(outputs_dir)
-        if selected and (Path(selected) / "config.toml").is_file() and selected not in [p for _, p in choices]:
-            choices.insert(0, (Path(selected).name, selected))  # a run kept outside the outputs folder
+    def on_refresh(current: str | None, lang: str, selected: str | None = None, applied: str | None = None):
+        """The run list again; a run the Train tab opened here is chosen once (applied: that run and the time of
+        its config.toml, so a later visit keeps the user's own pick, and the same run trained again is chosen)."""
+        choices = list_runs(outputs_dir, lang)
         paths = [p for _, p in choices]
-        want = selected if selected in paths else (current if current in paths else (paths[0] if paths else None))
-        return gr.update(choices=choices, value=want)
+        pick, key = None, applied
+        toml = Path(selected) / "config.toml" if selected else None
+        if toml and toml.is_file():
+            same = [p for p in paths if Path(p).resolve() == Path(selected).resolve()]
+            if not same:  # a run kept outside the outputs folder
+                choices.insert(0, run_choice(Path(selected), outputs_dir, lang))
+                paths.insert(0, selected)
+            key = f"{selected}@{toml.stat().st_mtime_ns}"
+            pick = (same or [selected])[0] if key != applied else None
+        want = pick or (current if current in paths else (paths[0] if paths else None))
+        return gr.update(choices=choices, value=want), key or ""
 
     def on_run(value: str | None):
         return gr.update(choices=epoch_stems(value), value=preselected(value))
 
-    def on_config(config: dict, current_base: str):
-        return gr.update(value=current_base or ((config or {}).get("model") or {}).get("base", ""))
+    def on_config(config: dict, current_base: str, current_prompt: str, lang: str):
+        """The form's base and first sample prompt fill the files' empty boxes; the recipe line follows."""
+        base = current_base or ((config or {}).get("model") or {}).get("base", "")
+        prompts = ((config or {}).get("sampling") or {}).get("prompts") or []
+        trigger = ((config or {}).get("dataset") or {}).get("trigger_word", "")
+        prompt = current_prompt or (prompts[0] if prompts else trigger)
+        return gr.update(value=base), gr.update(value=prompt), recipe_line(config, base, lang)
+
+    def recipe_line(config: dict, base: str, lang: str) -> i18n.Text:
+        return i18n.both(lambda lg: files_recipe(config, base, lg), lang)
 
     # render_grid's parameters by name: the form's order no longer matters
     form = {"source": c.source, "run": c.run, "epochs": c.epochs, "weights": c.weights,
             "base_column": c.base_column, "z_kind": c.z_kind, "z_text": c.z_text, "margin": c.margin,
-            "lora_text": c.lora_text, "base": c.base, "lang": ctx.lang, "config": ctx.config, "compare": c.compare}
+            "lora_text": c.lora_text, "base": c.base, "lang": ctx.lang, "config": ctx.config, "compare": c.compare,
+            "prompt": c.prompt}
 
     def on_start(**values):
         yield from render_grid(**(values | {"compare": values["compare"] or []}), outputs_dir=outputs_dir)
@@ -223,15 +252,19 @@ def _wire(ctx: AppContext, c: SimpleNamespace) -> None:
 
     ctx.lang.change(on_lang, ctx.lang, [c.source, c.z_kind])
     c.source.change(on_source, c.source, [c.run_group, c.files_group])
-    c.refresh.click(on_refresh, c.run, c.run)
+    applied = gr.State("")  # the Train tab's selected run once chosen here (see on_refresh)
+    c.refresh.click(lambda cur, lang: on_refresh(cur, lang)[0], [c.run, ctx.lang], c.run)
     for event in (c.refresh.click, ctx.tabs.change):
         event(lambda cur, lang: gr.update(choices=compare_choices(outputs_dir, lang), value=cur or []),
               [c.compare, ctx.lang], c.compare, show_progress="hidden")
-    ctx.tabs.change(on_refresh, c.run, c.run)  # runs finished since the page was built appear without a click
+    # Runs finished since the page was built appear without a click. The Train tab's "Open this run in the XYZ
+    # grid" sets selected_run and this tab in one step: one listener reads both, so no second refresh can land
+    # after it with the old list (gradio then refuses the run as "not in the list of choices").
+    selected = ctx.selected_run if getattr(ctx, "selected_run", None) is not None else gr.State("")
+    ctx.tabs.change(on_refresh, [c.run, ctx.lang, selected, applied], [c.run, applied], show_progress="hidden")
     c.run.change(on_run, c.run, c.epochs)
-    ctx.config.change(on_config, [ctx.config, c.base], c.base)
-    if getattr(ctx, "selected_run", None) is not None:
-        ctx.selected_run.change(lambda p, cur: on_refresh(cur, p), [ctx.selected_run, c.run], c.run)
+    ctx.config.change(on_config, [ctx.config, c.base, c.prompt, ctx.lang], [c.base, c.prompt, c.files_recipe])
+    c.base.change(recipe_line, [ctx.config, c.base, ctx.lang], c.files_recipe, show_progress="hidden")
     c.start.click(on_start, None, [c.token, c.progress, c.image, c.message, c.grid_json, c.start, c.cancel],
                   inputs_kwargs=form)
     c.cancel.click(cancel_grid, [c.token, ctx.lang], c.message)
