@@ -224,7 +224,8 @@ def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None
                     weights: list[float] | None = None, bases: list[str] | None = None,
                     prompts: list[str] | None = None, include_base: bool = False, margin: int = 0,
                     clip_skip: int = 1, device: str = "auto", out_dir: Path | None = None) -> GridPlan:
-    """Plan a grid from any LoRA files on one base; `sampling` is a [sampling] section (defaults otherwise)."""
+    """Plan a grid from any LoRA files on one base; `sampling` is a [sampling] section, its missing keys are the
+    base's (base_sampling), then the schema's defaults."""
     paths = [Path(p) for p in loras]
     missing = [str(p) for p in paths if not p.is_file()]
     if not paths or missing:
@@ -235,7 +236,7 @@ def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None
     if not base:
         raise DanluError("No base model given for the LoRA files.", "没有为这些 LoRA 文件指定底模。",
                          "Set the base model they were trained on.", "请填写训练它们时用的底模。", key="model.base")
-    s = cfgmod.merge_dict(cfgmod.default_config(), {"sampling": sampling or {}}).sampling
+    s = cfgmod.merge_dict(cfgmod.default_config(), {"sampling": base_sampling(base) | (sampling or {})}).sampling
     z_bases = [base] + [b for b in (bases or []) if b and b != base]
     chosen = list(prompts) if prompts else (list(s.prompts[:1]) or [""])
     device = _auto_device(device)
@@ -243,6 +244,31 @@ def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None
                     z_axis="base" if len(z_bases) > 1 else ("prompt" if len(chosen) > 1 else None),
                     include_base=include_base, sampling=s, clip_skip=clip_skip,
                     device=device, margin=margin, out_dir=Path(out_dir) if out_dir else paths[0].parent / "grids")
+
+
+def base_sampling(base: str, variant: str = "turbo") -> dict:
+    """The sample settings LoRA files on `base` start from: the base's native size (a 64-px tiny model renders at
+    64 px, SDXL at 1024) and its family's steps, CFG and sampler: those of the family's preset for `variant` (Z-Image
+    Turbo: 8 steps at CFG 1), else the schema's defaults. {} for a base that is not on this machine (a hub id):
+    nothing is downloaded to plan."""
+    from core.presets import PRESETS
+    from models.detect import detect
+
+    if not base or not Path(base).exists():
+        return {}
+    try:
+        info = detect(base)
+    except (DanluError, OSError, ValueError):
+        return {}
+    out: dict = {}
+    if info.native_resolution:
+        out["width"] = out["height"] = max(64, int(info.native_resolution) // 8 * 8)
+    for preset in PRESETS.values():
+        model = preset.get("model") or {}
+        if model.get("family") == info.family and model.get("variant", variant) == variant:
+            out |= {k: v for k, v in (preset.get("sampling") or {}).items() if k in ("steps", "cfg", "sampler")}
+            break
+    return out
 
 
 # ------------------------------------------------------------------------------------------ version checks

@@ -222,12 +222,28 @@ def test_tab_handlers(lora_run, tmp_path):
     assert "<lora:g:1>" in recipe and cell.size == (256, 256)  # a 64 px cell is shown enlarged
     assert tab_grid.show_cell(grid_json, "en", Click(0, 0))[1] == "That is a label or margin, not a cell."
 
+    # LoRA files on the form's base: the form's sample settings, the grid's own prompt
     files = form | {"source": "files", "lora_text": f"{lora_run.files[0]}\n\"{lora_run.files[2]}\"\n",
-                    "base": str(lora_run.base), "config": {"sampling": {"prompts": ["x"], "steps": 2,
-                                                                          "width": 64, "height": 64}}}
+                    "base": str(lora_run.base), "prompt": "a red square",
+                    "config": {"model": {"base": str(lora_run.base)},
+                               "sampling": {"prompts": ["x"], "steps": 2, "width": 128, "height": 128}}}
     plan = tab_grid.make_plan(**files, outputs_dir=outputs)
     assert [p.stem for p in plan.loras] == ["g-000001", "g"] and plan.sampling.steps == 2
+    assert plan.prompts == ["a red square"] and plan.sampling.width == 128
     assert plan.out_dir == outputs / "grids"
+    assert tab_grid.files_recipe(files["config"], str(lora_run.base), "en") == \
+        "Rendered at 128×128 px, 2 steps, CFG 7, euler (the form's sample settings: same base model)."
+    # on another base than the form's (the default form: 512 px, 20 steps): the base's native 64 px, the family's
+    # steps/CFG/sampler, the form's seed
+    other = files | {"config": {"model": {"base": "elsewhere.safetensors"},
+                                "sampling": {"steps": 3, "width": 512, "height": 512, "seed": 7}}}
+    plan = tab_grid.make_plan(**other, outputs_dir=outputs)
+    assert (plan.sampling.width, plan.sampling.height, plan.sampling.steps, plan.sampling.seed) == (64, 64, 20, 7)
+    assert "64×64 px, 20 steps" in tab_grid.files_recipe(other["config"], str(lora_run.base), "en")
+    with pytest.raises(DanluError, match="No prompt"):
+        tab_grid.make_plan(**(files | {"prompt": " "}), outputs_dir=outputs)
+    plan = tab_grid.make_plan(**(files | {"prompt": "", "z_kind": "prompts", "z_text": "a\nb"}), outputs_dir=outputs)
+    assert plan.prompts == ["a", "b"] and plan.z_axis == "prompt"
     with pytest.raises(DanluError, match="No base model"):
         tab_grid.make_plan(**(files | {"base": ""}), outputs_dir=outputs)
 
