@@ -41,6 +41,9 @@ class Env:
     native_resolution: int | None = None   # of the base model
     zero_terminal_snr: bool = False        # the base carries a `ztsnr` marker key (trained with rescaled betas)
     base_problem: tuple[str, str, str, str] | None = None  # (en, zh, hint_en, hint_zh): not a usable base
+    # (en, zh) name of the download source when the Z-Image training adapter (v1/v2) is not downloaded yet and
+    # that source does not answer (models/preflight.py asks, with a short timeout)
+    adapter_unreachable: tuple[str, str] | None = None
 
 
 Rule = Callable[[RunConfig, Env], "Issue | None"]

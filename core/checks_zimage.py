@@ -75,6 +75,20 @@ def _zimage_adapter_variant(cfg: RunConfig, env: Env):
                 "请把 model.training_adapter 设为 none；如果底模确实是 Turbo，请把 model.variant 设为 turbo。")
 
 
+@rule("zimage_adapter_unreachable", "error")
+def _zimage_adapter_offline(cfg: RunConfig, env: Env):
+    if env.adapter_unreachable and _family(cfg, env) == "zimage" and cfg.model.variant == "turbo":
+        en, zh = env.adapter_unreachable
+        a = cfg.model.training_adapter
+        return ("model.training_adapter",
+                f"The training adapter {a} is not downloaded yet and {en} cannot be reached: training would stop "
+                "while loading the model.",
+                f"训练适配器 {a} 尚未下载，且无法连接 {zh}：训练会在加载模型时中止。",
+                "Connect to the internet once, choose another download source, or choose Local file and enter an "
+                "adapter .safetensors you have.",
+                "请联网一次、改选其他下载源，或选择“本地文件”并填写已有的适配器 .safetensors 文件。")
+
+
 @rule("int8_without_cuda", "error")
 def _int8(cfg: RunConfig, env: Env):
     device = cfg.training.device if cfg.training.device in ("cpu", "mps") else env.device

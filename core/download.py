@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ MODELSCOPE_IDS = {
 }
 
 Progress = Callable[[str, int, int], None]  # (file name, bytes done, bytes total)
+
+# Where each source answers; a mirror answers at its own URL.
+SOURCE_URLS = {"huggingface": "https://huggingface.co", "modelscope": "https://www.modelscope.cn"}
+PROBE_TIMEOUT = 3.0   # s: a reachable server accepts a connection well within it; an offline machine fails fast
+PROBE_TTL = 60.0      # s: the start checks and the download that follows ask the network once
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,69 @@ def apply(setting: str | None, mirror: str | None = None) -> Source:
     return source
 
 
+def _connect(url: str, timeout: float) -> bool:
+    """Whether the host of `url` accepts a TCP connection within `timeout` seconds (no request is sent)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    try:
+        with socket.create_connection((parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)),
+                                      timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# The reachability probe, (url, timeout) -> bool. Tests replace it: no test may use the network.
+PROBE: Callable[[str, float], bool] = _connect
+_probed: dict[str, tuple[float, bool]] = {}
+
+
+def source_url(source: Source) -> str:
+    return source.endpoint or SOURCE_URLS.get(source.kind, SOURCE_URLS["huggingface"])
+
+
+def reachable(source: Source | None = None) -> bool:
+    """Whether the download source answers, asked with a short timeout and remembered for PROBE_TTL seconds.
+
+    HF_HUB_OFFLINE=1 means the hub and its mirrors are not asked at all. Without this, huggingface_hub retries an
+    unreachable server for about half a minute before it says so.
+    """
+    source = source or resolve()
+    if source.kind != "modelscope" and os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    return _answers(source)
+
+
+def _answers(source: Source) -> bool:
+    """The probe's cached answer for this source (PROBE_TTL seconds)."""
+    url, now = source_url(source), time.monotonic()
+    seen = _probed.get(url)
+    if seen is None or now - seen[0] > PROBE_TTL:
+        seen = _probed[url] = (now, bool(PROBE(url, PROBE_TIMEOUT)))
+    return seen[1]
+
+
+def is_cached(repo_id: str, filename: str) -> bool:
+    """Whether one file of `repo_id` is in the hub's or ModelScope's cache (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(repo_id, filename), str):
+            return True
+    except Exception:  # noqa: BLE001 - no hub library or a malformed id: not cached there
+        pass
+    folder = cached(repo_id) if _modelscope_cache_exists() else None
+    return folder is not None and (folder / filename).is_file()
+
+
+class Unreachable(Exception):
+    """The source did not answer the probe: the download is not tried (see `reachable`)."""
+
+
 def fetch(repo_id: str, *, files: Iterable[str] | None = None, patterns: Iterable[str] | None = None,
           revision: str | None = None, progress: Progress | None = None, local_files_only: bool | None = None,
           source: Source | None = None, what: tuple[str, str] = ("model", "模型"), key: str | None = None) -> Path:
@@ -106,10 +175,13 @@ def fetch(repo_id: str, *, files: Iterable[str] | None = None, patterns: Iterabl
     revision = revision or rev or None
     try:
         if source.kind == "modelscope":  # HF_HUB_OFFLINE is the hub's switch; ModelScope is asked unless told not to
-            return _modelscope(source.repo_id(repo_id), files, patterns, revision, progress, bool(local_files_only))
-        # A snapshot leaves HF_HUB_OFFLINE to huggingface_hub itself, which then serves a cached snapshot.
+            return _modelscope(source.repo_id(repo_id), files, patterns, revision, progress,
+                               bool(local_files_only) or not _answers(source))
+        # A snapshot leaves HF_HUB_OFFLINE to huggingface_hub itself, which then serves a cached snapshot; an
+        # unreachable source is not asked (only the cache is), so an offline machine fails in seconds.
+        quiet = not bool(local_files_only) and not offline and not _answers(source)
         return _hub(repo_id, files, patterns, revision, progress, offline if files is not None else
-                    bool(local_files_only), source.endpoint)
+                    bool(local_files_only) or quiet, source.endpoint, quiet)
     except DanluError:
         raise
     except Exception as exc:  # noqa: BLE001 - each library has its own error classes; all mean the same here
@@ -138,7 +210,8 @@ def cached(repo_id: str, revision: str | None = None) -> Path | None:
 
 # ---------------------------------------------------------------- the two back ends
 
-def _hub(repo_id, files, patterns, revision, progress, offline: bool, endpoint: str | None) -> Path:
+def _hub(repo_id, files, patterns, revision, progress, offline: bool, endpoint: str | None,
+         unreachable: bool = False) -> Path:
     from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -156,6 +229,8 @@ def _hub(repo_id, files, patterns, revision, progress, offline: bool, endpoint: 
         except LocalEntryNotFoundError:
             if offline:
                 raise
+            if unreachable:
+                raise Unreachable(endpoint or SOURCE_URLS["huggingface"]) from None
             got.append(Path(hf_hub_download(repo_id, name, revision=revision, tqdm_class=bar, **extra)))
     return _root(got, files)
 
@@ -236,7 +311,7 @@ def _error(exc: Exception, repo_id: str, source: Source, what: tuple[str, str], 
            files: Iterable[str] | None) -> DanluError:
     en_what, zh_what = what
     name = type(exc).__name__
-    not_cached = name in ("LocalEntryNotFoundError", "CacheNotFound", "OfflineModeIsEnabled")
+    not_cached = name in ("LocalEntryNotFoundError", "CacheNotFound", "OfflineModeIsEnabled", "Unreachable")
     listed = " and ".join(files) if files else "its files"
     if not_cached:
         return DanluError(f"The {en_what} {repo_id} is not downloaded yet and {source.label('en')} cannot be reached "

@@ -7,6 +7,7 @@ imported only to ask for the device.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -61,7 +62,28 @@ def detected(base: str):
 
 
 def environment(cfg: RunConfig) -> checks.Env:
-    return env_from_info(detected(cfg.model.base), device_kind(cfg.training.device))
+    env = env_from_info(detected(cfg.model.base), device_kind(cfg.training.device))
+    return dataclasses.replace(env, adapter_unreachable=adapter_unreachable(cfg, env))
+
+
+def adapter_unreachable(cfg: RunConfig, env: checks.Env) -> tuple[str, str] | None:
+    """The download source's (en, zh) name when the run needs Z-Image's training adapter v1/v2, it is not in the
+    cache, and the source does not answer (core.download.reachable: a short, cached probe); else None."""
+    from core import download
+    from models.families import zimage
+
+    m = cfg.model
+    family = m.family if m.family != "auto" else env.family
+    name = zimage.TRAINING_ADAPTER_FILES.get(m.training_adapter)
+    if family != "zimage" or m.variant != "turbo" or name is None:
+        return None
+    if download.is_cached(zimage.TRAINING_ADAPTER_REPO, name):
+        return None
+    try:
+        source = download.resolve(m.download_source, m.hub_mirror or None)
+    except Exception:  # noqa: BLE001 - an unknown source is reported by its own check
+        return None
+    return None if download.reachable(source) else (source.label("en"), source.label("zh"))
 
 
 def env_from_info(info, device: str | None = None) -> checks.Env:

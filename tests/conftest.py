@@ -144,3 +144,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def no_network_probe(monkeypatch):
+    """core.download's reachability probe never touches the network in a test: every source 'answers' (the hub
+    libraries are stubbed or offline); tests of an unreachable source replace download.PROBE themselves."""
+    from core import download
+
+    monkeypatch.setattr(download, "PROBE", lambda url, timeout: True)
+    monkeypatch.setattr(download, "_probed", {})

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from PIL import Image
 
@@ -74,6 +76,8 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
     "zimage_samples": ({"model": {"family": "zimage"}, "sampling": {"prompts": ["a cat"], "cfg": 0.5}}, GPU),
     "zimage_adapter_not_turbo": ({"model": {"family": "zimage", "variant": "deturbo", "training_adapter": "v2"}},
                                  GPU),
+    "zimage_adapter_unreachable": ({"model": {"family": "zimage", "variant": "turbo", "training_adapter": "v2"}},
+                                   dataclasses.replace(GPU, adapter_unreachable=("Hugging Face hub", "Hugging Face"))),
     "int8_without_cuda": ({"model": {"family": "zimage", "quantize": "int8"}, "optimizer": {"name": "AdamW"}}, CPU),
     "dop_words": ({"model": {"family": "zimage"}, "training": {"dop_multiplier": 1.0}}, GPU),
     "flow_options_on_unet": ({"model": {"family": "sd15"}, "training": {"differential_guidance": 3.0}}, GPU),

@@ -15,11 +15,10 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import ConfigError, DanluError
+from models.families import zimage
 from training import flow, precision
 
-ADAPTER_REPO = "ostris/zimage_turbo_training_adapter"
-ADAPTER_FILES = {"v1": "zimage_turbo_training_adapter_v1.safetensors",
-                 "v2": "zimage_turbo_training_adapter_v2.safetensors"}
+ADAPTER_REPO, ADAPTER_FILES = zimage.TRAINING_ADAPTER_REPO, zimage.TRAINING_ADAPTER_FILES
 
 
 def is_dit(cfg: RunConfig) -> bool:

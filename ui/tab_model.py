@@ -27,7 +27,8 @@ SUFFIXES = (".safetensors", ".ckpt", ".pt")
 # Gradio recognises a progress parameter by its default value.
 FAMILY_CHOICES = next(s.choices for s in cfgmod.schema() if s.path == "model.family")
 HASH_PROGRESS = gr.Progress()
-DOWNLOAD_PROGRESS = gr.Progress(track_tqdm=True)
+# core.download reports the bytes; the libraries' own bars would show 0/0 while a connection is tried.
+DOWNLOAD_PROGRESS = gr.Progress()
 
 i18n.add({
     "model.tab": ("2 底模", "2 Model"),
@@ -67,7 +68,8 @@ i18n.add({
                            "Set: family {family}, prediction type {pred}."),
     "model.ztsnr_set": ("该模型带有 ztsnr 标记：已开启零终端信噪比（训练与样图）。",
                         "The model carries a ztsnr marker: zero terminal SNR is on (training and samples)."),
-    "model.downloading": ("下载中…", "Downloading…"),
+    "model.downloading": ("正在连接下载源…（无法连接时几秒内会报错）",
+                          "Connecting to the download source… (an unreachable source fails within seconds)"),
     "model.h_family": ("系列", "Family"),
     "model.h_prediction": ("预测类型", "Prediction"),
     "model.h_native": ("原生分辨率", "Native resolution"),

@@ -53,8 +53,12 @@ i18n.add({
     "tagging.on_gpu": ("在 GPU（CUDA）上打标", "Tagging on GPU (CUDA)"),
     "tagging.fallback": ("⚠ 在 CPU 上打标（很慢）：{why}", "⚠ Tagging on CPU (slow): {why}"),
     "tagging.downloading": ("下载 {name}", "Downloading {name}"),
+    "tagging.connecting": ("正在连接下载源：{name}…（无法连接时几秒内会报错）",
+                           "Connecting to the download source: {name}… (an unreachable source fails within seconds)"),
     "tagging.speed": ("{rate:.2f} 张/秒 · 剩余约 {eta}", "{rate:.2f} images/s · ETA {eta}"),
-    "tagging.starting": ("准备中…", "Starting…"),
+    "tagging.starting": ("正在加载打标模型…（首次使用时从下载源下载；无法连接时几秒内会报错）",
+                         "Loading the tagger… (downloaded from the download source the first time; an unreachable "
+                         "source fails within seconds)"),
     "tagging.cancelling": ("正在取消，已完成的部分会保留…", "Cancelling; finished images are kept…"),
     "tagging.failed": ("✖ 无法读取的图片：", "✖ Images that could not be read:"),
     "tagging.keep_tokens": ("触发词已放在最前：若在“调参”中打开了打乱标注，请把 keep_tokens 设为 {n}，"
@@ -90,10 +94,11 @@ def _eta(seconds: float) -> str:
 
 def progress_html(done: int, total: int, label: str) -> str:
     pct = 100 * done / total if total else 0
+    count = f"{done}/{total} ({pct:.0f}%) · " if total else ""  # nothing counted yet: only what is happening
     return (f'<div id="tagging-bar" style="margin:4px 0">'
             f'<div style="background:#e4e7ec;border-radius:6px;height:14px">'
             f'<div style="width:{pct:.1f}%;background:#12b76a;height:14px;border-radius:6px"></div></div>'
-            f'<div style="font-size:0.9em">{done}/{total} ({pct:.0f}%) · {label}</div></div>')
+            f'<div style="font-size:0.9em">{count}{label}</div></div>')
 
 
 def get_tagger(model: str, device: str = "auto", download: Any = None) -> Any:
@@ -119,6 +124,9 @@ def follow_job(job: Callable, key: str, lang: str, cancels: dict[str, threading.
     box: dict[str, Any] = {"label": t("tagging.starting", lang), "done": 0, "total": 0}
 
     def download(name: str, done: int, total: int) -> None:
+        if not total:  # a library that does not know the size yet: no 0/0 count
+            box.update(label=t("tagging.connecting", lang, name=name), done=0, total=0)
+            return
         box.update(label=t("tagging.downloading", lang, name=f"{name} ({done / 1e6:.0f}/{total / 1e6:.0f} MB)"),
                    done=done * 100 // max(total, 1), total=100)
 

@@ -39,6 +39,10 @@ PREDICTION = "flow"
 MODELSPEC = "z-image"
 LORA_VERSION = "zimage"
 LORA_MODELSPEC = "z-image/lora"
+# Turbo's training adapters (merged while training, never saved): downloaded once from the run's source.
+TRAINING_ADAPTER_REPO = "ostris/zimage_turbo_training_adapter"
+TRAINING_ADAPTER_FILES = {"v1": "zimage_turbo_training_adapter_v1.safetensors",
+                          "v2": "zimage_turbo_training_adapter_v2.safetensors"}
 CONTEXT_DIM = 2560          # Qwen3-4B hidden size: the transformer's cap_feat_dim
 DIM = 3840                  # the real transformer's width; Lumina 2, the same layout otherwise, has 2304
 LUMINA2_DIM = 2304
