@@ -91,6 +91,12 @@ class StepPlan:
             return text + f"; × {self.epochs} epochs = {uncapped} steps ({cap})"
         return text + f"; × {self.epochs} epochs = **{uncapped}** steps"
 
+    def notes(self, lang: str = "en") -> str:
+        """What the tabs show under the formula: the per-resolution counts and the saved files, each a paragraph
+        ('' when neither applies)."""
+        parts = [p for p in (self.resolutions_text(lang), self.saves_text(lang)) if p]
+        return "".join(f"\n\n{p}" for p in parts)
+
     def saves_text(self, lang: str = "en") -> str:
         """Which file is saved at which step ('' when none)."""
         if not self.save_steps:

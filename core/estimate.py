@@ -100,6 +100,25 @@ class MemoryEstimate:
             f"{self.basis_zh if lang == 'zh' else self.basis_en}"
 
 
+def largest_resolution(cfg: RunConfig) -> int:
+    """The resolution the activations are sized for: the largest of a multi-resolution run (its batches at that
+    size are the peak), else dataset.resolution."""
+    from core.buckets import resolutions_of
+
+    return max(resolutions_of(cfg.dataset))
+
+
+def _largest(cfg: RunConfig, lang: str) -> str:
+    """', the largest of 512/768/1024' on the activations line of a multi-resolution run."""
+    from core.buckets import resolutions_of
+
+    listed = resolutions_of(cfg.dataset)
+    if len(listed) < 2:
+        return ""
+    text = "/".join(map(str, listed))
+    return f"，{text} 中最大的" if lang == "zh" else f", the largest of {text}"
+
+
 def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate:
     """GPU memory for training cfg on family (default: the config's, else sd15)."""
     fam = family or (cfg.model.family if cfg.model.family != "auto" else "sd15")
@@ -125,7 +144,8 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
 
     no_ckpt, ckpt = ACTIVATION_GB[fam]
     per_sample = ckpt if cfg.training.gradient_checkpointing else no_ckpt
-    pixels = (cfg.dataset.resolution / NATIVE_RES[fam]) ** 2
+    res = largest_resolution(cfg)
+    pixels = (res / NATIVE_RES[fam]) ** 2
     act_gb = per_sample * pixels * cfg.training.batch_size * (1.0 if half else 2.0)
     if cfg.network.use_dora:
         act_gb *= 1.25
@@ -139,8 +159,8 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
               weights_gb),
              (f"LoRA {lora_m:.1f} M parameters + gradients + {cfg.optimizer.name} state ({lora_bits})",
               f"LoRA {lora_m:.1f} M 参数 + 梯度 + {cfg.optimizer.name} 状态（{lora_bits}）", lora_gb),
-             (f"activations (batch {cfg.training.batch_size} at {cfg.dataset.resolution} px)",
-              f"激活（批大小 {cfg.training.batch_size}，{cfg.dataset.resolution} px）", act_gb),
+             (f"activations (batch {cfg.training.batch_size} at {res} px{_largest(cfg, 'en')})",
+              f"激活（批大小 {cfg.training.batch_size}，{res} px{_largest(cfg, 'zh')}）", act_gb),
              ("CUDA context and workspace", "CUDA 上下文与工作区", CUDA_OVERHEAD_GB)]
     total = sum(p[2] for p in parts)
     ck_en = "with" if cfg.training.gradient_checkpointing else "without"
@@ -176,7 +196,8 @@ def _estimate_zimage(cfg: RunConfig) -> MemoryEstimate:
     lora_m = zimage_lora_params(cfg.network) / 1e6
     state_bytes = (4 + 4 + OPTIMIZER_STATE_BYTES.get(cfg.optimizer.name, 8)) / (2 if t.full_bf16 else 1)
     lora_gb = lora_m * 1e6 * state_bytes / GB
-    pixels = (cfg.dataset.resolution / 1024) ** 2
+    res = largest_resolution(cfg)
+    pixels = (res / 1024) ** 2
     act_gb = ZIMAGE_ACTIVATION_GB[bool(t.gradient_checkpointing)] * pixels * t.batch_size * (1.0 if half else 2.0)
     if cfg.dataset.cache_latents == "none":
         act_gb += 0.6 * pixels * t.batch_size * (1.0 if half else 2.0)  # VAE encode each step
@@ -188,8 +209,8 @@ def _estimate_zimage(cfg: RunConfig) -> MemoryEstimate:
               weights_gb),
              (f"LoRA {lora_m:.1f} M parameters + gradients + {cfg.optimizer.name} state ({lora_bits})",
               f"LoRA {lora_m:.1f} M 参数 + 梯度 + {cfg.optimizer.name} 状态（{lora_bits}）", lora_gb),
-             (f"activations (batch {t.batch_size} at {cfg.dataset.resolution} px)",
-              f"激活（批大小 {t.batch_size}，{cfg.dataset.resolution} px）", act_gb),
+             (f"activations (batch {t.batch_size} at {res} px{_largest(cfg, 'en')})",
+              f"激活（批大小 {t.batch_size}，{res} px{_largest(cfg, 'zh')}）", act_gb),
              ("CUDA context and workspace", "CUDA 上下文与工作区", CUDA_OVERHEAD_GB)]
     sample_gb = (params["transformer"] + params["text_encoder"] + params["vae"]) * 1e6 * wbytes / GB
     ck_en = "with" if t.gradient_checkpointing else "without"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from core.errors import ConfigError
 
+# Z-Image trains at 512, 768 and 1024 at once, as the seed guide's ai-toolkit config does (resolution: [512, 768,
+# 1024]); min_bucket_reso 256 leaves the 512 resolution its aspect-ratio buckets (at 512 a floor of 512 would allow
+# only the square).
 _ZIMAGE_COMMON = {
-    "dataset": {"resolution": 1024, "min_bucket_reso": 512, "max_bucket_reso": 2048, "cache_latents": "disk",
-                "caption_dropout_rate": 0.05, "cache_text_encoder_outputs": False},
+    "dataset": {"resolution": 1024, "resolutions": [512, 768, 1024], "min_bucket_reso": 256, "max_bucket_reso": 2048,
+                "cache_latents": "disk", "caption_dropout_rate": 0.05, "cache_text_encoder_outputs": False},
     "network": {"rank": 16, "alpha": 16.0, "train_unet": True, "train_text_encoder": False,
                 "dit_targets": ["attention", "feed_forward", "adaLN"], "dit_refiners": False},
     "optimizer": {"name": "AdamW8bit", "lr": 1e-4, "weight_decay": 1e-4, "scheduler": "constant", "warmup": 0.0},

@@ -55,6 +55,7 @@ def make_demo(root: Path, family: str = "sd15") -> Path:
     cfg.model.base = str(base)
     cfg.dataset.dir = str(root / "dataset")
     cfg.dataset.resolution = 256  # the smallest the schema allows; the tiny UNet works at any size
+    cfg.dataset.resolutions = []  # one resolution (the Z-Image preset's 512/768/1024 would be slow on a CPU)
     cfg.dataset.trigger_word = "demo"
     cfg.dataset.min_bucket_reso = 64
     cfg.dataset.max_bucket_reso = 512

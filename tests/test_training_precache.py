@@ -99,9 +99,9 @@ def test_zimage_run_fills_its_caches_before_step_one(tmp_path):
         (folder / f"{i}.txt").write_text(f"a photo of the cat {i}", encoding="utf-8")
     data = {
         "model": {"base": str(base), "variant": "deturbo"},
-        "dataset": {"dir": str(folder.parent), "resolution": 256, "bucket_no_upscale": True, "min_bucket_reso": 64,
-                    "max_bucket_reso": 128, "caption_dropout_rate": 0.0, "cache_latents": "memory",
-                    "cache_text_encoder_outputs": True},
+        "dataset": {"dir": str(folder.parent), "resolution": 256, "resolutions": [], "bucket_no_upscale": True,
+                    "min_bucket_reso": 64, "max_bucket_reso": 128, "caption_dropout_rate": 0.0,
+                    "cache_latents": "memory", "cache_text_encoder_outputs": True},
         "network": {"rank": 4, "alpha": 2.0},
         "optimizer": {"name": "AdamW", "lr": 1e-3, "scheduler": "constant"},
         "training": {"max_train_steps": 2, "mixed_precision": "no", "device": "cpu", "gradient_checkpointing": False},

@@ -60,8 +60,9 @@ def _config(base, data_dir, out: Path, name: str, **over) -> cfgmod.RunConfig:
     preset = "zimage_deturbo" if over.get("model", {}).get("variant") == "deturbo" else "zimage_turbo_adapter"
     data = {
         "model": {"base": str(base)},
-        "dataset": {"dir": str(data_dir), "resolution": 256, "bucket_no_upscale": True, "min_bucket_reso": 64,
-                    "max_bucket_reso": 128, "caption_dropout_rate": 0.0, "cache_latents": "memory"},
+        "dataset": {"dir": str(data_dir), "resolution": 256, "resolutions": [], "bucket_no_upscale": True,
+                    "min_bucket_reso": 64, "max_bucket_reso": 128, "caption_dropout_rate": 0.0,
+                    "cache_latents": "memory"},
         "network": {"rank": RANK, "alpha": 2.0},
         "optimizer": {"name": "AdamW", "lr": 1e-3, "scheduler": "constant"},
         "training": {"max_train_steps": 6, "mixed_precision": "no", "device": "cpu", "gradient_checkpointing": False},

@@ -33,6 +33,8 @@ def other_value(spec: cfgmod.FieldSpec):
     if spec.type is float:
         v = spec.default + 0.25
         return v if spec.max is None or v <= spec.max else spec.default / 2
+    if spec.type is list and spec.item is int:
+        return [512, 768, 1024]
     if spec.type is list:
         return ["demo, a red square", "第二条 'prompt' with, commas"]
     return "名字 ü-'q' x" if spec.path == "saving.name" else "D:/训练 集/it's \\ here"

@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from core import config as cfgmod
+from core.buckets import buckets_for, resolutions_of
 from core.dataset_scan import DatasetScan, scan_dataset
 from ui.i18n import t
 
@@ -52,6 +53,7 @@ def gallery_items(scan_state: dict, page: int) -> list[tuple[str, str]]:
 def scan_state_of(scan: DatasetScan) -> dict:
     """What the page keeps between events: the folder and, per image, its path and gallery caption."""
     items = []
+    several = len(resolutions_of(scan.config.dataset)) > 1
     for e in scan.entries:
         worst = min((i.level for i in e.issues), key=["error", "warn", "info"].index, default="")
         icon = LEVEL_ICON.get(worst, "") if worst != "info" else ""
@@ -59,6 +61,10 @@ def scan_state_of(scan: DatasetScan) -> dict:
             b = e.bucket
             cap = f"{icon}{e.path.name} · {e.info.width}×{e.info.height} → {b.size[0]}×{b.size[1]}" + \
                 (f" · {b.crop_fraction:.0%}" if b.crop_fraction >= 0.005 else "")
+            if several:  # multi-resolution: the image's bucket at each resolution it trains at
+                sizes = [f"{x.size[0]}×{x.size[1]}" for _, x in buckets_for(scan.config.dataset, e.info.width,
+                                                                             e.info.height)]
+                cap = f"{icon}{e.path.name} · {e.info.width}×{e.info.height} → {' / '.join(sizes)}"
         else:
             cap = f"✖{e.path.name}"
         items.append((str(e.path), cap))
@@ -75,7 +81,7 @@ def steps_markdown(scan: DatasetScan, lang: str) -> str:
         mark = t("dataset.reg_mark", lang) if c.is_reg else ""
         rows.append(f"| `{c.name}`{mark} | {c.images} | {c.repeats} | {c.per_epoch} | {c.batches} |")
     text = "\n".join(rows) + "\n\n" + t("dataset.steps", lang, formula=plan.formula(lang))
-    return text + (f"\n\n{plan.saves_text(lang)}" if plan.save_steps else "")
+    return text + plan.notes(lang)
 
 
 def chart_frame(scan: DatasetScan, lang: str):
