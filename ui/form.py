@@ -37,6 +37,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "dataset.dir": ("训练集文件夹", "Dataset folder"),
     "dataset.reg_dir": ("正则化图片文件夹", "Regularisation folder"),
     "dataset.resolution": ("分辨率", "Resolution"),
+    "dataset.resolutions": ("多分辨率（如 512, 768, 1024）", "Resolutions (e.g. 512, 768, 1024)"),
     "dataset.trigger_word": ("触发词", "Trigger word"),
     "dataset.caption_extension": ("标注扩展名", "Caption extension"),
     "dataset.enable_bucket": ("启用分桶", "Aspect-ratio buckets"),
@@ -159,7 +160,9 @@ _register_strings()
 
 
 def to_component(spec: FieldSpec, value: Any) -> Any:
-    """A field value as its component shows it (a list of prompts is one prompt per line)."""
+    """A field value as its component shows it (a list of prompts is one prompt per line; numbers on one line)."""
+    if spec.type is list and spec.item is int:
+        return ", ".join(str(v) for v in value or [])
     if spec.type is list:
         return list(value or []) if spec.choices is not None else "\n".join(value or [])
     return value
@@ -168,6 +171,8 @@ def to_component(spec: FieldSpec, value: Any) -> Any:
 def from_component(spec: FieldSpec, raw: Any) -> Any:
     """A component's value as the field's type; values that cannot be converted pass through for
     core.config to reject with a message naming the field."""
+    if spec.type is list and spec.item is int and not isinstance(raw, (list, tuple)):
+        return [_int_or_text(v) for v in str(raw or "").replace(",", " ").split()]
     if spec.type is list:
         if isinstance(raw, (list, tuple)):  # a multi-select of the field's choices
             return [str(v) for v in raw]
@@ -192,6 +197,13 @@ def from_component(spec: FieldSpec, raw: Any) -> Any:
     return raw
 
 
+def _int_or_text(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _number_step(spec: FieldSpec) -> float:
     if spec.type is int:
         return spec.multiple_of or 1
@@ -213,6 +225,9 @@ def make_component(spec: FieldSpec, lang: str) -> Any:
         # Range checks are left to core.config so the message names the field in the user's language.
         return gr.Number(value=spec.default, label=label, info=info, elem_id=elem_id,
                          precision=0 if spec.type is int else None, step=_number_step(spec), min_width=220, scale=1)
+    if spec.type is list and spec.item is int:  # e.g. "512, 768, 1024"
+        return gr.Textbox(value=to_component(spec, spec.default), label=label, info=info, elem_id=elem_id,
+                          max_lines=1, min_width=220, scale=1)
     if spec.type is list:
         return gr.Textbox(value=to_component(spec, spec.default), label=label, info=info, elem_id=elem_id, lines=3,
                           min_width=460 if wide else 220, scale=2 if wide else 1)

@@ -122,7 +122,7 @@ def steps_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
         from core.estimate import count_steps
 
         plan = count_steps(cfg)
-        return plan.formula(lang) + (f"\n\n{plan.saves_text(lang)}" if plan.save_steps else "")
+        return plan.formula(lang) + plan.notes(lang)
     except DanluError as e:
         return f"⚠ {e.text(lang)}"
     except ImportError:
