@@ -37,6 +37,7 @@ def test_browser_zimage_model_tab_asks_the_variant_and_proposes_the_preset(page,
     proposal = page.locator("#model-zimage-proposal")
     proposal.get_by_text("Z-Image Turbo + training adapter").wait_for()
     assert "8 steps" in proposal.inner_text()
+    page.locator("#model-zimage").get_by_text("need ComfyUI 0.3.76 or newer").wait_for()
     page.screenshot(path=artifacts / "zimage_model_tab_turbo.png", full_page=True)
 
     page.locator("#model-zimage-adapter").get_by_text("v1", exact=True).click()

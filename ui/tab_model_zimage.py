@@ -24,8 +24,11 @@ STARTUP_ENV = {k: os.environ.get(k) for k in (download.ENV_SOURCE, download.ENV_
 PRESET_FOR = {"turbo": "zimage_turbo_adapter", "deturbo": "zimage_deturbo", "base": "zimage_deturbo"}
 
 i18n.add({
-    "model.zimage_title": ("#### Z-Image：请选择版本（文件头无法区分）",
-                           "#### Z-Image: which one is it? (the file header cannot tell)"),
+    "model.zimage_title": ("#### Z-Image：请选择版本（文件头无法区分）\n\n"
+                           "训练出的 LoRA 需要 ComfyUI 0.3.76 或更新版本（旧版本会跳过注意力层且不报错）。",
+                           "#### Z-Image: which one is it? (the file header cannot tell)\n\n"
+                           "Its LoRA files need ComfyUI 0.3.76 or newer (older versions skip the attention layers "
+                           "without an error)."),
     "model.zimage_variant": ("版本", "Variant"),
     "model.zimage_turbo": ("Turbo（8 步蒸馏版）", "Turbo (8-step distilled)"),
     "model.zimage_deturbo": ("De-Turbo（去蒸馏版）", "De-Turbo (de-distilled)"),
