@@ -6,22 +6,13 @@ from __future__ import annotations
 import pytest
 from browser_util import settle
 from playwright.sync_api import expect
+from test_ui_params_browser import clean_settings  # noqa: F401 - the fixture: no remembered settings left behind
 
-from ui.tab_params import LAST_SETTINGS
-
+pytestmark = pytest.mark.usefixtures("clean_settings")
 WAIT = 90_000  # ms: the step count and the estimate are recomputed after each change, on a loaded machine
 
 
-@pytest.fixture
-def clean_settings(app_server):
-    """Leave no remembered settings behind for the other browser tests of the session."""
-    path = app_server[2] / LAST_SETTINGS
-    path.unlink(missing_ok=True)
-    yield path
-    path.unlink(missing_ok=True)
-
-
-def test_resolutions_field_counts_and_shows_each_resolution(page, app_server, demo_run, artifacts, clean_settings):
+def test_resolutions_field_counts_and_shows_each_resolution(page, app_server, demo_run, artifacts):
     page.set_default_timeout(90_000)
     page.click("#tab-params-button, button[role=tab]:has-text('Parameters')")
     page.locator("#params-import input[type=file]").set_input_files(str(demo_run))
