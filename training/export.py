@@ -189,7 +189,7 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
         png = folder / run_layout.sample_file_name(stem, epoch, i)
         generate.save_png(image, png, text, sample.recipe.get("png_chunks"))
         # absolute: a relative output_dir is the trainer's folder's, and readers look from elsewhere (the run folder)
-        emit("sample", png=str(png.absolute()), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
+        emit("sample", png=str(png.resolve()), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
         out.append(png)
     del pipe
     gc.collect()

@@ -196,7 +196,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                      "save as float or bf16.",
                      f"保存为 {report.precision} 时有 {100 * report.flushed_share:.2f}% 的数值变成 0；"
                      "请改用 float 或 bf16 保存。")
-            emit("saved", file=str(path.absolute()), epoch=epoch, step=step, size=path.stat().st_size)
+            emit("saved", file=str(path.resolve()), epoch=epoch, step=step, size=path.stat().st_size)
             if validator is not None:
                 for m in wrapped.values():
                     m.eval()
