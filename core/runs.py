@@ -71,6 +71,7 @@ class Run:
     proc: Any = None
     adopted: bool = False             # started by an earlier server of this folder, found by reattach()
     console_offset: int = 0
+    archived: Path | None = None      # where a new run moved the earlier results of its folder (.previous/<stamp>)
 
     @property
     def command(self) -> str:
@@ -134,6 +135,7 @@ class Supervisor:
             atomic_write_text(config_path, text)
             (run_dir / STOP_FILE).unlink(missing_ok=True)  # a stale STOP would end the new run at once
             run = Run(run_dir, config_path, self.argv(config_path, resume), self.root, resume)
+            run.archived = archived
             if archived:
                 run.log.append(f"[danlu] the earlier run's files were moved to {archived}")
             if resume:  # keep the earlier part's events: the loss chart continues

@@ -26,7 +26,8 @@ def fake_trainer(app_server, tmp_path, monkeypatch):
     fake = tmp_path / "fake_launcher.py"
     fake.write_text(FAKE_LAUNCHER, encoding="utf-8")
     monkeypatch.setattr(sup, "launcher", fake)
-    monkeypatch.setenv("FAKE_STEP_S", "2.0")  # 16 steps: time to reload the page and press Stop on a loaded machine
+    monkeypatch.setenv("FAKE_STEP_S", "6.0")  # 16 steps: time to reload the page and press Stop on a loaded machine
+    # (a reload took 20-30 s, the first look after it as long again, under a load average of 13 on 2 cores)
     yield sup
     sup.kill()
     sup.wait(10)
@@ -62,6 +63,9 @@ def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monk
 
     open_tab(page, "train")
     page.click("#train-start")
+    page.wait_for_selector("#train-message:has-text('Started'), #train-message:has-text('already holds results')")
+    if page.locator("#train-taken").is_visible():  # an earlier test of this session trained "demo": start over
+        page.click("#train-over")
     page.wait_for_selector("#train-message:has-text('Started')")
     step_at_least(page, 1)
     command = page.locator("#train-command textarea").input_value()
@@ -104,10 +108,18 @@ def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monk
     page.wait_for_selector("button[role=tab][aria-selected=true]:has-text('XYZ')")
     open_tab(page, "train")
 
-    # A new start keeps the finished run (moved aside) and the child is killed from outside.
+    # The name holds results: Start asks first and offers a free name, continuing, or starting over.
     monkeypatch.setenv("FAKE_STEP_S", "0.5")
     page.click("#train-start")
+    page.wait_for_selector("#train-message:has-text('already holds results')")
+    assert page.locator("#train-new-name input").input_value() == "demo-2"
+    assert sup.run.status == "finished"  # nothing started yet
+    page.screenshot(path=artifacts / "train_name_taken.png", full_page=True)
+    # Starting over keeps the finished run (moved aside, and the page says where); the child is killed from outside.
+    page.click("#train-over")
     page.wait_for_selector("#train-message:has-text('Started')")
+    page.wait_for_selector("#train-message:has-text('.previous')")
+    assert page.locator("#train-taken").is_hidden()
     step_at_least(page, 2)
     os.kill(sup.run.pid, signal.SIGKILL)
     status_has(page, "Failed")
@@ -116,10 +128,18 @@ def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monk
     assert "memory" in error.inner_text() and "step 2/16" in error.inner_text()
     assert page.locator("#train-start").is_enabled() and page.locator("#train-resume").is_enabled()
     assert page.locator("#train-stop").is_disabled() and page.locator("#train-kill").is_disabled()
-    assert len(list((sup.run.run_dir / ".previous").iterdir())) == 1
+    earlier = max((sup.run.run_dir / ".previous").iterdir())  # the newest moved-aside run: the one finished above
     page.screenshot(path=artifacts / "train_killed.png", full_page=True)
 
     # The buttons work after a failure: resume continues from the last saved state.
     monkeypatch.setenv("FAKE_STEP_S", "0.05")
     page.click("#train-resume")
     status_has(page, "Finished")
+
+    # The finished run moved aside stays visible: the run picker shows its status, files and samples.
+    choose(page, "#train-pick", f"moved aside {earlier.name}")
+    status_has(page, "Finished")
+    page.locator("#train-status").get_by_text(".previous").first.wait_for()
+    page.locator("#train-files span.text", has_text="demo.safetensors").last.wait_for()
+    assert page.locator("#train-samples img").count() >= 4
+    page.screenshot(path=artifacts / "train_earlier_run.png", full_page=True)

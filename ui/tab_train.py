@@ -1,7 +1,9 @@
 """Step 6 炼丹: start the trainer as a child process and watch it live; stop, kill, resume.
 
-The page runs exactly the command it shows. A timer polls the server-wide Supervisor, so a
-reloaded page or a second tab reattaches to the running job; the console still shows the log.
+The page runs exactly the command it shows. A timer looks at the server-wide Supervisor, so a
+reloaded page or a second tab reattaches to the running job; the console still shows the log. What a
+look sends (only the parts that changed) is ui/train_live.py; earlier runs and a run name already used,
+ui/train_runs.py.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import gradio as gr
 from core import config as cfgmod
 from core.errors import DanluError
 from core.runs import Run, run_dir_for, summarize, supervisor
-from ui import i18n, train_queue
+from ui import i18n, train_live, train_queue, train_runs
 from ui.context import AppContext
+from ui.form import reads_form
 from ui.i18n import t
 
 TAB_ID = "train"
@@ -52,6 +55,7 @@ i18n.add({
     "train.smoothed": ("平滑", "smoothed"),
     "train.validation": ("验证", "validation"),
     "train.best": ("★ 最佳", "★ best"),
+    "train.sample_caption": ("第 {epoch} 轮 · #{n} {prompt}", "epoch {epoch} · #{n} {prompt}"),
     "train.best_line": ("★ 最佳轮次（验证损失最低）：第 {epoch} 轮，第 {step} 步，验证损失 {loss}",
                         "★ Best epoch (lowest validation loss): epoch {epoch}, step {step}, validation loss {loss}"),
     "train.caching": ("缓存{what}（第一步之前）：{done}/{total} · 其中 {disk} 个从磁盘读取 · 剩余 {eta}",
@@ -166,12 +170,14 @@ def servable(png: str, outputs_dir: Path, root: Path) -> str:
     return str(copy)
 
 
-def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[str, Any]:
-    """Everything the tab shows for a run (None: nothing yet), as plain values."""
+def render(run: Run | None, lang: str, search: str, serve: Any = str, live: Any = "same") -> dict[str, Any]:
+    """Everything the tab shows for a run (None: nothing yet), as plain values. `live`: the run the Start, Stop,
+    Kill and Resume buttons act on when `run` is an earlier run picked for viewing ("same": `run` itself)."""
+    live = run if live == "same" else live
     if run is None:
         return {"status": t("train.idle", lang), "progress": progress_html(0, 0, "idle"), "command": "",
-                "log": "", "loss": loss_frame([], lang), "samples": [], "columns": 4, "files": [], "error": "",
-                "warnings": "", "buttons": buttons(None)}
+                "log": "", "loss": loss_frame([], lang), "loss_key": [None, lang, 0, 0], "samples": [], "columns": 4,
+                "files": [], "error": "", "warnings": "", "buttons": buttons(live), "lang": lang}
     info = summarize(run)
     speed = f"{info['samples_per_s']:.2f} img/s" if info["samples_per_s"] else "–"
     loss = f"{info['loss']:.4f}" if isinstance(info["loss"], (int, float)) else "–"
@@ -189,8 +195,8 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
     if search:
         lines = [ln for ln in lines if search.lower() in ln.lower()]
     samples = sorted(info["samples"], key=lambda s: (s.get("epoch") or 0, s.get("prompt_index") or 0))
-    gallery = [(serve(s["png"]), f"epoch {s.get('epoch')} · #{(s.get('prompt_index') or 0) + 1} {s.get('prompt', '')}")
-               for s in samples]
+    gallery = [(serve(s["png"]), t("train.sample_caption", lang, epoch=s.get("epoch"),
+                                   n=(s.get("prompt_index") or 0) + 1, prompt=s.get("prompt", ""))) for s in samples]
     # A row holds whole epochs: every prompt of one epoch side by side, then the next epoch.
     prompts = len({s.get("prompt_index") for s in samples}) or 1
     columns = prompts * max(1, 4 // prompts)
@@ -199,11 +205,16 @@ def render(run: Run | None, lang: str, search: str, serve: Any = str) -> dict[st
               f["step"], fmt_size(f["size"])] for f in info["saved"]]
     warnings = "\n\n".join(f"⚠ {w.get('message_zh') if lang == 'zh' and w.get('message_zh') else w.get('message')}"
                            for w in info["warnings"])
+    b = buttons(live)
+    b["grid"] = buttons(run)["grid"]  # the grid opens the run shown
+    validation = info.get("validation") or []
     return {"status": status, "progress": progress_html(info["step"], info["total"], run.status),
             "command": run.command, "log": "\n".join(lines[-LOG_SHOWN:]),
-            "loss": loss_frame(info["losses"], lang, info.get("validation")),
+            "loss": loss_frame(info["losses"], lang, validation),
+            # which run and language, then how many points: what the chart shows, without comparing frames
+            "loss_key": [[str(run.run_dir), run.started], lang, len(info["losses"]), len(validation)],
             "samples": gallery, "columns": columns, "files": files, "error": error_markdown(info["error"], lang),
-            "warnings": warnings, "buttons": buttons(run)}
+            "warnings": warnings, "buttons": b, "lang": lang}
 
 
 def buttons(run: Run | None) -> dict[str, dict]:
@@ -247,11 +258,23 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
                    value="train.kill")
         c.resume = B(gr.Button(t("train.resume", lang0), elem_id="train-resume"), value="train.resume")
     c.message = i18n.follow(gr.Markdown("", elem_id="train-message"), ctx.lang)  # its text in both languages
+    with gr.Group(visible=False, elem_id="train-taken") as c.taken:  # Start's question when the name holds results
+        with gr.Row():
+            c.new_name = B(gr.Textbox("", label=t("train.new_name", lang0), max_lines=1, elem_id="train-new-name",
+                                      scale=2), label="train.new_name")
+            c.as_new = B(gr.Button(t("train.as_new", lang0), variant="primary", elem_id="train-as-new", scale=1),
+                         value="train.as_new")
+            c.go_on = B(gr.Button(t("train.continue", lang0), elem_id="train-continue", scale=1),
+                        value="train.continue")
+            c.over = B(gr.Button(t("train.over", lang0), variant="stop", elem_id="train-over", scale=1),
+                       value="train.over")
+    c.pick = B(gr.Dropdown([(t("train.pick_live", lang0), "")], value="", label=t("train.pick", lang0),
+                           elem_id="train-pick"), label="train.pick")
     c.status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
     c.progress = gr.HTML(progress_html(0, 0, "idle"), elem_id="train-progress")
     c.error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"])
     c.warnings = gr.Markdown("", elem_id="train-warnings", elem_classes=["danlu-warn"])
-    c.grid_btn = B(gr.Button(t("train.grid", lang0), visible=False, variant="primary", elem_id="train-grid"),
+    c.grid = B(gr.Button(t("train.grid", lang0), visible=False, variant="primary", elem_id="train-grid"),
                    value="train.grid")
     c.command = B(gr.Textbox("", label=t("train.command", lang0), interactive=False, buttons=["copy"],
                              elem_id="train-command", max_lines=3), label="train.command")
@@ -263,8 +286,9 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
             c.loss = B(gr.LinePlot(None, x="step", y="loss", color="series", color_map=colours,
                                    label=t("train.loss", lang0), elem_id="train-loss", height=260),
                        label="train.loss")
-            c.files = gr.Dataframe(headers=[t(f"train.col_{col}", lang0) for col in ("file", "epoch", "step", "size")],
-                                   value=[], interactive=False, label=t("train.files", lang0), elem_id="train-files")
+            headers0 = [t(f"train.col_{col}", lang0) for col in ("file", "epoch", "step", "size")]
+            c.files = B(gr.Dataframe(headers=headers0, value=[], interactive=False, label=t("train.files", lang0),
+                                     elem_id="train-files"), label="train.files")
         with gr.Column(scale=1):
             c.samples = B(gr.Gallery([], label=t("train.samples", lang0), columns=4, height=360, preview=False,
                                      object_fit="contain", elem_id="train-samples"), label="train.samples")
@@ -273,86 +297,114 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
     c.log = B(gr.Textbox("", label=t("train.log", lang0), lines=14, max_lines=14, autoscroll=True,
                          interactive=False, elem_id="train-log"), label="train.log")
     c.seen = gr.State(None)
-    c.timer = gr.Timer(1.0)
+    c.timer = gr.Timer(train_live.ACTIVE_S)  # the first look comes at once; then it sets its own interval
     return c
 
 
-def _make_view(ctx: AppContext, sup, c: SimpleNamespace, outputs: list):
-    """The handler that redraws the tab from the current run (every tick, and after each button)."""
+def _make_view(ctx: AppContext, sup, c: SimpleNamespace):
+    """The tab's look at the run (each tick, after each button, and when the search or the picked run changes)."""
 
-    def view(lang: str, query: str, last: Any, force: bool = False) -> list[Any]:
-        run = current_run(sup, ctx.outputs_dir)
-        key = (id(run), run.version if run else 0, run.status if run else "", lang, query)
-        if not force and last == list(key):
-            return [gr.update()] * len(outputs)
-        r = render(run, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root))
-        if last and list(last)[:4] == list(key)[:4]:  # only the search changed: leave the chart and images be
-            out = [gr.update()] * len(outputs)
-            out[outputs.index(c.log)], out[-1] = r["log"], list(key)
-            return out
-        headers = [t(f"train.col_{col}", lang) for col in ("file", "epoch", "step", "size")]
-        b = r["buttons"]
-        return [r["status"], r["progress"], r["command"], r["log"], r["loss"],
-                gr.update(value=r["samples"], columns=r["columns"]),
-                gr.update(value=r["files"] or None, headers=headers), r["error"], r["warnings"],
-                gr.update(**b["start"]), gr.update(**b["stop"]), gr.update(**b["kill"]), gr.update(**b["resume"]),
-                gr.update(**b["grid"]), list(key)]
+    def look(lang: str, query: str, picked: str):
+        live = current_run(sup, ctx.outputs_dir)
+        shown, key = train_runs.look(sup, live, picked, LOG_SHOWN)
+        return live, shown, [*key, lang, query, picked]
 
-    return view
+    def draw(shown: Run | None, live: Run | None, lang: str, query: str) -> dict[str, Any]:
+        return render(shown, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root), live)
+
+    def choices(lang: str, picked: str | None):
+        options = train_runs.run_choices(ctx.outputs_dir, sup.run, lang)
+        return gr.update(choices=options, value=picked if picked in {v for _, v in options} else "")
+
+    def headers(lang: str) -> list[str]:
+        return [t(f"train.col_{col}", lang) for col in ("file", "epoch", "step", "size")]
+
+    return train_live.make_view(c, look, draw, choices, headers)
 
 
 def build(ctx: AppContext) -> None:
     sup = supervisor(ctx.root)
     c = _layout(ctx, ctx.lang.value)
-    outputs = [c.status, c.progress, c.command, c.log, c.loss, c.samples, c.files, c.error, c.warnings, c.start,
-               c.stop, c.kill, c.resume, c.grid_btn, c.seen]
-    view = _make_view(ctx, sup, c, outputs)
-    c.timer.tick(view, [ctx.lang, c.search, c.seen], outputs, show_progress="hidden")
+    view, outputs = _make_view(ctx, sup, c)
+    watch = [ctx.lang, c.search, c.pick, c.seen]
+    c.timer.tick(view, watch, outputs, show_progress="hidden")
     # Textbox autoscroll does not follow values set by the server; keep the newest line in view.
     c.log.change(None, None, None, js="() => { requestAnimationFrame(() => { const el = document.querySelector("
                  "'#train-log textarea'); if (el) el.scrollTop = el.scrollHeight; }); }")
-    c.search.change(view, [ctx.lang, c.search, c.seen], outputs, show_progress="hidden")
+    c.search.change(view, watch, outputs, show_progress="hidden")
+    c.pick.change(view, watch, outputs, show_progress="hidden")
     _wire_buttons(ctx, sup, c, view, outputs)
     train_queue.build(ctx, sup, start_checks)
 
 
 def _wire_buttons(ctx: AppContext, sup, c: SimpleNamespace, view, outputs: list) -> None:
-    """Start, Resume, Stop, Kill and 'Open in the grid'; each answers with a message and the redrawn tab."""
+    """Start (and its three answers to a name that holds results), Resume, Stop, Kill and 'Open in the grid'; each
+    answers with a message and the redrawn tab."""
+    message = train_live.PARTS.index("message")
 
-    def on_start(config: dict, lang: str, query: str, resume_run: bool = False):
+    def answer(text: Any, lang: str, query: str, picked: str, seen: Any) -> list[Any]:
+        out = view(lang, query, picked, seen, True)
+        out[message] = text
+        return out
+
+    def on_start(config: dict, lang: str, query: str, picked: str, seen: Any, new_name: str = "", mode: str = "start"):
+        """mode: start (asks first when the name holds results), resume, new (under new_name), over (start over)."""
+        hide, keep = gr.update(visible=False), gr.update()
         try:
             cfg = cfgmod.from_dict(config)
-            problems = [] if resume_run else start_checks(cfg, lang)
+            if mode == "new":
+                cfg = cfgmod.with_values(cfg, {"saving.name": new_name.strip()})
+                if train_runs.taken(run_dir_for(cfg, ctx.root)):
+                    return [*answer(i18n.text("train.name_used", lang, name=cfg.saving.name), lang, query, picked,
+                                    seen), keep, gr.update(value=train_runs.free_name(run_dir_for(cfg, ctx.root))),
+                            keep]
+            problems = [] if mode == "resume" else start_checks(cfg, lang)
             if problems:
                 refused = i18n.both(lambda lg: t("train.refused", lg) + "\n\n" + "\n\n".join(
                     f"- {p}" for p in start_checks(cfg, lg)), lang)
-                return [refused, *view(lang, query, None, True)]
-            sup.start(cfg, resume=resume_run)
+                return [*answer(refused, lang, query, picked, seen), hide, keep, keep]
+            run_dir = run_dir_for(cfg, ctx.root)
+            if mode == "start" and not (sup.run and sup.run.active) and train_runs.taken(run_dir):
+                ask = train_runs.taken_message(run_dir, lang)
+                return [*answer(ask, lang, query, picked, seen), gr.update(visible=True),
+                        gr.update(value=train_runs.free_name(run_dir)), keep]
+            run = sup.start(cfg, resume=mode == "resume")
         except DanluError as e:
-            return [i18n.with_error("train.refused", e, lang), *view(lang, query, None, True)]
+            return [*answer(i18n.with_error("train.refused", e, lang), lang, query, picked, seen), hide, keep, keep]
         time.sleep(0.2)  # let the first output line arrive so the log is not empty
-        key = "train.resumed" if resume_run else "train.started"
-        return [i18n.both(lambda lg: t(key, lg, run=run_dir_for(cfg, ctx.root)), lang), *view(lang, query, None, True)]
+        key = "train.resumed" if mode == "resume" else "train.started"
 
-    c.start.click(on_start, [ctx.config, ctx.lang, c.search], [c.message, *outputs])
-    c.resume.click(lambda cf, lang, q: on_start(cf, lang, q, True), [ctx.config, ctx.lang, c.search],
-                   [c.message, *outputs])
+        def said(lg: str) -> str:
+            moved = "\n\n" + t("train.moved", lg, folder=run.archived) if run.archived else ""
+            return t(key, lg, run=run_dir) + moved
+        new_config = cfgmod.to_dict(cfg) if mode == "new" else keep  # the form shows the name the run has
+        return [*answer(i18n.both(said, lang), lang, query, "", seen), hide, keep, new_config]
 
-    def on_stop(lang: str, query: str):
+    inputs = [ctx.config, ctx.lang, c.search, c.pick, c.seen]
+    start_outputs = [*outputs, c.taken, c.new_name, ctx.config]
+    c.start.click(*reads_form(ctx, on_start, inputs), start_outputs)  # the config as the form shows it
+    for button, mode in ((c.resume, "resume"), (c.go_on, "resume"), (c.over, "over"), (c.as_new, "new")):
+        c_inputs = inputs + [c.new_name] if mode == "new" else inputs
+
+        def handler(*args, mode=mode):
+            return on_start(*args[:5], args[5] if len(args) > 5 else "", mode=mode)
+        button.click(*reads_form(ctx, handler, c_inputs), start_outputs)
+
+    def on_stop(lang: str, query: str, picked: str, seen: Any):
         key = "train.stop_sent" if sup.stop() else "train.nothing"
-        return [i18n.text(key, lang), *view(lang, query, None, True)]
+        return answer(i18n.text(key, lang), lang, query, picked, seen)
 
-    def on_kill(lang: str, query: str):
+    def on_kill(lang: str, query: str, picked: str, seen: Any):
         key = "train.killed" if sup.kill() else "train.nothing"
         sup.wait(5)
-        return [i18n.text(key, lang), *view(lang, query, None, True)]
+        return answer(i18n.text(key, lang), lang, query, picked, seen)
 
-    c.stop.click(on_stop, [ctx.lang, c.search], [c.message, *outputs])
-    c.kill.click(on_kill, [ctx.lang, c.search], [c.message, *outputs])
+    c.stop.click(on_stop, inputs[1:], outputs)
+    c.kill.click(on_kill, inputs[1:], outputs)
 
-    def on_grid():
+    def on_grid(picked: str):
         run = sup.poll()
-        return gr.Tabs(selected="grid"), (str(run.run_dir) if run else "")
+        return gr.Tabs(selected="grid"), picked or (str(run.run_dir) if run else "")
 
     if ctx.selected_run is not None:
-        c.grid_btn.click(on_grid, None, [ctx.tabs, ctx.selected_run])
+        c.grid.click(on_grid, c.pick, [ctx.tabs, ctx.selected_run])

@@ -18,7 +18,9 @@ from core.errors import DanluError
 from core.queue import Item, Queue
 from core.queue_runner import QueueRunner, runner
 from ui import i18n
+from ui.train_live import ACTIVE_S, IDLE_S
 from ui.context import AppContext
+from ui.form import reads_form
 from ui.i18n import t
 
 i18n.add({
@@ -120,12 +122,14 @@ def _layout(ctx: AppContext, q: Queue, run: QueueRunner, lang0: str) -> SimpleNa
                          value="queue.remove")
         c.message = i18n.follow(gr.Markdown("", elem_id="train-queue-message"), ctx.lang)  # text in both languages
     c.seen = gr.State(None)
-    c.timer = gr.Timer(1.0)
+    # Looks every ACTIVE_S while an item is queued or running, every IDLE_S otherwise (a queue changed by another
+    # page or the shell shows then); a look that finds the queue unchanged sends nothing (see ui/train_live.py).
+    c.timer = gr.Timer(ACTIVE_S)
     return c
 
 
 def _make_view(q: Queue, run: QueueRunner, outputs: list):
-    """The handler that redraws the section from the queue file (every tick, and after each button)."""
+    """The handler that redraws the section from the queue file when it changed (each tick, and after each button)."""
 
     def view(lang: str, selected: str | None, last: Any, force: bool = False) -> list[Any]:
         items = q.items()
@@ -135,9 +139,11 @@ def _make_view(q: Queue, run: QueueRunner, outputs: list):
         choices = [(item_label(n, i, lang), i.id) for n, i in enumerate(items, 1)]
         value = selected if selected in {c[1] for c in choices} else None
         headers = [t(f"queue.col_{c}", lang) for c in ("n", "name", "state", "note")]
+        busy = any(i.state in ("queued", "running") for i in items) or run.last in ("busy", "other")
         return [summary(q, run.last, lang), gr.update(value=rows(items, lang) or None, headers=headers),
                 gr.update(choices=choices, value=value),
-                gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)), key]
+                gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)),
+                gr.Timer(value=ACTIVE_S if busy else IDLE_S), key]
 
     return view
 
@@ -147,7 +153,7 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
     q = Queue(ctx.outputs_dir)
     run: QueueRunner = runner(ctx.outputs_dir, sup)
     c = _layout(ctx, q, run, ctx.lang.value)
-    outputs = [c.status, c.table, c.pick, c.pause, c.seen]
+    outputs = [c.status, c.table, c.pick, c.pause, c.timer, c.seen]
     view = _make_view(q, run, outputs)
     c.timer.tick(view, [ctx.lang, c.pick, c.seen], outputs, show_progress="hidden")
     _wire_buttons(ctx, q, run, c, view, outputs, start_checks)
@@ -171,7 +177,7 @@ def _wire_buttons(ctx: AppContext, q: Queue, run: QueueRunner, c: SimpleNamespac
         run.tick()  # start at once when nothing runs
         return [i18n.text("queue.added", lang, name=item.name), *view(lang, item.id, None, True)]
 
-    c.add.click(on_add, [ctx.config, ctx.lang, c.pick], [c.message, *outputs])
+    c.add.click(*reads_form(ctx, on_add, [ctx.config, ctx.lang, c.pick]), [c.message, *outputs])  # as shown
 
     def action(fn: Any) -> Any:
         def handler(lang: str, selected: str | None):
