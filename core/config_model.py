@@ -71,7 +71,7 @@ class DatasetConfig:
                                "it replaces resolution; empty = resolution alone.",
                                "多分辨率训练（即 ai-toolkit 的 resolution: [512, 768, 1024]）：每张图在列出的每个"
                                "分辨率下各分一次桶、各训练一次，所以每轮每张图按分辨率个数各出现一次，LoRA 在每种尺寸"
-                               "下都学到主体。填写后代替 resolution；留空则只用 resolution。",
+                               "下都学到主体。填写后代替“分辨率”一项；留空则只用“分辨率”。",
                                min=256, max=4096, multiple_of=64, basic=True)
     trigger_word: str = F("", "Trigger word put first in every caption.", "触发词，放在每条标注的最前面。", basic=True)
     caption_extension: str = F(".txt", "Extension of caption files next to the images.", "标注文件的扩展名。")

@@ -48,7 +48,7 @@ class TrainingConfig:
     max_train_steps: int = F(0, "Stop after this many steps; 0 = from epochs.", "最大训练步数；0 表示由轮数决定。",
                              min=0, max=10**9)
     mixed_precision: str = F("fp16", "Mixed precision: no, fp16, or bf16 (RTX 30 and newer).",
-                             "混合精度：no、fp16 或 bf16（RTX 30 系及更新）。", choices=("no", "fp16", "bf16"),
+                             "混合精度：不用（no）、fp16 或 bf16（RTX 30 系及更新）。", choices=("no", "fp16", "bf16"),
                              basic=True)
     gradient_checkpointing: bool = F(False, "Gradient checkpointing: less memory, slower.",
                                      "梯度检查点：省显存，较慢。")
@@ -141,7 +141,7 @@ class SavingConfig:
     name: str = F("lora", "Run and file name (no slashes).", "运行名与文件名（不能含斜杠）。", basic=True)
     every_n_epochs: int = F(2, "Save a LoRA every N epochs; 0 = only the final file.",
                             "每 N 轮保存一次 LoRA；0 表示只保存最终文件。", min=0, max=100000, basic=True)
-    precision: str = F("fp16", "Precision of saved files: fp16, bf16, or float.", "保存精度：fp16、bf16 或 float。",
+    precision: str = F("fp16", "Precision of saved files: fp16, bf16, or float.", "保存精度：fp16、bf16 或 32 位浮点（float）。",
                        choices=("fp16", "bf16", "float"), basic=True)
     every_n_steps: int = F(0, "Also save a LoRA (and samples) every N steps; 0 = off.",
                            "每 N 步也保存一次 LoRA（并生成样图）；0 为关闭。", min=0, max=10**9)

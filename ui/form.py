@@ -20,7 +20,7 @@ import gradio as gr
 from core import config as cfgmod
 from core.config import FieldSpec
 from core.errors import ConfigError
-from ui import i18n
+from ui import choices, i18n
 from ui.i18n import t
 
 # Short labels (中文, English). A field missing here gets a label made from its name and help text.
@@ -217,8 +217,8 @@ def make_component(spec: FieldSpec, lang: str) -> Any:
     wide = spec.type in (str, list) and spec.choices is None  # paths and prompts need the room
     if spec.choices is not None:
         multi = spec.type is list  # a list field picks any of its choices
-        return gr.Dropdown(list(spec.choices), value=list(spec.default) if multi else spec.default, label=label,
-                           info=info, elem_id=elem_id, multiselect=multi, min_width=220, scale=1)
+        return gr.Dropdown(choices.pairs(spec.choices, lang), value=list(spec.default) if multi else spec.default,
+                           label=label, info=info, elem_id=elem_id, multiselect=multi, min_width=220, scale=1)
     if spec.type is bool:
         return gr.Checkbox(value=spec.default, label=label, info=info, elem_id=elem_id, min_width=220, scale=1)
     if spec.type in (int, float):
@@ -303,8 +303,10 @@ def _field_rows(ctx: Any, specs: list[FieldSpec], lang: str, comps: dict[str, An
         if group:
             with gr.Row(equal_height=False):
                 for spec in group:
+                    # A field's choices are relabelled too: in 简体中文 they read "余弦（cosine）" (ui/choices.py).
+                    labelled = {} if spec.choices is None else {"choices": choices.labelled(spec.choices)}
                     comps[spec.path] = ctx.tr.bind(make_component(spec, lang), label=label_key(spec),
-                                                   info=help_key(spec))
+                                                   info=help_key(spec), **labelled)
 
 
 def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:

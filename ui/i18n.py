@@ -176,10 +176,11 @@ class Translator:
 
     bindings: list[tuple[Any, dict[str, str]]] = field(default_factory=list)
 
-    def bind(self, component: Any, **attrs: str) -> Any:
-        """bind(button, value="train.start"), bind(slider, label="field.network.rank", info="...")."""
+    def bind(self, component: Any, **attrs: str | Callable[[str], Any]) -> Any:
+        """bind(button, value="train.start"), bind(slider, label="field.network.rank", info="..."); an attribute
+        may also be a function of the language, e.g. choices=ui.choices.labelled(values) for a radio's labels."""
         for key in attrs.values():
-            if key not in STRINGS:
+            if not callable(key) and key not in STRINGS:
                 raise KeyError(f"i18n key {key!r} is not in the table")
         self.bindings.append((component, attrs))
         return component
@@ -193,5 +194,6 @@ class Translator:
 
         out = []
         for _component, attrs in self.bindings:
-            out.append(gr.update(**{attr: t(key, lang) for attr, key in attrs.items()}))
+            out.append(gr.update(**{attr: key(lang) if callable(key) else t(key, lang)
+                                    for attr, key in attrs.items()}))
         return out

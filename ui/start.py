@@ -73,12 +73,17 @@ def demo_folder(outputs_dir: Path) -> Path:
     return Path(outputs_dir) / "demo"
 
 
-def demo_runs(outputs_dir: Path) -> list[Path]:
-    """The run.toml of every demo made under the demo folder (its top and one level down: one per family)."""
-    root = demo_folder(outputs_dir)
-    if not root.is_dir():
+def _in_demo(outputs_dir: Path | None, name: str) -> list[Path]:
+    """`name` in the demo folder's top and one level down (one folder per family); none without an outputs folder."""
+    root = demo_folder(outputs_dir) if outputs_dir is not None else None
+    if root is None or not root.is_dir():
         return []
-    return sorted([*root.glob("run.toml"), *root.glob("*/run.toml")])
+    return sorted([*root.glob(name), *root.glob(f"*/{name}")])
+
+
+def demo_runs(outputs_dir: Path | None) -> list[Path]:
+    """The run.toml of every demo made under the demo folder."""
+    return _in_demo(outputs_dir, "run.toml")
 
 
 def base_of(run_toml: Path) -> Path | None:
@@ -91,19 +96,17 @@ def base_of(run_toml: Path) -> Path | None:
     return Path(base) if base else None
 
 
-def demo_models(outputs_dir: Path) -> list[Path]:
+def demo_models(outputs_dir: Path | None) -> list[Path]:
     """The base models of the demos made so far that still exist, for the Model tab's list."""
     bases = (base_of(p) for p in demo_runs(outputs_dir))
     return list(dict.fromkeys(b for b in bases if b is not None and b.exists()))
 
 
-def demo_taggers(outputs_dir: Path) -> list[Path]:
+def demo_taggers(outputs_dir: Path | None) -> list[Path]:
     """The demo's offline tagger folders (model.onnx beside selected_tags.csv), for the Tagging tab's list."""
     from taggers.wd14 import MODEL_FILE, TAGS_FILE
 
-    root = demo_folder(outputs_dir)
-    found = [*root.glob("tagger"), *root.glob("*/tagger")] if root.is_dir() else []
-    return sorted(p for p in found if (p / MODEL_FILE).is_file() and (p / TAGS_FILE).is_file())
+    return [p for p in _in_demo(outputs_dir, "tagger") if (p / MODEL_FILE).is_file() and (p / TAGS_FILE).is_file()]
 
 
 def make(outputs_dir: Path, family: str) -> Path:

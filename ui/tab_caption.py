@@ -13,12 +13,13 @@ from typing import Any
 import gradio as gr
 
 from taggers.catalog import CAPTIONERS, DEFAULT_CAPTIONER
-from ui import i18n
+from ui import choices, i18n
 from ui.context import AppContext
 from ui.i18n import t
 
 STYLES = ("short", "detailed")
 COMBINE = ("sentence", "tags", "sentence+tags")
+POLICIES = ("skip", "overwrite")  # what a captioner does with a caption already there
 
 i18n.add({
     "caption.section": ("自然语言描述（Florence-2 / Qwen-VL）", "Sentence captions (Florence-2 / Qwen-VL)"),
@@ -41,7 +42,7 @@ i18n.add({
     "caption.prefix": ("触发词放在最前", "Put the trigger word first"),
     "caption.max_length": ("最大长度（词元）", "Maximum length (tokens)"),
     "caption.policy": ("已有标注时", "When a caption exists"),
-    "caption.policy_info": ("skip 跳过；overwrite 覆盖（先备份原文件）。", "skip, or overwrite (the original is "
+    "caption.policy_info": ("跳过，或覆盖（先备份原文件）。", "skip, or overwrite (the original is "
                                                                           "backed up first)."),
     "caption.batch": ("批大小", "Batch size"),
     "caption.run": ("开始描述", "Caption images"),
@@ -146,9 +147,9 @@ def build(ctx: AppContext, folder, trigger, ext, tagger_model, general, characte
                        label="caption.prefix")
             max_length = B(gr.Slider(16, 512, 200, step=8, label=t("caption.max_length", lang0),
                                      elem_id="caption-max-length"), label="caption.max_length")
-            policy = B(gr.Radio(["skip", "overwrite"], value="skip", label=t("caption.policy", lang0),
+            policy = B(gr.Radio(choices.pairs(POLICIES, lang0), value="skip", label=t("caption.policy", lang0),
                                 info=t("caption.policy_info", lang0), elem_id="caption-policy"),
-                       label="caption.policy", info="caption.policy_info")
+                       label="caption.policy", info="caption.policy_info", choices=choices.labelled(POLICIES))
             batch = B(gr.Number(4, precision=0, minimum=1, maximum=64, label=t("caption.batch", lang0),
                                 elem_id="caption-batch"), label="caption.batch")
         with gr.Row():

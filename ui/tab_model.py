@@ -14,6 +14,7 @@ import gradio as gr
 from core import config as cfgmod
 from core.download import SETTINGS as SOURCE_SETTINGS
 from core.errors import DanluError
+from ui import choices as choice_labels
 from ui import i18n, model_switch
 from ui import tab_model_zimage as zimage_ui
 from ui.context import AppContext
@@ -293,11 +294,13 @@ def build(ctx: AppContext) -> None:
         download_btn = ctx.tr.bind(gr.Button(t("model.download", lang0), scale=1, elem_id="model-download"),
                                    value="model.download")
     with gr.Row():
-        family = ctx.tr.bind(gr.Radio(list(FAMILY_CHOICES), value="auto", label=t("model.family", lang0),
-                                      elem_id="model-family"), label="model.family")
-        prediction = ctx.tr.bind(gr.Radio(["auto", "epsilon", "v_prediction"], value="auto",
+        family = ctx.tr.bind(gr.Radio(choice_labels.pairs(FAMILY_CHOICES, lang0), value="auto",
+                                      label=t("model.family", lang0), elem_id="model-family"),
+                             label="model.family", choices=choice_labels.labelled(FAMILY_CHOICES))
+        predictions = ["auto", "epsilon", "v_prediction"]
+        prediction = ctx.tr.bind(gr.Radio(choice_labels.pairs(predictions, lang0), value="auto",
                                           label=t("model.prediction", lang0), elem_id="model-prediction"),
-                                 label="model.prediction")
+                                 label="model.prediction", choices=choice_labels.labelled(predictions))
     source, mirror = zimage_ui.build_source(ctx, lang0)
     report = gr.Markdown("", elem_id="model-report")
     zimage_parts = zimage_ui.build_zimage(ctx, lang0)

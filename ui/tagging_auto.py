@@ -17,7 +17,7 @@ from core.tags import split_tags
 from taggers.catalog import DEFAULT_TAGGER, TAGGERS, default_thresholds
 from taggers.options import DEFAULTS, TagRequest, request_from
 from taggers.wd14 import POLICIES
-from ui import i18n
+from ui import choices, i18n
 from ui.context import AppContext
 from ui.i18n import t
 from ui.start import demo_taggers
@@ -25,7 +25,7 @@ from ui.start import demo_taggers
 MODEL_CHOICES = list(TAGGERS)   # taggers/catalog.py
 
 
-def model_choices(outputs_dir: Path) -> list[str]:
+def model_choices(outputs_dir: Path | None) -> list[str]:
     """The catalog's taggers, then the demo's offline tagger folders once the demo is made (ui/start.py)."""
     return MODEL_CHOICES + [str(p) for p in demo_taggers(outputs_dir)]
 
@@ -44,7 +44,7 @@ i18n.add({
     "tagging.no_character": ("不写角色标签", "Write no character tags"),
     "tagging.exclude": ("排除的标签（逗号分隔）", "Tags never written (comma-separated)"),
     "tagging.policy": ("已有标注时", "When a caption exists"),
-    "tagging.policy_info": ("skip 跳过；overwrite 覆盖；append 追加在后；prepend 插在前。修改前都会备份原文件。",
+    "tagging.policy_info": ("跳过、覆盖、追加在后或插在前。修改前都会备份原文件。",
                             "skip, overwrite, append after, prepend before. Every original is backed up first."),
     "tagging.batch": ("批大小", "Batch size"),
     "tagging.run": ("开始打标", "Tag images"),
@@ -208,9 +208,10 @@ def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], s
             model = B(gr.Dropdown(model_choices(ctx.outputs_dir), value="wd-vit-tagger-v3", allow_custom_value=True,
                                   label=t("tagging.model", lang0), info=t("tagging.model_info", lang0),
                                   elem_id="tagging-model", scale=3), label="tagging.model", info="tagging.model_info")
-            policy = B(gr.Radio(list(POLICIES), value=DEFAULTS["policy"],
+            policy = B(gr.Radio(choices.pairs(POLICIES, lang0), value=DEFAULTS["policy"],
                                 label=t("tagging.policy", lang0), info=t("tagging.policy_info", lang0),
-                                elem_id="tagging-policy", scale=3), label="tagging.policy", info="tagging.policy_info")
+                                elem_id="tagging-policy", scale=3), label="tagging.policy", info="tagging.policy_info",
+                       choices=choices.labelled(POLICIES))
             batch = B(gr.Number(DEFAULTS["batch_size"], precision=0, minimum=1, maximum=256,
                                 label=t("tagging.batch", lang0),
                                 elem_id="tagging-batch", scale=1), label="tagging.batch")
@@ -253,9 +254,9 @@ def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], s
 
     def relist(demo_run: str = ""):
         """The list with the demo's tagger; a demo just made (ctx.demo) picks it, so its tagging works offline."""
-        choices = model_choices(ctx.outputs_dir)
+        listed = model_choices(ctx.outputs_dir)
         demo = [str(p) for p in demo_taggers(ctx.outputs_dir)]
-        return gr.update(choices=choices, **({"value": demo[0]} if demo_run and demo else {}))
+        return gr.update(choices=listed, **({"value": demo[0]} if demo_run and demo else {}))
 
     if ctx.demo is not None:  # a demo made on the page, or (on a page load) one made since the page was built
         ctx.demo.change(relist, ctx.demo, model, show_progress="hidden")

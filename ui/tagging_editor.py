@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from core.tags import TagEditor
-from ui import i18n, tab_tag_help
+from ui import choices, i18n, tab_tag_help
 from ui import tagging_edits as E
 from ui.context import AppContext
 from ui.i18n import t
@@ -107,8 +107,8 @@ def _table_column(ctx: AppContext, lang0: str) -> SimpleNamespace:
                       label="tagging.include")
         c.exclude_f = B(gr.Textbox("", label=t("tagging.exclude_filter", lang0), elem_id="tagging-not"),
                         label="tagging.exclude_filter")
-        c.mode = B(gr.Radio(["AND", "OR"], value="AND", label=t("tagging.mode", lang0),
-                            elem_id="tagging-mode"), label="tagging.mode")
+        c.mode = B(gr.Radio(choices.pairs(["AND", "OR"], lang0), value="AND", label=t("tagging.mode", lang0),
+                            elem_id="tagging-mode"), label="tagging.mode", choices=choices.labelled(["AND", "OR"]))
     c.filtered = gr.Markdown("", elem_id="tagging-filtered")
     c.scope = B(gr.Radio([(t("tagging.scope_all", lang0), "all"), (t("tagging.scope_filtered", lang0),
                                                                     "filtered")], value="all",
@@ -206,10 +206,14 @@ def _wire(ctx: AppContext, c: SimpleNamespace, message, folder, trigger, ext, lo
     c.take.click(E.on_take, c.op_tags, c.op_tags)
     dropped.then(E.view, view_in, view_out)
 
-    def relabel(lang: str):
+    def relabel(request: gr.Request, lang: str):
+        # The table's headers too: before a folder is loaded it is the empty table, afterwards `view` redraws it.
+        loaded = E.editor_or_msg(request, lang)[0] is not None
         return (gr.update(choices=[(t(f"tagging.sort_{s}", lang), s) for s in ("count", "name", "length")]),
                 gr.update(choices=[(t("tagging.scope_all", lang), "all"), (t("tagging.scope_filtered", lang),
                                                                            "filtered")]),
-                gr.update(choices=[(t(f"tagging.op_{o}", lang), o) for o in OPS]))
+                gr.update(choices=[(t(f"tagging.op_{o}", lang), o) for o in OPS]),
+                gr.update() if loaded else table_frame(TagEditor(ctx.root, items=[]), "count", "", lang))
 
-    ctx.lang.change(relabel, ctx.lang, [c.sort, c.scope, c.op], show_progress="hidden")
+    ctx.lang.change(relabel, ctx.lang, [c.sort, c.scope, c.op, c.table], show_progress="hidden").then(
+        E.view, view_in, view_out, show_progress="hidden")
