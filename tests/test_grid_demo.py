@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,9 @@ def trained_demo(app_server, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("griddemo")
     toml = make_demo(root)
     (root / "dataset" / "10_demo").rename(root / "dataset" / "1_demo")
-    sets = [f"saving.output_dir={outputs}", f"saving.name={RUN}", "training.epochs=2", "saving.every_n_epochs=1",
+    # relative to the project folder, as the demo's own output_dir is: the events must still lead to the files
+    sets = [f"saving.output_dir={os.path.relpath(outputs, ROOT)}", f"saving.name={RUN}", "training.epochs=2",
+            "saving.every_n_epochs=1",
             "sampling.steps=4", "dataset.bucket_no_upscale=true", "training.batch_size=4", "saving.save_state=false"]
     cmd = [sys.executable, str(ROOT / "launcher.py"), "train", str(toml)]
     for item in sets:
@@ -60,6 +63,18 @@ def test_cells_equal_the_training_samples(trained_demo):
         assert (pixels(cell) == pixels(sample["png"])).all(), (cell, sample["png"])
         with Image.open(cell) as im:  # and the recipe agrees with the sample's, apart from nothing
             assert im.text["parameters"] == sample["parameters"]
+
+
+def test_the_train_tab_finds_the_samples(trained_demo):
+    """The run summary (the Train tab's "Samples by epoch") lists every sample of the run, by where it is."""
+    from core.events import read_events
+    from core.run_summary import summarize
+    from core.runs import Run
+
+    events, _ = read_events(trained_demo / "events.jsonl")
+    info = summarize(Run(trained_demo, trained_demo / "config.toml", [], ROOT, False, events=events))
+    assert [Path(s["png"]).parent for s in info["samples"]] == [trained_demo / "samples"] * 4
+    assert [Path(f["file"]).parent for f in info["saved"]] == [trained_demo] * 2 and info["saved"][0]["exists"]
 
 
 def test_browser_journey_3x3(trained_demo, page, artifacts):
