@@ -265,7 +265,10 @@ def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) ->
     def show(config: dict, found: str, radio: str, lang: str):
         model = config.get("model") or {}
         if not is_zimage(config, found):
-            return gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update()
+            # Hidden, the radio goes back to the config's answer: a "Local file" left pending on another base must
+            # not come back with it.
+            a = adapter_choice(model.get("training_adapter", "none"))[0]
+            return gr.update(visible=False), gr.update(), gr.update(value=a), gr.update(), gr.update()
         v = model.get("variant", "turbo")
         a, path = adapter_choice(model.get("training_adapter", "none"))
         if a == "none" and radio == "file":
