@@ -86,3 +86,21 @@ def test_the_lr_hint_scales_only_the_lr_it_was_given_for():
     assert hintmod.lr_batch_hint(cfg, 1e-4, 1) is not None  # the batch changed under the chosen LR
     cfg.optimizer.lr = 3e-4  # an imported (or loaded, or preset) LR: the user's choice for this batch
     assert hintmod.lr_batch_hint(cfg, 1e-4, 1) is None
+
+
+def test_an_import_clears_the_preset_summary_and_is_the_new_lr_reference(tmp_path):
+    from ui.app import build_app
+
+    demo = build_app(lang="en", outputs_dir=tmp_path / "outputs", models_dir=tmp_path / "models")
+    on_import = next(b.fn for b in demo.fns.values() if getattr(b.fn, "__name__", "") == "on_import")
+    imported = cfgmod.default_config()
+    imported.optimizer.lr, imported.training.batch_size = 3e-4, 4
+    path = cfgmod.save(imported, tmp_path / "mine.toml")
+    config = cfgmod.to_dict(cfgmod.default_config())
+    new, message, summary, ref = on_import(str(path), config, "en")
+    assert "Imported" in message and message.classes == ["danlu-ok"]
+    assert summary == "" and ref == (3e-4, 4)  # the last preset's summary goes; the LR hint scales from here
+    (tmp_path / "bad.toml").write_text("[network\n", encoding="utf-8")
+    kept, refused, summary, ref = on_import(str(tmp_path / "bad.toml"), config, "en")
+    assert kept is config and refused.classes == ["danlu-error"] and refused.startswith("✖")
+    assert summary == {"__type__": "update"} and ref == {"__type__": "update"}  # a refused file changes nothing

@@ -270,16 +270,17 @@ def build(ctx: AppContext) -> None:
     apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message])
 
     def on_import(path: str | None, config: dict, lang: str):
+        kept = (gr.update(), gr.update())  # a refused file changes nothing: the preset's summary and LR stay
         if not path:
-            return config, ""
+            return config, "", *kept
         try:
             text = Path(path).read_bytes().decode("utf-8-sig")
             new, unknown, rejected, n = import_toml(text, config)
         except UnicodeDecodeError:
             return config, _failed(ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
-                                               "Save it as UTF-8.", "请以 UTF-8 编码保存。"), lang)
+                                               "Save it as UTF-8.", "请以 UTF-8 编码保存。"), lang), *kept
         except ConfigError as e:
-            return config, _failed(e, lang)
+            return config, _failed(e, lang), *kept
 
         def said(lg: str) -> str:
             msg = [t("params.imported", lg, n=n)]
@@ -289,9 +290,11 @@ def build(ctx: AppContext) -> None:
                 msg.append(t("params.rejected", lg) + "\n" + "\n".join(f"- {e.text(lg)}" for e in rejected))
             return "\n\n".join(msg)
 
-        return new, i18n.both(said, lang, classes=WARN if unknown or rejected else OK)
+        # The imported file replaces the last preset (its summary goes) and is the LR hints' new reference.
+        ref = (new["optimizer"]["lr"], new["training"]["batch_size"])
+        return new, i18n.both(said, lang, classes=WARN if unknown or rejected else OK), "", ref
 
-    upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message])
+    upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message, preset_summary_md, lr_ref])
 
     def on_export(config: dict, lang: str):
         cfg = cfgmod.from_dict(config)
