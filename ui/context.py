@@ -21,6 +21,9 @@ class AppContext:
             the user opens a finished run in the XYZ grid, and the grid tab reads it.
     demo:   gr.State holding the run.toml path (str) of the demo the start panel just made; the tabs that list
             models or taggers listen to its change to add the demo's ones (ui/start.py).
+    form:   the Parameters tab's run form (ui.form.Form), set when that tab is built; a handler that reads the
+            config for a button goes through ui.form.reads_form, so it uses what the form shows.
+    form_seen: gr.State of the values the server put in each form field (ui.form.Form.seen).
     """
 
     lang: Any
@@ -32,3 +35,5 @@ class AppContext:
     models_dir: Path    # the checkpoints folder the Model tab lists
     selected_run: Any = None
     demo: Any = None
+    form: Any = None
+    form_seen: Any = None

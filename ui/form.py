@@ -11,7 +11,7 @@ agree on every value.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,18 +247,44 @@ class Form:
         """Component values for a config dict (as held by ctx.config)."""
         return [to_component(s, config.get(s.section, {}).get(s.name, s.default)) for s in self.specs]
 
-    def updates(self, config: dict, shown: list[Any] | None = None, flagged: Collection[str] = ()) -> list[Any]:
+    def updates(self, config: dict, shown: list[Any] | None = None, flagged: Collection[str] = (),
+                seen: dict[str, list] | None = None) -> list[Any]:
         """gr.update per component, changing only the values that differ from what is shown; a field that does
         not apply to the base's family (see family_traits) is hidden unless it is in `flagged` (the keys
-        core.checks' errors and warnings name)."""
+        core.checks' errors and warnings name). With `seen`, a value the user typed and has not committed yet
+        (see edits) is left as it is: redrawing it would undo what they are typing."""
         new, shows = self.values(config), set(self.visible(config, flagged))
+        typing = set(self.edits(shown, seen)) if shown is not None and seen is not None else set()
         out = []
         for spec, value, old in zip(self.specs, new, shown or new):
-            changed = shown is None or not _same(spec, value, old)
+            changed = shown is None or not _same(spec, value, old) and spec.path not in typing
             # Only fields declared for some families ever hide; the others are left as they are.
             seen = {"visible": spec.path in shows} if spec.families is not None else {}
             out.append(gr.update(**seen, **({"value": value} if changed else {})))
         return out
+
+    # A button that reads the run config also takes what the form shows, so a value typed and left by a click is
+    # used even when its commit (the field's blur event) reaches the server after the click. `seen` says which
+    # values the server put in each field: the newest and the one before it, since an update can still be on its
+    # way to the browser when the click is made. A shown value that is one of them is no edit (the config, perhaps
+    # changed since by another tab, wins); any other value is the user's and is used as shown.
+    def seen(self, config: dict, before: dict[str, list] | None = None) -> dict[str, list]:
+        """What the form is told to show for config, per field path: [newest, the one before]."""
+        return {s.path: [v, *(before or {}).get(s.path, [])[:1]] for s, v in zip(self.specs, self.values(config))}
+
+    def edits(self, shown: list[Any], seen: dict[str, list]) -> dict[str, Any]:
+        """The fields whose shown value the server never put there (typed, not committed yet): path → value."""
+        return {s.path: from_component(s, v) for s, v in zip(self.specs, shown)
+                if not any(_same(s, v, known) for known in seen.get(s.path, []))}
+
+    def flushed(self, config: dict, shown: list[Any], seen: dict[str, list]) -> dict:
+        """config with the typed values put in as they are; core.config checks them where the config is used,
+        so a bad one is refused with a message naming the field."""
+        new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+        for path, value in self.edits(shown, seen).items():
+            section, _, name = path.partition(".")
+            new.setdefault(section, {})[name] = value
+        return new
 
     def visible(self, config: dict, flagged: Collection[str] = ()) -> list[str]:
         """The paths of the fields shown for this config's base (and the flagged ones)."""
@@ -330,6 +356,18 @@ def build_form(ctx: Any, lang: str, expert: bool = False) -> Form:
     return Form(specs, [comps[s.path] for s in specs], expert_columns)
 
 
+def changes(before: dict, after: dict, lang: str) -> list[str]:
+    """What going from `before` to `after` changes, one Markdown line per field in schema order:
+    '- label (`section.key`): old → **new**', labelled in lang."""
+    lines = []
+    for spec in cfgmod.schema():
+        old = (before.get(spec.section) or {}).get(spec.name, spec.default)
+        new = (after.get(spec.section) or {}).get(spec.name, spec.default)
+        if old != new:
+            lines.append(f"- {t(label_key(spec), lang)} (`{spec.path}`): {old!r} → **{new!r}**")
+    return lines
+
+
 def field_to_config(spec: FieldSpec, raw: Any, current: dict) -> tuple[dict, ConfigError | None]:
     """Apply one component's value onto current: the new config, or the old one and the error."""
     try:
@@ -345,3 +383,48 @@ def values_to_config(specs: list[FieldSpec], values: list[Any], current: dict) -
         data.setdefault(spec.section, {})[spec.name] = from_component(spec, raw)
     cfg, _, errors, _ = cfgmod.merge_lenient(cfgmod.from_dict(current), data)
     return cfgmod.to_dict(cfg), errors
+
+
+# Every handler that writes the config from the form runs in this one queue, one at a time and in the order the
+# events were sent: two commits running side by side would each start from the same config, and the one finishing
+# last would drop the other's field.
+COMMIT_GROUP = "danlu-form-commit"
+
+
+def commit_events(comp: Any) -> list:
+    """The events on which a field's value goes into the config. Text and number fields commit when left (blur,
+    also when a click elsewhere leaves them) or on Enter, not on each key: every commit re-renders the form, and a
+    re-render arriving while the user types would put back a value they have already typed past. A multi-line
+    field has no Enter commit (Enter is a new line). Choices and checkboxes commit on the user's own input only:
+    .change would also fire when the form itself is redrawn from the config."""
+    if isinstance(comp, (gr.Textbox, gr.Number)):
+        multi_line = isinstance(comp, gr.Textbox) and (comp.lines or 1) > 1
+        return [comp.blur] if multi_line else [comp.blur, comp.submit]
+    return [comp.input]
+
+
+def committed(form: Form, seen: dict[str, list], spec: FieldSpec, config: dict) -> dict[str, list]:
+    """seen after a commit of spec's field: the value just put in the config counts as shown by the server, so a
+    redraw that follows (perhaps of a config changed meanwhile by a button) is not mistaken for the user's edit."""
+    value = to_component(spec, config.get(spec.section, {}).get(spec.name, spec.default))
+    return {**seen, spec.path: [value, *seen.get(spec.path, [])[:1]]}
+
+
+def reads_form(ctx: Any, fn: Callable, inputs: list) -> tuple[Callable, list]:
+    """fn and inputs for an event whose handler reads the run config (one of inputs is ctx.config): the handler
+    gets the config as the form shows it, typed values not yet committed included (see Form.flushed). Without a
+    form on the page (ctx.form is None) fn and inputs are returned as they are."""
+    form, seen = getattr(ctx, "form", None), getattr(ctx, "form_seen", None)
+    if form is None or seen is None:
+        return fn, inputs
+    at, n = next(i for i, comp in enumerate(inputs) if comp is ctx.config), len(inputs)
+
+    def read(*args: Any) -> Any:
+        own = list(args[:n])
+        own[at] = form.flushed(own[at], list(args[n + 1:]), args[n] or {})
+        return fn(*own)
+
+    # The endpoint keeps the handler's name (not functools.wraps: gradio would then count fn's parameters).
+    for attr in ("__name__", "__qualname__", "__module__"):
+        setattr(read, attr, getattr(fn, attr, getattr(read, attr)))
+    return read, [*inputs, seen, *form.components]

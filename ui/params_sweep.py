@@ -12,6 +12,7 @@ from core.runs import supervisor
 from core.sweep import plan, queue_plan
 from ui import i18n
 from ui.context import AppContext
+from ui.form import reads_form
 from ui.i18n import t
 from ui.tab_train import start_checks
 
@@ -76,5 +77,5 @@ def build(ctx: AppContext) -> None:
         runner(ctx.outputs_dir, supervisor(ctx.root)).tick()
         return i18n.both(lambda lg: f"{t('sweep.queued', lg, n=len(items))}\n\n{p.text(lg)}", lang)
 
-    preview.click(on_preview, [ctx.config, lines, ctx.lang], result)
-    go.click(on_queue, [ctx.config, lines, ctx.lang], result)
+    preview.click(*reads_form(ctx, on_preview, [ctx.config, lines, ctx.lang]), result)
+    go.click(*reads_form(ctx, on_queue, [ctx.config, lines, ctx.lang]), result)

@@ -15,7 +15,8 @@ from core.fsutil import atomic_write_text
 from core.presets import PRESETS
 from ui import i18n, params_sweep
 from ui.context import AppContext
-from ui.form import build_form, field_to_config, label_key
+from ui.form import COMMIT_GROUP, build_form, commit_events, committed, field_to_config, label_key, reads_form
+from ui.form import changes as form_changes
 from ui.i18n import t
 
 TAB_ID = "params"
@@ -77,11 +78,7 @@ LAST_SETTINGS = Path(".danlu") / "last_settings.toml"
 
 def preset_summary(before: dict, after: dict, name: str, lang: str) -> str:
     """What loading a preset changed, field by field, in the user's language."""
-    changes = []
-    for spec in cfgmod.schema():
-        old, new = before[spec.section][spec.name], after[spec.section][spec.name]
-        if old != new:
-            changes.append(f"- {t(label_key(spec), lang)} (`{spec.path}`): {old!r} → **{new!r}**")
+    changes = form_changes(before, after, lang)
     title = t(f"params.preset.{name}", lang)
     if not changes:
         return t("params.preset_same", lang, name=title)
@@ -172,6 +169,8 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             form = build_form(ctx, lang0)
+            seen = gr.State(form.seen(default))
+            ctx.form, ctx.form_seen = form, seen
         with gr.Column(scale=2):
             ctx.tr.bind(gr.Markdown(t("params.hints", lang0)), value="params.hints")
             hints_md = gr.Markdown("", elem_id="params-hints")
@@ -196,17 +195,13 @@ def build(ctx: AppContext) -> None:
     def field_handler(spec):
         # One handler per field, changing only that field: a whole-form snapshot arriving late
         # would undo a change made meanwhile by a button or another tab.
-        def on_field(raw: Any, config: dict, lang: str):
+        def on_field(raw: Any, config: dict, lang: str, shown_by_server: dict):
             new, error = field_to_config(spec, raw, config)
             if error is None:
-                return new, ""
+                return new, "", committed(form, shown_by_server, spec, new)
             return config, i18n.both(lambda lg: t("params.field_error", lg, label=t(label_key(spec), lg),
-                                                  msg=error.text(lg)), lang, classes=ERROR)
+                                                  msg=error.text(lg)), lang, classes=ERROR), shown_by_server
         return on_field
-
-    for spec, comp in zip(form.specs, form.components):
-        comp.input(field_handler(spec), [comp, ctx.config, ctx.lang], [ctx.config, message],
-                   trigger_mode="always_last", show_progress="hidden")
 
     paths = [s.path for s in form.specs]
     lr_comp = form.components[paths.index("optimizer.lr")]
@@ -216,9 +211,16 @@ def build(ctx: AppContext) -> None:
         ok = all(isinstance(v, (int, float)) and v > 0 for v in (lr, batch))
         return (float(lr), int(batch)) if ok else ref
 
-    lr_comp.input(on_lr, [lr_comp, batch_comp, lr_ref], lr_ref, show_progress="hidden")
+    for spec, comp in zip(form.specs, form.components):
+        for event in commit_events(comp):
+            # always_last: a second commit of the same field waits for the first, so the newer value lands last.
+            done = event(field_handler(spec), [comp, ctx.config, ctx.lang, seen], [ctx.config, message, seen],
+                         trigger_mode="always_last", show_progress="hidden", concurrency_id=COMMIT_GROUP,
+                         concurrency_limit=1)
+            if comp is lr_comp:  # after the commit, so the hints' refresh sees the new LR in the config
+                done.then(on_lr, [lr_comp, batch_comp, lr_ref], lr_ref, show_progress="hidden")
 
-    def refresh(config: dict, lang: str, ref: tuple[float, int], *shown: Any):
+    def refresh(config: dict, lang: str, ref: tuple[float, int], shown_by_server: dict, *shown: Any):
         from models import preflight
 
         cfg = cfgmod.from_dict(config)
@@ -233,14 +235,15 @@ def build(ctx: AppContext) -> None:
                 atomic_write_text(path, text)
         except OSError:  # a read-only outputs folder only costs the restore on the next visit
             pass
-        return [*form.updates(config, list(shown), flagged), text, hints, gr.update(visible=lr_applies),
-                steps_markdown(cfg, lang), memory_markdown(cfg, lang)]
+        return [*form.updates(config, list(shown), flagged, shown_by_server), text, hints,
+                gr.update(visible=lr_applies), steps_markdown(cfg, lang), memory_markdown(cfg, lang),
+                form.seen(config, shown_by_server)]
 
-    refresh_outputs = [*form.components, toml, hints_md, apply_lr, steps_md, memory_md]
-    ctx.config.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs,
-                      show_progress="hidden")
-    ctx.lang.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs, show_progress="hidden")
-    lr_ref.change(refresh, [ctx.config, ctx.lang, lr_ref, *form.components], refresh_outputs, show_progress="hidden")
+    refresh_inputs = [ctx.config, ctx.lang, lr_ref, seen, *form.components]
+    refresh_outputs = [*form.components, toml, hints_md, apply_lr, steps_md, memory_md, seen]
+    ctx.config.change(refresh, refresh_inputs, refresh_outputs, show_progress="hidden")
+    ctx.lang.change(refresh, refresh_inputs, refresh_outputs, show_progress="hidden")
+    lr_ref.change(refresh, refresh_inputs, refresh_outputs, show_progress="hidden")
 
     def relabel_choices(lang: str):
         # The translator relabels labels and values; the choices of these two carry text as well.
@@ -259,7 +262,10 @@ def build(ctx: AppContext) -> None:
         summary = i18n.both(lambda lg: preset_summary(config, new, name, lg), lang)
         return new, summary, (new["optimizer"]["lr"], new["training"]["batch_size"])
 
-    preset_btn.click(on_preset, [preset, ctx.config, ctx.lang], [ctx.config, preset_summary_md, lr_ref])
+    # The buttons that write the config queue behind the fields' commits (COMMIT_GROUP): a value typed and left by
+    # this click is in the config before the button changes it.
+    preset_btn.click(on_preset, [preset, ctx.config, ctx.lang], [ctx.config, preset_summary_md, lr_ref],
+                     concurrency_id=COMMIT_GROUP)
 
     def on_apply_lr(config: dict, ref: tuple[float, int], lang: str):
         lr = hintmod.lr_for_batch(ref[0], ref[1], config["training"]["batch_size"])
@@ -267,7 +273,8 @@ def build(ctx: AppContext) -> None:
         text = i18n.both(lambda lg: t("params.lr_applied", lg, lr=hintmod.fmt_lr(lr)), lang, classes=OK)
         return new, (lr, config["training"]["batch_size"]), text
 
-    apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message])
+    apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message],
+                   concurrency_id=COMMIT_GROUP)
 
     def on_import(path: str | None, config: dict, lang: str):
         kept = (gr.update(), gr.update())  # a refused file changes nothing: the preset's summary and LR stay
@@ -294,26 +301,29 @@ def build(ctx: AppContext) -> None:
         ref = (new["optimizer"]["lr"], new["training"]["batch_size"])
         return new, i18n.both(said, lang, classes=WARN if unknown or rejected else OK), "", ref
 
-    upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message, preset_summary_md, lr_ref])
+    upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message, preset_summary_md, lr_ref],
+                  concurrency_id=COMMIT_GROUP)
 
     def on_export(config: dict, lang: str):
-        cfg = cfgmod.from_dict(config)
+        try:
+            cfg = cfgmod.from_dict(config)  # a value typed in the form and not valid is named here
+        except ConfigError as e:
+            return gr.update(), _failed(e, lang)
         folder = Path(tempfile.mkdtemp(prefix="danlu-params-"))
         path = cfgmod.save(cfg, folder / f"{cfg.saving.name}.toml")
         return str(path), i18n.both(lambda lg: t("params.exported", lg, path=path), lang, classes=OK)
 
-    export_btn.click(on_export, [ctx.config, ctx.lang], [download, message])
+    export_btn.click(*reads_form(ctx, on_export, [ctx.config, ctx.lang]), [download, message])
 
-    def restore(config: dict, lang: str, ref: tuple[float, int], *shown: Any):
+    def restore(config: dict, lang: str, ref: tuple[float, int], shown_by_server: dict, *shown: Any):
         path = last_settings_path(ctx)
         if path.exists():
             try:
                 config = cfgmod.to_dict(cfgmod.load(path))
             except DanluError:  # an unreadable file must not block the page; the defaults stay
                 pass
-        return [config, *refresh(config, lang, ref, *shown)]
+        return [config, *refresh(config, lang, ref, shown_by_server, *shown)]
 
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(restore, [ctx.config, ctx.lang, lr_ref, *form.components], [ctx.config, *refresh_outputs],
-                  show_progress="hidden")
+        root.load(restore, refresh_inputs, [ctx.config, *refresh_outputs], show_progress="hidden")
