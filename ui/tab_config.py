@@ -1,9 +1,11 @@
-"""The Config panel: load a run TOML (errors shown in the page), see it, export it."""
+"""The Config panel: the current run's TOML (what the form holds now), export, and loading a TOML or another
+trainer's config, which first says what it will change and is applied only when the user confirms."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -12,6 +14,7 @@ from core import importers
 from core.errors import ConfigError, DanluError
 from ui import i18n
 from ui.context import AppContext
+from ui.form import COMMIT_GROUP, changes, reads_form
 from ui.i18n import t
 
 TAB_ID = "config"
@@ -22,12 +25,12 @@ i18n.add({
     "config.intro": ("运行配置（TOML）是唯一的真相来源：界面写它，训练读它，也可以在命令行用一条命令重跑。",
                      "The run's TOML is the single source of truth: the page writes it, the trainer reads it, "
                      "and a shell reruns it with one command."),
+    "config.current": ("当前运行的 TOML（表单现在的设置）", "The current run's TOML (what the form holds now)"),
     "config.upload": ("上传 TOML 文件", "Upload a TOML file"),
-    "config.text": ("TOML 内容（可粘贴）", "TOML text (paste here)"),
+    "config.text": ("要载入的 TOML（可粘贴，或上传文件）", "TOML to load (paste it here, or upload a file)"),
     "config.load": ("载入", "Load"),
     "config.export": ("导出 TOML", "Export TOML"),
     "config.download": ("下载", "Download"),
-    "config.loaded": ("已载入配置。", "Config loaded."),
     "config.error": ("**配置有误：**", "**The config has an error:**"),
     "config.exported": ("已导出当前配置。", "Current config exported."),
     "config.import": ("导入其他训练器的配置（sd-scripts 的 TOML/参数文件、kohya_ss 的 JSON、lora-scripts 的 TOML）",
@@ -37,16 +40,32 @@ i18n.add({
                         "请检查下表，然后在各页确认。",
                         "Imported as {kind}: {mapped} mapped, {changed} changed, {unsupported} without a Danlu "
                         "setting. Check the table, then the tabs."),
+    "config.diff": ("载入后将改动 {n} 项设置（确认前不会改动任何设置）：",
+                    "Loading this changes {n} settings (nothing changes until you apply them):"),
+    "config.same": ("这份配置与当前设置相同，没有需要改动的。", "This config matches the current settings: nothing to change."),
+    "config.apply": ("应用这 {n} 项改动", "Apply these {n} changes"),
+    "config.apply_one": ("应用这 1 项改动", "Apply this change"),
+    "config.cancel": ("取消", "Cancel"),
+    "config.applied": ("✔ 已应用 {n} 项改动。", "✔ Applied {n} changes."),
+    "config.cancelled": ("已取消，设置没有改动。", "Cancelled: the settings are unchanged."),
 })
 
 
-def load_text(text: str, lang: str) -> tuple[dict | None, str]:
-    """Validate TOML text; return (config dict, message for the page)."""
-    try:
-        cfg = cfgmod.loads(text or "", "config.toml")
-    except ConfigError as e:
-        return None, f"{t('config.error', lang)}\n\n{e.message(lang)}\n\n{e.hint(lang)}"
-    return cfgmod.to_dict(cfg), t("config.loaded", lang)
+def applied(current: dict, data: dict) -> dict:
+    """The settings after loading `data` (nested, as read from TOML) onto the current ones: the keys it has replace
+    theirs, the others are kept (a snippet such as `[network] rank = 32` changes the rank only; a whole run file
+    replaces everything). Raises ConfigError naming the key."""
+    return cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(current), data))
+
+
+def diff_text(current: dict, new: dict, lang: str) -> str:
+    """What applying `new` changes, field by field, in lang; or that nothing would change."""
+    lines = changes(current, new, lang)
+    return t("config.diff", lang, n=len(lines)) + "\n\n" + "\n".join(lines) if lines else t("config.same", lang)
+
+
+def apply_label(n: int, lang: str) -> str:
+    return t("config.apply_one", lang) if n == 1 else t("config.apply", lang, n=n)
 
 
 def import_peer(path: str, lang: str) -> tuple[str | None, dict | None, str]:
@@ -69,56 +88,119 @@ def export(config: dict) -> tuple[str, str]:
     return text, str(path)
 
 
+def current_toml(config: dict) -> str:
+    try:
+        return cfgmod.dumps(cfgmod.from_dict(config))
+    except DanluError:  # the page only ever holds checked settings; a hand-made state must not break the tab
+        return ""
+
+
+def _asked(current: dict, data: dict, lang: str, head: Any = None) -> list[Any]:
+    """The outputs of a load that asks first: [pending, message, confirm row, apply button]. The file's data is kept
+    (not the settings it gives now), so Apply puts it onto the settings as they are then."""
+    new = applied(current, data)
+    n = len(changes(current, new, lang))
+    said = i18n.both(lambda lg: (f"{head(lg)}\n\n" if head else "") + diff_text(current, new, lg), lang,
+                     level="warn" if n else "ok")
+    if not n:
+        return [None, said, gr.update(visible=False), gr.update()]
+    return [data, said, gr.update(visible=True), gr.update(value=apply_label(n, lang))]
+
+
 def build(ctx: AppContext) -> None:
     lang0 = ctx.lang.value
-    ctx.tr.bind(gr.Markdown(t("config.intro", lang0)), value="config.intro")
+    B = ctx.tr.bind
+    B(gr.Markdown(t("config.intro", lang0)), value="config.intro")
+    # A Textbox, not a Code view: its whole text is in the page (a code editor draws only the lines in view).
+    current = B(gr.Textbox(current_toml(ctx.config.value), label=t("config.current", lang0), interactive=False,
+                           lines=14, max_lines=24, buttons=["copy"], elem_id="config-current"), label="config.current")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=200):
+            export_btn = B(gr.Button(t("config.export", lang0), elem_id="config-export"), value="config.export")
+        download = B(gr.File(label=t("config.download", lang0), interactive=False, elem_id="config-download",
+                             height=120, scale=3), label="config.download")
     with gr.Row():
-        upload = ctx.tr.bind(gr.File(label=t("config.upload", lang0), file_types=[".toml"], type="filepath",
-                                     elem_id="config-upload"), label="config.upload")
-        download = ctx.tr.bind(gr.File(label=t("config.download", lang0), interactive=False,
-                                       elem_id="config-download"), label="config.download")
-    peer = ctx.tr.bind(gr.File(label=t("config.import", lang0), file_types=[".toml", ".json", ".txt", ".sh", ".ps1",
-                                                                            ".bat"],
-                               type="filepath", elem_id="config-import"), label="config.import")
-    text = ctx.tr.bind(gr.Code(cfgmod.dumps(cfgmod.default_config()), language=None, label=t("config.text", lang0),
-                               interactive=True, elem_id="config-text", lines=18), label="config.text")
-    with gr.Row():
-        load_btn = ctx.tr.bind(gr.Button(t("config.load", lang0), variant="primary", elem_id="config-load"),
-                               value="config.load")
-        export_btn = ctx.tr.bind(gr.Button(t("config.export", lang0), elem_id="config-export"), value="config.export")
+        upload = B(gr.File(label=t("config.upload", lang0), file_types=[".toml"], type="filepath",
+                           elem_id="config-upload", height=150), label="config.upload")
+        peer = B(gr.File(label=t("config.import", lang0), file_types=[".toml", ".json", ".txt", ".sh", ".ps1", ".bat"],
+                         type="filepath", elem_id="config-import", height=150), label="config.import")
+    text = B(gr.Code("", language=None, label=t("config.text", lang0), interactive=True, elem_id="config-text",
+                     lines=8), label="config.text")
+    load_btn = B(gr.Button(t("config.load", lang0), variant="primary", elem_id="config-load"), value="config.load")
     message = i18n.follow(gr.Markdown("", elem_id="config-message"), ctx.lang)  # its text in both languages
+    # The settings a load would give, kept until the user applies or cancels them.
+    pending = gr.State(None)
+    with gr.Row(visible=False, elem_id="config-confirm") as confirm:
+        apply_btn = gr.Button(apply_label(0, lang0), variant="primary", elem_id="config-apply")
+        cancel_btn = B(gr.Button(t("config.cancel", lang0), elem_id="config-cancel"), value="config.cancel")
+    hidden = [None, gr.update(visible=False), gr.update()]
 
-    def on_load(text_value: str, lang: str, current: dict):
-        data, _ = load_text(text_value, lang)
-        return (data if data is not None else current), i18n.both(lambda lg: load_text(text_value, lg)[1], lang)
-
-    def on_upload(path: str | None, lang: str, current: dict):
-        if not path:
-            return gr.update(), current, ""
-        raw = Path(path).read_bytes()
+    def on_load(text_value: str, lang: str, config: dict):
         try:
-            text_value = raw.decode("utf-8-sig")
+            return _asked(config, cfgmod.parse_toml(text_value or "", "config.toml"), lang)
+        except ConfigError as e:
+            return [None, i18n.with_error("config.error", e, lang), *hidden[1:]]
+
+    def on_upload(path: str | None, lang: str, config: dict):
+        if not path:
+            return [gr.update(), *hidden[:1], "", *hidden[1:]]
+        try:
+            text_value = Path(path).read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError:
             error = ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。", "Save it as UTF-8.",
                                 "请以 UTF-8 编码保存。")
-            return gr.update(), current, i18n.with_error("config.error", error, lang)
-        data, _ = load_text(text_value, lang)
-        said = i18n.both(lambda lg: load_text(text_value, lg)[1], lang)
-        return text_value, (data if data is not None else current), said
+            return [gr.update(), None, i18n.with_error("config.error", error, lang), *hidden[1:]]
+        return [text_value, *on_load(text_value, lang, config)]
 
-    def on_import(path: str | None, lang: str, current: dict):
+    def on_import(path: str | None, lang: str, config: dict):
         if not path:
-            return gr.update(), current, ""
+            return [gr.update(), None, "", *hidden[1:]]
         said = {lg: import_peer(path, lg) for _, lg in i18n.LANG_CHOICES}  # a small file, read once per language
         text_value, data, _ = said[lang]
-        msg = i18n.both(lambda lg: said[lg][2], lang)
-        return (text_value if text_value is not None else gr.update()), (data if data is not None else current), msg
+        if data is None:
+            return [gr.update(), None, i18n.both(lambda lg: said[lg][2], lang, level="error"), *hidden[1:]]
+        return [text_value, *_asked(config, data, lang, head=lambda lg: said[lg][2])]
+
+    def on_apply(data: dict | None, config: dict, lang: str):
+        if data is None:  # applied or cancelled already (a second click)
+            return [config, None, "", *hidden[1:]]
+        try:
+            new = applied(config, data)
+        except ConfigError as e:  # checked when loaded; kept here so a later rule cannot break the page
+            return [config, None, i18n.with_error("config.error", e, lang), *hidden[1:]]
+        n = len(changes(config, new, lang))
+        return [new, None, i18n.text("config.applied", lang, level="ok", n=n), *hidden[1:]]
+
+    def on_cancel(lang: str):
+        return [None, i18n.text("config.cancelled", lang), *hidden[1:]]
 
     def on_export(config: dict, lang: str):
-        text_value, path = export(config)
-        return text_value, path, i18n.text("config.exported", lang)
+        try:
+            text_value, path = export(config)
+        except ConfigError as e:  # a value typed in the form that is not valid
+            return gr.update(), gr.update(), i18n.with_error("config.error", e, lang)
+        return text_value, path, i18n.text("config.exported", lang, level="ok")
 
-    load_btn.click(on_load, [text, ctx.lang, ctx.config], [ctx.config, message])
-    upload.upload(on_upload, [upload, ctx.lang, ctx.config], [text, ctx.config, message])
-    peer.upload(on_import, [peer, ctx.lang, ctx.config], [text, ctx.config, message])
-    export_btn.click(on_export, [ctx.config, ctx.lang], [text, download, message])
+    asks = [pending, message, confirm, apply_btn]
+    # Loads read the settings as the form shows them, so the diff is against what the user sees.
+    load_btn.click(*reads_form(ctx, on_load, [text, ctx.lang, ctx.config]), asks)
+    upload.upload(*reads_form(ctx, on_upload, [upload, ctx.lang, ctx.config]), [text, *asks])
+    peer.upload(*reads_form(ctx, on_import, [peer, ctx.lang, ctx.config]), [text, *asks])
+    apply_btn.click(on_apply, [pending, ctx.config, ctx.lang], [ctx.config, *asks], concurrency_id=COMMIT_GROUP)
+    cancel_btn.click(on_cancel, ctx.lang, asks)
+    export_btn.click(*reads_form(ctx, on_export, [ctx.config, ctx.lang]), [current, download, message])
+
+    # The current run's TOML follows the config, and is drawn again when the tab is opened.
+    ctx.config.change(current_toml, ctx.config, current, show_progress="hidden")
+    tab = gr.context.Context.block
+    if isinstance(tab, gr.Tab):
+        tab.select(current_toml, ctx.config, current, show_progress="hidden")
+
+    def relabel(lang: str, data: dict | None, config: dict):
+        try:
+            n = len(changes(config, applied(config, data), lang)) if data else 0
+        except ConfigError:
+            n = 0
+        return gr.update(value=apply_label(n, lang))
+
+    ctx.lang.change(relabel, [ctx.lang, pending, ctx.config], apply_btn, show_progress="hidden")
