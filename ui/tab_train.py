@@ -50,6 +50,8 @@ i18n.add({
     "train.col_file": ("文件", "File"),
     "train.col_epoch": ("轮", "Epoch"),
     "train.col_step": ("步", "Step"),
+    "train.axis_loss": ("损失", "Loss"),
+    "train.axis_series": ("曲线", "Curve"),
     "train.col_size": ("大小", "Size"),
     "train.raw": ("原始", "raw"),
     "train.smoothed": ("平滑", "smoothed"),
@@ -272,8 +274,9 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
                            elem_id="train-pick"), label="train.pick")
     c.status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
     c.progress = gr.HTML(progress_html(0, 0, "idle"), elem_id="train-progress")
-    c.error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"])
-    c.warnings = gr.Markdown("", elem_id="train-warnings", elem_classes=["danlu-warn"])
+    # shown only when they hold something: two empty blocks left a gap under the progress bar
+    c.error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"], visible=False)
+    c.warnings = gr.Markdown("", elem_id="train-warnings", elem_classes=["danlu-warn"], visible=False)
     c.grid = B(gr.Button(t("train.grid", lang0), visible=False, variant="primary", elem_id="train-grid"),
                    value="train.grid")
     c.command = B(gr.Textbox("", label=t("train.command", lang0), interactive=False, buttons=["copy"],
@@ -283,9 +286,13 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
             # Colours fixed up front: a chart that starts empty otherwise never learns its series.
             colours = {t(k, lg): colour for k, colour in (("train.raw", "#98a2b3"), ("train.smoothed", "#2e90fa"),
                                                           ("train.validation", "#f04438")) for lg in ("zh", "en")}
+            # The axes and the legend are titled in the user's language (the frame's column names are not).
             c.loss = B(gr.LinePlot(None, x="step", y="loss", color="series", color_map=colours,
+                                   x_title=t("train.col_step", lang0), y_title=t("train.axis_loss", lang0),
+                                   color_title=t("train.axis_series", lang0),
                                    label=t("train.loss", lang0), elem_id="train-loss", height=260),
-                       label="train.loss")
+                       label="train.loss", x_title="train.col_step", y_title="train.axis_loss",
+                       color_title="train.axis_series")
             headers0 = [t(f"train.col_{col}", lang0) for col in ("file", "epoch", "step", "size")]
             c.files = B(gr.Dataframe(headers=headers0, value=[], interactive=False, label=t("train.files", lang0),
                                      elem_id="train-files"), label="train.files")
@@ -349,7 +356,7 @@ def _wire_buttons(ctx: AppContext, sup, c: SimpleNamespace, view, outputs: list)
 
     def on_start(config: dict, lang: str, query: str, picked: str, seen: Any, new_name: str = "", mode: str = "start"):
         """mode: start (asks first when the name holds results), resume, new (under new_name), over (start over)."""
-        hide, keep = gr.update(visible=False), gr.update()
+        hide, keep = [gr.update(visible=False), gr.update(), gr.update()], gr.update()  # the question, unasked
         try:
             cfg = cfgmod.from_dict(config)
             if mode == "new":
@@ -357,20 +364,21 @@ def _wire_buttons(ctx: AppContext, sup, c: SimpleNamespace, view, outputs: list)
                 if train_runs.taken(run_dir_for(cfg, ctx.root)):
                     return [*answer(i18n.text("train.name_used", lang, name=cfg.saving.name), lang, query, picked,
                                     seen), keep, gr.update(value=train_runs.free_name(run_dir_for(cfg, ctx.root))),
-                            keep]
+                            keep, keep]
             problems = [] if mode == "resume" else start_checks(cfg, lang)
             if problems:
                 refused = i18n.both(lambda lg: t("train.refused", lg) + "\n\n" + "\n\n".join(
                     f"- {p}" for p in start_checks(cfg, lg)), lang)
-                return [*answer(refused, lang, query, picked, seen), hide, keep, keep]
+                return [*answer(refused, lang, query, picked, seen), *hide, keep]
             run_dir = run_dir_for(cfg, ctx.root)
             if mode == "start" and not (sup.run and sup.run.active) and train_runs.taken(run_dir):
                 ask = train_runs.taken_message(run_dir, lang)
                 return [*answer(ask, lang, query, picked, seen), gr.update(visible=True),
-                        gr.update(value=train_runs.free_name(run_dir)), keep]
+                        gr.update(value=train_runs.free_name(run_dir)),
+                        gr.update(interactive=train_runs.resumable(run_dir)), keep]
             run = sup.start(cfg, resume=mode == "resume")
         except DanluError as e:
-            return [*answer(i18n.with_error("train.refused", e, lang), lang, query, picked, seen), hide, keep, keep]
+            return [*answer(i18n.with_error("train.refused", e, lang), lang, query, picked, seen), *hide, keep]
         time.sleep(0.2)  # let the first output line arrive so the log is not empty
         key = "train.resumed" if mode == "resume" else "train.started"
 
@@ -378,10 +386,10 @@ def _wire_buttons(ctx: AppContext, sup, c: SimpleNamespace, view, outputs: list)
             moved = "\n\n" + t("train.moved", lg, folder=run.archived) if run.archived else ""
             return t(key, lg, run=run_dir) + moved
         new_config = cfgmod.to_dict(cfg) if mode == "new" else keep  # the form shows the name the run has
-        return [*answer(i18n.both(said, lang), lang, query, "", seen), hide, keep, new_config]
+        return [*answer(i18n.both(said, lang), lang, query, "", seen), *hide, new_config]
 
     inputs = [ctx.config, ctx.lang, c.search, c.pick, c.seen]
-    start_outputs = [*outputs, c.taken, c.new_name, ctx.config]
+    start_outputs = [*outputs, c.taken, c.new_name, c.go_on, ctx.config]
     c.start.click(*reads_form(ctx, on_start, inputs), start_outputs)  # the config as the form shows it
     for button, mode in ((c.resume, "resume"), (c.go_on, "resume"), (c.over, "over"), (c.as_new, "new")):
         c_inputs = inputs + [c.new_name] if mode == "new" else inputs

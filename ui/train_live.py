@@ -62,6 +62,8 @@ def part_update(name: str, r: dict[str, Any], headers: list[str]) -> Any:
         return gr.update(value=r["files"] or None, headers=headers)
     if name in BUTTONS:
         return gr.update(**r["buttons"][name])
+    if name in ("error", "warnings"):
+        return gr.update(value=r[name], visible=bool(r[name]))
     return r[name]
 
 
