@@ -29,6 +29,7 @@ from ui.i18n import t
 
 TAB_ID = "dataset"
 TAB_KEY = "dataset.tab"
+CHECK_COLUMNS = ("file", "level", "message")  # the checks table's, as dataset_view.check_rows fills it
 
 i18n.add({
     "dataset.tab": ("3 选图 训练集", "3 Dataset"),
@@ -238,6 +239,12 @@ def on_page(st, current, delta, lang):
     return new, gallery_items(st, new), page_label(st, new, lang)
 
 
+def _empty_checks(lang: str) -> dict:
+    """The checks table before a scan, its headers in lang. The language switch shows it (gradio keeps an empty
+    table's old headers otherwise); the switch's rescan (on_lang) then fills a scanned folder's rows again."""
+    return {"data": [], "headers": [t(f"dataset.col_{col}", lang) for col in CHECK_COLUMNS]}
+
+
 def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
     """The tab's components, top to bottom."""
     c = SimpleNamespace()
@@ -280,10 +287,9 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
                                       elem_id="dataset-chart", height=260, sort=None,
                                       y_lim=[0, None]),
                            label="dataset.chart")
-    c.checks = bind(gr.Dataframe(headers=[t(f"dataset.col_{col}", lang0) for col in ("file", "level", "message")],
-                                 value=[], interactive=False, wrap=True, elem_id="dataset-checks",
+    c.checks = bind(gr.Dataframe(_empty_checks(lang0), interactive=False, wrap=True, elem_id="dataset-checks",
                                  label=t("dataset.checks", lang0), column_widths=["28%", "6%", "66%"]),
-                    label="dataset.checks")
+                    label="dataset.checks", value=_empty_checks)
     c.gallery = bind(gr.Gallery([], label=t("dataset.gallery", lang0), columns=8, height=420, object_fit="contain",
                                 elem_id="dataset-gallery", allow_preview=True), label="dataset.gallery")
     with gr.Row():
