@@ -19,7 +19,8 @@ from core.errors import DanluError
 RANGES = [(0x20, 0x7E), (0xA0, 0xFF), (0x370, 0x3FF), (0x2010, 0x206F), (0x2190, 0x21FF), (0x2200, 0x22FF),
           (0x3000, 0x303F), (0x4E00, 0x9FFF), (0xFF00, 0xFFEF)]
 SYMBOLS = set("✔✖⚠ℹ•■▶◀★⚑✎")
-FONTS = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"), Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")]
+FONTS = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+         Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")]
 
 
 def _every_string() -> dict[str, tuple[str, str]]:
