@@ -17,10 +17,10 @@ from core.config_fields import (
 class ModelConfig:
     base: str = F("", "Base model: a .safetensors file, a diffusers folder, or a hub id (org/name or org/name@rev).",
                   "底模：.safetensors 文件、diffusers 文件夹，或 hub id（org/name 或 org/name@版本）。", basic=True)
-    family: str = F("auto", "Model family; auto detects it from the file.", "模型系列；auto 表示从文件自动识别。",
+    family: str = F("auto", "Model family; auto detects it from the file.", "模型系列；自动（auto）表示从文件识别。",
                     choices=("auto", *FAMILIES))
     prediction_type: str = F("auto", "epsilon or v_prediction; auto reads it from the model.",
-                             "预测类型 epsilon 或 v_prediction；auto 表示从模型读取。",
+                             "预测类型：噪声预测（epsilon）或 v 预测（v_prediction）；自动（auto）表示从模型读取。",
                              choices=("auto", "epsilon", "v_prediction"), families=("unet",))
     zero_terminal_snr: bool = F(False, "Zero terminal SNR: rescale the noise schedule's betas so the last step is "
                                 "pure noise, in training and in samples, as NoobAI/Illustrious v-pred models were "
@@ -32,13 +32,13 @@ class ModelConfig:
                  "可选的独立 VAE（文件或文件夹）；留空则用底模自带的 VAE。")
     variant: str = F("turbo", "Z-Image only: turbo (8-step distilled), deturbo (de-distilled) or base. The file "
                      "cannot tell them apart, so say which.",
-                     "仅 Z-Image：turbo（8 步蒸馏版）、deturbo（去蒸馏版）或 base（基础版）。"
+                     "仅 Z-Image：8 步蒸馏版（turbo）、去蒸馏版（deturbo）或基础版（base）。"
                      "文件本身无法区分，需要手动选择。",
                      choices=ZIMAGE_VARIANTS, families=("zimage",))
     training_adapter: str = F("none", "Z-Image Turbo only: a training adapter merged into the base while training and "
                               "never saved: none, v1, v2 (ostris/zimage_turbo_training_adapter) or a .safetensors "
                               "file. Samples use the plain Turbo base, as users will.",
-                              "仅 Z-Image Turbo：训练时合并进底模、但不会保存的训练适配器：none、v1、v2"
+                              "仅 Z-Image Turbo：训练时合并进底模、但不会保存的训练适配器：无（none）、v1、v2"
                               "（ostris/zimage_turbo_training_adapter）或一个 .safetensors 文件。样图用不含适配器的 "
                               "Turbo 底模生成，与用户实际使用一致。", families=("zimage",))
     quantize: str = F("none", "Low VRAM: keep the frozen transformer weights in 8 bits (int8, bitsandbytes, CUDA "
@@ -48,12 +48,12 @@ class ModelConfig:
     download_source: str = F("auto", "Where hub ids (base models, training adapters, taggers) are downloaded from: "
                              "huggingface, mirror (hub_mirror), modelscope, or auto (DANLU_DOWNLOAD_SOURCE, else "
                              "HF_ENDPOINT, else huggingface).",
-                             "hub id（底模、训练适配器、打标模型）的下载源：huggingface、"
-                             "mirror（镜像，见 hub_mirror）、"
-                             "modelscope（魔搭），或 auto（读环境变量 DANLU_DOWNLOAD_SOURCE，其次 HF_ENDPOINT，"
+                             "hub id（底模、训练适配器、打标模型）的下载源：Hugging Face（huggingface）、"
+                             "镜像站（mirror，见 hub_mirror）、"
+                             "魔搭（modelscope），或自动（auto：读环境变量 DANLU_DOWNLOAD_SOURCE，其次 HF_ENDPOINT，"
                              "否则 huggingface）。", choices=("auto", "huggingface", "mirror", "modelscope"))
     hub_mirror: str = F("https://hf-mirror.com", "The Hugging Face mirror used when download_source = mirror.",
-                        "download_source = mirror 时使用的 Hugging Face 镜像地址。")
+                        "下载源为镜像站（mirror）时使用的 Hugging Face 镜像地址。")
 
 
 @dataclass
@@ -96,7 +96,7 @@ class DatasetConfig:
     flip_aug: bool = F(False, "Random horizontal flips (not for asymmetric subjects).",
                        "随机水平翻转（不对称主体勿用）。")
     cache_latents: str = F("memory", "Cache VAE latents: none, memory, or disk (reused across runs).",
-                           "缓存 VAE latent：none（不缓存）、memory（内存）或 disk（磁盘，可跨运行复用）。",
+                           "缓存 VAE latent：不缓存（none）、内存（memory）或磁盘（disk，可跨运行复用）。",
                            choices=("none", "memory", "disk"))
     cache_text_encoder_outputs: bool = F(False, "Cache text-encoder outputs (only with a frozen text encoder).",
                                          "缓存文本编码器输出（仅在不训练文本编码器时）。")
@@ -144,8 +144,8 @@ class NetworkConfig:
                             "LoRA), or a preset cosine, sine, linear, reverse_linear, zeros with optional +number "
                             "(e.g. sine+0.5). A block at weight 0 gets no LoRA. Empty = all 1.",
                             "分层学习率（UNet，LoRA）：down 层的权重，由浅到深，与 sd-scripts 相同：SD1.5/SD2 为 12 "
-                            "个逗号分隔的值，SDXL 为 9 个（第一个没有 LoRA），或预设 cosine、sine、linear、"
-                            "reverse_linear、zeros，可加 +数字（如 sine+0.5）。权重为 0 的块不加 LoRA。"
+                            "个逗号分隔的值，SDXL 为 9 个（第一个没有 LoRA），或预设（cosine、sine、linear、"
+                            "reverse_linear、zeros），可加 +数字（如 sine+0.5）。权重为 0 的块不加 LoRA。"
                             "留空 = 全部为 1。",
                             families=("unet",))
     mid_lr_weight: str = F("", "Block-wise LR: weight of the mid block (SD1.5/SD2: 1 value; SDXL: 3). Empty = 1.",
@@ -182,13 +182,13 @@ class NetworkConfig:
     type: str = F("lora", "Network type: lora (LoRA, with LoCon when conv_dim > 0), loha (LyCORIS LoHa) or lokr "
                   "(LyCORIS LoKr). LoHa/LoKr files load in WebUI's built-in Lora extension and ComfyUI, not in "
                   "diffusers; rank/alpha and conv_dim/conv_alpha apply to them as well.",
-                  "网络类型：lora（LoRA，conv_dim > 0 时为 LoCon）、loha（LyCORIS LoHa）或 lokr（LyCORIS LoKr）。"
+                  "网络类型：LoRA（lora；conv_dim > 0 时为 LoCon）、LyCORIS LoHa（loha）或 LyCORIS LoKr（lokr）。"
                   "LoHa/LoKr 文件可在 WebUI 自带的 Lora 扩展和 ComfyUI 中加载，diffusers 不支持；rank/alpha 与 "
                   "conv_dim/conv_alpha 同样适用。", choices=("lora", "loha", "lokr"), families=("unet",))
     dit_targets: list[str] = F(list(DIT_TARGETS), "DiT models (Z-Image): the block linears that get LoRA — attention "
                                "(to_q/k/v/out), feed_forward (w1/w2/w3), adaLN (modulation).",
-                               "DiT 模型（Z-Image）：加 LoRA 的模块——attention（to_q/k/v/out）、feed_forward"
-                               "（w1/w2/w3）、adaLN（调制层）。", choices=DIT_TARGETS, families=("dit",))
+                               "DiT 模型（Z-Image）：加 LoRA 的模块——注意力（attention：to_q/k/v/out）、前馈层"
+                               "（feed_forward：w1/w2/w3）、调制层（adaLN）。", choices=DIT_TARGETS, families=("dit",))
     dit_refiners: bool = F(False, "DiT models: also train the noise and context refiner blocks (usually only the main "
                            "blocks are trained).",
                            "DiT 模型：同时训练噪声与文本 refiner 块（通常只训练主干块）。", families=("dit",))

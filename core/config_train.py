@@ -106,18 +106,18 @@ class TrainingConfig:
                        families=("unet",))
     max_token_length: int = F(75, "Caption token length.", "标注最大 token 长度。", choices=(75, 150, 225),
                               families=("unet",))
-    device: str = F("auto", "Device: auto, cuda, cpu, or mps.", "设备：auto、cuda、cpu 或 mps。",
+    device: str = F("auto", "Device: auto, cuda, cpu, or mps.", "设备：自动（auto）、NVIDIA 显卡（cuda）、CPU（cpu）或 Apple 芯片（mps）。",
                     choices=("auto", "cuda", "cpu", "mps"))
     timestep_type: str = F("weighted", "Flow models (Z-Image): how noise levels are drawn — uniform, sigmoid "
                            "(middle), shift (as the sampler, more noise), weighted (uniform with a loss weight per "
                            "level).",
-                           "流匹配模型（Z-Image）：噪声强度的抽取方式——uniform（均匀）、sigmoid（偏中间）、"
-                           "shift（与采样器相同，偏高噪声）、weighted（均匀抽取并按强度加权损失）。",
+                           "流匹配模型（Z-Image）：噪声强度的抽取方式——均匀（uniform）、偏中间（sigmoid）、"
+                           "与采样器相同（shift，偏高噪声）、加权（weighted：均匀抽取并按强度加权损失）。",
                            choices=TIMESTEP_TYPES, families=("flow",))
     timestep_bias: str = F("balanced", "Flow models: balanced, high_noise (composition, content) or low_noise "
                            "(details, style).",
-                           "流匹配模型：balanced（均衡）、high_noise（偏高噪声，学构图与内容）或 low_noise"
-                           "（偏低噪声，学细节与风格）。", choices=TIMESTEP_BIASES, families=("flow",))
+                           "流匹配模型：均衡（balanced）、偏高噪声（high_noise，学构图与内容）或偏低噪声"
+                           "（low_noise，学细节与风格）。", choices=TIMESTEP_BIASES, families=("flow",))
     differential_guidance: float = F(0.0, "Flow models: differential guidance scale; the target is pushed past itself "
                                      "away from the prediction (3 is usual); 0 = off.",
                                      "流匹配模型：差分引导系数，把目标沿“目标−预测”方向外推（常用 3）；0 为关闭。",

@@ -67,7 +67,7 @@ i18n.add({
     "model.sample_set": ("样图尺寸已设为 {w}×{h}。", "Sample size set to {w}×{h}."),
     "model.override_set": ("已设置：系列 {family}，预测类型 {pred}。",
                            "Set: family {family}, prediction type {pred}."),
-    "model.ztsnr_set": ("该模型带有 ztsnr 标记：已开启零终端信噪比（训练与样图）。",
+    "model.ztsnr_set": ("该模型带有零终端信噪比标记（ztsnr）：已开启零终端信噪比（训练与样图）。",
                         "The model carries a ztsnr marker: zero terminal SNR is on (training and samples)."),
     "model.downloading": ("正在连接下载源…（无法连接时几秒内会报错）",
                           "Connecting to the download source… (an unreachable source fails within seconds)"),

@@ -71,7 +71,7 @@ i18n.add({
     "train.status.finished": ("✔ 已完成", "✔ Finished"),
     "train.status.stopped": ("■ 已停止，可续训", "■ Stopped; resume continues it"),
     "train.status.failed": ("✖ 失败", "✖ Failed"),
-    "train.stats": ("步 {step}/{total} · 轮 {epoch}/{epochs} · {speed} · 剩余 {eta} · loss {loss}",
+    "train.stats": ("步 {step}/{total} · 轮 {epoch}/{epochs} · {speed} · 剩余 {eta} · 损失 {loss}",
                     "step {step}/{total} · epoch {epoch}/{epochs} · {speed} · ETA {eta} · loss {loss}"),
     "train.started": ("✔ 已开始：{run}", "✔ Started: {run}"),
     "train.resumed": ("✔ 已续训：{run}", "✔ Resumed: {run}"),
