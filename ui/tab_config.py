@@ -117,8 +117,9 @@ def build(ctx: AppContext) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=200):
             export_btn = B(gr.Button(t("config.export", lang0), elem_id="config-export"), value="config.export")
+        # Shown once there is a file: an empty download box would push the load section out of view.
         download = B(gr.File(label=t("config.download", lang0), interactive=False, elem_id="config-download",
-                             height=120, scale=3), label="config.download")
+                             height=120, scale=3, visible=False), label="config.download")
     with gr.Row():
         upload = B(gr.File(label=t("config.upload", lang0), file_types=[".toml"], type="filepath",
                            elem_id="config-upload", height=150), label="config.upload")
@@ -179,7 +180,7 @@ def build(ctx: AppContext) -> None:
             text_value, path = export(config)
         except ConfigError as e:  # a value typed in the form that is not valid
             return gr.update(), gr.update(), i18n.with_error("config.error", e, lang)
-        return text_value, path, i18n.text("config.exported", lang, level="ok")
+        return text_value, gr.update(value=path, visible=True), i18n.text("config.exported", lang, level="ok")
 
     asks = [pending, message, confirm, apply_btn]
     # Loads read the settings as the form shows them, so the diff is against what the user sees.
