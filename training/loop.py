@@ -261,7 +261,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 dop = cfg.training.dop_multiplier and parts.is_flow  # the same captions with the class word
                 class_hidden = text_for(dit.dop_captions(captions, cfg.dataset.trigger_word,
                                                          cfg.training.dop_class_word))[0] if dop else None
-                time_ids = model.sdxl_time_ids(batch, device, hidden.dtype) if parts.family == "sdxl" else None
+                time_ids = model.sdxl_time_ids(batch, device) if parts.family == "sdxl" else None
                 with acc.autocast():
                     loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg, class_hidden)
                 acc.backward(loss / accum)

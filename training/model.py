@@ -129,15 +129,19 @@ def encode_text(parts: Parts, captions: list[str], clip_skip: int = 1, max_token
     return torch.cat(states, dim=-1), pooled
 
 
-def sdxl_time_ids(items: list, device, dtype):
-    """SDXL size conditioning: original (h, w), crop top-left, target (h, w), per image."""
+def sdxl_time_ids(items: list, device):
+    """SDXL size conditioning: original (h, w), crop top-left, target (h, w), per image, in float32.
+
+    The UNet turns these numbers into sinusoid features (its add_time_proj) and casts only the result to the
+    compute dtype; a bf16 tensor here would round them first (a crop offset of 301 becomes 300, an original size of
+    3000 becomes 3008), as sd-scripts avoids by embedding them in float32."""
     import torch
 
     rows = []
     for it in items:
         left, top = it.crop_ltrb[0], it.crop_ltrb[1]
         rows.append([it.original[1], it.original[0], top, left, it.size[1], it.size[0]])
-    return torch.tensor(rows, device=device, dtype=dtype)
+    return torch.tensor(rows, device=device, dtype=torch.float32)
 
 
 def encode_latents(parts: Parts, pixels):

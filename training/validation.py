@@ -102,7 +102,7 @@ class Validator:
         kwargs = {}
         if pooled is not None:
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(dtype),
-                                           "time_ids": model.sdxl_time_ids([item], latents.device, dtype)}
+                                           "time_ids": model.sdxl_time_ids([item], latents.device)}
         pred = denoiser(noisy.to(dtype), steps, encoder_hidden_states=hidden.to(dtype), **kwargs).sample
         target = noise if parts.prediction_type == "epsilon" else sched.get_velocity(latents, noise, steps)
         return pred, target
