@@ -109,3 +109,9 @@ def test_the_tab_shows_the_current_run(app):
     assert {name for f in shows for _, name in f.targets} == {"change", "select"}  # config changed, tab opened
     assert all(f.inputs == [ctx.config] for f in shows)
     assert 'name = "mine"' in current_toml(CURRENT)
+
+
+def test_the_apply_button_follows_the_language(app):
+    relabel = _fn(app, "relabel")
+    assert relabel.fn("zh", cfgmod.parse_toml(SNIPPET), CURRENT)["value"] == "应用这 2 项改动"
+    assert relabel.fn("en", cfgmod.parse_toml('[saving]\nname = "x"\n'), CURRENT)["value"] == "Apply this change"
