@@ -7,10 +7,16 @@ gallery, the files table and a 400-line log every second used most of a core and
   language, the search, the run picked for viewing) and returns no update at all when the key is unchanged;
 - when the key moved, each part is compared with what this page last received (kept in the page's gr.State) and
   only changed parts are sent: the gallery when the sample list changed, the files table when saves changed, the
-  log when lines came; the chart at most every CHART_EVERY_S while training, at once when the run ends;
+  log when lines came; the chart at most every CHART_EVERY_S while training, at once when the run ends. The log is
+  sent whole (its last LOG_SHOWN lines, filtered by the search) rather than appended: setting a textarea's value is
+  one text node for the browser, and a client-side append would need its own script to keep the search and a
+  reload in step with the server's lines;
 - the timer looks every ACTIVE_S while a run is active and every IDLE_S otherwise (it returns a new interval only
   when that changes). It stays on while idle because a queued run, a run started from a second tab or a trainer
-  found after a restart must appear without a click; an idle look reads one attribute and sends nothing.
+  found after a restart must appear without a click; an idle look reads one attribute and sends nothing. The
+  look itself is the cost that remains (each event makes the browser walk the app once, empty updates or not), so
+  the intervals are few seconds, not one, and a look does its work in the same event (a cheap probe whose State
+  change starts the view would make two events of one).
 
 A timer rather than a server-side stream (a generator waiting on the run's version): a stream holds a worker per
 open page for its whole life, never ends (so the page always shows an event in flight), and cannot see the language
@@ -28,8 +34,11 @@ import gradio as gr
 
 from core.runs import Run
 
-ACTIVE_S = 1.0        # while a run is active: a step's progress shows within a second
-IDLE_S = 5.0          # otherwise: a queued or reattached run shows within five seconds
+# Every event costs the browser a pass over the whole app (about 0.2 s of a core measured on a loaded 2-core machine,
+# whatever its outputs), so the number of looks is what the page costs: at most one every ACTIVE_S.
+ACTIVE_S = 2.0        # while a run is active: a step's progress shows within two seconds
+IDLE_S = 10.0         # otherwise: a queued or reattached run shows within ten seconds
+QUEUE_BUSY_S = 5.0    # the queue section while an item is queued or running (its list changes when a run ends)
 CHART_EVERY_S = 10.0  # the chart re-renders in full on each new frame: at most this often while training
 
 # The parts of the tab a look may update, in the order of the outputs list; `seen` (the page's State) comes last.

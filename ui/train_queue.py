@@ -17,8 +17,10 @@ from core import config as cfgmod
 from core.errors import DanluError
 from core.queue import Item, Queue
 from core.queue_runner import QueueRunner, runner
+from core.runs import run_dir_for
 from ui import i18n
-from ui.train_live import ACTIVE_S, IDLE_S
+from ui.train_live import IDLE_S, QUEUE_BUSY_S
+from ui.train_runs import taken
 from ui.context import AppContext
 from ui.form import reads_form
 from ui.i18n import t
@@ -57,6 +59,12 @@ i18n.add({
                    "A run started by hand is in progress; the queue goes on after it."),
     "queue.other": ("另一个丹炉进程正在训练队列中的运行。", "Another Danlu process is training a queued run."),
     "queue.added": ("✔ 已加入队列：{name}", "✔ Queued: {name}"),
+    "queue.added_taken": (("⚠ 已加入队列：{name}。它的文件夹 `{folder}` 已有结果：开始时这些结果会移到 "
+                           "`{folder}/.previous/<时间>/`（不会删除，可在“查看的运行”中打开）。"
+                           "想并排保留，请先改一个运行名。"),
+                          ("⚠ Queued: {name}. Its folder `{folder}` already holds results: when it starts they move to "
+                           "`{folder}/.previous/<time>/` (nothing is deleted; open them under “Run shown”). To keep "
+                           "both side by side, give it another run name first.")),
     "queue.pick": ("请先在列表下方选择一个运行。", "Pick a run below the list first."),
     "queue.refused": ("✖ 不能加入队列：", "✖ Cannot queue it:"),
 })
@@ -122,28 +130,31 @@ def _layout(ctx: AppContext, q: Queue, run: QueueRunner, lang0: str) -> SimpleNa
                          value="queue.remove")
         c.message = i18n.follow(gr.Markdown("", elem_id="train-queue-message"), ctx.lang)  # text in both languages
     c.seen = gr.State(None)
-    # Looks every ACTIVE_S while an item is queued or running, every IDLE_S otherwise (a queue changed by another
+    # Looks every QUEUE_BUSY_S while an item is queued or running, every IDLE_S otherwise (a queue changed by another
     # page or the shell shows then); a look that finds the queue unchanged sends nothing (see ui/train_live.py).
-    c.timer = gr.Timer(ACTIVE_S)
+    c.timer = gr.Timer(QUEUE_BUSY_S)
     return c
 
 
 def _make_view(q: Queue, run: QueueRunner, outputs: list):
     """The handler that redraws the section from the queue file when it changed (each tick, and after each button)."""
 
+    def key_of(items: list[Item], lang: str) -> list[Any]:
+        return [[(i.id, i.state, i.cancel, bool(i.error)) for i in items], q.paused(), run.last, lang]
+
     def view(lang: str, selected: str | None, last: Any, force: bool = False) -> list[Any]:
         items = q.items()
-        key = [[(i.id, i.state, i.cancel, bool(i.error)) for i in items], q.paused(), run.last, lang]
+        key = key_of(items, lang)
         if not force and last == key:
             return [gr.update()] * len(outputs)
         choices = [(item_label(n, i, lang), i.id) for n, i in enumerate(items, 1)]
         value = selected if selected in {c[1] for c in choices} else None
         headers = [t(f"queue.col_{c}", lang) for c in ("n", "name", "state", "note")]
-        busy = any(i.state in ("queued", "running") for i in items) or run.last in ("busy", "other")
+        busy = any(i.state in ("queued", "running") for i in items)
         return [summary(q, run.last, lang), gr.update(value=rows(items, lang) or None, headers=headers),
                 gr.update(choices=choices, value=value),
                 gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)),
-                gr.Timer(value=ACTIVE_S if busy else IDLE_S), key]
+                gr.Timer(value=QUEUE_BUSY_S if busy else IDLE_S), key]
 
     return view
 
@@ -171,11 +182,18 @@ def _wire_buttons(ctx: AppContext, q: Queue, run: QueueRunner, c: SimpleNamespac
                 refused = i18n.both(lambda lg: t("queue.refused", lg) + "\n\n" + "\n\n".join(
                     f"- {p}" for p in start_checks(cfg, lg)), lang)
                 return [refused, *view(lang, selected, None, True)]
+            folder = run_dir_for(cfg, ctx.root)
+            earlier = taken(folder)  # asked before the runner may start it (and move them)
             item = q.add(cfg)
         except DanluError as e:
             return [i18n.with_error("queue.refused", e, lang), *view(lang, selected, None, True)]
         run.tick()  # start at once when nothing runs
-        return [i18n.text("queue.added", lang, name=item.name), *view(lang, item.id, None, True)]
+        if earlier:  # no surprise: say where the earlier results go
+            said = i18n.both(lambda lg: t("queue.added_taken", lg, name=item.name, folder=folder), lang,
+                             classes=["danlu-warn"])
+        else:
+            said = i18n.text("queue.added", lang, name=item.name)
+        return [said, *view(lang, item.id, None, True)]
 
     c.add.click(*reads_form(ctx, on_add, [ctx.config, ctx.lang, c.pick]), [c.message, *outputs])  # as shown
 
