@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             me = psutil.Process()
             with CpuMeter(chromium_tree) as chrome, CpuMeter(lambda: [me]) as server:
                 paged_dir = train(sup, cfg, "page", args.timeout)
+            # the page's next look (within ui/train_live.ACTIVE_S) shows the end: the screenshot is of that
+            page.locator("#train-status").get_by_text("Finished").first.wait_for(timeout=30_000)
             paged_step = int(page.locator("#train-progress-bar").get_attribute("data-step") or 0)
             page.screenshot(path=str(work / "page.png"), full_page=True)
             browser.close()
