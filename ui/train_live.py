@@ -36,7 +36,7 @@ from core.runs import Run
 
 # Every event costs the browser a pass over the whole app (about 0.2 s of a core measured on a loaded 2-core machine,
 # whatever its outputs), so the number of looks is what the page costs: at most one every ACTIVE_S.
-ACTIVE_S = 2.0        # while a run is active: a step's progress shows within two seconds
+ACTIVE_S = 3.0        # while a run is active: a step's progress shows within three seconds
 IDLE_S = 10.0         # otherwise: a queued or reattached run shows within ten seconds
 QUEUE_BUSY_S = 5.0    # the queue section while an item is queued or running (its list changes when a run ends)
 CHART_EVERY_S = 10.0  # the chart re-renders in full on each new frame: at most this often while training
