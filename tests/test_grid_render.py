@@ -297,7 +297,7 @@ def test_tab_shows_hash_warning_early(lora_run, tmp_path):
     meta = read_metadata(lora_run.files[0]) | {"ss_sd_model_name": "elsewhere.ckpt", "ss_new_sd_model_hash": "cd" * 32}
     save_file(load_file(lora_run.files[0]), other, metadata=meta)
     form = {"source": "files", "run": None, "epochs": None, "weights": "1", "base_column": False, "z_kind": "none",
-            "z_text": "", "margin": 0, "lora_text": str(other), "base": str(lora_run.base),
+            "z_text": "", "margin": 0, "lora_text": str(other), "base": str(lora_run.base), "prompt": "x",
             "config": {"sampling": {"prompts": ["x"], "steps": 1, "width": 64, "height": 64}}}
     updates = list(tab_grid.render_grid(**form, lang="en", outputs_dir=tmp_path))
     first_warning = next(i for i, u in enumerate(updates) if isinstance(u[3], str) and "elsewhere.ckpt" in u[3])

@@ -66,8 +66,17 @@ def test_browser_pick_demo_model_and_bad_path(page, app_server, demo_base, artif
 
     assert autov2(models_dir / "tiny-sd15.safetensors") in text
     page.locator("#model-current").get_by_text("tiny-sd15.safetensors").wait_for()
-    page.locator("#model-message").get_by_text("Training resolution set to 256").wait_for()
-    assert "Sample size set to 64×64" in page.locator("#model-message").inner_text()
+    page.locator("#model-message").get_by_text("Chosen as the base model").wait_for()
+    said = page.locator("#model-message").inner_text()
+    # The resolution and sample size follow the family; the message says so unless the page's restored settings (an
+    # earlier test's) already had them.
+    page.get_by_role("tab", name="Parameters").click()
+    page.wait_for_function(
+        "() => /\\bresolution = 256\\b/.test(document.querySelector('#params-toml textarea').value)")
+    toml = page.locator("#params-toml textarea").input_value()
+    assert "width = 64" in toml and "height = 64" in toml
+    assert ("Training resolution set to 256" in said) == ("Sample size set to 64×64" in said)
+    page.get_by_role("tab", name="Model").click()
     page.screenshot(path=artifacts / "model_tab_demo.png", full_page=True)
 
     page.locator("#model-path textarea, #model-path input").first.fill('"C:\\模型\\missing model.safetensors"')

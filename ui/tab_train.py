@@ -340,6 +340,8 @@ def build(ctx: AppContext) -> None:
                  "'#train-log textarea'); if (el) el.scrollTop = el.scrollHeight; }); }")
     c.search.change(view, watch, outputs, show_progress="hidden")
     c.pick.change(view, watch, outputs, show_progress="hidden")
+    # A language switch redraws the tab at once (the idle look may be seconds away); the look's key holds the language.
+    ctx.lang.change(view, watch, outputs, show_progress="hidden")
     _wire_buttons(ctx, sup, c, view, outputs)
     train_queue.build(ctx, sup, start_checks)
 

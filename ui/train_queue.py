@@ -167,6 +167,7 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
     outputs = [c.status, c.table, c.pick, c.pause, c.timer, c.seen]
     view = _make_view(q, run, outputs)
     c.timer.tick(view, [ctx.lang, c.pick, c.seen], outputs, show_progress="hidden")
+    ctx.lang.change(view, [ctx.lang, c.pick, c.seen], outputs, show_progress="hidden")  # a language switch: at once
     _wire_buttons(ctx, q, run, c, view, outputs, start_checks)
 
 
