@@ -69,6 +69,8 @@ def test_newcomer_journey(family, browser, newcomer_app, artifacts, one_torch_th
 def _journey(page, family: str, outputs, shot) -> None:
     # 1 — the first screen says where to start and offers the demo; one click makes and selects it.
     assert "1 The app" in page.locator("#start-steps").inner_text()
+    if family == "sd15":  # a fresh clone: the empty folder's hint is there on the first render
+        page.locator("#model-list-note").get_by_text("No models in the folders").wait_for()
     shot(page, "1_start")
     page.click(f"#start-demo-{family}")
     page.locator("#start-message").get_by_text("is ready and selected").wait_for()
@@ -144,3 +146,7 @@ def _journey(page, family: str, outputs, shot) -> None:
     recipe = page.input_value("#grid-recipe textarea")
     assert any(recipe.startswith(p) for p in DEMO_PROMPTS), recipe
     shot(page, "7_grid_cell")
+    if family == "zimage":  # both demos made: a page opened later lists both demo models
+        page.reload()
+        page.wait_for_selector("#danlu-tabs")
+        page.locator("#model-list-note").get_by_text("2 models found").wait_for()

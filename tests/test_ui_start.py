@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import free_port
 
 from ui import start, tab_model, tagging_auto
 from ui import tab_dataset, tab_grid, tab_params, tab_tagging, tab_train  # noqa: F401 - the tab titles' keys
@@ -60,69 +59,3 @@ def test_steps_name_the_tabs():
             assert int(number) == n
             if n in tabs:
                 assert t(tabs[n], lang).startswith(f"{n} {name.split()[0]}"), (line, t(tabs[n], lang))
-
-
-@pytest.fixture(scope="module")
-def fresh_app(tmp_path_factory):
-    """An app of its own on an empty outputs folder (the session's app is shared by other browser tests, whose
-    model lists must not gain the demo's models)."""
-    from ui.app import CSS, build_app
-
-    outputs, models_dir = tmp_path_factory.mktemp("start-outputs"), tmp_path_factory.mktemp("start-checkpoints")
-    demo = build_app(lang="en", outputs_dir=outputs, models_dir=models_dir)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
-    yield f"http://127.0.0.1:{port}/", outputs
-    demo.close()
-
-
-def _value(page, selector: str) -> str:
-    return page.locator(f"{selector} input, {selector} textarea").first.input_value()
-
-
-def test_first_screen_offers_the_demo_and_one_click_selects_it(browser, fresh_app, artifacts):
-    url, outputs = fresh_app
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.wait_for_selector("#danlu-tabs")
-    steps = page.locator("#start-steps").inner_text()
-    assert "1 The app" in steps and "7 XYZ grid" in steps
-    # The empty folder's hint is there on the first render, not only after a language switch.
-    page.locator("#model-list-note").get_by_text("No models in the folders").wait_for()
-    page.screenshot(path=artifacts / "start_first_screen.png")
-
-    page.click("#start-demo-sd15")
-    page.locator("#start-message").get_by_text("is ready and selected").wait_for()
-    page.wait_for_selector("button[role=tab][aria-selected=true]:has-text('2 Model')")
-    demo = start.demo_folder(outputs)
-    page.locator("#model-current").get_by_text("tiny-sd15.safetensors").wait_for()
-    page.wait_for_function("() => document.querySelector('#model-list input').value.startsWith('tiny-sd15')")
-    page.locator("#model-list-note").get_by_text("1 model found").wait_for()
-    page.screenshot(path=artifacts / "start_demo_sd15.png", full_page=True)
-    page.click("#tab-dataset-button")  # a tab's fields are in the page once it has been opened
-    assert _value(page, "#dataset-path") == str(demo / "dataset")
-    page.locator("#dataset-summary").get_by_text("12").first.wait_for()
-    page.click("#tab-tagging-button")
-    assert _value(page, "#tagging-model") == str(demo / "tagger")
-    page.click("#tab-params-button")
-    page.wait_for_function("() => document.querySelector('#params-toml textarea').value.includes('name = \"demo\"')")
-
-    # The Z-Image demo: its own folder, and the page follows to it.
-    page.click("#start-demo-zimage")
-    page.locator("#start-message").get_by_text("The demo (Z-Image) is ready").wait_for()
-    page.locator("#model-current").get_by_text("tiny-zimage").wait_for()
-    page.locator("#model-list-note").get_by_text("2 models found").wait_for()
-    page.click("#tab-dataset-button")
-    page.wait_for_function("p => document.querySelector('#dataset-path textarea, #dataset-path input').value == p",
-                           arg=str(demo / "zimage" / "dataset"))
-    page.click("#tab-params-button")
-    page.wait_for_function("() => document.querySelector('#params-toml textarea').value.includes('\"zimage\"')")
-    page.screenshot(path=artifacts / "start_demo_zimage.png", full_page=True)
-
-    # A page opened later lists both demo models and the demo tagger.
-    page.reload()
-    page.wait_for_selector("#danlu-tabs")
-    page.locator("#model-list-note").get_by_text("2 models found").wait_for()
-    context.close()

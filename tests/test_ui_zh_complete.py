@@ -14,6 +14,8 @@ from collections import defaultdict
 import pytest
 from conftest import free_port
 
+from models.demo import DEMO_PROMPTS
+
 # Names written in Latin letters in Chinese text too: products, formats, units, model and tool names.
 NAMES = {
     "LoRA", "LoHa", "LoKr", "LyCORIS", "DoRA", "TOML", "JSON", "CFG", "SDXL", "SD", "Z-Image", "WD", "ONNX", "CPU",
@@ -28,6 +30,8 @@ NAMES = {
     "beta", "epsilon", "v-prediction", "v-pred", "refiner", "down", "mid", "up", "transformer", "BOM",
 }
 PHRASES = ("Clip skip", "Min-SNR gamma", "Min-SNR", "CFG Rescale", "Rescale CFG")  # names of two words
+# The user's own words shown back (the demo's sample prompts in a sample's caption) are not the page's labels.
+USER_TEXT = tuple(DEMO_PROMPTS)
 TOKEN = re.compile(r"[A-Za-z0-9_.\-/\\:@+<>'’]+")
 WORD = re.compile(r"[A-Za-z]+(?:[-'’][A-Za-z]+)*")
 GLOSS = re.compile(r"（[^（）]*）")
@@ -53,7 +57,7 @@ COLLECT = """() => {
 def english_words(text: str) -> list[str]:
     """The ASCII-only words of `text` that are not names, numbers, file names, paths, keys or glossed values."""
     text = GLOSS.sub("", text)  # full-width brackets: Chinese typography glossing a value
-    for phrase in PHRASES:
+    for phrase in (*USER_TEXT, *PHRASES):
         text = text.replace(phrase, " ")
     words = []
     for token in TOKEN.findall(text):
@@ -68,6 +72,7 @@ def test_english_words_rule():
     assert english_words("把 .safetensors 文件放到 /tmp/a b_c/ckpt，用 SD1.5 与 Z-Image") == []
     assert english_words("学习率调度：余弦（cosine）") == [] and english_words("cosine") == ["cosine"]
     assert english_words("已保存的文件 · Saved files") == ["Saved", "files"]
+    assert english_words("第 1 轮 · #1 demo, a red square") == [] and english_words("#1 a red") == ["red"]
     assert english_words("model.base = 'x' · --n 反向提示词 · <output_dir>/<name>/ · 12×10 · 1e-4") == []
 
 
