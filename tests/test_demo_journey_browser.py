@@ -51,7 +51,10 @@ def _tab(page, tab: str) -> None:
 def test_newcomer_journey(family, browser, newcomer_app, artifacts, one_torch_thread):
     url, outputs = newcomer_app
     began = time.monotonic()
-    shot = lambda page, name: page.screenshot(path=artifacts / f"journey_{family}_{name}.png", full_page=True)  # noqa: E731
+
+    def shot(page, name: str) -> None:
+        page.screenshot(path=artifacts / f"journey_{family}_{name}.png", full_page=True)
+
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(120_000)
@@ -106,7 +109,8 @@ def _journey(page, family: str, outputs, shot) -> None:
         box.fill(value)
         page.click("#params-toml")  # leave the field by a click
     page.wait_for_function("() => { const v = document.querySelector('#params-toml textarea').value; return "
-                           "/epochs = 2\\b/.test(v) && /batch_size = 4\\b/.test(v) && /every_n_epochs = 1\\b/.test(v) }")
+                           "/epochs = 2\\b/.test(v) && /batch_size = 4\\b/.test(v) && "
+                           "/every_n_epochs = 1\\b/.test(v) }")
     shot(page, "5_params")
 
     # 6 — the real trainer; each epoch's samples appear while it is still training.

@@ -62,9 +62,9 @@ i18n.add({
     "queue.added_taken": (("⚠ 已加入队列：{name}。它的文件夹 `{folder}` 已有结果：开始时这些结果会移到 "
                            "`{folder}/.previous/<时间>/`（不会删除，可在“查看的运行”中打开）。"
                            "想并排保留，请先改一个运行名。"),
-                          ("⚠ Queued: {name}. Its folder `{folder}` already holds results: when it starts they move to "
-                           "`{folder}/.previous/<time>/` (nothing is deleted; open them under “Run shown”). To keep "
-                           "both side by side, give it another run name first.")),
+                          ("⚠ Queued: {name}. Its folder `{folder}` already holds results: when it starts they "
+                           "move to `{folder}/.previous/<time>/` (nothing is deleted; open them under “Run shown”). "
+                           "To keep both side by side, give it another run name first.")),
     "queue.pick": ("请先在列表下方选择一个运行。", "Pick a run below the list first."),
     "queue.refused": ("✖ 不能加入队列：", "✖ Cannot queue it:"),
 })
