@@ -18,13 +18,14 @@ from core.captions import (
     BACKUP_DIR,
     backup_stamp,
     caption_path,
+    decode_caption_bytes,
     list_backups,
-    read_caption,
     restore_backup,
     write_caption,
 )
 from core.dataset import is_image, parse_subset_name
 from core.errors import DanluError
+from core.filestamp import Fingerprint, fingerprint, read_stamped, unchanged
 
 IDENTITY_SHARE = 0.8   # tags on ≥80 % of images probably describe what the trigger should learn
 UNDO_LIMIT = 200
@@ -99,6 +100,7 @@ class Item:
     tags: list[str]              # tags now, maybe pending
     rest: str = ""               # lines after the first, kept untouched
     problem: str | None = None   # from read_caption: 'not_utf8', 'bom', 'empty'
+    read: Fingerprint | None = None  # the file as read (None: built in memory); save refuses if it changed since
 
     @property
     def changed(self) -> bool:
@@ -113,6 +115,7 @@ class SaveReport:
     written: list[Path] = field(default_factory=list)
     backups: list[Path] = field(default_factory=list)
     stamp: str = ""
+    conflicts: list[int] = field(default_factory=list)  # changed on disk since read: not written, still pending
 
 
 class TagEditor:
@@ -127,6 +130,7 @@ class TagEditor:
         self.trigger = split_tags(trigger)
         self.items: list[Item] = []
         self._undo: list[tuple[str, dict[int, list[str]]]] = []
+        self.conflicts: list[int] = []   # set by save: captions changed on disk since read
         if items is None:
             self.reload()
         else:
@@ -138,11 +142,17 @@ class TagEditor:
         self.items = []
         for image in list_dataset_images(self.folder):
             cap = caption_path(image, self.caption_extension)
-            read = read_caption(cap)
-            first, _, rest = read.text.partition("\n")
-            tags = split_tags(first)
-            self.items.append(Item(image, cap, list(tags), list(tags), rest.strip(), read.problem))
+            self.items.append(self._read_item(image, cap))
         self._undo = []
+        self.conflicts = []
+
+    @staticmethod
+    def _read_item(image: Path, cap: Path) -> Item:
+        raw, stamp = read_stamped(cap)
+        read = decode_caption_bytes(raw or b"")
+        first, _, rest = read.text.partition("\n")
+        tags = split_tags(first)
+        return Item(image, cap, list(tags), list(tags), rest.strip(), read.problem, stamp)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -317,18 +327,53 @@ class TagEditor:
 
     # ------------------------------------------------------------ disk
     def save(self) -> SaveReport:
-        """Write the changed captions (UTF-8, atomic), each original backed up under one stamp folder."""
+        """Write the changed captions (UTF-8, atomic), each original backed up under one stamp folder.
+
+        A caption changed on disk since it was read (another page, another program) is not written: it stays
+        pending, listed in `report.conflicts` and `self.conflicts` until `keep_mine` or `take_theirs`.
+        """
         report = SaveReport(stamp=backup_stamp())
-        for it in self.items:
+        for i, it in enumerate(self.items):
             if not it.changed:
                 continue
-            saved = write_caption(it.caption, it.text(), stamp=report.stamp, dataset_root=self.root)
-            if saved is not None:
-                report.backups.append(saved)
-            report.written.append(it.caption)
-            it.original = list(it.tags)
-            it.problem = None if it.tags else "empty"
+            if it.read is not None and not unchanged(it.caption, it.read):
+                report.conflicts.append(i)
+                continue
+            self._write(it, report)
+        self.conflicts = report.conflicts
         return report
+
+    def _write(self, it: Item, report: SaveReport) -> None:
+        saved = write_caption(it.caption, it.text(), stamp=report.stamp, dataset_root=self.root)
+        if saved is not None:
+            report.backups.append(saved)
+        report.written.append(it.caption)
+        it.original = list(it.tags)
+        it.problem = None if it.tags else "empty"
+        it.read = fingerprint(it.caption)
+
+    def keep_mine(self) -> SaveReport:
+        """Resolve the conflicts by writing this editor's captions; the versions on disk go to the backup."""
+        report = SaveReport(stamp=backup_stamp())
+        for i in self.conflicts:
+            self._write(self.items[i], report)
+        self.conflicts = []
+        return report
+
+    def take_theirs(self) -> int:
+        """Resolve the conflicts by reading the captions on disk into the editor (this editor's edits drop,
+        undoably). Returns how many were read."""
+        before = {i: self.items[i].tags for i in self.conflicts}
+        for i in self.conflicts:
+            self.items[i] = self._read_item(self.items[i].image, self.items[i].caption)
+        if before:
+            self._undo.append(("theirs", before))
+        n, self.conflicts = len(self.conflicts), []
+        return n
+
+    def theirs(self, index: int) -> str:
+        """The caption on disk now, for showing it beside this editor's."""
+        return self._read_item(self.items[index].image, self.items[index].caption).text()
 
     def backups(self) -> list:
         return list_backups(self.root)
