@@ -27,6 +27,7 @@ from core import config as cfgmod
 from core.errors import DanluError
 from core.events import read_events
 from core.fsutil import atomic_write_text
+from core.state_files import Notice, notices, read_state
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
@@ -48,6 +49,26 @@ class Item:
     cancel: bool = False              # cancel asked while it runs: its runner stops it
     error: dict | None = None         # message, message_zh, hint, hint_zh
     note: str = ""                    # where it came from (a sweep: what differs)
+
+
+def _parse_queue(raw: bytes) -> dict:
+    """queue.json as written by Queue, or ValueError: a file that parses but is not a queue is damaged too."""
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("items", []), list):
+        raise ValueError("not a queue: no list of items")
+    for raw_item in data.get("items", []):
+        item = Item(**raw_item)  # TypeError on a missing or unknown field
+        if item.state not in STATES or not isinstance(item.config, str):
+            raise ValueError(f"item {item.id!r} has no valid state")
+    if not isinstance(data.get("next", 1), int):
+        raise ValueError("'next' is not a number")
+    return data
+
+
+def _id_number(stem: str) -> int:
+    """q0012 → 12; a name of another form sorts first."""
+    digits = stem[1:]
+    return int(digits) if digits.isdigit() else 0
 
 
 def new_owner() -> dict:
@@ -92,6 +113,7 @@ class Queue:
         self.folder = self.outputs_dir / QUEUE_DIR
         self.path = self.folder / "queue.json"
         self.lock_path = self.folder / "queue.lock"
+        self._rebuilt: dict | None = None
 
     # --- the lock and the file ------------------------------------------------------------
     @contextmanager
@@ -135,16 +157,37 @@ class Queue:
             self.lock_path.unlink(missing_ok=True)
 
     def _read(self) -> dict:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            data = {}
-        except ValueError:
-            data = {}  # a damaged file: start empty rather than refuse every change (the TOMLs stay in items/)
+        data = read_state(self.path, _parse_queue, ("The run queue", "运行队列"), self._rebuild)
+        if data is None and self._rebuilt is not None:  # damaged: what _rebuild made from items/ is the queue now
+            data, self._rebuilt = self._rebuilt, None
+            atomic_write_text(self.path, json.dumps(data, ensure_ascii=False, indent=1))
+        data = data or {}
         data.setdefault("paused", False)
         data.setdefault("items", [])
         data.setdefault("next", len(data["items"]) + 1)
         return data
+
+    def _rebuild(self) -> tuple[str, str]:
+        """The queue again from the TOMLs in items/, in their order of creation (the ids count up), all waiting;
+        paused, so that nothing starts before the user has looked at the order."""
+        found = sorted((self.folder / "items").glob("q*.toml"), key=lambda p: (_id_number(p.stem), p.name))
+        items = []
+        for path in found:
+            try:
+                name = cfgmod.load(path).saving.name
+            except DanluError:
+                name = path.stem  # listed all the same: the user decides what to do with it
+            items.append(asdict(Item(path.stem, name, f"items/{path.name}", added=path.stat().st_mtime)))
+        numbers = [_id_number(p.stem) for p in found]
+        self._rebuilt = {"paused": True, "items": items, "next": max(numbers, default=0) + 1}
+        return (f"Rebuilt it from the {len(items)} run file(s) in {self.folder / 'items'}, in the order they were "
+                "added, all waiting; the queue is paused: check the order, then resume it.",
+                f"已按加入顺序从 {self.folder / 'items'} 中的 {len(items)} 个运行文件重建队列，全部为等待状态；"
+                "队列已暂停：请检查顺序后再继续。")
+
+    def damage_notices(self) -> list[Notice]:
+        """What was recovered from a damaged queue file in this process (the page shows the latest)."""
+        return [n for n in notices() if n.path == self.path]
 
     # --- reading --------------------------------------------------------------------------
     def items(self) -> list[Item]:

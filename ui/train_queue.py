@@ -102,6 +102,15 @@ def summary(q: Queue, state: str, lang: str) -> str:
     return text
 
 
+def status(q: Queue, state: str, lang: str) -> Any:
+    """The summary, led by what was recovered when queue.json was found damaged (orange: nothing was lost)."""
+    damaged = q.damage_notices()
+    text = summary(q, state, lang)
+    if not damaged:
+        return gr.update(value=text, elem_classes=[])
+    return gr.update(value=f"⚠ {damaged[-1].text(lang)}\n\n{text}", elem_classes=i18n.LEVELS["warn"])
+
+
 def _layout(ctx: AppContext, q: Queue, run: QueueRunner, lang0: str) -> SimpleNamespace:
     """The section's components: the summary, the list, Add / Pause, the picked item's buttons, the message."""
     B = ctx.tr.bind
@@ -140,7 +149,8 @@ def _make_view(q: Queue, run: QueueRunner, outputs: list):
     """The handler that redraws the section from the queue file when it changed (each tick, and after each button)."""
 
     def key_of(items: list[Item], lang: str) -> list[Any]:
-        return [[(i.id, i.state, i.cancel, bool(i.error)) for i in items], q.paused(), run.last, lang]
+        return [[(i.id, i.state, i.cancel, bool(i.error)) for i in items], q.paused(), run.last, lang,
+                len(q.damage_notices())]
 
     def view(lang: str, selected: str | None, last: Any, force: bool = False) -> list[Any]:
         items = q.items()
@@ -151,7 +161,7 @@ def _make_view(q: Queue, run: QueueRunner, outputs: list):
         value = selected if selected in {c[1] for c in choices} else None
         headers = [t(f"queue.col_{c}", lang) for c in ("n", "name", "state", "note")]
         busy = any(i.state in ("queued", "running") for i in items)
-        return [summary(q, run.last, lang), gr.update(value=rows(items, lang) or None, headers=headers),
+        return [status(q, run.last, lang), gr.update(value=rows(items, lang) or None, headers=headers),
                 gr.update(choices=choices, value=value),
                 gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)),
                 gr.Timer(value=QUEUE_BUSY_S if busy else IDLE_S), key]
