@@ -12,6 +12,7 @@ from typing import Any
 from core import blocks, run_layout
 from core import config as cfgmod
 from core.config import RunConfig
+from models import families
 from models.lora_file import (
     CONFIG_KEY,
     MODELSPEC_ARCH,
@@ -114,8 +115,8 @@ def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *,
     meta = metadata(cfg, info, family=family, prediction_type=prediction_type, epoch=epoch, step=step)
     dit = _dit(family)
     if dit is not None:  # the trainer keeps the denoiser under "unet"
-        state = dit.lora_state({dit.DENOISER: models["unet"]})
-        return save_lora(path, state, dit.lora_metadata(meta), cfg.saving.precision)
+        state = families.part(dit, "lora").lora_state({dit.DENOISER: models["unet"]})
+        return save_lora(path, state, families.part(dit, "lora").lora_metadata(meta), cfg.saving.precision)
     state = peft_to_kohya(models, family)
     return save_lora(path, state, meta, cfg.saving.precision)
 
@@ -184,7 +185,7 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
 
             kind = "dora" if cfg.network.use_dora else cfg.network.type
             sample.recipe.setdefault("extra", {})["Lora applied"] = applied_note(kind)
-        image = (dit or generate).render(pipe, **sample.args)
+        image = (families.part(dit, "sample") if dit else generate).render(pipe, **sample.args)
         text = generate.recipe_text(sample.recipe)
         png = folder / run_layout.sample_file_name(stem, epoch, i)
         generate.save_png(image, png, text, sample.recipe.get("png_chunks"))
