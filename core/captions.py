@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.fsutil import atomic_write_bytes
+from core.state_files import report, set_aside
 
 BACKUP_DIR = ".danlu_backup"
 _SUBSET_RE = re.compile(r"^\d+_.+")
@@ -149,7 +150,7 @@ def list_backups(dataset_root: Path) -> list[Backup]:
         return []
     out = []
     for folder in sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
-        files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+        files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and ".damaged-" not in p.name)
         out.append(Backup(stamp=folder.name, folder=folder, files=files))
     return out
 
@@ -166,10 +167,29 @@ def restore_backup(dataset_root: Path, stamp: str) -> list[Path]:
                          "Pick one of the listed backups.", "请从列出的备份中选择。")
     before = backup_stamp()
     restored = []
-    for src in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for src in sorted(p for p in folder.rglob("*") if p.is_file() and ".damaged-" not in p.name):
         rel = src.relative_to(folder)
         target = root / rel
+        raw = src.read_bytes()
+        if not _is_text(raw):  # a damaged backup must not overwrite the caption the user has now
+            report(src, set_aside(src), ("The caption backup", "标注备份"), ("not text", "不是文本"),
+                   (f"{target} was left as it is; the rest of the backup was restored.",
+                    f"{target} 保持不变；备份中的其余文件已恢复。"))
+            continue
         backup_file(target, before, root)
-        atomic_write_bytes(target, src.read_bytes())
+        atomic_write_bytes(target, raw)
         restored.append(target)
     return restored
+
+
+def _is_text(raw: bytes) -> bool:
+    """Caption bytes in an encoding read_caption understands, with no NUL byte (binary noise, a truncated copy
+    of something else). An empty file is text: a caption may be empty."""
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return "\x00" not in raw.decode("utf-16")
+        except UnicodeDecodeError:
+            return False
+    if b"\x00" in raw:
+        return False
+    return decode_caption_bytes(raw).encoding != "latin-1"

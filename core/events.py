@@ -78,17 +78,38 @@ def read_events(path: str | Path, offset: int = 0) -> tuple[list[dict], int]:
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset
-    events = []
+    events, bad = [], 0
     for raw in data[:end].split(b"\n"):
         if not raw.strip():
             continue
         try:
             event = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            bad += 1
             continue
         if isinstance(event, dict) and "type" in event:
             events.append(event)
+        else:
+            bad += 1
+    if bad:
+        _damaged_lines(path, bad)
     return events, offset + end + 1
+
+
+_REPORTED: set[Path] = set()
+
+
+def _damaged_lines(path: Path, bad: int) -> None:
+    """Complete lines that are no event: a copy of the file is kept (the trainer may still append to it, so it is
+    not moved) and the user is told once per file; the readable events are used."""
+    if path in _REPORTED:
+        return
+    _REPORTED.add(path)
+    from core.state_files import report, set_aside
+
+    report(path, set_aside(path, copy=True), ("The event log", "事件日志"),
+           (f"{bad} line(s) are not events", f"有 {bad} 行不是事件"),
+           ("Its readable events are shown; the unreadable lines are skipped.", "已显示其中可读的事件，跳过无法读取的行。"))
 
 
 def best_validation(events: list[dict]) -> dict | None:

@@ -34,12 +34,22 @@ from core.events import STOP_FILE, read_events
 from core.fsutil import atomic_write_text
 from core.processes import command_text, exit_error, pid_alive, pid_text
 from core.run_summary import summarize  # noqa: F401  (callers import it from here)
+from core.state_files import read_state
 
 ACTIVE = ("starting", "running", "stopping")
 LOG_LINES = 5000
 CONSOLE_FILE = "console.log"     # everything the trainer prints, stdout and stderr
 PROCESS_FILE = "trainer.json"    # pid and command of the trainer while it runs
 FOLLOW_S = 0.2
+
+
+def _parse_process_file(raw: bytes) -> dict:
+    """trainer.json as Supervisor writes it (a pid and an argv list), else ValueError/KeyError/TypeError."""
+    info = json.loads(raw.decode("utf-8"))
+    if int(info["pid"]) <= 0 or not isinstance(info["argv"], list) or not isinstance(info.get("cwd", ""), str):
+        raise ValueError("no process id and command")
+    float(info.get("started", 0))
+    return info
 
 
 def run_dir_for(cfg: cfgmod.RunConfig, root: Path) -> Path:
@@ -178,11 +188,13 @@ class Supervisor:
                 return None
             found = []
             for info_path in Path(folder).glob(f"*/{PROCESS_FILE}"):
-                try:
-                    info = json.loads(info_path.read_text(encoding="utf-8"))
-                    pid, argv = int(info["pid"]), [str(a) for a in info["argv"]]
-                except (OSError, ValueError, KeyError, TypeError):
+                info = read_state(info_path, _parse_process_file, ("The trainer record", "训练进程记录"),
+                                  ("No trainer is followed from it; if that run still trains, stop it in the "
+                                   "system's task manager.", "不会据此跟随训练进程；若该运行仍在训练，请在系统任务"
+                                   "管理器中结束它。"))
+                if info is None:
                     continue
+                pid, argv = int(info["pid"]), [str(a) for a in info["argv"]]
                 run_dir = info_path.parent
                 events, offset = read_events(run_dir / "events.jsonl")
                 run = Run(run_dir, run_dir / "config.toml", argv, Path(info.get("cwd", self.root)),

@@ -75,14 +75,15 @@ def set_aside(path: str | Path, copy: bool = False) -> Path | None:
     return target
 
 
-def report(path: str | Path, aside: Path | None, what: tuple[str, str], why: str,
+def report(path: str | Path, aside: Path | None, what: tuple[str, str], why: str | tuple[str, str],
            recovered: tuple[str, str]) -> Notice:
     """Tell the shell (stderr) and the page (notices()) that a state file was damaged and what became of it."""
     path = Path(path)
+    why_en, why_zh = (why, why) if isinstance(why, str) else why
     where_en = f"kept as {aside}" if aside else "left where it is (it could not be moved)"
     where_zh = f"已保留为 {aside}" if aside else "无法移动，已留在原处"
-    notice = Notice(path, aside, f"{what[0]} {path} was damaged ({why}); {where_en}. {recovered[0]}",
-                    f"{what[1]} {path} 已损坏（{why}）；{where_zh}。{recovered[1]}", time.time())
+    notice = Notice(path, aside, f"{what[0]} {path} was damaged ({why_en}); {where_en}. {recovered[0]}",
+                    f"{what[1]} {path} 已损坏（{why_zh}）；{where_zh}。{recovered[1]}", time.time())
     with _lock:
         _notices.append(notice)
         del _notices[:-_MAX_NOTICES]

@@ -21,7 +21,10 @@ def vocabulary(model: str) -> list[tuple[str, int]]:
         folder = resolve_model(model, local_files_only=True)
     except DanluError:
         return []
-    return list(_read(Path(folder) / TAGS_FILE))
+    try:
+        return list(_read(Path(folder) / TAGS_FILE))
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError):
+        return []  # a damaged tag list gets its message when the tagger loads it; autocomplete only goes without
 
 
 @functools.lru_cache(maxsize=4)

@@ -100,17 +100,49 @@ def normalize_tag(name: str, kaomoji: set[str] = KAOMOJI) -> str:
 
 
 def load_labels(csv_path: Path) -> Labels:
-    """Read selected_tags.csv (tag_id,name,category,count), indexing by the category column, not row position."""
-    raw, cats = [], []
-    with open(csv_path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            raw.append(row["name"])
-            cats.append(int(row["category"]))
+    """Read selected_tags.csv (tag_id,name,category,count), indexing by the category column, not row position.
+
+    A file that is not such a table is refused naming it; one in a download cache (a hub blob) is damaged state:
+    it is moved aside, so that the next run downloads it again."""
+    try:
+        raw, cats = _read_tag_rows(Path(csv_path))
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as e:
+        raise _bad_labels(Path(csv_path), e) from None
     cats_a = np.asarray(cats)
     kaomoji = KAOMOJI | kaomoji_candidates(raw)
     return Labels(names=[normalize_tag(n, kaomoji) for n in raw], raw=raw, rating=np.flatnonzero(cats_a == RATING),
                   general=np.flatnonzero(cats_a == GENERAL), character=np.flatnonzero(cats_a == CHARACTER),
                   kaomoji=kaomoji)
+
+
+def _read_tag_rows(path: Path) -> tuple[list[str], list[int]]:
+    raw, cats = [], []
+    with open(path, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if not isinstance(row.get("name"), str) or not row["name"]:
+                raise ValueError(f"row {len(raw) + 2} has no name")
+            raw.append(row["name"])
+            cats.append(int(row["category"]))
+    if not raw:
+        raise ValueError("no tag rows")
+    return raw, cats
+
+
+def _bad_labels(path: Path, e: Exception) -> DanluError:
+    why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e) or type(e).__name__
+    if path.resolve().parent.name == "blobs":  # the hub cache: the download was cut or damaged; keep it aside
+        from core.state_files import report, set_aside
+
+        report(path, set_aside(path.resolve()), ("The downloaded tag list", "下载的标签表"), why,
+               ("The next run downloads it again.", "下次运行会重新下载。"))
+        return DanluError(f"The downloaded {TAGS_FILE} was damaged ({why}) and was moved aside.",
+                          f"下载的 {TAGS_FILE} 已损坏（{why}），已移到一旁。",
+                          "Start the tagging again: the file is downloaded anew.", "请重新开始打标：会重新下载该文件。",
+                          key="tagger.model")
+    return DanluError(f"{path} is not a WD tag list ({why}).", f"{path} 不是 WD 标签表（{why}）。",
+                      f"{TAGS_FILE} is a CSV with the columns tag_id,name,category,count, as on the hub; put the "
+                      "model's own file back.", f"{TAGS_FILE} 是含 tag_id,name,category,count 列的 CSV（与 hub 上相同），"
+                      "请放回该模型原本的文件。", key="tagger.model")
 
 
 # ---------------------------------------------------------------- preprocessing

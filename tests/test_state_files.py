@@ -63,3 +63,84 @@ def test_read_state_keeps_a_file_a_writer_still_appends_to(tmp_path):
     assert got is None and path.read_bytes() == b"\xff\xfe" and aside_of(path)[0].read_bytes() == b"\xff\xfe"
     assert state_files.read_state(tmp_path / "missing.json", json.loads, ("x", "x"), ("", "")) is None
     assert not aside_of(tmp_path / "missing.json")
+
+
+def test_a_damaged_trainer_record_is_set_aside_and_nothing_is_reattached(tmp_path, capsys):
+    from core.runs import PROCESS_FILE, Supervisor
+
+    record = tmp_path / "runs" / "one" / PROCESS_FILE
+    record.parent.mkdir(parents=True)
+    record.write_bytes(b'{"pid": 12, "argv": "python launch')
+    assert Supervisor(tmp_path).reattach(tmp_path / "runs") is None
+    assert not record.exists() and aside_of(record)[0].read_bytes() == b'{"pid": 12, "argv": "python launch'
+    assert "trainer.json" in capsys.readouterr().err
+
+
+def test_damaged_saved_settings_are_kept_aside_and_the_page_is_told(tmp_path, capsys):
+    from ui.tab_params import saved_settings
+
+    path = tmp_path / "last_settings.toml"
+    assert saved_settings(path) == (None, None)
+    path.write_bytes(b"[network]\nrank = 8\n[training\nepochs = ")
+    config, notice = saved_settings(path)
+    assert config is None and notice is not None and notice.aside == aside_of(path)[0]
+    assert not path.exists() and notice.aside.read_bytes().startswith(b"[network]")
+    assert "TOML" in notice.text("en") and "保存的设置" in notice.text("zh")
+    assert str(path) in capsys.readouterr().err
+    path.write_text('[network]\nrank = 12\n', encoding="utf-8")
+    config, notice = saved_settings(path)
+    assert config["network"]["rank"] == 12 and notice is None
+
+
+def test_an_event_log_with_damaged_lines_is_copied_aside_and_its_readable_events_used(tmp_path, capsys):
+    from core.events import read_events
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"type": "start", "time": 1}\n\x00\xff garbage\n{"type": "progress", "step": 1}\n'
+                     b'{"type": "done", "sta')
+    events, offset = read_events(path)
+    assert [e["type"] for e in events] == ["start", "progress"] and offset == len(path.read_bytes()) - 21
+    kept = aside_of(path)
+    assert len(kept) == 1 and kept[0].read_bytes() == path.read_bytes()  # copied: the trainer may still append
+    assert "1 line(s)" in capsys.readouterr().err
+    read_events(path)
+    assert len(aside_of(path)) == 1 and not capsys.readouterr().err  # told once, not at every look
+
+
+def test_a_damaged_caption_backup_is_set_aside_and_not_restored(tmp_path, capsys):
+    from core.captions import list_backups, restore_backup, write_caption
+
+    (tmp_path / "a.png").write_bytes(b"")
+    for name, text in (("a.txt", "first a"), ("b.txt", "first b")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        write_caption(tmp_path / name, text.replace("first", "second"), stamp="s1", dataset_root=tmp_path)
+    backup = list_backups(tmp_path)[0]
+    (backup.folder / "a.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")  # noise where a caption was
+    restored = restore_backup(tmp_path, "s1")
+    assert restored == [(tmp_path / "b.txt").resolve()]
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "second a"  # the current caption is untouched
+    assert (tmp_path / "b.txt").read_text(encoding="utf-8") == "first b"
+    assert aside_of(backup.folder / "a.txt") and "a.txt" in capsys.readouterr().err
+    assert [f.name for f in list_backups(tmp_path)[-1].files] == ["b.txt"]
+
+
+def test_a_damaged_downloaded_tag_list_is_moved_aside_for_a_new_download(tmp_path, capsys):
+    from core.errors import DanluError
+    from taggers.wd14 import TAGS_FILE, load_labels
+
+    blob = tmp_path / "blobs" / "3f1a"
+    blob.parent.mkdir()
+    blob.write_bytes(b"tag_id,name,category,count\n9,general,9,1\n1,1gi")  # a download cut short
+    snapshot = tmp_path / "snapshots" / "main"
+    snapshot.mkdir(parents=True)
+    (snapshot / TAGS_FILE).symlink_to(blob)
+    with pytest.raises(DanluError) as e:
+        load_labels(snapshot / TAGS_FILE)
+    assert "downloaded anew" in e.value.hint_en and not blob.exists() and aside_of(blob)
+    assert "selected_tags.csv" in capsys.readouterr().err
+    own = tmp_path / "mine" / TAGS_FILE  # the user's own folder: refused, never moved
+    own.parent.mkdir()
+    own.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DanluError) as e:
+        load_labels(own)
+    assert str(own) in e.value.en and own.exists() and not aside_of(own)

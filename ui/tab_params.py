@@ -13,6 +13,7 @@ from core import hints as hintmod
 from core.errors import ConfigError, DanluError
 from core.fsutil import atomic_write_text
 from core.presets import PRESETS
+from core.state_files import Notice, report, set_aside
 from ui import i18n, params_sweep
 from ui.context import AppContext
 from ui.form import COMMIT_GROUP, build_form, commit_events, committed, field_to_config, label_key, reads_form
@@ -142,6 +143,19 @@ OK, WARN, ERROR = ["danlu-ok"], ["danlu-warn"], ["danlu-error"]
 def _failed(error: DanluError, lang: str) -> i18n.Text:
     """'✖' and the error, in both languages (for the message line)."""
     return i18n.both(lambda lg: f"✖ {error.text(lg)}", lang, classes=ERROR)
+
+
+def saved_settings(path: Path) -> tuple[dict | None, Notice | None]:
+    """The settings of the last visit (None: there are none), and the notice when the file was damaged: then the
+    defaults stay, and the file is kept aside rather than overwritten by them at the next refresh."""
+    if not path.exists():
+        return None, None
+    try:
+        return cfgmod.to_dict(cfgmod.load(path)), None
+    except DanluError as e:
+        return None, report(path, set_aside(path), ("The saved settings", "保存的设置"), (e.en, e.zh),
+                            ("The defaults are shown; the Config tab can load the kept file.",
+                             "现显示默认设置；可在配置页载入保留的文件。"))
 
 
 def last_settings_path(ctx: AppContext) -> Path:
@@ -316,14 +330,11 @@ def build(ctx: AppContext) -> None:
     export_btn.click(*reads_form(ctx, on_export, [ctx.config, ctx.lang]), [download, message])
 
     def restore(config: dict, lang: str, ref: tuple[float, int], shown_by_server: dict, *shown: Any):
-        path = last_settings_path(ctx)
-        if path.exists():
-            try:
-                config = cfgmod.to_dict(cfgmod.load(path))
-            except DanluError:  # an unreadable file must not block the page; the defaults stay
-                pass
-        return [config, *refresh(config, lang, ref, shown_by_server, *shown)]
+        saved, notice = saved_settings(last_settings_path(ctx))
+        said = i18n.both(lambda lg: f"⚠ {notice.text(lg)}", lang, level="warn") if notice else ""
+        config = saved or config
+        return [config, *refresh(config, lang, ref, shown_by_server, *shown), said]
 
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(restore, refresh_inputs, [ctx.config, *refresh_outputs], show_progress="hidden")
+        root.load(restore, refresh_inputs, [ctx.config, *refresh_outputs, message], show_progress="hidden")
