@@ -356,7 +356,8 @@ class TagEditor:
         """Resolve the conflicts by writing this editor's captions; the versions on disk go to the backup."""
         report = SaveReport(stamp=backup_stamp())
         for i in self.conflicts:
-            self._write(self.items[i], report)
+            if self.items[i].changed:   # an edit undone or discarded since has nothing of mine to write
+                self._write(self.items[i], report)
         self.conflicts = []
         return report
 

@@ -12,7 +12,7 @@ import gradio as gr
 from core import config as cfgmod
 from core import importers
 from core.errors import ConfigError, DanluError
-from ui import i18n
+from ui import config_file, i18n
 from ui.context import AppContext
 from ui.form import COMMIT_GROUP, changes, reads_form
 from ui.i18n import t
@@ -183,6 +183,7 @@ def build(ctx: AppContext) -> None:
         return text_value, gr.update(value=path, visible=True), i18n.text("config.exported", lang, level="ok")
 
     asks = [pending, message, confirm, apply_btn]
+    config_file.build(ctx, text, message, asks, on_load)   # a TOML file on disk: open, save, asked when changed
     # Loads read the settings as the form shows them, so the diff is against what the user sees.
     load_btn.click(*reads_form(ctx, on_load, [text, ctx.lang, ctx.config]), asks)
     upload.upload(*reads_form(ctx, on_upload, [upload, ctx.lang, ctx.config]), [text, *asks])

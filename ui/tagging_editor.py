@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from core.tags import TagEditor
-from ui import choices, i18n, tab_tag_help
+from ui import choices, i18n, stale_ask, tab_tag_help
 from ui import tagging_edits as E
 from ui.context import AppContext
 from ui.i18n import t
@@ -26,6 +26,14 @@ i18n.add({
     "tagging.nothing_to_undo": ("没有可撤销的操作。", "Nothing to undo."),
     "tagging.saved": ("✔ 已保存 {n} 条标注；原文件备份在 {folder}",
                       "✔ Captions saved: {n}; originals backed up in {folder}"),
+    "tagging.conflict": ("⚠ {n} 条标注在本页读取之后被其他页面或程序修改过，没有写入：{names}。"
+                         "请选择：保留我的（对方的版本会备份）、采用对方的，或并排查看两者。",
+                         "⚠ Captions changed on disk by another page or program after this page read them, so "
+                         "not written: {n} ({names}). Keep mine (theirs is backed up), take theirs, or show both."),
+    "tagging.kept": ("✔ 已写入我的 {n} 条标注；磁盘上原来的版本备份在 {folder}",
+                     "✔ My captions written: {n}; the versions they replaced are backed up in {folder}"),
+    "tagging.took": ("✔ 已采用磁盘上的 {n} 条标注（“撤销”可找回我的修改）。",
+                     "✔ Took the captions on disk: {n} (Undo brings my edits back)."),
     "tagging.restored": ("✔ 已恢复 {n} 个文件（恢复前的版本也已备份）。",
                          "✔ Restored {n} files (the versions before the restore are backed up too)."),
     "tagging.no_editor": ("请先填写文件夹并点击“读取标注”。", "Enter a folder and press Load captions first."),
@@ -155,6 +163,7 @@ def _save_rows(ctx: AppContext, lang0: str, c: SimpleNamespace) -> None:
         c.discard = B(gr.Button(t("tagging.discard", lang0), elem_id="tagging-discard"), value="tagging.discard")
         c.save = B(gr.Button(t("tagging.save", lang0), variant="primary", elem_id="tagging-save"),
                    value="tagging.save")
+    c.ask = stale_ask.build(ctx, "tagging")   # asked by Save when a caption changed on disk since it was read
     with gr.Row():
         c.backups = B(gr.Dropdown([], label=t("tagging.backups", lang0), elem_id="tagging-backups", scale=3),
                       label="tagging.backups")
@@ -200,7 +209,10 @@ def _wire(ctx: AppContext, c: SimpleNamespace, message, folder, trigger, ext, lo
     c.cap_apply.click(E.on_caption, [ctx.lang, c.caption, c.shown_for], message).then(E.view, view_in, view_out)
     c.undo.click(E.on_undo, ctx.lang, message).then(E.view, view_in, view_out)
     c.discard.click(E.on_discard, ctx.lang, message).then(E.view, view_in, view_out)
-    c.save.click(E.on_save, ctx.lang, message).then(E.view, view_in, view_out)
+    c.save.click(E.on_save, ctx.lang, [message, *c.ask.outputs]).then(E.view, view_in, view_out)
+    c.ask.keep.click(E.on_keep_mine, ctx.lang, [message, *c.ask.outputs]).then(E.view, view_in, view_out)
+    c.ask.theirs.click(E.on_take_theirs, ctx.lang, [message, *c.ask.outputs]).then(E.view, view_in, view_out)
+    c.ask.both.click(E.on_show_both, ctx.lang, [message, *c.ask.outputs])
     c.restore.click(E.on_restore, [ctx.lang, c.backups], message).then(E.view, view_in, view_out)
     c.table.select(E.on_pick, c.op_tags, c.op_tags)
     c.take.click(E.on_take, c.op_tags, c.op_tags)

@@ -15,8 +15,8 @@ from pathlib import Path
 import gradio as gr
 
 from core.errors import DanluError
-from core.tags import IDENTITY_SHARE, TagEditor, split_tags
-from ui import i18n
+from core.tags import IDENTITY_SHARE, SaveReport, TagEditor, split_tags
+from ui import i18n, stale_ask
 from ui.i18n import t
 from ui.tagging_auto import _err, _key
 
@@ -67,6 +67,11 @@ def apply_op(ed: TagEditor, op: str, tags: str, new: str, regex: bool, indices: 
     raise ValueError(op)
 
 
+def shown_name(ed: TagEditor, path: Path) -> Path:
+    """A caption's name as the page shows it: relative to the loaded folder."""
+    return path.relative_to(ed.folder) if ed.folder in path.parents else Path(path.name)
+
+
 def pending_text(ed: TagEditor, lang: str, limit: int = 8) -> str:
     """The unsaved count and what changes in the first few captions (− removed, + added)."""
     pending = ed.pending
@@ -75,8 +80,7 @@ def pending_text(ed: TagEditor, lang: str, limit: int = 8) -> str:
     lines = [t("tagging.pending", lang, n=len(pending))]
     for i in pending[:limit]:
         removed, added = ed.diff(i)
-        item = ed.items[i]
-        name = item.caption.relative_to(ed.folder) if ed.folder in item.caption.parents else item.caption.name
+        name = shown_name(ed, ed.items[i].caption)
         change = " ".join([f"−{x}" for x in removed] + [f"+{x}" for x in added]) or t("tagging.reordered", lang)
         lines.append(f"- `{name}`: {change}")
     if len(pending) > limit:
@@ -227,17 +231,67 @@ def on_discard(request: gr.Request, lang: str):
     return msg if ed is None else i18n.text("tagging.applied", lang, n=ed.discard())
 
 
+def _names(ed: TagEditor, indices: list[int], limit: int = 5) -> str:
+    names = [f"`{shown_name(ed, ed.items[i].caption)}`" for i in indices[:limit]]
+    return ", ".join(names) + (f" … (+{len(indices) - limit})" if len(indices) > limit else "")
+
+
+def saved_text(ed: TagEditor, report: SaveReport, lang: str) -> i18n.Text:
+    """What a save wrote, and the question when captions changed on disk since this page read them."""
+    def render(lg: str) -> str:
+        lines = []
+        if report.written or not report.conflicts:
+            lines.append(t("tagging.saved", lg, n=len(report.written), folder=f"`.danlu_backup/{report.stamp}/`"))
+        if report.conflicts:
+            lines.append(t("tagging.conflict", lg, n=len(report.conflicts), names=_names(ed, report.conflicts)))
+        return "\n\n".join(lines)
+
+    return i18n.both(render, lang, level="warn" if report.conflicts else "ok")
+
+
 @_locked
 def on_save(request: gr.Request, lang: str):
     ed, msg = editor_or_msg(request, lang)
     if ed is None:
-        return msg
+        return [msg, *stale_ask.asking(False)]
     try:
         report = ed.save()
     except OSError as e:
-        return i18n.failed(e, lang)
-    return i18n.text("tagging.saved", lang, level="ok", n=len(report.written),
-                     folder=f"`.danlu_backup/{report.stamp}/`")
+        return [i18n.failed(e, lang), *stale_ask.asking(False)]
+    return [saved_text(ed, report, lang), *stale_ask.asking(bool(report.conflicts))]
+
+
+@_locked
+def on_keep_mine(request: gr.Request, lang: str):
+    """Write this page's captions over the ones changed on disk; those go to the backup folder first."""
+    ed, msg = editor_or_msg(request, lang)
+    if ed is None:
+        return [msg, *stale_ask.asking(False)]
+    try:
+        report = ed.keep_mine()
+    except OSError as e:
+        return [i18n.failed(e, lang), *stale_ask.asking(True)]
+    return [i18n.text("tagging.kept", lang, level="ok", n=len(report.written),
+                      folder=f"`.danlu_backup/{report.stamp}/`"), *stale_ask.asking(False)]
+
+
+@_locked
+def on_take_theirs(request: gr.Request, lang: str):
+    ed, msg = editor_or_msg(request, lang)
+    if ed is None:
+        return [msg, *stale_ask.asking(False)]
+    return [i18n.text("tagging.took", lang, level="ok", n=ed.take_theirs()), *stale_ask.asking(False)]
+
+
+@_locked
+def on_show_both(request: gr.Request, lang: str):
+    """This page's caption and the one on disk, side by side; the question stays open."""
+    ed, msg = editor_or_msg(request, lang)
+    if ed is None or not ed.conflicts:
+        return [msg or gr.update(), *stale_ask.asking(False)]
+    pairs = [(_names(ed, [i]), ed.items[i].text(), ed.theirs(i) if ed.items[i].caption.exists() else None)
+             for i in ed.conflicts]
+    return [gr.update(), *stale_ask.side_by_side(pairs, lang)]
 
 
 @_locked
