@@ -9,8 +9,10 @@ suffix is one of LORA_SUFFIXES (kohya: ``lora_down.weight`` / ``lora_up.weight``
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,26 @@ def check_outputs(out: str | Path, inputs: list[str | Path]) -> Path:
     return out
 
 
+@contextmanager
+def atomic_output(path: str | Path, inputs: list[str | Path]) -> Iterator[Any]:
+    """An open binary file that becomes `path` only when the block ends without error: written under a temporary
+    name in the same folder, then fsynced and renamed (core.fsutil). A cancel, crash or error removes it, so no
+    partial file is ever left under the output's name. For outputs written piece by piece (a whole checkpoint)."""
+    from core.fsutil import replace_keeping_mode, temp_path_for
+
+    path = check_outputs(path, inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        replace_keeping_mode(tmp, path)
+    finally:  # after the rename there is nothing left to remove; after an error, the partial file goes
+        tmp.unlink(missing_ok=True)
+
+
 def write_lora(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str], inputs: list[str | Path],
                precision: str | None = None) -> Path:
     """Write a LoRA file atomically (a temporary file renamed at the end, so a cancel or crash leaves none),
@@ -232,3 +254,49 @@ def lora_factors(tensors: dict[str, Any]) -> tuple[Any, Any, float] | None:
             scale = float(alpha) / down.shape[0] if alpha is not None else 1.0
             return down, up, scale
     return None
+
+
+def stream_safetensors(out: str | Path, like: str | Path, tensors: dict[str, Any], metadata: dict[str, str],
+                       job: Job | None = None) -> Path:
+    """Write a checkpoint with the keys, order, dtypes and shapes of the safetensors file `like`, each tensor taken
+    from `tensors` (cast and reshaped to the original) or else from `like`, one tensor at a time: the header is
+    known before any data, so nothing but the current tensor is held. A temporary file is renamed at the end;
+    a cancel or error removes it."""
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    from core.fsutil import replace_keeping_mode, temp_path_for
+    from models.files import read_header
+
+    out, like = Path(out), Path(like)
+    shapes, _ = read_header(like)
+    dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool, "F8_E4M3": getattr(torch, "float8_e4m3fn", None),
+              "F8_E5M2": getattr(torch, "float8_e5m2", None)}
+    header: dict[str, Any] = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}}
+    offset = 0
+    for key, (dtype, shape) in shapes.items():
+        size = torch.Size(shape).numel() * torch.empty((), dtype=dtypes[dtype]).element_size()
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    tmp = temp_path_for(out)
+    try:
+        with open(tmp, "wb") as w, safe_open(str(like), framework="pt") as f:
+            w.write(len(raw).to_bytes(8, "little") + raw)
+            for i, (key, (dtype, shape)) in enumerate(shapes.items()):
+                if job is not None:
+                    job.step(i, len(shapes), key)
+                t = tensors.get(key)
+                t = f.get_tensor(key) if t is None else t.detach().to(dtypes[dtype]).reshape(shape)
+                w.write(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        replace_keeping_mode(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if job is not None:
+        job.step(len(shapes), len(shapes), "")
+    return out

@@ -12,14 +12,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import DanluError, current_lang
-from models.toolbox.common import check_outputs, open_lora
+from models.toolbox.common import atomic_output, check_outputs, open_lora
 
 # Adapter suffixes each loader reads (their public source: A1111 extensions-builtin/Lora/network_*.py, ComfyUI
 # comfy/weight_adapter/*.py, diffusers' kohya and peft converters); a key with another suffix is not loaded.
@@ -194,7 +192,6 @@ def edit_metadata(path: str | Path, out: str | Path, *, title: str | None = None
                   cover: str | Path | None = None) -> Path:
     """A copy of the LoRA with new user-facing metadata (None leaves a field as it is, "" or [] clears it); the
     header is rewritten, the tensor bytes are copied unchanged (so sshs_model_hash stays true). Atomic."""
-    from core.fsutil import replace_keeping_mode
     from models.lora_file import with_metadata
 
     lora = open_lora(path)
@@ -210,21 +207,10 @@ def edit_metadata(path: str | Path, out: str | Path, *, title: str | None = None
             meta[EDITABLE[field_name]] = value
         else:
             meta.pop(EDITABLE[field_name], None)
-    with open(lora.path, "rb") as src:
+    with open(lora.path, "rb") as src, atomic_output(out, [path]) as dst:
         n = int.from_bytes(src.read(8), "little")
         head, _ = with_metadata(n.to_bytes(8, "little") + src.read(n), meta)  # offsets stay relative to the data
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with open(fd, "wb") as dst:
-                dst.write(head)
-                src.seek(8 + n)
-                shutil.copyfileobj(src, dst, 16 * 2**20)  # tensor bytes, unchanged, a chunk at a time
-                dst.flush()
-                os.fsync(dst.fileno())
-            replace_keeping_mode(Path(tmp), out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        dst.write(head)
+        shutil.copyfileobj(src, dst, 16 * 2**20)  # tensor bytes, unchanged, a chunk at a time
     return out
 
