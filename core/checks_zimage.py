@@ -31,7 +31,7 @@ def _zimage_turbo(cfg: RunConfig, env: Env):
 
 @rule("zimage_samples", "error")
 def _zimage_samples(cfg: RunConfig, env: Env):
-    # What models/families/zimage.py can render: ComfyUI's cfg >= 1 (diffusers guidance = cfg - 1), the
+    # What models/families/zimage/sample.py can render: ComfyUI's cfg >= 1 (diffusers guidance = cfg - 1), the
     # flow-matching Euler sampler, sizes divisible by 16 (VAE x8, 2x2 patches).
     s = cfg.sampling
     if _family(cfg, env) != "zimage" or not s.prompts:

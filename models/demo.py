@@ -93,7 +93,7 @@ def _zimage(cfg, tiny, adapter_path: Path):
     from diffusers import ZImageTransformer2DModel
 
     from core.presets import PRESETS
-    from models.tiny_zimage import save_training_adapter
+    from models.families.zimage.tiny import save_training_adapter
 
     preset = PRESETS.get(ZIMAGE_PRESET)
     if preset:

@@ -62,7 +62,7 @@ def _classify(info: ModelInfo, tensors: dict[str, tuple[str, list[int]]], meta: 
                            "请选择完整的底模（通常 2-7 GB）；LoRA 文件是在出图时加载的。")
     for dit in families.DIT_MODULES.values():  # DiT families ship the transformer alone: they say what it is
         if dit.matches(keys):
-            return dit.classify_file(info, tensors, meta)
+            return families.part(dit, "load").classify_file(info, tensors, meta)
         if (other := dit.other_part(tensors)) is not None:  # ... and their text encoder and VAE apart
             return info.refuse(*other)
     unet = [k for k in keys if k.startswith("model.diffusion_model.")]
@@ -144,7 +144,7 @@ def _diffusers_folder(info: ModelInfo, folder: Path) -> ModelInfo:
     info.kind = "diffusers"
     for dit in families.DIT_MODULES.values():
         if dit.is_folder(folder):
-            return dit.classify_folder(info, folder)
+            return families.part(dit, "load").classify_folder(info, folder)
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))

@@ -78,8 +78,9 @@ def render(pipe: Any, *, prompt: str, negative_prompt: str = "", steps: int = 20
 
     dit = families.of_pipeline(pipe)
     if dit is not None:
-        return dit.render(pipe, prompt=prompt, negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed,
-                          width=width, height=height, sampler=sampler, clip_skip=clip_skip)
+        return families.part(dit, "sample").render(
+            pipe, prompt=prompt, negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed, width=width,
+            height=height, sampler=sampler, clip_skip=clip_skip)
     if width % 8 or height % 8:
         raise ValueError(f"sample size {width}x{height} must be a multiple of 8")
     set_sampler(pipe, sampler, zero_terminal_snr)
@@ -326,8 +327,9 @@ def render_batch(pipe: Any, *, prompts: list[str], negative_prompt: str = "", st
 
     dit = families.of_pipeline(pipe)
     if dit is not None:
-        return dit.render_batch(pipe, prompts=prompts, negative_prompt=negative_prompt, steps=steps, cfg=cfg,
-                                seed=seed, width=width, height=height, sampler=sampler, clip_skip=clip_skip)
+        return families.part(dit, "sample").render_batch(
+            pipe, prompts=prompts, negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed, width=width,
+            height=height, sampler=sampler, clip_skip=clip_skip)
     if len(prompts) == 1:
         return [render(pipe, prompt=prompts[0], negative_prompt=negative_prompt, steps=steps, cfg=cfg, seed=seed,
                        width=width, height=height, sampler=sampler, clip_skip=clip_skip, cfg_rescale=cfg_rescale,

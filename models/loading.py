@@ -229,7 +229,7 @@ def load_pipeline(base: str, *, family: str | None = None, prediction_type: str 
         raise DanluError(info.problem_en, info.problem_zh, info.hint_en, info.hint_zh, key="model.base")
     dit = families.dit_module(info.family)
     if dit is not None:
-        pipe = dit.load_parts(path, torch_dtype=torch_dtype)
+        pipe = families.part(dit, "load").load_parts(path, torch_dtype=torch_dtype)
         if vae:
             pipe.vae = load_vae(vae, pipe.vae, torch_dtype)
         return pipe.to(device)

@@ -141,7 +141,7 @@ def peft_to_kohya(components: dict[str, Any], family: str, adapter: str = "defau
 
     dit = families.dit_module(family)
     if dit is not None:
-        return dit.lora_state(components, adapter)
+        return families.part(dit, "lora").lora_state(components, adapter)
     state: dict[str, Any] = {}
     for component, model in components.items():
         if model is None:
@@ -268,7 +268,7 @@ def save_lora(path: str | Path, state: dict[str, Any], metadata: dict[str, Any],
 
         version = str(metadata.get("ss_base_model_version", ""))
         mod = next((m for m in families.DIT_MODULES.values() if m.LORA_VERSION == version), None)
-        metadata = mod.lora_metadata(metadata) if mod is not None else metadata
+        metadata = families.part(mod, "lora").lora_metadata(metadata) if mod is not None else metadata
     tensors, report = cast_state(state, precision, full=full_report)
     meta = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
             else str(v) for k, v in metadata.items() if v is not None}

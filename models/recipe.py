@@ -37,7 +37,8 @@ def _family_hook(family: str | None):
     try:
         from models import families
 
-        return getattr(families.module(family), "sample_recipe", None)
+        dit = families.dit_module(family)  # the SD families sample as models.generate does
+        return families.part(dit, "sample").sample_recipe if dit is not None else None
     except (ImportError, KeyError):
         return None
 

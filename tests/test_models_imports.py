@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FACTORY = {"models.tiny", "models.tiny_zimage"}
+FACTORY = {"models.tiny", "models.families.zimage.tiny"}
 USES_FACTORY = {"models.demo"} | FACTORY  # the demo builds a tiny model on purpose
 # The modules that read, load and render a base model: everything above them (grid, demo) builds on these.
 SHARED = {"models.files", "models.bpe", "models.families", "models.ldm", "models.detect", "models.model_info",

@@ -33,7 +33,7 @@ def base(tmp_path_factory):
 def adapter(base, tmp_path_factory):
     from diffusers import ZImageTransformer2DModel
 
-    from models.tiny_zimage import save_training_adapter
+    from models.families.zimage.tiny import save_training_adapter
 
     transformer = ZImageTransformer2DModel.from_pretrained(base / "transformer")
     return save_training_adapter(tmp_path_factory.mktemp("zadapter") / "adapter.safetensors", transformer,
@@ -141,7 +141,7 @@ def test_samples_come_from_the_file_on_the_plain_base(turbo, base, adapter):
     from diffusers import ZImagePipeline, ZImageTransformer2DModel
     from PIL import Image
 
-    from models.families import zimage
+    from models.families.zimage import sample
     from training import dit
 
     plain = ZImageTransformer2DModel.from_pretrained(base / "transformer").state_dict()
@@ -154,7 +154,7 @@ def test_samples_come_from_the_file_on_the_plain_base(turbo, base, adapter):
     fresh = ZImagePipeline.from_pretrained(base)
     fresh.load_lora_weights(str(turbo.run_dir / "zt.safetensors"), adapter_name="check")
     s = turbo.sampling
-    image = zimage.render(fresh, prompt=s.prompts[0], steps=s.steps, cfg=s.cfg, seed=s.seed, width=s.width,
+    image = sample.render(fresh, prompt=s.prompts[0], steps=s.steps, cfg=s.cfg, seed=s.seed, width=s.width,
                           height=s.height)
     png = sorted((turbo.run_dir / "samples").glob("zt-e*.png"))[-1]
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(image.convert("RGB")))

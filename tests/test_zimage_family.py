@@ -26,11 +26,11 @@ def real_shapes():
     from accelerate import init_empty_weights
     from diffusers import ZImageTransformer2DModel
 
-    from models.families import zimage
+    from models.families.zimage import load
 
     with init_empty_weights():
         model = ZImageTransformer2DModel()
-    return {k: tuple(v.shape) for k, v in zimage.to_file_keys(model.state_dict()).items()}
+    return {k: tuple(v.shape) for k, v in load.to_file_keys(model.state_dict()).items()}
 
 
 @pytest.mark.parametrize("prefix", ["", "model.diffusion_model."])
@@ -68,7 +68,7 @@ def test_tiny_files_and_folder(tiny, tmp_path):
 def test_lora_and_adapter_given_as_base_are_refused(tiny, tmp_path):
     from diffusers import ZImageTransformer2DModel
 
-    from models.tiny_zimage import save_training_adapter
+    from models.families.zimage.tiny import save_training_adapter
 
     transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder, subfolder="transformer")
     adapter = save_training_adapter(tmp_path / "zimage_turbo_training_adapter_v2.safetensors", transformer)
@@ -110,10 +110,10 @@ def test_transformer_file_loads_with_the_parts_beside_it(tiny, which):
 def test_config_inferred_without_a_config_beside_it(tiny):
     from safetensors.torch import load_file
 
-    from models.families import zimage
+    from models.families.zimage import load
 
-    state = zimage.from_file_keys(load_file(str(tiny.prefixed_file)))
-    inferred = zimage.infer_config(state)
+    state = load.from_file_keys(load_file(str(tiny.prefixed_file)))
+    inferred = load.infer_config(state)
     import json
 
     own = json.loads((tiny.folder / "transformer" / "config.json").read_text())
@@ -157,7 +157,7 @@ def test_lora_checked_against_the_base_family(tiny, tmp_path):
     from diffusers import ZImageTransformer2DModel
 
     from core.errors import DanluError
-    from models.tiny_zimage import save_training_adapter
+    from models.families.zimage.tiny import save_training_adapter
 
     transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder, subfolder="transformer")
     lora = save_training_adapter(tmp_path / "style.safetensors", transformer)

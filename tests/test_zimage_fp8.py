@@ -84,7 +84,7 @@ def test_a_run_saves_the_lora_alone_and_samples_it_on_the_plain_base(base, adapt
     from PIL import Image
     from safetensors.torch import load_file
 
-    from models.families import zimage
+    from models.families.zimage import sample
     from models.lora_file import read_metadata
 
     cfg = _config(base, dataset, tmp_path / "runs", "zf", model={"training_adapter": str(adapter)},
@@ -107,7 +107,7 @@ def test_a_run_saves_the_lora_alone_and_samples_it_on_the_plain_base(base, adapt
     fresh = ZImagePipeline.from_pretrained(base)  # plain base: no adapter, no fp8
     fresh.load_lora_weights(str(path), adapter_name="check")
     s = cfg.sampling
-    image = zimage.render(fresh, prompt=s.prompts[0], steps=s.steps, cfg=s.cfg, seed=s.seed, width=s.width,
+    image = sample.render(fresh, prompt=s.prompts[0], steps=s.steps, cfg=s.cfg, seed=s.seed, width=s.width,
                           height=s.height)
     png = sorted((cfg.run_dir / "samples").glob("zf-*.png"))[-1]
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(image.convert("RGB")))

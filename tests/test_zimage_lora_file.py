@@ -29,10 +29,10 @@ def trained(folder, alpha: float, refiners: bool = False, seed: int = 0):
     from diffusers import ZImagePipeline
     from peft import LoraConfig
 
-    from models.families import zimage
+    from models.families.zimage import lora
 
     pipe = ZImagePipeline.from_pretrained(folder)
-    targets = zimage.lora_target_modules(pipe.transformer, refiners=refiners)
+    targets = lora.lora_target_modules(pipe.transformer, refiners=refiners)
     torch.manual_seed(seed)
     pipe.transformer.add_adapter(LoraConfig(r=RANK, lora_alpha=alpha, target_modules=targets,
                                             init_lora_weights=False), adapter_name="default")
@@ -116,7 +116,7 @@ def test_comfyui_rules_map_every_key_and_merge_as_diffusers_does(saved, tiny):
     from diffusers import ZImagePipeline
     from safetensors.torch import load_file
 
-    from models.families import zimage
+    from models.families.zimage import load
 
     _, _, path = saved
     lora = load_file(str(path))
@@ -127,7 +127,7 @@ def test_comfyui_rules_map_every_key_and_merge_as_diffusers_does(saved, tiny):
     fresh.load_lora_weights(str(path), adapter_name="file")
     fresh.fuse_lora(lora_scale=1.0)
     fresh.unload_lora_weights()
-    fused = zimage.to_file_keys(fresh.transformer.state_dict())
+    fused = load.to_file_keys(fresh.transformer.state_dict())
     assert fused.keys() == merged.keys()
     changed = [k for k in merged if not torch.equal(merged[k], original[k])]
     assert any(k.endswith("attention.qkv.weight") for k in changed) and any(k.endswith("attention.out.weight")
@@ -169,19 +169,21 @@ def test_real_size_targets_and_comfyui_names():
     from diffusers import ZImageTransformer2DModel
 
     from models.families import zimage
+    from models.families.zimage import load
+    from models.families.zimage import lora
     from tests.zimage_comfy import comfy_target
 
     with init_empty_weights():
         model = ZImageTransformer2DModel()
-    targets = zimage.lora_target_modules(model)
+    targets = lora.lora_target_modules(model)
     assert len(targets) == 8 * 30 and not any(t.startswith(("noise_refiner", "context_refiner")) for t in targets)
     modules = dict(model.named_modules())
     params = sum(16 * (modules[t].in_features + modules[t].out_features) for t in targets)
     assert params == pytest.approx(42.5e6, rel=0.01)
-    original = {k: v.shape for k, v in zimage.to_file_keys(model.state_dict()).items()}
+    original = {k: v.shape for k, v in load.to_file_keys(model.state_dict()).items()}
     for t in targets:
         key, rows = comfy_target(t, zimage.DIM)
         shape = original[key]
         assert (rows.stop - rows.start if rows else shape[0], shape[1]) == tuple(modules[t].weight.shape)
-    refiners = zimage.lora_target_modules(model, refiners=True)
+    refiners = lora.lora_target_modules(model, refiners=True)
     assert len(refiners) == 240 + 2 * 8 + 2 * 7  # context refiners have no adaLN

@@ -1,4 +1,4 @@
-"""Z-Image samples: the semantics written in models/families/zimage.py (ComfyUI's cfg, steps = forwards, shift-3
+"""Z-Image samples: the semantics written in models/families/zimage/sample.py (ComfyUI's cfg, steps = forwards, shift-3
 simple sigmas, the Qwen3 template, CPU noise), the PNG recipe, and parity with a fresh diffusers render."""
 
 from __future__ import annotations
@@ -60,14 +60,14 @@ def test_recipe_states_what_comfyui_users_type():
 def test_cfg_below_one_sampler_and_size_are_refused(tiny):
     from core.errors import DanluError
     from models import recipe
-    from models.families import zimage
+    from models.families.zimage import sample
 
     with pytest.raises(DanluError, match="below 1"):
         recipe.build(sampling(cfg=0.5), prompt="p", family="zimage")
     with pytest.raises(DanluError, match="Euler"):
-        zimage.render(None, prompt="p", sampler="dpmpp_2m")
+        sample.render(None, prompt="p", sampler="dpmpp_2m")
     with pytest.raises(DanluError, match="multiple of 16"):
-        zimage.initial_noise(0, 40, 32)
+        sample.initial_noise(0, 40, 32)
 
 
 def _counting(pipe):
@@ -111,11 +111,11 @@ def test_sigmas_are_comfyui_simple_with_shift_3(tiny, n, exact):
 def test_prompt_features_use_the_qwen3_template_512_tokens_and_layer_minus_2(tiny):
     from diffusers import ZImagePipeline
 
-    from models.families import zimage
+    from models.families.zimage import load
 
     pipe = ZImagePipeline.from_pretrained(tiny.folder)
     prompts = ["a photo of a cat", ""]
-    got = zimage.encode_prompts(pipe, prompts)
+    got = load.encode_prompts(pipe, prompts)
     assert prompts == ["a photo of a cat", ""]  # the caller's list is left alone
     for prompt, feats in zip(prompts, got):
         text = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"  # as ComfyUI hard-codes it
@@ -129,9 +129,9 @@ def test_prompt_features_use_the_qwen3_template_512_tokens_and_layer_minus_2(tin
 
 
 def test_noise_is_comfyuis_cpu_draw():
-    from models.families import zimage
+    from models.families.zimage import sample
 
-    noise, _ = zimage.initial_noise(42, 64, 48)
+    noise, _ = sample.initial_noise(42, 64, 48)
     torch.manual_seed(42)  # ComfyUI's prepare_noise
     assert torch.equal(noise, torch.randn((1, 16, 6, 8), dtype=torch.float32))
 

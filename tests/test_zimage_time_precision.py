@@ -16,9 +16,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def pipe():
-    from models.tiny_zimage import build_tiny_zimage
+    from models.families.zimage.tiny import build_tiny
 
-    return build_tiny_zimage(seed=0).to(dtype=torch.bfloat16)
+    return build_tiny(seed=0).to(dtype=torch.bfloat16)
 
 
 def _record(transformer) -> tuple[list, object]:
@@ -95,14 +95,15 @@ def test_bf16_validation_loss_embeds_the_float32_time(pipe):
 
 
 def test_bf16_sample_embeds_the_schedulers_float32_time(pipe):
-    """The sample path (models/families/zimage.py render, diffusers' pipeline) gives the embedder float32 times:
+    """The sample path (models/families/zimage/sample.py render, diffusers' pipeline) gives the embedder float32 times:
     (1000 - timestep) / 1000 of the scheduler's own float32 timesteps."""
     from models.families import zimage
+    from models.families.zimage import sample
 
     transformer = pipe.transformer
     seen, handle = _record(transformer)
     try:
-        zimage.render(pipe, prompt="a cat", steps=3, cfg=1.0, seed=5, width=32, height=32)
+        sample.render(pipe, prompt="a cat", steps=3, cfg=1.0, seed=5, width=32, height=32)
     finally:
         handle.remove()
     ts = pipe.scheduler.timesteps

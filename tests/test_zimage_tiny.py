@@ -77,7 +77,7 @@ def test_training_adapter_file(tiny, tmp_path):
     from diffusers import ZImageTransformer2DModel
     from safetensors import safe_open
 
-    from models.tiny_zimage import save_training_adapter
+    from models.families.zimage.tiny import save_training_adapter
 
     transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder, subfolder="transformer")
     path = save_training_adapter(tmp_path / "adapter.safetensors", transformer, rank=4)

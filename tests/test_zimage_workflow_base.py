@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from models.families.zimage_workflow import RELEASE_FILES, comfy_base
+from models.families.zimage.workflow import RELEASE_FILES, comfy_base
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SIZE = 64

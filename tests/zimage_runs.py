@@ -10,7 +10,7 @@ from core import config as cfgmod
 
 def fake_run(root: Path, name: str, base_run: Path, seeds: dict[str, int], transformer) -> Path:
     """<root>/<name>/ with config.toml (from `base_run`) and <name><suffix>.safetensors for each suffix → seed."""
-    from models.tiny_zimage import save_training_adapter
+    from models.families.zimage.tiny import save_training_adapter
 
     cfg = cfgmod.load(base_run)
     cfg.saving.output_dir, cfg.saving.name = str(root), name

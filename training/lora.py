@@ -50,7 +50,7 @@ def _dit_targets(model: Any, family: str, kinds: list[str], refiners: bool) -> l
     """The block linears of a DiT family of the chosen kinds: its family module names them."""
     from models import families
 
-    return families.dit_module(family).lora_target_modules(model, tuple(kinds), refiners)
+    return families.part(families.dit_module(family), "lora").lora_target_modules(model, tuple(kinds), refiners)
 
 
 def _config(algo: str, **kw: Any) -> Any:

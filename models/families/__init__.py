@@ -10,27 +10,30 @@ it) and `pipeline_class()`.
 
 The SD-UNet families (sd15, sd2, sdxl) share the loaders, LoRA names and samplers of models/ldm.py,
 loading.py, lora_file.py and generate.py. A DiT family (zimage; FLUX and Qwen-Image would follow) says
-everything itself, in its module (helpers in a sibling file, e.g. zimage_load.py), with these names; the shared
-code asks it through `dit_module(family)` / `of_pipeline(pipe)` and knows nothing else about it:
+everything itself, in a package with the same module names every time; the shared code finds it through
+`dit_module(family)` / `of_pipeline(pipe)` and one of its modules through `part(dit, name)`, and knows nothing else:
 
-- PIPELINE (the diffusers pipeline class name), DENOISER (the pipeline attribute LoRA trains), HUB_IDS and
-  MODEL_PATTERNS (what to download for a hub id), LORA_VERSION / LORA_MODELSPEC
-- recognising: `matches(keys)`, `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a
-  detect.ModelInfo), `is_folder(folder)`, `other_part(tensors)` (its text encoder or VAE picked as base),
-  `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message for a LoRA or adapter)
-- loading: `load_parts(path, components=None, torch_dtype=None)` → the pipeline; `find_parts(path)` (where the
-  text encoder, tokenizer and VAE come from); `from_file_keys` / `to_file_keys` (single-file ↔ diffusers names)
-- training: `encode_prompts(pipe, prompts)`, `lora_target_modules(denoiser, targets, refiners)` (flow-matching
-  maths: training/flow.py)
-- the LoRA file: `lora_state(components, adapter)` (tensors) and `lora_metadata(meta)` (family fields)
-- samples: `sample_recipe(recipe, args)` (models.recipe's hook: what the PNG states), `render(pipe, ...)` and
+- `__init__`: the names above, and PIPELINE (the diffusers pipeline class name), DENOISER (the pipeline attribute
+  LoRA trains), HUB_IDS and MODEL_PATTERNS (what to download for a hub id), LORA_VERSION / LORA_MODELSPEC;
+  recognising: `matches(keys)`, `is_folder(folder)`, `other_part(tensors)` (its text encoder or VAE picked as
+  base), `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message for a LoRA or adapter)
+- `load`: `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a detect.ModelInfo,
+  which means looking for the parts beside the model), `load_parts(path, components=None, torch_dtype=None)` →
+  the pipeline, `find_parts(path)` (where the text encoder, tokenizer and VAE come from), `from_file_keys` /
+  `to_file_keys` (single-file ↔ diffusers names), `encode_prompts(pipe, prompts)`
+- `lora`: `lora_target_modules(denoiser, targets, refiners)` (flow-matching maths: training/flow.py),
+  `lora_state(components, adapter)` (the file's tensors) and `lora_metadata(meta)` (family fields)
+- `sample`: `sample_recipe(recipe, args)` (models.recipe's hook: what the PNG states), `render(pipe, ...)` and
   `render_batch(pipe, ...)` with models.generate's signatures; the guidance/steps/prompt semantics are written
-  in the module's docstring and tested.
+  in its docstring and tested
+- `workflow`: the ComfyUI graph a sample PNG carries; `tiny`: `build_tiny(seed)` and
+  `save_transformer_files(pipe, out_dir, stem)` for models/tiny.py
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 from types import ModuleType
 
 from models.families import sd2, sd15, sdxl, zimage
@@ -59,6 +62,17 @@ def traits(family: str) -> frozenset[str]:
 def dit_module(family: str | None) -> ModuleType | None:
     """The module of a DiT family (which says everything itself), None for the SD-UNet families."""
     return DIT_MODULES.get(family or "")
+
+
+def part(dit: ModuleType, name: str) -> ModuleType:
+    """One module of a DiT family's package ("load", "lora", "sample", "workflow" or "tiny"), imported when first
+    asked for: the heavy parts stay out of the registry, and a family package never imports its own registry."""
+    return importlib.import_module(f"{dit.__name__}.{name}")
+
+
+def of_pipeline_name(pipeline: str) -> str | None:
+    """The DiT family whose diffusers pipeline class has this name (a folder's model_index.json _class_name)."""
+    return next((f for f, m in DIT_MODULES.items() if m.PIPELINE == pipeline), None)
 
 
 def of_pipeline(pipe) -> ModuleType | None:

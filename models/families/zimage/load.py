@@ -13,6 +13,7 @@ Z-Image ships split. Where the other parts are looked for, in order:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ from models.families import zimage
 CONFIG_PATTERNS = ["model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*.json", "vae/*.json",
                    "transformer/*.json"]
 COMFY_DIRS = {"text_encoder": ("text_encoders", "clip"), "vae": ("vae",)}
+# Original/ComfyUI single-file names that differ from diffusers'. q/k/v are one fused `attention.qkv` there:
+# rows [0:d] q, [d:2d] k, [2d:3d] v.
+_FILE_TO_DIFFUSERS = (("final_layer.", "all_final_layer.2-1."), ("x_embedder.", "all_x_embedder.2-1."),
+                      (".attention.out.", ".attention.to_out.0."), (".attention.k_norm.", ".attention.norm_k."),
+                      (".attention.q_norm.", ".attention.norm_q."))
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,63 @@ class Parts:
                 f"文本编码器 {self.text_encoder.name} 和 VAE {self.vae.name} 取自 ComfyUI 的模型文件夹；分词器和配置"
                 f"取自 {zimage.TURBO_REPO}（几 MB）。")
 
+
+# --- single-file names ----------------------------------------------------------------------------
+
+def from_file_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """Original/ComfyUI transformer names → diffusers names (fused qkv split into to_q/to_k/to_v).
+
+    With the `model.diffusion_model.` prefix present, only the prefixed keys are the transformer's."""
+    if any(k.startswith(zimage.FILE_PREFIX) for k in state):
+        state = {k[len(zimage.FILE_PREFIX):]: v for k, v in state.items() if k.startswith(zimage.FILE_PREFIX)}
+    out = {}
+    for key, value in state.items():
+        if key == "norm_final.weight":
+            continue
+        for old, new in _FILE_TO_DIFFUSERS:
+            key = key.replace(old, new) if old.startswith(".") or key.startswith(old) else key
+        if key.endswith(".attention.qkv.weight"):
+            base = key[: -len("qkv.weight")]
+            out[base + "to_q.weight"], out[base + "to_k.weight"], out[base + "to_v.weight"] = value.chunk(3, dim=0)
+            continue
+        out[key] = value
+    return out
+
+
+def to_file_keys(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """diffusers transformer names → original/ComfyUI names (q/k/v fused into `attention.qkv`)."""
+    import torch
+
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"(.*\.attention\.)to_([qkv])\.weight$", key)
+        if m:
+            base = m.group(1)
+            if m.group(2) == "q":
+                out[prefix + base + "qkv.weight"] = torch.cat(
+                    [state[base + "to_q.weight"], state[base + "to_k.weight"], state[base + "to_v.weight"]])
+            continue
+        for old, new in _FILE_TO_DIFFUSERS:
+            key = key.replace(new, old) if new.startswith(".") or key.startswith(new) else key
+        out[prefix + key] = value
+    return out
+
+
+def infer_config(state: dict[str, Any]) -> dict[str, Any]:
+    """ZImageTransformer2DModel arguments from diffusers-named weights (RoPE axes split as the real 32/48/48)."""
+    def count(block: str) -> int:
+        return 1 + max((int(m[1]) for k in state if (m := re.match(rf"{block}\.(\d+)\.", k))), default=-1)
+
+    dim, cap_dim = state["cap_embedder.1.weight"].shape
+    head = state["layers.0.attention.norm_q.weight"].shape[0]
+    b = (head - head // 8 * 2) // 2
+    return dict(in_channels=state["all_x_embedder.2-1.weight"].shape[1] // 4, dim=dim, n_layers=count("layers"),
+                n_refiner_layers=count("noise_refiner"), n_heads=dim // head,
+                n_kv_heads=state["layers.0.attention.to_k.weight"].shape[0] // head, cap_feat_dim=cap_dim,
+                axes_dims=[head - 2 * b, b, b])
+
+
+# --- where the parts are ---------------------------------------------------------------------
 
 def _json(path: Path) -> dict:
     try:
@@ -160,9 +223,9 @@ def _load_transformer(path: Path, configs: Path, torch_dtype: Any):
                                                         local_files_only=True)
     from models.files import read_state_dict
 
-    state = zimage.from_file_keys(read_state_dict(path))
+    state = from_file_keys(read_state_dict(path))
     try:
-        config = zimage.infer_config(state)
+        config = infer_config(state)
     except KeyError as exc:
         raise DanluError(f"{path.name} is not a complete Z-Image transformer: weight {exc} is missing.",
                          f"{path.name} 不是完整的 Z-Image transformer：缺少权重 {exc}。", key="model.base") from exc
@@ -231,3 +294,66 @@ def load_parts(path: Path, *, components: str | Path | None = None, torch_dtype:
     return diffusers.ZImagePipeline(transformer=transformer, scheduler=scheduler, text_encoder=text_encoder,
                                     tokenizer=AutoTokenizer.from_pretrained(configs / "tokenizer",
                                                                             local_files_only=True), vae=vae)
+
+
+# --- recognising a base: what detect.ModelInfo says ---------------------------------------------
+
+def _parts_note(info, parts, model: Path) -> None:
+    if parts is None:
+        info.warnings.append((f"The text encoder (Qwen3), tokenizer and VAE are not beside it: they will be "
+                              f"downloaded from {zimage.TURBO_REPO} when the model is loaded.",
+                              f"旁边没有文本编码器（Qwen3）、分词器和 VAE：加载模型时将从 {zimage.TURBO_REPO} 下载。"))
+    elif (note := parts.note(model)) is not None:
+        info.warnings.append(note)
+    info.warnings.append(("Turbo, De-Turbo and Base cannot be told apart from the weights: choose the variant "
+                          "in the Model tab.", "权重无法区分 Turbo、De-Turbo 与 Base：请在“底模”页选择版本。"))
+
+
+def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[str, str]):
+    """Fill a detect.ModelInfo for a single file that `matches`: the transformer alone, as Z-Image ships."""
+    shapes = {k: s for k, (_, s) in tensors.items()}
+    if zimage.is_lumina2(shapes):
+        return info.refuse("This is a Lumina 2 transformer (width 2304), which Danlu does not train.",
+                           "这是 Lumina 2 的 transformer（宽度 2304），丹炉不支持训练它。",
+                           "Pick a Z-Image model (Tongyi-MAI/Z-Image-Turbo or a file made from it).",
+                           "请选择 Z-Image 模型（Tongyi-MAI/Z-Image-Turbo 或由它导出的文件）。")
+    info.family, info.prediction_type, info.prediction_source = zimage.FAMILY, zimage.PREDICTION, "family rule"
+    info.native_resolution, info.has_vae = zimage.NATIVE_RESOLUTION, False
+    _parts_note(info, find_parts(Path(info.path)), Path(info.path))
+    info.usable = True
+    return info
+
+
+def classify_folder(info, folder: Path):
+    """Fill a detect.ModelInfo for a diffusers folder (or a transformer-only folder) of this family."""
+    from models.files import DTYPE_NAMES, HeaderError, read_header
+
+    info.kind, info.family = "diffusers", zimage.FAMILY
+    info.prediction_type, info.prediction_source = zimage.PREDICTION, "family rule"
+    info.native_resolution = zimage.NATIVE_RESOLUTION
+    shards = sorted((folder / "transformer").glob("*.safetensors"))
+    if not shards:
+        return info.refuse("The Z-Image folder has no safetensors transformer weights.",
+                           "Z-Image 文件夹中没有 safetensors 格式的 transformer 权重。",
+                           "Download the transformer of this model.", "请下载该模型的 transformer 权重。")
+    try:
+        tensors, _ = read_header(shards[0])
+    except HeaderError as exc:
+        return info.refuse(f"transformer weights: {exc}.", f"transformer 权重文件损坏：{exc}。")
+    info.precision = ", ".join(sorted({DTYPE_NAMES.get(d, d) for d, _ in tensors.values()}))
+    info.size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    _parts_note(info, find_parts(folder), folder)
+    info.usable = True
+    return info
+
+
+def encode_prompts(pipe, prompts: list[str], device: Any = None) -> list:
+    """Text-encoder features of each prompt, exactly as ZImagePipeline computes them (chat template, 512 tokens,
+    hidden state [-2], padding removed): a list of (tokens, width) tensors of different lengths."""
+    import torch
+
+    with torch.no_grad():
+        embeds, _ = pipe.encode_prompt(list(prompts), device=device or pipe.text_encoder.device,
+                                       do_classifier_free_guidance=False,
+                                       max_sequence_length=zimage.MAX_SEQUENCE_LENGTH)
+    return embeds

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.bpe import CORPUS, bytes_to_unicode, learn_merges
 from models.families import zimage
-from models.tiny import _CORPUS, _bytes_to_unicode, _learn_merges
+from models.families.zimage.load import to_file_keys
 
 DIM, HEADS, LAYERS, REFINER_LAYERS = 32, 2, 2, 1
 AXES_DIMS = [4, 6, 6]          # RoPE split of the 16-wide heads, in the real model's proportions (32, 48, 48)
@@ -33,10 +34,10 @@ def qwen_tokenizer(vocab_size: int = 600):
     """A byte-level BPE tokenizer with Qwen's special tokens and chat template (a Qwen2Tokenizer)."""
     from transformers import Qwen2Tokenizer
 
-    chars = list(_bytes_to_unicode().values())
-    space = _bytes_to_unicode()[ord(" ")]
-    words = [[space, *w] for w in _CORPUS.split()] + [list(w) for w in _CORPUS.split()[:8]]
-    merges = _learn_merges(words, vocab_size - len(chars) - len(SPECIAL_TOKENS))
+    chars = list(bytes_to_unicode().values())
+    space = bytes_to_unicode()[ord(" ")]
+    words = [[space, *w] for w in CORPUS.split()] + [list(w) for w in CORPUS.split()[:8]]
+    merges = learn_merges(words, vocab_size - len(chars) - len(SPECIAL_TOKENS))
     vocab = {tok: i for i, tok in enumerate(dict.fromkeys(chars + [a + b for a, b in merges]))}
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token="<|im_end|>",
                          pad_token="<|endoftext|>", additional_special_tokens=list(SPECIAL_TOKENS[1:]),
@@ -46,7 +47,7 @@ def qwen_tokenizer(vocab_size: int = 600):
     return tok
 
 
-def build_tiny_zimage(seed: int = 0):
+def build_tiny(seed: int = 0):
     """A tiny ZImagePipeline with seeded random weights (transformer width 32, 2 blocks, Qwen3 width 32)."""
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
@@ -85,8 +86,8 @@ def save_transformer_files(pipe, out_dir: Path, stem: str) -> tuple[Path, Path]:
 
     state = {k: v.detach().contiguous() for k, v in pipe.transformer.state_dict().items()}
     bare, prefixed = Path(out_dir) / f"{stem}.safetensors", Path(out_dir) / f"{stem}-comfy.safetensors"
-    save_file(zimage.to_file_keys(state), str(bare))
-    save_file(zimage.to_file_keys(state, prefix=zimage.FILE_PREFIX), str(prefixed))
+    save_file(to_file_keys(state), str(bare))
+    save_file(to_file_keys(state, prefix=zimage.FILE_PREFIX), str(prefixed))
     return bare, prefixed
 
 

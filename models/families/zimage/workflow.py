@@ -1,11 +1,13 @@
 """Z-Image: the same sample in ComfyUI. The graph a sample PNG carries (its `prompt` chunk), so that dropping the
-PNG on ComfyUI loads the workflow that renders it (models/families/zimage.py's sample_recipe puts it there)."""
+PNG on ComfyUI loads the workflow that renders it (models/families/zimage/sample.py's sample_recipe puts it there)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from models.families.zimage import SCHEDULER_SHIFT
 
 # ComfyUI's file names as published (each in models/<folder>/ of ComfyUI):
 # - Turbo: Comfy-Org/z_image_turbo, split_files/diffusion_models/z_image_turbo_bf16.safetensors (also the file
@@ -75,8 +77,6 @@ def comfy_prompt(recipe: dict, unet: str) -> dict:
     workflow): UNETLoader → LoraLoaderModelOnly per LoRA → ModelSamplingAuraFlow(shift 3) → KSampler(euler,
     simple, steps, cfg, seed) on an EmptySD3LatentImage, Qwen3 through CLIPLoader(lumina2), the VAE decode.
     The transformer is `unet` (comfy_base); empty, ComfyUI asks for it and the loader's title says why."""
-    from models.families.zimage import SCHEDULER_SHIFT
-
     loader = {"class_type": "UNETLoader", "inputs": {"unet_name": unet, "weight_dtype": "default"}}
     if not unet:
         loader["_meta"] = {"title": "Load Diffusion Model (choose the base the LoRA was trained on)"}
