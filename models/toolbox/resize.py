@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DanluError
-from models.toolbox.common import Job, PAIRS, iter_modules, lora_factors, open_lora, write_lora
+from models.toolbox.common import PAIRS, Job, check_outputs, iter_modules, lora_factors, open_lora, write_lora
 
 METHODS = ("fixed", "sv_ratio", "sv_fro", "sv_cumulative")
 MIN_SV = 1e-6  # below this the module's ΔW is zero: it keeps rank 1, as sd-scripts does
@@ -123,6 +123,7 @@ def resize_lora(path: str | Path, out: str | Path, *, rank: int, method: str = "
     """rank: the fixed rank, or the largest rank a dynamic method may pick (conv_rank: the same for convolutions
     with a kernel larger than 1×1, default rank); param: the method's threshold. Writes `out` atomically."""
     lora = open_lora(path)
+    check_outputs(out, [path])  # before the work: a refused name should not cost a resize
     if rank < 1:
         raise DanluError("The rank must be at least 1.", "秩（rank）至少为 1。")
     tensors: dict[str, Any] = {}
