@@ -97,7 +97,8 @@ def bench_save(family: str = "sd15", rank: int = 16) -> dict:
     from safetensors.torch import save
 
     from core.fsutil import atomic_write_bytes
-    from models.lora_file import cast_state, module_bases, safetensors_hashes, save_lora
+    from models.lora_file import cast_state, safetensors_hashes, save_lora
+    from models.lora_names import module_bases
 
     config = json.loads((ROOT / "models" / "configs" / family / "unet" / "config.json").read_text(encoding="utf-8"))
     with torch.device("meta"):  # shapes only, no weights

@@ -99,16 +99,16 @@ def build(ctx: AppContext, text: Any, message: Any, load_outputs: list[Any],
     def on_save(path_text: str, opened_now: Any, config: dict, lang: str):
         path = file_path(path_text, ctx.root)
         if path is None:
-            return [opened_now, i18n.text("config.no_path", lang, level="error"), *stale_ask.asking(False)]
+            return [opened_now, i18n.text("config.no_path", lang, level="error"), *stale_ask.asking()]
         try:
             stamp = save_toml(path, config, opened_now)
         except FileChanged as changed:
             asked = i18n.both(changed.text, lang, level="warn")
-            return [opened_now, asked, *stale_ask.asking(True)]
+            return [opened_now, asked, *stale_ask.asking(asked)]
         except (DanluError, OSError) as e:
-            return [opened_now, i18n.failed(e, lang), *stale_ask.asking(False)]
+            return [opened_now, i18n.failed(e, lang), *stale_ask.asking()]
         saved = i18n.text("config.saved", lang, level="ok", path=f"`{path}`")
-        return [(str(path), stamp), saved, *stale_ask.asking(False)]
+        return [(str(path), stamp), saved, *stale_ask.asking()]
 
     def on_keep(path_text: str, opened_now: Any, config: dict, lang: str):
         path = file_path(path_text, ctx.root)
@@ -116,11 +116,11 @@ def build(ctx: AppContext, text: Any, message: Any, load_outputs: list[Any],
             text_now = cfgmod.dumps(cfgmod.from_dict(config))
             stamp, backup = overwrite_keeping_theirs(path, text_now.encode("utf-8"))
         except (DanluError, OSError, TypeError) as e:
-            return [opened_now, i18n.failed(e, lang), *stale_ask.asking(True)]
+            return [opened_now, i18n.failed(e, lang), *stale_ask.asking(gr.update())]   # the question stays open
         key = "config.kept" if backup else "config.saved"
         return [(str(path), stamp), i18n.text(key, lang, level="ok", path=f"`{path}`",
                                                 backup=f"`{backup}`"),
-                *stale_ask.asking(False)]
+                *stale_ask.asking()]
 
     def on_theirs(path_text: str, lang: str, config: dict):
         """Read the file on disk into the load box, with what loading it changes (Apply / Cancel as for Load)."""
@@ -129,7 +129,7 @@ def build(ctx: AppContext, text: Any, message: Any, load_outputs: list[Any],
             diff = out[3]
             out[3] = i18n.both(lambda lg: f"{t('config.took', lg)}\n\n{i18n.pick(diff, lg)}", lang,
                                classes=getattr(diff, "classes", None))
-        return [*out, *stale_ask.asking(False)]
+        return [*out, *stale_ask.asking()]
 
     def on_both(path_text: str, config: dict, lang: str):
         path = file_path(path_text, ctx.root)
@@ -137,7 +137,7 @@ def build(ctx: AppContext, text: Any, message: Any, load_outputs: list[Any],
         try:
             mine = cfgmod.dumps(cfgmod.from_dict(config))
         except DanluError as e:
-            return [i18n.failed(e, lang), *stale_ask.asking(True)]
+            return [i18n.failed(e, lang), *stale_ask.asking(gr.update())]   # the question stays open
         shown = theirs.decode("utf-8", errors="replace") if theirs is not None else None
         return [gr.update(), *stale_ask.side_by_side([(str(path), mine, shown)], lang)]
 

@@ -25,8 +25,8 @@ i18n.add({
     "stale.deleted": ("（文件已被删除）", "(the file was deleted)"),
 })
 
-# what `asking` and `side_by_side` fill: the buttons' row, the side-by-side row, its two boxes
-OUTPUTS = 4
+# what `asking` and `side_by_side` fill: the question's text, its column, the side-by-side row, its two boxes
+OUTPUTS = 5
 
 
 @dataclass
@@ -43,22 +43,27 @@ def build(ctx: AppContext, prefix: str) -> Ask:
     """The buttons and the side-by-side view, hidden; elem_ids are `<prefix>-keep-mine`, `-take-theirs`, …"""
     lang0 = ctx.lang.value
     B = ctx.tr.bind
-    with gr.Row(visible=False, elem_id=f"{prefix}-conflict") as row:
-        keep = B(gr.Button(t("stale.keep", lang0), variant="primary", elem_id=f"{prefix}-keep-mine"),
-                 value="stale.keep")
-        theirs = B(gr.Button(t("stale.theirs", lang0), elem_id=f"{prefix}-take-theirs"), value="stale.theirs")
-        both = B(gr.Button(t("stale.both", lang0), elem_id=f"{prefix}-show-both"), value="stale.both")
+    # The question beside its buttons: the page's message line may be a screen away from the Save button.
+    with gr.Column(visible=False, elem_id=f"{prefix}-conflict") as row:
+        question = i18n.follow(gr.Markdown("", elem_id=f"{prefix}-question"), ctx.lang)
+        with gr.Row():
+            keep = B(gr.Button(t("stale.keep", lang0), variant="primary", elem_id=f"{prefix}-keep-mine"),
+                     value="stale.keep")
+            theirs = B(gr.Button(t("stale.theirs", lang0), elem_id=f"{prefix}-take-theirs"), value="stale.theirs")
+            both = B(gr.Button(t("stale.both", lang0), elem_id=f"{prefix}-show-both"), value="stale.both")
     with gr.Row(visible=False, elem_id=f"{prefix}-both", equal_height=True) as panel:
         mine_box = B(gr.Textbox("", label=t("stale.mine_col", lang0), interactive=False, lines=6, max_lines=20,
                                 elem_id=f"{prefix}-both-mine"), label="stale.mine_col")
         theirs_box = B(gr.Textbox("", label=t("stale.theirs_col", lang0), interactive=False, lines=6, max_lines=20,
                                   elem_id=f"{prefix}-both-theirs"), label="stale.theirs_col")
-    return Ask(keep, theirs, both, [row, panel, mine_box, theirs_box])
+    return Ask(keep, theirs, both, [question, row, panel, mine_box, theirs_box])
 
 
-def asking(open_: bool) -> list[Any]:
-    """Updates showing the three buttons (open_) or hiding the question and its side-by-side view."""
-    return [gr.update(visible=open_), gr.update(visible=False), gr.update(value=""), gr.update(value="")]
+def asking(question: Any = None) -> list[Any]:
+    """Updates asking `question` (a text in both languages) with the three buttons, or, given None, closing the
+    question and its side-by-side view."""
+    return [question or "", gr.update(visible=question is not None), gr.update(visible=False), gr.update(value=""),
+            gr.update(value="")]
 
 
 def side_by_side(pairs: list[tuple[str, str, str | None]], lang: str) -> list[Any]:
@@ -73,4 +78,5 @@ def side_by_side(pairs: list[tuple[str, str, str | None]], lang: str) -> list[An
                           (t("stale.deleted", lang) if body is None else body))
         return "\n\n".join(blocks)
 
-    return [gr.update(visible=True), gr.update(visible=True), gr.update(value=column(0)), gr.update(value=column(1))]
+    return [gr.update(), gr.update(visible=True), gr.update(visible=True), gr.update(value=column(0)),
+            gr.update(value=column(1))]

@@ -236,29 +236,33 @@ def _names(ed: TagEditor, indices: list[int], limit: int = 5) -> str:
     return ", ".join(names) + (f" … (+{len(indices) - limit})" if len(indices) > limit else "")
 
 
-def saved_text(ed: TagEditor, report: SaveReport, lang: str) -> i18n.Text:
-    """What a save wrote, and the question when captions changed on disk since this page read them."""
+def saved_text(ed: TagEditor, report: SaveReport, lang: str) -> tuple[i18n.Text, i18n.Text | None]:
+    """What a save wrote, and the question when captions changed on disk since this page read them (or None)."""
+    question = i18n.text("tagging.conflict", lang, level="warn", n=len(report.conflicts),
+                         names=_names(ed, report.conflicts)) if report.conflicts else None
+
     def render(lg: str) -> str:
         lines = []
         if report.written or not report.conflicts:
             lines.append(t("tagging.saved", lg, n=len(report.written), folder=f"`.danlu_backup/{report.stamp}/`"))
-        if report.conflicts:
-            lines.append(t("tagging.conflict", lg, n=len(report.conflicts), names=_names(ed, report.conflicts)))
+        if question:
+            lines.append(question.to(lg))
         return "\n\n".join(lines)
 
-    return i18n.both(render, lang, level="warn" if report.conflicts else "ok")
+    return i18n.both(render, lang, level="warn" if question else "ok"), question
 
 
 @_locked
 def on_save(request: gr.Request, lang: str):
     ed, msg = editor_or_msg(request, lang)
     if ed is None:
-        return [msg, *stale_ask.asking(False)]
+        return [msg, *stale_ask.asking()]
     try:
         report = ed.save()
     except OSError as e:
-        return [i18n.failed(e, lang), *stale_ask.asking(False)]
-    return [saved_text(ed, report, lang), *stale_ask.asking(bool(report.conflicts))]
+        return [i18n.failed(e, lang), *stale_ask.asking()]
+    said, question = saved_text(ed, report, lang)
+    return [said, *stale_ask.asking(question)]
 
 
 @_locked
@@ -266,21 +270,21 @@ def on_keep_mine(request: gr.Request, lang: str):
     """Write this page's captions over the ones changed on disk; those go to the backup folder first."""
     ed, msg = editor_or_msg(request, lang)
     if ed is None:
-        return [msg, *stale_ask.asking(False)]
+        return [msg, *stale_ask.asking()]
     try:
         report = ed.keep_mine()
     except OSError as e:
-        return [i18n.failed(e, lang), *stale_ask.asking(True)]
+        return [i18n.failed(e, lang), *stale_ask.asking(gr.update())]   # the question stays open
     return [i18n.text("tagging.kept", lang, level="ok", n=len(report.written),
-                      folder=f"`.danlu_backup/{report.stamp}/`"), *stale_ask.asking(False)]
+                      folder=f"`.danlu_backup/{report.stamp}/`"), *stale_ask.asking()]
 
 
 @_locked
 def on_take_theirs(request: gr.Request, lang: str):
     ed, msg = editor_or_msg(request, lang)
     if ed is None:
-        return [msg, *stale_ask.asking(False)]
-    return [i18n.text("tagging.took", lang, level="ok", n=ed.take_theirs()), *stale_ask.asking(False)]
+        return [msg, *stale_ask.asking()]
+    return [i18n.text("tagging.took", lang, level="ok", n=ed.take_theirs()), *stale_ask.asking()]
 
 
 @_locked
@@ -288,7 +292,7 @@ def on_show_both(request: gr.Request, lang: str):
     """This page's caption and the one on disk, side by side; the question stays open."""
     ed, msg = editor_or_msg(request, lang)
     if ed is None or not ed.conflicts:
-        return [msg or gr.update(), *stale_ask.asking(False)]
+        return [msg or gr.update(), *stale_ask.asking()]
     pairs = [(_names(ed, [i]), ed.items[i].text(), ed.theirs(i) if ed.items[i].caption.exists() else None)
              for i in ed.conflicts]
     return [gr.update(), *stale_ask.side_by_side(pairs, lang)]
