@@ -16,7 +16,7 @@ full delta of every layer, the file serialised twice for its hashes), and the ra
 --full-size: the real SD1.5 (512 px) / SDXL (1024 px) UNet architectures from their shipped configs
 with random weights (no download), LoRA rank 16 on the kohya targets, cached latents and text
 embeddings, on CUDA when present (bf16). For each batch size, with and without gradient
-checkpointing: Danlu's training step (training.model.loss_fn under accelerate's autocast) against a
+checkpointing: Danlu's training step (training.families.sd.loss under accelerate's autocast) against a
 plain baseline loop (the UNet forward/backward and AdamW, nothing else), the ratio, peak memory, and
 MFU from the FLOP counts in reference/conventions.md §7.
 """
@@ -177,20 +177,24 @@ def _time_steps(step_fn, steps: int, device: str) -> float:
 
 def _measure(acc, parts, opt, cfg, inputs, steps: int) -> tuple[float, float]:
     """Seconds per step: (plain baseline loop, Danlu's training step) on the same UNet and inputs."""
+    from types import SimpleNamespace
+
     import torch
     import torch.nn.functional as F
 
-    from training import model
+    from training.families import sd
 
     unet = parts.unet
     latents, hidden, pooled, time_ids = inputs
     batch, device, dtype = latents.shape[0], latents.device.type, hidden.dtype
     params = [p for g in opt.param_groups for p in g["params"]]
     cond = {"added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}} if pooled is not None else {}
+    side = latents.shape[-1] * 8  # the SDXL size conditioning of square images at this resolution (time_ids above)
+    items = [SimpleNamespace(original=(side, side), crop_ltrb=(0, 0, side, side), size=(side, side))] * batch
 
     def danlu_step():
         with acc.autocast():
-            loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg)
+            loss = sd.loss(parts, unet, latents, (hidden, pooled), items, cfg)
         acc.backward(loss)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -214,7 +218,9 @@ def bench_full(family: str, batch_sizes: list[int], steps: int, peak_tflops: flo
     from diffusers import DDPMScheduler
 
     from core import config as cfgmod
-    from training import lora, model
+    from training import lora
+    from training.families import sd
+    from training.parts import Parts
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -239,7 +245,7 @@ def bench_full(family: str, batch_sizes: list[int], steps: int, peak_tflops: flo
         unet.train()
         params = lora.lora_parameters(unet)
         opt = torch.optim.AdamW(params, lr=1e-4)
-        parts = model.Parts(family, "epsilon", unet, None, [], [], noise_scheduler, sched_config)
+        parts = Parts(family, "epsilon", unet, None, [], [], noise_scheduler, sched_config, sd)
         for batch in batch_sizes:
             row = {"family": family, "device": device, "resolution": res, "batch_size": batch,
                    "gradient_checkpointing": ckpt, "lora_layers": layers}
@@ -277,7 +283,8 @@ def bench_full_zimage(steps: int, resolution: int | None, quantize: bool, tokens
     from diffusers import ZImageTransformer2DModel
 
     from core import config as cfgmod
-    from training import dit, flow, lora
+    from training import lora
+    from training.families import zimage as dit
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -301,7 +308,7 @@ def bench_full_zimage(steps: int, resolution: int | None, quantize: bool, tokens
     transformer.train()
     params = lora.lora_parameters(transformer)
     opt = torch.optim.AdamW(params, lr=1e-4)
-    parts = SimpleNamespace(flow=flow.ZIMAGE, unet=transformer)
+    parts = SimpleNamespace(flow=dit.FLOW, unet=transformer)
     cfg = cfgmod.load(preset="zimage_turbo_adapter")
     latents = torch.randn(1, transformer.config.in_channels, res // 8, res // 8, device=device)
     feats = [torch.randn(tokens, transformer.config.cap_feat_dim, device=device, dtype=dtype)]
@@ -310,7 +317,7 @@ def bench_full_zimage(steps: int, resolution: int | None, quantize: bool, tokens
 
     def step():
         with acc.autocast():
-            loss = dit.loss_fn(parts, transformer, latents, feats, cfg)
+            loss = dit.loss(parts, transformer, latents, (feats, None), [], cfg)
         acc.backward(loss)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

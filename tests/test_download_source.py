@@ -193,7 +193,7 @@ def test_core_download_imports_neither_torch_nor_gradio():
 
 
 def test_training_adapter_comes_from_the_chosen_source(hub, modelscope, monkeypatch):
-    from training import dit
+    from training.families import zimage as dit
 
     name = dit.ADAPTER_FILES["v2"]
     path = dit.adapter_path("v2", Source("modelscope"))

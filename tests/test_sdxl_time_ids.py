@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from models.tiny import build_tiny
-from training import model
 from training.data import Item
+from training.families import sd as model
 
 
 def _item(original: tuple[int, int], crop: tuple[int, int]) -> Item:

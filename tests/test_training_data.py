@@ -110,19 +110,27 @@ def test_pixels_are_cover_scaled_and_centre_cropped(cfg):
     assert float(px.min()) >= -1.0 and float(px.max()) <= 1.0
 
 
+def _cfg(clip_skip: int, max_token_length: int):
+    from core import config as cfgmod
+
+    return cfgmod.with_values(cfgmod.default_config(), {"training.clip_skip": clip_skip,
+                                                        "training.max_token_length": max_token_length})
+
+
 @pytest.mark.parametrize("max_tokens", [75, 225])
 def test_long_captions_are_encoded_in_77_token_chunks(max_tokens):
     import torch
 
     from models.tiny import build_tiny
-    from training.model import Parts, encode_text
+    from training.families import sd
+    from training.parts import Parts
 
     pipe = build_tiny("sd15")
-    parts = Parts("sd15", "epsilon", pipe.unet, pipe.vae, [pipe.text_encoder], [pipe.tokenizer], None, {})
+    parts = Parts("sd15", "epsilon", pipe.unet, pipe.vae, [pipe.text_encoder], [pipe.tokenizer], None, {}, sd)
     long = ", ".join(["red square"] * 60)
     with torch.no_grad():
-        hidden, pooled = encode_text(parts, [long, "blue"], clip_skip=2, max_token_length=max_tokens)
-        plain, _ = encode_text(parts, [long, "blue"], clip_skip=2, max_token_length=75)
+        hidden, pooled = sd.encode_text(parts, [long, "blue"], _cfg(2, max_tokens))
+        plain, _ = sd.encode_text(parts, [long, "blue"], _cfg(2, 75))
     assert pooled is None and tuple(hidden.shape[:2]) == (2, 77 * (max_tokens // 75))
     assert torch.equal(hidden[:, :77], plain)  # the first chunk is the 75-token encoding
 

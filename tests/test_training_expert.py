@@ -102,7 +102,8 @@ def test_the_sd_loss_draws_multires_noise_when_asked(iterations, monkeypatch):
     import torch
     from diffusers import DDPMScheduler
 
-    from training import model, noise
+    from training import noise
+    from training.families import sd as model
 
     calls = []
     real = noise.pyramid
@@ -118,7 +119,7 @@ def test_the_sd_loss_draws_multires_noise_when_asked(iterations, monkeypatch):
 
     parts = types.SimpleNamespace(is_flow=False, noise_scheduler=DDPMScheduler(), prediction_type="epsilon")
     cfg = _cfg(training={"multires_noise_iterations": iterations, "multires_noise_discount": 0.5})
-    loss = model.loss_fn(parts, Unet(), torch.zeros(1, 4, 16, 16), torch.zeros(1, 2, 8), None, None, cfg)
+    loss = model.loss(parts, Unet(), torch.zeros(1, 4, 16, 16), (torch.zeros(1, 2, 8), None), [], cfg)
     assert torch.isfinite(loss)
     assert calls == ([(6, 0.5)] if iterations else [])
 

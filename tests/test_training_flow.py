@@ -3,11 +3,14 @@ ZImagePipeline and FlowMatchEulerDiscreteScheduler (the sampler users run)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from training import flow  # noqa: E402
+from training.families.zimage import FLOW as ZFLOW  # noqa: E402
 
 TURBO_SCHEDULER = {"num_train_timesteps": 1000, "shift": 3.0, "use_dynamic_shifting": False}
 
@@ -51,7 +54,7 @@ class _Oracle(torch.nn.Module):
     """A stand-in transformer that knows the clean latent: it answers what a perfect Z-Image network would,
     with our reading of its conventions (time input 1 - sigma, output = -velocity)."""
 
-    def __init__(self, x0, spec=flow.ZIMAGE):
+    def __init__(self, x0, spec=ZFLOW):
         super().__init__()
         self.x0, self.spec = x0, spec
         self.anchor = torch.nn.Parameter(torch.zeros(1))
@@ -92,7 +95,7 @@ def test_zimage_pipeline_reads_our_conventions(steps):
                latents=noise.clone(), output_type="latent").images
     assert torch.allclose(out[0], x0, atol=1e-4)
     assert oracle.seen[0] == pytest.approx(1.0)  # the first step is pure noise
-    for wrong in (flow.FlowSpec(output_sign=1.0), flow.FlowSpec(reversed_time=False)):
+    for wrong in (replace(ZFLOW, output_sign=1.0), replace(ZFLOW, reversed_time=False)):
         pipe.transformer = _Oracle(x0, wrong)
         bad = pipe(prompt_embeds=[torch.zeros(3, 8)], guidance_scale=0.0, num_inference_steps=steps, height=32,
                    width=32, latents=noise.clone(), output_type="latent").images
@@ -108,8 +111,8 @@ def test_training_prediction_uses_the_same_conventions():
     outs = []
     for i in range(2):
         oracle = _Oracle(x0[i])
-        outs.append(oracle([x_t[i][:, None]], flow.model_time(flow.ZIMAGE, d.sigma[i:i + 1]), None)[0][0])
-    pred = flow.velocity(flow.ZIMAGE, torch.stack(outs)[:, :, 0])
+        outs.append(oracle([x_t[i][:, None]], flow.model_time(ZFLOW, d.sigma[i:i + 1]), None)[0][0])
+    pred = flow.velocity(ZFLOW, torch.stack(outs)[:, :, 0])
     assert float(flow.weighted_mse(pred, flow.target(x0, noise), d.weight)) < 1e-8
 
 

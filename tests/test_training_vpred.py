@@ -27,7 +27,7 @@ def test_fields_are_declared_with_help_in_both_languages():
 
 
 def test_loss_weights_at_given_timesteps():
-    from training.model import loss_weight, snr
+    from training.families.sd import loss_weight, snr
 
     sched = DDPMScheduler(**SDXL_BETAS)
     steps = torch.tensor([0, 100, 500, 999])
@@ -51,7 +51,7 @@ def test_loss_weights_at_given_timesteps():
 
 
 def test_zero_terminal_snr_schedule_ends_at_zero_snr_and_weights_stay_finite():
-    from training.model import loss_weight, snr
+    from training.families.sd import loss_weight, snr
 
     plain, rescaled = DDPMScheduler(**SDXL_BETAS), DDPMScheduler(**SDXL_BETAS, rescale_betas_zero_snr=True)
     last = torch.tensor([999])
@@ -71,7 +71,7 @@ def sd2v(tmp_path_factory):
 
 
 def test_training_scheduler_follows_the_option(sd2v):
-    from training.model import load_parts
+    from training.families.sd import load_parts
 
     cfg = cfgmod.with_values(cfgmod.default_config(), {"model.base": str(sd2v.single_file),
                                                        "model.zero_terminal_snr": True})

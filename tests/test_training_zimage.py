@@ -142,7 +142,7 @@ def test_samples_come_from_the_file_on_the_plain_base(turbo, base, adapter):
     from PIL import Image
 
     from models.families.zimage import sample
-    from training import dit
+    from training.families import zimage as dit
 
     plain = ZImageTransformer2DModel.from_pretrained(base / "transformer").state_dict()
     pipe = dit.open_base(turbo)
@@ -206,7 +206,7 @@ def test_deturbo_run_through_the_launcher(base, dataset, tmp_path):
 
 def test_refusals_name_the_field(adapter):
     from core import checks
-    from training import dit
+    from training.families import zimage as dit
 
     deturbo = cfgmod.load(preset="zimage_deturbo", overrides=[f"model.training_adapter='{adapter}'"])
     assert "model.training_adapter" in [i.key for i in checks.errors(checks.check(deturbo, checks.Env("cuda")))]
@@ -225,7 +225,7 @@ def test_merge_adds_the_adapter_delta_at_scale_one(base, adapter):
 
     t = ZImageTransformer2DModel.from_pretrained(base / "transformer")
     before = t.layers[1].feed_forward.w2.weight.detach().clone()
-    from training import dit
+    from training.families import zimage as dit
 
     dit.merge_adapter(t, adapter)
     state = load_file(str(adapter))
@@ -246,9 +246,9 @@ def test_lora_targets_follow_the_settings(base, kinds, refiners, count):
 
 
 def test_dop_captions_replace_the_whole_trigger_word():
-    from training import dit
+    from training.dop import dop_captions
 
-    assert dit.dop_captions(["sks, a sks dog", "sksx sks"], "sks", "dog") == ["dog, a dog dog", "sksx dog"]
+    assert dop_captions(["sks, a sks dog", "sksx sks"], "sks", "dog") == ["dog, a dog dog", "sksx dog"]
 
 
 def test_dop_keeps_the_class_prompt_close_to_the_base(base):
@@ -259,7 +259,9 @@ def test_dop_keeps_the_class_prompt_close_to_the_base(base):
     import torch
     from diffusers import ZImageTransformer2DModel
 
-    from training import dit, flow, lora
+    from training import lora
+    from training.dop import lora_off
+    from training.families import zimage as dit
 
     plain = ZImageTransformer2DModel.from_pretrained(base / "transformer")
     g = torch.Generator().manual_seed(0)
@@ -269,20 +271,20 @@ def test_dop_keeps_the_class_prompt_close_to_the_base(base):
     def drift(multiplier: float) -> float:
         t = copy.deepcopy(plain)
         lora.inject(t, rank=4, alpha=4, family="zimage", dit_targets=["attention", "feed_forward", "adaLN"])
-        parts = SimpleNamespace(flow=flow.ZIMAGE, unet=t)
+        parts = SimpleNamespace(flow=dit.FLOW, unet=t)
         cfg = cfgmod.load(overrides=[f"training.dop_multiplier={multiplier}", "training.dop_class_word=dog",
                                      "training.timestep_type=uniform"])
         trainable = lora.lora_parameters(t)
         opt = torch.optim.AdamW(trainable, lr=1e-2)
         torch.manual_seed(1)
         for _ in range(8):
-            dit.loss_fn(parts, t, latents, embeds, cfg, class_embeds).backward()
+            dit.loss(parts, t, latents, (embeds, None), [], cfg, (class_embeds, None)).backward()
             opt.step()
             opt.zero_grad()
         frames, time = [latents.unsqueeze(2)[0]], torch.tensor([0.5])
         with torch.no_grad():
             on = t(frames, time, class_embeds, return_dict=False)[0][0]
-            with dit.lora_off(t):
+            with lora_off(t):
                 off = t(frames, time, class_embeds, return_dict=False)[0][0]
         assert len(lora.lora_parameters(t)) == len(trainable)  # lora_off gave the trainable flags back
         return float((on - off).pow(2).mean())
@@ -297,7 +299,8 @@ def test_int8_weights_hold_the_merged_adapter_and_train_a_lora(base, adapter, da
     import torch
     from diffusers import ZImageTransformer2DModel
 
-    from training import dit, lora
+    from training import lora
+    from training.families import zimage as dit
 
     pytest.importorskip("bitsandbytes")
     cfg = _config(base, dataset, tmp_path, "q", model={"training_adapter": str(adapter), "quantize": "int8"})
@@ -324,12 +327,12 @@ def test_text_features_are_the_pipelines_own(base, tmp_path):
     import torch
     from diffusers import ZImagePipeline
 
-    from training import model
+    from training.families import setup as family_setup
 
     cfg = _config(base, tmp_path, tmp_path, "t", model={"training_adapter": "none"})
-    parts = model.load_parts(cfg, "cpu", torch.float32, log=lambda _msg: None)
+    parts = family_setup(cfg).load_parts(cfg, "cpu", torch.float32, log=lambda _msg: None)
     captions = ["a photo of the cat", "sks, a dog"]
-    feats, pooled = model.encode_text(parts, captions)
+    feats, pooled = parts.setup.encode_text(parts, captions, cfg)
     assert captions == ["a photo of the cat", "sks, a dog"] and pooled is None  # the captions are not templated
     ref, _ = ZImagePipeline.from_pretrained(base).encode_prompt(list(captions), device="cpu",
                                                                  do_classifier_free_guidance=False)

@@ -42,7 +42,7 @@ def test_fields_are_expert_options_for_the_sd_families_in_both_languages():
 
 
 def test_weights_follow_the_formulas_at_given_timesteps():
-    from training.model import loss_weight
+    from training.families.sd import loss_weight
 
     sched = DDPMScheduler(**SD_BETAS)
     steps = torch.tensor(STEPS)
@@ -65,7 +65,7 @@ def test_weights_follow_the_formulas_at_given_timesteps():
 
 
 def test_zero_terminal_snr_keeps_the_weights_finite():
-    from training.model import loss_weight
+    from training.families.sd import loss_weight
 
     rescaled = DDPMScheduler(**SD_BETAS, rescale_betas_zero_snr=True)
     w = loss_weight(rescaled, torch.tensor([0, 999]), opts(scale=True, like=0.1), "v_prediction")
@@ -86,7 +86,7 @@ class Echo(torch.nn.Module):
 @pytest.mark.parametrize("prediction,key,value", [("v_prediction", "scale_v_pred_loss_like_noise_pred", True),
                                                   ("epsilon", "v_pred_like_loss", 0.3)])
 def test_a_training_step_loss_is_weighted(prediction, key, value):
-    from training.model import loss_fn
+    from training.families.sd import loss
 
     sched = DDPMScheduler(**SD_BETAS, prediction_type=prediction)
     parts = SimpleNamespace(is_flow=False, noise_scheduler=sched, prediction_type=prediction)
@@ -94,16 +94,16 @@ def test_a_training_step_loss_is_weighted(prediction, key, value):
     plain = cfgmod.default_config()
     on = cfgmod.with_values(plain, {f"training.{key}": value})
 
-    def loss(cfg):
+    def weighted(cfg):
         torch.manual_seed(7)
-        return loss_fn(parts, Echo(), latents, torch.zeros(1, 2, 8), None, None, cfg).item()
+        return loss(parts, Echo(), latents, (torch.zeros(1, 2, 8), None), [], cfg).item()
 
     torch.manual_seed(7)
     torch.randn_like(latents)
-    step = int(torch.randint(0, 1000, (1,)).item())  # the timestep loss_fn draws after the noise
+    step = int(torch.randint(0, 1000, (1,)).item())  # the timestep the loss draws after the noise
     s = min(hand_snr([step])[0], 1000.0)
     factor = s / (s + 1) if key.startswith("scale") else 1 + value * (s + 1) / s
-    assert loss(on) == pytest.approx(loss(plain) * factor, rel=1e-4)
+    assert weighted(on) == pytest.approx(weighted(plain) * factor, rel=1e-4)
     assert factor != pytest.approx(1.0, abs=1e-3)
 
 

@@ -17,7 +17,8 @@ FP8 = torch.float8_e4m3fn
 
 def _setup(cfg):
     """What the trainer does before its first step: parts (adapter merged), LoRA, then the fp8 storage."""
-    from training import dit, lora, precision
+    from training import lora, precision
+    from training.families import zimage as dit
 
     parts = dit.load_parts(cfg, "cpu", torch.float32, log=lambda _msg: None)
     n = cfg.network
@@ -31,7 +32,7 @@ def _setup(cfg):
 def test_frozen_weights_are_fp8_and_hold_the_merged_adapter(base, adapter, dataset, tmp_path):  # noqa: F811
     from diffusers import ZImageTransformer2DModel
 
-    from training import dit
+    from training.families import zimage as dit
 
     cfg = _config(base, dataset, tmp_path, "f", model={"training_adapter": str(adapter)},
                   training={"fp8_base": True})
@@ -58,17 +59,17 @@ def test_frozen_weights_are_fp8_and_hold_the_merged_adapter(base, adapter, datas
 
 
 def test_a_step_trains_the_lora_on_the_fp8_transformer(base, dataset, tmp_path):  # noqa: F811
-    from training import dit
+    from training.families import zimage as dit
 
     cfg = _config(base, dataset, tmp_path, "s", model={"variant": "deturbo", "training_adapter": "none"},
                   training={"fp8_base": True})
     parts, _, init = _setup(cfg)
     params = [p for p in parts.unet.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-2)
-    embeds = dit.encode_text(parts, ["a photo of the cat"], "cpu")
+    text = dit.encode_text(parts, ["a photo of the cat"], cfg, "cpu")
     torch.manual_seed(0)
     for _ in range(2):
-        loss = dit.loss_fn(parts, parts.unet, torch.randn(1, 16, 8, 8), embeds, cfg)
+        loss = dit.loss(parts, parts.unet, torch.randn(1, 16, 8, 8), text, [], cfg)
         assert torch.isfinite(loss)
         opt.zero_grad()
         loss.backward()

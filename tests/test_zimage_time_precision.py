@@ -4,12 +4,14 @@ the samplers users run (diffusers' pipeline, ComfyUI) embed 0.411."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from training import flow
+from training.families.zimage import FLOW as ZFLOW
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,15 +37,15 @@ def _expected(sigma, t_scale: float):
 
 def test_every_flow_spec_gives_float32_time_for_any_sigma_dtype():
     sigma = torch.tensor([0.589, 0.186], dtype=torch.bfloat16)
-    for spec in (flow.ZIMAGE, flow.FlowSpec(reversed_time=False), flow.FlowSpec(output_sign=1.0)):
+    for spec in (ZFLOW, replace(ZFLOW, reversed_time=False), replace(ZFLOW, output_sign=1.0)):
         assert flow.model_time(spec, sigma).dtype == torch.float32
         assert flow.model_time(spec, sigma.float()).dtype == torch.float32
-    assert torch.equal(flow.model_time(flow.ZIMAGE, torch.tensor([0.25])), torch.tensor([0.75]))
+    assert torch.equal(flow.model_time(ZFLOW, torch.tensor([0.25])), torch.tensor([0.75]))
 
 
 def test_bf16_training_step_embeds_the_float32_time(pipe, monkeypatch):
     from core import config as cfgmod
-    from training import dit
+    from training.families import zimage as dit
 
     transformer = pipe.transformer
     drawn = []
@@ -63,7 +65,7 @@ def test_bf16_training_step_embeds_the_float32_time(pipe, monkeypatch):
     seen, handle = _record(transformer)
     try:
         torch.manual_seed(123)
-        loss = dit.loss_fn(SimpleNamespace(flow=flow.ZIMAGE, unet=transformer), transformer, latents, embeds, cfg)
+        loss = dit.loss(SimpleNamespace(flow=ZFLOW, unet=transformer), transformer, latents, (embeds, None), [], cfg)
     finally:
         handle.remove()
     assert torch.isfinite(loss)
@@ -75,18 +77,17 @@ def test_bf16_training_step_embeds_the_float32_time(pipe, monkeypatch):
 
 def test_bf16_validation_loss_embeds_the_float32_time(pipe):
     from training import validation
+    from training.families import zimage
 
     transformer = pipe.transformer
-    parts = SimpleNamespace(is_flow=True, flow=flow.ZIMAGE)
-    v = validation.Validator([], parts, None, None, "cpu")
+    parts = SimpleNamespace(is_flow=True, flow=ZFLOW, setup=zimage)
     g = torch.Generator().manual_seed(1)
-    latents, noise, hidden = torch.randn(1, 16, 8, 8, generator=g), torch.randn(1, 16, 8, 8, generator=g), \
-        [torch.randn(5, 32, generator=g)]
+    latents, hidden = torch.randn(1, 16, 8, 8, generator=g), [torch.randn(5, 32, generator=g)]
+    v = validation.Validator([SimpleNamespace(caption="a cat")], parts, lambda _items, _flips: latents,
+                             lambda _captions: (hidden, None), "cpu")
     seen, handle = _record(transformer)
     try:
-        with torch.no_grad():
-            for level in validation.LEVELS:
-                v._predict(transformer, None, latents, noise, hidden, None, level)
+        v.score(transformer)
     finally:
         handle.remove()
     want = [_expected(torch.tensor([level]), transformer.t_scale) for level in validation.LEVELS]
@@ -97,7 +98,6 @@ def test_bf16_validation_loss_embeds_the_float32_time(pipe):
 def test_bf16_sample_embeds_the_schedulers_float32_time(pipe):
     """The sample path (models/families/zimage/sample.py render, diffusers' pipeline) gives the embedder float32 times:
     (1000 - timestep) / 1000 of the scheduler's own float32 timesteps."""
-    from models.families import zimage
     from models.families.zimage import sample
 
     transformer = pipe.transformer

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import family_facts
 from core.config import RunConfig
-from training import blocks, dit, lora, precision
+from training import lora, precision
 
 
 def attach(cfg: RunConfig, parts, device, log) -> tuple[dict[str, Any], list[str], Any]:
@@ -17,21 +18,21 @@ def attach(cfg: RunConfig, parts, device, log) -> tuple[dict[str, Any], list[str
     n = cfg.network
     comp_names = ["text_encoder", "text_encoder_2"][:len(parts.text_encoders)]
     trained: dict[str, Any] = {}  # "unet" is the denoiser: the UNet, or a DiT family's transformer
-    block_plan = None if parts.is_flow or not n.train_unet else blocks.from_config(n, parts.family)
+    setup = parts.setup  # the family's training seam: which modules get the LoRA, what stays in its precision
+    targets, block_plan = setup.lora_plan(cfg, parts) if n.train_unet else ({}, None)
     if n.train_unet:
-        dit_kw = {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners} \
-            if parts.is_flow else {"family": parts.family, "blocks": block_plan}
         layers = lora.inject(parts.unet, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
                              conv_dim=n.conv_dim, conv_alpha=n.conv_alpha, component="unet", algo=n.type,
-                             rank_dropout=n.rank_dropout, module_dropout=n.module_dropout, **dit_kw)
+                             rank_dropout=n.rank_dropout, module_dropout=n.module_dropout, **targets)
         trained["unet"] = parts.unet
-        log(f"LoRA on {layers} {'transformer' if parts.is_flow else 'UNet'} layers")
+        log(f"LoRA on {layers} {setup.DENOISER_LABEL} layers")
         if block_plan is not None:
             log(f"Block-wise (sd-scripts' block numbers): LR weights {block_plan.lr or 'all 1'}; dims "
                 f"{block_plan.dims}; alphas {block_plan.alphas}"
                 + (f"; conv dims {block_plan.conv_dims}; conv alphas {block_plan.conv_alphas}"
                    if block_plan.conv_dims else ""))
-    if n.train_text_encoder and not parts.is_flow:  # a DiT family's text encoder stays frozen (core.checks says)
+    # a family whose text-encoder LoRA no UI loads keeps it frozen (core.checks says so)
+    if n.train_text_encoder and family_facts.has(parts.family, "text_encoder_trainable"):
         for name, te in zip(comp_names, parts.text_encoders):
             layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
                                  component=name, algo=n.type, rank_dropout=n.rank_dropout,
@@ -40,11 +41,8 @@ def attach(cfg: RunConfig, parts, device, log) -> tuple[dict[str, Any], list[str
             log(f"LoRA on {layers} {name} layers")
     precision.keep_lora_dtype(trained, cfg.training.full_bf16)  # fp32 whatever the base dtype, or full bf16
     if cfg.training.fp8_base:  # after the LoRA is added (and a DiT's adapter merged), so the LoRA keeps its precision
-        if parts.is_flow:
-            log(f"{dit.store_fp8(parts.unet)} frozen transformer layers stored in fp8 (float8_e4m3fn)")
-        else:
-            log(f"{precision.store_fp8(parts.unet)} frozen UNet layers stored in fp8 (float8_e4m3fn)")
-        te_stays = parts.is_flow and dit.text_encoder_on_cpu(cfg)  # cached text features: encoded on the CPU
+        log(f"{setup.store_fp8(parts.unet)} frozen {setup.DENOISER_LABEL} layers stored in fp8 (float8_e4m3fn)")
+        te_stays = setup.text_encoder_on_cpu(cfg)  # cached text features: encoded on the CPU
         for m in (parts.unet, parts.vae, *([] if te_stays else parts.text_encoders)):
             m.to(device)
     if cfg.training.gradient_checkpointing:

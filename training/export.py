@@ -20,6 +20,8 @@ from models.lora_file import (
     peft_to_kohya,
     save_lora,
 )
+from training import faults
+from training import state as train_state
 
 file_name = run_layout.lora_file_name  # the trainer's name for it
 
@@ -115,10 +117,16 @@ def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *,
     meta = metadata(cfg, info, family=family, prediction_type=prediction_type, epoch=epoch, step=step)
     dit = _dit(family)
     if dit is not None:  # the trainer keeps the denoiser under "unet"
-        state = families.part(dit, "lora").lora_state({dit.DENOISER: models["unet"]})
-        return save_lora(path, state, families.part(dit, "lora").lora_metadata(meta), cfg.saving.precision)
-    state = peft_to_kohya(models, family)
-    return save_lora(path, state, meta, cfg.saving.precision)
+        lora = families.part(dit, "lora")
+        state, meta = lora.lora_state({dit.DENOISER: models["unet"]}), lora.lora_metadata(meta)
+    else:
+        state = peft_to_kohya(models, family)
+    try:
+        faults.point("save")
+        return save_lora(path, state, meta, cfg.saving.precision)  # atomic: the earlier file of that name stays
+    except OSError as e:
+        train_state.raise_if_disk_full(e, path, train_state.KEPT_EN, train_state.KEPT_ZH)
+        raise
 
 
 def prune_step_files(run_dir: Path, name: str, keep: int, kind: str = "step") -> list[Path]:
@@ -140,36 +148,22 @@ def prune_step_files(run_dir: Path, name: str, keep: int, kind: str = "step") ->
     return old
 
 
-def _merged_in_samples(cfg: RunConfig) -> bool:
+def merged_in_samples(cfg: RunConfig) -> bool:
     """LoHa, LoKr and DoRA files are merged into the sample pipeline's weights rather than loaded by diffusers."""
     return cfg.network.type != "lora" or cfg.network.use_dora
 
 
 def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, step: int, device: str, dtype: Any,
-                   emit, family: str | None = None) -> list[Path]:
-    """Each sampling prompt rendered from the saved file, loaded into a fresh pipeline of the base."""
+                   emit, setup: Any, family: str | None = None) -> list[Path]:
+    """Each sampling prompt rendered from the saved file, loaded into a fresh pipeline of the base as the user's UI
+    loads it (the family's training setup says how: training/families/)."""
     import torch
 
     from models import generate, recipe
     from models.lora_file import read_metadata
 
     s = cfg.sampling
-    dit = _dit(family)
-    if dit is not None:  # the plain base (never the training adapter) with the saved file, as a user loads it
-        from training.dit import open_base
-
-        pipe = open_base(cfg, dtype).to(device)
-        pipe.load_lora_weights(str(lora_path), adapter_name="sample")
-    else:
-        pipe = generate.open_pipeline(cfg.model.base, family=cfg.model.family,
-                                      prediction_type=cfg.model.prediction_type, vae=cfg.model.vae or None,
-                                      device=device, torch_dtype=dtype)
-        if not _merged_in_samples(cfg):
-            generate.load_lora(pipe, lora_path, "sample")
-        else:  # diffusers has no LoHa/LoKr loader and drops dora_scale: merged as WebUI and ComfyUI compute them
-            from models.lycoris import merge_file
-
-            merge_file(pipe, lora_path, family or cfg.model.family)
+    pipe = setup.sample_pipeline(cfg, lora_path, device, dtype, family or cfg.model.family)
     pipe.set_progress_bar_config(disable=True)
     stem = lora_path.stem
     lora_hash = read_metadata(lora_path).get("sshs_model_hash", "")[:12]
@@ -180,15 +174,21 @@ def render_samples(cfg: RunConfig, lora_path: Path, info: dict, *, epoch: int, s
                               model=Path(cfg.model.base).stem, model_hash=info["base_hash10"],
                               loras=[{"name": stem, "weight": 1.0, "hash": lora_hash}],
                               zero_terminal_snr=cfg.model.zero_terminal_snr, base=cfg.model.base)
-        if _merged_in_samples(cfg):
+        if merged_in_samples(cfg):
             from models.lycoris import applied_note
 
             kind = "dora" if cfg.network.use_dora else cfg.network.type
             sample.recipe.setdefault("extra", {})["Lora applied"] = applied_note(kind)
-        image = (families.part(dit, "sample") if dit else generate).render(pipe, **sample.args)
+        image = generate.render(pipe, **sample.args)  # a DiT family's pipeline renders through its family module
         text = generate.recipe_text(sample.recipe)
         png = folder / run_layout.sample_file_name(stem, epoch, i)
-        generate.save_png(image, png, text, sample.recipe.get("png_chunks"))
+        try:
+            faults.point("sample")
+            generate.save_png(image, png, text, sample.recipe.get("png_chunks"))
+        except OSError as e:
+            train_state.raise_if_disk_full(e, png, "The LoRA file and the run's saved state are kept.",
+                                           "LoRA 文件和训练状态都已保留。")
+            raise
         # absolute: a relative output_dir is the trainer's folder's, and readers look from elsewhere (the run folder)
         emit("sample", png=str(png.resolve()), epoch=epoch, step=step, prompt_index=i, prompt=prompt, parameters=text)
         out.append(png)

@@ -1,4 +1,4 @@
-"""Flow-matching maths shared by the DiT families (Z-Image now; FLUX and Qwen-Image follow).
+"""Flow-matching maths shared by the flow families (Z-Image now; FLUX and Qwen-Image follow).
 
 Conventions (reference/zimage.md, checked against diffusers' ZImagePipeline and its scheduler):
 
@@ -22,16 +22,43 @@ TIMESTEP_BIASES = ("balanced", "high_noise", "low_noise")
 
 
 @dataclass(frozen=True)
+class DynamicShift:
+    """A shift that grows with the image's token count, as FLUX's and Qwen-Image's schedulers compute it
+    (diffusers' ``calculate_shift``): mu runs linearly from base_shift at base_tokens to max_shift at max_tokens,
+    and the static-shift formula is applied with shift = e^mu."""
+
+    base_shift: float
+    max_shift: float
+    base_tokens: int
+    max_tokens: int
+    patch: int                  # latent pixels per token side (2 for 2x2 packed latents)
+
+    def shift(self, tokens: int) -> float:
+        import math
+
+        slope = (self.max_shift - self.base_shift) / (self.max_tokens - self.base_tokens)
+        return math.exp(self.base_shift + slope * (tokens - self.base_tokens))
+
+
+@dataclass(frozen=True)
 class FlowSpec:
-    """How one family's network reads the noise level and what sign its output has."""
+    """How one family's network reads the noise level and what sign its output has. No defaults: a family that
+    forgot one would train with the wrong sign or time direction and no error, so each family states all."""
 
-    shift: float = 3.0          # static shift of the family's sampler (FlowMatchEulerDiscreteScheduler)
-    output_sign: float = -1.0   # velocity = output_sign · network output
-    reversed_time: bool = True  # the network gets 1 - sigma (0 = pure noise) instead of sigma
-    time_dtype: str = "float32"  # the time input's precision, whatever the compute dtype (see model_time)
+    shift: float                # static shift of the family's sampler (FlowMatchEulerDiscreteScheduler)
+    output_sign: float          # velocity = output_sign · network output
+    reversed_time: bool         # the network gets 1 - sigma (0 = pure noise) instead of sigma
+    time_dtype: str             # the time input's precision, whatever the compute dtype (see model_time)
+    dynamic: DynamicShift | None  # a resolution-dependent shift, or None for the static one
 
 
-ZIMAGE = FlowSpec(shift=3.0, output_sign=-1.0, reversed_time=True)
+def shift_for(spec: FlowSpec, latents: Any) -> float:
+    """The shift of a batch: the static one, or the dynamic one of its latents' token count."""
+    if spec.dynamic is None:
+        return spec.shift
+    h, w = latents.shape[-2], latents.shape[-1]
+    return spec.dynamic.shift((h // spec.dynamic.patch) * (w // spec.dynamic.patch))
+
 
 # Where Danlu and ai-toolkit (jobs/process/BaseSDTrainProcess.py, toolkit/samplers/custom_flowmatch_sampler.py)
 # differ, and why Danlu keeps its way:
@@ -155,3 +182,29 @@ def weighted_mse(pred, tgt, weight):
     err = (pred.float() - tgt.float()) ** 2
     per_sample = err.reshape(err.shape[0], -1).mean(dim=1)
     return (per_sample * weight.to(per_sample.device, per_sample.dtype)).mean()
+
+
+def loss(spec: FlowSpec, forward, latents, text, cfg: Any, class_text=None, lora_off=None):
+    """Flow-matching loss of one batch: draw noise levels, noise the latents, compare velocities.
+
+    ``forward(x_t, sigma, text)`` is the family's call of its network, returning the velocity (the sign and the
+    time already applied through the spec). With DOP (class_text given), the LoRA's prediction for the class
+    captions is also pulled towards the base model's at the same noisy latents (``lora_off()`` bypasses the
+    LoRA), times training.dop_multiplier.
+    """
+    import torch
+
+    t = cfg.training
+    d = draw(latents.shape[0], t.timestep_type, t.timestep_bias, shift_for(spec, latents))
+    noise = torch.randn_like(latents)
+    x_t = noisy(latents, noise, d.sigma)
+    pred = forward(x_t, d.sigma, text)
+    tgt = target(latents, noise)
+    if t.differential_guidance:
+        tgt = differential_target(pred, tgt, t.differential_guidance)
+    result = weighted_mse(pred, tgt, d.weight)
+    if class_text is not None and t.dop_multiplier:
+        with torch.no_grad(), lora_off():
+            prior = forward(x_t, d.sigma, class_text)
+        result = result + t.dop_multiplier * weighted_mse(forward(x_t, d.sigma, class_text), prior, d.weight)
+    return result

@@ -18,8 +18,10 @@ from core.config import RunConfig
 from core.dataset_steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from models.preflight import device_kind as device_kind_for
-from training import adapters, blocks, checks, dit, export, lora, model, optim, precache, state, tboard, validation
+from training import adapters, blocks, checks, dop, export, faults, lora, optim, precache, state, tboard, validation
 from training import data as D
+from training.families import setup as family_setup
+from training.parts import encode_latents
 from training.runtime import Log, Result, Stopper
 
 PROGRESS_EVERY_S = 2.0
@@ -106,7 +108,8 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     # --- model and LoRA --------------------------------------------------------------------------
     log(f"Loading {cfg.model.base} on {device} ({'fp32' if mixed == 'no' else mixed})")
     # fp8 base: the parts go to the GPU once the UNet is in fp8, so the 16-bit UNet never sits there
-    parts = model.load_parts(cfg, "cpu" if cfg.training.fp8_base else str(device), weight_dtype, log)
+    parts = family_setup(cfg).load_parts(cfg, "cpu" if cfg.training.fp8_base else str(device), weight_dtype, log)
+    fam = parts.setup  # the family's stages (training/families/): text, loss, samples
     trained, comp_names, block_plan = adapters.attach(cfg, parts, device, log)
 
     # --- optimizer and schedule ------------------------------------------------------------------
@@ -148,25 +151,21 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
     def latents_for(items: list, flips: list[bool]):
         if cache is None:
             pixels = torch.stack([D.load_pixels(it, f) for it, f in zip(items, flips)])
-            return model.encode_latents(parts, pixels)
-        enc = lambda it, f: model.encode_latents(parts, D.load_pixels(it, f)[None])[0]
+            return encode_latents(parts, pixels)
+        enc = lambda it, f: encode_latents(parts, D.load_pixels(it, f)[None])[0]
         return torch.stack([cache.get(it, f, enc) for it, f in zip(items, flips)]).to(device)
 
     def text_for(captions: list[str]):
         if te_cache is None:
             with torch.set_grad_enabled(train_te):
-                return model.encode_text(parts, captions, cfg.training.clip_skip, cfg.training.max_token_length,
-                                         device)
+                return fam.encode_text(parts, captions, cfg, device)
         missing = [c for c in dict.fromkeys(captions) if c not in te_cache]
         if missing:
             with torch.no_grad():
-                h, p = model.encode_text(parts, missing, cfg.training.clip_skip, cfg.training.max_token_length, device)
+                h, p = fam.encode_text(parts, missing, cfg, device)
             for i, c in enumerate(missing):
                 te_cache[c] = (h[i], None if p is None else p[i])
-        hidden = [te_cache[c][0] for c in captions]  # DiT families: one tensor per caption, lengths differ
-        hidden = hidden if parts.is_flow else torch.stack(hidden)
-        pooled = None if parts.family != "sdxl" else torch.stack([te_cache[c][1] for c in captions])
-        return hidden, pooled
+        return fam.collate_text([te_cache[c][0] for c in captions], [te_cache[c][1] for c in captions])
 
     validator = validation.Validator(val_items, parts, latents_for, text_for, device) if val_items else None
     # both caches full before step 1 (latents read from disk when there), so the speed and ETA measure steps
@@ -182,7 +181,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
 
     def save(path: Path, epoch: int, with_state: bool) -> None:
         acc.wait_for_everyone()
-        optim.averaged_weights(opt)  # schedule-free: the file, validation and samples use its averaged weights
+        optim.averaged_weights(opt)  # schedule-free: the file (and so the samples) holds its averaged weights
         if main:
             unwrapped = {k: acc.unwrap_model(m) for k, m in wrapped.items()}
             save_started = time.time()
@@ -197,17 +196,27 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                      f"保存为 {report.precision} 时有 {100 * report.flushed_share:.2f}% 的数值变成 0；"
                      "请改用 float 或 bf16 保存。")
             emit("saved", file=str(path.resolve()), epoch=epoch, step=step, size=path.stat().st_size)
+            result.files.append(path)
+        optim.training_weights(opt)  # every process: the steps go on from the train-mode weights
+        # The state goes with the file before anything slow or fallible (validation, samples: minutes on a real
+        # model, and where memory runs out): a run killed after this point resumes from the file just written.
+        if main and with_state and cfg.saving.save_state:  # the train-mode weights, as a resumed run goes on from
+            state.save_state(run_dir, {k: acc.unwrap_model(m) for k, m in wrapped.items()}, opt, sched, step=step,
+                             epoch=epoch, total_steps=total)
+        if main:
             if validator is not None:
-                for m in wrapped.values():
-                    m.eval()
-                rng = state.rng_state()  # scoring must not change what is trained next
-                val_loss = validator.score(acc.unwrap_model(unet))
-                state.set_rng_state(rng)
-                for m in wrapped.values():
-                    m.train()
+                with state.weights_restored(wrapped):  # scored on the averaged weights, trained on from the state's
+                    optim.averaged_weights(opt)
+                    for m in wrapped.values():
+                        m.eval()
+                    rng = state.rng_state()  # scoring must not change what is trained next
+                    val_loss = validator.score(acc.unwrap_model(unet))
+                    state.set_rng_state(rng)
+                    for m in wrapped.values():
+                        m.train()
+                    optim.training_weights(opt)
                 log(f"Validation loss {val_loss:.5f} ({len(val_items)} images, epoch {epoch}, step {step})")
                 emit("validation", epoch=epoch, step=step, loss=val_loss, images=len(val_items))
-            result.files.append(path)
             if s.prompts:
                 rng = state.rng_state()  # sampling must not change what is trained next
                 # The sample pipeline is a second copy of the base: park the training copy in CPU memory
@@ -223,7 +232,7 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 try:
                     result.samples += export.render_samples(cfg, path, info, epoch=epoch, step=step,
                                                             device=str(device), dtype=weight_dtype, emit=emit,
-                                                            family=parts.family)
+                                                            setup=fam, family=parts.family)
                 finally:
                     for m in wrapped.values():
                         m.train()
@@ -231,10 +240,6 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                         for m in resident:
                             m.to(device)
                 state.set_rng_state(rng)
-        optim.training_weights(opt)  # every process: the steps go on from the train-mode weights
-        if main and with_state and cfg.saving.save_state:  # the train-mode weights, as a resumed run goes on from
-            state.save_state(run_dir, {k: acc.unwrap_model(m) for k, m in wrapped.items()}, opt, sched, step=step,
-                             epoch=epoch, total_steps=total)
         acc.wait_for_everyone()
 
     # --- the loop --------------------------------------------------------------------------------
@@ -257,15 +262,15 @@ def _train(cfg: RunConfig, stopper: Stopper, *, resume: bool, command: str) -> R
                 flips = [cfg.dataset.flip_aug and random.random() < 0.5 for _ in batch]
                 captions = [D.process_caption(it.caption, cfg, random) for it in batch]
                 latents = latents_for(batch, flips)
-                hidden, pooled = text_for(captions)
-                dop = cfg.training.dop_multiplier and parts.is_flow  # the same captions with the class word
-                class_hidden = text_for(dit.dop_captions(captions, cfg.dataset.trigger_word,
-                                                         cfg.training.dop_class_word))[0] if dop else None
-                time_ids = model.sdxl_time_ids(batch, device) if parts.family == "sdxl" else None
+                text = text_for(captions)
+                with_dop = cfg.training.dop_multiplier and parts.is_flow  # the same captions with the class word
+                class_text = text_for(dop.dop_captions(captions, cfg.dataset.trigger_word,
+                                                       cfg.training.dop_class_word)) if with_dop else None
                 with acc.autocast():
-                    loss = model.loss_fn(parts, unet, latents, hidden, pooled, time_ids, cfg, class_hidden)
+                    loss = fam.loss(parts, unet, latents, text, batch, cfg, class_text)
                 acc.backward(loss / accum)
                 loss_sum += loss.detach().item() / accum
+            faults.point("step")
             acc.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
             opt.step()
             sched.step()

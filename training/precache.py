@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from training import faults
+
 REPORT_EVERY_S = 2.0
 
 
@@ -42,6 +44,7 @@ def fill(what: str, jobs: list, run: Callable[[list], Any], emit: Callable[..., 
     log(f"Caching {what}: {total} to encode before the first step")
     for i in range(0, total, batch):
         run(jobs[i:i + batch])
+        faults.point("caching")
         done = min(i + batch, total)
         now = clock()
         if now - last >= REPORT_EVERY_S or done == total:
@@ -65,10 +68,10 @@ def fill_caches(cfg: Any, ds: Any, val_items: list | None, cache: Any, text_cach
     if text_cached:
         extra = None
         if cfg.training.dop_multiplier and is_flow:  # the steps also encode the captions with the class word
-            from training import dit
+            from training.dop import dop_captions
 
             def extra(caps: list[str]) -> list[str]:
-                return dit.dop_captions(caps, cfg.dataset.trigger_word, cfg.training.dop_class_word)
+                return dop_captions(caps, cfg.dataset.trigger_word, cfg.training.dop_class_word)
         captions = caption_jobs([it.caption for it in ds.items + ds.reg_items + val_items], extra)
         seconds += fill("text", captions, text_for, emit, log, batch=cfg.training.batch_size)
     return seconds

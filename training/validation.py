@@ -18,7 +18,6 @@ from core.config import RunConfig
 from core.errors import DanluError
 from core.validation_set import held_out, holdout_key
 from training import data as D
-from training.precision import compute_dtype
 
 SEED = 20240229                        # the noise of image i comes from SEED + i, whatever training.seed is
 LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)     # share of the schedule: timestep level·(T-1), or flow sigma = level
@@ -70,39 +69,13 @@ class Validator:
         with torch.no_grad():
             for i, item in enumerate(self.items):
                 latents = self.latents_for([item], [False]).float()
-                hidden, pooled = self.text_for([item.caption])
+                text = self.text_for([item.caption])
                 gen = torch.Generator("cpu").manual_seed(SEED + i)
                 noise = torch.randn(latents.shape, generator=gen).to(latents.device)
                 for level in LEVELS:
-                    pred, target = self._predict(denoiser, item, latents, noise, hidden, pooled, level)
+                    pred, target = self.parts.setup.predict_at(self.parts, denoiser, latents, noise, level, text,
+                                                               [item])
                     total += torch.mean((pred.float() - target.float()) ** 2).item()
                     count += 1
         return total / max(count, 1)
 
-    def _predict(self, denoiser, item, latents, noise, hidden, pooled, level: float):
-        import torch
-
-        parts = self.parts
-        dtype = compute_dtype(denoiser)  # not the fp8 storage of an fp8 base
-        if parts.is_flow:
-            from training import flow
-
-            spec = parts.flow
-            sigma = torch.tensor([level])
-            x_t = flow.noisy(latents, noise, sigma)
-            frames = list(x_t.to(dtype).unsqueeze(2).unbind(0))
-            time = flow.model_time(spec, sigma, latents.device)  # float32 (flow.model_time says why)
-            out = denoiser(frames, time, [e.to(latents.device, dtype) for e in hidden], return_dict=False)[0]
-            return flow.velocity(spec, torch.stack([o.float() for o in out]).squeeze(2)), flow.target(latents, noise)
-        from training import model
-
-        sched = parts.noise_scheduler
-        steps = torch.tensor([int(level * (sched.config.num_train_timesteps - 1))], device=latents.device)
-        noisy = sched.add_noise(latents, noise, steps)
-        kwargs = {}
-        if pooled is not None:
-            kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(dtype),
-                                           "time_ids": model.sdxl_time_ids([item], latents.device)}
-        pred = denoiser(noisy.to(dtype), steps, encoder_hidden_states=hidden.to(dtype), **kwargs).sample
-        target = noise if parts.prediction_type == "epsilon" else sched.get_velocity(latents, noise, steps)
-        return pred, target
