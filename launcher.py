@@ -34,6 +34,7 @@ SUBCOMMANDS = {
     "demo": "write a tiny demo model, dataset and run.toml under outputs/demo (no network needed)",
     "queue": "the run queue: queue add RUN.toml ... | list | remove ID | cancel ID | up/down ID | pause | run",
     "import": "turn an sd-scripts / kohya_ss / lora-scripts config into a Danlu run TOML: import FILE [-o OUT.toml]",
+    "lora": "LoRA tools: lora info FILE | meta | resize | merge | extract | convert (lora --help for each)",
     "test": "run the whole test suite",
 }
 # Subcommands that run in a module of the project: (module, function taking argv, returning the exit code).
@@ -47,6 +48,7 @@ HANDLERS = {
     "demo": ("models.demo", "main"),
     "queue": ("core.queue_cli", "main"),
     "import": ("core.import_cli", "main"),
+    "lora": ("models.toolbox.cli", "main"),
 }
 # Steps run after a handler succeeded, with the same arguments. The demo's tagger comes from taggers/, which
 # models/demo.py may not import (models depend on core only).
