@@ -148,7 +148,8 @@ def _file_alphas(pipe: Any, path: str | Path, adapter_name: str) -> int:
 
     from safetensors import safe_open
 
-    from models.lora_file import KOHYA_PREFIXES, _base_name, lora_family, tuner_layers
+    from models.lora_file import lora_family
+    from models.lora_names import KOHYA_PREFIXES, base_name, tuner_layers
 
     with safe_open(str(path), framework="pt") as f:
         alphas = {k[:-len(".alpha")]: k for k in f.keys() if k.endswith(".alpha") and k.startswith(KOHYA_PREFIXES)}
@@ -162,7 +163,7 @@ def _file_alphas(pipe: Any, path: str | Path, adapter_name: str) -> int:
                 continue
             for name, layer in tuner_layers(model, adapter_name):
                 try:
-                    key = alphas.get(_base_name(component, model, name, family))
+                    key = alphas.get(base_name(component, model, name, family))
                 except ValueError:
                     continue
                 if key is None or not hasattr(layer, "lora_alpha"):

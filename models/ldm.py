@@ -10,10 +10,8 @@ models/files.py reads a file's tensor names, dtypes and shapes without touching 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from core.fsutil import temp_path_for
 from models.files import (  # noqa: F401 - also imported from here by older callers
     DTYPE_BYTES,
     DTYPE_NAMES,
@@ -224,34 +222,3 @@ def text_encoder_from_ldm(sd: dict, te: Any, prefix: str, naming: str) -> dict:
             fused = sd[f"{prefix}transformer.resblocks.{parts[3]}.attn.in_proj_{parts[6]}"]
             tsd[key] = fused.chunk(3, dim=0)["qkv".index(parts[5][0])]
     return tsd
-
-
-def save_single_file(pipe: Any, path: Path, family: str, metadata: dict[str, str] | None = None,
-                     dtype: Any = None) -> Path:
-    """Write `pipe` as one safetensors checkpoint with the original key names; returns the path.
-
-    The header carries modelspec metadata (architecture, prediction type, resolution) so that
-    detection does not have to guess. Written to a temporary name and renamed, so a crash never
-    leaves a half file under the real name.
-    """
-    from safetensors.torch import save_file
-
-    from models.families import modelspec_for
-
-    path = Path(path)
-    sd = diffusers_to_ldm(pipe, family)
-    sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous() for k, v in sd.items()}
-    # safetensors refuses tensors that share memory; the fused qkv and transposes are fresh, others are views.
-    sd = {k: v.clone() for k, v in sd.items()}
-    prediction = getattr(pipe.scheduler.config, "prediction_type", "epsilon")
-    resolution = int(pipe.unet.config.sample_size) * (2 ** (len(pipe.vae.config.block_out_channels) - 1))
-    meta = modelspec_for(family, prediction, resolution, title=path.stem)
-    meta.update(metadata or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    try:
-        save_file(sd, str(tmp), metadata=meta)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -110,7 +110,7 @@ def merge_into(components: dict[str, Any], state: dict[str, Any], family: str, s
 def file_weights(components: dict[str, Any], groups: dict[str, dict[str, Any]], family: str) -> dict[str, Any]:
     """{kohya base name: weight parameter} of every module of a file (group_modules) in plain, un-injected models;
     a module that matches no layer is a ValueError."""
-    from models.lora_file import module_bases
+    from models.lora_names import module_bases
 
     layers = {base: module for component, model in components.items() if model is not None
               for base, module in module_bases(component, model, family)}

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from core.fsutil import temp_path_for
 from models import families
 from models.bpe import write_tokenizer
+from models.ldm import diffusers_to_ldm
 
 FAMILIES = ("sd15", "sd2", "sd2v", "sdxl", "zimage")
 TINY_RESOLUTION = 64
@@ -120,7 +123,34 @@ def save_tiny(family: str, out_dir: Path, seed: int = 0, single_file: bool = Tru
         return TinyModel(family, folder, *files)
     path = None
     if single_file:
-        from models.ldm import save_single_file
-
         path = save_single_file(pipe, out_dir / f"tiny-{family}.safetensors", family=family)
     return TinyModel(family, folder, path)
+
+
+def save_single_file(pipe: Any, path: Path, family: str, metadata: dict[str, str] | None = None,
+                     dtype: Any = None) -> Path:
+    """Write `pipe` as one safetensors checkpoint with the original key names; returns the path.
+
+    The header carries modelspec metadata (architecture, prediction type, resolution) so that
+    detection does not have to guess. Written to a temporary name and renamed, so a crash never
+    leaves a half file under the real name.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    sd = diffusers_to_ldm(pipe, family)
+    sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+    # safetensors refuses tensors that share memory; the fused qkv and transposes are fresh, others are views.
+    sd = {k: v.clone() for k, v in sd.items()}
+    prediction = getattr(pipe.scheduler.config, "prediction_type", "epsilon")
+    resolution = int(pipe.unet.config.sample_size) * (2 ** (len(pipe.vae.config.block_out_channels) - 1))
+    meta = families.modelspec_for(family, prediction, resolution, title=path.stem)
+    meta.update(metadata or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        save_file(sd, str(tmp), metadata=meta)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

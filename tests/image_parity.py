@@ -24,7 +24,7 @@ def assert_images_within_rounding(a, b, full_scale: float = 1.0) -> None:
 
 def lora_weights(models: dict, adapter: str) -> dict[str, object]:
     """Every LoRA tensor and scale of `adapter` in the models {'unet': …, …}, by component and layer."""
-    from models.lora_file import lora_layers
+    from models.lora_names import lora_layers
 
     out: dict[str, object] = {}
     for component, model in models.items():

@@ -154,7 +154,7 @@ def _inject(unet, family, cfg):
 
 
 def test_each_block_trains_at_lr_times_its_weight_and_zero_blocks_have_no_lora():
-    from models.lora_file import tuner_layers
+    from models.lora_names import tuner_layers
     from models.tiny import build_tiny
     from training import blocks, lora, optim
 
@@ -191,7 +191,7 @@ def test_sdxl_block_dims_give_each_block_its_rank(unets):
     """SDXL: 23 values; each adapted layer has its block's rank and alpha (conv ranks and alphas for 3×3 convs)."""
     import copy
 
-    from models.lora_file import tuner_layers
+    from models.lora_names import tuner_layers
     from training import blocks
 
     unet = copy.deepcopy(unets["sdxl"])
@@ -218,7 +218,7 @@ def test_sdxl_block_dims_give_each_block_its_rank(unets):
 
 
 def _deltas(unet, adapter):
-    from models.lora_file import tuner_layers
+    from models.lora_names import tuner_layers
 
     return {path: (layer.lora_B[adapter].weight.flatten(1) @ layer.lora_A[adapter].weight.flatten(1)).detach()
             * layer.scaling[adapter] for path, layer in tuner_layers(unet, adapter)}

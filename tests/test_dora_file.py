@@ -57,7 +57,8 @@ def test_loaders_merge_the_trained_weight(family, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from models.lora_file import _base_name, peft_to_kohya, save_lora, tuner_layers
+    from models.lora_file import peft_to_kohya, save_lora
+    from models.lora_names import base_name, tuner_layers
     from models.lycoris import group_modules
     from training.dora import merged_weight
 
@@ -70,7 +71,7 @@ def test_loaders_merge_the_trained_weight(family, tmp_path):
     with torch.no_grad():
         for component, model in comps.items():
             for name, layer in tuner_layers(model):
-                t = groups[_base_name(component, model, name, family)]
+                t = groups[base_name(component, model, name, family)]
                 w = layer.get_base_layer().weight.float()
                 assert t["dora_scale"].shape == (1, w.shape[1], *[1] * (w.dim() - 2))  # LyCORIS's input axis
                 assert float(t["alpha"]) == t["lora_down.weight"].shape[0]  # scale 1: both A1111 orders agree
@@ -97,7 +98,7 @@ def test_untrained_dora_is_the_base_layer():
 
     pipe = build_tiny("sd15", seed=0)
     inject(pipe.unet, rank=4, alpha=2.0, component="unet", conv_dim=4, use_dora=True)
-    from models.lora_file import tuner_layers
+    from models.lora_names import tuner_layers
 
     for _, layer in list(tuner_layers(pipe.unet))[:6]:
         w = layer.get_base_layer().weight

@@ -35,7 +35,7 @@ def _trained(unet, cfg, fam: str) -> int:
 @pytest.mark.parametrize("fam", ["sd15", "sdxl"])
 def test_the_block_table_is_the_architectures(fam):
     from core.blocks import block_index, total_blocks
-    from models.lora_file import _base_name
+    from models.lora_names import base_name
     from training.lora import _unet_targets
 
     unet = _unet(fam)
@@ -48,7 +48,7 @@ def test_the_block_table_is_the_architectures(fam):
             m = modules[path]
             per_rank = m.in_features + m.out_features if isinstance(m, torch.nn.Linear) else \
                 m.in_channels * m.kernel_size[0] * m.kernel_size[1] + m.out_channels
-            counted[kind][block_index(_base_name("unet", unet, path, fam), fam == "sdxl")] += per_rank
+            counted[kind][block_index(base_name("unet", unet, path, fam), fam == "sdxl")] += per_rank
     assert counted == estimate.UNET_BLOCK_PER_RANK[fam]
 
 

@@ -40,13 +40,8 @@ def _load_quietly(pipe, path) -> str:
 def test_keys_alpha_and_parity(family, conv_dim, tmp_path):
     from safetensors.torch import load_file
 
-    from models.lora_file import (
-        lora_family,
-        lora_layers,
-        peft_to_kohya,
-        read_metadata,
-        save_lora,
-    )
+    from models.lora_file import lora_family, peft_to_kohya, read_metadata, save_lora
+    from models.lora_names import lora_layers
     from models.tiny import build_tiny
 
     pipe, comps = _trained(family, conv_dim)
@@ -180,7 +175,7 @@ def test_written_file_is_one_serialisation_with_all_metadata(tmp_path):
 
 
 def test_sdxl_sai_names():
-    from models.lora_file import kohya_name
+    from models.lora_names import kohya_name
 
     assert kohya_name("unet", "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q", "sdxl") == \
         "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q"

@@ -25,7 +25,8 @@ def test_file_keys_deltas_and_samples(family, algo, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from models.lora_file import _base_name, peft_to_kohya, save_lora, tuner_layers
+    from models.lora_file import peft_to_kohya, save_lora
+    from models.lora_names import base_name, tuner_layers
     from models.lycoris import group_modules, module_delta
 
     pipe, comps = _trained(family, algo, conv_dim=4)
@@ -52,7 +53,7 @@ def test_file_keys_deltas_and_samples(family, algo, tmp_path):
     n = 0
     for component, model in comps.items():
         for name, layer in tuner_layers(model):
-            base = _base_name(component, model, name, family)
+            base = base_name(component, model, name, family)
             ref = layer.get_delta_weight("default").detach()
             got = module_delta(groups[base], tuple(layer.get_base_layer().weight.shape))
             assert torch.allclose(got, ref, rtol=0, atol=1e-7 * float(ref.abs().max())), base

@@ -11,7 +11,8 @@ from image_parity import assert_images_within_rounding
 
 from core.errors import DanluError
 from models.ldm import diffusers_to_ldm, ldm_to_diffusers
-from models.loading import CONFIGS, _components, load_pipeline, load_vae, resolve_family
+from models.loading import CONFIGS, _components, load_pipeline, resolve_family
+from models.vae import load_vae
 
 FAMILIES = ("sd15", "sd2v", "sdxl")
 

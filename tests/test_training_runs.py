@@ -71,7 +71,7 @@ def test_files_with_epoch_naming_and_events(run):
 def test_every_key_consumed_by_diffusers(run):
     from safetensors.torch import load_file
 
-    from models.lora_file import lora_layers
+    from models.lora_names import lora_layers
 
     fam, cfg, _ = run
     path = cfg.run_dir / f"t{fam}.safetensors"

@@ -92,7 +92,7 @@ def test_alpha_is_folded_into_lora_b(tiny, tmp_path):
     from diffusers import ZImagePipeline
     from safetensors import safe_open
 
-    from models.lora_file import lora_layers
+    from models.lora_names import lora_layers
 
     alpha = 3.0  # scale 0.75: not a power of two, so the fold rounds like any fp32 product
     pipe, targets = trained(tiny.folder, alpha=alpha, refiners=True)

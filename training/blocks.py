@@ -12,9 +12,9 @@ __all__ = ["block_index", "from_config", "lora_name", "module_ranks", "param_gro
 
 def lora_name(unet: Any, path: str, family: str) -> str:
     """kohya name of a UNet module (its name in the saved file): what the block is read from."""
-    from models.lora_file import _base_name
+    from models.lora_names import base_name
 
-    return _base_name("unet", unet, path, family)
+    return base_name("unet", unet, path, family)
 
 
 def module_ranks(unet: Any, family: str, blocks: Blocks, plain: list[str], convs: list[str]
@@ -31,7 +31,7 @@ def module_ranks(unet: Any, family: str, blocks: Blocks, plain: list[str], convs
 
 def param_groups(unet: Any, family: str, blocks: Blocks) -> list[tuple[list, float]]:
     """(trained parameters, LR weight) of each UNet block that has LoRA, in block order."""
-    from models.lora_file import tuner_layers
+    from models.lora_names import tuner_layers
 
     by_block: dict[int, list] = {}
     for path, layer in tuner_layers(unet):

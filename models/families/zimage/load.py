@@ -273,7 +273,7 @@ def load_parts(path: Path, *, components: str | Path | None = None, torch_dtype:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from models.loading import load_vae
+    from models.vae import load_vae
 
     kw = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
     if path.is_dir() and (path / "model_index.json").is_file() and has_parts(path) and not components:

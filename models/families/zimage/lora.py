@@ -31,7 +31,7 @@ def lora_state(components: dict[str, Any], adapter: str = "default") -> dict[str
     """The file's tensors from a peft-injected transformer: `diffusion_model.<name>.lora_A/lora_B.weight`,
     fp32 CPU. No alpha keys: alpha/rank (peft's scaling, rslora included) is folded into lora_B, so every loader
     (diffusers, ComfyUI, ai-toolkit) reads alpha = rank and applies exactly the trained delta."""
-    from models.lora_file import lora_layers
+    from models.lora_names import lora_layers
 
     model = components.get(DENOISER)
     if model is None:
