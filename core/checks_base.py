@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core import blocks
+from core import blocks, family_facts
 from core.config import RunConfig
 
 LEVELS = ("error", "warning", "info")
@@ -68,6 +68,28 @@ def rule(name: str, level: str) -> Callable[[Callable], Rule]:
 
 def _family(cfg: RunConfig, env: Env) -> str | None:
     return cfg.model.family if cfg.model.family != "auto" else env.family
+
+
+def _row(cfg: RunConfig, env: Env) -> family_facts.Family | None:
+    """The facts row of the run's family, None while it is not known."""
+    return family_facts.get(_family(cfg, env))
+
+
+def _is(cfg: RunConfig, env: Env, trait: str) -> bool:
+    """The run's family is known and has the trait."""
+    row = _row(cfg, env)
+    return row is not None and row.has(trait)
+
+
+def _lacks(cfg: RunConfig, env: Env, trait: str) -> bool:
+    """The run's family is known and has not the trait (an unknown family lacks nothing: nothing is said)."""
+    row = _row(cfg, env)
+    return row is not None and not row.has(trait)
+
+
+def _label(cfg: RunConfig, env: Env) -> str:
+    row = _row(cfg, env)
+    return row.label if row is not None else "this model"
 
 
 def _prediction(cfg: RunConfig, env: Env) -> str | None:

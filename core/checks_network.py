@@ -5,7 +5,7 @@ Registered in core.checks_base.RULES in the order core/checks.py imports them.""
 from __future__ import annotations
 
 from core import blocks
-from core.checks_base import ONE_LR, Env, _block_wise, _family, rule
+from core.checks_base import ONE_LR, Env, _block_wise, _family, _is, _label, _lacks, rule
 from core.config import RunConfig
 from core.errors import ConfigError
 
@@ -87,9 +87,10 @@ def _loraplus(cfg: RunConfig, env: Env):
 
 @rule("lycoris_on_dit", "error")
 def _lycoris_dit(cfg: RunConfig, env: Env):
-    if cfg.network.type != "lora" and _family(cfg, env) == "zimage":
-        return ("network.type", f"{cfg.network.type} is for SD1.5/SD2/SDXL; Z-Image trains LoRA.",
-                f"{cfg.network.type} 仅用于 SD1.5/SD2/SDXL；Z-Image 训练 LoRA。",
+    if cfg.network.type != "lora" and _lacks(cfg, env, "unet"):  # LyCORIS layouts are the SD UNets' (kohya names)
+        label = _label(cfg, env)
+        return ("network.type", f"{cfg.network.type} is for SD1.5/SD2/SDXL; {label} trains LoRA.",
+                f"{cfg.network.type} 仅用于 SD1.5/SD2/SDXL；{label} 训练 LoRA。",
                 "Set network.type = lora.", "请把 network.type 设为 lora。")
 
 
@@ -98,10 +99,11 @@ def _lycoris_dit(cfg: RunConfig, env: Env):
 @rule("block_wise_where", "error")
 def _block_wise_where(cfg: RunConfig, env: Env):
     n = cfg.network
-    if not _block_wise(cfg) or (n.type == "lora" and _family(cfg, env) != "zimage"):
+    if not _block_wise(cfg) or (n.type == "lora" and not _lacks(cfg, env, "unet")):
         return None
+    label = _label(cfg, env)
     what, what_zh = ((f"{n.type} is not LoRA", f"{n.type} 不是 LoRA") if n.type != "lora"
-                     else ("Z-Image has no UNet blocks", "Z-Image 没有 UNet 块"))
+                     else (f"{label} has no UNet blocks", f"{label} 没有 UNet 块"))
     return ("network.block_dims", f"Block-wise LR weights and dims are options of sd-scripts' LoRA on the SD1.5/SD2/"
             f"SDXL UNet; {what}.",
             f"分层学习率与分层 dim 是 sd-scripts 中 SD1.5/SD2/SDXL UNet 的 LoRA 选项；{what_zh}。",
@@ -112,7 +114,7 @@ def _block_wise_where(cfg: RunConfig, env: Env):
 @rule("block_wise_values", "error")
 def _block_wise_values(cfg: RunConfig, env: Env):
     family = _family(cfg, env)
-    if not _block_wise(cfg) or family == "zimage":
+    if not _block_wise(cfg) or _lacks(cfg, env, "unet"):
         return None
     found = []
     for fam in ([family] if family else ["sd15", "sdxl"]):  # unknown family: wrong only if wrong for both
@@ -128,7 +130,7 @@ def _block_wise_values(cfg: RunConfig, env: Env):
 @rule("block_lr_one_step_size", "error")
 def _block_lr_one_lr(cfg: RunConfig, env: Env):
     family, name = _family(cfg, env), cfg.optimizer.name
-    if name not in ("Prodigy", "DAdaptAdam") or not _block_wise(cfg) or family == "zimage":
+    if name not in ONE_LR or not _block_wise(cfg) or _lacks(cfg, env, "unet"):
         return None
     try:
         weights = blocks.lr_weights(cfg.network, family == "sdxl")
@@ -146,7 +148,7 @@ def _block_lr_one_lr(cfg: RunConfig, env: Env):
 @rule("block_lr_weight_count", "warning")
 def _block_lr_count(cfg: RunConfig, env: Env):
     family = _family(cfg, env)
-    if family not in ("sd15", "sd2", "sdxl") or not _block_wise(cfg):
+    if not _is(cfg, env, "unet") or not _block_wise(cfg):
         return None
     notes = blocks.lr_weight_notes(cfg.network, family == "sdxl")
     if not notes:

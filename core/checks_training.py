@@ -5,7 +5,7 @@ Registered in core.checks_base.RULES in the order core/checks.py imports them.""
 from __future__ import annotations
 
 from core import sample_prompts
-from core.checks_base import ONE_LR, Env, _device, _family, rule
+from core.checks_base import ONE_LR, Env, _device, _is, _lacks, rule
 from core.config import SAMPLERS, RunConfig
 from core.hints import fmt_lr
 
@@ -125,7 +125,8 @@ def _cache_te_trained(cfg: RunConfig, env: Env):
 @rule("cache_text_encoder_captions_change", "warning")
 def _cache_te_captions(cfg: RunConfig, env: Env):
     d = cfg.dataset
-    if _family(cfg, env) != "zimage" and d.cache_text_encoder_outputs and not cfg.network.train_text_encoder and \
+    # a flow family's own rule (flow_cached_caption_dropout) says it in its words
+    if not _is(cfg, env, "flow") and d.cache_text_encoder_outputs and not cfg.network.train_text_encoder and \
             (d.shuffle_caption or d.caption_dropout_rate or d.caption_tag_dropout_rate):
         return ("dataset.cache_text_encoder_outputs",
                 "Text-encoder outputs are not cached: captions change every step (shuffle, caption or tag dropout).",
@@ -163,7 +164,7 @@ def _sample_prompt_flags(cfg: RunConfig, env: Env):
 @rule("sample_size_not_64", "warning")
 def _sample_size(cfg: RunConfig, env: Env):
     s = cfg.sampling
-    if _family(cfg, env) == "zimage" or sample_prompts.problem(s.prompts, SAMPLERS):  # a DiT pads nothing
+    if _lacks(cfg, env, "unet") or sample_prompts.problem(s.prompts, SAMPLERS):  # a DiT pads nothing
         return None
     sizes = [(o.get("width", s.width), o.get("height", s.height))  # a prompt's own --w/--h count too
              for o in (sample_prompts.parse(p).options for p in s.prompts)]
