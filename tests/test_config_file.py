@@ -9,7 +9,7 @@ import pytest
 from core import config as cfgmod
 from core.errors import DanluError
 from core.filestamp import FileChanged, overwrite_keeping_theirs
-from ui.config_file import file_path, read_toml, save_toml
+from ui.config_file import file_path, read_toml, save_toml, settings_differ
 
 
 def _config(rank: int) -> dict:
@@ -50,3 +50,12 @@ def test_a_new_file_is_written_and_bad_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "gbk.toml").write_bytes("名字 = '丹炉'".encode("gbk"))
     with pytest.raises(DanluError, match="not UTF-8"):
         read_toml(tmp_path / "gbk.toml")
+
+
+def test_show_both_names_the_settings_that_differ() -> None:
+    theirs = cfgmod.dumps(cfgmod.from_dict(_config(8)))
+    said = settings_differ(theirs, _config(32), "en")
+    assert "differs from the version on disk in 1 settings" in said and "(`network.rank`): 8 → **32**" in said
+    assert "network.rank" in said.to("zh") and "不同" in said.to("zh")
+    assert settings_differ(None, _config(32), "en") is None                 # deleted: the boxes say so
+    assert settings_differ("not = [toml", _config(32), "en") is None         # not a run TOML: the boxes show it

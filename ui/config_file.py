@@ -16,7 +16,7 @@ from core.errors import ConfigError, DanluError
 from core.filestamp import FileChanged, Fingerprint, overwrite_keeping_theirs, read_stamped, save_if_unchanged
 from ui import i18n, stale_ask
 from ui.context import AppContext
-from ui.form import COMMIT_GROUP, reads_form
+from ui.form import COMMIT_GROUP, changes, reads_form
 from ui.i18n import t
 
 i18n.add({
@@ -33,6 +33,8 @@ i18n.add({
     "config.saved": ("✔ 已保存到 {path}", "✔ Saved to {path}"),
     "config.kept": ("✔ 已保存到 {path}；磁盘上原来的版本备份为 {backup}",
                     "✔ Saved to {path}; the version it replaced is backed up as {backup}"),
+    "config.both_diff": ("与磁盘上的版本相比，我的有 {n} 项设置不同（对方的 → 我的）：",
+                         "Mine differs from the version on disk in {n} settings (theirs → mine):"),
     "config.took": ("磁盘上的版本已放进载入框。", "The version on disk is in the load box."),
 })
 
@@ -65,6 +67,25 @@ def save_toml(path: Path, config: dict, opened: tuple[str, Fingerprint] | None) 
     text = cfgmod.dumps(cfgmod.from_dict(config))
     read = opened[1] if opened and opened[0] == str(path) else None
     return save_if_unchanged(path, text.encode("utf-8"), read)
+
+
+def settings_differ(theirs: str | None, mine: dict, lang: str) -> i18n.Text | None:
+    """The settings in which mine differ from the TOML text on disk, field by field (a whole TOML side by side
+    hides a one-line change); None when theirs is gone or is not a valid run TOML."""
+    from ui.tab_config import applied  # here: the Config tab imports this module
+
+    if theirs is None:
+        return None
+    try:
+        theirs_config = applied(cfgmod.to_dict(cfgmod.default_config()), cfgmod.parse_toml(theirs, "theirs"))
+    except ConfigError:
+        return None
+
+    def render(lg: str) -> str:
+        lines = changes(theirs_config, mine, lg)
+        return t("config.both_diff", lg, n=len(lines)) + "\n\n" + "\n".join(lines)
+
+    return i18n.both(render, lang, level="warn")
 
 
 def build(ctx: AppContext, text: Any, message: Any, load_outputs: list[Any],
@@ -103,8 +124,8 @@ def build(ctx: AppContext, text: Any, message: Any, load_outputs: list[Any],
         try:
             stamp = save_toml(path, config, opened_now)
         except FileChanged as changed:
-            asked = i18n.both(changed.text, lang, level="warn")
-            return [opened_now, asked, *stale_ask.asking(asked)]
+            # The question sits under the path box, just below the message line: said once, there.
+            return [opened_now, "", *stale_ask.asking(i18n.both(changed.text, lang, level="warn"))]
         except (DanluError, OSError) as e:
             return [opened_now, i18n.failed(e, lang), *stale_ask.asking()]
         saved = i18n.text("config.saved", lang, level="ok", path=f"`{path}`")
@@ -139,7 +160,9 @@ def build(ctx: AppContext, text: Any, message: Any, load_outputs: list[Any],
         except DanluError as e:
             return [i18n.failed(e, lang), *stale_ask.asking(gr.update())]   # the question stays open
         shown = theirs.decode("utf-8", errors="replace") if theirs is not None else None
-        return [gr.update(), *stale_ask.side_by_side([(str(path), mine, shown)], lang)]
+        both = stale_ask.side_by_side([(str(path), mine, shown)], lang)
+        differences = settings_differ(shown, config, lang)
+        return [gr.update(), differences or both[0], *both[1:]]
 
     saves = [opened, message, *ask.outputs]
     open_btn.click(*reads_form(ctx, on_open, [path_box, ctx.lang, ctx.config]), [text, opened, *load_outputs])
