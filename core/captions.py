@@ -18,6 +18,7 @@ from core.fsutil import atomic_write_bytes
 from core.state_files import report, set_aside
 
 BACKUP_DIR = ".danlu_backup"
+MAX_CAPTION_BYTES = 1 << 20
 _SUBSET_RE = re.compile(r"^\d+_.+")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -31,7 +32,8 @@ class CaptionRead:
     encoding: the encoding it was decoded with ('utf-8', 'utf-8-sig', 'utf-16', 'gbk', 'gb18030', 'latin-1')
     had_bom:  the file started with a byte-order mark
     problem:  'not_utf8' (decoded from another encoding), 'bom' (UTF-8 with BOM), 'empty' (missing,
-              blank) or None; a write through write_caption fixes the first two.
+              blank), 'not_text' (binary or huge: read as empty) or None; a write through write_caption fixes
+              the first two.
     """
 
     text: str
@@ -68,11 +70,19 @@ def decode_caption_bytes(raw: bytes) -> CaptionRead:
 
 
 def read_caption(path: Path) -> CaptionRead:
-    """Read one caption file. A missing file reads as empty text with problem 'empty'."""
+    """Read one caption file. A missing file reads as empty text with problem 'empty'; a file that is no caption
+    (binary bytes, over MAX_CAPTION_BYTES, unreadable) as empty text with problem 'not_text'."""
     path = Path(path)
     if not path.is_file():
         return CaptionRead(text="", encoding="utf-8", had_bom=False, problem="empty")
-    return decode_caption_bytes(path.read_bytes())
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CAPTION_BYTES + 1)  # a caption is a line of tags: never read a 1 GB file whole
+    except OSError:
+        return CaptionRead(text="", encoding="", had_bom=False, problem="not_text")
+    if len(raw) > MAX_CAPTION_BYTES or not _is_text(raw):
+        return CaptionRead(text="", encoding="", had_bom=False, problem="not_text")
+    return decode_caption_bytes(raw)
 
 
 def caption_path(image: Path, extension: str = ".txt") -> Path:

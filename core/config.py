@@ -36,8 +36,8 @@ from core.config_fields import (  # noqa: F401 - the choice lists are imported f
 )
 from core.config_model import DatasetConfig, ModelConfig, NetworkConfig
 from core.config_train import OptimizerConfig, SamplingConfig, SavingConfig, TrainingConfig
-from core.errors import ConfigError
-from core.fsutil import atomic_write_text
+from core.errors import ConfigError, DanluError
+from core.fsutil import atomic_write_text, read_user_text
 
 SCHEMA_VERSION = 1
 SECTIONS = ("model", "dataset", "network", "optimizer", "training", "saving", "sampling")
@@ -178,6 +178,10 @@ def _is_item(spec: FieldSpec, v: Any) -> bool:
 
 def _check_number(spec: FieldSpec, value: Any) -> Any:
     path = spec.path
+    if isinstance(value, float) and value != value:  # NaN compares false with every bound: it passed them all
+        raise ConfigError(f"{path}: nan is not a number.", f"{path}：nan 不是数字。",
+                          f"Set {path} to a number, for example {path.split('.')[1]} = {_example(spec)}.",
+                          f"把 {path} 改为数字，例如 {path.split('.')[1]} = {_example(spec)}。", key=path)
     if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
         raise ConfigError(f"{path}: {value!r} is out of range; expected {spec.min} to {spec.max}.",
                           f"{path}：{value!r} 超出范围，应在 {spec.min} 到 {spec.max} 之间。",
@@ -279,6 +283,10 @@ def parse_toml(text: str, source: str = "<text>") -> dict:
                           "Check quotes, brackets and '=' on that line; Windows paths need single quotes or '\\\\'.",
                           "请检查该行的引号、括号和等号；Windows 路径请用单引号，或把 '\\' 写成 '\\\\'。",
                           key=f"line {line}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a config.", f"{source}：嵌套过深，不是配置文件。",
+                          "A run TOML has sections of plain values; check that this is the file you meant.",
+                          "运行 TOML 由若干节和普通值组成；请确认选择的是正确的文件。", key=source) from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -314,16 +322,25 @@ def load(path: str | Path | None = None, preset: str | None = None, overrides: l
         cfg = merge_dict(cfg, preset_dict(preset))
     if path is not None:
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
+        if not p.exists() and not p.is_symlink():
             raise ConfigError(f"Config file not found: {p}", f"找不到配置文件：{p}",
                               "Check the path, or create one with `python launcher.py demo`.",
-                              "请检查路径，或用 `python launcher.py demo` 生成一个。", key=str(p)) from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{p} is not UTF-8 text.", f"{p} 不是 UTF-8 文本。", "Save it as UTF-8.",
-                              "请以 UTF-8 编码保存。", key=str(p)) from None
-        cfg = merge_dict(cfg, parse_toml(text, str(p)))
+                              "请检查路径，或用 `python launcher.py demo` 生成一个。", key=str(p))
+        try:  # a folder, a link loop, a gigabyte, binary bytes, GBK or UTF-16: each named as what it is
+            text = read_user_text(p, ("the config", "配置文件"), ("Give a run TOML saved as UTF-8.",
+                                                             "请提供以 UTF-8 保存的运行 TOML 文件。"))
+        except DanluError as e:
+            raise ConfigError(e.en, e.zh, e.hint_en, e.hint_zh, key=e.key) from None
+        if not text.strip():
+            raise ConfigError(f"The config {p} is empty.", f"配置文件 {p} 是空的。",
+                              "Give a run TOML (Export in the Parameters tab writes one).",
+                              "请提供运行 TOML 文件（参数页的“导出”可生成）。", key=str(p))
+        try:
+            cfg = merge_dict(cfg, parse_toml(text, str(p)))
+        except ConfigError as e:  # the key is named; the file is named too, so a shell user knows which one
+            if str(p) in e.en:
+                raise
+            raise ConfigError(f"{p}: {e.en}", f"{p}：{e.zh}", e.hint_en, e.hint_zh, key=e.key) from None
     return apply_overrides(cfg, overrides or [])
 
 

@@ -33,6 +33,10 @@ CAPTION_MESSAGES: dict[str, tuple[str, str]] = {
                     "标注文件以 UTF-8 BOM 开头；训练时会去掉。在“打标”步骤保存即可去除。"),
     "caption_empty": ("Caption file is empty; the image trains with no caption (only the trigger word, if set).",
                       "标注文件为空；该图片将以空标注训练（若设置了触发词则只有触发词）。"),
+    "caption_not_text": ("Caption {path} is not text (binary data, or over 1 MB); it is not read. Replace it with the "
+                         "image's tags as UTF-8 text, or delete it.",
+                         "标注文件 {path} 不是文本（二进制数据或超过 1 MB），不会被读取。请换成该图片的标签文本"
+                         "（UTF-8），或删除它。"),
     "orphan_caption": ("Caption without an image: no image named {stem}.* next to it.",
                        "标注文件没有对应的图片：旁边没有名为 {stem}.* 的图片。"),
     "caption_ext_mismatch": ("{count} caption files end in {found}, but the caption extension is {ext}; they are not "
@@ -154,6 +158,8 @@ def _caption_issues(entry: Entry, ext: str) -> None:
         entry.issues.append(note("caption_bom", "info"))
     elif problem == "empty":
         entry.issues.append(note("caption_empty", "warn"))
+    elif problem == "not_text":
+        entry.issues.append(note("caption_not_text", "error", path=cap_path))
 
 
 def _folder_notes(subset: Subset, ext: str) -> list[FileNote]:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfgmod
+from core.errors import DanluError
+from core.fsutil import read_user_text
 from core.sample_prompts import KOHYA_SAMPLERS
 
 # peer key → Danlu key (values taken as they are, converted to the field's type)
@@ -212,12 +214,16 @@ def _prompts(k, v, peer, put, result):
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if len(lines) == 1 and Path(lines[0]).suffix in (".txt", ".toml", ".json"):  # sd-scripts: a file of prompts
         p = Path(lines[0])
-        if p.suffix != ".txt" or not p.is_file():
-            return result.rows.append(Row("unsupported", k, v, why_en="a prompt file that is not here or not .txt: "
-                                          "paste its prompts into sampling.prompts",
-                                          why_zh="提示词文件不在此处或不是 .txt：请把提示词粘贴到 sampling.prompts"))
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()
-                 if ln.strip() and not ln.lstrip().startswith("#")]
+        if p.suffix != ".txt":
+            return result.rows.append(Row("unsupported", k, v, why_en=f"the prompt file {p} is not .txt: paste its "
+                                          "prompts into sampling.prompts",
+                                          why_zh=f"提示词文件 {p} 不是 .txt：请把提示词粘贴到 sampling.prompts"))
+        try:
+            text = read_user_text(p, ("the prompt file", "提示词文件"), ("", ""), limit=1024 * 1024)
+        except DanluError as e:  # one key not taken; the rest of the config still comes across
+            return result.rows.append(Row("unsupported", k, v, why_en=f"{e.en} Paste its prompts into "
+                                          "sampling.prompts.", why_zh=f"{e.zh}请把提示词粘贴到 sampling.prompts。"))
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     put(k, "sampling.prompts", lines)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from core import config as cfgmod
 from core.errors import ConfigError, DanluError
+from core.fsutil import read_user_text
 from core.importer_keys import DIRECT, QUIET, SPECIAL, Row
 
 FORMATS = {"sd-scripts": "sd-scripts", "kohya_ss": "kohya_ss GUI JSON", "lora-scripts": "lora-scripts (秋叶)"}
@@ -59,17 +60,13 @@ def _unreadable(path: Path, en: str, zh: str) -> DanluError:
 def read_peer(path: str | Path) -> tuple[str, dict[str, Any]]:
     """(format, {sd-scripts key: value}) of a peer's file; TOML sections are flattened as sd-scripts does."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise _unreadable(path, str(e), str(e)) from None
+    hint = _unreadable(path, "", "")
+    text = read_user_text(path, ("the file to import", "要导入的文件"), (hint.hint_en, hint.hint_zh))
     stripped = text.lstrip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise _unreadable(path, f"not valid JSON ({e}).", f"不是有效的 JSON（{e}）。") from None
-        return "kohya_ss", {k: v for k, v in data.items() if not isinstance(v, dict)}
+    if not stripped:
+        raise _unreadable(path, "the file is empty.", "文件是空的。")
+    if stripped.startswith("{") or path.suffix.lower() == ".json":  # a TOML may start with "[section]"
+        return "kohya_ss", _json(path, text)
     if re.search(r"(^|\s)--[a-z_0-9]+", text) and not re.search(r"^\s*[a-z_0-9]+\s*=", text, re.M):
         return "sd-scripts", _arguments(text)
     try:
@@ -81,6 +78,22 @@ def read_peer(path: str | Path) -> tuple[str, dict[str, Any]]:
         flat.update(v if isinstance(v, dict) else {k: v})
     kind = "lora-scripts" if "model_train_type" in flat else "sd-scripts"
     return kind, flat
+
+
+def _json(path: Path, text: str) -> dict[str, Any]:
+    """A kohya_ss GUI JSON: an object of settings. A syntax error says where it breaks, as JSON (not as TOML)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _unreadable(path, f"it looks like JSON but breaks at line {e.lineno}, column {e.colno}: {e.msg}.",
+                          f"它看起来是 JSON，但在第 {e.lineno} 行第 {e.colno} 列出错：{e.msg}。") from None
+    except RecursionError:
+        raise _unreadable(path, "it looks like JSON but is nested too deeply to be a config.",
+                          "它看起来是 JSON，但嵌套过深，不是配置文件。") from None
+    if not isinstance(data, dict):
+        raise _unreadable(path, f"it is JSON but holds a {type(data).__name__}, not an object of settings.",
+                          f"它是 JSON，但内容是 {type(data).__name__}，不是设置对象。")
+    return {k: v for k, v in data.items() if not isinstance(v, dict)}
 
 
 def _arguments(text: str) -> dict[str, Any]:
@@ -109,7 +122,16 @@ def _arguments(text: str) -> dict[str, Any]:
 def import_file(path: str | Path) -> Imported:
     """Read a peer's file into a Danlu config and a report of each key."""
     kind, peer = read_peer(path)
-    return convert(kind, peer)
+    result = convert(kind, peer)
+    if not any(r.status in ("mapped", "changed") for r in result.rows):  # nothing of it would reach the run
+        found = ", ".join(sorted(peer)[:12]) + (" …" if len(peer) > 12 else "")
+        taken = [r for r in result.rows if r.key]
+        why_en = f"no setting could be taken ({taken[0].peer_key}: {taken[0].why_en})" if taken else \
+            "no key is one that sd-scripts, kohya_ss or lora-scripts writes"
+        why_zh = f"没有可采用的设置（{taken[0].peer_key}：{taken[0].why_zh}）" if taken else \
+            "没有 sd-scripts、kohya_ss 或 lora-scripts 写出的键"
+        raise _unreadable(Path(path), f"{why_en}; found: {found or 'nothing'}.", f"{why_zh}；找到的键：{found or '无'}。")
+    return result
 
 
 def convert(kind: str, peer: dict[str, Any]) -> Imported:

@@ -200,6 +200,10 @@ def detect(path_or_id: str, *, compute_hash: bool = False) -> ModelInfo:
         if is_hub_id(text):
             return _hub(info, text, split_hub_id)
         info.kind = "missing"
+        if path.is_symlink():
+            return info.refuse(f"{text} is a link that leads to no file (its target is missing or it links to "
+                               "itself).", f"{text} 是一个链接，但不指向任何文件（目标不存在或链接指向自身）。",
+                               "Pick the model file itself.", "请直接选择模型文件本身。")
         return info.refuse(f"Not found: {text}", f"找不到：{text}",
                            "Check the path (copy it from the file manager) or use org/name for a hub model.",
                            "请检查路径（可从文件管理器复制），hub 模型请用 org/name 形式。")

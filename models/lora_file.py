@@ -192,6 +192,8 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     from safetensors import safe_open
 
     try:
+        if Path(path).is_dir():
+            raise IsADirectoryError("it is a folder")  # safe_open would say "No such device"
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for truncated or foreign files
@@ -207,6 +209,7 @@ def lora_family(path: str | Path) -> str:
 
     from models.families import lora_family as family_of
 
+    meta = read_metadata(path)  # a file that is no safetensors is refused there, naming it
     with safe_open(str(path), framework="pt") as f:
         header = {k: ("", list(f.get_slice(k).get_shape())) for k in f.keys()}
-    return family_of(header, read_metadata(path)) or "sd15"
+    return family_of(header, meta) or "sd15"

@@ -8,6 +8,7 @@ out already sigmoid-ed in CSV row order. Captions are stored unescaped (no `\\(`
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import DanluError
+from core.fsutil import read_user_text
 from core.tags import dedupe, split_tags, tag_key
 from taggers.catalog import DEFAULT_ORG, DEFAULT_TAGGER, TAGGERS, tagger_hub_id
 
@@ -106,7 +108,7 @@ def load_labels(csv_path: Path) -> Labels:
     it is moved aside, so that the next run downloads it again."""
     try:
         raw, cats = _read_tag_rows(Path(csv_path))
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as e:
+    except (DanluError, csv.Error, KeyError, ValueError, TypeError) as e:
         raise _bad_labels(Path(csv_path), e) from None
     cats_a = np.asarray(cats)
     kaomoji = KAOMOJI | kaomoji_candidates(raw)
@@ -117,23 +119,25 @@ def load_labels(csv_path: Path) -> Labels:
 
 def _read_tag_rows(path: Path) -> tuple[list[str], list[int]]:
     raw, cats = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            if not isinstance(row.get("name"), str) or not row["name"]:
-                raise ValueError(f"row {len(raw) + 2} has no name")
-            raw.append(row["name"])
-            cats.append(int(row["category"]))
+    # a folder, a link loop, a gigabyte (csv reads NUL bytes since Python 3.11), GBK: refused before csv sees it
+    text = read_user_text(path, ("the tag list", "标签表"), ("", ""), limit=64 * 1024 * 1024)
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        if not isinstance(row.get("name"), str) or not row["name"]:
+            raise ValueError(f"row {len(raw) + 2} has no name")
+        raw.append(row["name"])
+        cats.append(int(row["category"]))
     if not raw:
         raise ValueError("no tag rows")
     return raw, cats
 
 
 def _bad_labels(path: Path, e: Exception) -> DanluError:
-    why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e) or type(e).__name__
-    if path.resolve().parent.name == "blobs":  # the hub cache: the download was cut or damaged; keep it aside
+    why = e.en.split(": ", 1)[-1].rstrip(".") if isinstance(e, DanluError) else str(e) or type(e).__name__
+    real = Path(os.path.realpath(path))  # not resolve(): that raises on a link loop
+    if real.parent.name == "blobs" and real.is_file():  # the hub cache: a cut or damaged download; keep it aside
         from core.state_files import report, set_aside
 
-        report(path, set_aside(path.resolve()), ("The downloaded tag list", "下载的标签表"), why,
+        report(path, set_aside(real), ("The downloaded tag list", "下载的标签表"), why,
                ("The next run downloads it again.", "下次运行会重新下载。"))
         return DanluError(f"The downloaded {TAGS_FILE} was damaged ({why}) and was moved aside.",
                           f"下载的 {TAGS_FILE} 已损坏（{why}），已移到一旁。",

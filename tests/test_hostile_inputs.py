@@ -1,0 +1,150 @@
+"""Every file Danlu opens for the user, tried with the hostile corpus (tests/hostile_corpus.py): each entry point
+answers each input with a message naming the file (exit 2 in the shell, a DanluError or a flagged result for the
+page), never a traceback, and leaves the user's files as they were. The shell entry points run in-process through
+launcher.main_in_venv, as `python launcher.py …` runs them, with stdout and stderr captured."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hostile_corpus import fingerprint, make_corpus
+
+import launcher
+from core.errors import DanluError
+
+# input → name shown for it in the messages (a symlink loop is named by the link the user gave)
+SHELL = {
+    "import": lambda p, tmp: ["import", str(p), "-o", str(tmp / "imported.toml")],
+    "train --dry-run": lambda p, tmp: ["train", str(p), "--dry-run"],
+    "check": lambda p, tmp: ["check", str(p), "--no-hash"],
+    "queue add": lambda p, tmp: ["queue", "--outputs", str(tmp / "outputs"), "add", str(p)],
+}
+
+
+def _shell(argv: list[str]) -> tuple[str, int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = launcher.main_in_venv(argv)
+    except SystemExit as e:  # argparse's own refusal
+        code = e.code if isinstance(e.code, int) else 1
+    except Exception:  # noqa: BLE001 - what the user would see as a traceback
+        return "traceback", 1, traceback.format_exc()
+    text = out.getvalue() + err.getvalue()
+    return ("traceback" if "Traceback (most recent call last)" in text else "refused" if code == 2 else
+            "accepted"), code, text
+
+
+def _page(fn: Callable[[], object]) -> tuple[str, str]:
+    """A page's handler shows a DanluError as its red line; anything else escaping it would be a traceback."""
+    try:
+        result = fn()
+    except DanluError as e:
+        return "refused", e.text("en")
+    except Exception:  # noqa: BLE001
+        return "traceback", traceback.format_exc()
+    return "read", repr(result)[:300]
+
+
+def _config(p: Path, tmp: Path) -> tuple[str, str]:
+    from core import config as cfgmod
+
+    return _page(lambda: cfgmod.load(p))
+
+
+def _caption(p: Path, tmp: Path) -> tuple[str, str]:
+    from core.captions import read_caption
+
+    outcome, text = _page(lambda: read_caption(p))
+    return outcome, text
+
+
+def _image(p: Path, tmp: Path) -> tuple[str, str]:
+    from core.imagecheck import inspect_image
+
+    # the dataset's check table shows each image's row by its file name, with the error beside it
+    outcome, text = _page(lambda: [i.code for i in inspect_image(p, decode=True).issues if i.level == "error"])
+    return ("refused" if outcome == "read" and text != "[]" else outcome), f"{p.name}: {text}"
+
+
+def _lora(p: Path, tmp: Path) -> tuple[str, str]:
+    from models.lora_file import lora_family
+
+    return _page(lambda: lora_family(p))
+
+
+def _tag_list(p: Path, tmp: Path) -> tuple[str, str]:
+    from taggers.wd14 import load_labels
+
+    return _page(lambda: load_labels(p))
+
+
+def _prompt_file(p: Path, tmp: Path) -> tuple[str, str]:
+    """An imported config whose sample_prompts names the file (sd-scripts reads prompts from a .txt)."""
+    from core.importers import convert
+
+    link = tmp / "prompts.txt"  # the name the config gives: the message must name it
+    link.symlink_to(p)
+    outcome, text = _page(lambda: [(r.status, r.why_en) for r in convert("sd-scripts",
+                                                                          {"sample_prompts": str(link)}).rows])
+    return ("refused" if outcome == "read" and "unsupported" in text else outcome), text.replace(str(link), p.name)
+
+
+PAGE = {"config load": _config, "caption": _caption, "image check": _image, "LoRA file": _lora,
+        "tag list": _tag_list, "prompt file": _prompt_file}
+# What a page entry point may do with a file it can read: a caption is any text (GBK and UTF-16 are decoded and
+# flagged), so a caption or a prompt file may be read; the others must refuse every input of the corpus.
+MAY_READ = {"caption", "prompt file"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    folder = tmp_path_factory.mktemp("hostile")
+    return folder, make_corpus(folder)
+
+
+RESULTS: list[tuple[str, str, str, str]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary(corpus):
+    folder, entries = corpus
+    before = fingerprint(folder)
+    yield
+    after = fingerprint(folder)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    tracebacks = [r for r in RESULTS if r[2] == "traceback"]
+    print(f"\nhostile corpus: {len(entries)} inputs; {len(SHELL) + len(PAGE)} entry points x {len(entries)} inputs = "
+          f"{len(RESULTS)} tried; tracebacks: {len(tracebacks)}; changed user files: {len(changed)}")
+    assert not changed, changed
+
+
+def _names(p: Path) -> list[str]:
+    return [p.name, str(p)]  # the page's lines may name a file by its name alone (the check table's rows do)
+
+
+@pytest.mark.parametrize("entry", list(SHELL) + list(PAGE))
+def test_every_entry_point_answers_every_hostile_input(entry, corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(launcher.ROOT)
+    _, entries = corpus
+    wrong = []
+    for name, path in entries.items():
+        case = tmp_path / name.replace(".", "_")
+        case.mkdir()
+        if entry in SHELL:
+            outcome, code, text = _shell(SHELL[entry](path, case))
+            named = any(n in text for n in _names(path))
+            ok = outcome == "refused" and named
+        else:
+            outcome, text = PAGE[entry](path, case)
+            ok = outcome == "refused" and any(n in text for n in _names(path)) or \
+                outcome == "read" and entry in MAY_READ
+        RESULTS.append((entry, name, outcome, text))
+        if not ok:
+            wrong.append(f"{name}: {outcome}\n{text[-1500:]}")
+    assert not wrong, f"{entry}:\n" + "\n---\n".join(wrong)
