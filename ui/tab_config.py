@@ -12,6 +12,7 @@ import gradio as gr
 from core import config as cfgmod
 from core import importers
 from core.errors import ConfigError, DanluError
+from core.fsutil import read_user_text
 from ui import config_file, i18n
 from ui.context import AppContext
 from ui.form import COMMIT_GROUP, changes, reads_form
@@ -145,11 +146,10 @@ def build(ctx: AppContext) -> None:
     def on_upload(path: str | None, lang: str, config: dict):
         if not path:
             return [gr.update(), *hidden[:1], "", *hidden[1:]]
-        try:
-            text_value = Path(path).read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            error = ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。", "Save it as UTF-8.",
-                                "请以 UTF-8 编码保存。")
+        try:  # binary, GBK, UTF-16, a gigabyte: named as what it is, never read whole
+            text_value = read_user_text(Path(path), ("the config", "配置文件"), ("Give a run TOML saved as UTF-8.",
+                                                                             "请提供以 UTF-8 保存的运行 TOML 文件。"))
+        except DanluError as error:
             return [gr.update(), None, i18n.with_error("config.error", error, lang), *hidden[1:]]
         return [text_value, *on_load(text_value, lang, config)]
 
