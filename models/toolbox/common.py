@@ -267,7 +267,6 @@ def stream_safetensors(out: str | Path, like: str | Path, tensors: dict[str, Any
     import torch
     from safetensors import safe_open
 
-    from core.fsutil import replace_keeping_mode, temp_path_for
     from models.files import read_header
 
     out, like = Path(out), Path(like)
@@ -284,19 +283,14 @@ def stream_safetensors(out: str | Path, like: str | Path, tensors: dict[str, Any
         offset += size
     raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
-    tmp = temp_path_for(out)
-    try:
-        with open(tmp, "wb") as w, safe_open(str(like), framework="pt") as f:
-            w.write(len(raw).to_bytes(8, "little") + raw)
-            for i, (key, (dtype, shape)) in enumerate(shapes.items()):
-                if job is not None:
-                    job.step(i, len(shapes), key)
-                t = tensors.get(key)
-                t = f.get_tensor(key) if t is None else t.detach().to(dtypes[dtype]).reshape(shape)
-                w.write(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        replace_keeping_mode(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(out, [like]) as w, safe_open(str(like), framework="pt") as f:
+        w.write(len(raw).to_bytes(8, "little") + raw)
+        for i, (key, (dtype, shape)) in enumerate(shapes.items()):
+            if job is not None:
+                job.step(i, len(shapes), key)
+            t = tensors.get(key)
+            t = f.get_tensor(key) if t is None else t.detach().to(dtypes[dtype]).reshape(shape)
+            w.write(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     if job is not None:
         job.step(len(shapes), len(shapes), "")
     return out
