@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import family_facts
 from core.config import RunConfig
 
 GB = 1024 ** 3
@@ -47,16 +48,6 @@ UNET_BLOCK_PER_RANK = {
 }
 # The text encoder(s): every linear of the CLIP encoder layers, per unit of rank.
 TEXT_PER_RANK = {"sd15": 165888, "sd2": 423936, "sdxl": 903168}
-# Z-Image (reference/zimage.md; diffusers' default config, Turbo's): transformer 6.15 B, Qwen3 text encoder
-# ≈ 4.02 B, the 16-channel VAE 84 M. LoRA parameters per unit of rank in one block, by network.dit_targets kind
-# (width 3840, feed-forward 10240, adaLN 256 → 4·3840): 30 main blocks, and with network.dit_refiners 2 noise
-# refiners plus 2 context refiners (no adaLN). Rank 16 on all kinds of the main blocks: 42.5 M, ai-toolkit's default.
-ZIMAGE_PARAMS_M = {"transformer": 6150.0, "text_encoder": 4022.0, "vae": 83.8}
-ZIMAGE_PER_RANK = {"attention": 4 * (3840 + 3840), "feed_forward": 3 * (3840 + 10240), "adaLN": 256 + 4 * 3840}
-# Activation memory (GB) of one 1024² sample in 16-bit, without and with gradient checkpointing. Derived from the
-# architecture, not measured: ≈ 4,400 tokens × (13 tensors of width 3840 + 4 of 10240) × 2 bytes ≈ 0.8 GB per
-# block × 34 blocks; with checkpointing the 34 block inputs plus one block's recompute.
-ZIMAGE_ACTIVATION_GB = (27.0, 2.0)
 # Activation memory (GB) of one sample at the native resolution in fp16 with SDPA attention,
 # without and with gradient checkpointing: measured figures reported by kohya_ss users
 # (SD1.5 LoRA ≈ 6 GB at batch 1, SDXL LoRA ≈ 12 GB with checkpointing at batch 1).
@@ -122,8 +113,9 @@ def _largest(cfg: RunConfig, lang: str) -> str:
 def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate:
     """GPU memory for training cfg on family (default: the config's, else sd15)."""
     fam = family or (cfg.model.family if cfg.model.family != "auto" else "sd15")
-    if fam == "zimage":
-        return _estimate_zimage(cfg)
+    row = family_facts.get(fam)
+    if row is not None and row.dit is not None:
+        return _estimate_dit(cfg, row)
     fam = "sdxl" if fam.startswith("sdxl") else ("sd2" if fam.startswith("sd2") else "sd15")
     params = FAMILY_PARAMS_M[fam]
     t = cfg.training
@@ -174,31 +166,33 @@ def estimate_memory(cfg: RunConfig, family: str | None = None) -> MemoryEstimate
     return MemoryEstimate(total, parts, basis_en, basis_zh)
 
 
-def zimage_lora_params(n) -> int:
-    """Trainable LoRA parameters of a Z-Image run: network.dit_targets on the main blocks (and the refiners)."""
-    per_block = sum(ZIMAGE_PER_RANK[k] for k in n.dit_targets)
-    blocks = 30 * per_block
+def dit_lora_params(n, figures: family_facts.DitFigures) -> int:
+    """Trainable LoRA parameters of a DiT run: network.dit_targets on the main blocks (and the refiners)."""
+    per_block = sum(figures.per_rank[k] for k in n.dit_targets)
+    blocks = figures.blocks * per_block
     if n.dit_refiners:
-        blocks += 2 * per_block + 2 * sum(ZIMAGE_PER_RANK[k] for k in n.dit_targets if k != "adaLN")
+        blocks += figures.refiners * per_block + figures.refiners_no_adaln * sum(
+            figures.per_rank[k] for k in n.dit_targets if k != "adaLN")
     return blocks * n.rank
 
 
-def _estimate_zimage(cfg: RunConfig) -> MemoryEstimate:
-    """Z-Image: the transformer at one byte per weight with training.fp8_base or model.quantize = int8, the text
-    encoder in CPU memory on that low-VRAM path when its outputs are cached (training/dit.py)."""
-    t, params = cfg.training, ZIMAGE_PARAMS_M
+def _estimate_dit(cfg: RunConfig, row: family_facts.Family) -> MemoryEstimate:
+    """A DiT family: the transformer at one byte per weight with training.fp8_base or model.quantize = int8, the
+    text encoder in CPU memory on that low-VRAM path when its outputs are cached (training/families/)."""
+    figures = row.dit
+    t, params = cfg.training, figures.params_m
     half = t.mixed_precision in ("fp16", "bf16") or t.full_bf16
     wbytes = 2 if half else 4
     low = "fp8" if t.fp8_base else ("int8" if cfg.model.quantize != "none" else "")
     text_on_gpu = not (low and cfg.dataset.cache_text_encoder_outputs)
     frozen_m = params["vae"] + (params["text_encoder"] if text_on_gpu else 0.0)
     weights_gb = (frozen_m * wbytes + params["transformer"] * (1 if low else wbytes)) * 1e6 / GB
-    lora_m = zimage_lora_params(cfg.network) / 1e6
+    lora_m = dit_lora_params(cfg.network, figures) / 1e6
     state_bytes = (4 + 4 + OPTIMIZER_STATE_BYTES.get(cfg.optimizer.name, 8)) / (2 if t.full_bf16 else 1)
     lora_gb = lora_m * 1e6 * state_bytes / GB
     res = largest_resolution(cfg)
-    pixels = (res / 1024) ** 2
-    act_gb = ZIMAGE_ACTIVATION_GB[bool(t.gradient_checkpointing)] * pixels * t.batch_size * (1.0 if half else 2.0)
+    pixels = (res / row.native) ** 2
+    act_gb = figures.activation_gb[bool(t.gradient_checkpointing)] * pixels * t.batch_size * (1.0 if half else 2.0)
     if cfg.dataset.cache_latents == "none":
         act_gb += 0.6 * pixels * t.batch_size * (1.0 if half else 2.0)  # VAE encode each step
     low_en, low_zh = (f", transformer in {low}", f"，transformer 为 {low}") if low else ("", "")
@@ -215,13 +209,13 @@ def _estimate_zimage(cfg: RunConfig) -> MemoryEstimate:
     sample_gb = (params["transformer"] + params["text_encoder"] + params["vae"]) * 1e6 * wbytes / GB
     ck_en = "with" if t.gradient_checkpointing else "without"
     ck_zh = "开启" if t.gradient_checkpointing else "未开启"
-    basis_en = (f"Based on: Z-Image parameter counts ({params['transformer']:.0f} M transformer, "
-                f"{params['text_encoder']:.0f} M text encoder), activations derived from the architecture at 1024 px "
-                f"(not measured), {ck_en} gradient checkpointing. Samples load the plain base at "
+    basis_en = (f"Based on: {row.label} parameter counts ({params['transformer']:.0f} M transformer, "
+                f"{params['text_encoder']:.0f} M text encoder), {figures.basis_en}, {ck_en} gradient checkpointing. "
+                f"Samples load the plain base at "
                 f"{wbytes * 8}-bit (≈ {sample_gb:.1f} GB with its text encoder) while the training copy waits in CPU "
                 "memory. Rough: ±30 %.")
-    basis_zh = (f"依据：Z-Image 的参数量（transformer {params['transformer']:.0f} M、文本编码器 "
-                f"{params['text_encoder']:.0f} M）、按架构推算的 1024 px 激活显存（未实测），{ck_zh}梯度检查点。"
+    basis_zh = (f"依据：{row.label} 的参数量（transformer {params['transformer']:.0f} M、文本编码器 "
+                f"{params['text_encoder']:.0f} M）、{figures.basis_zh}，{ck_zh}梯度检查点。"
                 f"生成样图时以 {wbytes * 8} 位加载原始底模（连同文本编码器约 {sample_gb:.1f} GB），"
                 "训练副本暂存于内存。粗略估计：±30 %。")
     return MemoryEstimate(sum(p[2] for p in parts), parts, basis_en, basis_zh)

@@ -25,6 +25,20 @@ SD_SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc
 
 
 @dataclass(frozen=True)
+class DitFigures:
+    """What the memory estimate (core/estimate.py) needs of a DiT family's real model."""
+
+    params_m: dict[str, float]      # millions of weights: transformer, text_encoder, vae
+    per_rank: dict[str, int]        # LoRA parameters per unit of rank in one main block, by network.dit_targets kind
+    blocks: int                     # main blocks
+    refiners: int                   # refiner blocks with every kind (network.dit_refiners) …
+    refiners_no_adaln: int          # … and without adaLN (context refiners)
+    activation_gb: tuple[float, float]  # one native-resolution sample in 16-bit: without / with checkpointing
+    basis_en: str                   # where the figures come from
+    basis_zh: str
+
+
+@dataclass(frozen=True)
 class Family:
     name: str                    # model.family in the TOML
     label: str                   # what the page shows
@@ -41,6 +55,7 @@ class Family:
     on_choose: dict[str, Any] = field(default_factory=dict)  # config values set when a base of it is chosen
     max_lr: float | None = None  # a learning rate above this is known to collapse its LoRAs (warning)
     lora_layout: str = "kohya"   # the LoRA file's key layout: kohya (lora_unet_…) | peft (diffusers names)
+    dit: DitFigures | None = None  # a DiT family's figures for the memory estimate
 
     def has(self, trait: str) -> bool:
         return trait in self.traits
@@ -63,9 +78,21 @@ register(Family("sdxl", "SDXL", _SD | {"pooled_text", "v_prediction"}, 1024, 8, 
                 "sdxl", "sd"))
 register(Family("sdxl_refiner", "SDXL refiner", _SD | {"pooled_text"}, 1024, 8, SD_SAMPLERS, 0.0, "classic",
                 "sdxl", "sd", selectable=False))
+# Z-Image (reference/zimage.md; diffusers' default config, Turbo's): transformer 6.15 B, Qwen3 text encoder
+# ≈ 4.02 B, the 16-channel VAE 84 M. LoRA parameters per unit of rank in one block, by kind (width 3840,
+# feed-forward 10240, adaLN 256 → 4·3840): 30 main blocks, and with network.dit_refiners 2 noise refiners plus
+# 2 context refiners (no adaLN). Rank 16 on all kinds of the main blocks: 42.5 M, ai-toolkit's default.
+# Activations of one 1024² sample in 16-bit, derived from the architecture (not measured): ≈ 4,400 tokens ×
+# (13 tensors of width 3840 + 4 of 10240) × 2 bytes ≈ 0.8 GB per block × 34 blocks; with checkpointing the
+# 34 block inputs plus one block's recompute.
+ZIMAGE_FIGURES = DitFigures(
+    {"transformer": 6150.0, "text_encoder": 4022.0, "vae": 83.8},
+    {"attention": 4 * (3840 + 3840), "feed_forward": 3 * (3840 + 10240), "adaLN": 256 + 4 * 3840},
+    30, 2, 2, (27.0, 2.0),
+    "activations derived from the architecture at 1024 px (not measured)", "按架构推算的 1024 px 激活显存（未实测）")
 register(Family("zimage", "Z-Image", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "comfy_minus_one",
                 "zimage", "zimage", prediction="flow", max_lr=2e-4, lora_layout="peft",
-                on_choose={"network.train_text_encoder": False}))
+                on_choose={"network.train_text_encoder": False}, dit=ZIMAGE_FIGURES))
 
 ALIASES = {"sd2v": "sd2"}  # SD2 v-prediction: the sd2 family with prediction v_prediction
 

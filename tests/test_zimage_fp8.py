@@ -142,7 +142,8 @@ def test_the_estimate_counts_the_lora_of_the_real_transformer(kinds, refiners):
     from accelerate import init_empty_weights
     from diffusers import ZImageTransformer2DModel
 
-    from core.estimate import zimage_lora_params
+    from core import family_facts
+    from core.estimate import dit_lora_params
     from training import lora
 
     with init_empty_weights():
@@ -150,4 +151,4 @@ def test_the_estimate_counts_the_lora_of_the_real_transformer(kinds, refiners):
     lora.inject(t, rank=4, alpha=4, family="zimage", dit_targets=kinds, dit_refiners=refiners)
     n = cfgmod.with_values(cfgmod.default_config(), {"network.rank": 4, "network.dit_targets": kinds,
                                                      "network.dit_refiners": refiners}).network
-    assert zimage_lora_params(n) == sum(p.numel() for p in lora.lora_parameters(t))
+    assert dit_lora_params(n, family_facts.get("zimage").dit) == sum(p.numel() for p in lora.lora_parameters(t))
