@@ -310,6 +310,7 @@ class TagEditor:
             self.items[i].tags = list(self.items[i].original)
         if before:
             self._undo.append(("discard", before))
+        self.conflicts = []   # nothing of mine is left to keep; the next save asks again if an undo brings it back
         return len(before)
 
     @property

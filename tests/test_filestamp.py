@@ -120,3 +120,14 @@ def test_bulk_operation_then_take_theirs(tmp_path: Path) -> None:
     assert [it.text() for it in page_b.items] == ["red", "blue", "dog"] and not page_b.pending
     assert (folder / "a.txt").read_text() == "red" and not page_b.conflicts
     assert page_b.undo() == "theirs" and page_b.pending == [0, 1]  # B's own edit can be had back
+
+
+def test_discard_closes_the_question_and_keep_mine_then_writes_nothing(tmp_path: Path) -> None:
+    folder = _dataset(tmp_path, {"a": "cat, red"})
+    page_a, page_b = TagEditor(folder), TagEditor(folder)
+    page_a.set_caption(0, "cat, hat")
+    page_a.save()
+    page_b.set_caption(0, "cat, green")
+    assert page_b.save().conflicts == [0]
+    assert page_b.discard() == 1 and page_b.conflicts == []
+    assert page_b.keep_mine().written == [] and (folder / "a.txt").read_text() == "cat, hat"

@@ -194,8 +194,10 @@ def _wire(ctx: AppContext, c: SimpleNamespace, message, folder, trigger, ext, lo
                 c.backups]
     assert len(view_out) == E.VIEW_OUTPUTS
     op_in = [ctx.lang, c.op, c.op_tags, c.op_new, c.regex, c.scope, c.include, c.exclude_f, c.mode]
-    load.click(E.on_load, [folder, trigger, ext, ctx.lang], message).then(E.view, view_in, view_out)
-    tagged.then(E.on_load, [folder, trigger, ext, ctx.lang], message).then(E.view, view_in, view_out)
+    load.click(E.on_load, [folder, trigger, ext, ctx.lang], message).then(E.view, view_in, view_out).then(
+        E.on_question, ctx.lang, c.ask.outputs)
+    tagged.then(E.on_load, [folder, trigger, ext, ctx.lang], message).then(E.view, view_in, view_out).then(
+        E.on_question, ctx.lang, c.ask.outputs)
     c.apply.click(E.on_apply, [*op_in, trigger], message).then(E.view, view_in, view_out).then(
         E.on_preview, op_in, c.preview)
     gr.on([c.op.change, c.op_tags.change, c.op_new.change, c.regex.change, c.scope.change], E.on_preview, op_in,
@@ -208,7 +210,8 @@ def _wire(ctx: AppContext, c: SimpleNamespace, message, folder, trigger, ext, lo
                    ).then(E.view, view_in, view_out, show_progress="hidden")
     c.cap_apply.click(E.on_caption, [ctx.lang, c.caption, c.shown_for], message).then(E.view, view_in, view_out)
     c.undo.click(E.on_undo, ctx.lang, message).then(E.view, view_in, view_out)
-    c.discard.click(E.on_discard, ctx.lang, message).then(E.view, view_in, view_out)
+    c.discard.click(E.on_discard, ctx.lang, message).then(E.view, view_in, view_out).then(
+        E.on_question, ctx.lang, c.ask.outputs)
     c.save.click(E.on_save, ctx.lang, [message, *c.ask.outputs]).then(E.view, view_in, view_out)
     c.ask.keep.click(E.on_keep_mine, ctx.lang, [message, *c.ask.outputs]).then(E.view, view_in, view_out)
     c.ask.theirs.click(E.on_take_theirs, ctx.lang, [message, *c.ask.outputs]).then(E.view, view_in, view_out)

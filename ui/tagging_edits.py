@@ -266,6 +266,15 @@ def on_save(request: gr.Request, lang: str):
 
 
 @_locked
+def on_question(request: gr.Request, lang: str):
+    """The question as the editor stands after a load or a discard: closed unless conflicts are still open."""
+    ed = _EDITORS.get(_key(request))
+    if ed is None or not ed.conflicts:
+        return stale_ask.asking()
+    return stale_ask.asking(saved_text(ed, SaveReport(conflicts=ed.conflicts), lang)[1])
+
+
+@_locked
 def on_keep_mine(request: gr.Request, lang: str):
     """Write this page's captions over the ones changed on disk; those go to the backup folder first."""
     ed, msg = editor_or_msg(request, lang)
