@@ -12,7 +12,7 @@ from pathlib import Path
 from core import config as cfgmod
 
 DEMO_PROMPTS = ["demo, a red square", "demo, a blue circle"]
-ZIMAGE_PRESET = "zimage_turbo_adapter"
+DEFAULT_FAMILY = "sd15"  # the demo `launcher.py demo` writes when no family is named
 DEMO_DIR = Path("outputs") / "demo"  # the demo tagger (taggers/tiny.py) is written here too, shared by the families
 
 
@@ -40,18 +40,23 @@ def _images(folder: Path, count: int = 12, size: int = 96) -> None:
 def make_demo(root: Path, family: str = "sd15") -> Path:
     """Write <root>/base, <root>/dataset/10_demo and <root>/run.toml; return the run.toml path.
 
-    Z-Image: the tiny Turbo as a diffusers folder, a tiny training adapter beside it (base/adapter.safetensors)
-    and the "Z-Image Turbo + adapter" preset scaled down to the tiny model.
+    A DiT family (its package's tiny module: DEMO_PRESET, demo_settings) writes its tiny model as a diffusers
+    folder and starts from its preset, scaled down to the tiny model (Z-Image: Turbo with a tiny training adapter
+    beside it, base/adapter.safetensors).
     """
+    from core.presets import PRESETS
+    from models import families
     from models.tiny import save_tiny, tiny_resolution
 
     root = Path(root)
     tiny = save_tiny(family, root / "base")
-    base = tiny.folder if family == "zimage" else tiny.single_file or tiny.folder
+    dit = families.dit_module(family)
+    kit = families.part(dit, "tiny") if dit is not None else None
+    base = tiny.folder if kit is not None else tiny.single_file or tiny.folder
     _images(root / "dataset" / "10_demo")
     cfg = cfgmod.default_config()
-    if family == "zimage":
-        cfg = _zimage(cfg, tiny, root / "base" / "adapter.safetensors")
+    if kit is not None and kit.DEMO_PRESET in PRESETS:
+        cfg = cfgmod.merge_dict(cfg, PRESETS[kit.DEMO_PRESET])
     cfg.model.base = str(base)
     cfg.dataset.dir = str(root / "dataset")
     cfg.dataset.resolution = 256  # the smallest the schema allows; the tiny UNet works at any size
@@ -74,41 +79,17 @@ def make_demo(root: Path, family: str = "sd15") -> Path:
     cfg.sampling.prompts = list(DEMO_PROMPTS)
     cfg.sampling.steps = 8
     cfg.sampling.width = cfg.sampling.height = max(64, tiny_resolution(family))  # the schema's smallest
-    if family == "zimage":
-        cfg.training.max_train_steps = cfgmod.default_config().training.max_train_steps  # the preset's 3000: too many
-        cfg.saving.every_n_steps = 0
-        cfg.network.train_text_encoder = False  # the Qwen3 text encoder stays frozen
-        cfg.optimizer.name = "AdamW"             # bitsandbytes' 8-bit AdamW needs CUDA
-        cfg.optimizer.lr = 2e-4                  # the highest the Z-Image checks accept without a warning
-        cfg.training.epochs = 2
-        cfg.saving.every_n_epochs = 1
-        cfg.sampling.steps = 8
+    if kit is not None:
+        cfg = cfgmod.with_values(cfg, kit.demo_settings(tiny, root))
     path = root / "run.toml"
     cfgmod.save(cfg, path)
     return path
 
 
-def _zimage(cfg, tiny, adapter_path: Path):
-    """The Turbo + adapter preset (when the presets have it) and a seeded tiny adapter for the tiny Turbo."""
-    from diffusers import ZImageTransformer2DModel
-
-    from core.presets import PRESETS
-    from models.families.zimage.tiny import save_training_adapter
-
-    preset = PRESETS.get(ZIMAGE_PRESET)
-    if preset:
-        cfg = cfgmod.merge_dict(cfg, preset)
-    transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder / "transformer")
-    cfg.model.family = "zimage"
-    cfg.model.variant = "turbo"
-    cfg.model.training_adapter = str(save_training_adapter(adapter_path, transformer))
-    return cfg
-
-
 def family_folder(demo_root: str | Path, family: str) -> Path:
     """Where the demo of `family` lives: SD1.5 in demo_root itself (outputs/demo), any other family in
     demo_root/<family> (outputs/demo/zimage), so each demo keeps its own base, dataset, runs and run.toml."""
-    return Path(demo_root) if family == "sd15" else Path(demo_root) / family
+    return Path(demo_root) if family == DEFAULT_FAMILY else Path(demo_root) / family
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None,
                         help=f"folder to write (default {DEMO_DIR.as_posix()}, another family in {DEMO_DIR.as_posix()}"
                              "/<family>)")
-    parser.add_argument("--family", default="sd15", choices=["sd15", "sd2", "sd2v", "sdxl", "zimage"])
+    from models.tiny import FAMILIES
+
+    parser.add_argument("--family", default=DEFAULT_FAMILY, choices=list(FAMILIES))
     args = parser.parse_args(argv)
     path = make_demo(Path(args.out) if args.out else family_folder(DEMO_DIR, args.family), args.family)
     print(f"Demo written: {path.parent}\n  run config: {path}\n  train it:   python launcher.py train {path}")

@@ -115,3 +115,25 @@ def save_training_adapter(path: Path, transformer, rank: int = 4, seed: int = 1,
                                           "ss_output_name": path.stem, "ss_network_dim": str(rank),
                                           "ss_network_alpha": str(rank)})
     return path
+
+
+# ---------------------------------------------------------------------------------------------- the demo
+DEMO_PRESET = "zimage_turbo_adapter"  # models/demo.py starts from it, then the generic demo settings
+
+
+def demo_settings(tiny, root: Path) -> dict:
+    """What the Z-Image demo sets over the generic demo (models/demo.py): the tiny Turbo with a seeded tiny
+    training adapter beside it, and the preset scaled down to a CPU."""
+    from diffusers import ZImageTransformer2DModel
+
+    from core.config import default_config
+
+    transformer = ZImageTransformer2DModel.from_pretrained(tiny.folder / "transformer")
+    adapter = save_training_adapter(Path(root) / "base" / "adapter.safetensors", transformer)
+    return {"model.family": zimage.FAMILY, "model.variant": "turbo", "model.training_adapter": str(adapter),
+            "training.max_train_steps": default_config().training.max_train_steps,  # the preset's 3000: too many
+            "saving.every_n_steps": 0,
+            "network.train_text_encoder": False,  # the Qwen3 text encoder stays frozen
+            "optimizer.name": "AdamW",            # bitsandbytes' 8-bit AdamW needs CUDA
+            "optimizer.lr": 2e-4,                 # the highest the Z-Image checks accept without a warning
+            "training.epochs": 2, "saving.every_n_epochs": 1, "sampling.steps": 8}
