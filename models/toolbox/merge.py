@@ -73,14 +73,13 @@ def _svd_cut(downs: list[Any], ups: list[Any], rank: int) -> tuple[Any, Any, flo
     """(down, up, retained share) of the best rank-`rank` approximation of Σ up_i @ down_i (2-D factors)."""
     import torch
 
-    up_cat, down_cat = torch.cat(ups, 1), torch.cat(downs, 0)
-    q_up, r_up = torch.linalg.qr(up_cat)
-    q_down, r_down = torch.linalg.qr(down_cat.T)
-    u, s, vh = torch.linalg.svd(r_up @ r_down.T)
+    from models.toolbox.resize import low_rank_svd
+
+    u, s, vh = low_rank_svd(torch.cat(downs, 0), torch.cat(ups, 1))
     k = min(rank, int(s.shape[0]))
     total = float((s ** 2).sum())
     retained = (float((s[:k] ** 2).sum()) / total) ** 0.5 if total > 0 else 1.0
-    return vh[:k] @ q_down.T, q_up @ (u[:, :k] * s[:k]), retained
+    return vh[:k].float(), (u[:, :k] * s[:k]).float(), retained
 
 
 def merge_loras(inputs: list[tuple[str | Path, float]], out: str | Path, *, rank: int | None = None,
