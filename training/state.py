@@ -6,15 +6,35 @@ keeps the previous complete state.
 
 from __future__ import annotations
 
+import errno
 import json
 import random
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from core.errors import DanluError
+from training import faults
 
 STATE_DIR = "state"
+
+
+def raise_if_disk_full(e: OSError, path: Path, kept_en: str, kept_zh: str) -> None:
+    """A write that failed for lack of space becomes the user's message (what was not written, what is kept, what
+    to do); any other error is left to the caller to re-raise."""
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return
+    folder = Path(path).resolve().parent
+    raise DanluError(f"The disk is full: {Path(path).name} could not be written in {folder}. {kept_en}",
+                     f"磁盘空间已满：无法在 {folder} 中写入 {Path(path).name}。{kept_zh}",
+                     "Free some space on that disk (or set another output folder), then continue the run with resume.",
+                     "请清理该磁盘的空间（或改用其他输出文件夹），然后续训（resume）。", key="saving.output_dir") from None
+
+
+KEPT_EN = "The earlier LoRA files and the run's saved state are kept; the run stopped here."
+KEPT_ZH = "之前的 LoRA 文件和训练状态都已保留；训练已在此停止。"
 
 
 def rng_state() -> dict:
@@ -42,6 +62,23 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@contextmanager
+def weights_restored(models: dict[str, Any]) -> Iterator[None]:
+    """The trainable tensors put back exactly as they were on leaving. A schedule-free optimizer swaps its averaged
+    weights in for validation and out again, and the swap back is not exact in floating point: the steps after a
+    save must go on from the weights its state holds, as a resumed run does."""
+    import torch
+
+    kept = [(p, p.detach().clone()) for m in models.values() if m is not None
+            for p in m.parameters() if p.requires_grad]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, value in kept:
+                p.copy_(value)
+
+
 def lora_weights(models: dict[str, Any]) -> dict[str, Any]:
     """Every trainable (LoRA) tensor, keyed component.parameter."""
     return {f"{comp}.{name}": p.detach().float().cpu().contiguous()
@@ -57,12 +94,19 @@ def save_state(run_dir: Path, models: dict[str, Any], optimizer, scheduler, *, s
     final = Path(run_dir) / STATE_DIR
     tmp = final.with_name(f".{STATE_DIR}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(lora_weights(models), str(tmp / "lora.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-               tmp / "train_state.pt")
-    (tmp / "progress.json").write_text(json.dumps({"step": step, "epoch": epoch, "total_steps": total_steps}),
-                                       encoding="utf-8")
+    try:
+        tmp.mkdir(parents=True)
+        save_file(lora_weights(models), str(tmp / "lora.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+                   tmp / "train_state.pt")
+        (tmp / "progress.json").write_text(json.dumps({"step": step, "epoch": epoch, "total_steps": total_steps}),
+                                           encoding="utf-8")
+        faults.point("state")
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)  # half a state is never read back: the previous one stays in place
+        raise_if_disk_full(e, tmp / "train_state.pt", "This save's LoRA file is written; the previous state is kept.",
+                           "本次保存的 LoRA 文件已写入；之前的训练状态已保留。")
+        raise
     old = final.with_name(f".{STATE_DIR}.old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
