@@ -85,6 +85,14 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
     return demo
 
 
+def file_routes(outputs_dir: Path) -> dict:
+    """What the page's file routes (/file=, /gradio_api/file=) may serve besides gradio's own upload and cache
+    folders: the outputs folder (runs, samples, grids, the model previews under outputs/.danlu) and nothing else:
+    not the project's source, the user's datasets and models, or the rest of the disk. gradio resolves '..' and
+    links before it checks, so a link in outputs to a file elsewhere is refused too."""
+    return {"allowed_paths": [str(Path(outputs_dir).resolve())]}
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
            open_browser: bool = True, lang: str | None = None) -> None:
     """Serve the page until interrupted.
@@ -95,7 +103,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | No
     the little garbage the start leaves (about 3 MB), kept for the life of the server."""
     demo = build_app(lang=lang)
     demo.launch(server_name=host, server_port=port, auth=auth, inbrowser=open_browser, show_error=True,
-                css=CSS, theme=gr.themes.Soft(), allowed_paths=[str(ROOT / "outputs")], prevent_thread_lock=True)
+                css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=True, **file_routes(demo.danlu_ctx.outputs_dir))
     gc.freeze()
     gc.enable()
     demo.block_thread()
