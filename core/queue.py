@@ -60,6 +60,11 @@ def _parse_queue(raw: bytes) -> dict:
         item = Item(**raw_item)  # TypeError on a missing or unknown field
         if item.state not in STATES or not isinstance(item.config, str):
             raise ValueError(f"item {item.id!r} has no valid state")
+        # Removing an item deletes its settings file: one named outside items/ (.., an absolute path) is not ours
+        parts = Path(item.config).parts
+        if len(parts) != 2 or parts[0] != "items" or parts[1] in (".", "..") or "\\" in item.config \
+                or not item.config.endswith(".toml"):
+            raise ValueError(f"item {item.id!r} names a settings file outside items/: {item.config!r}")
     if not isinstance(data.get("next", 1), int):
         raise ValueError("'next' is not a number")
     return data
