@@ -67,20 +67,19 @@ def environment(cfg: RunConfig) -> checks.Env:
 
 
 def adapter_unreachable(cfg: RunConfig, env: checks.Env) -> tuple[str, str] | None:
-    """The download source's (en, zh) name when the run needs Z-Image's training adapter v1/v2, it is not in the
-    cache, and the source does not answer (core.download.reachable: a short, cached probe); else None."""
+    """The download source's (en, zh) name when the run's family needs a file it has not downloaded yet (Z-Image
+    Turbo's training adapter) and the source does not answer; else None. The family's load module says which
+    file (`missing_download(cfg)`), core.download.reachable probes the source (short, cached)."""
     from core import download
-    from models.families import zimage
+    from models import families
 
-    m = cfg.model
-    family = m.family if m.family != "auto" else env.family
-    name = zimage.TRAINING_ADAPTER_FILES.get(m.training_adapter)
-    if family != "zimage" or m.variant != "turbo" or name is None:
-        return None
-    if download.is_cached(zimage.TRAINING_ADAPTER_REPO, name):
+    family = cfg.model.family if cfg.model.family != "auto" else env.family
+    dit = families.dit_module(family)
+    needs = getattr(families.part(dit, "load"), "missing_download", None) if dit is not None else None
+    if needs is None or not needs(cfg):
         return None
     try:
-        source = download.resolve(m.download_source, m.hub_mirror or None)
+        source = download.resolve(cfg.model.download_source, cfg.model.hub_mirror or None)
     except Exception:  # noqa: BLE001 - an unknown source is reported by its own check
         return None
     return None if download.reachable(source) else (source.label("en"), source.label("zh"))

@@ -17,7 +17,8 @@ everything itself, in a package with the same module names every time; the share
   LoRA trains), HUB_IDS and MODEL_PATTERNS (what to download for a hub id), LORA_VERSION / LORA_MODELSPEC;
   recognising: `matches(keys)`, `is_folder(folder)`, `other_part(tensors)` (its text encoder or VAE picked as
   base), `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message for a LoRA or adapter)
-- `load`: `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a detect.ModelInfo,
+- `load` (and optionally `missing_download(cfg)`: a file the run needs is not downloaded yet):
+  `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a detect.ModelInfo,
   which means looking for the parts beside the model), `load_parts(path, components=None, torch_dtype=None)` →
   the pipeline, `find_parts(path)` (where the text encoder, tokenizer and VAE come from), `from_file_keys` /
   `to_file_keys` (single-file ↔ diffusers names), `encode_prompts(pipe, prompts)`

@@ -357,3 +357,13 @@ def encode_prompts(pipe, prompts: list[str], device: Any = None) -> list:
                                        do_classifier_free_guidance=False,
                                        max_sequence_length=zimage.MAX_SEQUENCE_LENGTH)
     return embeds
+
+
+def missing_download(cfg: Any) -> bool:
+    """The run trains Turbo with training adapter v1/v2 and that file is not downloaded yet (models.preflight then
+    asks whether the download source answers, so Start can say so before loading anything)."""
+    from core import download
+
+    m = cfg.model
+    name = zimage.TRAINING_ADAPTER_FILES.get(m.training_adapter)
+    return m.variant == "turbo" and name is not None and not download.is_cached(zimage.TRAINING_ADAPTER_REPO, name)
