@@ -118,7 +118,6 @@ class Queue:
         self.folder = self.outputs_dir / QUEUE_DIR
         self.path = self.folder / "queue.json"
         self.lock_path = self.folder / "queue.lock"
-        self._rebuilt: dict | None = None
 
     # --- the lock and the file ------------------------------------------------------------
     @contextmanager
@@ -163,9 +162,8 @@ class Queue:
 
     def _read(self) -> dict:
         data = read_state(self.path, _parse_queue, ("The run queue", "运行队列"), self._rebuild)
-        if data is None and self._rebuilt is not None:  # damaged: what _rebuild made from items/ is the queue now
-            data, self._rebuilt = self._rebuilt, None
-            atomic_write_text(self.path, json.dumps(data, ensure_ascii=False, indent=1))
+        if data is None and self.path.is_file():  # it was damaged: _rebuild wrote the queue again from items/
+            data = read_state(self.path, _parse_queue, ("The run queue", "运行队列"), self._rebuild)
         data = data or {}
         data.setdefault("paused", False)
         data.setdefault("items", [])
@@ -184,7 +182,8 @@ class Queue:
                 name = path.stem  # listed all the same: the user decides what to do with it
             items.append(asdict(Item(path.stem, name, f"items/{path.name}", added=path.stat().st_mtime)))
         numbers = [_id_number(p.stem) for p in found]
-        self._rebuilt = {"paused": True, "items": items, "next": max(numbers, default=0) + 1}
+        rebuilt = {"paused": True, "items": items, "next": max(numbers, default=0) + 1}
+        atomic_write_text(self.path, json.dumps(rebuilt, ensure_ascii=False, indent=1))
         return (f"Rebuilt it from the {len(items)} run file(s) in {self.folder / 'items'}, in the order they were "
                 "added, all waiting; the queue is paused: check the order, then resume it.",
                 f"已按加入顺序从 {self.folder / 'items'} 中的 {len(items)} 个运行文件重建队列，全部为等待状态；"

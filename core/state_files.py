@@ -41,6 +41,7 @@ class Notice:
 
 
 _lock = threading.Lock()
+_read_lock = threading.RLock()
 _notices: list[Notice] = []
 
 
@@ -95,10 +96,16 @@ def read_state(path: str | Path, parse: Callable[[bytes], T], what: tuple[str, s
                recovered: tuple[str, str] | Callable[[], tuple[str, str]], copy: bool = False) -> T | None:
     """parse(the file's bytes); None when the file is missing, or damaged: then it is set aside and reported.
 
-    `recovered` says what the caller does instead (or a function that does it and says so, run after the move).
-    A file that cannot be read at all (a folder in its place, no permission) counts as damaged too.
+    `recovered` says what the caller does instead (or a function that does it and says so, run after the move and
+    under this module's lock: a rebuild written there is what the next reader finds). A file that cannot be read at
+    all (a folder in its place, no permission) counts as damaged too.
     """
-    path = Path(path)
+    with _read_lock:  # two threads finding one damaged file: the second reads what the first rebuilt
+        return _read_state(Path(path), parse, what, recovered, copy)
+
+
+def _read_state(path: Path, parse: Callable[[bytes], T], what: tuple[str, str],
+                recovered: tuple[str, str] | Callable[[], tuple[str, str]], copy: bool) -> T | None:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

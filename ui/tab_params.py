@@ -153,7 +153,8 @@ def saved_settings(path: Path) -> tuple[dict | None, Notice | None]:
     try:
         return cfgmod.to_dict(cfgmod.load(path)), None
     except DanluError as e:
-        return None, report(path, set_aside(path), ("The saved settings", "保存的设置"), (e.en, e.zh),
+        why = (e.en.removeprefix(f"{path}: "), e.zh.removeprefix(f"{path}："))  # the notice names the file once
+        return None, report(path, set_aside(path), ("The saved settings", "保存的设置"), why,
                             ("The defaults are shown; the Config tab can load the kept file.",
                              "现显示默认设置；可在配置页载入保留的文件。"))
 
