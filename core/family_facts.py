@@ -18,8 +18,7 @@ Traits, as `core.config_fields.F(families=...)` and the rules name them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 SD_SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "heun", "lms")
 
@@ -52,7 +51,7 @@ class Family:
     trainer: str                 # training.families.<trainer>
     prediction: str = "epsilon"  # the default prediction type: epsilon | v_prediction | flow
     selectable: bool = True      # offered as model.family (False: only detected, e.g. the SDXL refiner)
-    on_choose: dict[str, Any] = field(default_factory=dict)  # config values set when a base of it is chosen
+    ui_questions: bool = False   # the Model tab asks about its bases (ui/families/<module>.py)
     max_lr: float | None = None  # a learning rate above this is known to collapse its LoRAs (warning)
     lora_layout: str = "kohya"   # the LoRA file's key layout: kohya (lora_unet_…) | peft (diffusers names)
     dit: DitFigures | None = None  # a DiT family's figures for the memory estimate
@@ -92,7 +91,7 @@ ZIMAGE_FIGURES = DitFigures(
     "activations derived from the architecture at 1024 px (not measured)", "按架构推算的 1024 px 激活显存（未实测）")
 register(Family("zimage", "Z-Image", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "comfy_minus_one",
                 "zimage", "zimage", prediction="flow", max_lr=2e-4, lora_layout="peft",
-                on_choose={"network.train_text_encoder": False}, dit=ZIMAGE_FIGURES))
+                ui_questions=True, dit=ZIMAGE_FIGURES))
 
 ALIASES = {"sd2v": "sd2"}  # SD2 v-prediction: the sd2 family with prediction v_prediction
 

@@ -9,7 +9,7 @@ import pytest
 
 from core import config as cfgmod
 from ui import model_switch, tab_model
-from ui import tab_model_zimage as zui
+from ui.families import zimage as zui
 
 
 @pytest.fixture(scope="module")

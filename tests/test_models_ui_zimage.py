@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from core import config as cfgmod
 from core import download
-from ui import tab_model
-from ui import tab_model_zimage as zui
+from ui import model_source, tab_model
+from ui.families import zimage as zui
 
 
 def _config(**model) -> dict:
@@ -68,15 +68,15 @@ def test_zimage_is_named_in_both_languages_and_offered_as_a_family():
 def test_download_source_goes_to_the_config_and_the_environment(monkeypatch):
     monkeypatch.setenv(download.ENV_SOURCE, "")
     monkeypatch.setenv(download.ENV_MIRROR, "")
-    new, mirror_update, text = zui.on_source("mirror", "https://mirror.example", _config(), "en")
+    new, mirror_update, text = model_source.on_source("mirror", "https://mirror.example", _config(), "en")
     assert mirror_update["visible"] is True and "https://mirror.example" in text
     assert download.resolve() == download.Source("mirror", "https://mirror.example")
     if "download_source" in new["model"]:
         assert new["model"]["download_source"] == "mirror"
         assert new["model"]["hub_mirror"] == "https://mirror.example"
-    new, mirror_update, text = zui.on_source("modelscope", "", new, "zh")
+    new, mirror_update, text = model_source.on_source("modelscope", "", new, "zh")
     assert mirror_update["visible"] is False and "ModelScope" in text and download.resolve().kind == "modelscope"
-    monkeypatch.setattr(zui, "STARTUP_ENV", {download.ENV_SOURCE: None, download.ENV_MIRROR: None})
+    monkeypatch.setattr(model_source, "STARTUP_ENV", {download.ENV_SOURCE: None, download.ENV_MIRROR: None})
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
-    zui.on_source("auto", "", new, "en")  # back to what the page started with
+    model_source.on_source("auto", "", new, "en")  # back to what the page started with
     assert download.resolve() == download.Source("huggingface")

@@ -15,12 +15,12 @@ from core import config as cfgmod
 from core.download import SETTINGS as SOURCE_SETTINGS
 from core.errors import DanluError
 from ui import choices as choice_labels
-from ui import i18n, model_switch
-from ui import tab_model_zimage as zimage_ui
+from ui import families as family_ui
+from ui import i18n, model_source, model_switch
 from ui.context import AppContext
+from ui.families import family_label
 from ui.i18n import t
 from ui.start import base_of, demo_models
-from ui.tab_model_zimage import family_label
 
 TAB_ID = "model"
 TAB_KEY = "model.tab"
@@ -210,8 +210,9 @@ def check_info(text: str, config: dict, lang: str, progress=None):
 
     def chosen(lg: str) -> tuple[dict, list[str]]:
         new, notes = apply_choice(config, info, lg)
-        if info.family == "zimage":
-            new, notes = zimage_ui.on_chosen(new, notes, lg)
+        questions = family_ui.of(info.family)  # the family's own defaults, each said in a note
+        if questions is not None:
+            new, notes = questions.on_chosen(new, notes, lg)
         return new, notes + checks_text(info, new, lg)
 
     new = chosen(lang)[0]
@@ -301,9 +302,9 @@ def build(ctx: AppContext) -> None:
         prediction = ctx.tr.bind(gr.Radio(choice_labels.pairs(predictions, lang0), value="auto",
                                           label=t("model.prediction", lang0), elem_id="model-prediction"),
                                  label="model.prediction", choices=choice_labels.labelled(predictions))
-    source, mirror = zimage_ui.build_source(ctx, lang0)
+    source, mirror = model_source.build_source(ctx, lang0)
     report = gr.Markdown("", elem_id="model-report")
-    zimage_parts = zimage_ui.build_zimage(ctx, lang0)
+    questions = [(mod, mod.build(ctx, lang0)) for mod in family_ui.modules()]
     message = i18n.follow(gr.Markdown("", elem_id="model-message", elem_classes=["danlu-ok"]), ctx.lang)
     detected = gr.State("")   # the family of the last model checked ('' for none)
     shown = gr.State(None)    # its ModelInfo, so the report follows the language switch
@@ -375,12 +376,13 @@ def build(ctx: AppContext) -> None:
     download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
     ctx.lang.change(lambda info, lang: report_markdown(info, lang) if info is not None else gr.update(),
                     [shown, ctx.lang], report, show_progress="hidden")
-    source.input(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
+    source.input(model_source.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
     for event in (mirror.submit, mirror.blur):
-        event(zimage_ui.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
+        event(model_source.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
     ctx.lang.change(lambda lang: gr.update(choices=[(t(f"model.source_{k}", lang), k) for k in SOURCE_SETTINGS]),
                     ctx.lang, source, show_progress="hidden")
-    zimage_ui.wire_zimage(ctx, zimage_parts, detected, message)
+    for mod, parts in questions:
+        mod.wire(ctx, parts, detected, message)
     family.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
     prediction.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
     ctx.config.change(on_config, [ctx.config, ctx.lang], [current, family, prediction, source, mirror],

@@ -1,27 +1,24 @@
-"""The Model tab's Z-Image questions and the download source row.
+"""Z-Image's questions in the Model tab (the family UI seam: ui/families/__init__.py says the contract).
 
 A Z-Image header cannot tell Turbo, De-Turbo and Base apart, so the page asks; for Turbo it asks which
 training adapter to merge while training (v1, v2 or a local file), and proposes the matching preset.
-The download source (hub, mirror, ModelScope) applies to every download the page and the trainer make.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from core import config as cfgmod
-from core import download
 from ui import i18n
 from ui.i18n import t
 
 ADAPTERS = ("v2", "v1", "file", "none")
-# The environment the page started with: 'auto' in the page goes back to it.
-STARTUP_ENV = {k: os.environ.get(k) for k in (download.ENV_SOURCE, download.ENV_MIRROR)}
 PRESET_FOR = {"turbo": "zimage_turbo_adapter", "deturbo": "zimage_deturbo", "base": "zimage_deturbo"}
+
+i18n.add({"model.family_name.zimage": ("Z-Image（通义造相）", "Z-Image (Tongyi-MAI)")})
 
 i18n.add({
     "model.zimage_title": ("#### Z-Image：请选择版本（文件头无法区分）\n\n"
@@ -63,29 +60,7 @@ i18n.add({
                           "Preset '{name}' loaded, {n} settings changed; see and edit them in the Parameters tab."),
     "model.zimage_set": ("已设置：Z-Image {variant}，训练适配器 {adapter}。",
                          "Set: Z-Image {variant}, training adapter {adapter}."),
-    "model.source": ("下载源", "Download source"),
-    "model.source_auto": ("自动（环境变量）", "Auto (environment)"),
-    "model.source_huggingface": ("Hugging Face", "Hugging Face"),
-    "model.source_mirror": ("Hugging Face 镜像", "Hugging Face mirror"),
-    "model.source_modelscope": ("ModelScope 魔搭", "ModelScope"),
-    "model.mirror": ("镜像地址", "Mirror address"),
-    "model.source_set": ("下载源：{source}（底模、训练适配器和打标模型都从这里下载）。",
-                         "Download source: {source} (base models, training adapters and taggers come from here)."),
 })
-
-# Family names that differ between the languages (the others are shown as models.families labels them).
-i18n.add({"model.family_name.zimage": ("Z-Image（通义造相）", "Z-Image (Tongyi-MAI)")})
-
-
-def family_label(family: str, label: str, lang: str) -> str:
-    """The family's name in the user's language."""
-    key = f"model.family_name.{family}"
-    return t(key, lang) if key in i18n.STRINGS else label
-
-
-def _has(config: dict, section: str, name: str) -> bool:
-    return any(s.section == section and s.name == name for s in cfgmod.schema())
-
 
 def adapter_choice(value: str) -> tuple[str, str]:
     """The config's training_adapter as (radio value, file path)."""
@@ -172,44 +147,7 @@ def is_zimage(config: dict, detected: str) -> bool:
     return detected == "zimage" or (config.get("model") or {}).get("family") == "zimage"
 
 
-def source_text(config: dict, lang: str) -> str:
-    model = config.get("model") or {}
-    try:
-        source = download.resolve(model.get("download_source", "auto"), model.get("hub_mirror") or None)
-    except Exception:  # noqa: BLE001 - an unknown value is reported by the config check
-        return ""
-    return t("model.source_set", lang, source=source.label(lang))
-
-
-def build_source(ctx: Any, lang0: str) -> tuple[Any, Any]:
-    """The download source dropdown and mirror address, bound to model.download_source / model.hub_mirror."""
-    choices = [(t(f"model.source_{k}", lang0), k) for k in download.SETTINGS]
-    with gr.Row(equal_height=True):
-        source = ctx.tr.bind(gr.Dropdown(choices, value="auto", label=t("model.source", lang0), scale=1,
-                                         elem_id="model-source"), label="model.source")
-        mirror = ctx.tr.bind(gr.Textbox(download.DEFAULT_MIRROR, label=t("model.mirror", lang0), visible=False,
-                                        scale=2, elem_id="model-mirror", max_lines=1), label="model.mirror")
-    return source, mirror
-
-
-def on_source(value: str, mirror: str, config: dict, lang: str):
-    """Remember the source in the run config (when the schema has the field) and use it in this process."""
-    new = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
-    if _has(config, "model", "download_source"):
-        new["model"]["download_source"] = value
-    if _has(config, "model", "hub_mirror") and value == "mirror":
-        new["model"]["hub_mirror"] = (mirror or "").strip()
-    if value == "auto":
-        for key, old in STARTUP_ENV.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-    download.apply(value, (mirror or "").strip() or None)
-    return new, gr.update(visible=value == "mirror"), i18n.both(lambda lg: source_text(new, lg), lang)
-
-
-def build_zimage(ctx: Any, lang0: str) -> dict[str, Any]:
+def build(ctx: Any, lang0: str) -> dict[str, Any]:
     """The Z-Image group (hidden until a Z-Image base is chosen); returns its components by name."""
     variants = [(t(f"model.zimage_{v}", lang0), v) for v in cfgmod.ZIMAGE_VARIANTS]
     adapters = [(t(f"model.adapter_{a}", lang0), a) for a in ADAPTERS]
@@ -231,7 +169,7 @@ def build_zimage(ctx: Any, lang0: str) -> dict[str, Any]:
             "proposal": proposed, "use": use}
 
 
-def wire_zimage(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) -> None:
+def wire(ctx: Any, parts: dict[str, Any], detected: Any, message: Any) -> None:
     """Events of the Z-Image group; `detected` is a gr.State with the family the last check found, `message` the
     State of the message line (i18n.follow)."""
     variant, adapter, adapter_file = parts["variant"], parts["adapter"], parts["adapter_file"]
