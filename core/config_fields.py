@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
+from core import family_facts
+
 OPTIMIZERS = ("AdamW", "AdamW8bit", "Lion", "Prodigy", "Adafactor", "CAME", "AdamWScheduleFree", "DAdaptAdam")
 SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear", "polynomial", "constant_with_warmup",
               "cosine_with_min_lr")
 SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "heun", "lms")
-FAMILIES = ("sd15", "sd2", "sdxl", "zimage")
+FAMILIES = family_facts.names(selectable_only=True)  # model.family's choices: one row a family
 ZIMAGE_VARIANTS = ("turbo", "deturbo", "base")
 TIMESTEP_TYPES = ("uniform", "sigmoid", "shift", "weighted")     # training/flow.py draws them
 TIMESTEP_BIASES = ("balanced", "high_noise", "low_noise")
@@ -23,8 +25,9 @@ def F(default: Any, en: str, zh: str, *, choices: tuple | None = None, min: floa
       families: tuple[str, ...] | None = None) -> Any:
     """Declare one field: default, help text in both languages, and what values are allowed.
 
-    families: the model families the field applies to, by family name ("zimage") or by a trait that family
-    modules list in TRAITS ("unet": the SD UNets; "dit", "flow": DiT and flow-matching models). None = all.
+    families: the model families the field applies to, by family name ("zimage") or by a trait of the family's
+    facts row (core/family_facts.py: "unet" for the SD UNets; "dit", "flow" for DiT and flow-matching models).
+    None = all.
     The Params form hides a field that does not apply to the chosen base; its value stays in the TOML.
     """
     meta = {"en": en, "zh": zh, "choices": choices, "min": min, "max": max, "multiple_of": multiple_of,

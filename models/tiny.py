@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import family_facts
 from core.fsutil import temp_path_for
 from models import families
 from models.bpe import write_tokenizer
 from models.ldm import diffusers_to_ldm
 
-FAMILIES = ("sd15", "sd2", "sd2v", "sdxl", "zimage")
+FAMILIES = (*family_facts.names(selectable_only=True), *family_facts.ALIASES)  # "sd2v": SD2 with v-prediction
 TINY_RESOLUTION = 64
 TINY_RESOLUTIONS = {"zimage": 32}
+
 
 def _text_config(vocab_size: int, hidden: int, layers: int, projection: int | None = None, act: str = "quick_gelu"):
     from transformers import CLIPTextConfig

@@ -37,27 +37,29 @@ import datetime
 import importlib
 from types import ModuleType
 
-from models.families import sd2, sd15, sdxl, zimage
+from core import family_facts
 
-MODULES: dict[str, ModuleType] = {"sd15": sd15, "sd2": sd2, "sdxl": sdxl, "zimage": zimage}
-DIT_MODULES: dict[str, ModuleType] = {"zimage": zimage}
-FAMILIES = ("sd15", "sd2", "sdxl", "sdxl_refiner", "zimage")
-LABELS = {"sd15": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sdxl_refiner": "SDXL refiner", "zimage": "Z-Image"}
-NATIVE = {"sd15": 512, "sd2": 512, "sdxl": 1024, "sdxl_refiner": 1024, "zimage": 1024}
+# The registry is the facts table (core/family_facts.py): one row a family names its module here.
+ROWS = family_facts.ROWS
+MODULES: dict[str, ModuleType] = {name: importlib.import_module(f"models.families.{row.module}")
+                                  for name, row in ROWS.items() if row.selectable}
+DIT_MODULES: dict[str, ModuleType] = {name: mod for name, mod in MODULES.items() if ROWS[name].has("dit")}
+FAMILIES = tuple(ROWS)
+LABELS = {name: row.label for name, row in ROWS.items()}
+NATIVE = {name: row.native for name, row in ROWS.items()}
 
 
 def module(family: str) -> ModuleType:
     """The module of a family; the SDXL refiner and SD2-v share their base's module."""
-    key = {"sd2v": "sd2", "sdxl_refiner": "sdxl"}.get(family, family)
-    if key not in MODULES:
+    row = family_facts.get(family)
+    if row is None:
         raise KeyError(f"unknown model family {family!r}")
-    return MODULES[key]
+    return importlib.import_module(f"models.families.{row.module}")
 
 
 def traits(family: str) -> frozenset[str]:
-    """The names a config field's `families` may use to apply to this family: its own name and its TRAITS."""
-    mod = module(family)
-    return frozenset((family, mod.FAMILY, *mod.TRAITS))
+    """The names a config field's `families` may use to apply to this family: its own name and its traits."""
+    return family_facts.traits(family)
 
 
 def dit_module(family: str | None) -> ModuleType | None:
@@ -83,10 +85,8 @@ def of_pipeline(pipe) -> ModuleType | None:
 
 
 def native_resolution(family: str, prediction: str) -> int:
-    """512 for SD1 and SD2-base, 768 for SD2 v-prediction (the 768-v release), 1024 for SDXL."""
-    if family in ("sd2", "sd2v") and prediction == "v_prediction":
-        return 768
-    return NATIVE.get(family, 512)
+    """512 for SD1 and SD2-base, 768 for SD2 v-prediction (the 768-v release), 1024 for SDXL (the facts row's)."""
+    return family_facts.native_resolution(family, prediction)
 
 
 def modelspec_architecture(family: str, prediction: str) -> str:

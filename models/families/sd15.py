@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from core import family_facts
+
 FAMILY = "sd15"
-TRAITS = ("unet",)         # the config fields that apply to it: core.config.F(families=...)
-LABEL = "SD 1.x"
-NATIVE_RESOLUTION = 512
-PREDICTION = "epsilon"
+# Label, traits, native resolution and default prediction: the facts row (core/family_facts.py).
+_ROW = family_facts.ROWS[FAMILY]
+LABEL, TRAITS, NATIVE_RESOLUTION, PREDICTION = _ROW.label, tuple(sorted(_ROW.traits)), _ROW.native, _ROW.prediction
 MODELSPEC = "stable-diffusion-v1"
 LORA_VERSION = "sd_v1"
 CONTEXT_DIM = 768

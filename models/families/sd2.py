@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from core import family_facts
+
 FAMILY = "sd2"
-TRAITS = ("unet",)         # the config fields that apply to it: core.config.F(families=...)
-LABEL = "SD 2.x"
-NATIVE_RESOLUTION = 512  # 768 for the v-prediction release: see families.native_resolution
-PREDICTION = "epsilon"
+# Label, traits, native resolution and default prediction: the facts row (core/family_facts.py).
+_ROW = family_facts.ROWS[FAMILY]
+LABEL, TRAITS, NATIVE_RESOLUTION, PREDICTION = _ROW.label, tuple(sorted(_ROW.traits)), _ROW.native, _ROW.prediction
 MODELSPEC = "stable-diffusion-v2-512"
 LORA_VERSION = "sd_v2"
 CONTEXT_DIM = 1024

@@ -5,11 +5,12 @@ The refiner stores only the OpenCLIP encoder, as embedder 0, and is not a base f
 
 from __future__ import annotations
 
+from core import family_facts
+
 FAMILY = "sdxl"
-TRAITS = ("unet",)         # the config fields that apply to it: core.config.F(families=...)
-LABEL = "SDXL"
-NATIVE_RESOLUTION = 1024
-PREDICTION = "epsilon"
+# Label, traits, native resolution and default prediction: the facts row (core/family_facts.py).
+_ROW = family_facts.ROWS[FAMILY]
+LABEL, TRAITS, NATIVE_RESOLUTION, PREDICTION = _ROW.label, tuple(sorted(_ROW.traits)), _ROW.native, _ROW.prediction
 MODELSPEC = "stable-diffusion-xl-v1-base"
 LORA_VERSION = "sdxl_base_v1-0"
 CONTEXT_DIM = 2048

@@ -15,11 +15,12 @@ import json
 import re
 from pathlib import Path
 
+from core import family_facts
+
 FAMILY = "zimage"
-TRAITS = ("dit", "flow")   # the config fields that apply to it: core.config.F(families=...)
-LABEL = "Z-Image"
-NATIVE_RESOLUTION = 1024
-PREDICTION = "flow"
+# Label, traits, native resolution and default prediction: the facts row (core/family_facts.py).
+_ROW = family_facts.ROWS[FAMILY]
+LABEL, TRAITS, NATIVE_RESOLUTION, PREDICTION = _ROW.label, tuple(sorted(_ROW.traits)), _ROW.native, _ROW.prediction
 MODELSPEC = "z-image"
 LORA_VERSION = "zimage"
 LORA_MODELSPEC = "z-image/lora"
