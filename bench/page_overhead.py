@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 CHROMIUM = "/usr/bin/chromium"
 TARGET_RATIO, TARGET_BROWSER = 1.1, 10.0
+# Headless, as the browser tests run it; printed with the figures (a desktop browser composites on the GPU instead).
+BROWSER_FLAGS = ["--no-sandbox", "--disable-dev-shm-usage"]
 
 
 class CpuMeter:
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from core import config as cfgmod
     from core.runs import supervisor
     from models.demo import make_demo
+    from ui import frames
     from ui.app import CSS, build_app
 
     work = Path(tempfile.mkdtemp(prefix="danlu-page-bench-"))
@@ -157,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     app.queue()
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True,
-               allowed_paths=[str(outputs), str(work)])
+               allowed_paths=[str(outputs), str(work)], app_kwargs=frames.app_kwargs())  # as ui.app.launch serves it
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=args.browser, headless=True,
-                                         args=["--no-sandbox", "--disable-dev-shm-usage"])
+            browser = pw.chromium.launch(executable_path=args.browser, headless=True, args=BROWSER_FLAGS)
+            print(f"browser:   {args.browser} headless {' '.join(BROWSER_FLAGS)}", flush=True)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#danlu-tabs")

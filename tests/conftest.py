@@ -45,6 +45,7 @@ def demo_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """One running Danlu app for the whole session: (url, demo blocks, outputs dir)."""
+    from ui import frames
     from ui.app import CSS, build_app
 
     outputs = tmp_path_factory.mktemp("outputs")
@@ -53,7 +54,7 @@ def app_server(tmp_path_factory):
     demo.queue()
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True,
-                allowed_paths=[str(outputs), "/tmp"])
+                allowed_paths=[str(outputs), "/tmp"], app_kwargs=frames.app_kwargs())  # served as ui.app serves it
     yield f"http://127.0.0.1:{port}/", demo, outputs
     demo.close()
 

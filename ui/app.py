@@ -14,7 +14,7 @@ import gradio as gr
 
 from core import config as cfgmod
 from core.errors import current_lang
-from ui import i18n, start
+from ui import frames, i18n, start
 from ui.context import AppContext
 from ui.i18n import Translator, t
 
@@ -103,7 +103,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | No
     the little garbage the start leaves (about 3 MB), kept for the life of the server."""
     demo = build_app(lang=lang)
     demo.launch(server_name=host, server_port=port, auth=auth, inbrowser=open_browser, show_error=True,
-                css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=True, **file_routes(demo.danlu_ctx.outputs_dir))
+                css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=True, app_kwargs=frames.app_kwargs(),
+                **file_routes(demo.danlu_ctx.outputs_dir))
     gc.freeze()
     gc.enable()
     demo.block_thread()
