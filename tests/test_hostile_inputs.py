@@ -112,15 +112,18 @@ RESULTS: list[tuple[str, str, str, str]] = []
 
 
 @pytest.fixture(scope="module", autouse=True)
-def summary(corpus):
+def summary(corpus, request):
     folder, entries = corpus
     before = fingerprint(folder)
     yield
     after = fingerprint(folder)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     tracebacks = [r for r in RESULTS if r[2] == "traceback"]
-    print(f"\nhostile corpus: {len(entries)} inputs; {len(SHELL) + len(PAGE)} entry points x {len(entries)} inputs = "
-          f"{len(RESULTS)} tried; tracebacks: {len(tracebacks)}; changed user files: {len(changed)}")
+    line = (f"hostile corpus: {len(entries)} inputs; {len({r[0] for r in RESULTS})} entry points x {len(entries)} "
+            f"inputs = {len(RESULTS)} tried; tracebacks: {len(tracebacks)}; changed user files: {len(changed)}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print("\n" + line)  # shown without -s: the numbers are the point of the test
     assert not changed, changed
 
 
@@ -148,3 +151,16 @@ def test_every_entry_point_answers_every_hostile_input(entry, corpus, tmp_path, 
         if not ok:
             wrong.append(f"{name}: {outcome}\n{text[-1500:]}")
     assert not wrong, f"{entry}:\n" + "\n---\n".join(wrong)
+
+
+def test_the_import_messages_say_what_the_file_is(corpus):
+    _, entries = corpus
+    said = {name: _shell(["import", str(entries[name]), "-o", "/nonexistent/never.toml"])
+            for name in ("noise.bin", "gbk.toml", "empty.toml", "no_known_key.toml", "json_syntax.json")}
+    assert all(code == 2 and "UnicodeDecodeError" not in text for _, code, text in said.values())
+    assert "binary data" in said["noise.bin"][2] and "GBK" in said["gbk.toml"][2]
+    assert "empty" in said["empty.toml"][2]
+    assert "found: colour, favourite_number" in said["no_known_key.toml"][2]
+    json_said = said["json_syntax.json"][2]
+    assert "looks like JSON" in json_said and "line 3, column 18" in json_said
+    assert "TOML" not in json_said.split("\n")[0]
