@@ -18,7 +18,7 @@ Traits, as `core.config_fields.F(families=...)` and the rules name them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SD_SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "heun", "lms")
 
@@ -75,8 +75,8 @@ register(Family("sd15", "SD 1.x", _SD, 512, 8, SD_SAMPLERS, 0.0, "classic", "sd1
 register(Family("sd2", "SD 2.x", _SD | {"v_prediction"}, 512, 8, SD_SAMPLERS, 0.0, "classic", "sd2", "sd"))
 register(Family("sdxl", "SDXL", _SD | {"pooled_text", "v_prediction"}, 1024, 8, SD_SAMPLERS, 0.0, "classic",
                 "sdxl", "sd"))
-register(Family("sdxl_refiner", "SDXL refiner", _SD | {"pooled_text"}, 1024, 8, SD_SAMPLERS, 0.0, "classic",
-                "sdxl", "sd", selectable=False))
+register(replace(ROWS["sdxl"], name="sdxl_refiner", label="SDXL refiner", traits=_SD | {"pooled_text"},
+                 selectable=False))  # detected only; loads, trains and samples as SDXL
 # Z-Image (reference/zimage.md; diffusers' default config, Turbo's): transformer 6.15 B, Qwen3 text encoder
 # ≈ 4.02 B, the 16-channel VAE 84 M. LoRA parameters per unit of rank in one block, by kind (width 3840,
 # feed-forward 10240, adaLN 256 → 4·3840): 30 main blocks, and with network.dit_refiners 2 noise refiners plus
