@@ -125,3 +125,14 @@ def _read_state(path: Path, parse: Callable[[bytes], T], what: tuple[str, str],
 def _short(e: BaseException) -> str:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     return text if len(text) <= 120 else text[:117] + "…"
+
+
+def set_aside_download(path: str | Path, what: tuple[str, str], why: str | tuple[str, str]) -> bool:
+    """A damaged file of a hub download cache (a link into `blobs/`, or the blob itself): move the blob aside so
+    the next run downloads it again, and report it. False (nothing done) for any other file: a user's own file is
+    refused with a message, never moved."""
+    real = Path(os.path.realpath(path))  # not resolve(): that raises on a link loop
+    if real.parent.name != "blobs" or not real.is_file():
+        return False
+    report(path, set_aside(real), what, why, ("The next run downloads it again.", "下次运行会重新下载。"))
+    return True

@@ -65,11 +65,20 @@ def _download(repo: str, progress, local_files_only: bool | None) -> Path:
 
 def model_kind(folder: Path) -> str:
     """'florence2' or 'qwen3_vl' from config.json; refuses remote-code checkpoints and other models."""
+    path = Path(folder) / "config.json"
     try:
-        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DanluError(f"Cannot read {folder}/config.json: {e}", f"无法读取 {folder}/config.json：{e}",
-                         key="caption.model") from e
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError(f"it holds a {type(config).__name__}, not an object")
+    except (OSError, ValueError, RecursionError) as e:
+        from core.state_files import set_aside_download
+
+        again = set_aside_download(path, ("The downloaded model settings", "下载的模型设置"), str(e))
+        raise DanluError(f"Cannot read {path}: {e}", f"无法读取 {path}：{e}",
+                         "It was damaged and moved aside: start again to download it anew." if again else
+                         "Give the captioner's folder as downloaded (its config.json is JSON).",
+                         "该文件已损坏并已移到一旁：请重新开始以重新下载。" if again else
+                         "请提供下载得到的描述模型文件夹（其 config.json 为 JSON）。", key="caption.model") from None
     kind = config.get("model_type", "")
     if config.get("auto_map"):
         raise DanluError(f"{folder} needs the model's own code (trust_remote_code), which Danlu does not run.",

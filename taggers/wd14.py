@@ -133,12 +133,9 @@ def _read_tag_rows(path: Path) -> tuple[list[str], list[int]]:
 
 def _bad_labels(path: Path, e: Exception) -> DanluError:
     why = e.en.split(": ", 1)[-1].rstrip(".") if isinstance(e, DanluError) else str(e) or type(e).__name__
-    real = Path(os.path.realpath(path))  # not resolve(): that raises on a link loop
-    if real.parent.name == "blobs" and real.is_file():  # the hub cache: a cut or damaged download; keep it aside
-        from core.state_files import report, set_aside
+    from core.state_files import set_aside_download
 
-        report(path, set_aside(real), ("The downloaded tag list", "下载的标签表"), why,
-               ("The next run downloads it again.", "下次运行会重新下载。"))
+    if set_aside_download(path, ("The downloaded tag list", "下载的标签表"), why):  # a cut or damaged download
         return DanluError(f"The downloaded {TAGS_FILE} was damaged ({why}) and was moved aside.",
                           f"下载的 {TAGS_FILE} 已损坏（{why}），已移到一旁。",
                           "Start the tagging again: the file is downloaded anew.", "请重新开始打标：会重新下载该文件。",

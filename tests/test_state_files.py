@@ -144,3 +144,19 @@ def test_a_damaged_downloaded_tag_list_is_moved_aside_for_a_new_download(tmp_pat
     with pytest.raises(DanluError) as e:
         load_labels(own)
     assert str(own) in e.value.en and own.exists() and not aside_of(own)
+
+
+def test_a_damaged_downloaded_captioner_config_is_moved_aside(tmp_path, capsys):
+    from core.errors import DanluError
+    from taggers.captioners import model_kind
+
+    blob = tmp_path / "blobs" / "9c2e"
+    blob.parent.mkdir()
+    blob.write_bytes(b'{"model_type": "florence2", "vision_con')
+    snapshot = tmp_path / "snapshots" / "main"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").symlink_to(blob)
+    with pytest.raises(DanluError) as e:
+        model_kind(snapshot)
+    assert "download it anew" in e.value.hint_en and not blob.exists() and len(aside_of(blob)) == 1
+    assert "config.json" in capsys.readouterr().err
