@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -108,8 +109,72 @@ def _asked(current: dict, data: dict, lang: str, head: Any = None) -> list[Any]:
     return [data, said, gr.update(visible=True), gr.update(value=apply_label(n, lang))]
 
 
-def build(ctx: AppContext) -> None:
-    lang0 = ctx.lang.value
+def _hidden() -> list[Any]:
+    """The confirm row's outputs when nothing is asked: [pending, confirm row, apply button] without the message."""
+    return [None, gr.update(visible=False), gr.update()]
+
+
+def on_load(text_value: str, lang: str, config: dict):
+    try:
+        return _asked(config, cfgmod.parse_toml(text_value or "", "config.toml"), lang)
+    except ConfigError as e:
+        return [None, i18n.with_error("config.error", e, lang), *_hidden()[1:]]
+
+
+def on_upload(path: str | None, lang: str, config: dict):
+    if not path:
+        return [gr.update(), *_hidden()[:1], "", *_hidden()[1:]]
+    try:  # binary, GBK, UTF-16, a gigabyte: named as what it is, never read whole
+        text_value = read_user_text(Path(path), ("the config", "配置文件"), ("Give a run TOML saved as UTF-8.",
+                                                                         "请提供以 UTF-8 保存的运行 TOML 文件。"))
+    except DanluError as error:
+        return [gr.update(), None, i18n.with_error("config.error", error, lang), *_hidden()[1:]]
+    return [text_value, *on_load(text_value, lang, config)]
+
+
+def on_import(path: str | None, lang: str, config: dict):
+    if not path:
+        return [gr.update(), None, "", *_hidden()[1:]]
+    said = {lg: import_peer(path, lg) for _, lg in i18n.LANG_CHOICES}  # a small file, read once per language
+    text_value, data, _ = said[lang]
+    if data is None:
+        return [gr.update(), None, i18n.both(lambda lg: said[lg][2], lang, level="error"), *_hidden()[1:]]
+    return [text_value, *_asked(config, data, lang, head=lambda lg: said[lg][2])]
+
+
+def on_apply(data: dict | None, config: dict, lang: str):
+    if data is None:  # applied or cancelled already (a second click)
+        return [config, None, "", *_hidden()[1:]]
+    try:
+        new = applied(config, data)
+    except ConfigError as e:  # checked when loaded; kept here so a later rule cannot break the page
+        return [config, None, i18n.with_error("config.error", e, lang), *_hidden()[1:]]
+    n = len(changes(config, new, lang))
+    return [new, None, i18n.text("config.applied", lang, level="ok", n=n), *_hidden()[1:]]
+
+
+def on_cancel(lang: str):
+    return [None, i18n.text("config.cancelled", lang), *_hidden()[1:]]
+
+
+def on_export(config: dict, lang: str):
+    try:
+        text_value, path = export(config)
+    except ConfigError as e:  # a value typed in the form that is not valid
+        return gr.update(), gr.update(), i18n.with_error("config.error", e, lang)
+    return text_value, gr.update(value=path, visible=True), i18n.text("config.exported", lang, level="ok")
+
+
+def relabel(lang: str, data: dict | None, config: dict):
+    try:
+        n = len(changes(config, applied(config, data), lang)) if data else 0
+    except ConfigError:
+        n = 0
+    return gr.update(value=apply_label(n, lang))
+
+
+def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
+    """The tab's components, top to bottom."""
     B = ctx.tr.bind
     B(gr.Markdown(t("config.intro", lang0)), value="config.intro")
     # A Textbox, not a Code view: its whole text is in the page (a code editor draws only the lines in view).
@@ -135,74 +200,26 @@ def build(ctx: AppContext) -> None:
     with gr.Row(visible=False, elem_id="config-confirm") as confirm:
         apply_btn = gr.Button(apply_label(0, lang0), variant="primary", elem_id="config-apply")
         cancel_btn = B(gr.Button(t("config.cancel", lang0), elem_id="config-cancel"), value="config.cancel")
-    hidden = [None, gr.update(visible=False), gr.update()]
+    return SimpleNamespace(current=current, export_btn=export_btn, download=download, upload=upload, peer=peer,
+                           text=text, load_btn=load_btn, message=message, pending=pending, confirm=confirm,
+                           apply_btn=apply_btn, cancel_btn=cancel_btn)
 
-    def on_load(text_value: str, lang: str, config: dict):
-        try:
-            return _asked(config, cfgmod.parse_toml(text_value or "", "config.toml"), lang)
-        except ConfigError as e:
-            return [None, i18n.with_error("config.error", e, lang), *hidden[1:]]
 
-    def on_upload(path: str | None, lang: str, config: dict):
-        if not path:
-            return [gr.update(), *hidden[:1], "", *hidden[1:]]
-        try:  # binary, GBK, UTF-16, a gigabyte: named as what it is, never read whole
-            text_value = read_user_text(Path(path), ("the config", "配置文件"), ("Give a run TOML saved as UTF-8.",
-                                                                             "请提供以 UTF-8 保存的运行 TOML 文件。"))
-        except DanluError as error:
-            return [gr.update(), None, i18n.with_error("config.error", error, lang), *hidden[1:]]
-        return [text_value, *on_load(text_value, lang, config)]
-
-    def on_import(path: str | None, lang: str, config: dict):
-        if not path:
-            return [gr.update(), None, "", *hidden[1:]]
-        said = {lg: import_peer(path, lg) for _, lg in i18n.LANG_CHOICES}  # a small file, read once per language
-        text_value, data, _ = said[lang]
-        if data is None:
-            return [gr.update(), None, i18n.both(lambda lg: said[lg][2], lang, level="error"), *hidden[1:]]
-        return [text_value, *_asked(config, data, lang, head=lambda lg: said[lg][2])]
-
-    def on_apply(data: dict | None, config: dict, lang: str):
-        if data is None:  # applied or cancelled already (a second click)
-            return [config, None, "", *hidden[1:]]
-        try:
-            new = applied(config, data)
-        except ConfigError as e:  # checked when loaded; kept here so a later rule cannot break the page
-            return [config, None, i18n.with_error("config.error", e, lang), *hidden[1:]]
-        n = len(changes(config, new, lang))
-        return [new, None, i18n.text("config.applied", lang, level="ok", n=n), *hidden[1:]]
-
-    def on_cancel(lang: str):
-        return [None, i18n.text("config.cancelled", lang), *hidden[1:]]
-
-    def on_export(config: dict, lang: str):
-        try:
-            text_value, path = export(config)
-        except ConfigError as e:  # a value typed in the form that is not valid
-            return gr.update(), gr.update(), i18n.with_error("config.error", e, lang)
-        return text_value, gr.update(value=path, visible=True), i18n.text("config.exported", lang, level="ok")
-
-    asks = [pending, message, confirm, apply_btn]
-    config_file.build(ctx, text, message, asks, on_load)   # a TOML file on disk: open, save, asked when changed
+def build(ctx: AppContext) -> None:
+    c = _layout(ctx, ctx.lang.value)
+    asks = [c.pending, c.message, c.confirm, c.apply_btn]
+    config_file.build(ctx, c.text, c.message, asks, on_load)   # a TOML file on disk: open, save, asked when changed
     # Loads read the settings as the form shows them, so the diff is against what the user sees.
-    load_btn.click(*reads_form(ctx, on_load, [text, ctx.lang, ctx.config]), asks)
-    upload.upload(*reads_form(ctx, on_upload, [upload, ctx.lang, ctx.config]), [text, *asks])
-    peer.upload(*reads_form(ctx, on_import, [peer, ctx.lang, ctx.config]), [text, *asks])
-    apply_btn.click(on_apply, [pending, ctx.config, ctx.lang], [ctx.config, *asks], concurrency_id=COMMIT_GROUP)
-    cancel_btn.click(on_cancel, ctx.lang, asks)
-    export_btn.click(*reads_form(ctx, on_export, [ctx.config, ctx.lang]), [current, download, message])
+    c.load_btn.click(*reads_form(ctx, on_load, [c.text, ctx.lang, ctx.config]), asks)
+    c.upload.upload(*reads_form(ctx, on_upload, [c.upload, ctx.lang, ctx.config]), [c.text, *asks])
+    c.peer.upload(*reads_form(ctx, on_import, [c.peer, ctx.lang, ctx.config]), [c.text, *asks])
+    c.apply_btn.click(on_apply, [c.pending, ctx.config, ctx.lang], [ctx.config, *asks], concurrency_id=COMMIT_GROUP)
+    c.cancel_btn.click(on_cancel, ctx.lang, asks)
+    c.export_btn.click(*reads_form(ctx, on_export, [ctx.config, ctx.lang]), [c.current, c.download, c.message])
 
     # The current run's TOML follows the config, and is drawn again when the tab is opened.
-    ctx.config.change(current_toml, ctx.config, current, show_progress="hidden")
+    ctx.config.change(current_toml, ctx.config, c.current, show_progress="hidden")
     tab = gr.context.Context.block
     if isinstance(tab, gr.Tab):
-        tab.select(current_toml, ctx.config, current, show_progress="hidden")
-
-    def relabel(lang: str, data: dict | None, config: dict):
-        try:
-            n = len(changes(config, applied(config, data), lang)) if data else 0
-        except ConfigError:
-            n = 0
-        return gr.update(value=apply_label(n, lang))
-
-    ctx.lang.change(relabel, [ctx.lang, pending, ctx.config], apply_btn, show_progress="hidden")
+        tab.select(current_toml, ctx.config, c.current, show_progress="hidden")
+    ctx.lang.change(relabel, [ctx.lang, c.pending, ctx.config], c.apply_btn, show_progress="hidden")
