@@ -23,6 +23,7 @@ class Target:
     key: str                             # the weight's key in the checkpoint
     chunk: tuple[int, int] | None = None  # (index, parts) of a fused weight (q/k/v stored as one)
     conv: bool = False                   # a convolution with a kernel larger than 1×1 (conv_rank applies)
+    shape: tuple[int, ...] = ()          # the layer's weight shape (a fused weight's part)
 
 
 @dataclass
@@ -104,7 +105,8 @@ def _sd_targets(path: Path, family: str, header: dict, conv: bool) -> list[Targe
             if component == "unet":
                 if ".attentions." not in name and not (conv and (".resnets." in name or "samplers." in name)):
                     continue
-                targets.append(Target(base, ldm.UNET_PREFIX + ldm._rename(name + ".weight", umap), None, kernel))
+                targets.append(Target(base, ldm.UNET_PREFIX + ldm._rename(name + ".weight", umap), None, kernel,
+                                      tuple(module.weight.shape)))
                 continue
             if ".encoder.layers." not in f".{name}" or not (".self_attn." in name or ".mlp." in name):
                 continue
@@ -112,13 +114,13 @@ def _sd_targets(path: Path, family: str, header: dict, conv: bool) -> list[Targe
             key = ldm._canonical(name + ".weight")
             if naming == "hf":
                 key = prefix + key if prefix + key in header else prefix + key.removeprefix("text_model.")
-                targets.append(Target(base, key))
+                targets.append(Target(base, key, shape=tuple(module.weight.shape)))
             elif (other := ldm._openclip_name(key)) is not None:
-                targets.append(Target(base, prefix + other))
+                targets.append(Target(base, prefix + other, shape=tuple(module.weight.shape)))
             else:  # q/k/v: thirds of OpenCLIP's fused in_proj_weight
                 parts = key.split(".")
                 fused = f"{prefix}transformer.resblocks.{parts[3]}.attn.in_proj_weight"
-                targets.append(Target(base, fused, ("qkv".index(parts[5][0]), 3)))
+                targets.append(Target(base, fused, ("qkv".index(parts[5][0]), 3), shape=tuple(module.weight.shape)))
     return targets
 
 
@@ -131,8 +133,14 @@ def _dit_targets(dit: Any, header: dict) -> list[Target]:
     lora = part(dit, "lora")
     modules = {k.removesuffix(".weight") for k in names if k.endswith(".weight")}
     chosen = lora.lora_target_modules(_Names(sorted(modules)), refiners=True)
-    return [Target(lora.lora_key(m, "lora_A").removesuffix(".lora_A.weight"), names[m + ".weight"].key,
-                   names[m + ".weight"].part) for m in chosen]
+    out = []
+    for m in chosen:
+        ref = names[m + ".weight"]
+        shape = list(header[ref.key][1])
+        shape[0] //= ref.part[1] if ref.part else 1
+        out.append(Target(lora.lora_key(m, "lora_A").removesuffix(".lora_A.weight"), ref.key, ref.part,
+                          shape=tuple(shape)))
+    return out
 
 
 def _read(f: Any, target: Target) -> Any:

@@ -1,0 +1,181 @@
+"""Time and peak memory of the LoRA toolbox on full-size SD1.5 and SDXL shapes (random weights, CPU).
+
+    python bench/lora_tools.py [--family sd15 sdxl] [--layers 24] [--rank 64]
+                               [--sd-scripts PATH --python VENV_PYTHON]
+
+- resize: a LoRA on every layer extract targets (UNet transformer and ResNet layers, text encoders; rank --rank,
+  convolutions rank/2), resized to rank 16, the whole file;
+- extract: two checkpoints holding --layers of those layers at their real sizes (every part represented; a whole
+  SDXL pair would be 14 GB of disk), a LoRA of rank 32 (conv 16) from their difference; the time per layer is
+  scaled to all the layers of the model.
+
+Each tool runs in a fresh child process; its peak memory is the child's peak RSS minus that of a child that only
+imports the same modules. With --sd-scripts and --python, sd-scripts' networks/resize_lora.py resizes the same file
+(run as tools/sdscripts_resize_compare.py runs it) for the time and peak memory it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class _AnyKey:
+    """A header that holds every name: the targets' text-encoder keys take the current (text_model.) form."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+def all_targets(family: str, folder: Path):
+    from models.toolbox.extract import _sd_targets
+
+    return _sd_targets(folder / "none.safetensors", family, _AnyKey(), conv=True)
+
+
+def pick(targets, n: int):
+    """n layers spread over the model, every part (UNet, each text encoder) and a convolution among them."""
+    parts: dict[str, list] = {}
+    for t in targets:
+        parts.setdefault(t.name.split("_")[1] + ("conv" if t.conv else ""), []).append(t)
+    per = max(1, n // len(parts))
+    return [group[i * len(group) // per] for group in parts.values() for i in range(min(per, len(group)))]
+
+
+def write_pair(targets, folder: Path) -> tuple[Path, Path]:
+    """base and tuned checkpoints (fp16) with these layers; tuned = base + a rank-16 change + small noise."""
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    base, tuned = {}, {}
+    for t in targets:
+        full = list(t.shape)
+        if t.chunk:
+            full[0] *= t.chunk[1]
+        if t.key in base:
+            continue
+        w = torch.randn(*full, generator=g) * 0.02
+        rows, cols = full[0], w[0].numel()
+        d = (torch.randn(rows, 16, generator=g) @ torch.randn(16, cols, generator=g)) * 1e-3
+        base[t.key] = w.half()
+        tuned[t.key] = (w + d.reshape(w.shape) + torch.randn(*full, generator=g) * 1e-5).half()
+    a, b = folder / "base.safetensors", folder / "tuned.safetensors"
+    save_file(base, str(a))
+    save_file(tuned, str(b))
+    return a, b
+
+
+def write_lora(targets, path: Path, rank: int) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(1)
+    state = {}
+    for t in targets:
+        r = rank // 2 if t.conv else rank
+        cols = 1
+        for x in t.shape[1:]:
+            cols *= x
+        down = torch.randn(r, cols, generator=g) * 0.01
+        state[f"{t.name}.lora_down.weight"] = down.reshape(r, *t.shape[1:]).half()
+        state[f"{t.name}.lora_up.weight"] = (torch.randn(t.shape[0], r, generator=g) * 0.01).reshape(
+            t.shape[0], r, *([1, 1] if len(t.shape) == 4 else [])).half()
+        state[f"{t.name}.alpha"] = torch.tensor(float(r) / 2).half()
+    save_file(state, str(path), metadata={"ss_network_dim": str(rank)})
+
+
+CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+import torch, safetensors.torch
+from models.toolbox import extract, resize
+job = json.loads(sys.argv[1])
+t = time.perf_counter()
+if job["tool"] == "resize":
+    resize.resize_lora(job["src"], job["out"], rank=16, precision="fp16")
+elif job["tool"] == "extract":
+    extract.extract_lora(job["base"], job["tuned"], job["out"], rank=32, conv_rank=16)
+print(json.dumps({{"s": time.perf_counter() - t, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+"""
+
+
+def child(job: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), json.dumps(job)], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def sd_scripts_resize(python: str, sd_scripts: Path, src: Path, out: Path) -> dict:
+    """Time and peak RSS of sd-scripts' resize_lora.py on the same file (its own interpreter)."""
+    from tools.sdscripts_resize_compare import STUBS
+
+    script_dir = out.parent / "sd-scripts"
+    (script_dir / "networks").mkdir(parents=True, exist_ok=True)
+    (script_dir / "networks" / "resize_lora.py").write_bytes((sd_scripts / "networks" / "resize_lora.py").read_bytes())
+    for rel, text in STUBS.items():
+        (script_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (script_dir / rel).write_text(text)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    subprocess.run([python, str(script_dir / "networks" / "resize_lora.py"), "--model", str(src), "--save_to",
+                    str(out), "--new_rank", "16", "--save_precision", "fp16", "--device", "cpu"], check=True,
+                   cwd=script_dir, capture_output=True, env={**os.environ, "PYTHONPATH": str(script_dir)})
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"s": time.perf_counter() - t, "rss": rss if rss > before else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--family", nargs="+", default=["sd15", "sdxl"])
+    p.add_argument("--layers", type=int, default=24)
+    p.add_argument("--rank", type=int, default=64)
+    p.add_argument("--sd-scripts", type=Path)
+    p.add_argument("--python")
+    args = p.parse_args(argv)
+    idle = child({"tool": "none"})["rss"]
+    print(f"baseline child (torch + toolbox imported): {idle / 1024:.0f} MiB peak RSS")
+    for family in args.family:
+        with tempfile.TemporaryDirectory(prefix=f"lora-bench-{family}-") as tmp:
+            folder = Path(tmp)
+            targets = all_targets(family, folder)
+            lora = folder / "lora.safetensors"
+            write_lora(targets, lora, args.rank)
+            r = child({"tool": "resize", "src": str(lora), "out": str(folder / "r16.safetensors")})
+            print(f"{family} resize: {len(targets)} modules, rank {args.rank} → 16, file "
+                  f"{lora.stat().st_size / 2**20:.0f} MiB: {r['s']:.1f} s, peak +{(r['rss'] - idle) / 1024:.0f} MiB")
+            if args.sd_scripts and args.python:
+                s = sd_scripts_resize(args.python, args.sd_scripts, lora, folder / "sd-r16.safetensors")
+                mem = f"peak {s['rss'] / 1024:.0f} MiB RSS" if s["rss"] else "peak not measured"
+                print(f"{family} sd-scripts resize_lora.py, same file: {s['s']:.1f} s, {mem}")
+            chosen = pick(targets, args.layers)
+            base, tuned = write_pair(chosen, folder)
+            e = child({"tool": "extract", "base": str(base), "tuned": str(tuned),
+                       "out": str(folder / "x.safetensors")})
+            biggest = max(t.shape[0] * _cols(t) for t in chosen) * 4 / 2**20
+            per = e["s"] / len(chosen)
+            print(f"{family} extract: {len(chosen)} of {len(targets)} layers in {e['s']:.1f} s ({per:.2f} s per "
+                  f"layer, about {per * len(targets) / 60:.1f} min for the whole model), peak "
+                  f"+{(e['rss'] - idle) / 1024:.0f} MiB (largest layer {biggest:.0f} MiB in fp32)")
+    return 0
+
+
+def _cols(t) -> int:
+    n = 1
+    for x in t.shape[1:]:
+        n *= x
+    return n
+
+
+if __name__ == "__main__":
+    sys.exit(main())
