@@ -135,11 +135,23 @@ def sd_scripts_resize(python: str, sd_scripts: Path, src: Path, out: Path) -> di
     return {"s": time.perf_counter() - t, "rss": rss if rss > before else None}
 
 
+def _resize(args: argparse.Namespace, targets, lora: Path, folder: Path, idle: int, family: str) -> None:
+    write_lora(targets, lora, args.rank)
+    r = child({"tool": "resize", "src": str(lora), "out": str(folder / "r16.safetensors")})
+    print(f"{family} resize: {len(targets)} modules, rank {args.rank} → 16, file "
+          f"{lora.stat().st_size / 2**20:.0f} MiB: {r['s']:.1f} s, peak +{(r['rss'] - idle) / 1024:.0f} MiB")
+    if args.sd_scripts and args.python:
+        s = sd_scripts_resize(args.python, args.sd_scripts, lora, folder / "sd-r16.safetensors")
+        mem = f"peak {s['rss'] / 1024:.0f} MiB RSS" if s["rss"] else "peak not measured"
+        print(f"{family} sd-scripts resize_lora.py, same file: {s['s']:.1f} s, {mem}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--family", nargs="+", default=["sd15", "sdxl"])
     p.add_argument("--layers", type=int, default=24)
     p.add_argument("--rank", type=int, default=64)
+    p.add_argument("--tools", nargs="+", choices=("resize", "extract"), default=["resize", "extract"])
     p.add_argument("--sd-scripts", type=Path)
     p.add_argument("--python")
     args = p.parse_args(argv)
@@ -150,14 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(tmp)
             targets = all_targets(family, folder)
             lora = folder / "lora.safetensors"
-            write_lora(targets, lora, args.rank)
-            r = child({"tool": "resize", "src": str(lora), "out": str(folder / "r16.safetensors")})
-            print(f"{family} resize: {len(targets)} modules, rank {args.rank} → 16, file "
-                  f"{lora.stat().st_size / 2**20:.0f} MiB: {r['s']:.1f} s, peak +{(r['rss'] - idle) / 1024:.0f} MiB")
-            if args.sd_scripts and args.python:
-                s = sd_scripts_resize(args.python, args.sd_scripts, lora, folder / "sd-r16.safetensors")
-                mem = f"peak {s['rss'] / 1024:.0f} MiB RSS" if s["rss"] else "peak not measured"
-                print(f"{family} sd-scripts resize_lora.py, same file: {s['s']:.1f} s, {mem}")
+            if "resize" in args.tools:
+                _resize(args, targets, lora, folder, idle, family)
+            if "extract" not in args.tools:
+                continue
             chosen = pick(targets, args.layers)
             base, tuned = write_pair(chosen, folder)
             e = child({"tool": "extract", "base": str(base), "tuned": str(tuned),

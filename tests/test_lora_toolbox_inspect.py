@@ -16,7 +16,8 @@ from tests.toolbox_files import KOHYA_MODULES, PEFT_MODULES, lora_tensors, write
 
 META = {"ss_network_dim": "8", "ss_network_alpha": "4.0", "ss_base_model_version": "sd_v1",
         "ss_sd_model_name": "base.safetensors", "ss_new_sd_model_hash": "abc123", "ss_learning_rate": "0.0001",
-        "ss_tag_frequency": json.dumps({"5_cat": {"cat": 12, "solo": 3}}), "modelspec.title": "Cat"}
+        "ss_tag_frequency": json.dumps({"5_cat": {"cat": 12, "solo": 3}}), "modelspec.title": "Cat",
+        "danlu_config": "[network]\nrank = 8\n"}
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def test_info_reads_the_file(kohya):
     assert all(missed == [] for missed in info.loaders.values()) and set(info.loaders) == {"WebUI", "ComfyUI",
                                                                                            "diffusers"}
     assert "rank: 8" in info.report("en") and "秩: 8" in info.report("zh")
+    assert info.run_toml.startswith("[network]") and "rank = 8" in info.report("en")
 
 
 def test_info_peft_layout_and_loader_gaps(tmp_path):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import DanluError, current_lang
+from models.lora_file import CONFIG_KEY
 from models.toolbox.common import atomic_output, check_outputs, open_lora
 
 # Adapter suffixes each loader reads (their public source: A1111 extensions-builtin/Lora/network_*.py, ComfyUI
@@ -60,6 +61,7 @@ class LoraInfo:
     tag_frequency: dict[str, int]
     loaders: dict[str, list[str]]    # loader → keys it does not take (empty: takes every key)
     metadata: dict[str, str] = field(default_factory=dict)
+    run_toml: str = ""               # the run TOML Danlu embeds in the files it trains (rerun it with `train`)
 
     def report(self, lang: str | None = None) -> str:
         """A readable summary for the console and the Tools tab."""
@@ -92,6 +94,8 @@ class LoraInfo:
                 (f"不读取 {len(missed)} 个键，如 {missed[0]}" if zh else f"skips {len(missed)} keys, e.g. {missed[0]}")
             rows.append(((loader, loader), ok))
         rows += [((k, k), v) for k, v in self.training.items()]
+        if self.run_toml:
+            rows.append((("训练配置（TOML）", "run TOML"), "\n" + self.run_toml.strip()))
         rows += [((k, k), v[:80]) for k, v in self.modelspec.items() if k != "modelspec.thumbnail"]
         return "\n".join(f"{label[0] if zh else label[1]}: {value}" for label, value in rows)
 
@@ -167,7 +171,8 @@ def inspect_lora(path: str | Path) -> LoraInfo:
         parts=parts_count, precision="/".join(dtypes), base={k: v for k, v in base.items() if v},
         training={k: meta[k] for k in TRAINING_KEYS if meta.get(k)},
         modelspec={k: v for k, v in meta.items() if k.startswith("modelspec.")},
-        trigger_words=triggers, tag_frequency=tags, loaders=_loaders(lora, lora.family), metadata=meta)
+        trigger_words=triggers, tag_frequency=tags, loaders=_loaders(lora, lora.family), metadata=meta,
+        run_toml=meta.get(CONFIG_KEY, ""))
 
 
 def cover_data_uri(image: str | Path) -> str:
