@@ -95,7 +95,7 @@ def test_the_start_checks_say_when_the_adapter_needs_an_unreachable_hub(monkeypa
 
 
 def test_the_tagging_bar_says_what_happens_before_anything_is_counted():
-    from ui.tagging_auto import progress_html
+    from ui.tagging.state import progress_html
 
     waiting = progress_html(0, 0, "Loading the tagger…")
     assert "0/0" not in waiting and "(0%)" not in waiting and "Loading the tagger…" in waiting

@@ -34,7 +34,7 @@ def test_run_name(name, tmp_path):
 
 @pytest.mark.parametrize("name", CLIMBS)
 def test_preset_name(name):
-    from core.presets import preset_dict
+    from core.config.presets import preset_dict
 
     with pytest.raises(DanluError) as e:  # presets are a table in the code: a name is looked up, never opened
         preset_dict(name)
@@ -43,7 +43,7 @@ def test_preset_name(name):
 
 @pytest.mark.parametrize("item_id", CLIMBS + ["items/q0001", "q0001.toml"])
 def test_queue_id(item_id, tmp_path):
-    from core.queue import Queue
+    from core.runs.queue import Queue
 
     victim = tmp_path / "x"
     victim.write_text("the user's", encoding="utf-8")
@@ -58,7 +58,7 @@ def test_queue_id(item_id, tmp_path):
 
 def test_queue_file_naming_a_settings_file_outside_items_is_set_aside(tmp_path):
     """Removing an item deletes its settings file: a queue.json that names one elsewhere is damaged, not obeyed."""
-    from core.queue import Queue
+    from core.runs.queue import Queue
 
     victim = tmp_path / "victim.toml"
     victim.write_text("the user's", encoding="utf-8")
@@ -74,7 +74,7 @@ def test_queue_file_naming_a_settings_file_outside_items_is_set_aside(tmp_path):
 
 @pytest.mark.parametrize("name", CLIMBS)
 def test_dataset_subfolder_name(name, tmp_path):
-    from core.dataset_build import build_dataset, import_files
+    from core.dataset.build import build_dataset, import_files
 
     source = tmp_path / "pictures"
     source.mkdir()

@@ -60,22 +60,22 @@ def test_frequent_tags_per_folder_and_drop_with_undo_and_backup(tmp_path):
 def test_section_choices_and_layout(tmp_path):
     import gradio as gr
 
-    from ui import tab_tag_help
+    from ui.tagging.help import append_tag, frequent_choices, lookup_choices
     from ui.context import AppContext
     from ui.i18n import Translator
 
     ed = TagEditor(_ds(tmp_path / "ds"), trigger="sks")
     tagger = str(make_tiny_tagger(tmp_path / "tagger"))
-    choices = tab_tag_help.lookup_choices(ed, tagger, "en")
+    choices = lookup_choices(ed, tagger, "en")
     assert choices[0] == ("red hair · 4 here", "red hair")
     assert any(label.startswith("simple background · ") and label.endswith(" posts") for label, _ in choices)
-    assert tab_tag_help.lookup_choices(None, tagger, "zh")[0][0].endswith("作品")
-    assert tab_tag_help.frequent_choices(ed, "10_a", 0.8) == ([("red hair · 4/4", "red hair")], ["red hair"])
-    assert tab_tag_help.append_tag("a, b", "c") == "a, b, c" and tab_tag_help.append_tag("a", "a") == "a"
+    assert lookup_choices(None, tagger, "zh")[0][0].endswith("作品")
+    assert frequent_choices(ed, "10_a", 0.8) == ([("red hair · 4/4", "red hair")], ["red hair"])
+    assert append_tag("a, b", "c") == "a, b, c" and append_tag("a", "a") == "a"
     with gr.Blocks() as demo:
-        from ui import tab_tagging
+        from ui.tagging import build
 
-        tab_tagging.build(AppContext(lang=gr.State("en"), config=gr.State({}), tr=Translator(), tabs=None,
+        build(AppContext(lang=gr.State("en"), config=gr.State({}), tr=Translator(), tabs=None,
                                      root=tmp_path, outputs_dir=tmp_path, models_dir=tmp_path))
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"taghelp-lookup", "taghelp-folder", "taghelp-frequent", "taghelp-drop"} <= ids

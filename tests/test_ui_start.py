@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from ui import start, tab_model, tagging_auto
-from ui import tab_dataset, tab_grid, tab_params, tab_tagging, tab_train  # noqa: F401 - the tab titles' keys
+from ui.tagging.auto import MODEL_CHOICES, model_choices
+from ui import start, tab_model
+from ui import tab_dataset, tab_grid, tab_params, tab_train  # noqa: F401 - the tab titles' keys
 from ui.i18n import t
 
 
@@ -35,14 +36,14 @@ def test_each_demo_has_its_run_and_both_are_listed(two_demos, tmp_path):
     assert str(bases[0]) in [path for _, path in in_folder]
     assert len(paths) == len(set(paths)) == len(in_folder) + 1
     # The Tagging tab offers the catalog's taggers and then the demo's offline one.
-    choices = tagging_auto.model_choices(outputs)
-    assert choices[:len(tagging_auto.MODEL_CHOICES)] == tagging_auto.MODEL_CHOICES
-    assert choices[len(tagging_auto.MODEL_CHOICES):] == [str(start.demo_folder(outputs) / "tagger")]
+    choices = model_choices(outputs)
+    assert choices[:len(MODEL_CHOICES)] == MODEL_CHOICES
+    assert choices[len(MODEL_CHOICES):] == [str(start.demo_folder(outputs) / "tagger")]
 
 
 def test_nothing_listed_before_a_demo_is_made(tmp_path):
     assert start.demo_runs(tmp_path) == [] and start.demo_models(tmp_path) == []
-    assert tagging_auto.model_choices(tmp_path) == tagging_auto.MODEL_CHOICES
+    assert model_choices(tmp_path) == MODEL_CHOICES
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "run.toml").write_text("[model\n", encoding="utf-8")  # a broken run file is skipped
     assert start.demo_models(tmp_path) == []

@@ -20,7 +20,7 @@ from ui.i18n import Translator, t
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TABS = ["ui.tab_model", "ui.tab_dataset", "ui.tab_tagging", "ui.tab_params", "ui.tab_train", "ui.tab_grid",
+TABS = ["ui.tab_model", "ui.tab_dataset", "ui.tagging", "ui.tab_params", "ui.tab_train", "ui.tab_grid",
         "ui.tab_tools", "ui.tab_config"]
 
 CSS = """
