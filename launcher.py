@@ -43,7 +43,7 @@ HANDLERS = {
     "train": ("training.cli", "main"),
     "tag": ("taggers.cli", "main"),
     "caption": ("taggers.caption_cli", "main"),
-    "grid": ("models.xyz", "main"),
+    "grid": ("models.grid.cli", "main"),
     "check": ("models.detect", "main"),
     "demo": ("models.demo", "main"),
     "queue": ("core.queue_cli", "main"),

@@ -13,7 +13,8 @@ import pytest
 from browser_util import choose
 from PIL import Image
 
-from models import xyz
+from models.grid.plan import check_versions, plan_from_run
+from models.grid.render import run_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = "griddemo"
@@ -53,10 +54,10 @@ def test_cells_equal_the_training_samples(trained_demo):
     events = [json.loads(line) for line in (trained_demo / "events.jsonl").read_text(encoding="utf-8").splitlines()]
     samples = [e for e in events if e["type"] == "sample"]
     assert len(samples) == 4  # 2 epochs × 2 prompts
-    plan = xyz.plan_from_run(trained_demo, weights=[1.0], all_prompts=True)
+    plan = plan_from_run(trained_demo, weights=[1.0], all_prompts=True)
     assert [p.stem for p in plan.loras] == [f"{RUN}-000001", RUN]
-    result = xyz.run_grid(plan)
-    assert xyz.check_versions(plan) == []  # the LoRA records this very base's hash
+    result = run_grid(plan)
+    assert check_versions(plan) == []  # the LoRA records this very base's hash
     for sample in samples:
         x = 0 if sample["epoch"] == 1 else 1
         cell = result.out_dir / result.cells[(sample["prompt_index"], 0, x)]["png"]

@@ -45,7 +45,7 @@ def set_validation(run_dir: Path, losses: dict[int, float]) -> None:
 
 
 def test_best_epoch_and_neighbours_are_preselected(runs):
-    from models.xyz_compare import best_stems, plan_runs
+    from models.grid.compare import best_stems, plan_runs
 
     for run in runs:
         set_validation(run, {1: 0.5, 2: 0.4, 3: 0.45})
@@ -60,7 +60,7 @@ def test_best_epoch_and_neighbours_are_preselected(runs):
 
 
 def test_runs_by_epochs_by_weights_each_cell_the_runs_own_sample(runs, tmp_path):
-    from models.xyz_compare import plan_runs, run_runs
+    from models.grid.compare import plan_runs, run_runs
 
     for run in runs:
         set_validation(run, {1: 0.5, 2: 0.4, 3: 0.45})
@@ -82,10 +82,10 @@ def test_runs_by_epochs_by_weights_each_cell_the_runs_own_sample(runs, tmp_path)
 
 
 def test_runs_axis_from_the_shell_and_the_grid_tab(runs, tmp_path, capsys):
-    from models import xyz
+    from models.grid.cli import main
     from ui import tab_grid
 
-    assert xyz.main([str(runs[0]), "--runs", str(runs[1]), str(runs[2]), "--weights", "1", "--epochs", "final",
+    assert main([str(runs[0]), "--runs", str(runs[1]), str(runs[2]), "--weights", "1", "--epochs", "final",
                      "--out", str(tmp_path)]) == 0
     assert "Compare: mylora-rank2 | mylora-rank4 | mylora-rank8: 1 files x 1 weights" in capsys.readouterr().out
     assert tab_grid.preselected(str(runs[1])) == ["mylora-rank4-000001", "mylora-rank4-000002", "mylora-rank4"]

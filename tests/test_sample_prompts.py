@@ -55,9 +55,10 @@ def test_flags_replace_the_run_settings_in_recipe_and_render_arguments():
 
 
 def test_grid_cell_honours_the_flags(monkeypatch):
-    from models.xyz import GridPlan, cell_sample
+    from models.grid.plan import GridPlan
+    from models.grid.render import cell_sample
 
-    monkeypatch.setattr("models.xyz._lora_hash", lambda path: "abc")
+    monkeypatch.setattr("models.grid.render._lora_hash", lambda path: "abc")
     s = cfgmod.default_config().sampling
     plan = GridPlan(bases=["base.safetensors"], loras=[Path("r-000001.safetensors")], weights=[1.0],
                     prompts=["a cat --w 96 --d 9"], sampling=s)
@@ -136,12 +137,13 @@ def test_sd_run_saves_and_samples_by_steps_with_prompt_flags(tmp_path):
     assert r["seed"] == cfg.sampling.seed and recipes[0]["steps"] == cfg.sampling.steps
 
     # the XYZ grid of this run: its step and epoch files as columns, rendered with the prompt's own flags
-    from models import xyz
+    from models.grid.plan import plan_from_run
+from models.grid.render import run_grid
 
-    plan = xyz.plan_from_run(cfg.run_dir, weights=[1.0], prompts=["flat, red --w 96 --h 64 --d 3 --s 2"])
+    plan = plan_from_run(cfg.run_dir, weights=[1.0], prompts=["flat, red --w 96 --h 64 --d 3 --s 2"])
     assert [p.name for p in plan.loras] == ["tsd-000002.safetensors", "tsd-step00000009.safetensors",
                                             "tsd.safetensors"]
-    grid = xyz.run_grid(plan)
+    grid = run_grid(plan)
     assert grid.done == 3 and grid.grid.image.width >= 3 * 96
     for cell in grid.cells.values():
         with Image.open(grid.out_dir / cell["png"]) as im:

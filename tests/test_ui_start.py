@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from ui.tagging.auto import MODEL_CHOICES, model_choices
 from ui import start, tab_model
-from ui import tab_dataset, tab_grid, tab_params, tab_train  # noqa: F401 - the tab titles' keys
+from ui import tab_dataset, tab_grid, tab_params, tab_train, tagging  # noqa: F401 - the tab titles' keys
+from ui.tagging.auto import MODEL_CHOICES, model_choices
 from ui.i18n import t
 
 

@@ -1,5 +1,5 @@
 """The XYZ grid tab's jobs: the runs and files to pick from, the plan from the form, and a grid rendered in a
-worker thread (models.xyz.run_grid) whose progress the handler streams to the page. Cancel stops between cells
+worker thread (models.grid.render.run_grid) whose progress the handler streams to the page. Cancel stops between cells
 and the cells already done are still composed and saved. ui/tab_grid.py lays the tab out and wires these.
 """
 
@@ -58,7 +58,8 @@ def epoch_stems(run: str | None) -> list[str]:
     """The run's LoRA file stems in training order (name-000002, …, name)."""
     if not run:
         return []
-    from models.xyz import epoch_files, resolve_run
+    from core.run_layout import resolve_run
+    from models.grid.plan import epoch_files
 
     try:
         cfg, run_dir = resolve_run(run)
@@ -71,7 +72,7 @@ def make_plan(source: str, run: str | None, epochs: list[str] | None, weights: s
               z_text: str, margin: float, lora_text: str, base: str, config: dict | None, outputs_dir: Path,
               prompt: str = ""):
     """The GridPlan for the form (raises DanluError with what to fix); `prompt`: the LoRA files' prompt."""
-    from models.xyz import parse_weights, plan_from_loras, plan_from_run
+    from models.grid.plan import parse_weights, plan_from_loras, plan_from_run
 
     w = parse_weights(weights or "")
     z_values = [line.strip() for line in (z_text or "").splitlines() if line.strip()]
@@ -111,8 +112,8 @@ def files_sampling(config: dict | None, base: str) -> tuple[dict, bool]:
 
     The form's settings when the files are on the form's base model (its size and steps were set for that base);
     otherwise only its seed and negative prompt, and the base's native size and its family's steps, CFG and sampler
-    (models.xyz_plan.base_sampling). The prompt is the grid's own field."""
-    from models.xyz_plan import base_sampling
+    (models.grid.plan.base_sampling). The prompt is the grid's own field."""
+    from models.grid.plan import base_sampling
 
     config = config or {}
     form = {k: v for k, v in (config.get("sampling") or {}).items() if k != "prompts"}
@@ -140,7 +141,7 @@ def preselected(run: str | None) -> list[str]:
     """The files a grid of the run starts with: the best epoch by validation loss and its neighbours, else all."""
     if not run:
         return []
-    from models.xyz_compare import best_stems
+    from models.grid.compare import best_stems
 
     try:
         return best_stems(run)
@@ -153,9 +154,9 @@ def compare_choices(outputs_dir: Path, lang: str) -> list[tuple[str, str]]:
 
 
 def _compare_job(run, others, epochs, weights, base_column, z_kind, z_text, margin):
-    """(first plan, total cells, columns, render function) of runs side by side (models.xyz_compare)."""
-    from models.xyz import parse_weights
-    from models.xyz_compare import plan_runs, run_label, run_runs
+    """(first plan, total cells, columns, render function) of runs side by side (models.grid.compare)."""
+    from models.grid.plan import parse_weights
+    from models.grid.compare import plan_runs, run_label, run_runs
 
     if not run:
         raise DanluError("No run picked.", "没有选择运行。", "Pick a run in the list (Refresh after training).",
@@ -199,8 +200,8 @@ def _finished(result, lang: str) -> tuple[i18n.Text, i18n.Text]:
 def _job(source, run, epochs, weights, base_column, z_kind, z_text, margin, lora_text, base, config,
          outputs_dir: Path, compare, prompt: str = ""):
     """(plan, total cells, columns, the Z part of the planned line, render function) of the form's grid: one
-    run or files (models.xyz.run_grid), or runs side by side (models.xyz_compare). Raises DanluError."""
-    from models.xyz import run_grid
+    run or files (models.grid.render.run_grid), or runs side by side (models.grid.compare). Raises DanluError."""
+    from models.grid.render import run_grid
 
     others = [c for c in ([compare] if isinstance(compare, str) else compare or []) if c and c != run]
     if source == "run" and others:
@@ -287,7 +288,7 @@ def show_cell(grid_json: str, lang: str, evt: gr.SelectData):
     """A click on the grid → that cell's own image and A1111 recipe."""
     from PIL import Image
 
-    from models.xyz import cell_at
+    from models.grid.render import cell_at
 
     if not grid_json or evt is None or evt.index is None:
         return gr.update(), ""

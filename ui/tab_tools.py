@@ -27,7 +27,7 @@ PRECISIONS = ("same", "fp16", "bf16", "float")
 i18n.add({
     "tools.tab": ("工具", "Tools"),
     "tools.intro": ("训练之后常用的 LoRA 工具：查看、缩小秩、合并、提取、转换格式。结果写入 outputs/tools/，不会覆盖输入文件；"
-                    "在命令行中可用 `python launcher.py lora …` 做同样的事。",
+                    "在命令行中，launcher.py 的 LoRA 子命令（lora）做同样的事。",
                     "The LoRA tools used after training: inspect, resize, merge, extract, convert. Results go to "
                     "outputs/tools/ and never overwrite an input; `python launcher.py lora …` does the same from a "
                     "shell."),
@@ -109,8 +109,10 @@ def _actions(ctx: AppContext, name: str, lang: str, with_output: bool = True) ->
                                elem_id=f"tools-{name}-cancel"), value="tools.cancel")
     a.progress = i18n.follow(gr.Markdown("", elem_id=f"tools-{name}-progress"), ctx.lang)
     a.status = i18n.follow(gr.Markdown("", elem_id=f"tools-{name}-status"), ctx.lang)
-    a.file = B(gr.File(label=t("tools.result", lang), interactive=False, height=90, elem_id=f"tools-{name}-file"),
-               label="tools.result") if with_output else gr.State(None)  # Inspect writes no file
+    # Shown once there is a file: an empty download box is a large blank area.
+    a.file = B(gr.File(label=t("tools.result", lang), interactive=False, height=90, visible=False,
+                       elem_id=f"tools-{name}-file"),
+               label="tools.result")  # Inspect writes no file: its box stays hidden
     a.outputs = [a.token, a.progress, a.status, a.file, a.start, a.cancel]
     a.cancel.click(cancel_tool, [a.token, ctx.lang], a.status)
     return a

@@ -91,7 +91,7 @@ def run_tool(what_key: str, work: Callable[[Any], Any], said: Callable[[Any, str
     cancel = _CANCELS[token] = threading.Event()
     started = time.monotonic()
     events = _worker(work, cancel)
-    yield token, progress_text(what_key, 0, 0, None, lang), "", gr.update(value=None), *busy
+    yield token, progress_text(what_key, 0, 0, None, lang), "", gr.update(value=None, visible=False), *busy
     try:
         while True:
             try:
@@ -113,7 +113,8 @@ def run_tool(what_key: str, work: Callable[[Any], Any], said: Callable[[Any, str
             out = getattr(report, "out", None)
             done = i18n.both(lambda code: t("tools.done_in", code, what=t(what_key, code), secs=secs), lang)
             status = i18n.both(lambda code: _with_path(said(report, code), out, code), lang, level=level(report))
-            yield "", done, status, gr.update(value=str(out) if out and Path(out).is_file() else None), *idle
+            written = bool(out) and Path(out).is_file()
+            yield "", done, status, gr.update(value=str(out) if written else None, visible=written), *idle
             return
     finally:
         _CANCELS.pop(token, None)

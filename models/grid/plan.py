@@ -1,6 +1,6 @@
 """The XYZ grid's plan: which cells a grid has (X = a run's epoch files, Y = LoRA weights, optional Z = other
 base models or prompts), read from a run's config.toml or from LoRA files, and the checks of a plan's files
-against its bases (family refused, a different base hash warned). models/xyz.py renders a plan.
+against its bases (family refused, a different base hash warned). models/grid/render.py renders a plan.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class GridPlan:
 
     def y_labels(self, lang: str = "en") -> list[str]:
         word = "权重" if lang == "zh" else "Weight"
-        return [f"{word}: {_fmt(w)}" for w in self.weights]
+        return [f"{word}: {weight_label(w)}" for w in self.weights]
 
     def z_labels(self) -> list[str] | None:
         if self.z_axis == "base":
@@ -80,7 +80,8 @@ class GridPlan:
         return out
 
 
-def _fmt(w: float) -> str:
+def weight_label(w: float) -> str:
+    """A LoRA weight as the grid labels and file names show it: 1, 0.6."""
     return str(int(w)) if float(w).is_integer() else f"{w:g}"
 
 
@@ -109,9 +110,6 @@ def parse_weights(text: str | list) -> list[float]:
         raise DanluError("No LoRA weights given.", "没有填写 LoRA 权重。", "For example: 0.3,0.6,0.8,1.0",
                          "例如：0.3,0.6,0.8,1.0", key="weights")
     return out
-
-
-resolve_run = run_layout.resolve_run  # the grid's callers import it from here
 
 
 def epoch_files(run_dir: Path, name: str) -> list[tuple[int | None, Path]]:
@@ -180,7 +178,7 @@ def plan_from_run(run: str | Path, *, weights: list[float] | None = None, epochs
                   bases: list[str] | None = None, prompts: list[str] | None = None, all_prompts: bool = False,
                   include_base: bool = False, margin: int = 0, out_dir: Path | None = None) -> GridPlan:
     """Plan a grid from a run: its base, sample recipe and epoch files. Z = extra bases or prompts (not both)."""
-    cfg, run_dir = resolve_run(run)
+    cfg, run_dir = run_layout.resolve_run(run)
     files = epoch_files(run_dir, cfg.saving.name)
     if not files:
         raise DanluError(f"No LoRA files of run '{cfg.saving.name}' in {run_dir}.",
