@@ -19,7 +19,6 @@ from core.errors import DanluError
 from core.fsutil import atomic_write_text
 from models import families
 from models.bpe import bytes_to_unicode
-from models.vae import load_vae
 from models.files import (  # noqa: F401 - also imported from here by older callers
     HUB_ID,
     PICKLE_SUFFIXES,
@@ -30,6 +29,7 @@ from models.files import (  # noqa: F401 - also imported from here by older call
     safe_torch_load,
     split_hub_id,
 )
+from models.vae import load_vae
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BPE_VOCAB = CONFIGS / "clip" / "bpe_simple_vocab_16e6.txt.gz"

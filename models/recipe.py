@@ -1,9 +1,9 @@
 """The sample recipe: one place turns the run's [sampling] settings into what is rendered and what is written.
 
-Training samples (training/export.py) and XYZ grid cells (models/xyz.py) both call `build`, so a grid cell at the
-run's settings is that epoch's sample, and the PNG's ``parameters`` text says how it was made.
+Training samples (training/export.py) and XYZ grid cells (models/grid/render.py) both call `build`, so a grid
+cell at the run's settings is that epoch's sample, and the PNG's ``parameters`` text says how it was made.
 
-Family hook: a family module (models/families/<family>.py) may define
+Family hook: a family module (models/families/<family>.py; a DiT family's <family>/sample.py) may define
 ``sample_recipe(recipe: dict, args: dict) -> tuple[dict, dict]`` to adapt both for its way of sampling
 (guidance semantics, scheduler, step count, the base's name); its recipe also holds `base`, the run's base model.
 Families without it use the recipe as declared.
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from core import sample_prompts
-from core.config import SAMPLERS, SamplingConfig
+from core.config import SAMPLERS, SamplingConfig, sample_prompts
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,9 @@ def _family_hook(family: str | None):
     try:
         from models import families
 
-        dit = families.dit_module(family)  # the SD families sample as models.generate does
-        return families.part(dit, "sample").sample_recipe if dit is not None else None
+        dit = families.dit_module(family)  # a DiT family's hook is in its sample module
+        return getattr(families.part(dit, "sample") if dit is not None else families.module(family), "sample_recipe",
+                       None)
     except (ImportError, KeyError):
         return None
 
@@ -52,7 +52,7 @@ def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | N
     `zero_terminal_snr` (the run's model.zero_terminal_snr) rescales the sampler's betas; it and a CFG rescale
     are in the render arguments and the recipe only when on.
 
-    The prompt may carry kohya's per-prompt flags (`a cat --w 768 --d 42`, core/sample_prompts.py): they replace
+    The prompt may carry kohya's per-prompt flags (`a cat --w 768 --d 42`, core/config/sample_prompts.py): they replace
     the run's settings for this image, and the recipe states the values used."""
     line = sample_prompts.parse(prompt, SAMPLERS)
     prompt, s = line.prompt, replace(s, **line.options)
@@ -73,7 +73,7 @@ def build(s: SamplingConfig, *, prompt: str, clip_skip: int = 1, family: str | N
 
 def batch_args(sample: Sample, prompts: list[str]) -> dict:
     """Arguments of models.generate.render_batch: the sample's, for several prompts at its seed (their own flags,
-    if any, must match the sample's: models/xyz.py groups prompts by `same_args`)."""
+    if any, must match the sample's: models/grid/render.py groups prompts by `same_args`)."""
     args = {k: v for k, v in sample.args.items() if k != "prompt"}
     return {"prompts": [sample_prompts.parse(p).prompt for p in prompts], **args}
 

@@ -3,7 +3,7 @@ steps, CFG and sampler (models.xyz_plan.base_sampling), not the schema's 512 px 
 
 from __future__ import annotations
 
-from models.xyz_plan import base_sampling
+from models.grid.plan import base_sampling
 
 
 def test_base_sampling_is_the_bases_native_size_and_its_familys_settings(tmp_path):

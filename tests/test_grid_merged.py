@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import xyz
+from models.grid.plan import plan_from_loras, plan_from_run
+from models.grid.render import run_grid
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,9 +50,9 @@ def pixels(path) -> np.ndarray:
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_cell_at_weight_one_is_the_epoch_sample(runs, kind):
     run = getattr(runs, kind)
-    plan = xyz.plan_from_run(run.cfg.run_dir, epochs="1", weights=[0.0, 0.5, 1.0])
+    plan = plan_from_run(run.cfg.run_dir, epochs="1", weights=[0.0, 0.5, 1.0])
     assert [p.name for p in plan.loras] == [f"{kind}-000001.safetensors"]
-    result = xyz.run_grid(plan)
+    result = run_grid(plan)
     assert result.status == "finished" and result.done == 3
     cells = [pixels(result.out_dir / result.cells[(0, y, 0)]["png"]) for y in range(3)]
     sample = next(p for p in run.result.samples if p.name.startswith(f"{kind}-000001-"))
@@ -70,8 +71,8 @@ def test_half_weight_merges_half_the_delta(runs):
     from safetensors.torch import load_file
 
     from models.generate import open_pipeline
+    from models.grid.loras import open_loras
     from models.lycoris import file_weights, group_modules, module_delta, pipe_components
-    from models.xyz_loras import open_loras
 
     path = runs.loha.cfg.run_dir / "loha.safetensors"
     pipe = open_pipeline(str(runs.base), device="cpu")
@@ -95,11 +96,11 @@ def test_mixed_grid_of_plain_and_merged_files(runs, tmp_path):
     plain, = make_lora_files(build_tiny("sd15"), tmp_path, ["plain"], strength=30.0)
     dora = runs.dora.cfg.run_dir / "dora-000001.safetensors"
     s = runs.dora.cfg.sampling
-    plan = xyz.plan_from_loras([plain, dora], str(runs.base), weights=[1.0], include_base=True,
+    plan = plan_from_loras([plain, dora], str(runs.base), weights=[1.0], include_base=True,
                                sampling={"prompts": list(s.prompts), "steps": s.steps, "width": s.width,
                                          "height": s.height, "seed": s.seed, "cfg": s.cfg, "sampler": s.sampler},
                                device="cpu", out_dir=tmp_path / "grids")
-    result = xyz.run_grid(plan)
+    result = run_grid(plan)
     base, with_plain, with_dora = (pixels(result.out_dir / result.cells[(0, 0, x)]["png"]) for x in range(3))
     sample = next(p for p in runs.dora.result.samples if p.name.startswith("dora-000001-"))
     assert (with_dora == pixels(sample)).all()
@@ -111,7 +112,7 @@ def test_a_merged_file_that_does_not_fit_the_base_is_refused_clearly(runs, tmp_p
 
     from core.errors import DanluError
     from models.generate import open_pipeline
-    from models.xyz_loras import open_loras
+    from models.grid.loras import open_loras
 
     state = load_file(str(runs.loha.cfg.run_dir / "loha.safetensors"))
     odd = tmp_path / "odd.safetensors"

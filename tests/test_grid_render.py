@@ -13,7 +13,9 @@ from PIL import Image
 
 from core import config as cfgmod
 from core.errors import DanluError
-from models import xyz
+from models.grid.cli import main
+from models.grid.plan import check_versions, parse_weights, plan_from_loras, plan_from_run
+from models.grid.render import cell_at, run_grid
 
 PROMPTS = ["demo, a red square", "demo, 蓝色 circle"]
 
@@ -49,7 +51,7 @@ def pixels(img) -> np.ndarray:
 
 
 def test_plan_from_run_reads_the_run(lora_run):
-    plan = xyz.plan_from_run(lora_run.run)
+    plan = plan_from_run(lora_run.run)
     assert [p.name for p in plan.loras] == ["g-000001.safetensors", "g-000002.safetensors", "g.safetensors"]
     assert plan.weights == [0.3, 0.6, 0.8, 1.0] and plan.z_axis is None
     s = plan.sampling
@@ -59,28 +61,28 @@ def test_plan_from_run_reads_the_run(lora_run):
     assert plan.x_labels() == ["g-000001", "g-000002", "g"] and plan.y_labels()[0] == "Weight: 0.3"
     assert plan.y_labels("zh")[-1] == "权重: 1"
     # the run TOML the user trained from resolves to the same run folder
-    chosen = xyz.plan_from_run(lora_run.run / "config.toml", epochs="2, final", include_base=True)
+    chosen = plan_from_run(lora_run.run / "config.toml", epochs="2, final", include_base=True)
     assert [p.stem for p in chosen.loras] == ["g-000002", "g"] and chosen.x_labels()[0] == "base (no LoRA)"
-    prompts = xyz.plan_from_run(lora_run.run, all_prompts=True, weights=[1.0])
+    prompts = plan_from_run(lora_run.run, all_prompts=True, weights=[1.0])
     assert prompts.z_axis == "prompt" and prompts.z_labels() == PROMPTS and len(prompts.cells()) == 6
-    bases = xyz.plan_from_run(lora_run.run, bases=["other.safetensors"], weights=[1.0])
+    bases = plan_from_run(lora_run.run, bases=["other.safetensors"], weights=[1.0])
     assert bases.z_axis == "base" and bases.z_labels() == [lora_run.base.stem, "other"]
     assert [c.base for c in bases.cells()][:3] == [str(lora_run.base)] * 3  # each base rendered in one stretch
 
 
 def test_bad_inputs_say_what_to_fix(lora_run):
     with pytest.raises(DanluError, match="epoch '7'.*have: 1, 2, final"):
-        xyz.plan_from_run(lora_run.run, epochs="7")
+        plan_from_run(lora_run.run, epochs="7")
     with pytest.raises(DanluError, match="not a number"):
-        xyz.parse_weights("0.3, heavy")
-    assert xyz.parse_weights("0.3，0.6 1") == [0.3, 0.6, 1.0]  # Chinese comma and spaces work too
+        parse_weights("0.3, heavy")
+    assert parse_weights("0.3，0.6 1") == [0.3, 0.6, 1.0]  # Chinese comma and spaces work too
     with pytest.raises(DanluError, match="No run config"):
-        xyz.plan_from_run(lora_run.root)
+        plan_from_run(lora_run.root)
     empty = lora_run.root / "runs" / "empty"
     empty.mkdir()
     (empty / "config.toml").write_text((lora_run.run / "config.toml").read_text().replace('"g"', '"empty"'))
     with pytest.raises(DanluError, match="No LoRA files"):
-        xyz.plan_from_run(empty)
+        plan_from_run(empty)
 
 
 def test_family_mismatch_is_refused(lora_run, tmp_path):
@@ -91,9 +93,9 @@ def test_family_mismatch_is_refused(lora_run, tmp_path):
     xl = tmp_path / "xl-style.safetensors"
     meta = read_metadata(lora_run.files[0]) | {"ss_base_model_version": "sdxl_base_v1-0"}
     save_file(load_file(lora_run.files[0]), xl, metadata=meta)
-    plan = xyz.plan_from_loras([lora_run.files[0], xl], str(lora_run.base), out_dir=tmp_path / "grids")
+    plan = plan_from_loras([lora_run.files[0], xl], str(lora_run.base), out_dir=tmp_path / "grids")
     with pytest.raises(DanluError) as err:
-        xyz.run_grid(plan)
+        run_grid(plan)
     assert "SDXL" in err.value.en and "SD 1" in err.value.en and "xl-style" in err.value.en
     assert not (tmp_path / "grids").exists()  # refused before anything was rendered
 
@@ -103,14 +105,14 @@ def test_hash_warning_names_both(lora_run, tmp_path):
 
     from models.lora_file import read_metadata
 
-    plan = xyz.plan_from_run(lora_run.run)
-    assert xyz.check_versions(plan) == []  # trained on this very base
+    plan = plan_from_run(lora_run.run)
+    assert check_versions(plan) == []  # trained on this very base
     other = tmp_path / "g-other.safetensors"
     meta = read_metadata(lora_run.files[0]) | {"ss_sd_model_name": "anything-v5.safetensors",
                                                "ss_new_sd_model_hash": "ab" * 32}
     save_file(load_file(lora_run.files[0]), other, metadata=meta)
     plan.loras = [other]
-    (en, zh), = xyz.check_versions(plan)
+    (en, zh), = check_versions(plan)
     assert "anything-v5.safetensors" in en and "abababab" in en and lora_run.base.stem in en
     assert "anything-v5.safetensors" in zh and "哈希" in zh
 
@@ -119,9 +121,9 @@ def test_grid_cells_recipes_and_parity(lora_run):
     """Base + 2 epochs × weights 0 and 1: PNG text chunks, weight 0 = base, cell = a fresh sample render."""
     from models.generate import load_lora, open_pipeline, render
 
-    plan = xyz.plan_from_run(lora_run.run, epochs="1,final", weights=[0.0, 1.0], include_base=True)
+    plan = plan_from_run(lora_run.run, epochs="1,final", weights=[0.0, 1.0], include_base=True)
     seen = []
-    result = xyz.run_grid(plan, progress=lambda d, n, eta, note: seen.append((d, n, eta)))
+    result = run_grid(plan, progress=lambda d, n, eta, note: seen.append((d, n, eta)))
     assert result.status == "finished" and result.done == result.total == 6
     assert seen[0] == (0, 6, None) and seen[-1][:2] == (6, 6) and seen[-1][2] == 0
     assert len(result.timings["base_load_s"]) == 1 and len(result.timings["lora_load_s"]) == 2  # loaded once
@@ -147,19 +149,19 @@ def test_grid_cells_recipes_and_parity(lora_run):
     assert (pixels(sample) == pixels(cells[(0, 1, 2)])).all()
     # grid.json maps a click in the picture to the cell and its recipe
     box = json.loads((result.out_dir / "grid.json").read_text(encoding="utf-8"))["cells"][5]["box"]
-    hit = xyz.cell_at(result.out_dir / "grid.json", (box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-    assert hit["parameters"] == recipe and xyz.cell_at(result.out_dir / "grid.json", 1, 1) is None
+    hit = cell_at(result.out_dir / "grid.json", (box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    assert hit["parameters"] == recipe and cell_at(result.out_dir / "grid.json", 1, 1) is None
 
 
 def test_prompt_axis_and_cancel_keeps_done_cells(lora_run):
-    plan = xyz.plan_from_run(lora_run.run, epochs="final", weights=[0.5, 1.0], all_prompts=True)
+    plan = plan_from_run(lora_run.run, epochs="final", weights=[0.5, 1.0], all_prompts=True)
     cancel = threading.Event()
 
     def progress(done, total, eta, note):
         if done == 3:
             cancel.set()
 
-    result = xyz.run_grid(plan, progress=progress, cancel=cancel, lang="zh")
+    result = run_grid(plan, progress=progress, cancel=cancel, lang="zh")
     assert result.status == "cancelled" and result.done == 3 and result.total == 4
     assert len(list((result.out_dir / "cells").glob("*.png"))) == 3
     with Image.open(result.grid_png) as im:
@@ -174,12 +176,12 @@ def test_prompt_axis_and_cancel_keeps_done_cells(lora_run):
 
 
 def test_cli(lora_run, tmp_path, capsys):
-    rc = xyz.main([str(lora_run.run / "config.toml"), "--weights", "1", "--epochs", "final", "--out",
+    rc = main([str(lora_run.run / "config.toml"), "--weights", "1", "--epochs", "final", "--out",
                    str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0 and "1 columns x 1 weights = 1 cells" in out and "[1/1" in out
     assert len(list(tmp_path.glob("grid-*/grid.png"))) == 1
-    assert xyz.main([str(lora_run.run), "--weights", "0.5,lots"]) == 2
+    assert main([str(lora_run.run), "--weights", "0.5,lots"]) == 2
     assert "lots" in capsys.readouterr().err
 
 
@@ -253,12 +255,12 @@ def test_prompts_render_in_batches(lora_run):
 
     The test LoRAs are 30× stronger than trained ones (so their effect shows at 64 px); at full weight the
     tiny model turns chaotic and amplifies the rounding of batched kernels, so a trained-like weight is used."""
-    plan = xyz.plan_from_run(lora_run.run, epochs="final", weights=[0.0, 0.03], all_prompts=True)
+    plan = plan_from_run(lora_run.run, epochs="final", weights=[0.0, 0.03], all_prompts=True)
     plan.batch = 2
-    batched = xyz.run_grid(plan)
+    batched = run_grid(plan)
     assert len(batched.timings["switch_s"]) == 2 and batched.done == 4
     plan.batch = 1
-    single = xyz.run_grid(plan)
+    single = run_grid(plan)
     assert len(single.timings["switch_s"]) == 4
     for key in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0)):
         a = pixels(batched.out_dir / batched.cells[key]["png"])
@@ -274,8 +276,8 @@ def test_other_base_as_z(lora_run, tmp_path):
 
     other = save_tiny("sd15", tmp_path / "other", seed=1)
     other_base = str(other.single_file or other.folder)
-    plan = xyz.plan_from_run(lora_run.run, epochs="final", weights=[1.0], bases=[other_base])
-    result = xyz.run_grid(plan)
+    plan = plan_from_run(lora_run.run, epochs="final", weights=[1.0], bases=[other_base])
+    result = run_grid(plan)
     assert len(result.timings["base_load_s"]) == 2 and result.done == 2
     (en, _zh), = result.warnings
     assert lora_run.base.name in en and Path(other_base).stem in en

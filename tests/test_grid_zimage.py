@@ -17,7 +17,7 @@ def runs(tmp_path_factory):
 
 
 def test_step_files_are_columns_in_training_order(runs):
-    from models.xyz import epoch_files, file_key, plan_from_run, select_epochs
+    from models.grid.plan import epoch_files, file_key, plan_from_run, select_epochs
 
     a, _ = runs
     files = epoch_files(a, "lora_v1")
@@ -35,7 +35,7 @@ def test_ab_of_two_runs_side_by_side_with_each_runs_recipe(runs, tmp_path):
     from PIL import Image
 
     from models.generate import parse_parameters
-    from models.xyz_compare import plan_compare, run_compare
+    from models.grid.compare import plan_compare, run_compare
 
     a, b = runs
     plan_a, plan_b, keys, warnings = plan_compare(a, b, weights=[0.5, 1.0], out_dir=tmp_path)
@@ -66,11 +66,11 @@ def test_ab_of_two_runs_side_by_side_with_each_runs_recipe(runs, tmp_path):
 
 def test_compare_from_the_command_line_and_its_refusals(runs, tmp_path, capsys):
     from core.errors import DanluError
-    from models import xyz
-    from models.xyz_compare import plan_compare
+    from models.grid.cli import main
+    from models.grid.compare import plan_compare
 
     a, b = runs
-    assert xyz.main([str(a), "--compare", str(b / "config.toml"), "--weights", "1", "--epochs", "final",
+    assert main([str(a), "--compare", str(b / "config.toml"), "--weights", "1", "--epochs", "final",
                      "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Compare: lora_v1 | lora_v2: 1 files x 1 weights" in out and "compare-" in out

@@ -138,7 +138,7 @@ def test_sd_run_saves_and_samples_by_steps_with_prompt_flags(tmp_path):
 
     # the XYZ grid of this run: its step and epoch files as columns, rendered with the prompt's own flags
     from models.grid.plan import plan_from_run
-from models.grid.render import run_grid
+    from models.grid.render import run_grid
 
     plan = plan_from_run(cfg.run_dir, weights=[1.0], prompts=["flat, red --w 96 --h 64 --d 3 --s 2"])
     assert [p.name for p in plan.loras] == ["tsd-000002.safetensors", "tsd-step00000009.safetensors",

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from core import config as cfgmod
 from models import recipe
-from models.xyz import GridPlan, cell_sample
+from models.grid.plan import GridPlan
+from models.grid.render import cell_sample
 
 
 def test_grid_cell_and_training_sample_share_the_recipe(monkeypatch):
     cfg = cfgmod.merge_dict(cfgmod.default_config(), {"sampling": {"prompts": ["a cat"], "steps": 7, "cfg": 5.5,
                                                                    "negative_prompt": "blurry", "sampler": "ddim"}})
-    monkeypatch.setattr("models.xyz._lora_hash", lambda path: "abc")
+    monkeypatch.setattr("models.grid.render._lora_hash", lambda path: "abc")
     plan = GridPlan(bases=["base.safetensors"], loras=[Path("run-000002.safetensors")], weights=[1.0],
                     prompts=["a cat"], sampling=cfg.sampling, clip_skip=2)
     grid = cell_sample(plan, "base.safetensors", "a cat", Path("run-000002.safetensors"), 1.0)

@@ -169,8 +169,7 @@ def test_real_size_targets_and_comfyui_names():
     from diffusers import ZImageTransformer2DModel
 
     from models.families import zimage
-    from models.families.zimage import load
-    from models.families.zimage import lora
+    from models.families.zimage import load, lora
     from tests.zimage_comfy import comfy_target
 
     with init_empty_weights():

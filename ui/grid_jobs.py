@@ -155,8 +155,8 @@ def compare_choices(outputs_dir: Path, lang: str) -> list[tuple[str, str]]:
 
 def _compare_job(run, others, epochs, weights, base_column, z_kind, z_text, margin):
     """(first plan, total cells, columns, render function) of runs side by side (models.grid.compare)."""
-    from models.grid.plan import parse_weights
     from models.grid.compare import plan_runs, run_label, run_runs
+    from models.grid.plan import parse_weights
 
     if not run:
         raise DanluError("No run picked.", "没有选择运行。", "Pick a run in the list (Refresh after training).",

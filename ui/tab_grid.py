@@ -1,7 +1,7 @@
 """Step 7 验单: the XYZ grid tab — a run's epochs × LoRA weights (× other base models or prompts).
 
 This module lays the tab out and wires it; the grid renders in a worker thread (ui/grid_jobs.py,
-models.xyz.run_grid) and the handler streams its progress to the page.
+models.grid.render.run_grid) and the handler streams its progress to the page.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Runs as an axis: the same files (epoch, step or final) × the same weights, one panel per run (A/B is two).
 
-Each run is rendered as its own grid (models.xyz.run_grid) with its own base, family and sample recipe, so
+Each run is rendered as its own grid (models.grid.render.run_grid) with its own base, family and sample recipe, so
 each panel shows what that run's LoRA gives a user; the two are then composed into one picture with the runs as
 Z. Guides recommend this to choose between two settings on the same data (e.g. Z-Image adapter v1 vs v2).
 """
@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 
 from core.errors import DanluError
-from models.xyz import GridPlan, GridResult, file_key, plan_from_run, resolve_run
+from core.runs.layout import resolve_run
+from models.grid.plan import GridPlan, epoch_files, file_key, plan_from_run
+from models.grid.render import GridResult, grid_parameters, new_folder, run_grid
 
 
 def key_label(key: str, lang: str) -> str:
@@ -116,8 +118,7 @@ def run_runs(plans: list[GridPlan], keys: list[str], labels: list[str], *, progr
     from PIL import Image
 
     from core.fsutil import atomic_write_text
-    from core.grid import compose_grid, save_grid_png
-    from models.xyz import _new_folder, grid_parameters, run_grid
+    from models.grid.compose import compose_grid, save_grid_png
 
     plan_a = plans[0]
     total = sum(len(p.cells()) for p in plans)
@@ -137,7 +138,7 @@ def run_runs(plans: list[GridPlan], keys: list[str], labels: list[str], *, progr
     x_labels = plan_a.x_labels(lang)[:1] if plan_a.include_base else []  # the base column keeps its label
     x_labels += [key_label(k, lang) for k in keys]
     images, cells = {}, {}
-    out = _new_folder(Path(plan_a.out_dir), "compare")
+    out = new_folder(Path(plan_a.out_dir), "compare")
     for z, result in enumerate(results):
         for (_, y, x), info in result.cells.items():
             png = result.out_dir / info["png"]
@@ -168,8 +169,6 @@ def run_runs(plans: list[GridPlan], keys: list[str], labels: list[str], *, progr
 
 def best_stems(run: str | Path) -> list[str]:
     """The file stems a grid of one run preselects: the best epoch and its neighbours, or every file."""
-    from models.xyz import epoch_files
-
     cfg, run_dir = resolve_run(run)
     files = [f for _, f in epoch_files(run_dir, cfg.saving.name)]
     keys = [file_key(f, cfg.saving.name) for f in files]

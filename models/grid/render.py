@@ -1,6 +1,6 @@
 """The XYZ grid: X = a run's epoch files, Y = LoRA weights, optional Z = other base models or prompts.
 
-Planning (models/xyz_plan.py) reads the run's config.toml, so the base model and the sample recipe are the ones
+Planning (models/grid/plan.py) reads the run's config.toml, so the base model and the sample recipe are the ones
 the LoRA was trained with. Rendering loads each base once, loads every LoRA file once as its own adapter and
 switches between them by weight, and draws every cell with models.generate.render — the code that
 renders the training samples — so a cell at the run's sample settings equals that epoch's sample.
@@ -9,33 +9,14 @@ On a GPU the prompt axis is rendered in batches (generate.render_batch) as far a
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import DanluError
+from models.grid.plan import Cell, GridPlan, base_family, base_label, check_versions, weight_label
+from models.lora_file import read_metadata
 from models.recipe import Sample, batch_args, same_args
 from models.recipe import build as build_sample
-from models.xyz_plan import (  # noqa: F401  (the grid's callers import the plan's names from here)
-    DEFAULT_WEIGHTS,
-    Cell,
-    GridPlan,
-    _fmt,
-    _lora_metadata,
-    base_family,
-    base_label,
-    check_versions,
-    epoch_files,
-    file_key,
-    parse_weights,
-    plan_from_loras,
-    plan_from_run,
-    resolve_run,
-    run_family,
-    select_epochs,
-)
 
 # ------------------------------------------------------------------------------------------------ render
 
@@ -44,7 +25,7 @@ class GridResult:
     plan: GridPlan
     out_dir: Path
     grid_png: Path | None
-    grid: object | None                      # core.grid.Grid
+    grid: object | None                      # models.grid.compose.Grid
     cells: dict = field(default_factory=dict)  # (z, y, x) → {"png", "parameters"}
     done: int = 0
     total: int = 0
@@ -57,7 +38,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", text)[:60] or "cell"
 
 
-def _new_folder(parent: Path, prefix: str = "grid") -> Path:
+def new_folder(parent: Path, prefix: str = "grid") -> Path:
     import time
 
     stamp = time.strftime(f"{prefix}-%Y%m%d-%H%M%S")
@@ -76,7 +57,7 @@ def _hash_or_empty(fn: str, path: str | Path) -> str:
 
 
 def _lora_hash(path: Path) -> str:
-    return (_lora_metadata(path).get("sshs_model_hash") or "")[:12]
+    return (read_metadata(path).get("sshs_model_hash") or "")[:12]
 
 
 def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None, weight: float = 0.0) -> Sample:
@@ -89,7 +70,7 @@ def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None
     from models.lycoris import applied_note, file_kind
 
     kind = file_kind(lora) if lora is not None else None
-    if kind:  # merged into the weights, as the training samples of such a file say (models.xyz_loras)
+    if kind:  # merged into the weights, as the training samples of such a file say (models.grid.loras)
         sample.recipe.setdefault("extra", {})["Lora applied"] = applied_note(kind)
     return sample
 
@@ -116,7 +97,7 @@ def grid_parameters(plan: GridPlan) -> str:
         return json.dumps(", ".join(f'"{v}"' if "," in v else v for v in values), ensure_ascii=False)
 
     extra = {"Script": "X/Y/Z plot", "X Type": "LoRA file", "X Values": quoted(plan.x_labels()),
-             "Y Type": "LoRA weight", "Y Values": quoted([_fmt(w) for w in plan.weights])}
+             "Y Type": "LoRA weight", "Y Values": quoted([weight_label(w) for w in plan.weights])}
     if plan.z_axis:
         extra.update({"Z Type": "Checkpoint name" if plan.z_axis == "base" else "Prompt",
                       "Z Values": quoted(plan.z_labels() or [])})
@@ -176,13 +157,13 @@ def run_grid(plan: GridPlan, *, progress=None, cancel=None, lang: str = "en", fa
     import time
 
     from models.generate import render_batch
-    from models.xyz_loras import open_loras
+    from models.grid.loras import open_loras
 
     warnings = check_versions(plan, family_of)
     if warnings and on_warnings:
         on_warnings(warnings)  # before the long part, so the user can stop a grid on the wrong base early
     cells = plan.cells()
-    out = _new_folder(plan.out_dir)
+    out = new_folder(plan.out_dir)
     (out / "cells").mkdir()
     result = GridResult(plan, out, None, None, total=len(cells), warnings=warnings)
     images: dict = {}
@@ -247,7 +228,7 @@ def _save_cell(plan: GridPlan, cell: Cell, image, out: Path, result: GridResult)
     cell_rec = cell_recipe(plan, cell)
     parameters = recipe_text(cell_rec)
     name = f"z{cell.z}_y{cell.y}_x{cell.x}_{_slug(cell.lora.stem if cell.lora else 'base')}" \
-           f"_w{_fmt(cell.weight)}.png"
+           f"_w{weight_label(cell.weight)}.png"
     save_png(image, out / "cells" / name, parameters, cell_rec.get("png_chunks"))
     result.cells[(cell.z, cell.y, cell.x)] = {"png": f"cells/{name}", "parameters": parameters}
     result.done += 1
@@ -259,7 +240,7 @@ def _compose(plan: GridPlan, result: GridResult, images: dict, lang: str) -> Gri
     import json
 
     from core.fsutil import atomic_write_text
-    from core.grid import compose_grid, save_grid_png
+    from models.grid.compose import compose_grid, save_grid_png
 
     out = result.out_dir
     grid = compose_grid(images, plan.x_labels(lang), plan.y_labels(lang), plan.z_labels(), margin=plan.margin,
@@ -290,86 +271,3 @@ def cell_at(grid_json: Path, px: float, py: float) -> dict | None:
         if left <= px < right and top <= py < bottom:
             return cell
     return None
-
-
-def _compare_main(args, weights: list[float], lang: str) -> int:
-    """`grid RUN --compare OTHER [--runs MORE …]`: the runs' grids side by side, the runs as Z (models.xyz_compare)."""
-    from models.xyz_compare import plan_runs, run_label, run_runs
-
-    runs = [args.run, *([args.compare] if args.compare else []), *(args.runs or [])]
-    plans, keys, warnings = plan_runs(
-        runs, weights=weights, epochs=args.epochs, bases=args.bases, prompts=args.prompts or None,
-        include_base=args.base_column, margin=args.margin, out_dir=args.out)
-    for plan in plans:
-        plan.batch = max(0, args.batch)
-    labels = [run_label(r) for r in runs]
-    if len(set(labels)) < len(labels):
-        labels = [f"{chr(65 + i)}: {label}" for i, label in enumerate(labels)]
-    print(f"Compare: {' | '.join(labels)}: {len(keys)} files x {len(plans[0].weights)} weights")
-    result = run_runs(plans, keys, labels, lang=lang, warnings=warnings,
-                      progress=lambda d, n, eta, note="": print(f"  [{d}/{n}] {note}", flush=True))
-    for en, zh in result.warnings:
-        print(f"注意：{zh}" if lang == "zh" else f"Warning: {en}", file=sys.stderr)
-    print(f"Grid saved: {result.grid_png}  ({result.done}/{result.total})")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python launcher.py grid RUN.toml --weights 0.3,0.6,0.8 [--epochs …] [--bases …] [--prompts …]`."""
-    from core.errors import current_lang
-
-    p = argparse.ArgumentParser(prog="launcher.py grid", description="Render an XYZ grid: epochs x LoRA weights "
-                                "(x base models or prompts), labelled like WebUI's X/Y/Z plot.")
-    p.add_argument("run", nargs="?", help="the run folder, its config.toml, or the run TOML it was trained from")
-    p.add_argument("--weights", default=",".join(map(str, DEFAULT_WEIGHTS)), help="Y: LoRA weights, e.g. 0.3,0.6,0.8")
-    p.add_argument("--epochs", default=None, help="X: epochs to show, e.g. 2,4,final (default: all files)")
-    p.add_argument("--bases", nargs="+", default=None, help="Z: other base models to try the LoRA on")
-    p.add_argument("--prompts", nargs="*", default=None,
-                   help="Z: prompts; give none to use all the run's sample prompts")
-    p.add_argument("--compare", default=None, metavar="OTHER",
-                   help="A/B: a second run (folder or TOML) shown beside the first, same files and weights")
-    p.add_argument("--runs", nargs="+", default=None, metavar="RUN",
-                   help="runs as an axis: more runs (folders or TOMLs) beside the first, same files and weights; "
-                        "without --epochs the best epochs by validation loss and their neighbours")
-    p.add_argument("--loras", nargs="+", default=None, help="LoRA files instead of a run (needs --base)")
-    p.add_argument("--base", default="", help="base model for --loras")
-    p.add_argument("--base-column", action="store_true", help="add a column with the base model alone (weight 0)")
-    p.add_argument("--margin", type=int, default=0, help="grid margins in px (0-500)")
-    p.add_argument("--out", default=None, help="output folder (default: <run>/grids/<time>/)")
-    p.add_argument("--batch", type=int, default=0,
-                   help="prompts rendered at once (default: 1 on the CPU, as many as fit on a GPU)")
-    args = p.parse_args(argv)
-    lang = current_lang()
-    try:
-        weights = parse_weights(args.weights)
-        if (args.compare or args.runs) and args.run and not args.loras:
-            return _compare_main(args, weights, lang)
-        if args.loras:
-            plan = plan_from_loras(args.loras, args.base, weights=weights, bases=args.bases, prompts=args.prompts,
-                                   include_base=args.base_column, margin=args.margin, out_dir=args.out)
-        elif args.run:
-            plan = plan_from_run(args.run, weights=weights, epochs=args.epochs, bases=args.bases,
-                                 prompts=args.prompts or None, all_prompts=args.prompts == [],
-                                 include_base=args.base_column, margin=args.margin, out_dir=args.out)
-        else:
-            p.error("give a run (folder or TOML) or --loras FILES --base MODEL")
-        plan.batch = max(0, args.batch)
-        total = len(plan.cells())
-        print(f"Grid: {len(plan.columns)} columns x {len(plan.weights)} weights"
-              + (f" x {len(plan.z_labels() or [])} {plan.z_axis}s" if plan.z_axis else "") + f" = {total} cells")
-
-        def progress(done: int, total: int, eta: float | None, note: str = "") -> None:
-            eta_s = f", ETA {eta:.0f}s" if eta is not None else ""
-            print(f"  [{done}/{total}{eta_s}] {note}", flush=True)
-
-        result = run_grid(plan, progress=progress, lang=lang)
-        for en, zh in result.warnings:
-            print(f"注意：{zh}" if lang == "zh" else f"Warning: {en}", file=sys.stderr)
-    except DanluError as e:
-        print(("错误：" if lang == "zh" else "Error: ") + e.text(lang), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("Cancelled.", file=sys.stderr)
-        return 130
-    print(f"Grid saved: {result.grid_png}\n  cells: {result.out_dir / 'cells'}  ({result.done}/{result.total})")
-    return 0
