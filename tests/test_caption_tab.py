@@ -8,7 +8,7 @@ from PIL import Image
 
 from taggers.tiny import make_tiny_tagger
 from taggers.tiny_captioners import make_tiny_florence2
-from ui import tab_caption
+from ui.tagging import captions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,9 +31,9 @@ def _run(folder, models, lang="en", key="k", **kw):
     args = dict(style="short", combine="sentence", prefix=True, max_length=6, policy="overwrite", batch=2,
                 trigger="sks", ext=".txt", general=0.5, character=0.85)
     args.update(kw)
-    return tab_caption.run_captioner(str(folder), str(models[0]), args["style"], args["combine"], args["prefix"],
-                                     args["max_length"], args["policy"], args["batch"], args["trigger"],
-                                     args["ext"], str(models[1]), args["general"], args["character"], lang, key)
+    return captions.run_captioner(str(folder), str(models[0]), args["style"], args["combine"], args["prefix"],
+                                  args["max_length"], args["policy"], args["batch"], args["trigger"],
+                                  args["ext"], str(models[1]), args["general"], args["character"], lang, key)
 
 
 def test_run_writes_sentences_with_trigger_and_reports(tmp_path, models):
@@ -50,7 +50,7 @@ def test_run_writes_sentences_with_trigger_and_reports(tmp_path, models):
 
 def test_cancel_keeps_what_is_done(tmp_path, models, monkeypatch):
     ds = _dataset(tmp_path / "ds", n=8)
-    real = tab_caption.get_captioner
+    real = captions.get_captioner
 
     def cancelling(*a, **k):   # Cancel pressed while the first batch runs
         cap = real(*a, **k)
@@ -59,11 +59,11 @@ def test_cancel_keeps_what_is_done(tmp_path, models, monkeypatch):
             device, on_gpu = cap.device, cap.on_gpu
 
             def caption(self, *args):
-                tab_caption._CANCELS["cancel-me"].set()
+                captions._CANCELS["cancel-me"].set()
                 return cap.caption(*args)
         return Once()
 
-    monkeypatch.setattr(tab_caption, "get_captioner", cancelling)
+    monkeypatch.setattr(captions, "get_captioner", cancelling)
     bar, status = list(_run(ds, models, key="cancel-me", batch=2))[-1]
     assert sorted(p.name for p in (ds / "3_x").glob("*.txt")) == ["0.txt", "1.txt"]
     assert "Cancelled" in status and "2 written" in status
@@ -83,9 +83,9 @@ def test_section_is_in_the_tagging_tab():
     with gr.Blocks() as demo:
         ctx = AppContext(lang=gr.State("en"), config=gr.State({}), tr=Translator(), tabs=None, root=__import__(
             "pathlib").Path("."), outputs_dir=None, models_dir=None)
-        from ui import tab_tagging
+        from ui.tagging import build
 
-        tab_tagging.build(ctx)
+        build(ctx)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"caption-section", "caption-model", "caption-run", "caption-cancel", "caption-combine"} <= ids
     assert all(len(STRINGS[k]) == 2 for k in STRINGS if k.startswith("caption."))

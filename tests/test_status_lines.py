@@ -72,8 +72,8 @@ def test_a_missing_dataset_folder_is_red_and_clears_the_previous_scan(tmp_path, 
 
 
 def test_tagging_errors_are_red_with_a_symbol_every_font_has():
-    from ui.tagging.state import error_line
     from ui import i18n
+    from ui.tagging.state import error_line
 
     err = error_line(DanluError("Folder gone.", "文件夹不见了。"), "zh")
     assert err.startswith("✖") and "文件夹不见了" in err and err.classes == ["danlu-error"]

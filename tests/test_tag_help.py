@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from PIL import Image
-
 from core.tag_help import drop_from_folder, folders, frequent_tags, suggestions
 from core.tags import TagEditor
+from PIL import Image
+
 from taggers.tiny import make_tiny_tagger
 from taggers.vocab import vocabulary
 
@@ -60,9 +60,9 @@ def test_frequent_tags_per_folder_and_drop_with_undo_and_backup(tmp_path):
 def test_section_choices_and_layout(tmp_path):
     import gradio as gr
 
-    from ui.tagging.help import append_tag, frequent_choices, lookup_choices
     from ui.context import AppContext
     from ui.i18n import Translator
+    from ui.tagging.help import append_tag, frequent_choices, lookup_choices
 
     ed = TagEditor(_ds(tmp_path / "ds"), trigger="sks")
     tagger = str(make_tiny_tagger(tmp_path / "tagger"))

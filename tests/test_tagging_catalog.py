@@ -42,7 +42,7 @@ def test_thresholds_per_model():
 
 
 def test_tab_threshold_follows_the_model():
-    from ui.tab_tagging import model_threshold
+    from ui.tagging.auto import model_threshold
 
     assert model_threshold("wd-eva02-large-tagger-v3") == 0.53
     assert model_threshold("wd-vit-tagger-v3") == 0.26 and model_threshold("/my/folder") == 0.35

@@ -7,10 +7,11 @@ import time
 import pytest
 from PIL import Image
 
-from core.tags import TagEditor
+from core.dataset.tags import TagEditor
 from taggers.options import TagRequest
 from taggers.tiny import make_tiny_tagger
-from ui import tab_tagging as tab
+from ui import tagging as tab
+from ui.tagging import auto, edits, state
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +60,16 @@ def test_run_generator_errors_are_messages(tmp_path, tagger):
 
 def test_cancel_from_another_handler(tmp_path, tagger, monkeypatch):
     ds = _dataset(tmp_path / "ds", n=12)
-    real = tab.get_tagger(str(tagger))
+    real = state.get_tagger(str(tagger))
     slow = type("Slow", (), {})()
     slow.__dict__.update(real.__dict__)
     slow.on_gpu, slow.predict = False, lambda batch: (time.sleep(0.15), real.predict(batch))[1]
-    monkeypatch.setattr("ui.tagging_auto.get_tagger", lambda *a, **k: slow)
+    monkeypatch.setattr("ui.tagging.auto.get_tagger", lambda *a, **k: slow)
     gen = _run(ds, tagger, key="cancel-me", batch=1)
     next(gen)
-    tab._CANCELS["cancel-me"].set()       # what the Cancel button's handler does
+    auto._CANCELS["cancel-me"].set()       # what the Cancel button's handler does
     *_, (bar, status) = gen
-    assert "Cancelled" in status and "cancel-me" not in tab._CANCELS
+    assert "Cancelled" in status and "cancel-me" not in auto._CANCELS
     written = len(list((ds / "3_x").glob("*.txt")))
     assert 0 < written < 12 and f"{written} written" in status
 
@@ -80,39 +81,39 @@ def test_table_flags_and_batch_ops(tmp_path):
         Image.new("RGB", (4, 4)).save(sub / f"{i}.png")
         (sub / f"{i}.txt").write_text(cap, encoding="utf-8")
     ed = TagEditor(tmp_path / "ds", trigger="sks")
-    frame = tab.table_frame(ed, "count", "", "en")
+    frame = edits.table_frame(ed, "count", "", "en")
     assert list(frame.columns) == ["Tag", "Images", "Share", "Identity?"]
     assert frame.iloc[0].tolist() == ["sks", 5, "100%", ""]            # the trigger is not flagged
-    assert "blue eyes" not in tab.identity_text(ed, "en")              # 60 %
+    assert "blue eyes" not in edits.identity_text(ed, "en")              # 60 %
     ed.add(["blue eyes"], "back", [3])
-    assert "**blue eyes** (80%)" in tab.identity_text(ed, "en")
-    assert "越想学" not in tab.identity_text(ed, "zh") and "触发词会学会" in tab.identity_text(ed, "zh")
-    idx = tab.selection(ed, "hat", "", "AND")
+    assert "**blue eyes** (80%)" in edits.identity_text(ed, "en")
+    assert "越想学" not in edits.identity_text(ed, "zh") and "触发词会学会" in edits.identity_text(ed, "zh")
+    idx = edits.selection(ed, "hat", "", "AND")
     assert idx == [2, 3]
-    assert tab.apply_op(ed, "remove", "blue eyes", "", False, idx, dry_run=True) == 2
-    assert tab.apply_op(ed, "remove", "blue eyes", "", False, idx) == 2
-    assert tab.apply_op(ed, "replace", "blue eyes", "aqua eyes", False, None) == 2
-    assert tab.apply_op(ed, "replace", r"(\w+) eyes", r"\1_eyes", True, None) == 2
-    assert tab.apply_op(ed, "add_front", "solo", "", False, None) == 5
+    assert edits.apply_op(ed, "remove", "blue eyes", "", False, idx, dry_run=True) == 2
+    assert edits.apply_op(ed, "remove", "blue eyes", "", False, idx) == 2
+    assert edits.apply_op(ed, "replace", "blue eyes", "aqua eyes", False, None) == 2
+    assert edits.apply_op(ed, "replace", r"(\w+) eyes", r"\1_eyes", True, None) == 2
+    assert edits.apply_op(ed, "add_front", "solo", "", False, None) == 5
     assert ed.items[0].tags[:2] == ["sks", "solo"]
-    text = tab.pending_text(ed, "en", limit=2)
+    text = edits.pending_text(ed, "en", limit=2)
     assert "not saved yet: 5." in text and "- `2_a/0.txt`: −blue eyes +solo +aqua_eyes" in text and "(+3)" in text
-    pic, text, name, path = tab.image_view(ed, [0, 1], 5)             # out of range → last of the set
+    pic, text, name, path = edits.image_view(ed, [0, 1], 5)             # out of range → last of the set
     assert name.startswith("`2_a/1.png`") and text.startswith("sks, solo") and pic.size == (4, 4)
-    assert tab.set_caption_for(ed, path, "sks, edited") == 1 and ed.items[1].tags == ["sks", "edited"]
-    assert tab.set_caption_for(ed, str(tmp_path / "other.png"), "x") is None
+    assert edits.set_caption_for(ed, path, "sks, edited") == 1 and ed.items[1].tags == ["sks", "edited"]
+    assert edits.set_caption_for(ed, str(tmp_path / "other.png"), "x") is None
 
 
 def test_unsaved_edits_block_tagging_and_reload(tmp_path, tagger):
     ds = _dataset(tmp_path / "ds", n=2)
     ed = TagEditor(ds)
-    tab._EDITORS["busy"] = ed
+    state.EDITORS["busy"] = ed
     try:
         ed.add(["solo"])
         bar, status = list(_run(ds, tagger, key="busy"))[-1]
         assert "2 unsaved changes" in status and not list((ds / "3_x").glob("*.txt"))
         ed.discard()
-        assert tab.unsaved("busy", "en") == ""
+        assert state.unsaved("busy", "en") == ""
         assert "2 written" in list(_run(ds, tagger, key="busy"))[-1][1]
     finally:
-        tab._EDITORS.pop("busy", None)
+        state.EDITORS.pop("busy", None)

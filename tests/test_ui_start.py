@@ -7,10 +7,9 @@ import re
 
 import pytest
 
-from ui import start, tab_model
-from ui import tab_dataset, tab_grid, tab_params, tab_train, tagging  # noqa: F401 - the tab titles' keys
-from ui.tagging.auto import MODEL_CHOICES, model_choices
+from ui import start, tab_dataset, tab_grid, tab_model, tab_params, tab_train, tagging  # noqa: F401 - tab titles
 from ui.i18n import t
+from ui.tagging.auto import MODEL_CHOICES, model_choices
 
 
 @pytest.fixture(scope="module")

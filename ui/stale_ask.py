@@ -1,6 +1,6 @@
 """The question a save asks when its file changed on disk since the page read it: keep mine / take theirs / show both.
 
-Used by the tag editor's Save (ui/tagging_edits.py) and the Config tab's Save (ui/tab_config.py); the check itself is
+Used by the tag editor's Save (ui/tagging/edits.py) and the Config tab's Save (ui/tab_config.py); the check itself is
 core/filestamp.py. The three buttons show only while a question is open; Show both opens the two versions side by
 side (this page's on the left, the file on disk on the right), and the question stays open until one is chosen.
 """

@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.tags import split_tags
+from core.dataset.tags import split_tags
 from taggers.catalog import DEFAULT_TAGGER, TAGGERS, default_thresholds
 from taggers.options import DEFAULTS, TagRequest, request_from
 from taggers.wd14 import POLICIES
@@ -21,6 +21,7 @@ from ui import choices, i18n
 from ui.context import AppContext
 from ui.i18n import t
 from ui.start import demo_taggers
+from ui.tagging.state import device_line, error_line, get_tagger, progress_html, session_key
 
 MODEL_CHOICES = list(TAGGERS)   # taggers/catalog.py
 
@@ -68,16 +69,6 @@ i18n.add({
 })
 
 _CANCELS: dict[str, threading.Event] = {}
-_TAGGERS: dict[tuple[str, str], Any] = {}  # reuse the onnxruntime session between runs
-
-
-def _key(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
-
-
-def _err(e: Exception, lang: str) -> i18n.Text:
-    """The error line, in both languages, red."""
-    return i18n.failed(e, lang)
 
 
 def model_threshold(model: str) -> float:
@@ -85,33 +76,10 @@ def model_threshold(model: str) -> float:
     return round(default_thresholds(model or "")[0], 2)
 
 
-
 def _eta(seconds: float) -> str:
     if seconds == float("inf"):
         return "?"
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-
-
-def progress_html(done: int, total: int, label: str) -> str:
-    pct = 100 * done / total if total else 0
-    count = f"{done}/{total} ({pct:.0f}%) · " if total else ""  # nothing counted yet: only what is happening
-    return (f'<div id="tagging-bar" style="margin:4px 0">'
-            f'<div style="background:#e4e7ec;border-radius:6px;height:14px">'
-            f'<div style="width:{pct:.1f}%;background:#12b76a;height:14px;border-radius:6px"></div></div>'
-            f'<div style="font-size:0.9em">{count}{label}</div></div>')
-
-
-def get_tagger(model: str, device: str = "auto", download: Any = None) -> Any:
-    """The tagger for model, reusing the last session; only one is kept (EVA02-large holds ~1.3 GB)."""
-    from taggers.wd14 import Tagger, resolve_model
-
-    folder = resolve_model(model, download)
-    key = (str(folder), device)
-    if key not in _TAGGERS:
-        _TAGGERS.clear()
-        _TAGGERS[key] = Tagger(folder, device=device)
-    return _TAGGERS[key]
-
 
 
 def follow_job(job: Callable, key: str, lang: str, cancels: dict[str, threading.Event],
@@ -172,15 +140,15 @@ def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Calla
                           caption_extension=req.caption_extension, batch_size=max(1, req.batch_size),
                           progress=progress, cancel=cancel)
 
-    box = yield from follow_job(job, key, lang, _CANCELS, lambda b: _device_line(b.get("tagger"), lang),
+    box = yield from follow_job(job, key, lang, _CANCELS, lambda b: device_line(b.get("tagger"), lang),
                                 "danlu-tagging")
     if "error" in box:
-        yield progress_html(0, 0, "—"), _err(box["error"], lang)
+        yield progress_html(0, 0, "—"), error_line(box["error"], lang)
         return
     report = box["report"]
 
     def said(lg: str) -> str:
-        lines = [_device_line(box["tagger"], lg), report.summary(lg), report.rating_text(lg)]
+        lines = [device_line(box["tagger"], lg), report.summary(lg), report.rating_text(lg)]
         if split_tags(req.trigger) and report.written:
             lines.append(t("tagging.keep_tokens", lg, n=len(split_tags(req.trigger))))
         lines.append(failed_text(report, lg))
@@ -188,15 +156,6 @@ def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Calla
 
     yield progress_html(report.total, report.total, t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")), \
         i18n.both(said, lang)
-
-
-def _device_line(tagger: Any, lang: str) -> str:
-    if tagger is None:
-        return ""
-    if tagger.fallback:
-        en, zh = tagger.fallback
-        return t("tagging.fallback", lang, why=zh if lang == "zh" else en)
-    return t("tagging.on_gpu" if tagger.on_gpu else "tagging.on_cpu", lang) + f" · {', '.join(tagger.providers)}"
 
 
 def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], str] | None = None):
@@ -240,10 +199,10 @@ def build(ctx: AppContext, folder, trigger, ext, refusal: Callable[[str, str], s
                   "policy": policy, "batch_size": batch, "trigger": trigger, "caption_extension": ext}
 
     def on_run(request: gr.Request, path: str, mdl: str, lang: str, **values):
-        yield from run_tagger(path, request_from(mdl, values), lang, _key(request), refusal)
+        yield from run_tagger(path, request_from(mdl, values), lang, session_key(request), refusal)
 
     def on_cancel(request: gr.Request):
-        ev = _CANCELS.get(_key(request))
+        ev = _CANCELS.get(session_key(request))
         if ev:
             ev.set()
 

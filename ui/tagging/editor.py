@@ -1,6 +1,6 @@
 """Tagging tab, the editor: the tag table, filters, bulk operations, one image and its caption, pending edits.
 
-This module lays the section out and wires it; the editor's state and handlers are in ui/tagging_edits.py.
+This module lays the section out and wires it; the editor's handlers are in edits.py, its state in state.py.
 The editor lives on the server, one per browser session (a 10,000-caption dataset is not shipped back and
 forth through a gr.State); edits stay pending until Save, which backs up every original it changes.
 """
@@ -11,12 +11,13 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from core.tags import TagEditor
-from ui import choices, i18n, stale_ask, tab_tag_help
-from ui import tagging_edits as E
+from core.dataset.tags import TagEditor
+from ui import choices, i18n, stale_ask
 from ui.context import AppContext
 from ui.i18n import t
-from ui.tagging_edits import OPS, table_frame
+from ui.tagging import edits as E
+from ui.tagging import help as tag_help
+from ui.tagging.edits import OPS, table_frame
 
 i18n.add({
     "tagging.filtered": ("筛选出 {n} / {total} 张图片。", "{n} of {total} images match the filter."),
@@ -181,14 +182,14 @@ def build(ctx: AppContext, folder, trigger, ext, load, tagged, model) -> None:
             c = _table_column(ctx, lang0)
         with gr.Column(scale=4):
             _image_column(ctx, lang0, c)
-    dropped = tab_tag_help.build(ctx, model, c.op_tags, c.op_new, c.caption)
+    dropped = tag_help.build(ctx, model, c.op_tags, c.op_new, c.caption)
     _save_rows(ctx, lang0, c)
     c.shown_for = gr.State("")   # the image the caption box was filled for
     _wire(ctx, c, message, folder, trigger, ext, load, tagged, dropped)
 
 
 def _wire(ctx: AppContext, c: SimpleNamespace, message, folder, trigger, ext, load, tagged, dropped) -> None:
-    """Every event of the section: each change runs its handler (ui/tagging_edits.py), then redraws the view."""
+    """Every event of the section: each change runs its handler (edits.py), then redraws the view."""
     view_in = [ctx.lang, c.sort, c.search, c.include, c.exclude_f, c.mode, c.index]
     view_out = [c.table, c.identity, c.filtered, c.index, c.name, c.image, c.caption, c.shown_for, c.pending,
                 c.backups]

@@ -1,7 +1,8 @@
 """Step 4 打标 Tagging: auto-tag with a WD ONNX tagger, then edit the tags (drop what the trigger should learn).
 
-The tab composes its sections around one folder and trigger word: the auto-tagger (ui/tagging_auto.py), sentence
-captions (ui/tab_caption.py) and the editor (ui/tagging_editor.py, with tag help from ui/tab_tag_help.py).
+The tab composes its sections around one folder and trigger word: the auto-tagger (auto.py), sentence captions
+(captions.py) and the editor (editor.py lays it out, edits.py holds its handlers, with tag help from help.py); the
+session state they share (each session's editor, its lock, the loaded tagger) is in state.py.
 """
 
 from __future__ import annotations
@@ -11,32 +12,11 @@ import gradio as gr
 from core import config as cfgmod
 from core.errors import DanluError
 from taggers.options import TagRequest
-from ui import i18n, tab_caption, tagging_auto, tagging_editor
+from ui import i18n
 from ui.context import AppContext
 from ui.i18n import t
-from ui.tagging_auto import (  # noqa: F401 - the tab's other sections and tests import these from here
-    _CANCELS,
-    _device_line,
-    _err,
-    _eta,
-    _key,
-    get_tagger,
-    model_threshold,
-    progress_html,
-)
-from ui.tagging_edits import (  # noqa: F401 - tests and the tab's sections use these names from here
-    _EDIT_LOCK,
-    _EDITORS,
-    OPS,
-    apply_op,
-    identity_text,
-    image_view,
-    pending_text,
-    selection,
-    set_caption_for,
-    table_frame,
-    unsaved,
-)
+from ui.tagging import auto, captions, editor
+from ui.tagging.state import unsaved
 
 TAB_ID = "tagging"
 TAB_KEY = "tagging.tab"
@@ -59,9 +39,7 @@ i18n.add({
 
 def run_tagger(folder: str, req: TagRequest, lang: str, key: str):
     """The auto-tagger's run, refused while this session's editor holds unsaved edits."""
-    return tagging_auto.run_tagger(folder, req, lang, key, refusal=unsaved)
-
-
+    return auto.run_tagger(folder, req, lang, key, refusal=unsaved)
 
 
 def build(ctx: AppContext) -> None:
@@ -76,10 +54,10 @@ def build(ctx: AppContext) -> None:
                                elem_id="tagging-trigger", scale=2), label="tagging.trigger")
         load = B(gr.Button(t("tagging.load", lang0), elem_id="tagging-load", scale=1), value="tagging.load")
     ext = gr.State(cfg0.get("caption_extension", ".txt"))
-    model, general, character, tagged = tagging_auto.build(ctx, folder, trigger, ext, refusal=unsaved)
-    tab_caption.build(ctx, folder, trigger, ext, model, general, character)
+    model, general, character, tagged = auto.build(ctx, folder, trigger, ext, refusal=unsaved)
+    captions.build(ctx, folder, trigger, ext, model, general, character)
 
-    tagging_editor.build(ctx, folder, trigger, ext, load, tagged, model)
+    editor.build(ctx, folder, trigger, ext, load, tagged, model)
 
     def on_config(config: dict, cur_dir: str, cur_trig: str):
         try:

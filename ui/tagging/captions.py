@@ -16,6 +16,7 @@ from taggers.catalog import CAPTIONERS, DEFAULT_CAPTIONER
 from ui import choices, i18n
 from ui.context import AppContext
 from ui.i18n import t
+from ui.tagging.state import device_line, error_line, get_tagger, progress_html, session_key, unsaved
 
 STYLES = ("short", "detailed")
 COMBINE = ("sentence", "tags", "sentence+tags")
@@ -70,17 +71,12 @@ def get_captioner(model: str, device: str = "auto", download: Any = None) -> Any
         return _CAPTIONERS[key]
 
 
-def _key(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
-
-
 def run_captioner(folder: str, model: str, style: str, combine: str, prefix: bool, max_length: int, policy: str,
                   batch: int, trigger: str, ext: str, tagger_model: str, general: float, character: float,
                   lang: str, key: str):
     """Generator for the Caption button: yields (progress html, status markdown) until the folder is done."""
     from taggers.caption_pipeline import CaptionOptions, caption_folder
-    from ui.tab_tagging import _device_line, _err, get_tagger, progress_html, unsaved
-    from ui.tagging_auto import failed_text, follow_job
+    from ui.tagging.auto import failed_text, follow_job
 
     refusal = unsaved(key, lang)
     if refusal:
@@ -102,15 +98,15 @@ def run_captioner(folder: str, model: str, style: str, combine: str, prefix: boo
                               tag_opts=TagOptions(general_threshold=general, character_threshold=character),
                               caption_extension=ext, batch_size=int(batch or 1), progress=progress, cancel=cancel)
 
-    box = yield from follow_job(job, key, lang, _CANCELS, lambda b: device_text(b, lang, _device_line),
+    box = yield from follow_job(job, key, lang, _CANCELS, lambda b: device_text(b, lang, device_line),
                                 "danlu-caption")
     if "error" in box:
-        yield progress_html(0, 0, "—"), _err(box["error"], lang)
+        yield progress_html(0, 0, "—"), error_line(box["error"], lang)
         return
     report = box["report"]
 
     def said(lg: str) -> str:
-        lines = [device_text(box, lg, _device_line), report.summary(lg), failed_text(report, lg)]
+        lines = [device_text(box, lg, device_line), report.summary(lg), failed_text(report, lg)]
         return "\n\n".join(line for line in lines if line)
 
     done = t("tagging.speed", lang, rate=report.images_per_s, eta="0:00")
@@ -160,10 +156,10 @@ def build(ctx: AppContext, folder, trigger, ext, tagger_model, general, characte
         status = i18n.follow(gr.Markdown("", elem_id="caption-status"), ctx.lang)  # its text in both languages
 
     def on_run(request: gr.Request, *args):
-        yield from run_captioner(*args, _key(request))
+        yield from run_captioner(*args, session_key(request))
 
     def on_cancel(request: gr.Request):
-        ev = _CANCELS.get(_key(request))
+        ev = _CANCELS.get(session_key(request))
         if ev:
             ev.set()
 

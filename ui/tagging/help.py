@@ -1,6 +1,6 @@
 """Tagging tab, editor help: tag autocomplete with counts, and one folder's most shared tags with "drop these".
 
-A section composed into the Tagging tab. It reads the session's TagEditor (ui.tab_tagging keeps one per
+A section composed into the Tagging tab. It reads the session's TagEditor (ui/tagging/state.py keeps one per
 browser session); a drop is one editor operation, so the tab's Undo takes it back and Save backs up first.
 `build` returns the drop event so the tab can refresh its table and pending list after it.
 """
@@ -12,11 +12,12 @@ from typing import Any
 
 import gradio as gr
 
-from core.tag_help import drop_from_folder, folders, frequent_tags, suggestions
-from core.tags import IDENTITY_SHARE, split_tags
+from core.dataset.tag_help import drop_from_folder, folders, frequent_tags, suggestions
+from core.dataset.tags import IDENTITY_SHARE, split_tags
 from ui import i18n
 from ui.context import AppContext
 from ui.i18n import t
+from ui.tagging.state import EDIT_LOCK, EDITORS, session_key
 
 i18n.add({
     "taghelp.section": ("标签助手：自动补全与文件夹高频标签", "Tag help: autocomplete and each folder's common tags"),
@@ -42,9 +43,7 @@ i18n.add({
 
 
 def _editor(request: gr.Request | None):
-    from ui.tab_tagging import _EDITORS, _key
-
-    return _EDITORS.get(_key(request))
+    return EDITORS.get(session_key(request))
 
 
 def lookup_choices(ed: Any, model: str, lang: str) -> list[tuple[str, str]]:
@@ -75,8 +74,6 @@ def append_tag(current: str, tag: str | None) -> str:
 
 def build(ctx: AppContext, tagger_model, op_tags, op_new, caption):
     """The section; the arguments are the tab's own components. Returns the drop event."""
-    from ui.tab_tagging import _EDIT_LOCK
-
     lang0 = ctx.lang.value
     B = ctx.tr.bind
     with B(gr.Accordion(t("taghelp.section", lang0), open=True, elem_id="taghelp-section"),
@@ -103,22 +100,22 @@ def build(ctx: AppContext, tagger_model, op_tags, op_new, caption):
         message = i18n.follow(gr.Markdown("", elem_id="taghelp-message"), ctx.lang)  # its text in both languages
 
     def on_lookup_focus(request: gr.Request, model: str, lang: str):
-        with _EDIT_LOCK:
+        with EDIT_LOCK:
             return gr.update(choices=lookup_choices(_editor(request), model, lang))
 
     def on_folder_focus(request: gr.Request, current: str | None):
-        with _EDIT_LOCK:
+        with EDIT_LOCK:
             ed = _editor(request)
             names = list(folders(ed)) if ed is not None else []
         return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
     def on_frequent(request: gr.Request, name: str | None, at_least: float):
-        with _EDIT_LOCK:
+        with EDIT_LOCK:
             choices, values = frequent_choices(_editor(request), name or "", float(at_least))
         return gr.update(choices=choices, value=values)
 
     def on_drop(request: gr.Request, lang: str, name: str | None, tags: list[str], at_least: float):
-        with _EDIT_LOCK:
+        with EDIT_LOCK:
             ed = _editor(request)
             if ed is None:
                 return i18n.text("taghelp.no_editor", lang, level="error"), gr.update()

@@ -1,5 +1,5 @@
 """Tagging tab, the editor's state and handlers: one TagEditor per browser session, the tag table, filters,
-batch operations, one image and its caption, undo, save and restore. ui/tagging_editor.py lays the section out
+batch operations, one image and its caption, undo, save and restore. editor.py lays the section out
 and wires these handlers to its components.
 
 The editor lives on the server, one per browser session (a 10,000-caption dataset is not shipped back and
@@ -9,16 +9,15 @@ forth through a gr.State); edits stay pending until Save, which backs up every o
 from __future__ import annotations
 
 import functools
-import threading
 from pathlib import Path
 
 import gradio as gr
 
+from core.dataset.tags import IDENTITY_SHARE, SaveReport, TagEditor, split_tags
 from core.errors import DanluError
-from core.tags import IDENTITY_SHARE, SaveReport, TagEditor, split_tags
 from ui import i18n, stale_ask
 from ui.i18n import t
-from ui.tagging_auto import _err, _key
+from ui.tagging.state import EDIT_LOCK, EDITORS, error_line, session_key, unsaved
 
 OPS = ["remove", "replace", "add_front", "add_back", "trigger_first", "dedupe"]  # apply_op's batch operations
 # what `view` fills: table, identity, filtered, index, name, image, caption, shown_for, pending, backups
@@ -116,33 +115,20 @@ def set_caption_for(ed: TagEditor, image: str, text: str) -> int | None:
     return None
 
 
-_EDITORS: dict[str, TagEditor] = {}       # one editor per browser session
-
-
-_EDIT_LOCK = threading.RLock()             # a blur and a click of one page may run at once
-
-
 def _locked(fn):
     """Run a handler that reads or changes an editor under the lock (quick: no model runs under it)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _EDIT_LOCK:
+        with EDIT_LOCK:
             return fn(*args, **kwargs)
     return wrapper
-
-
-def unsaved(key: str, lang: str) -> str:
-    """A refusal message when the session's editor holds unsaved edits (reloading would drop them), else ''."""
-    ed = _EDITORS.get(key)
-    n = len(ed.pending) if ed is not None else 0
-    return i18n.text("tagging.unsaved", lang, level="error", n=n) if n else ""
 
 
 @_locked
 def view(request: gr.Request, lang: str, sort_by: str, query: str, inc: str, exc: str, how: str, pos: int):
     """Everything the editor shows, redrawn after each change: the table, the filter count, the image and its
     caption, what is pending, the backups."""
-    ed = _EDITORS.get(_key(request))
+    ed = EDITORS.get(session_key(request))
     if ed is None:
         return [gr.update()] * VIEW_OUTPUTS
     idx = selection(ed, inc, exc, how)
@@ -157,14 +143,14 @@ def view(request: gr.Request, lang: str, sort_by: str, query: str, inc: str, exc
 
 @_locked
 def on_load(request: gr.Request, path: str, trig: str, extension: str, lang: str):
-    refusal = unsaved(_key(request), lang)
+    refusal = unsaved(session_key(request), lang)
     if refusal:
         return refusal
     try:
         ed = TagEditor(Path(path.strip()), extension or ".txt", trig)
     except DanluError as e:
-        return _err(e, lang)
-    _EDITORS[_key(request)] = ed
+        return error_line(e, lang)
+    EDITORS[session_key(request)] = ed
     if not len(ed):
         return i18n.text("tagging.no_images", lang)
     bad = sum(it.problem in ("bom", "not_utf8") for it in ed.items)
@@ -173,7 +159,7 @@ def on_load(request: gr.Request, path: str, trig: str, extension: str, lang: str
 
 
 def editor_or_msg(request: gr.Request, lang: str) -> tuple[TagEditor | None, str]:
-    ed = _EDITORS.get(_key(request))
+    ed = EDITORS.get(session_key(request))
     return ed, ("" if ed else i18n.text("tagging.no_editor", lang))
 
 
@@ -184,14 +170,14 @@ def scoped(ed: TagEditor, where: str, inc: str, exc: str, how: str) -> list[int]
 @_locked
 def on_preview(request: gr.Request, lang: str, o: str, tg: str, nw: str, rx: bool, where: str, inc: str,
                exc: str, how: str):
-    ed = _EDITORS.get(_key(request))
+    ed = EDITORS.get(session_key(request))
     if ed is None:
         return ""
     try:
         n = apply_op(ed, o, tg, nw, rx, scoped(ed, where, inc, exc, how), True)
         return i18n.text("tagging.preview", lang, n=n)
     except DanluError as e:
-        return _err(e, lang)
+        return error_line(e, lang)
 
 
 @_locked
@@ -205,13 +191,13 @@ def on_apply(request: gr.Request, lang: str, o: str, tg: str, nw: str, rx: bool,
     try:
         return i18n.text("tagging.applied", lang, n=apply_op(ed, o, tg, nw, rx, scoped(ed, where, inc, exc, how)))
     except DanluError as e:
-        return _err(e, lang)
+        return error_line(e, lang)
 
 
 @_locked
 def on_caption(request: gr.Request, lang: str, text: str, shown_for: str):
     """Apply the text box to the image it was filled for (never to whatever the index points at now)."""
-    ed = _EDITORS.get(_key(request))
+    ed = EDITORS.get(session_key(request))
     i = set_caption_for(ed, shown_for, text) if ed is not None else None
     return gr.update() if i is None else ""
 
@@ -268,7 +254,7 @@ def on_save(request: gr.Request, lang: str):
 @_locked
 def on_question(request: gr.Request, lang: str):
     """The question as the editor stands after a load or a discard: closed unless conflicts are still open."""
-    ed = _EDITORS.get(_key(request))
+    ed = EDITORS.get(session_key(request))
     if ed is None or not ed.conflicts:
         return stale_ask.asking()
     return stale_ask.asking(saved_text(ed, SaveReport(conflicts=ed.conflicts), lang)[1])
@@ -313,11 +299,11 @@ def on_restore(request: gr.Request, lang: str, stamp: str | None):
     if ed is None or not stamp:
         return msg
     if ed.pending:
-        return unsaved(_key(request), lang)
+        return unsaved(session_key(request), lang)
     try:
         return i18n.text("tagging.restored", lang, level="ok", n=len(ed.restore(stamp)))
     except DanluError as e:
-        return _err(e, lang)
+        return error_line(e, lang)
 
 
 def on_pick(evt: gr.SelectData, current: str):
@@ -329,7 +315,7 @@ def on_pick(evt: gr.SelectData, current: str):
 
 @_locked
 def on_take(request: gr.Request, current: str):
-    ed = _EDITORS.get(_key(request))
+    ed = EDITORS.get(session_key(request))
     if ed is None:
         return current
     tags = split_tags(current)
