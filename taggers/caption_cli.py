@@ -76,5 +76,5 @@ def main(argv: list[str] | None = None) -> int:
             return 130
     except DanluError as e:
         print(f"\n{e.text(lang)}", file=sys.stderr)
-        return 1
+        return 2  # a problem the user can fix, as every subcommand says it
     return print_report(report, lang)

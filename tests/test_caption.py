@@ -9,7 +9,7 @@ import threading
 import pytest
 from PIL import Image
 
-from core.captions import BACKUP_DIR
+from core.dataset.captions import BACKUP_DIR
 from core.errors import DanluError
 from taggers.caption_cli import main
 from taggers.caption_pipeline import CaptionOptions, caption_folder, compose
@@ -122,7 +122,7 @@ def test_cli_caption(tmp_path, capsys, captioners):
     out = capsys.readouterr().out
     assert rc == 0 and "3 written" in out and "florence2" in out
     assert (sub / "2.txt").read_text(encoding="utf-8").startswith("sks, ")
-    assert main([str(tmp_path / "ds"), "--model", "florence-2-base"]) == 1
+    assert main([str(tmp_path / "ds"), "--model", "florence-2-base"]) == 2
     assert "not downloaded" in capsys.readouterr().err
 
 

@@ -7,7 +7,7 @@ import sys
 
 from PIL import Image
 
-from core.captions import BACKUP_DIR
+from core.dataset.captions import BACKUP_DIR
 from taggers.cli import main
 from taggers.tiny import make_tiny_tagger
 
@@ -38,7 +38,7 @@ def test_cli_tags_with_trigger_and_prepend(tmp_path, capsys):
 
 def test_cli_missing_folder_is_a_readable_error(tmp_path, capsys):
     tagger = make_tiny_tagger(tmp_path / "tagger")
-    assert main([str(tmp_path / "nope"), "--model", str(tagger)]) == 1
+    assert main([str(tmp_path / "nope"), "--model", str(tagger)]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
