@@ -46,8 +46,8 @@ HANDLERS = {
     "grid": ("models.grid.cli", "main"),
     "check": ("models.detect", "main"),
     "demo": ("models.demo", "main"),
-    "queue": ("core.queue_cli", "main"),
-    "import": ("core.import_cli", "main"),
+    "queue": ("core.runs.cli", "main"),
+    "import": ("core.importers.cli", "main"),
     "lora": ("models.toolbox.cli", "main"),
 }
 # Steps run after a handler succeeded, with the same arguments. The demo's tagger comes from taggers/, which

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import config as cfgmod  # noqa: E402
-from core.dataset_scan import scan_dataset  # noqa: E402
+from core.dataset.scan import scan_dataset  # noqa: E402
 
 SHAPES = [(768, 768), (640, 960), (960, 640), (1024, 576), (512, 512), (1200, 800)]
 FORMATS = [("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP")]

@@ -111,9 +111,11 @@ print(json.dumps({{"s": time.perf_counter() - t, "rss": resource.getrusage(resou
 
 
 def child(job: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), json.dumps(job)], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), json.dumps(job)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{job['tool']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def sd_scripts_resize(python: str, sd_scripts: Path, src: Path, out: Path) -> dict:

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from core import config as cfgmod
-    from core.runs import supervisor
+    from core.runs.supervisor import supervisor
     from models.demo import make_demo
     from ui import frames
     from ui.app import CSS, build_app

@@ -3,7 +3,7 @@
     python bench/queue_overhead.py [--runs 2] [--epochs 2] [--validation-split 0.25]
 
 Queues N demo runs (the tiny SD1.5 of `launcher.py demo`, the real trainer as a child process, exactly as the
-Train tab does) and trains them through core.queue_runner. From each run's events.jsonl:
+Train tab does) and trains them through core.runs.queue_runner. From each run's events.jsonl:
 
 - gap: seconds from one run's `done` to the next run's first `progress` (the first step), split into the trainer's
   exit after its last event, the queue's own part (the exit seen → the next trainer started) and the next trainer's
@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from core import config as cfgmod
     from core.events import read_events
-    from core.queue import Queue
-    from core.queue_runner import QueueRunner
-    from core.runs import Supervisor
+    from core.runs.queue import Queue
+    from core.runs.queue_runner import QueueRunner
+    from core.runs.supervisor import Supervisor
     from models.demo import make_demo
 
     work = Path(tempfile.mkdtemp(prefix="danlu-queue-bench-"))

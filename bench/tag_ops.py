@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.tags import Item, TagEditor  # noqa: E402
+from core.dataset.tags import Item, TagEditor  # noqa: E402
 
 
 def make_editor(folder: Path, n: int, tags_per_caption: int = 25, vocabulary: int = 2000, seed: int = 0

@@ -5,7 +5,7 @@ family lives in its own seams: ``models/families/<module>`` (recognising, loadin
 ComfyUI workflow, its tiny model) and ``training/families/<trainer>.py`` (the stages of a training step). A new
 family is one row here plus those two seams (docs/ARCHITECTURE.md, "Adding a family").
 
-Traits, as `core.config_fields.F(families=...)` and the rules name them:
+Traits, as `core.config.fields.F(families=...)` and the rules name them:
 - ``unet``: an SD UNet (block-wise dims and LR, LyCORIS conv layers, noise offset, Min-SNR, v-prediction);
 - ``dit``: a transformer denoiser (LoRA targets by kind: attention, feed_forward, adaLN; int8 base);
 - ``flow``: trained by flow matching (timestep type and bias, DOP, differential guidance);
@@ -25,7 +25,7 @@ SD_SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc
 
 @dataclass(frozen=True)
 class DitFigures:
-    """What the memory estimate (core/estimate.py) needs of a DiT family's real model."""
+    """What the memory estimate (core/runs/estimate.py) needs of a DiT family's real model."""
 
     params_m: dict[str, float]      # millions of weights: transformer, text_encoder, vae
     per_rank: dict[str, int]        # LoRA parameters per unit of rank in one main block, by network.dit_targets kind

@@ -1,5 +1,5 @@
 """The trainer as an operating-system process: the command a user would type, whether a pid still runs that
-command, and what an exit code or signal means, in both languages. core/runs.py's Supervisor uses them."""
+command, and what an exit code or signal means, in both languages. core/runs/supervisor.py's Supervisor uses them."""
 
 from __future__ import annotations
 

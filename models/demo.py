@@ -44,7 +44,7 @@ def make_demo(root: Path, family: str = "sd15") -> Path:
     folder and starts from its preset, scaled down to the tiny model (Z-Image: Turbo with a tiny training adapter
     beside it, base/adapter.safetensors).
     """
-    from core.presets import PRESETS
+    from core.config.presets import PRESETS
     from models import families
     from models.tiny import save_tiny, tiny_resolution
 

@@ -300,18 +300,11 @@ def save_png(image: Any, path: str | Path, parameters_text: str, chunks: dict[st
 
 def open_pipeline(base: str, *, family: str | None = None, prediction_type: str | None = None, vae: str | None = None,
                   device: str = "cpu", torch_dtype: Any = None) -> Any:
-    """A fresh inference pipeline of `base` (models.loading when present; diffusers folders otherwise)."""
-    try:
-        from models.loading import load_pipeline
-    except ImportError:
-        load_pipeline = None
-    if load_pipeline is not None:
-        return load_pipeline(base, family=family, prediction_type=prediction_type, torch_dtype=torch_dtype,
-                             vae=vae or None, device=device)
-    from diffusers import DiffusionPipeline
+    """A fresh inference pipeline of `base` (a single file, a diffusers folder or a hub id: models.loading)."""
+    from models.loading import load_pipeline
 
-    pipe = DiffusionPipeline.from_pretrained(base, torch_dtype=torch_dtype)
-    return pipe.to(device)
+    return load_pipeline(base, family=family, prediction_type=prediction_type, torch_dtype=torch_dtype,
+                         vae=vae or None, device=device)
 
 
 def render_batch(pipe: Any, *, prompts: list[str], negative_prompt: str = "", steps: int = 20, cfg: float = 7.0,

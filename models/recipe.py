@@ -39,7 +39,7 @@ def _family_hook(family: str | None):
         dit = families.dit_module(family)  # a DiT family's hook is in its sample module
         return getattr(families.part(dit, "sample") if dit is not None else families.module(family), "sample_recipe",
                        None)
-    except (ImportError, KeyError):
+    except KeyError:  # a family Danlu does not know: the recipe as declared
         return None
 
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.captions import backup_stamp, caption_path, read_caption, write_caption
+from core.dataset.captions import backup_stamp, caption_path, read_caption, write_caption
+from core.dataset.tags import dataset_root, dedupe, list_dataset_images, split_tags, tag_key
 from core.errors import DanluError
-from core.tags import dataset_root, dedupe, list_dataset_images, split_tags, tag_key
 from taggers.pipeline import Progress, TagReport, decoded_batches
 
 COMBINE = ("sentence", "tags", "sentence+tags")
@@ -64,7 +64,7 @@ def _load(path: Path, tag_side: int | None):
     """(PIL RGB no longer than MAX_SIDE, WD input array or None): what the decoding threads do."""
     from PIL import Image
 
-    from core.imagecheck import load_rgb
+    from core.dataset.images import load_rgb
 
     image = load_rgb(path)
     arr = None

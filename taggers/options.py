@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.tags import split_tags
+from core.dataset.tags import split_tags
 from taggers.catalog import default_thresholds
 from taggers.wd14 import POLICIES, TagOptions
 

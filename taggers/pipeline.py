@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.captions import backup_stamp, caption_path, read_caption, write_caption
-from core.tags import dataset_root, list_dataset_images
+from core.dataset.captions import backup_stamp, caption_path, read_caption, write_caption
+from core.dataset.tags import dataset_root, list_dataset_images
 from taggers.wd14 import Tagger, TagOptions, caption_tags, load_rgb, merge_caption, select, to_model_input
 
 find_images = list_dataset_images

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.dataset.tags import dedupe, split_tags, tag_key
 from core.errors import DanluError
 from core.fsutil import read_user_text
-from core.tags import dedupe, split_tags, tag_key
 from taggers.catalog import DEFAULT_ORG, DEFAULT_TAGGER, TAGGERS, tagger_hub_id
 
 HUB_ORG = DEFAULT_ORG

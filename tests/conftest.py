@@ -43,6 +43,34 @@ def demo_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sweep_runs(tmp_path_factory) -> list[Path]:
+    """Three finished tiny SD1.5 runs of a rank sweep (mylora-rank2, -rank4, -rank8) with files for epochs 1, 2 and
+    the final (3) and a validation loss at every save, trained once for the grid tests of the shell, the tab and the
+    page. A test that changes a run's files works on a copy or puts them back."""
+    import torch
+
+    from models.tiny import save_tiny
+    from training.loop import train
+    from training.tiny_run import flat_dataset, tiny_config
+
+    root = tmp_path_factory.mktemp("sweep")
+    base = save_tiny("sd15", root / "base").folder
+    data = flat_dataset(root / "data")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one torch thread is much faster than several fighting for a shared 2-core CPU
+    folders = []
+    try:
+        for rank in (2, 4, 8):
+            cfg = tiny_config(base, data, root / "runs", f"mylora-rank{rank}", network__rank=rank,
+                              training__epochs=3, dataset__validation_split=0.25, sampling__steps=2)
+            train(cfg)
+            folders.append(cfg.run_dir)
+    finally:
+        torch.set_num_threads(threads)
+    return folders
+
+
+@pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """One running Danlu app for the whole session: (url, demo blocks, outputs dir)."""
     from ui import frames

@@ -93,7 +93,7 @@ def unets():
 
 @pytest.mark.parametrize("names,sdxl", [(SD15_NAMES, False), (SDXL_NAMES, True)])
 def test_kohya_names_map_to_sd_scripts_blocks(names, sdxl):
-    from core.blocks import block_index
+    from core.config.blocks import block_index
 
     assert {n: block_index(n, sdxl) for n in names} == names
 
@@ -115,7 +115,7 @@ def test_tiny_unet_modules_map_to_blocks(unets, family, paths, with_lora):
 def test_lr_weights_presets_padding_and_threshold():
     import math
 
-    from core.blocks import from_config, lr_weights
+    from core.config.blocks import from_config, lr_weights
 
     sine = lr_weights(_n(down_lr_weight="sine"), False)
     assert len(sine) == 25 and sine[:12] == pytest.approx([math.sin(math.pi * i / 11 / 2) for i in range(12)])
@@ -261,7 +261,7 @@ def test_a_tiny_run_with_block_weights_and_dims(tmp_path, one_torch_thread):
     from merged_files import assert_sample_is_the_trained_model
     from safetensors.torch import load_file
 
-    from core.blocks import block_index
+    from core.config.blocks import block_index
     from models.lora_file import read_metadata
     from models.tiny import save_tiny
     from training.loop import train

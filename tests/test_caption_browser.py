@@ -8,7 +8,7 @@ import shutil
 from browser_util import choose
 
 from core import config as cfgmod
-from core.captions import read_caption
+from core.dataset.captions import read_caption
 from taggers.tiny_captioners import make_tiny_florence2
 
 

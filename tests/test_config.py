@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from core import config as cfgmod
+from core.config.presets import PRESETS
 from core.errors import ConfigError
-from core.presets import PRESETS
 
 
 def _differs_everywhere() -> cfgmod.RunConfig:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.buckets import assign_bucket, make_buckets
 from core.dataset import IMAGE_EXTENSIONS, folder_problems, list_subsets, parse_subset_name, suggest_subset_name
+from core.dataset.buckets import assign_bucket, make_buckets
 from core.errors import DanluError
 
 

@@ -9,9 +9,9 @@ from PIL import Image
 
 from core import config as cfgmod
 from core.dataset import list_subsets
-from core.dataset_build import build_dataset, detect_shape, import_files, suggest_repeats
-from core.dataset_scan import scan_dataset
-from core.dataset_steps import plan_steps
+from core.dataset.build import build_dataset, detect_shape, import_files, suggest_repeats
+from core.dataset.scan import scan_dataset
+from core.dataset.steps import plan_steps
 from core.errors import DanluError
 
 

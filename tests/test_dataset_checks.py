@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.dataset_scan import scan_dataset
-from core.imagecheck import inspect_image, load_rgb
+from core.dataset.images import inspect_image, load_rgb
+from core.dataset.scan import scan_dataset
 
 LONG = "a" * 120 + "长" * 30  # 210 bytes: near the file-name limit, and a path longer than Windows' 260
 

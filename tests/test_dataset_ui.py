@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core import config as cfgmod
-from core.dataset_scan import scan_dataset
+from core.dataset.scan import scan_dataset
 from ui import tab_dataset
 
 

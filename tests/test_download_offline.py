@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from core import checks
+from core import checks, download
 from core import config as cfgmod
-from core import download
 from core.errors import DanluError
 
 

@@ -1,4 +1,4 @@
-"""core.estimate counts the LoRA's parameters block by block: the per-block table is the real architecture's, and
+"""core.runs.estimate counts the LoRA's parameters block by block: the per-block table is the real architecture's, and
 block-wise dims (a block at dim 0 has no LoRA) give the count that the trainer's own LoRA has. Counted on UNets
 built from models/configs on the meta device (no weights, no memory)."""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core import config as cfgmod
-from core import estimate
+from core.runs import estimate
 
 SD15_DIMS = ",".join(str(d) for d in [0, 4, 4, 8, 8, 8, 16, 16, 16, 0, 0, 0, 32,
                                       0, 0, 0, 16, 16, 16, 8, 8, 8, 0, 4, 4])
@@ -23,7 +23,7 @@ def _unet(fam: str):
 
 def _trained(unet, cfg, fam: str) -> int:
     """Trainable parameters once the trainer's LoRA is injected (training/lora.py with the block plan)."""
-    from core import blocks
+    from core.config import blocks
     from training import lora
 
     n = cfg.network
@@ -34,7 +34,7 @@ def _trained(unet, cfg, fam: str) -> int:
 
 @pytest.mark.parametrize("fam", ["sd15", "sdxl"])
 def test_the_block_table_is_the_architectures(fam):
-    from core.blocks import block_index, total_blocks
+    from core.config.blocks import block_index, total_blocks
     from models.lora_names import base_name
     from training.lora import _unet_targets
 

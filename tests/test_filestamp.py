@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.captions import BACKUP_DIR
+from core.dataset.captions import BACKUP_DIR
+from core.dataset.tags import TagEditor
 from core.filestamp import FileChanged, fingerprint, overwrite_keeping_theirs, read_stamped, save_if_unchanged
-from core.tags import TagEditor
 
 
 def test_save_if_unchanged_writes_when_the_file_is_as_read(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from browser_util import settle
 from test_ui_params_browser import clean_settings  # noqa: F401 - no remembered settings left behind
 

@@ -56,7 +56,7 @@ def test_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
 
 
 def test_caption_edit_keeps_the_users_mode(tmp_path, umask_027):
-    from core.captions import write_caption
+    from core.dataset.captions import write_caption
 
     cap = tmp_path / "10_cat" / "a.txt"
     cap.parent.mkdir()

@@ -69,8 +69,8 @@ def test_cells_equal_the_training_samples(trained_demo):
 def test_the_train_tab_finds_the_samples(trained_demo):
     """The run summary (the Train tab's "Samples by epoch") lists every sample of the run, by where it is."""
     from core.events import read_events
-    from core.run_summary import summarize
-    from core.runs import Run
+    from core.runs.summary import summarize
+    from core.runs.supervisor import Run
 
     events, _ = read_events(trained_demo / "events.jsonl")
     info = summarize(Run(trained_demo, trained_demo / "config.toml", [], ROOT, False, events=events))

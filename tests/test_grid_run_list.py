@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from core import run_layout as L
+from core.runs import layout as L
 from ui import tab_grid  # noqa: F401 - registers the grid's strings
 from ui.grid_jobs import compare_choices, list_runs
 

@@ -11,27 +11,14 @@ import pytest
 from PIL import Image
 
 from core.events import read_events
-from training.tiny_run import flat_dataset, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> list[Path]:
+def runs(sweep_runs) -> list[Path]:
     """Three finished runs (rank 2, 4, 8) with files for epochs 1, 2 and the final (3), validation every save."""
-    from models.tiny import save_tiny
-    from training.loop import train
-
-    root = tmp_path_factory.mktemp("sweep")
-    base = save_tiny("sd15", root / "base").folder
-    data = flat_dataset(root / "data")
-    folders = []
-    for rank in (2, 4, 8):
-        cfg = tiny_config(base, data, root / "runs", f"mylora-rank{rank}", network__rank=rank, training__epochs=3,
-                          dataset__validation_split=0.25, sampling__steps=2)
-        train(cfg)
-        folders.append(cfg.run_dir)
-    return folders
+    return sweep_runs
 
 
 def set_validation(run_dir: Path, losses: dict[int, float]) -> None:

@@ -1,4 +1,4 @@
-"""Importing a peer's config (core/importers.py): files written by hand in each peer's format, as their docs name
+"""Importing a peer's config (core/importers/__init__.py): files written by hand in each peer's format, as their docs name
 the keys (sd-scripts' argument names, kohya_ss's GUI JSON, lora-scripts' TOML)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import json
 import pytest
 
 from core import config as cfgmod
-from core import import_cli, importers
+from core import importers
 from core.errors import DanluError
+from core.importers import cli as import_cli
 
 SD_SCRIPTS_ARGS = r"""accelerate launch --num_cpu_threads_per_process 1 train_network.py \
     --pretrained_model_name_or_path="/models/anything-v5.safetensors" \
@@ -202,7 +203,7 @@ def test_lora_scripts_toml_and_the_cli(tmp_path, capsys, monkeypatch):
 def test_launcher_dispatches_import():
     import launcher
 
-    assert launcher.HANDLERS["import"] == ("core.import_cli", "main") and "import" in launcher.SUBCOMMANDS
+    assert launcher.HANDLERS["import"] == ("core.importers.cli", "main") and "import" in launcher.SUBCOMMANDS
 
 
 def test_unreadable_file_is_a_bilingual_error(tmp_path):

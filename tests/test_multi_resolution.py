@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from core import config as cfgmod
-from core.buckets import plan_sizes, resolutions_of
-from core.dataset_scan import scan_dataset
-from core.dataset_steps import plan_steps
+from core.dataset.buckets import plan_sizes, resolutions_of
+from core.dataset.scan import scan_dataset
+from core.dataset.steps import plan_steps
 from core.errors import ConfigError
 from training import data as D
 
@@ -107,7 +107,7 @@ def test_field_is_validated_and_round_trips_through_the_toml(tmp_path):
 
 
 def test_memory_estimate_uses_the_largest_resolution():
-    from core.estimate import estimate_memory
+    from core.runs.estimate import estimate_memory
 
     for family in ("sd15", "zimage"):
         small = cfgmod.default_config()
@@ -140,8 +140,8 @@ def test_form_field_shows_the_list_on_one_line_and_reads_it_back():
 def test_tiny_run_takes_the_planned_steps_and_caches_latents_at_each_resolution(tmp_path):
     from safetensors.torch import load_file
 
-    from core.estimate import count_steps
     from core.events import read_events
+    from core.runs.estimate import count_steps
     from models.tiny import save_tiny
     from training.loop import train
     from training.tiny_run import flat_dataset, tiny_config

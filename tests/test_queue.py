@@ -1,4 +1,4 @@
-"""core/queue.py and core/queue_runner.py with the event-protocol stand-in trainer: order, pause, cancel, a failed
+"""core/runs/queue.py and core/runs/queue_runner.py with the event-protocol stand-in trainer: order, pause, cancel, a failed
 run's error and hint, a server restart mid-run, and two servers (two processes) that never claim one item twice."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from test_runs_supervisor import FAKE_LAUNCHER, make_cfg
 
 from core.errors import DanluError
-from core.queue import Queue
-from core.queue_runner import QueueRunner
-from core.runs import Supervisor
+from core.runs.queue import Queue
+from core.runs.queue_runner import QueueRunner
+from core.runs.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +101,7 @@ def test_a_restarted_server_follows_the_run_and_goes_on(tmp_path, fake, monkeypa
     before.sup.run.proc = None  # the server goes away: its Popen handle with it, the trainer keeps running
     # a new server (new runner, new supervisor): the old runner's owner is in this process, so say it has gone
     after = runner(tmp_path, fake, Queue(tmp_path / "runs"))
-    monkeypatch.setattr("core.queue_runner.owner_alive", lambda owner: False)
+    monkeypatch.setattr("core.runs.queue_runner.owner_alive", lambda owner: False)
     assert after.tick() == "running" and after.sup.run.adopted and after.sup.run.pid == pid
     assert after.run_all(timeout=60) == "idle"
     assert states(q) == {"long": "done", "next": "done"}
@@ -126,7 +126,7 @@ def test_two_queue_objects_never_start_the_same_item(tmp_path, fake, monkeypatch
 CLAIMER = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from core.queue import Queue, new_owner
+from core.runs.queue import Queue, new_owner
 q, me, got = Queue(sys.argv[2]), new_owner(), []
 while True:
     item = q.claim_next(me)
@@ -166,7 +166,8 @@ def test_a_lock_left_by_a_dead_process_is_broken(tmp_path):
 
 
 def test_queue_from_the_shell(tmp_path, fake, monkeypatch, capsys):
-    from core import queue_cli, runs
+    from core.runs import cli as queue_cli
+    from core.runs import supervisor as runs
 
     out = str(tmp_path / "runs")
     tomls = []

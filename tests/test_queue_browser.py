@@ -8,7 +8,7 @@ from browser_util import choose, settle
 from test_ui_params_browser import field, toml_has
 from test_ui_train_journey import fake_trainer, load_demo, open_tab, status_has  # noqa: F401 - a fixture
 
-from core.queue import Queue
+from core.runs.queue import Queue
 
 
 @pytest.fixture

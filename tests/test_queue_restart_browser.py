@@ -18,15 +18,15 @@ from test_runs_supervisor import FAKE_LAUNCHER, make_cfg
 from test_ui_train_journey import open_tab, status_has
 
 from core.events import read_events
-from core.queue import Queue
-from core.runs import PROCESS_FILE, pid_alive
+from core.runs.queue import Queue
+from core.runs.supervisor import PROCESS_FILE, pid_alive
 
 SERVER = r"""
 import sys, time
 from pathlib import Path
 root, fake, outputs, models, port = sys.argv[1:6]
 sys.path.insert(0, root)
-from core.runs import supervisor
+from core.runs.supervisor import supervisor
 from ui.app import CSS, ROOT, build_app
 supervisor(ROOT).launcher = Path(fake)
 demo = build_app(lang="en", outputs_dir=Path(outputs), models_dir=Path(models))

@@ -1,11 +1,11 @@
-"""core.run_layout: one owner for the run folder's names and for what happens to an earlier run."""
+"""core.runs.layout: one owner for the run folder's names and for what happens to an earlier run."""
 
 from __future__ import annotations
 
 import os
 
 from core import config as cfgmod
-from core import run_layout as L
+from core.runs import layout as L
 
 
 def test_file_names_round_trip():

@@ -1,4 +1,4 @@
-"""core.run_summary finds a run's samples and files whatever way its events name them: absolute paths (the trainer
+"""core.runs.summary finds a run's samples and files whatever way its events name them: absolute paths (the trainer
 now), paths relative to the project folder (earlier trainers, a relative output_dir like the demo's), names relative
 to the run folder, and a run folder moved since."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.run_summary import summarize
-from core.runs import Run
+from core.runs.summary import summarize
+from core.runs.supervisor import Run
 
 
 def _run(project: Path, run_dir: Path, recorded) -> Run:

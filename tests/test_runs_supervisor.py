@@ -1,4 +1,4 @@
-"""core/runs.py with a stand-in trainer that speaks the event protocol: start, follow, stop,
+"""core/runs/supervisor.py with a stand-in trainer that speaks the event protocol: start, follow, stop,
 escalate, kill, resume, one run at a time, and the error a dying child leaves behind."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.runs import Supervisor, command_text, run_dir_for, summarize
+from core.runs.supervisor import Supervisor, command_text, run_dir_for, summarize
 
 # A launcher stand-in: `fake.py train CONFIG [--resume]`. Its behaviour comes from saving.name:
 # 'crash' reports an error and exits 1, 'stubborn' ignores STOP, 'silent' dies without an event.

@@ -1,4 +1,4 @@
-"""Per-prompt sample flags in kohya's syntax (core/sample_prompts.py), and saving/sampling by steps on an SD run."""
+"""Per-prompt sample flags in kohya's syntax (core/config/sample_prompts.py), and saving/sampling by steps on an SD run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from core import config as cfgmod
-from core import sample_prompts
+from core.config import sample_prompts
 from core.errors import DanluError
 from models import recipe
 

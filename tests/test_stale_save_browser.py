@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.captions import BACKUP_DIR
+from core.dataset.captions import BACKUP_DIR
 
 
 def _open(browser, url: str, dataset: Path):

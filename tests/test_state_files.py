@@ -11,7 +11,7 @@ import pytest
 from test_runs_supervisor import make_cfg
 
 from core import state_files
-from core.queue import Queue
+from core.runs.queue import Queue
 
 DAMAGES = {"garbage": b"\x00\xffnot json at all", "truncated": b'{"paused": false, "items": [{"id": "q0001", "na',
            "wrong shape": b'{"items": {"q0001": "queued"}}', "empty": b""}
@@ -66,7 +66,7 @@ def test_read_state_keeps_a_file_a_writer_still_appends_to(tmp_path):
 
 
 def test_a_damaged_trainer_record_is_set_aside_and_nothing_is_reattached(tmp_path, capsys):
-    from core.runs import PROCESS_FILE, Supervisor
+    from core.runs.supervisor import PROCESS_FILE, Supervisor
 
     record = tmp_path / "runs" / "one" / PROCESS_FILE
     record.parent.mkdir(parents=True)
@@ -108,7 +108,7 @@ def test_an_event_log_with_damaged_lines_is_copied_aside_and_its_readable_events
 
 
 def test_a_damaged_caption_backup_is_set_aside_and_not_restored(tmp_path, capsys):
-    from core.captions import list_backups, restore_backup, write_caption
+    from core.dataset.captions import list_backups, restore_backup, write_caption
 
     (tmp_path / "a.png").write_bytes(b"")
     for name, text in (("a.txt", "first a"), ("b.txt", "first b")):

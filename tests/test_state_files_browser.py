@@ -9,7 +9,7 @@ from conftest import free_port
 from test_runs_supervisor import make_cfg
 from test_ui_train_journey import open_tab
 
-from core.queue import Queue
+from core.runs.queue import Queue
 
 
 @pytest.fixture

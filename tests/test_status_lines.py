@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core import config as cfgmod
-from core import hints as hintmod
+from core.config import hints as hintmod
 from core.errors import DanluError
 
 # Text ranges (ASCII, Latin-1, Greek, general punctuation, CJK and its punctuation, fullwidth forms, arrows, maths)

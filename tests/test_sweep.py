@@ -1,4 +1,4 @@
-"""core/sweep.py: one validated run per combination, names that say what differs, steps and time before anything
+"""core/runs/sweep.py: one validated run per combination, names that say what differs, steps and time before anything
 starts (the speed measured on an earlier run of the same base), and `train RUN.toml --sweep ...` from a shell."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from PIL import Image
 
 from core import config as cfgmod
 from core.errors import ConfigError
-from core.queue import Queue
-from core.sweep import expand, parse_sweep, plan
+from core.runs.queue import Queue
+from core.runs.sweep import expand, parse_sweep, plan
 
 
 def base_cfg(tmp_path: Path) -> cfgmod.RunConfig:
@@ -79,7 +79,7 @@ def test_plan_counts_steps_and_time_before_anything_starts(tmp_path):
 
 
 def test_train_sweep_from_the_shell_prints_the_plan_and_queues(tmp_path, capsys, monkeypatch):
-    from core.queue_cli import sweep_main
+    from core.runs.cli import sweep_main
     from training.cli import main
 
     cfg = base_cfg(tmp_path)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from core.tag_help import drop_from_folder, folders, frequent_tags, suggestions
-from core.tags import TagEditor
 from PIL import Image
 
+from core.dataset.tag_help import drop_from_folder, folders, frequent_tags, suggestions
+from core.dataset.tags import TagEditor
 from taggers.tiny import make_tiny_tagger
 from taggers.vocab import vocabulary
 

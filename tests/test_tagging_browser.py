@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 from core import config as cfgmod
-from core.captions import BACKUP_DIR, read_caption
+from core.dataset.captions import BACKUP_DIR, read_caption
 from taggers.tiny import make_tiny_tagger
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.captions import BACKUP_DIR, caption_path, list_backups, read_caption, restore_backup, write_caption
+from core.dataset.captions import BACKUP_DIR, caption_path, list_backups, read_caption, restore_backup, write_caption
 from core.errors import DanluError
 
 

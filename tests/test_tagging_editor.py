@@ -7,9 +7,9 @@ import time
 import pytest
 from PIL import Image
 
-from core.captions import BACKUP_DIR, read_caption
+from core.dataset.captions import BACKUP_DIR, read_caption
+from core.dataset.tags import TagEditor, dedupe, tag_key
 from core.errors import DanluError
-from core.tags import TagEditor, dedupe, tag_key
 
 CAPTIONS = [
     "sks, 1girl, red hair, smile, outdoors",

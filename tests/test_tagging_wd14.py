@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.captions import BACKUP_DIR, read_caption
+from core.dataset.captions import BACKUP_DIR, read_caption
 from core.errors import DanluError
 from taggers.pipeline import find_images, tag_folder
 from taggers.tiny import make_tiny_tagger, tiny_formula, tiny_weights, write_tags_csv

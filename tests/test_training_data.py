@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core import config as cfgmod
-from core.dataset_steps import plan_steps
+from core.dataset.steps import plan_steps
 from training import data as D
 
 
@@ -139,7 +139,7 @@ def test_trainer_reads_images_as_the_dataset_tab_shows_them(tmp_path):
     """EXIF rotation decides the bucket, transparency trains on white, truncated files are skipped."""
     from PIL import Image
 
-    from core.imagecheck import inspect_image
+    from core.dataset.images import inspect_image
 
     folder = tmp_path / "data" / "2_x"
     folder.mkdir(parents=True)

@@ -111,7 +111,9 @@ def test_killed_runs_leave_complete_files_and_resume_to_the_uninterrupted_weight
                                                                                      tmp_path):
     import torch
 
-    from ui.tab_train import error_markdown
+    from core.runs.supervisor import Supervisor
+    from ui.tab_train import render
+    from ui.train_runs import past_run
 
     out = tmp_path / "out"
     toml = _config(base, dataset, out)
@@ -140,8 +142,10 @@ def test_killed_runs_leave_complete_files_and_resume_to_the_uninterrupted_weight
     error = next(e for e in reversed(events) if e["type"] == "error")
     assert "磁盘空间已满" in error["message_zh"] and "fault.safetensors" in error["message_zh"]
     assert "resume" in error["hint"] and events[-1]["type"] == "done" and events[-1]["status"] == "failed"
-    # the Train tab's error block says it in the user's language
-    assert "磁盘空间已满" in error_markdown(error, "zh") and "The disk is full" in error_markdown(error, "en")
+    # the Train tab shows the run as failed, the message in the user's language, and offers Resume
+    shown = {lang: render(past_run(run_dir, Supervisor(ROOT, echo=False), 50), lang, "") for lang in ("zh", "en")}
+    assert "磁盘空间已满" in shown["zh"]["error"] and "The disk is full" in shown["en"]["error"]
+    assert "resume" in shown["en"]["error"] and shown["zh"]["buttons"]["resume"]["interactive"]
     assert _files(run_dir) == ["fault-000001.safetensors", "fault-000002.safetensors"]
     assert _state_step(run_dir) == 4
     assert not list(run_dir.glob(".*.tmp")), "a failed write leaves no temporary file"

@@ -127,7 +127,7 @@ def test_fp8_base_stores_frozen_weights_in_fp8_and_upcasts_per_layer():
 
 
 def test_estimate_goes_down_with_fp8_base_and_full_bf16_and_says_what_fits():
-    from core.estimate import estimate_memory
+    from core.runs.estimate import estimate_memory
 
     cfg = config.load(preset="sdxl_1024", overrides=["network.rank=16", "training.gradient_checkpointing=true"])
     plain = estimate_memory(cfg, "sdxl")
@@ -240,8 +240,9 @@ def _capture_optimizer(monkeypatch) -> dict:
 
 
 def test_schedule_free_files_and_samples_hold_the_averaged_weights(sd15, tmp_path, monkeypatch, one_torch_thread):
-    """A sample between epochs sees eval mode, the steps after it run in train mode (schedulefree refuses a step in
-    eval mode), and the final file holds optimizer.eval()'s weights, not the train-mode ones."""
+    """The file holds optimizer.eval()'s weights, not the train-mode ones, and so do the samples rendered from it;
+    they are rendered after the state is saved, with the optimizer back in train mode (schedulefree refuses a step in
+    eval mode), so a run killed while sampling resumes from that file."""
     import torch
     from safetensors.torch import load_file
 
@@ -263,7 +264,7 @@ def test_schedule_free_files_and_samples_hold_the_averaged_weights(sd15, tmp_pat
     cfg = tiny_config(sd15, data, tmp_path / "runs", "sf", optimizer__name="AdamWScheduleFree",
                       network__train_text_encoder=False, training__batch_size=1)
     result = train(cfg, command="pytest")
-    assert result.status == "finished" and result.step == 4 and modes == [False, False]
+    assert result.status == "finished" and result.step == 4 and modes == [True, True]
     assert len(result.samples) == 2 and all(np.isfinite(result.losses))
     opt = got["opt"]
     assert opt.param_groups[0]["train_mode"]  # back in train mode after the last save

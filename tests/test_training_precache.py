@@ -117,7 +117,7 @@ def test_zimage_run_fills_its_caches_before_step_one(tmp_path):
 
 
 def test_train_tab_shows_the_caching_line_until_the_first_step(tmp_path):
-    from core.runs import Run
+    from core.runs.supervisor import Run
     from ui.tab_train import render
 
     run_dir = tmp_path / "runs" / "demo"

@@ -83,15 +83,3 @@ def test_params_tab_preset_hints_toml_and_restore(page, app_server, demo_run, ar
     assert 'name = "demo"' in toml.input_value()
     page.screenshot(path=artifacts / "params_restored.png", full_page=False)
 
-
-def test_params_tab_in_chinese(page, artifacts, clean_settings):
-    page.click("#tab-params-button")
-    page.wait_for_selector("#params-hints:has-text('Alpha scales')")  # the page has loaded its settings
-    page.locator("#danlu-lang").get_by_text("简体中文").click()
-    page.locator("#params-network-rank").get_by_text("秩 rank（dim）").wait_for()
-    page.wait_for_selector("#params-hints:has-text('alpha 决定 LoRA 的缩放')")
-    page.locator("#params-view").get_by_text("专家").wait_for()
-    page.locator("#params-preset input").click()
-    page.locator("#params-preset").get_by_role("option", name="二次元 / 插画 SD1.5").wait_for()
-    page.keyboard.press("Escape")
-    page.screenshot(path=artifacts / "params_zh.png")

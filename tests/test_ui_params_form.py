@@ -9,8 +9,8 @@ import gradio as gr
 import pytest
 
 from core import config as cfgmod
-from core import hints as hintmod
-from core.estimate import estimate_memory
+from core.config import hints as hintmod
+from core.runs.estimate import estimate_memory
 from ui.form import build_form, from_component, label_key, to_component, values_to_config
 from ui.i18n import STRINGS, Translator
 from ui.tab_params import apply_preset, hints_markdown, import_toml, preset_summary
@@ -165,8 +165,8 @@ def test_memory_estimate_grows_with_batch_and_resolution_and_says_why():
 
 def test_step_count_on_the_demo(demo_run):
     pytest.importorskip("core.dataset")
-    pytest.importorskip("core.buckets")
-    from core.estimate import count_steps
+    pytest.importorskip("core.dataset.buckets")
+    from core.runs.estimate import count_steps
 
     cfg = cfgmod.load(demo_run)
     steps = count_steps(cfg)

@@ -2,7 +2,7 @@
 reattaching, stop, resume, finish, files, the XYZ button, and a child killed from outside.
 
 The trainer here is the event-protocol stand-in from test_runs_supervisor (fast and exact about
-when it stops); test_ui_train_real runs the real trainer through the same page.
+when it stops); the newcomer's journey (test_demo_journey_browser) runs the real trainer through the same page.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from browser_util import choose, settle
 from test_runs_supervisor import FAKE_LAUNCHER
 
-from core.runs import supervisor
+from core.runs.supervisor import supervisor
 from ui.app import ROOT
 from ui.tab_params import LAST_SETTINGS
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from core.runs import Run, Supervisor
+from core.runs.supervisor import Run, Supervisor
 from ui import train_live, train_runs
 from ui.tab_train import render
 from ui.train_live import ACTIVE_S, CHART_EVERY_S, IDLE_S, PARTS, make_view, plan
@@ -182,3 +182,21 @@ def test_the_picker_lists_runs_at_any_depth_and_moved_aside_and_shows_one(tmp_pa
     shown, _ = train_runs.look(sup, None, str(deep), 400)
     assert "Finished" in render(shown, "en", "", str, None)["status"]
     assert render(shown, "en", "", str, None)["buttons"]["grid"]["visible"]
+
+
+def test_one_timer_looks_at_the_run_and_the_queue_in_one_event(tmp_path):
+    """Each gradio event costs the browser a pass over the whole app: the page holds one timer, and its tick (like a
+    language switch) redraws the run and the queue in the same event, with no progress animation."""
+    from ui.app import build_app
+
+    demo = build_app(lang="en", outputs_dir=tmp_path / "outputs", models_dir=tmp_path / "checkpoints")
+    timers = [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+    assert len(timers) == 1
+    ticks = [fn for fn in demo.fns.values() if (timers[0]._id, "tick") in fn.targets]
+    assert len(ticks) == 1 and ticks[0].show_progress == "hidden"
+    shown = {getattr(b, "elem_id", None) for b in ticks[0].outputs}
+    assert {"train-status", "train-log", "train-queue-status", "train-queue-list"} <= shown
+    lang = demo.danlu_ctx.lang
+    switches = [fn for fn in demo.fns.values() if (lang._id, "change") in fn.targets
+                and {"train-status", "train-queue-list"} & {getattr(b, "elem_id", None) for b in fn.outputs}]
+    assert len(switches) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.runs import Run
+from core.runs.supervisor import Run
 from ui.tab_train import buttons, fmt_eta, fmt_size, loss_frame, render, smooth, start_checks
 
 
@@ -75,14 +75,14 @@ def test_after_a_server_restart_the_tab_reattaches_and_stop_works(tmp_path, monk
 
     from test_runs_supervisor import FAKE_LAUNCHER, make_cfg
 
-    from core.runs import PROCESS_FILE, Supervisor, summarize
+    from core.runs.supervisor import PROCESS_FILE, Supervisor, summarize
     from ui.tab_train import current_run
 
     fake = tmp_path / "fake_launcher.py"
     fake.write_text(FAKE_LAUNCHER, encoding="utf-8")
     cfg_path = cfgmod.save(make_cfg(tmp_path, epochs=50), tmp_path / "run.toml")
     monkeypatch.setenv("FAKE_STEP_S", "0.1")
-    server = ("import os, sys; from pathlib import Path; from core import config; from core.runs import Supervisor\n"
+    server = ("import os, sys; from pathlib import Path; from core import config; from core.runs.supervisor import Supervisor\n"
               f"s = Supervisor(Path({str(tmp_path)!r}), launcher=Path({str(fake)!r}), echo=False)\n"
               f"s.start(config.load({str(cfg_path)!r}))\nos._exit(0)  # the server dies, the trainer goes on\n")
     subprocess.run([sys.executable, "-c", server], check=True, cwd=Path(__file__).resolve().parent.parent,
@@ -119,7 +119,7 @@ def test_a_trainer_that_ended_while_no_server_watched_is_not_reattached(tmp_path
     import subprocess
     import sys
 
-    from core.runs import PROCESS_FILE, Supervisor
+    from core.runs.supervisor import PROCESS_FILE, Supervisor
     from ui.tab_train import current_run
 
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core import config as cfgmod
-from core.runs import supervisor
+from core.runs.supervisor import supervisor
 from ui.app import ROOT
 from ui.tab_params import LAST_SETTINGS
 

@@ -124,6 +124,16 @@ def _open_accordions(page) -> None:
         _settle(page)
 
 
+def _params_in_chinese(page) -> None:
+    """The Parameters tab's own words: a field label with its gloss, the hints, the view switch, the preset list."""
+    page.locator("#params-network-rank").get_by_text("秩 rank（dim）").wait_for()
+    page.wait_for_selector("#params-hints:has-text('alpha 决定 LoRA 的缩放')")
+    page.locator("#params-view").get_by_text("专家").wait_for()
+    page.locator("#params-preset input").click()
+    page.locator("#params-preset").get_by_role("option", name="二次元 / 插画 SD1.5").wait_for()
+    page.keyboard.press("Escape")
+
+
 def test_every_tab_reads_in_chinese(browser, app_url, artifacts):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
     page = context.new_page()
@@ -143,6 +153,7 @@ def test_every_tab_reads_in_chinese(browser, app_url, artifacts):
         _settle(page)
         expert = page.locator("#params-view input[value=expert]")
         if expert.is_visible():  # the Parameters tab's every field, not only the beginner's
+            _params_in_chinese(page)
             expert.check()
             _settle(page)
         _open_accordions(page)

@@ -3,7 +3,7 @@ file list (from the run's events.jsonl, as the trainer writes them)."""
 
 from __future__ import annotations
 
-from core.runs import Run
+from core.runs.supervisor import Run
 from ui.tab_train import render
 
 

@@ -123,7 +123,7 @@ def test_fp8_base_and_quantize_are_not_both_set():
 
 
 def test_the_estimate_stores_the_transformer_at_one_byte_with_fp8_as_with_int8():
-    from core.estimate import estimate_memory
+    from core.runs.estimate import estimate_memory
 
     cfg = cfgmod.load(preset="zimage_turbo_adapter", overrides=["training.gradient_checkpointing=true"])
     plain, fp8 = estimate_memory(cfg, "zimage"), estimate_memory(cfgmod.with_values(cfg, {"training.fp8_base": True}))
@@ -143,7 +143,7 @@ def test_the_estimate_counts_the_lora_of_the_real_transformer(kinds, refiners):
     from diffusers import ZImageTransformer2DModel
 
     from core import family_facts
-    from core.estimate import dit_lora_params
+    from core.runs.estimate import dit_lora_params
     from training import lora
 
     with init_empty_weights():

@@ -1,11 +1,11 @@
-"""The block plan (core/blocks.py) applied to a UNet: each module's block from its kohya name, the rank and alpha of
+"""The block plan (core/config/blocks.py) applied to a UNet: each module's block from its kohya name, the rank and alpha of
 each LoRA target, and the trained parameters of each block for the optimizer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.blocks import Blocks, block_index, from_config, total_blocks
+from core.config.blocks import Blocks, block_index, from_config, total_blocks
 
 __all__ = ["block_index", "from_config", "lora_name", "module_ranks", "param_groups", "total_blocks"]
 

@@ -26,13 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="launcher.py train", description="Train a LoRA from a run config (TOML).")
     p.add_argument("config", nargs="?", help="the run's TOML file")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
-    p.add_argument("--preset", help="a preset applied under the run file (core.presets)")
+    p.add_argument("--preset", help="a preset applied under the run file (core.config.presets)")
     p.add_argument("--resume", action="store_true", help="continue from the run's saved state")
     p.add_argument("--dry-run", action="store_true",
                    help="check the config and dataset, print the plan, train nothing")
     p.add_argument("--help-config", action="store_true", help="list every config key")
     p.add_argument("--sweep", action="append", default=[], metavar="SECTION.KEY=V1,V2",
-                   help="one run per combination of values, queued and trained one after another (core.sweep); "
+                   help="one run per combination of values, queued and trained one after another (core.runs.sweep); "
                         "with --dry-run only the plan is printed")
     p.add_argument("--outputs", default="outputs", help="with --sweep: the outputs folder whose queue is used")
     return p
@@ -48,7 +48,7 @@ def _log_tail(run_dir: Path, lines: int = 30) -> str:
 def _dry_run(cfg: cfgmod.RunConfig) -> int:
     """core.checks' verdict (errors stop, with exit code 2), then the dataset and the step plan."""
     from core.checks import errors
-    from core.dataset_steps import total_steps
+    from core.dataset.steps import total_steps
     from core.errors import current_lang
     from models import preflight
     from training import data as D
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     apply(cfg.model.download_source, cfg.model.hub_mirror)  # hub ids in this run come from its download source
     if args.sweep:
-        from core.queue_cli import sweep_main
+        from core.runs.cli import sweep_main
         from models import preflight
 
         return sweep_main(cfg, args.sweep, Path(args.outputs), queue=not args.dry_run, check=preflight.issues)

@@ -6,7 +6,7 @@ run skips the batches already trained instead of storing the order.
 Multi-resolution (dataset.resolutions) follows ai-toolkit, which turns a dataset with `resolution: [512, 768, 1024]`
 into one copy per resolution (toolkit/config_modules.py preprocess_dataset_raw_config) and concatenates them: here
 each image gives one Item per resolution, with that resolution's bucket, and a batch takes Items of one
-(resolution, bucket) only, as a batch of ai-toolkit never leaves its copy. core/dataset_steps.py counts the same.
+(resolution, bucket) only, as a batch of ai-toolkit never leaves its copy. core/dataset/steps.py counts the same.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.buckets import bucket_for, resolutions_of
-from core.captions import caption_path, read_caption
 from core.config import RunConfig
 from core.dataset import list_subsets
-from core.imagecheck import inspect_image, load_rgb
+from core.dataset.buckets import bucket_for, resolutions_of
+from core.dataset.captions import caption_path, read_caption
+from core.dataset.images import inspect_image, load_rgb
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Dataset:
 
 def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, zh: None) -> Dataset:
     """Read every <repeats>_<name> subset, caption and bucket each image (at each resolution: one Item per image
-    per resolution, resolution-major within a subset as core.buckets.plan_sizes lists them, so that regularisation
+    per resolution, resolution-major within a subset as core.dataset.buckets.plan_sizes lists them, so that regularisation
     images cycle as the step plan counts); unreadable images are skipped."""
 
     d = cfg.dataset

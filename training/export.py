@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core import blocks, run_layout
 from core import config as cfgmod
-from core.config import RunConfig
+from core.config import RunConfig, blocks
+from core.runs import layout as run_layout
 from models import families
 from models.lora_file import (
     CONFIG_KEY,
@@ -31,15 +31,9 @@ def base_hashes(base: str) -> tuple[str, str]:
     path = Path(base)
     if not path.is_file():
         return "", ""
-    try:
-        from models.hashes import sha256_file
-        full = sha256_file(path)
-    except ImportError:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        full = h.hexdigest()
+    from models.hashes import sha256_file
+
+    full = sha256_file(path)
     return full, full[:10]
 
 
@@ -106,9 +100,7 @@ def metadata(cfg: RunConfig, info: dict, *, family: str, prediction_type: str, e
 
 
 def _dit(family: str | None):
-    from models import families
-
-    return families.dit_module(family) if hasattr(families, "dit_module") else None
+    return families.dit_module(family)
 
 
 def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *, family: str,

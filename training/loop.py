@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfgmod
-from core import run_layout
 from core.config import RunConfig
-from core.dataset_steps import total_steps
+from core.dataset.steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
+from core.runs import layout as run_layout
 from models.preflight import device_kind as device_kind_for
 from training import adapters, blocks, checks, dop, export, faults, lora, optim, precache, state, tboard, validation
 from training import data as D

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from core.config import RunConfig
+from core.dataset.validation_set import held_out, holdout_key
 from core.errors import DanluError
-from core.validation_set import held_out, holdout_key
 from training import data as D
 
 SEED = 20240229                        # the noise of image i comes from SEED + i, whatever training.seed is

@@ -34,7 +34,7 @@ footer { display: none !important; }
 
 
 def _tab_modules() -> list:
-    return [importlib.import_module(name) for name in TABS if importlib.util.find_spec(name) is not None]
+    return [importlib.import_module(name) for name in TABS]
 
 
 def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_dir: Path | None = None) -> gr.Blocks:

@@ -1,5 +1,5 @@
 """The Dataset tab's view of a scan: the gallery (thumbnails made on first view, a page at a time), the step
-table, the bucket chart, the check list and the summary, all from core.dataset_scan. ui/tab_dataset.py lays the
+table, the bucket chart, the check list and the summary, all from core.dataset.scan. ui/tab_dataset.py lays the
 tab out and wires its events to these."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import gradio as gr
 
 from core import config as cfgmod
-from core.buckets import buckets_for, resolutions_of
-from core.dataset_scan import DatasetScan, scan_dataset
+from core.dataset.buckets import buckets_for, resolutions_of
+from core.dataset.scan import DatasetScan, scan_dataset
 from ui.i18n import t
 
 PAGE = 48             # gallery thumbnails per page, made only when shown
@@ -26,7 +26,7 @@ _INFO_CACHE: dict = {}  # header facts per (path, size, mtime), shared by every 
 
 def thumbnail(path: Path) -> str:
     """A small JPEG of the image, made on first view and kept in the temp folder (never in the dataset)."""
-    from core.imagecheck import load_rgb
+    from core.dataset.images import load_rgb
 
     p = Path(path)
     st = p.stat()

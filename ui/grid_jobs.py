@@ -24,7 +24,7 @@ def run_label(folder: Path, outputs_dir: Path, lang: str = "en") -> str:
     an earlier run moved aside by a new run of the same name, when it was moved."""
     import re
 
-    from core.run_layout import PREVIOUS, previous_stamp
+    from core.runs.layout import PREVIOUS, previous_stamp
 
     folder, outputs_dir = Path(folder), Path(outputs_dir)
     stamp = previous_stamp(folder)
@@ -43,7 +43,7 @@ def run_label(folder: Path, outputs_dir: Path, lang: str = "en") -> str:
 def list_runs(outputs_dir: Path, lang: str = "en") -> list[tuple[str, str]]:
     """(label, folder) of the run folders at any depth under outputs_dir that hold config.toml, earlier runs moved
     aside included, newest first."""
-    from core.run_layout import list_runs as run_folders
+    from core.runs.layout import list_runs as run_folders
 
     return [run_choice(p, outputs_dir, lang) for p in run_folders(outputs_dir)]
 
@@ -58,7 +58,7 @@ def epoch_stems(run: str | None) -> list[str]:
     """The run's LoRA file stems in training order (name-000002, …, name)."""
     if not run:
         return []
-    from core.run_layout import resolve_run
+    from core.runs.layout import resolve_run
     from models.grid.plan import epoch_files
 
     try:

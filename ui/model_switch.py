@@ -32,7 +32,7 @@ def _applies(spec: cfgmod.FieldSpec, family: str) -> bool:
 
 def _preset_values(family: str) -> dict[str, list[Any]]:
     """path → the values that the presets made for `family` set (a preset names its family in model.family)."""
-    from core.presets import PRESETS
+    from core.config.presets import PRESETS
 
     out: dict[str, list[Any]] = {}
     for preset in PRESETS.values():

@@ -1,5 +1,5 @@
 """The sweep section of the Parameters tab: the current settings with a few keys given several values become one queued
-run per combination (core.sweep), shown with their names, steps and total time before anything is queued."""
+run per combination (core.runs.sweep), shown with their names, steps and total time before anything is queued."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import gradio as gr
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.queue_runner import runner
-from core.runs import supervisor
-from core.sweep import plan, queue_plan
+from core.runs.queue_runner import runner
+from core.runs.supervisor import supervisor
+from core.runs.sweep import plan, queue_plan
 from ui import i18n
 from ui.context import AppContext
 from ui.form import reads_form

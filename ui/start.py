@@ -150,9 +150,10 @@ def wire(ctx: AppContext, panel: SimpleNamespace) -> None:
             run_toml = make(ctx.outputs_dir, family)
             config = cfgmod.to_dict(cfgmod.load(run_toml))
         except Exception as e:  # noqa: BLE001 - any failure is shown on the page with what to do
+            err = e  # `e` is unbound once the except block ends; the message is redrawn on a language switch
 
             def failed(lg: str) -> str:
-                error = e.text(lg) if isinstance(e, DanluError) else f"{type(e).__name__}: {e}"
+                error = err.text(lg) if isinstance(err, DanluError) else f"{type(err).__name__}: {err}"
                 return t("start.failed", lg, error=error, folder=folder)
 
             yield gr.update(), gr.update(), i18n.both(failed, lang, classes=["danlu-error"]), gr.update()

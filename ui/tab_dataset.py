@@ -1,6 +1,6 @@
 """Step 3 选图: pick images, get the `<repeats>_<name>` folder built, see every check, the buckets and the steps.
 
-The page uses core.dataset_scan, which buckets with core.buckets exactly as training does. Header facts
+The page uses core.dataset.scan, which buckets with core.dataset.buckets exactly as training does. Header facts
 are cached per file, so changing resolution, buckets, batch or epochs elsewhere re-counts at once.
 """
 
@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from core.dataset_build import REPEATS_RULE, build_dataset, detect_shape, import_files, suggest_repeats
-from core.dataset_scan import scan_key
+from core.dataset.build import REPEATS_RULE, build_dataset, detect_shape, import_files, suggest_repeats
+from core.dataset.scan import scan_key
 from core.errors import DanluError
 from ui import i18n
 from ui.context import AppContext
@@ -151,7 +151,7 @@ def _needs_build(p: Path, shape: str, name_v: str, lang: str):
     """A folder of plain images (or nested folders): say how to build the `<repeats>_<name>` folder, suggest a
     concept name and repeats."""
     from core.dataset import folder_problems
-    from core.dataset_build import _walk_images
+    from core.dataset.build import _walk_images
 
     n = sum(1 for _ in _walk_images(p)) if shape == "nested" else len(
         [x for x in p.iterdir() if x.is_file() and x.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp",
@@ -204,7 +204,7 @@ def on_import(outputs_dir: Path, files, name_v, repeats_v, reg_v, deep_v, info_v
     if not files:
         return _status(i18n.text("dataset.none", lang, level="warn"), lang)
     try:
-        from core.dataset_build import check_concept_name
+        from core.dataset.build import check_concept_name
 
         folder = outputs_dir.parent / "datasets" / check_concept_name(name_v or "concept")
         result = import_files([Path(f) for f in files], folder, name=name_v or "concept",

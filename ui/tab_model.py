@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
@@ -267,48 +268,109 @@ def current_markdown(config: dict, lang: str) -> str:
     return t("model.current", lang, base=f"`{base}`") if base else t("model.none", lang)
 
 
-def build(ctx: AppContext) -> None:
-    lang0 = ctx.lang.value
+def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
+    new, rep, msg, info = check_info(text, config, lang, progress)
+    return new, rep, msg, info.family or "", info
+
+
+def on_pick(value: str | None, config: dict, lang: str, progress=HASH_PROGRESS):
+    # The dropdown can report one pick twice; the second must not replace the first one's message.
+    if not value or value == (config.get("model") or {}).get("base"):
+        return gr.update(), config, gr.update(), gr.update(), gr.update(), gr.update()
+    new, rep, msg, info = check_info(value, config, lang, progress)
+    return value, new, rep, msg, info.family or "", info
+
+
+def on_download(text: str, config: dict, lang: str, progress=DOWNLOAD_PROGRESS):
+    from models.loading import clean_path, download, is_hub_id
+
+    hub_id = clean_path(text)
+    if not is_hub_id(hub_id):
+        err = DanluError(f"{hub_id or '(empty)'} is not a hub id (org/name or org/name@revision).",
+                         f"{hub_id or '（空）'} 不是 hub id（org/name 或 org/name@版本）。")
+        return config, "", _refused(err.message, lang), "", None
+    progress(0, desc=t("model.downloading", lang))
+    try:
+        download(hub_id, progress=lambda name, done, total: progress(done / max(total, 1), desc=name),
+                 family=(config.get("model") or {}).get("family"))
+    except DanluError as exc:
+        return config, "", _refused(exc.text, lang), "", None
+    new, rep, msg, info = check_info(hub_id, config, lang)
+    return new, rep, msg, info.family or "", info
+
+
+def on_override(fam: str, pred: str, config: dict, lang: str):
+    from models.detect import detect
+
+    new = cfgmod.with_values(config, {"model.family": fam, "model.prediction_type": pred})
+    info = detect(new["model"]["base"]) if new["model"].get("base") else None
+
+    def notes(lg: str) -> list[str]:
+        return [t("model.override_set", lg, family=fam, pred=pred), *(checks_text(info, new, lg) if info else [])]
+
+    return new, _message(lambda lg: "\n\n".join(notes(lg)), check_level(info, new) if info else "ok", lang)
+
+
+def on_config(config: dict, lang: str):
+    model = config.get("model") or {}
+    src = model.get("download_source", "auto")
+    # The prediction type is an SD UNet setting: shown as the Parameters form shows model.prediction_type.
+    pred = gr.update(value=model.get("prediction_type", "auto"), visible=prediction_shown(config))
+    return (current_markdown(config, lang), model.get("family", "auto"), pred,
+            src, gr.update(visible=src == "mirror", **({"value": model["hub_mirror"]} if model.get("hub_mirror")
+                                                      else {})))
+
+
+def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
+    """The tab's components, top to bottom."""
     try:  # the default checkpoints folder, so users see where to put their models
         ctx.models_dir.mkdir(parents=True, exist_ok=True)
     except OSError:
         pass  # a read-only or missing drive: the list just stays empty and says where to put files
-    ctx.tr.bind(gr.Markdown(t("model.intro", lang0)), value="model.intro")
+    B = ctx.tr.bind
+    B(gr.Markdown(t("model.intro", lang0)), value="model.intro")
     current = gr.Markdown(t("model.none", lang0), elem_id="model-current")
     with gr.Row():
         with gr.Column(scale=3):
             choices = scan([ctx.models_dir], demo_models(ctx.outputs_dir))
-            listing = ctx.tr.bind(gr.Dropdown(choices=choices, value=None, label=t("model.list", lang0),
-                                              elem_id="model-list", interactive=True), label="model.list")
+            listing = B(gr.Dropdown(choices=choices, value=None, label=t("model.list", lang0), elem_id="model-list",
+                                    interactive=True), label="model.list")
         with gr.Column(scale=1, min_width=160):
-            refresh = ctx.tr.bind(gr.Button(t("model.refresh", lang0), elem_id="model-refresh"), value="model.refresh")
-    folders = ctx.tr.bind(gr.Textbox(str(ctx.models_dir), lines=2, label=t("model.folders", lang0),
-                                     elem_id="model-folders"), label="model.folders")
+            refresh = B(gr.Button(t("model.refresh", lang0), elem_id="model-refresh"), value="model.refresh")
+    folders = B(gr.Textbox(str(ctx.models_dir), lines=2, label=t("model.folders", lang0), elem_id="model-folders"),
+                label="model.folders")
     found0 = found_text(len(choices), ctx.models_dir, lang0)
     list_note = gr.Markdown(str(found0), elem_id="model-list-note")  # shown from the first render on
     list_text = i18n.follow(list_note, ctx.lang, found0)
     with gr.Row(equal_height=True):
-        path = ctx.tr.bind(gr.Textbox("", label=t("model.path", lang0), info=t("model.path_info", lang0), scale=4,
-                                      elem_id="model-path"), label="model.path", info="model.path_info")
-        check_btn = ctx.tr.bind(gr.Button(t("model.check", lang0), variant="primary", scale=1, elem_id="model-check"),
-                                value="model.check")
-        download_btn = ctx.tr.bind(gr.Button(t("model.download", lang0), scale=1, elem_id="model-download"),
-                                   value="model.download")
+        path = B(gr.Textbox("", label=t("model.path", lang0), info=t("model.path_info", lang0), scale=4,
+                            elem_id="model-path"), label="model.path", info="model.path_info")
+        check_btn = B(gr.Button(t("model.check", lang0), variant="primary", scale=1, elem_id="model-check"),
+                      value="model.check")
+        download_btn = B(gr.Button(t("model.download", lang0), scale=1, elem_id="model-download"),
+                         value="model.download")
     with gr.Row():
-        family = ctx.tr.bind(gr.Radio(choice_labels.pairs(FAMILY_CHOICES, lang0), value="auto",
-                                      label=t("model.family", lang0), elem_id="model-family"),
-                             label="model.family", choices=choice_labels.labelled(FAMILY_CHOICES))
+        family = B(gr.Radio(choice_labels.pairs(FAMILY_CHOICES, lang0), value="auto", label=t("model.family", lang0),
+                            elem_id="model-family"),
+                   label="model.family", choices=choice_labels.labelled(FAMILY_CHOICES))
         predictions = ["auto", "epsilon", "v_prediction"]
-        prediction = ctx.tr.bind(gr.Radio(choice_labels.pairs(predictions, lang0), value="auto",
-                                          label=t("model.prediction", lang0), elem_id="model-prediction"),
-                                 label="model.prediction", choices=choice_labels.labelled(predictions))
+        prediction = B(gr.Radio(choice_labels.pairs(predictions, lang0), value="auto",
+                                label=t("model.prediction", lang0), elem_id="model-prediction"),
+                       label="model.prediction", choices=choice_labels.labelled(predictions))
     source, mirror = model_source.build_source(ctx, lang0)
     report = gr.Markdown("", elem_id="model-report")
     questions = [(mod, mod.build(ctx, lang0)) for mod in family_ui.modules()]
     message = i18n.follow(gr.Markdown("", elem_id="model-message", elem_classes=["danlu-ok"]), ctx.lang)
-    detected = gr.State("")   # the family of the last model checked ('' for none)
-    shown = gr.State(None)    # its ModelInfo, so the report follows the language switch
+    return SimpleNamespace(
+        current=current, listing=listing, refresh=refresh, folders=folders, list_text=list_text, path=path,
+        check_btn=check_btn, download_btn=download_btn, family=family, prediction=prediction, source=source,
+        mirror=mirror, report=report, questions=questions, message=message,
+        detected=gr.State(""),  # the family of the last model checked ('' for none)
+        shown=gr.State(None))   # its ModelInfo, so the report follows the language switch
 
+
+def _wire_listing(ctx: AppContext, c: SimpleNamespace) -> None:
+    """The folders' list: Refresh, and a demo made on the page (or, on a page load, one made since it was built)."""
     def on_refresh(folder_text: str, lang: str, demo_run: str = ""):
         """The list again (the demo's models included); a demo just made (ctx.demo) is picked in it."""
         found = scan(folders_from_text(folder_text, ctx.models_dir), demo_models(ctx.outputs_dir))
@@ -316,76 +378,35 @@ def build(ctx: AppContext) -> None:
         return gr.update(choices=found, value=str(base) if base else None), found_text(len(found), ctx.models_dir,
                                                                                        lang)
 
-    def on_check(text: str, config: dict, lang: str, progress=HASH_PROGRESS):
-        new, rep, msg, info = check_info(text, config, lang, progress)
-        return new, rep, msg, info.family or "", info
-
-    def on_pick(value: str | None, config: dict, lang: str, progress=HASH_PROGRESS):
-        # The dropdown can report one pick twice; the second must not replace the first one's message.
-        if not value or value == (config.get("model") or {}).get("base"):
-            return gr.update(), config, gr.update(), gr.update(), gr.update(), gr.update()
-        new, rep, msg, info = check_info(value, config, lang, progress)
-        return value, new, rep, msg, info.family or "", info
-
-    def on_download(text: str, config: dict, lang: str, progress=DOWNLOAD_PROGRESS):
-        from models.loading import clean_path, download, is_hub_id
-
-        hub_id = clean_path(text)
-        if not is_hub_id(hub_id):
-            err = DanluError(f"{hub_id or '(empty)'} is not a hub id (org/name or org/name@revision).",
-                             f"{hub_id or '（空）'} 不是 hub id（org/name 或 org/name@版本）。")
-            return config, "", _refused(err.message, lang), "", None
-        progress(0, desc=t("model.downloading", lang))
-        try:
-            download(hub_id, progress=lambda name, done, total: progress(done / max(total, 1), desc=name),
-                     family=(config.get("model") or {}).get("family"))
-        except DanluError as exc:
-            return config, "", _refused(exc.text, lang), "", None
-        new, rep, msg, info = check_info(hub_id, config, lang)
-        return new, rep, msg, info.family or "", info
-
-    def on_override(fam: str, pred: str, config: dict, lang: str):
-        from models.detect import detect
-
-        new = cfgmod.with_values(config, {"model.family": fam, "model.prediction_type": pred})
-        info = detect(new["model"]["base"]) if new["model"].get("base") else None
-
-        def notes(lg: str) -> list[str]:
-            return [t("model.override_set", lg, family=fam, pred=pred), *(checks_text(info, new, lg) if info else [])]
-
-        return new, _message(lambda lg: "\n\n".join(notes(lg)), check_level(info, new) if info else "ok", lang)
-
-    def on_config(config: dict, lang: str):
-        model = config.get("model") or {}
-        src = model.get("download_source", "auto")
-        # The prediction type is an SD UNet setting: shown as the Parameters form shows model.prediction_type.
-        pred = gr.update(value=model.get("prediction_type", "auto"), visible=prediction_shown(config))
-        return (current_markdown(config, lang), model.get("family", "auto"), pred,
-                src, gr.update(visible=src == "mirror", **({"value": model["hub_mirror"]} if model.get("hub_mirror")
-                                                          else {})))
-
-    refresh.click(on_refresh, [folders, ctx.lang], [listing, list_text])
-    if ctx.demo is not None:  # a demo made on the page, or (on a page load) one made since the page was built
-        ctx.demo.change(on_refresh, [folders, ctx.lang, ctx.demo], [listing, list_text], show_progress="hidden")
+    c.refresh.click(on_refresh, [c.folders, ctx.lang], [c.listing, c.list_text])
+    if ctx.demo is not None:
+        ctx.demo.change(on_refresh, [c.folders, ctx.lang, ctx.demo], [c.listing, c.list_text], show_progress="hidden")
         if gr.context.Context.root_block is not None:
-            gr.context.Context.root_block.load(on_refresh, [folders, ctx.lang], [listing, list_text],
+            gr.context.Context.root_block.load(on_refresh, [c.folders, ctx.lang], [c.listing, c.list_text],
                                                show_progress="hidden")
-    check_btn.click(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
-    path.submit(on_check, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
-    listing.input(on_pick, [listing, ctx.config, ctx.lang], [path, ctx.config, report, message, detected, shown])
-    download_btn.click(on_download, [path, ctx.config, ctx.lang], [ctx.config, report, message, detected, shown])
+
+
+def build(ctx: AppContext) -> None:
+    c = _layout(ctx, ctx.lang.value)
+    _wire_listing(ctx, c)
+    chosen = [ctx.config, c.report, c.message, c.detected, c.shown]  # what checking a base answers
+    c.check_btn.click(on_check, [c.path, ctx.config, ctx.lang], chosen)
+    c.path.submit(on_check, [c.path, ctx.config, ctx.lang], chosen)
+    c.listing.input(on_pick, [c.listing, ctx.config, ctx.lang], [c.path, *chosen])
+    c.download_btn.click(on_download, [c.path, ctx.config, ctx.lang], chosen)
     ctx.lang.change(lambda info, lang: report_markdown(info, lang) if info is not None else gr.update(),
-                    [shown, ctx.lang], report, show_progress="hidden")
-    source.input(model_source.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
-    for event in (mirror.submit, mirror.blur):
-        event(model_source.on_source, [source, mirror, ctx.config, ctx.lang], [ctx.config, mirror, message])
+                    [c.shown, ctx.lang], c.report, show_progress="hidden")
+    source_in = [c.source, c.mirror, ctx.config, ctx.lang]
+    c.source.input(model_source.on_source, source_in, [ctx.config, c.mirror, c.message])
+    for event in (c.mirror.submit, c.mirror.blur):
+        event(model_source.on_source, source_in, [ctx.config, c.mirror, c.message])
     ctx.lang.change(lambda lang: gr.update(choices=[(t(f"model.source_{k}", lang), k) for k in SOURCE_SETTINGS]),
-                    ctx.lang, source, show_progress="hidden")
-    for mod, parts in questions:
-        mod.wire(ctx, parts, detected, message)
-    family.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
-    prediction.input(on_override, [family, prediction, ctx.config, ctx.lang], [ctx.config, message])
-    ctx.config.change(on_config, [ctx.config, ctx.lang], [current, family, prediction, source, mirror],
+                    ctx.lang, c.source, show_progress="hidden")
+    for mod, parts in c.questions:
+        mod.wire(ctx, parts, c.detected, c.message)
+    c.family.input(on_override, [c.family, c.prediction, ctx.config, ctx.lang], [ctx.config, c.message])
+    c.prediction.input(on_override, [c.family, c.prediction, ctx.config, ctx.lang], [ctx.config, c.message])
+    ctx.config.change(on_config, [ctx.config, ctx.lang], [c.current, c.family, c.prediction, c.source, c.mirror],
                       show_progress="hidden")
-    ctx.lang.change(lambda c, lang: current_markdown(c, lang), [ctx.config, ctx.lang], [current],
+    ctx.lang.change(lambda cf, lang: current_markdown(cf, lang), [ctx.config, ctx.lang], [c.current],
                     show_progress="hidden")

@@ -9,10 +9,10 @@ from typing import Any
 import gradio as gr
 
 from core import config as cfgmod
-from core import hints as hintmod
+from core.config import hints as hintmod
+from core.config.presets import PRESETS
 from core.errors import ConfigError, DanluError
 from core.fsutil import atomic_write_text
-from core.presets import PRESETS
 from core.state_files import Notice, report, set_aside
 from ui import i18n, params_sweep
 from ui.context import AppContext
@@ -117,18 +117,16 @@ def steps_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
     if not cfg.dataset.dir:
         return t("params.steps_none", lang)
     try:
-        from core.estimate import count_steps
+        from core.runs.estimate import count_steps
 
         plan = count_steps(cfg)
         return plan.formula(lang) + plan.notes(lang)
     except DanluError as e:
         return f"⚠ {e.text(lang)}"
-    except ImportError:
-        return t("params.steps_none", lang)
 
 
 def memory_markdown(cfg: cfgmod.RunConfig, lang: str) -> str:
-    from core.estimate import estimate_memory
+    from core.runs.estimate import estimate_memory
     from models.preflight import detected
 
     info = detected(cfg.model.base)

@@ -20,7 +20,7 @@ import gradio as gr
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.runs import Run, run_dir_for, summarize, supervisor
+from core.runs.supervisor import Run, run_dir_for, summarize, supervisor
 from ui import i18n, train_live, train_queue, train_runs
 from ui.context import AppContext
 from ui.form import reads_form
@@ -334,16 +334,21 @@ def build(ctx: AppContext) -> None:
     c = _layout(ctx, ctx.lang.value)
     view, outputs = _make_view(ctx, sup, c)
     watch = [ctx.lang, c.search, c.pick, c.seen]
-    c.timer.tick(view, watch, outputs, show_progress="hidden")
     # Textbox autoscroll does not follow values set by the server; keep the newest line in view.
     c.log.change(None, None, None, js="() => { requestAnimationFrame(() => { const el = document.querySelector("
                  "'#train-log textarea'); if (el) el.scrollTop = el.scrollHeight; }); }")
     c.search.change(view, watch, outputs, show_progress="hidden")
     c.pick.change(view, watch, outputs, show_progress="hidden")
-    # A language switch redraws the tab at once (the idle look may be seconds away); the look's key holds the language.
-    ctx.lang.change(view, watch, outputs, show_progress="hidden")
     _wire_buttons(ctx, sup, c, view, outputs)
-    train_queue.build(ctx, sup, start_checks)
+    queue_view, queue_watch, queue_outputs = train_queue.build(ctx, sup, start_checks)
+
+    def look(*values: Any) -> list[Any]:
+        """The run and the queue in one event: each event costs the browser a pass over the whole app."""
+        return [*view(*values[:len(watch)]), *queue_view(*values[len(watch):])]
+
+    c.timer.tick(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden")
+    # A language switch redraws the tab at once (the idle look may be seconds away); the look's key holds the language.
+    ctx.lang.change(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden")
 
 
 def _wire_buttons(ctx: AppContext, sup, c: SimpleNamespace, view, outputs: list) -> None:

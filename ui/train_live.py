@@ -3,7 +3,8 @@
 The page must cost the training almost nothing. A browser redrawing the loss chart (a full vega render), the samples
 gallery, the files table and a 400-line log every second used most of a core and slowed a CPU run tenfold, so:
 
-- one gr.Timer per page looks at the run; its handler compares a small key (which run, its version and status, the
+- one gr.Timer per page looks at the run and, in the same event, at the queue (ui/train_queue.py's section has no
+  timer of its own); the run's handler compares a small key (which run, its version and status, the
   language, the search, the run picked for viewing) and returns no update at all when the key is unchanged;
 - when the key moved, each part is compared with what this page last received (kept in the page's gr.State) and
   only changed parts are sent: the gallery when the sample list changed, the files table when saves changed, the
@@ -32,13 +33,14 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from core.runs import Run
+from core.runs.supervisor import Run
 
-# Every event costs the browser a pass over the whole app (about 0.2 s of a core measured on a loaded 2-core machine,
-# whatever its outputs), so the number of looks is what the page costs: at most one every ACTIVE_S.
+# Every event costs the browser a pass over the whole app, whatever its outputs (gradio's frontend sets the loading
+# status of every component any event ever touched again, each a search of the layout tree: 0.2-0.4 s of a core per
+# event measured on a loaded 2-core machine, an event with no inputs and no outputs included), so the number of
+# events is what the page costs: one look every ACTIVE_S at most, for the run and the queue together.
 ACTIVE_S = 3.0        # while a run is active: a step's progress shows within three seconds
 IDLE_S = 10.0         # otherwise: a queued or reattached run shows within ten seconds
-QUEUE_BUSY_S = 5.0    # the queue section while an item is queued or running (its list changes when a run ends)
 CHART_EVERY_S = 10.0  # the chart re-renders in full on each new frame: at most this often while training
 
 # The parts of the tab a look may update, in the order of the outputs list; `seen` (the page's State) comes last.

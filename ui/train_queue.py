@@ -1,6 +1,6 @@
 """The queue section of the Train tab: the queued runs in order, add the current run, move, remove, cancel, pause.
 
-The queue lives on disk (core.queue) and its runner (core.queue_runner) starts runs through the same Supervisor as
+The queue lives on disk (core.runs.queue) and its runner (core.runs.queue_runner) starts runs through the same Supervisor as
 the Start button, so the log, chart and Stop above follow a queued run too; a reloaded page or a restarted server
 shows the same queue and goes on with it.
 """
@@ -15,15 +15,14 @@ import gradio as gr
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.queue import Item, Queue
-from core.queue_runner import QueueRunner, runner
-from core.runs import run_dir_for
+from core.runs.queue import Item, Queue
+from core.runs.queue_runner import QueueRunner, runner
+from core.runs.supervisor import run_dir_for
 from ui import i18n
-from ui.train_live import IDLE_S, QUEUE_BUSY_S
-from ui.train_runs import taken
 from ui.context import AppContext
 from ui.form import reads_form
 from ui.i18n import t
+from ui.train_runs import taken
 
 i18n.add({
     "queue.title": ("运行队列", "Run queue"),
@@ -139,14 +138,12 @@ def _layout(ctx: AppContext, q: Queue, run: QueueRunner, lang0: str) -> SimpleNa
                          value="queue.remove")
         c.message = i18n.follow(gr.Markdown("", elem_id="train-queue-message"), ctx.lang)  # text in both languages
     c.seen = gr.State(None)
-    # Looks every QUEUE_BUSY_S while an item is queued or running, every IDLE_S otherwise (a queue changed by another
-    # page or the shell shows then); a look that finds the queue unchanged sends nothing (see ui/train_live.py).
-    c.timer = gr.Timer(QUEUE_BUSY_S)
     return c
 
 
 def _make_view(q: Queue, run: QueueRunner, outputs: list):
-    """The handler that redraws the section from the queue file when it changed (each tick, and after each button)."""
+    """The handler that redraws the section from the queue file when it changed (on each of the Train tab's looks, and
+    after each button): a queue changed by another page or the shell shows at the next look."""
 
     def key_of(items: list[Item], lang: str) -> list[Any]:
         return [[(i.id, i.state, i.cancel, bool(i.error)) for i in items], q.paused(), run.last, lang,
@@ -160,25 +157,26 @@ def _make_view(q: Queue, run: QueueRunner, outputs: list):
         choices = [(item_label(n, i, lang), i.id) for n, i in enumerate(items, 1)]
         value = selected if selected in {c[1] for c in choices} else None
         headers = [t(f"queue.col_{c}", lang) for c in ("n", "name", "state", "note")]
-        busy = any(i.state in ("queued", "running") for i in items)
         return [status(q, run.last, lang), gr.update(value=rows(items, lang) or None, headers=headers),
                 gr.update(choices=choices, value=value),
-                gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)),
-                gr.Timer(value=QUEUE_BUSY_S if busy else IDLE_S), key]
+                gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)), key]
 
     return view
 
 
-def build(ctx: AppContext, sup: Any, start_checks: Any) -> None:
-    """The section; `start_checks(cfg, lang)` is the Start button's refusal list, asked before a run is queued."""
+def build(ctx: AppContext, sup: Any, start_checks: Any) -> tuple[Any, list, list]:
+    """The section; `start_checks(cfg, lang)` is the Start button's refusal list, asked before a run is queued.
+
+    The section has no timer of its own: each gradio event costs the browser a pass over the whole app, so the Train
+    tab's look (its timer, a language switch) redraws the queue in the same event. Returns that look: the view, its
+    inputs and its outputs."""
     q = Queue(ctx.outputs_dir)
     run: QueueRunner = runner(ctx.outputs_dir, sup)
     c = _layout(ctx, q, run, ctx.lang.value)
-    outputs = [c.status, c.table, c.pick, c.pause, c.timer, c.seen]
+    outputs = [c.status, c.table, c.pick, c.pause, c.seen]
     view = _make_view(q, run, outputs)
-    c.timer.tick(view, [ctx.lang, c.pick, c.seen], outputs, show_progress="hidden")
-    ctx.lang.change(view, [ctx.lang, c.pick, c.seen], outputs, show_progress="hidden")  # a language switch: at once
     _wire_buttons(ctx, q, run, c, view, outputs, start_checks)
+    return view, [ctx.lang, c.pick, c.seen], outputs
 
 
 def _wire_buttons(ctx: AppContext, q: Queue, run: QueueRunner, c: SimpleNamespace, view, outputs: list,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core import run_layout
 from core.events import read_events
-from core.queue import error_of, outcome_of
-from core.runs import CONSOLE_FILE, Run, Supervisor
+from core.runs import layout as run_layout
+from core.runs.queue import error_of, outcome_of
+from core.runs.supervisor import CONSOLE_FILE, Run, Supervisor
 from ui import i18n
 from ui.i18n import t
 

@@ -14,8 +14,8 @@ models.preflight.environment builds it. Rules about one field (types, ranges, ch
 from __future__ import annotations
 
 # Importing the rule modules registers their rules, in this order (the order they are reported in).
-from core import checks_family, checks_inputs, checks_network, checks_training, checks_zimage  # noqa: F401
-from core.checks_base import LEVELS, ONE_LR, RULES, Env, Issue, Rule, rule  # noqa: F401 - core.checks' public names
+from core.checks import family, inputs, network, training, zimage  # noqa: F401
+from core.checks.base import LEVELS, ONE_LR, RULES, Env, Issue, Rule, rule  # noqa: F401 - core.checks' public names
 from core.config import RunConfig
 from core.errors import ConfigError
 

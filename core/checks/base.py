@@ -1,15 +1,15 @@
 """The rules' common ground: Issue (one verdict), Env (what the config alone cannot say), the rule registry
 (`@rule(name, level)`, RULES in the order they are reported) and the helpers several rules use. The rules
-themselves live in core/checks_inputs.py, checks_network.py, checks_training.py and checks_zimage.py;
-core/checks.py is the entry point (`check`, `errors`, `warnings`, `raise_errors`)."""
+themselves live in core/checks/inputs.py, checks_network.py, checks_training.py and checks_zimage.py;
+core/checks/__init__.py is the entry point (`check`, `errors`, `warnings`, `raise_errors`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core import blocks, family_facts
-from core.config import RunConfig
+from core import family_facts
+from core.config import RunConfig, blocks
 
 LEVELS = ("error", "warning", "info")
 ONE_LR = ("Prodigy", "DAdaptAdam")  # optimizers with one step size for all parameter groups (training.optim)

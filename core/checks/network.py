@@ -1,12 +1,11 @@
 """The rules about the network: what is trained, alpha and rank, DoRA, LyCORIS options, LoRA+, and sd-scripts'
 block-wise LR weights, dims and alphas.
-Registered in core.checks_base.RULES in the order core/checks.py imports them."""
+Registered in core.checks.base.RULES in the order core/checks/__init__.py imports them."""
 
 from __future__ import annotations
 
-from core import blocks
-from core.checks_base import ONE_LR, Env, _block_wise, _family, _is, _label, _lacks, rule
-from core.config import RunConfig
+from core.checks.base import ONE_LR, Env, _block_wise, _family, _is, _label, _lacks, rule
+from core.config import RunConfig, blocks
 from core.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------- network

@@ -1,13 +1,12 @@
 """The rules about the optimizer (Prodigy, DAdaptation, schedule-free), the precision (full bf16, fp8 base),
 captions and caches, the saved file and the samples.
-Registered in core.checks_base.RULES in the order core/checks.py imports them."""
+Registered in core.checks.base.RULES in the order core/checks/__init__.py imports them."""
 
 from __future__ import annotations
 
-from core import sample_prompts
-from core.checks_base import ONE_LR, Env, _device, _is, _lacks, rule
-from core.config import SAMPLERS, RunConfig
-from core.hints import fmt_lr
+from core.checks.base import ONE_LR, Env, _device, _is, _lacks, rule
+from core.config import SAMPLERS, RunConfig, sample_prompts
+from core.config.hints import fmt_lr
 
 # ---------------------------------------------------------------------------------------------- optimizer
 

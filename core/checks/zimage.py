@@ -1,11 +1,11 @@
 """Z-Image's own rules: Turbo trained without the training adapter, an adapter on another variant, an adapter
 that cannot be downloaded. Everything a family's facts row can say (learning rate, sample limits, caches, which
-options apply) is asked of the row in core/checks_family.py. Registered in core.checks_base.RULES in the order
-core/checks.py imports them."""
+options apply) is asked of the row in core/checks/family.py. Registered in core.checks.base.RULES in the order
+core/checks/__init__.py imports them."""
 
 from __future__ import annotations
 
-from core.checks_base import Env, _family, rule
+from core.checks.base import Env, _family, rule
 from core.config import RunConfig
 
 

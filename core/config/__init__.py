@@ -1,7 +1,7 @@
 """The run config: every training setting declared once, with its type, default, range and help.
 
-The sections are declared in core/config_model.py (model, dataset, network) and core/config_train.py (optimizer,
-training, saving, sampling) with F (core/config_fields.py); this module holds RunConfig, the schema, loading,
+The sections are declared in core/config/model.py (model, dataset, network) and core/config/train.py (optimizer,
+training, saving, sampling) with F (core/config/fields.py); this module holds RunConfig, the schema, loading,
 merging and saving, and re-exports the sections and choice lists.
 
 Load order: defaults → optional preset → the run file → ``--set section.key=value`` overrides.
@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from core.config_fields import (  # noqa: F401 - the choice lists are imported from core.config
+from core.config.fields import (  # noqa: F401 - the choice lists are imported from core.config
     DIT_TARGETS,
     FAMILIES,
     OPTIMIZERS,
@@ -34,8 +34,8 @@ from core.config_fields import (  # noqa: F401 - the choice lists are imported f
     ZIMAGE_VARIANTS,
     F,
 )
-from core.config_model import DatasetConfig, ModelConfig, NetworkConfig
-from core.config_train import OptimizerConfig, SamplingConfig, SavingConfig, TrainingConfig
+from core.config.model import DatasetConfig, ModelConfig, NetworkConfig
+from core.config.train import OptimizerConfig, SamplingConfig, SavingConfig, TrainingConfig
 from core.errors import ConfigError, DanluError
 from core.fsutil import atomic_write_text, read_user_text
 
@@ -318,7 +318,7 @@ def load(path: str | Path | None = None, preset: str | None = None, overrides: l
     """defaults → preset → the run file → overrides."""
     cfg = default_config()
     if preset:
-        from core.presets import preset_dict
+        from core.config.presets import preset_dict
         cfg = merge_dict(cfg, preset_dict(preset))
     if path is not None:
         p = Path(path)

@@ -1,11 +1,11 @@
 """The run config's sections about what is trained: the base model, the dataset, the network (LoRA and its
-variants). Every field is declared once here with F (core/config_fields.py); core/config.py re-exports them."""
+variants). Every field is declared once here with F (core/config/fields.py); core/config/__init__.py re-exports them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config_fields import (
+from core.config.fields import (
     DIT_TARGETS,
     FAMILIES,
     ZIMAGE_VARIANTS,

@@ -55,7 +55,7 @@ PRESETS: dict[str, dict] = {
         "dataset": {"cache_latents": "disk", "cache_text_encoder_outputs": True},
     },
     # SDXL on an 8 GB card (sd-scripts' --fp8_base recipe): the frozen UNet in fp8, checkpointing, cached text
-    # encoder outputs, rank 16; core.estimate puts it at about 7 GB.
+    # encoder outputs, rank 16; core.runs.estimate puts it at about 7 GB.
     "sdxl_8gb_fp8": {
         "dataset": {"resolution": 1024, "max_bucket_reso": 2048, "cache_latents": "disk",
                     "cache_text_encoder_outputs": True},

@@ -1,11 +1,11 @@
 """The run config's sections about how it is trained: the optimizer and schedule, the training options, saving
-and samples. Every field is declared once here with F (core/config_fields.py); core/config.py re-exports them."""
+and samples. Every field is declared once here with F (core/config/fields.py); core/config/__init__.py re-exports them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config_fields import (
+from core.config.fields import (
     OPTIMIZERS,
     SAMPLERS,
     SCHEDULERS,

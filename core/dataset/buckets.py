@@ -166,5 +166,5 @@ def buckets_for(dataset, width: int, height: int) -> list[tuple[int, Bucket]]:
 
 def plan_sizes(dataset, dims: list[tuple[int, int]]) -> list[tuple[int, tuple[int, int]]]:
     """(resolution, bucket size) of images of these (w, h), resolution-major as training lists them (all images
-    at the first resolution, then all at the next): the input core.dataset_steps.plan_steps takes."""
+    at the first resolution, then all at the next): the input core.dataset.steps.plan_steps takes."""
     return [(res, bucket_for(dataset, w, h, res).size) for res in resolutions_of(dataset) for w, h in dims]

@@ -1,7 +1,7 @@
 """Scan a dataset folder: every image checked, its caption read, its bucket found, the steps counted.
 
 This is what the Dataset tab shows. Headers only by default (fast); `decode=True` also decodes every
-image (corrupt data, near duplicates). The bucket comes from core.buckets, as in training.
+image (corrupt data, near duplicates). The bucket comes from core.dataset.buckets, as in training.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.buckets import Bucket, bucket_for, plan_sizes, resolutions_of
-from core.captions import CaptionRead, read_caption
 from core.config import RunConfig, default_config, from_dict
 from core.dataset import FolderProblem, Subset, folder_problems, is_image, list_subsets
-from core.dataset_steps import StepPlan, plan_for
-from core.imagecheck import OTHER_IMAGE_EXTENSIONS, ImageInfo, Issue, inspect_image, issue, size_issues
-from core.validation_set import held_out, holdout_key
+from core.dataset.buckets import Bucket, bucket_for, plan_sizes, resolutions_of
+from core.dataset.captions import CaptionRead, read_caption
+from core.dataset.images import OTHER_IMAGE_EXTENSIONS, ImageInfo, Issue, inspect_image, issue, size_issues
+from core.dataset.steps import StepPlan, plan_for
+from core.dataset.validation_set import held_out, holdout_key
 
 CAPTION_MESSAGES: dict[str, tuple[str, str]] = {
     "no_caption": ("No caption file ({ext}); '{name}' (the folder name) is used as its caption.",
@@ -285,7 +285,7 @@ def scan_dataset(parent: Path, config: Any = None, *, reg_dir: Path | None = Non
     scan = DatasetScan(parent, cfg, subsets, reg_subsets, entries, problems, notes, None, 0.0, decode)
     _duplicates([e for e in entries if not e.is_reg], scan.rel)
 
-    # a held-out validation share is not trained: the plan leaves it out as the trainer does (core.validation_set)
+    # a held-out validation share is not trained: the plan leaves it out as the trainer does (core.dataset.validation_set)
     share = 0.0 if d.validation_dir else d.validation_split
     held = held_out([holdout_key(e.subset.path.name, e.path.name) for e in entries if e.ok and not e.is_reg], share)
 

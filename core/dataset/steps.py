@@ -129,7 +129,7 @@ def plan_steps(concepts: list[tuple[str, int, list[Size]]], *, batch_size: int, 
                grad_accum: int = 1, reg: list[tuple[str, int, list[Size]]] | None = None,
                max_train_steps: int = 0, every_n_epochs: int = 0) -> StepPlan:
     """concepts / reg: (folder name, repeats, bucket of each of its images). With several resolutions each image is
-    listed once per resolution as (resolution, (w, h)), resolution-major (core.buckets.plan_sizes), the order
+    listed once per resolution as (resolution, (w, h)), resolution-major (core.dataset.buckets.plan_sizes), the order
     training/data.py builds its items in, so regularisation images cycle alike."""
     batch_size, grad_accum, epochs = max(1, batch_size), max(1, grad_accum), max(1, epochs)
     concepts = [(name, repeats, _keyed(sizes)) for name, repeats, sizes in concepts]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from core.tags import IDENTITY_SHARE, TagEditor, tag_key
+from core.dataset.tags import IDENTITY_SHARE, TagEditor, tag_key
 
 SUGGEST_LIMIT = 5000   # a dropdown filters its choices in the browser; more than this makes the page sluggish
 

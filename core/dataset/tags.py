@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.captions import (
+from core.dataset import is_image, parse_subset_name
+from core.dataset.captions import (
     BACKUP_DIR,
     backup_stamp,
     caption_path,
@@ -23,7 +24,6 @@ from core.captions import (
     restore_backup,
     write_caption,
 )
-from core.dataset import is_image, parse_subset_name
 from core.errors import DanluError
 from core.filestamp import Fingerprint, fingerprint, read_stamped, unchanged
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from core.errors import current_lang
-from core.queue import Queue
+from core.runs.queue import Queue
 
 STATE_ZH = {"queued": "排队中", "running": "训练中", "done": "完成", "failed": "失败", "cancelled": "已取消"}
 
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(q: Queue, lang: str, interval: float) -> int:
-    from core.queue_runner import QueueRunner
-    from core.runs import Supervisor
+    from core.runs.queue_runner import QueueRunner
+    from core.runs.supervisor import Supervisor
 
     r = QueueRunner(q, Supervisor(Path.cwd(), echo=True), interval=interval)
     try:
@@ -94,7 +94,7 @@ def sweep_main(cfg, sweeps: list[str], outputs: Path, queue: bool = True, run: b
     """
     from core.checks import errors
     from core.errors import DanluError
-    from core.sweep import plan, queue_plan
+    from core.runs.sweep import plan, queue_plan
 
     lang = current_lang()
     try:

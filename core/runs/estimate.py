@@ -25,7 +25,7 @@ FAMILY_PARAMS_M = {
 }
 NATIVE_RES = {"sd15": 512, "sd2": 768, "sdxl": 1024}
 # LoRA parameters per unit of rank (in + out features of each target) of each UNet block, by sd-scripts' block
-# numbers (core/blocks.py), counted from the architectures in models/configs with the targets training/lora.py
+# numbers (core/config/blocks.py), counted from the architectures in models/configs with the targets training/lora.py
 # picks (tests/test_estimate_lora_params.py recounts them): "attn" the transformer blocks' linears and 1×1 convs
 # (kohya's default targets), "res" the ResNet and sampler linears and 1×1 convs and "conv" the 3×3 convs
 # (in·9 + out), both LoRA-trained only with conv LoRA (conv_dim / conv_block_dims). A rank-32 SD1.5 file (UNet and
@@ -94,14 +94,14 @@ class MemoryEstimate:
 def largest_resolution(cfg: RunConfig) -> int:
     """The resolution the activations are sized for: the largest of a multi-resolution run (its batches at that
     size are the peak), else dataset.resolution."""
-    from core.buckets import resolutions_of
+    from core.dataset.buckets import resolutions_of
 
     return max(resolutions_of(cfg.dataset))
 
 
 def _largest(cfg: RunConfig, lang: str) -> str:
     """', the largest of 512/768/1024' on the activations line of a multi-resolution run."""
-    from core.buckets import resolutions_of
+    from core.dataset.buckets import resolutions_of
 
     listed = resolutions_of(cfg.dataset)
     if len(listed) < 2:
@@ -223,8 +223,8 @@ def _estimate_dit(cfg: RunConfig, row: family_facts.Family) -> MemoryEstimate:
 
 def unet_lora_params(n, fam: str) -> int:
     """Trainable LoRA parameters of an SD family's UNet: each block at its own dim (network.block_dims, or an LR
-    weight of 0 turning it off, as core/blocks.py plans it) or at network.rank, conv LoRA likewise."""
-    from core import blocks
+    weight of 0 turning it off, as core/config/blocks.py plans it) or at network.rank, conv LoRA likewise."""
+    from core.config import blocks
     from core.errors import ConfigError
 
     table = UNET_BLOCK_PER_RANK[fam]
@@ -252,10 +252,10 @@ _SCAN_CACHE: dict = {}  # image facts by (path, size, mtime): the live count sta
 
 
 def count_steps(cfg: RunConfig):
-    """The run's step plan (core.dataset_steps.StepPlan) from the Dataset tab's scan: the trainer's image reader
+    """The run's step plan (core.dataset.steps.StepPlan) from the Dataset tab's scan: the trainer's image reader
     (EXIF orientation, unreadable files skipped), buckets, repeats and regularisation. Raises DanluError for a
     folder that cannot be used."""
-    from core.dataset_scan import scan_dataset
+    from core.dataset.scan import scan_dataset
 
     reg = Path(cfg.dataset.reg_dir) if cfg.dataset.reg_dir else None
     return scan_dataset(Path(cfg.dataset.dir), cfg, reg_dir=reg, cache=_SCAN_CACHE).plan

@@ -7,7 +7,7 @@
                             folder never claim the same item (nor start two runs at once)
 
 An item is queued, running, done, failed or cancelled. A failed item keeps the trainer's error and hint (from the
-run's events.jsonl). The runner (core.queue_runner) starts items through the one Supervisor of the server, so a
+run's events.jsonl). The runner (core.runs.queue_runner) starts items through the one Supervisor of the server, so a
 queued run is the same child process, log and Train tab as a run started by hand.
 """
 
@@ -87,7 +87,7 @@ def owner_alive(owner: dict | None) -> bool:
         return False
     if owner.get("host") != socket.gethostname():
         return True
-    from core.runs import pid_alive
+    from core.runs.supervisor import pid_alive
 
     return pid_alive(int(owner.get("pid") or 0))
 
@@ -154,7 +154,7 @@ class Queue:
             age = time.time() - self.lock_path.stat().st_mtime
         except (OSError, ValueError):
             return  # being written or just removed: try again
-        from core.runs import pid_alive
+        from core.runs.supervisor import pid_alive
 
         dead = info.get("host") == socket.gethostname() and not pid_alive(int(info.get("pid") or 0))
         if dead or age > LOCK_STALE_S:

@@ -1,4 +1,4 @@
-"""Runs the queue: one item after another through the server's Supervisor (core.runs), the same child process a
+"""Runs the queue: one item after another through the server's Supervisor (core.runs.supervisor), the same child process a
 run started by hand gets.
 
 `tick()` is one look at the world: settle the item that ended, stop one whose cancel was asked, adopt the item of a
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.queue import Item, Queue, error_of, new_owner, outcome_of, owner_alive
-from core.runs import Run, Supervisor, run_dir_for
+from core.runs.queue import Item, Queue, error_of, new_owner, outcome_of, owner_alive
+from core.runs.supervisor import Run, Supervisor, run_dir_for
 
 STATE_OF_RUN = {"finished": "done", "stopped": "cancelled", "failed": "failed"}
 NO_REPORT = {"message": "The trainer ended without a final report.",

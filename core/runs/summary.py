@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.events import best_validation
-from core.run_layout import SAMPLES
+from core.runs.layout import SAMPLES
 
 if TYPE_CHECKING:
-    from core.runs import Run
+    from core.runs.supervisor import Run
 
 
 def summarize(run: Run) -> dict:

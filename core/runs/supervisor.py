@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfgmod
-from core import run_layout
 from core.errors import DanluError
 from core.events import STOP_FILE, read_events
 from core.fsutil import atomic_write_text
 from core.processes import command_text, exit_error, pid_alive, pid_text
-from core.run_summary import summarize  # noqa: F401  (callers import it from here)
+from core.runs import layout as run_layout
+from core.runs.summary import summarize  # noqa: F401  (callers import it from here)
 from core.state_files import read_state
 
 ACTIVE = ("starting", "running", "stopping")

@@ -128,7 +128,7 @@ def expand(cfg: cfgmod.RunConfig, sweeps: list[str]) -> list[SweepRun]:
 
 def measured_speed(cfg: cfgmod.RunConfig, outputs_dirs: list[Path]) -> tuple[float, str] | None:
     """Seconds per trained pixel of the newest earlier run of the same base model, and that run's name."""
-    from core.run_layout import list_runs
+    from core.runs.layout import list_runs
 
     best = None
     for folder in {Path(d).resolve() for d in outputs_dirs}:
@@ -160,8 +160,8 @@ def step_seconds(cfg: cfgmod.RunConfig, per_pixel: float) -> float:
 
 def plan(cfg: cfgmod.RunConfig, sweeps: list[str], outputs_dir: Path, root: Path | None = None) -> SweepPlan:
     """The runs of a sweep with their step counts (from the dataset) and times (from the measured speed)."""
-    from core.estimate import count_steps
-    from core.run_layout import run_dir
+    from core.runs.estimate import count_steps
+    from core.runs.layout import run_dir
 
     runs = expand(cfg, sweeps)
     speed = measured_speed(cfg, [outputs_dir, run_dir(cfg, root).parent])
@@ -178,7 +178,7 @@ def plan(cfg: cfgmod.RunConfig, sweeps: list[str], outputs_dir: Path, root: Path
 
 def queue_plan(p: SweepPlan, outputs_dir: Path) -> list:
     """Queue every run of the plan, in order; returns the queue items."""
-    from core.queue import Queue
+    from core.runs.queue import Queue
 
     q = Queue(outputs_dir)
     return [q.add(r.cfg, note=", ".join(f"{k}={v}" for k, v in r.changes.items())) for r in p.runs]

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import config as cfgmod
-from core import run_layout
 from core.errors import DanluError
+from core.runs import layout as run_layout
 
 DEFAULT_WEIGHTS = (0.3, 0.6, 0.8, 1.0)
 
@@ -249,7 +249,7 @@ def base_sampling(base: str, variant: str = "turbo") -> dict:
     64 px, SDXL at 1024) and its family's steps, CFG and sampler: those of the family's preset for `variant` (Z-Image
     Turbo: 8 steps at CFG 1), else the schema's defaults. {} for a base that is not on this machine (a hub id):
     nothing is downloaded to plan."""
-    from core.presets import PRESETS
+    from core.config.presets import PRESETS
     from models.detect import detect
 
     if not base or not Path(base).exists():

@@ -172,6 +172,12 @@ def extract_lora(base: str | Path, tuned: str | Path, out: str | Path, *, rank: 
                          "Pick the base the fine-tune was trained from.", "请选择该微调模型所基于的底模。")
     dit = families.dit_module(family)
     targets = _dit_targets(dit, base_header) if dit else _sd_targets(base_path, family, base_header, conv_rank > 0)
+    # layers the base file leaves out (a pruned or partial checkpoint) are not extracted; none at all is refused
+    targets = [t for t in targets if t.key in base_header]
+    if not targets:
+        raise DanluError(f"{base_path.name} holds none of the layers a LoRA is extracted for.",
+                         f"{base_path.name} 不含任何可提取 LoRA 的层。",
+                         "Pick a complete single-file checkpoint.", "请选择完整的单文件模型。", key=str(base_path))
     for t in targets:
         if t.key not in tuned_header or tuned_header[t.key][1] != base_header[t.key][1]:
             got = tuned_header.get(t.key, ("", "missing"))[1]

@@ -105,7 +105,7 @@ def preset_title(name: str, lang: str) -> str:
 
 
 def proposal(variant: str, lang: str) -> str:
-    from core.presets import PRESETS
+    from core.config.presets import PRESETS
 
     name = PRESET_FOR.get(variant, "")
     if name not in PRESETS:
@@ -120,7 +120,7 @@ def proposal(variant: str, lang: str) -> str:
 
 def use_preset(config: dict, variant: str, lang: str) -> tuple[dict, str]:
     """Load the variant's preset, keeping the user's base, variant and adapter answers."""
-    from core.presets import PRESETS
+    from core.config.presets import PRESETS
 
     name = PRESET_FOR[variant]
     new = cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(config), PRESETS[name]))

@@ -163,10 +163,8 @@ def comfy_files(path: Path) -> tuple[Path, Path] | None:
 
 
 def _cached_turbo(check) -> Path | None:
-    try:
-        from core.download import cached
-    except ImportError:
-        return None
+    from core.download import cached
+
     turbo = cached(zimage.TURBO_REPO)
     return turbo if turbo is not None and check(turbo) else None
 
