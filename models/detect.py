@@ -25,7 +25,7 @@ from models.files import (
     sniff_pickle,
     split_hub_id,
 )
-from models.model_info import ZH, ModelInfo, human_size, local  # noqa: F401  (callers import them from here)
+from models.model_info import ModelInfo
 
 LORA_MARKERS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a", ".lokr_w1", ".oft_", "lora.down.",
                 ".dora_scale")

@@ -12,15 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.files import (  # noqa: F401 - also imported from here by older callers
-    DTYPE_BYTES,
-    DTYPE_NAMES,
-    MAX_HEADER,
-    HeaderError,
-    read_header,
-    sniff_pickle,
-)
-
 # Where each family keeps its text encoders in the single file, and in which naming:
 # "hf" = Hugging Face CLIP names under a prefix, "openclip" = OpenCLIP names (fused qkv).
 TEXT_ENCODER_LAYOUT: dict[str, list[tuple[str, str, str]]] = {

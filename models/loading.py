@@ -19,16 +19,7 @@ from core.errors import DanluError
 from core.fsutil import atomic_write_text
 from models import families
 from models.bpe import bytes_to_unicode
-from models.files import (  # noqa: F401 - also imported from here by older callers
-    HUB_ID,
-    PICKLE_SUFFIXES,
-    clean_path,
-    is_hub_id,
-    read_state_dict,
-    refuse_pickle,
-    safe_torch_load,
-    split_hub_id,
-)
+from models.files import clean_path, is_hub_id, read_state_dict, split_hub_id
 from models.vae import load_vae
 
 CONFIGS = Path(__file__).resolve().parent / "configs"

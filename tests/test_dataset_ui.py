@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from core import config as cfgmod
 from core.dataset.scan import scan_dataset
-from ui import tab_dataset
+from ui import dataset_view
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def plain_images(demo_run, tmp_path_factory) -> Path:
 def test_steps_and_chart_follow_the_config(demo_run):
     cfg = cfgmod.to_dict(cfgmod.load(demo_run))
     parent = cfg["dataset"]["dir"]
-    scan, state, summary, steps, chart, rows, items, label = tab_dataset.run_scan(parent, "", cfg, True, False, "en")
-    frame = tab_dataset.chart_frame(scan, "en")
+    scan, state, summary, steps, chart, rows, items, label = dataset_view.run_scan(parent, "", cfg, True, False, "en")
+    frame = dataset_view.chart_frame(scan, "en")
     plan = scan.plan
     # 12 demo images × 10 repeats, batch 2: 8 squares + 4 landscape images, each bucket counted separately
     assert plan.images_per_epoch == 120
@@ -38,9 +38,9 @@ def test_steps_and_chart_follow_the_config(demo_run):
     assert len(items) == 12 and all(Path(p).is_file() for p, _ in items)  # thumbnails made for the page
     assert "12** images" in summary
     cfg["training"]["batch_size"] = 4
-    steps4 = tab_dataset.run_scan(parent, "", cfg, True, False, "en")[3]
+    steps4 = dataset_view.run_scan(parent, "", cfg, True, False, "en")[3]
     assert "**120** steps" in steps4
-    zh = tab_dataset.run_scan(parent, "", cfg, True, False, "zh")[3]
+    zh = dataset_view.run_scan(parent, "", cfg, True, False, "zh")[3]
     assert "步数" in zh
 
 
@@ -48,12 +48,12 @@ def test_config_gets_the_folder_and_trigger_word(demo_run):
     cfg = cfgmod.to_dict(cfgmod.default_config())
     parent = str(demo_run.parent / "dataset")
     scan = scan_dataset(Path(parent))
-    new = tab_dataset.with_dataset(cfg, parent, "", scan)
+    new = dataset_view.with_dataset(cfg, parent, "", scan)
     assert new["dataset"]["dir"] == parent and new["dataset"]["trigger_word"] == "demo"
     assert cfg["dataset"]["dir"] == ""  # the old dict is not changed in place
     cfgmod.from_dict(new)  # still a valid config
     new["dataset"]["trigger_word"] = "mine"
-    assert tab_dataset.with_dataset(new, parent, "", scan)["dataset"]["trigger_word"] == "mine"
+    assert dataset_view.with_dataset(new, parent, "", scan)["dataset"]["trigger_word"] == "mine"
 
 
 def test_browser_pick_build_and_see(page, plain_images, artifacts, app_server):

@@ -189,28 +189,28 @@ def test_tab_handlers(lora_run, tmp_path):
     """The tab's logic without a browser: run list, epoch boxes, form errors, streamed progress, cancel, clicks."""
     import shutil
 
-    from ui import tab_grid
+    from ui import grid_jobs
 
     outputs = tmp_path / "outputs"
     shutil.copytree(lora_run.run, outputs / "g", ignore=shutil.ignore_patterns("grids"))
     (outputs / "not-a-run").mkdir()
-    assert tab_grid.list_runs(outputs) == [("g  (3 LoRA)", str(outputs / "g"))]
-    assert tab_grid.epoch_stems(str(outputs / "g")) == ["g-000001", "g-000002", "g"]
-    assert tab_grid.epoch_stems(str(outputs / "not-a-run")) == []
+    assert grid_jobs.list_runs(outputs) == [("g  (3 LoRA)", str(outputs / "g"))]
+    assert grid_jobs.epoch_stems(str(outputs / "g")) == ["g-000001", "g-000002", "g"]
+    assert grid_jobs.epoch_stems(str(outputs / "not-a-run")) == []
 
     form = {"source": "run", "run": str(outputs / "g"), "epochs": ["g"], "weights": "0.5, 1", "base_column": False,
             "z_kind": "none", "z_text": "", "margin": 4, "lora_text": "", "base": "", "config": None}
-    bad = list(tab_grid.render_grid(**(form | {"weights": "half"}), lang="zh", outputs_dir=outputs))
+    bad = list(grid_jobs.render_grid(**(form | {"weights": "half"}), lang="zh", outputs_dir=outputs))
     assert len(bad) == 1 and bad[0][3].startswith("出错：") and "half" in bad[0][3]
-    updates = list(tab_grid.render_grid(**form, lang="en", outputs_dir=outputs))
+    updates = list(grid_jobs.render_grid(**form, lang="en", outputs_dir=outputs))
     assert updates[0][1].startswith("2 cells: 1 columns × 2 weights")
     assert [u[1] for u in updates[1:-1]][-1] == "Cells 2/2"
     token, progress, image, message, grid_json = updates[-1][:5]
     assert token == "" and message.startswith("Grid saved: ") and image.size[0] > 64
-    assert tab_grid.cancel_grid("", "en") == "No grid is rendering."
-    stream = tab_grid.render_grid(**(form | {"epochs": ["g-000001", "g"]}), lang="en", outputs_dir=outputs)
+    assert grid_jobs.cancel_grid("", "en") == "No grid is rendering."
+    stream = grid_jobs.render_grid(**(form | {"epochs": ["g-000001", "g"]}), lang="en", outputs_dir=outputs)
     token = next(stream)[0]
-    assert tab_grid.cancel_grid(token, "en") == "Cancelling after the current cell…"
+    assert grid_jobs.cancel_grid(token, "en") == "Cancelling after the current cell…"
     last = list(stream)[-1]
     assert last[3].startswith("Cancelled; the ") and "/4 cells done are kept" in last[3] and last[2] is not None
 
@@ -220,34 +220,34 @@ def test_tab_handlers(lora_run, tmp_path):
 
     data = json.loads(Path(grid_json).read_text(encoding="utf-8"))
     left, top, right, bottom = data["cells"][1]["box"]
-    cell, recipe = tab_grid.show_cell(grid_json, "en", Click((left + right) // 2, (top + bottom) // 2))
+    cell, recipe = grid_jobs.show_cell(grid_json, "en", Click((left + right) // 2, (top + bottom) // 2))
     assert "<lora:g:1>" in recipe and cell.size == (256, 256)  # a 64 px cell is shown enlarged
-    assert tab_grid.show_cell(grid_json, "en", Click(0, 0))[1] == "That is a label or margin, not a cell."
+    assert grid_jobs.show_cell(grid_json, "en", Click(0, 0))[1] == "That is a label or margin, not a cell."
 
     # LoRA files on the form's base: the form's sample settings, the grid's own prompt
     files = form | {"source": "files", "lora_text": f"{lora_run.files[0]}\n\"{lora_run.files[2]}\"\n",
                     "base": str(lora_run.base), "prompt": "a red square",
                     "config": {"model": {"base": str(lora_run.base)},
                                "sampling": {"prompts": ["x"], "steps": 2, "width": 128, "height": 128}}}
-    plan = tab_grid.make_plan(**files, outputs_dir=outputs)
+    plan = grid_jobs.make_plan(**files, outputs_dir=outputs)
     assert [p.stem for p in plan.loras] == ["g-000001", "g"] and plan.sampling.steps == 2
     assert plan.prompts == ["a red square"] and plan.sampling.width == 128
     assert plan.out_dir == outputs / "grids"
-    assert tab_grid.files_recipe(files["config"], str(lora_run.base), "en") == \
+    assert grid_jobs.files_recipe(files["config"], str(lora_run.base), "en") == \
         "Rendered at 128×128 px, 2 steps, CFG 7, euler (the form's sample settings: same base model)."
     # on another base than the form's (the default form: 512 px, 20 steps): the base's native 64 px, the family's
     # steps/CFG/sampler, the form's seed
     other = files | {"config": {"model": {"base": "elsewhere.safetensors"},
                                 "sampling": {"steps": 3, "width": 512, "height": 512, "seed": 7}}}
-    plan = tab_grid.make_plan(**other, outputs_dir=outputs)
+    plan = grid_jobs.make_plan(**other, outputs_dir=outputs)
     assert (plan.sampling.width, plan.sampling.height, plan.sampling.steps, plan.sampling.seed) == (64, 64, 20, 7)
-    assert "64×64 px, 20 steps" in tab_grid.files_recipe(other["config"], str(lora_run.base), "en")
+    assert "64×64 px, 20 steps" in grid_jobs.files_recipe(other["config"], str(lora_run.base), "en")
     with pytest.raises(DanluError, match="No prompt"):
-        tab_grid.make_plan(**(files | {"prompt": " "}), outputs_dir=outputs)
-    plan = tab_grid.make_plan(**(files | {"prompt": "", "z_kind": "prompts", "z_text": "a\nb"}), outputs_dir=outputs)
+        grid_jobs.make_plan(**(files | {"prompt": " "}), outputs_dir=outputs)
+    plan = grid_jobs.make_plan(**(files | {"prompt": "", "z_kind": "prompts", "z_text": "a\nb"}), outputs_dir=outputs)
     assert plan.prompts == ["a", "b"] and plan.z_axis == "prompt"
     with pytest.raises(DanluError, match="No base model"):
-        tab_grid.make_plan(**(files | {"base": ""}), outputs_dir=outputs)
+        grid_jobs.make_plan(**(files | {"base": ""}), outputs_dir=outputs)
 
 
 def test_prompts_render_in_batches(lora_run):
@@ -293,7 +293,7 @@ def test_tab_shows_hash_warning_early(lora_run, tmp_path):
     from safetensors.torch import load_file, save_file
 
     from models.lora_file import read_metadata
-    from ui import tab_grid
+    from ui import grid_jobs
 
     other = tmp_path / "x.safetensors"
     meta = read_metadata(lora_run.files[0]) | {"ss_sd_model_name": "elsewhere.ckpt", "ss_new_sd_model_hash": "cd" * 32}
@@ -301,7 +301,7 @@ def test_tab_shows_hash_warning_early(lora_run, tmp_path):
     form = {"source": "files", "run": None, "epochs": None, "weights": "1", "base_column": False, "z_kind": "none",
             "z_text": "", "margin": 0, "lora_text": str(other), "base": str(lora_run.base), "prompt": "x",
             "config": {"sampling": {"prompts": ["x"], "steps": 1, "width": 64, "height": 64}}}
-    updates = list(tab_grid.render_grid(**form, lang="en", outputs_dir=tmp_path))
+    updates = list(grid_jobs.render_grid(**form, lang="en", outputs_dir=tmp_path))
     first_warning = next(i for i, u in enumerate(updates) if isinstance(u[3], str) and "elsewhere.ckpt" in u[3])
     assert first_warning < len(updates) - 1 and updates[first_warning][3].startswith("Warning: ")
     assert "Grid saved" in updates[-1][3] and "elsewhere.ckpt" in updates[-1][3]

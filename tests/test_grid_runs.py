@@ -70,13 +70,13 @@ def test_runs_by_epochs_by_weights_each_cell_the_runs_own_sample(runs, tmp_path)
 
 def test_runs_axis_from_the_shell_and_the_grid_tab(runs, tmp_path, capsys):
     from models.grid.cli import main
-    from ui import tab_grid
+    from ui import grid_jobs
 
     assert main([str(runs[0]), "--runs", str(runs[1]), str(runs[2]), "--weights", "1", "--epochs", "final",
                      "--out", str(tmp_path)]) == 0
     assert "Compare: mylora-rank2 | mylora-rank4 | mylora-rank8: 1 files x 1 weights" in capsys.readouterr().out
-    assert tab_grid.preselected(str(runs[1])) == ["mylora-rank4-000001", "mylora-rank4-000002", "mylora-rank4"]
-    steps = list(tab_grid.render_grid("run", str(runs[0]), ["mylora-rank2"], "1", False, "none", "", 0, "", "",
+    assert grid_jobs.preselected(str(runs[1])) == ["mylora-rank4-000001", "mylora-rank4-000002", "mylora-rank4"]
+    steps = list(grid_jobs.render_grid("run", str(runs[0]), ["mylora-rank2"], "1", False, "none", "", 0, "", "",
                                       "en", {}, outputs_dir=tmp_path, compare=[str(runs[1]), str(runs[2])]))
     assert "3 cells: 1 columns × 1 weights × 3 Z" in steps[0][1]
     assert "Grid saved" in steps[-1][3]

@@ -89,17 +89,17 @@ def test_grid_tab_renders_the_ab_when_a_second_run_is_picked(runs, tmp_path):
     import json
     from pathlib import Path
 
-    from ui import tab_grid
+    from ui import grid_jobs
 
     a, b = runs
-    choices = tab_grid.compare_choices(a.parent, "en")
+    choices = grid_jobs.compare_choices(a.parent, "en")
     assert choices[0] == ("No comparison", "") and str(b) in [p for _, p in choices]
-    steps = list(tab_grid.render_grid("run", str(a), ["lora_v1"], "1", False, "none", "", 0, "", "", "en", {},
+    steps = list(grid_jobs.render_grid("run", str(a), ["lora_v1"], "1", False, "none", "", 0, "", "", "en", {},
                                       outputs_dir=tmp_path, compare=str(b)))
     assert "2 cells: 1 columns × 1 weights × 2 Z" in steps[0][1]
     last = steps[-1]
     assert "Grid saved" in last[3] and "compare-" in last[3]
     data = json.loads(Path(last[4]).read_text(encoding="utf-8"))
     assert data["z_labels"] == ["lora_v1", "lora_v2"] and data["x_labels"] == ["final"]
-    image, recipe = tab_grid.show_cell(last[4], "en", type("Evt", (), {"index": data["cells"][1]["box"][:2]})())
+    image, recipe = grid_jobs.show_cell(last[4], "en", type("Evt", (), {"index": data["cells"][1]["box"][:2]})())
     assert "<lora:lora_v2:1>" in recipe

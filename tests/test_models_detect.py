@@ -181,7 +181,7 @@ def test_pickle_that_would_run_code_is_refused_and_does_not_run(tmp_path):
     raw.write_bytes(pickle.dumps(_Evil(marker)))
     assert not det.detect(str(raw)).usable and not marker.exists()
     from core.errors import DanluError
-    from models.loading import read_state_dict
+    from models.files import read_state_dict
 
     with pytest.raises(DanluError):
         read_state_dict(path)

@@ -13,7 +13,8 @@ import pytest
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.runs.supervisor import Supervisor, command_text, run_dir_for, summarize
+from core.runs.summary import summarize
+from core.runs.supervisor import Supervisor, command_text, run_dir_for
 
 # A launcher stand-in: `fake.py train CONFIG [--resume]`. Its behaviour comes from saving.name:
 # 'crash' reports an error and exits 1, 'stubborn' ignores STOP, 'silent' dies without an event.

@@ -75,7 +75,8 @@ def test_after_a_server_restart_the_tab_reattaches_and_stop_works(tmp_path, monk
 
     from test_runs_supervisor import FAKE_LAUNCHER, make_cfg
 
-    from core.runs.supervisor import PROCESS_FILE, Supervisor, summarize
+    from core.runs.summary import summarize
+    from core.runs.supervisor import PROCESS_FILE, Supervisor
     from ui.tab_train import current_run
 
     fake = tmp_path / "fake_launcher.py"

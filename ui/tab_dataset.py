@@ -16,9 +16,8 @@ from core.dataset.scan import scan_key
 from core.errors import DanluError
 from ui import i18n
 from ui.context import AppContext
-from ui.dataset_view import (  # noqa: F401 - tests import the view from here
+from ui.dataset_view import (
     PAGE,
-    chart_frame,
     chart_update,
     gallery_items,
     page_label,

@@ -13,13 +13,12 @@ import gradio as gr
 
 from ui import i18n
 from ui.context import AppContext
-from ui.grid_jobs import (  # noqa: F401 - tests import the jobs from here
+from ui.grid_jobs import (
     cancel_grid,
     compare_choices,
     epoch_stems,
     files_recipe,
     list_runs,
-    make_plan,
     preselected,
     render_grid,
     run_choice,

@@ -110,7 +110,7 @@ def _is_model(p: Path) -> bool:
 
 def _entry(p: Path) -> tuple[str, str]:
     """The list's (label, path) of one model: name, size and family, read from the header only."""
-    from models.detect import human_size
+    from models.model_info import human_size
 
     st = p.stat()
     if p.is_file() and p.suffix.lower() != ".safetensors":
@@ -122,7 +122,7 @@ def _entry(p: Path) -> tuple[str, str]:
 
 
 def folders_from_text(text: str, default: Path) -> list[Path]:
-    from models.loading import clean_path
+    from models.files import clean_path
 
     lines = [clean_path(line) for line in (text or "").splitlines() if line.strip()]
     return [Path(line) for line in lines] or [default]
@@ -130,7 +130,7 @@ def folders_from_text(text: str, default: Path) -> list[Path]:
 
 def report_markdown(info, lang: str) -> str:
     """The detection report as a small table plus warnings or the reason it cannot be used."""
-    from models.detect import human_size, local
+    from models.model_info import human_size, local
 
     rows = []
     if info.family:
@@ -282,7 +282,8 @@ def on_pick(value: str | None, config: dict, lang: str, progress=HASH_PROGRESS):
 
 
 def on_download(text: str, config: dict, lang: str, progress=DOWNLOAD_PROGRESS):
-    from models.loading import clean_path, download, is_hub_id
+    from models.files import clean_path, is_hub_id
+    from models.loading import download
 
     hub_id = clean_path(text)
     if not is_hub_id(hub_id):

@@ -20,7 +20,8 @@ import gradio as gr
 
 from core import config as cfgmod
 from core.errors import DanluError
-from core.runs.supervisor import Run, run_dir_for, summarize, supervisor
+from core.runs.summary import summarize
+from core.runs.supervisor import Run, run_dir_for, supervisor
 from ui import i18n, train_live, train_queue, train_runs
 from ui.context import AppContext
 from ui.form import reads_form

@@ -33,7 +33,6 @@ from core.events import STOP_FILE, read_events
 from core.fsutil import atomic_write_text
 from core.processes import command_text, exit_error, pid_alive, pid_text
 from core.runs import layout as run_layout
-from core.runs.summary import summarize  # noqa: F401  (callers import it from here)
 from core.state_files import read_state
 
 ACTIVE = ("starting", "running", "stopping")

@@ -18,7 +18,7 @@ everything itself, in a package with the same module names every time; the share
   recognising: `matches(keys)`, `is_folder(folder)`, `other_part(tensors)` (its text encoder or VAE picked as
   base), `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message for a LoRA or adapter)
 - `load` (and optionally `missing_download(cfg)`: a file the run needs is not downloaded yet):
-  `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a detect.ModelInfo,
+  `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a model_info.ModelInfo,
   which means looking for the parts beside the model), `load_parts(path, components=None, torch_dtype=None)` →
   the pipeline, `find_parts(path)` (where the text encoder, tokenizer and VAE come from), `from_file_keys` /
   `to_file_keys` (single-file ↔ diffusers names), `encode_prompts(pipe, prompts)`

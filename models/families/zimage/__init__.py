@@ -4,7 +4,7 @@ Turbo, De-Turbo and Base share architecture and keys, so a header cannot tell th
 
 The package has the file names every DiT family has (models/families/__init__.py states the contract):
 this module holds the facts and recognises the family's files; `load` finds and loads the parts (and fills a
-detect.ModelInfo, since that means looking for the parts beside the model); `lora` is the LoRA file layout and
+model_info.ModelInfo, since that means looking for the parts beside the model); `lora` is the LoRA file layout and
 the modules LoRA trains; `sample` renders as ComfyUI does (its docstring states the semantics); `workflow` is the
 ComfyUI graph a sample PNG carries; `tiny` builds the test-sized model.
 """

@@ -294,7 +294,7 @@ def load_parts(path: Path, *, components: str | Path | None = None, torch_dtype:
                                                                             local_files_only=True), vae=vae)
 
 
-# --- recognising a base: what detect.ModelInfo says ---------------------------------------------
+# --- recognising a base: what model_info.ModelInfo says ---------------------------------------------
 
 def _parts_note(info, parts, model: Path) -> None:
     if parts is None:
@@ -308,7 +308,7 @@ def _parts_note(info, parts, model: Path) -> None:
 
 
 def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[str, str]):
-    """Fill a detect.ModelInfo for a single file that `matches`: the transformer alone, as Z-Image ships."""
+    """Fill a model_info.ModelInfo for a single file that `matches`: the transformer alone, as Z-Image ships."""
     shapes = {k: s for k, (_, s) in tensors.items()}
     if zimage.is_lumina2(shapes):
         return info.refuse("This is a Lumina 2 transformer (width 2304), which Danlu does not train.",
@@ -323,7 +323,7 @@ def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[st
 
 
 def classify_folder(info, folder: Path):
-    """Fill a detect.ModelInfo for a diffusers folder (or a transformer-only folder) of this family."""
+    """Fill a model_info.ModelInfo for a diffusers folder (or a transformer-only folder) of this family."""
     from models.files import DTYPE_NAMES, HeaderError, read_header
 
     info.kind, info.family = "diffusers", zimage.FAMILY
