@@ -160,3 +160,17 @@ def test_a_damaged_downloaded_captioner_config_is_moved_aside(tmp_path, capsys):
         model_kind(snapshot)
     assert "download it anew" in e.value.hint_en and not blob.exists() and len(aside_of(blob)) == 1
     assert "config.json" in capsys.readouterr().err
+
+
+def test_the_queue_notice_shows_until_the_rebuilt_queue_is_resumed(tmp_path):
+    from ui.train_queue import status
+
+    q = Queue(tmp_path / "runs")
+    q.add(make_cfg(tmp_path, name="only", epochs=1))
+    assert "⚠" not in status(q, "idle", "en")["value"]
+    q.path.write_bytes(b"{")
+    shown = status(q, "idle", "zh")
+    assert shown["value"].startswith("⚠ 运行队列") and shown["elem_classes"] == ["danlu-warn"]
+    q.set_paused(False)  # the user looked at the order and resumed it
+    shown = status(q, "idle", "en")
+    assert "⚠" not in shown["value"] and shown["elem_classes"] == []

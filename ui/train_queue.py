@@ -102,10 +102,11 @@ def summary(q: Queue, state: str, lang: str) -> str:
 
 
 def status(q: Queue, state: str, lang: str) -> Any:
-    """The summary, led by what was recovered when queue.json was found damaged (orange: nothing was lost)."""
+    """The summary, led by what was recovered when queue.json was found damaged (orange: nothing was lost), until
+    the user resumes the rebuilt queue (it is paused so that its order is looked at first)."""
+    text = summary(q, state, lang)  # first: reading the queue is what finds it damaged
     damaged = q.damage_notices()
-    text = summary(q, state, lang)
-    if not damaged:
+    if not damaged or not q.paused():
         return gr.update(value=text, elem_classes=[])
     return gr.update(value=f"⚠ {damaged[-1].text(lang)}\n\n{text}", elem_classes=i18n.LEVELS["warn"])
 
