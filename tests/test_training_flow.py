@@ -188,3 +188,30 @@ def test_unknown_names_are_refused():
         flow.sigma_table("linear")
     with pytest.raises(ValueError, match="timestep bias"):
         flow.sample_indices(1, "content")
+
+
+def test_a_flow_spec_states_every_convention():
+    """No defaults: a family that forgot its sign or time direction would train wrongly without an error."""
+    with pytest.raises(TypeError):
+        flow.FlowSpec(shift=3.0)  # type: ignore[call-arg]
+    assert flow.shift_for(ZFLOW, torch.zeros(1, 16, 128, 128)) == ZFLOW.shift  # Z-Image: a static shift
+
+
+@pytest.mark.parametrize("side", [32, 64, 128])
+def test_a_token_count_shift_is_diffusers_calculate_shift(side):
+    """FLUX's and Qwen-Image's schedulers shift by mu = calculate_shift(image tokens): shift = e^mu, tokens from the
+    latents' 2x2 patches."""
+    import math
+
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    dynamic = flow.DynamicShift(base_shift=0.5, max_shift=1.15, base_tokens=256, max_tokens=4096, patch=2)
+    spec = replace(ZFLOW, dynamic=dynamic)
+    latents = torch.zeros(1, 16, side, side)
+    tokens = (side // 2) ** 2
+    mu = calculate_shift(tokens, 256, 4096, 0.5, 1.15)
+    assert flow.shift_for(spec, latents) == pytest.approx(math.exp(mu), rel=1e-12)
+    # and the shifted sigma is diffusers' time_shift(mu, 1, t) = e^mu / (e^mu + 1/t - 1)
+    t = torch.tensor([0.25, 0.5, 0.9], dtype=torch.float64)
+    want = math.exp(mu) / (math.exp(mu) + 1 / t - 1)
+    assert torch.allclose(flow.shifted(t, flow.shift_for(spec, latents)), want, rtol=1e-12)
