@@ -145,6 +145,17 @@ def test_convert_kohya_peft_round_trip_keeps_every_delta(sd15_files, tmp_path):
     assert set(open_lora(back.out).shapes) == set(open_lora(a).shapes)
     da, dback = _deltas(a), _deltas(back.out)
     assert all(torch.allclose(da[n], dback[n], atol=1e-6 * float(da[n].abs().max())) for n in da)
+    # diffusers loads the peft file as it loads the kohya one: the same image at weight 0.8
+    from models.generate import load_lora, set_lora_weights
+    from models.tiny import build_tiny
+
+    images = []
+    for path in (a, report.out):
+        pipe = build_tiny("sd15", seed=0)
+        pipe.set_progress_bar_config(disable=True)
+        set_lora_weights(pipe, {load_lora(pipe, path, "x"): 0.8})
+        images.append(render(pipe))
+    assert_images_within_rounding(images[0], images[1], 255)
 
 
 def test_convert_sdxl_block_names_to_peft(tmp_path):
