@@ -9,7 +9,8 @@ import pytest
 from test_import_config import KOHYA_SS_JSON
 
 from core import config as cfgmod
-from ui.tab_config import _asked, applied, apply_label, current_toml, diff_text
+from ui.config_file import applied
+from ui.tab_config import _asked, apply_label, current_toml, diff_text
 
 CURRENT = cfgmod.to_dict(cfgmod.with_values(cfgmod.default_config(),
                                             {"saving.name": "mine", "model.base": "/models/base.safetensors"}))

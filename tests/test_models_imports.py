@@ -1,5 +1,6 @@
-"""The models package imports one way: no cycles (function-level imports included), and product code does not
-import the tiny test-model factory."""
+"""The architecture as a test: the packages import one way, no two modules import each other in a circle (lazy
+imports inside functions and `TYPE_CHECKING` imports included: a lazy import hides a misplaced name, it does not
+remove the dependency), and product code does not import the tiny test-model factory."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("core", "models", "training", "taggers", "ui")
+# Which other packages each may import (docs/ARCHITECTURE.md): the UI never imports training code, it runs it.
+ALLOWED = {"core": set(), "models": {"core"}, "taggers": {"core"}, "training": {"core", "models"},
+           "ui": {"core", "models", "taggers"}}
 FACTORY = {"models.tiny", "models.families.zimage.tiny"}
 USES_FACTORY = {"models.demo"} | FACTORY  # the demo builds a tiny model on purpose
-# The modules that read, load and render a base model: everything above them (grid, demo) builds on these.
-SHARED = {"models.files", "models.bpe", "models.families", "models.ldm", "models.detect", "models.model_info",
-          "models.loading", "models.hashes", "models.lora_file", "models.generate", "models.recipe",
-          "models.preflight"}
 
 
 def _module(path: Path) -> str:
@@ -20,44 +21,90 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
+def _files() -> dict[str, Path]:
+    return {_module(p): p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))}
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """Danlu's modules that `path` imports anywhere in it. `from pkg import sub` of a submodule is an edge to the
+    submodule only (importing it does not use what the package's own __init__ defines)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}
+            subs = {f"{node.module}.{a.name}" for a in node.names} & known
+            found |= subs
+            if len(subs) < len(node.names):
+                found.add(node.module)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
+    return found & known
+
+
+def _graph() -> dict[str, set[str]]:
+    files = _files()
+    return {m: _imports(p, set(files)) - {m} for m, p in files.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that reach each other (strongly connected components of two or more; Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
     return found
 
 
-def _graph(package: str) -> dict[str, set[str]]:
-    files = {_module(p): p for p in (ROOT / package).rglob("*.py")}
-    return {m: {i for i in _imports(p) if i in files and i != m} for m, p in files.items()}
+def test_the_cycle_finder_finds_a_lazy_cycle_and_nothing_else(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from pkg.b import x\n", encoding="utf-8")
+    (pkg / "b.py").write_text("def f():\n    from pkg import a\n", encoding="utf-8")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import y\n",
+                              encoding="utf-8")
+    known = {"pkg.a", "pkg.b", "pkg.c"}
+    graph = {m: _imports(pkg / f"{m[4:]}.py", known) - {m} for m in known}
+    assert graph == {"pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}, "pkg.c": {"pkg.a"}}
+    assert _cycles(graph) == [["pkg.a", "pkg.b"]]
 
 
-def test_models_has_no_import_cycle():
-    # Family modules are the package's plugins: models.families loads them, and they may call the shared code
-    # (function-level imports), so their own imports are not edges here.
-    graph = {m: (set() if m.startswith("models.families.") else deps & SHARED)
-             for m, deps in _graph("models").items() if m in SHARED}
-    state: dict[str, int] = {}
+def test_no_module_imports_in_a_cycle():
+    cycles = _cycles(_graph())
+    assert not cycles, "import cycles (lazy imports included):\n" + "\n".join(" ↔ ".join(c) for c in cycles)
 
-    def visit(m: str, path: list[str]) -> None:
-        state[m] = 1
-        for d in sorted(graph.get(m, ())):
-            assert state.get(d) != 1, " → ".join(path + [m, d])
-            if d not in state:
-                visit(d, path + [m])
-        state[m] = 2
 
-    for m in sorted(graph):
-        if m not in state:
-            visit(m, [])
+def test_packages_import_one_way():
+    wrong = [f"{m} → {d}" for m, deps in sorted(_graph().items()) for d in sorted(deps)
+             if d.split(".")[0] != m.split(".")[0] and d.split(".")[0] not in ALLOWED[m.split(".")[0]]]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_product_code_does_not_import_the_test_model_factory():
-    for package in ("core", "models", "training", "taggers", "ui"):
-        for p in (ROOT / package).rglob("*.py"):
-            if _module(p) not in USES_FACTORY:
-                assert not _imports(p) & FACTORY, p
+    graph = _graph()
+    wrong = [m for m, deps in graph.items() if m not in USES_FACTORY and deps & FACTORY]
+    assert not wrong, wrong

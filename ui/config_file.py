@@ -69,11 +69,16 @@ def save_toml(path: Path, config: dict, opened: tuple[str, Fingerprint] | None) 
     return save_if_unchanged(path, text.encode("utf-8"), read)
 
 
+def applied(current: dict, data: dict) -> dict:
+    """The settings after loading `data` (nested, as read from TOML) onto the current ones: the keys it has replace
+    theirs, the others are kept (a snippet such as `[network] rank = 32` changes the rank only; a whole run file
+    replaces everything). Raises ConfigError naming the key."""
+    return cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(current), data))
+
+
 def settings_differ(theirs: str | None, mine: dict, lang: str) -> i18n.Text | None:
     """The settings in which mine differ from the TOML text on disk, field by field (a whole TOML side by side
     hides a one-line change); None when theirs is gone or is not a valid run TOML."""
-    from ui.tab_config import applied  # here: the Config tab imports this module
-
     if theirs is None:
         return None
     try:

@@ -15,6 +15,7 @@ from core import importers
 from core.errors import ConfigError, DanluError
 from core.fsutil import read_user_text
 from ui import config_file, i18n
+from ui.config_file import applied
 from ui.context import AppContext
 from ui.form import COMMIT_GROUP, changes, reads_form
 from ui.i18n import t
@@ -51,13 +52,6 @@ i18n.add({
     "config.applied": ("✔ 已应用 {n} 项改动。", "✔ Applied {n} changes."),
     "config.cancelled": ("已取消，设置没有改动。", "Cancelled: the settings are unchanged."),
 })
-
-
-def applied(current: dict, data: dict) -> dict:
-    """The settings after loading `data` (nested, as read from TOML) onto the current ones: the keys it has replace
-    theirs, the others are kept (a snippet such as `[network] rank = 32` changes the rank only; a whole run file
-    replaces everything). Raises ConfigError naming the key."""
-    return cfgmod.to_dict(cfgmod.merge_dict(cfgmod.from_dict(current), data))
 
 
 def diff_text(current: dict, new: dict, lang: str) -> str:
