@@ -122,6 +122,12 @@ def has(name: str | None, trait: str) -> bool:
     return row is not None and trait in row.traits
 
 
+def diffusers_guidance(row: Family, cfg: float) -> float:
+    """diffusers' guidance_scale for a CFG as the user gives it (ComfyUI's / WebUI's count): the same number for
+    classic CFG; cfg - 1 where the pipeline guides with (cond - uncond) · g added to cond (Z-Image)."""
+    return float(cfg) - 1.0 if row.cfg_semantics == "comfy_minus_one" else float(cfg)
+
+
 def native_resolution(name: str | None, prediction: str = "") -> int:
     """The family's training resolution; SD2's v-prediction release (768-v) is the one family member at 768."""
     row = get(name)

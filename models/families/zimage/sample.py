@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 
+from core import family_facts
 from core.errors import DanluError
-from models.families.zimage import MAX_SEQUENCE_LENGTH, SCHEDULER_SHIFT, SIZE_MULTIPLE
+from models.families.zimage import FAMILY, MAX_SEQUENCE_LENGTH, SCHEDULER_SHIFT, SIZE_MULTIPLE
 from models.families.zimage.workflow import MIN_COMFYUI, base_note, comfy_base, comfy_prompt
 
 
@@ -37,7 +38,7 @@ def guidance_scale(cfg: float) -> float:
                          "（1 表示不引导，Turbo 即如此）。",
                          "Set sampling.cfg to 1 for Turbo, 2-4 for De-Turbo or Base.",
                          "Turbo 请把 sampling.cfg 设为 1，De-Turbo 或 Base 设为 2-4。", key="sampling.cfg")
-    return float(cfg) - 1.0
+    return family_facts.diffusers_guidance(family_facts.ROWS[FAMILY], cfg)
 
 
 def sample_recipe(recipe: dict, args: dict) -> tuple[dict, dict]:
