@@ -1,5 +1,5 @@
 """The XYZ grid's "LoRA files" source starts from the base's own settings: its native size and its family's
-steps, CFG and sampler (models.xyz_plan.base_sampling), not the schema's 512 px / 20 steps for every base."""
+steps, CFG and sampler (models.grid.plan.base_sampling), not the schema's 512 px / 20 steps for every base."""
 
 from __future__ import annotations
 

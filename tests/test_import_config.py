@@ -1,4 +1,4 @@
-"""Importing a peer's config (core/importers/__init__.py): files written by hand in each peer's format, as their docs name
+"""Importing a peer's config (core.importers): files written by hand in each peer's format, as their docs name
 the keys (sd-scripts' argument names, kohya_ss's GUI JSON, lora-scripts' TOML)."""
 
 from __future__ import annotations

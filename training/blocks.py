@@ -1,5 +1,5 @@
-"""The block plan (core/config/blocks.py) applied to a UNet: each module's block from its kohya name, the rank and alpha of
-each LoRA target, and the trained parameters of each block for the optimizer."""
+"""The block plan (core/config/blocks.py) applied to a UNet: each module's block from its kohya name, the rank and
+alpha of each LoRA target, and the trained parameters of each block for the optimizer."""
 
 from __future__ import annotations
 

@@ -71,8 +71,8 @@ class Dataset:
 
 def build_dataset(cfg: RunConfig, warn: Callable[[str, str], None] = lambda en, zh: None) -> Dataset:
     """Read every <repeats>_<name> subset, caption and bucket each image (at each resolution: one Item per image
-    per resolution, resolution-major within a subset as core.dataset.buckets.plan_sizes lists them, so that regularisation
-    images cycle as the step plan counts); unreadable images are skipped."""
+    per resolution, resolution-major within a subset as core.dataset.buckets.plan_sizes lists them, so that
+    regularisation images cycle as the step plan counts); unreadable images are skipped."""
 
     d = cfg.dataset
     subsets = list_subsets(Path(d.dir), d.caption_extension)

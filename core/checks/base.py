@@ -1,7 +1,7 @@
 """The rules' common ground: Issue (one verdict), Env (what the config alone cannot say), the rule registry
 (`@rule(name, level)`, RULES in the order they are reported) and the helpers several rules use. The rules
 themselves live in core/checks/inputs.py, checks_network.py, checks_training.py and checks_zimage.py;
-core/checks/__init__.py is the entry point (`check`, `errors`, `warnings`, `raise_errors`)."""
+core.checks is the entry point (`check`, `errors`, `warnings`, `raise_errors`)."""
 
 from __future__ import annotations
 

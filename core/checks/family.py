@@ -1,7 +1,7 @@
 """The rules a family's facts row answers (core/family_facts.py): its learning-rate ceiling, what its sample
 renderer can do, which options apply to its kind of model (UNet or flow DiT), whether its text encoder can be
 trained, and how caption caching works for it. No rule here names a family: each asks the row, so a new family
-gets them by declaring its facts. Registered in core.checks.base.RULES in the order core/checks/__init__.py imports them."""
+gets them by declaring its facts. Registered in core.checks.base.RULES in the order core.checks imports them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The rules about the run's inputs and the machine: the base model and dataset, family and prediction type,
 zero terminal SNR, resolution and clip skip, the device (CUDA, 8-bit optimizers, mixed precision on the CPU).
-Registered in core.checks.base.RULES in the order core/checks/__init__.py imports them."""
+Registered in core.checks.base.RULES in the order core.checks imports them."""
 
 from __future__ import annotations
 

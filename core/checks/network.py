@@ -1,6 +1,6 @@
 """The rules about the network: what is trained, alpha and rank, DoRA, LyCORIS options, LoRA+, and sd-scripts'
 block-wise LR weights, dims and alphas.
-Registered in core.checks.base.RULES in the order core/checks/__init__.py imports them."""
+Registered in core.checks.base.RULES in the order core.checks imports them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The rules about the optimizer (Prodigy, DAdaptation, schedule-free), the precision (full bf16, fp8 base),
 captions and caches, the saved file and the samples.
-Registered in core.checks.base.RULES in the order core/checks/__init__.py imports them."""
+Registered in core.checks.base.RULES in the order core.checks imports them."""
 
 from __future__ import annotations
 

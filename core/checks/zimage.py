@@ -1,7 +1,7 @@
 """Z-Image's own rules: Turbo trained without the training adapter, an adapter on another variant, an adapter
 that cannot be downloaded. Everything a family's facts row can say (learning rate, sample limits, caches, which
 options apply) is asked of the row in core/checks/family.py. Registered in core.checks.base.RULES in the order
-core/checks/__init__.py imports them."""
+core.checks imports them."""
 
 from __future__ import annotations
 

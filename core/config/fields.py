@@ -1,5 +1,5 @@
 """How a config field is declared (`F`: default, help in English and 中文, allowed values, the families it
-applies to) and the choice lists the sections use. core/config/__init__.py builds the schema from the declarations in
+applies to) and the choice lists the sections use. core.config builds the schema from the declarations in
 core/config/model.py and core/config/train.py."""
 
 from __future__ import annotations

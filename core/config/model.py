@@ -1,5 +1,5 @@
 """The run config's sections about what is trained: the base model, the dataset, the network (LoRA and its
-variants). Every field is declared once here with F (core/config/fields.py); core/config/__init__.py re-exports them."""
+variants). Every field is declared once here with F (core/config/fields.py); core.config re-exports them."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Per-prompt sample options in kohya's syntax: `a cat --n blurry --w 768 --h 512 --s 30 --d 42 --l 6.5 --ss ddim`.
 
 One parser for every sample: models/recipe.py reads a prompt line here before it builds a training sample or a grid
-cell, and core/checks/__init__.py refuses a run whose prompts hold a flag this parser does not understand.
+cell, and core.checks refuses a run whose prompts hold a flag this parser does not understand.
 
 The syntax is sd-scripts' (`line_to_prompt_dict` in library/train_util.py): the line is split at " --"; the first
 part is the prompt, each other part is a flag and its value. Unlike sd-scripts, an unknown flag or a bad value is an

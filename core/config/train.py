@@ -1,5 +1,5 @@
 """The run config's sections about how it is trained: the optimizer and schedule, the training options, saving
-and samples. Every field is declared once here with F (core/config/fields.py); core/config/__init__.py re-exports them."""
+and samples. Every field is declared once here with F (core/config/fields.py); core.config re-exports them."""
 
 from __future__ import annotations
 

@@ -285,7 +285,8 @@ def scan_dataset(parent: Path, config: Any = None, *, reg_dir: Path | None = Non
     scan = DatasetScan(parent, cfg, subsets, reg_subsets, entries, problems, notes, None, 0.0, decode)
     _duplicates([e for e in entries if not e.is_reg], scan.rel)
 
-    # a held-out validation share is not trained: the plan leaves it out as the trainer does (core.dataset.validation_set)
+    # a held-out validation share is not trained: the plan leaves it out as the trainer does
+    # (core.dataset.validation_set)
     share = 0.0 if d.validation_dir else d.validation_split
     held = held_out([holdout_key(e.subset.path.name, e.path.name) for e in entries if e.ok and not e.is_reg], share)
 

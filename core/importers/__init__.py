@@ -1,6 +1,6 @@
 """Import a peer trainer's settings: sd-scripts (TOML or an argument file), a kohya_ss GUI JSON, a lora-scripts TOML.
 
-`import_file(path)` returns the Danlu config (validated by core/config/__init__.py) and a report of every key read: mapped,
+`import_file(path)` returns the Danlu config (validated by core.config) and a report of every key read: mapped,
 changed (with the reason) or without a Danlu equivalent. The key names are those of sd-scripts' argument parser
 (library/train_util.py add_*_arguments, train_network.py), which lora-scripts (Akegarasu, mikazuki/schema) writes
 as they are and kohya_ss's GUI JSON writes with a few names of its own (epoch, optimizer, max_resolution,

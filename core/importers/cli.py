@@ -1,5 +1,5 @@
 """`python launcher.py import FILE [-o OUT.toml]`: a peer trainer's config as a Danlu run TOML, and what became of
-each of its keys (core/importers/__init__.py does the mapping; the Config tab shows the same table)."""
+each of its keys (core.importers does the mapping; the Config tab shows the same table)."""
 
 from __future__ import annotations
 

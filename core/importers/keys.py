@@ -1,6 +1,6 @@
 """The peer trainers' keys, one by one: which Danlu key each sd-scripts / kohya_ss / lora-scripts key becomes,
 and the converters of the keys whose value needs more than a type (resolution as an area, optimizer and scheduler
-names, network_args, block-wise weights, caches, sample prompts…). core/importers/__init__.py reads the files and applies
+names, network_args, block-wise weights, caches, sample prompts…). core.importers reads the files and applies
 these; each converter is called as `convert(peer_key, value, peer, put, result)` and reports through `put` (a
 Danlu key and value, with a reason when it changed) or a Row in `result.rows`."""
 

@@ -1,5 +1,5 @@
-"""Runs the queue: one item after another through the server's Supervisor (core.runs.supervisor), the same child process a
-run started by hand gets.
+"""Runs the queue: one item after another through the server's Supervisor (core.runs.supervisor), the same child
+process a run started by hand gets.
 
 `tick()` is one look at the world: settle the item that ended, stop one whose cancel was asked, adopt the item of a
 runner that has gone (after a server restart the trainer is still running and is reattached), or claim and start
