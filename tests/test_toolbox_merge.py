@@ -243,3 +243,27 @@ def test_dit_lora_merges_into_the_transformer_file(dit_files, tmp_path):
     again = merge_into_base(base, [(fused, 0.5)], tmp_path / "merged2.safetensors").out
     a, b = load_file(out), load_file(again)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+def test_fp16_base_stays_fp16_and_merges_as_loaders_do(sd15_files, tmp_path):
+    """An fp16 checkpoint is merged in fp32 and written back in fp16, key for key: what a loader computes from
+    the fp16 weights (W16 → fp32, + ΔW, → fp16)."""
+    from models.files import read_header
+    from models.generate import open_pipeline
+    from models.tiny import save_single_file
+    from models.lycoris import merge_file
+    from models.toolbox.merge import merge_into_base
+
+    tiny, a, _ = sd15_files
+    base = _beside_configs(tiny, tmp_path / "half.safetensors")
+    save_single_file(open_pipeline(str(tiny.single_file), family="sd15"), base, "sd15", dtype=torch.float16)
+    out = _beside_configs(tiny, tmp_path / "half-merged.safetensors")
+    merge_into_base(base, [(a, 1.0)], out)
+    assert read_header(out)[0] == read_header(base)[0]
+    expect = open_pipeline(str(base), family="sd15")
+    merge_file(expect, a, "sd15", 1.0)
+    merged = open_pipeline(str(out), family="sd15")
+    for part in ("unet", "text_encoder"):
+        want, got = getattr(expect, part).state_dict(), getattr(merged, part).state_dict()
+        differ = [k for k in want if not torch.equal(want[k].half().float(), got[k])]
+        assert not differ, differ[:3]

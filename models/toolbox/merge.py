@@ -241,14 +241,38 @@ def _merge_unet(base: Path, family: str, prediction: str, states: list[tuple[dic
     from models.loading import load_single_file
     from models.lycoris import file_weights, group_modules, merge_groups, pipe_components
 
-    pipe = load_single_file(base, family, prediction)  # fp32: the deltas are added in fp32, cast back when written
+    # Loaded in the file's widest float type (an fp16 checkpoint stays fp16: half the memory of fp32); the deltas
+    # are added in fp32 and cast back (models.lycoris.merge_groups), as the write would cast them anyway.
+    pipe = load_single_file(base, family, prediction, torch_dtype=_widest_float(base))
     comps = pipe_components(pipe)
     for i, (state, strength) in enumerate(states):
         if job is not None:
             job.step(i, len(states) + 1, "merging")
         groups = group_modules(state)
-        merge_groups(file_weights(comps, groups, family), groups, strength)
+        try:
+            weights = file_weights(comps, groups, family)
+        except ValueError as exc:
+            raise _no_layer(base, str(exc)) from None
+        merge_groups(weights, groups, strength)
     return diffusers_to_ldm(pipe, family)
+
+
+def _widest_float(path: Path) -> Any:
+    """The float dtype that holds every float tensor of a checkpoint exactly (fp32 when fp16 and bf16 mix)."""
+    import torch
+
+    from models.files import read_header
+
+    found = {dtype for dtype, _ in read_header(path)[0].values()}
+    if "F32" in found or "F64" in found or {"F16", "BF16"} <= found:
+        return torch.float32
+    return torch.bfloat16 if "BF16" in found else torch.float16 if "F16" in found else torch.float32
+
+
+def _no_layer(base: Path, detail: str) -> DanluError:
+    return DanluError(f"The LoRA does not fit {base.name}: {detail}.", f"该 LoRA 与 {base.name} 的结构不符：{detail}。",
+                      "Use a LoRA trained on this base model's family and version.",
+                      "请使用在该底模系列与版本上训练的 LoRA。", key=str(base))
 
 
 def _merge_dit(dit: Any, base: Path, states: list[tuple[dict, float]], job: Job | None) -> dict[str, Any]:
@@ -270,7 +294,7 @@ def _merge_dit(dit: Any, base: Path, states: list[tuple[dict, float]], job: Job 
         groups = {name.removeprefix(dit.LORA_PREFIX): parts for name, parts in _dit_groups(lora).items()}
         missing = sorted(n for n in groups if f"{n}.weight" not in named)
         if missing:
-            raise ValueError(f"{len(missing)} modules of the file match no layer, e.g. {missing[:3]}")
+            raise _no_layer(base, f"{len(missing)} modules match no layer, e.g. {missing[:3]}")
         for n in groups:
             weights.setdefault(n, named[f"{n}.weight"].float().clone())
         merge_groups(weights, groups, strength)
