@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -161,20 +162,96 @@ def last_settings_path(ctx: AppContext) -> Path:
     return ctx.outputs_dir / LAST_SETTINGS
 
 
-def build(ctx: AppContext) -> None:
-    lang0 = ctx.lang.value
+def _field_handler(form: Any, spec: Any):
+    # One handler per field, changing only that field: a whole-form snapshot arriving late
+    # would undo a change made meanwhile by a button or another tab.
+    def on_field(raw: Any, config: dict, lang: str, shown_by_server: dict):
+        new, error = field_to_config(spec, raw, config)
+        if error is None:
+            return new, "", committed(form, shown_by_server, spec, new)
+        return config, i18n.both(lambda lg: t("params.field_error", lg, label=t(label_key(spec), lg),
+                                              msg=error.text(lg)), lang, classes=ERROR), shown_by_server
+    return on_field
+
+
+# The LR the user types is the one chosen for the batch size shown now.
+def on_lr(lr: Any, batch: Any, ref: tuple[float, int]):
+    ok = all(isinstance(v, (int, float)) and v > 0 for v in (lr, batch))
+    return (float(lr), int(batch)) if ok else ref
+
+
+def relabel_choices(lang: str):
+    # The translator relabels labels and values; the choices of these two carry text as well.
+    return (gr.update(choices=[(t(f"params.preset.{k}", lang), k) for k in PRESETS]),
+            gr.update(choices=[(t("params.view_basic", lang), "basic"),
+                               (t("params.view_expert", lang), "expert")]))
+
+
+def on_preset(name: str | None, config: dict, lang: str):
+    if not name:
+        return config, "", gr.update()
+    new = apply_preset(config, name)
+    summary = i18n.both(lambda lg: preset_summary(config, new, name, lg), lang)
+    return new, summary, (new["optimizer"]["lr"], new["training"]["batch_size"])
+
+
+def on_apply_lr(config: dict, ref: tuple[float, int], lang: str):
+    lr = hintmod.lr_for_batch(ref[0], ref[1], config["training"]["batch_size"])
+    new = cfgmod.with_values(config, {"optimizer.lr": lr})
+    text = i18n.both(lambda lg: t("params.lr_applied", lg, lr=hintmod.fmt_lr(lr)), lang, classes=OK)
+    return new, (lr, config["training"]["batch_size"]), text
+
+
+def on_import(path: str | None, config: dict, lang: str):
+    kept = (gr.update(), gr.update())  # a refused file changes nothing: the preset's summary and LR stay
+    if not path:
+        return config, "", *kept
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+        new, unknown, rejected, n = import_toml(text, config)
+    except UnicodeDecodeError:
+        return config, _failed(ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
+                                           "Save it as UTF-8.", "请以 UTF-8 编码保存。"), lang), *kept
+    except ConfigError as e:
+        return config, _failed(e, lang), *kept
+
+    def said(lg: str) -> str:
+        msg = [t("params.imported", lg, n=n)]
+        if unknown:
+            msg.append(t("params.unknown", lg) + " " + ", ".join(f"`{k}`" for k in unknown))
+        if rejected:
+            msg.append(t("params.rejected", lg) + "\n" + "\n".join(f"- {e.text(lg)}" for e in rejected))
+        return "\n\n".join(msg)
+
+    # The imported file replaces the last preset (its summary goes) and is the LR hints' new reference.
+    ref = (new["optimizer"]["lr"], new["training"]["batch_size"])
+    return new, i18n.both(said, lang, classes=WARN if unknown or rejected else OK), "", ref
+
+
+def on_export(config: dict, lang: str):
+    try:
+        cfg = cfgmod.from_dict(config)  # a value typed in the form and not valid is named here
+    except ConfigError as e:
+        return gr.update(), _failed(e, lang)
+    folder = Path(tempfile.mkdtemp(prefix="danlu-params-"))
+    path = cfgmod.save(cfg, folder / f"{cfg.saving.name}.toml")
+    return str(path), i18n.both(lambda lg: t("params.exported", lg, path=path), lang, classes=OK)
+
+
+def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
+    """The tab's components, top to bottom; the form and what it shows are ctx.form and ctx.form_seen as well."""
+    B = ctx.tr.bind
     default = cfgmod.to_dict(cfgmod.default_config())
-    ctx.tr.bind(gr.Markdown(t("params.intro", lang0)), value="params.intro")
+    B(gr.Markdown(t("params.intro", lang0)), value="params.intro")
     with gr.Row(equal_height=True):
-        preset = ctx.tr.bind(gr.Dropdown([(t(f"params.preset.{k}", lang0), k) for k in PRESETS], value=None,
-                                         label=t("params.preset", lang0), elem_id="params-preset", scale=3),
-                             label="params.preset")
-        preset_btn = ctx.tr.bind(gr.Button(t("params.preset_load", lang0), elem_id="params-preset-load", scale=1),
-                                 value="params.preset_load")
-        view = ctx.tr.bind(gr.Radio([(t("params.view_basic", lang0), "basic"),
-                                     (t("params.view_expert", lang0), "expert")],
-                                    value="basic", label=t("params.view", lang0), elem_id="params-view", scale=2),
-                           label="params.view")
+        preset = B(gr.Dropdown([(t(f"params.preset.{k}", lang0), k) for k in PRESETS], value=None,
+                               label=t("params.preset", lang0), elem_id="params-preset", scale=3),
+                   label="params.preset")
+        preset_btn = B(gr.Button(t("params.preset_load", lang0), elem_id="params-preset-load", scale=1),
+                       value="params.preset_load")
+        view = B(gr.Radio([(t("params.view_basic", lang0), "basic"), (t("params.view_expert", lang0), "expert")],
+                          value="basic", label=t("params.view", lang0), elem_id="params-view", scale=2),
+                 label="params.view")
     # Both lines keep their text in both languages (i18n.follow), so the language switch re-renders them.
     preset_summary_md = i18n.follow(gr.Markdown("", elem_id="params-preset-summary"), ctx.lang)
     message = i18n.follow(gr.Markdown("", elem_id="params-message", elem_classes=["danlu-warn"]), ctx.lang)
@@ -185,54 +262,49 @@ def build(ctx: AppContext) -> None:
             seen = gr.State(form.seen(default))
             ctx.form, ctx.form_seen = form, seen
         with gr.Column(scale=2):
-            ctx.tr.bind(gr.Markdown(t("params.hints", lang0)), value="params.hints")
+            B(gr.Markdown(t("params.hints", lang0)), value="params.hints")
             hints_md = gr.Markdown("", elem_id="params-hints")
-            apply_lr = ctx.tr.bind(gr.Button(t("params.apply_lr", lang0), visible=False, size="sm",
-                                             elem_id="params-apply-lr"), value="params.apply_lr")
-            ctx.tr.bind(gr.Markdown(t("params.steps", lang0)), value="params.steps")
+            apply_lr = B(gr.Button(t("params.apply_lr", lang0), visible=False, size="sm", elem_id="params-apply-lr"),
+                         value="params.apply_lr")
+            B(gr.Markdown(t("params.steps", lang0)), value="params.steps")
             steps_md = gr.Markdown("", elem_id="params-steps")
-            ctx.tr.bind(gr.Markdown(t("params.memory", lang0)), value="params.memory")
+            B(gr.Markdown(t("params.memory", lang0)), value="params.memory")
             memory_md = gr.Markdown("", elem_id="params-memory")
-            toml = ctx.tr.bind(gr.Textbox(cfgmod.dumps(cfgmod.default_config()), interactive=False, lines=16,
-                                          max_lines=24, buttons=["copy"], label=t("params.toml", lang0),
-                                          elem_id="params-toml"), label="params.toml")
-            upload = ctx.tr.bind(gr.File(label=t("params.import", lang0), file_types=[".toml"], type="filepath",
-                                         elem_id="params-import", height=90), label="params.import")
+            toml = B(gr.Textbox(cfgmod.dumps(cfgmod.default_config()), interactive=False, lines=16, max_lines=24,
+                                buttons=["copy"], label=t("params.toml", lang0), elem_id="params-toml"),
+                     label="params.toml")
+            upload = B(gr.File(label=t("params.import", lang0), file_types=[".toml"], type="filepath",
+                               elem_id="params-import", height=90), label="params.import")
             with gr.Row():
-                export_btn = ctx.tr.bind(gr.Button(t("params.export", lang0), elem_id="params-export"),
-                                         value="params.export")
-            download = ctx.tr.bind(gr.File(label=t("params.download", lang0), interactive=False,
-                                           elem_id="params-download", height=90), label="params.download")
+                export_btn = B(gr.Button(t("params.export", lang0), elem_id="params-export"), value="params.export")
+            download = B(gr.File(label=t("params.download", lang0), interactive=False, elem_id="params-download",
+                                 height=90), label="params.download")
             params_sweep.build(ctx)
+    return SimpleNamespace(preset=preset, preset_btn=preset_btn, view=view, preset_summary_md=preset_summary_md,
+                           message=message, lr_ref=lr_ref, form=form, seen=seen, hints_md=hints_md, apply_lr=apply_lr,
+                           steps_md=steps_md, memory_md=memory_md, toml=toml, upload=upload, export_btn=export_btn,
+                           download=download)
 
-    def field_handler(spec):
-        # One handler per field, changing only that field: a whole-form snapshot arriving late
-        # would undo a change made meanwhile by a button or another tab.
-        def on_field(raw: Any, config: dict, lang: str, shown_by_server: dict):
-            new, error = field_to_config(spec, raw, config)
-            if error is None:
-                return new, "", committed(form, shown_by_server, spec, new)
-            return config, i18n.both(lambda lg: t("params.field_error", lg, label=t(label_key(spec), lg),
-                                                  msg=error.text(lg)), lang, classes=ERROR), shown_by_server
-        return on_field
 
+def _wire_fields(ctx: AppContext, c: SimpleNamespace) -> None:
+    """Each field commits its own value to the config; a committed LR becomes the LR hints' reference."""
+    form = c.form
     paths = [s.path for s in form.specs]
     lr_comp = form.components[paths.index("optimizer.lr")]
     batch_comp = form.components[paths.index("training.batch_size")]
-    # The LR the user types is the one chosen for the batch size shown now.
-    def on_lr(lr: Any, batch: Any, ref: tuple[float, int]):
-        ok = all(isinstance(v, (int, float)) and v > 0 for v in (lr, batch))
-        return (float(lr), int(batch)) if ok else ref
-
     for spec, comp in zip(form.specs, form.components):
         for event in commit_events(comp):
             # always_last: a second commit of the same field waits for the first, so the newer value lands last.
-            done = event(field_handler(spec), [comp, ctx.config, ctx.lang, seen], [ctx.config, message, seen],
-                         trigger_mode="always_last", show_progress="hidden", concurrency_id=COMMIT_GROUP,
-                         concurrency_limit=1)
+            done = event(_field_handler(form, spec), [comp, ctx.config, ctx.lang, c.seen],
+                         [ctx.config, c.message, c.seen], trigger_mode="always_last", show_progress="hidden",
+                         concurrency_id=COMMIT_GROUP, concurrency_limit=1)
             if comp is lr_comp:  # after the commit, so the hints' refresh sees the new LR in the config
-                done.then(on_lr, [lr_comp, batch_comp, lr_ref], lr_ref, show_progress="hidden")
+                done.then(on_lr, [lr_comp, batch_comp, c.lr_ref], c.lr_ref, show_progress="hidden")
 
+
+def _refresher(ctx: AppContext, form: Any):
+    """The handler that redraws the form, the hints, the estimates and the TOML from the config (and keeps the
+    settings for the next visit), and the one that first restores the last visit's settings on a page load."""
     def refresh(config: dict, lang: str, ref: tuple[float, int], shown_by_server: dict, *shown: Any):
         from models import preflight
 
@@ -252,88 +324,35 @@ def build(ctx: AppContext) -> None:
                 gr.update(visible=lr_applies), steps_markdown(cfg, lang), memory_markdown(cfg, lang),
                 form.seen(config, shown_by_server)]
 
-    refresh_inputs = [ctx.config, ctx.lang, lr_ref, seen, *form.components]
-    refresh_outputs = [*form.components, toml, hints_md, apply_lr, steps_md, memory_md, seen]
-    ctx.config.change(refresh, refresh_inputs, refresh_outputs, show_progress="hidden")
-    ctx.lang.change(refresh, refresh_inputs, refresh_outputs, show_progress="hidden")
-    lr_ref.change(refresh, refresh_inputs, refresh_outputs, show_progress="hidden")
-
-    def relabel_choices(lang: str):
-        # The translator relabels labels and values; the choices of these two carry text as well.
-        return (gr.update(choices=[(t(f"params.preset.{k}", lang), k) for k in PRESETS]),
-                gr.update(choices=[(t("params.view_basic", lang), "basic"),
-                                   (t("params.view_expert", lang), "expert")]))
-
-    ctx.lang.change(relabel_choices, ctx.lang, [preset, view], show_progress="hidden")
-
-    view.change(lambda v: [gr.update(visible=v == "expert") for _ in form.expert_columns], view, form.expert_columns)
-
-    def on_preset(name: str | None, config: dict, lang: str):
-        if not name:
-            return config, "", gr.update()
-        new = apply_preset(config, name)
-        summary = i18n.both(lambda lg: preset_summary(config, new, name, lg), lang)
-        return new, summary, (new["optimizer"]["lr"], new["training"]["batch_size"])
-
-    # The buttons that write the config queue behind the fields' commits (COMMIT_GROUP): a value typed and left by
-    # this click is in the config before the button changes it.
-    preset_btn.click(on_preset, [preset, ctx.config, ctx.lang], [ctx.config, preset_summary_md, lr_ref],
-                     concurrency_id=COMMIT_GROUP)
-
-    def on_apply_lr(config: dict, ref: tuple[float, int], lang: str):
-        lr = hintmod.lr_for_batch(ref[0], ref[1], config["training"]["batch_size"])
-        new = cfgmod.with_values(config, {"optimizer.lr": lr})
-        text = i18n.both(lambda lg: t("params.lr_applied", lg, lr=hintmod.fmt_lr(lr)), lang, classes=OK)
-        return new, (lr, config["training"]["batch_size"]), text
-
-    apply_lr.click(on_apply_lr, [ctx.config, lr_ref, ctx.lang], [ctx.config, lr_ref, message],
-                   concurrency_id=COMMIT_GROUP)
-
-    def on_import(path: str | None, config: dict, lang: str):
-        kept = (gr.update(), gr.update())  # a refused file changes nothing: the preset's summary and LR stay
-        if not path:
-            return config, "", *kept
-        try:
-            text = Path(path).read_bytes().decode("utf-8-sig")
-            new, unknown, rejected, n = import_toml(text, config)
-        except UnicodeDecodeError:
-            return config, _failed(ConfigError("The file is not UTF-8 text.", "文件不是 UTF-8 文本。",
-                                               "Save it as UTF-8.", "请以 UTF-8 编码保存。"), lang), *kept
-        except ConfigError as e:
-            return config, _failed(e, lang), *kept
-
-        def said(lg: str) -> str:
-            msg = [t("params.imported", lg, n=n)]
-            if unknown:
-                msg.append(t("params.unknown", lg) + " " + ", ".join(f"`{k}`" for k in unknown))
-            if rejected:
-                msg.append(t("params.rejected", lg) + "\n" + "\n".join(f"- {e.text(lg)}" for e in rejected))
-            return "\n\n".join(msg)
-
-        # The imported file replaces the last preset (its summary goes) and is the LR hints' new reference.
-        ref = (new["optimizer"]["lr"], new["training"]["batch_size"])
-        return new, i18n.both(said, lang, classes=WARN if unknown or rejected else OK), "", ref
-
-    upload.upload(on_import, [upload, ctx.config, ctx.lang], [ctx.config, message, preset_summary_md, lr_ref],
-                  concurrency_id=COMMIT_GROUP)
-
-    def on_export(config: dict, lang: str):
-        try:
-            cfg = cfgmod.from_dict(config)  # a value typed in the form and not valid is named here
-        except ConfigError as e:
-            return gr.update(), _failed(e, lang)
-        folder = Path(tempfile.mkdtemp(prefix="danlu-params-"))
-        path = cfgmod.save(cfg, folder / f"{cfg.saving.name}.toml")
-        return str(path), i18n.both(lambda lg: t("params.exported", lg, path=path), lang, classes=OK)
-
-    export_btn.click(*reads_form(ctx, on_export, [ctx.config, ctx.lang]), [download, message])
-
     def restore(config: dict, lang: str, ref: tuple[float, int], shown_by_server: dict, *shown: Any):
         saved, notice = saved_settings(last_settings_path(ctx))
         said = i18n.both(lambda lg: f"⚠ {notice.text(lg)}", lang, level="warn") if notice else ""
         config = saved or config
         return [config, *refresh(config, lang, ref, shown_by_server, *shown), said]
 
+    return refresh, restore
+
+
+def build(ctx: AppContext) -> None:
+    c = _layout(ctx, ctx.lang.value)
+    _wire_fields(ctx, c)
+    refresh, restore = _refresher(ctx, c.form)
+    refresh_inputs = [ctx.config, ctx.lang, c.lr_ref, c.seen, *c.form.components]
+    refresh_outputs = [*c.form.components, c.toml, c.hints_md, c.apply_lr, c.steps_md, c.memory_md, c.seen]
+    for changed in (ctx.config, ctx.lang, c.lr_ref):
+        changed.change(refresh, refresh_inputs, refresh_outputs, show_progress="hidden")
+    ctx.lang.change(relabel_choices, ctx.lang, [c.preset, c.view], show_progress="hidden")
+    c.view.change(lambda v: [gr.update(visible=v == "expert") for _ in c.form.expert_columns], c.view,
+                  c.form.expert_columns)
+    # The buttons that write the config queue behind the fields' commits (COMMIT_GROUP): a value typed and left by
+    # this click is in the config before the button changes it.
+    c.preset_btn.click(on_preset, [c.preset, ctx.config, ctx.lang], [ctx.config, c.preset_summary_md, c.lr_ref],
+                       concurrency_id=COMMIT_GROUP)
+    c.apply_lr.click(on_apply_lr, [ctx.config, c.lr_ref, ctx.lang], [ctx.config, c.lr_ref, c.message],
+                     concurrency_id=COMMIT_GROUP)
+    c.upload.upload(on_import, [c.upload, ctx.config, ctx.lang],
+                    [ctx.config, c.message, c.preset_summary_md, c.lr_ref], concurrency_id=COMMIT_GROUP)
+    c.export_btn.click(*reads_form(ctx, on_export, [ctx.config, ctx.lang]), [c.download, c.message])
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(restore, refresh_inputs, [ctx.config, *refresh_outputs, message], show_progress="hidden")
+        root.load(restore, refresh_inputs, [ctx.config, *refresh_outputs, c.message], show_progress="hidden")
