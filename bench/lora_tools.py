@@ -98,11 +98,15 @@ def write_lora(targets, path: Path, rank: int) -> None:
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-import torch, safetensors.torch
+import torch, safetensors.torch, diffusers, transformers  # extract builds empty models from the configs
 from models.toolbox import extract, resize
 job = json.loads(sys.argv[1])
 t = time.perf_counter()
-if job["tool"] == "resize":
+if job["tool"] == "setup":  # what extract does before its first layer: detect both files, list the layers
+    path, family, header = extract._checkpoint(job["base"])
+    extract._checkpoint(job["tuned"])
+    extract._sd_targets(path, family, header, True)
+elif job["tool"] == "resize":
     resize.resize_lora(job["src"], job["out"], rank=16, precision="fp16")
 elif job["tool"] == "extract":
     extract.extract_lora(job["base"], job["tuned"], job["out"], rank=32, conv_rank=16)
@@ -172,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             base, tuned = write_pair(chosen, folder)
             e = child({"tool": "extract", "base": str(base), "tuned": str(tuned),
                        "out": str(folder / "x.safetensors")})
+            setup = child({"tool": "setup", "base": str(base), "tuned": str(tuned)})
             biggest = max(t.shape[0] * _cols(t) for t in chosen) * 4 / 2**20
-            per = e["s"] / len(chosen)
-            print(f"{family} extract: {len(chosen)} of {len(targets)} layers in {e['s']:.1f} s ({per:.2f} s per "
-                  f"layer, about {per * len(targets) / 60:.1f} min for the whole model), peak "
+            per = max(0.0, e["s"] - setup["s"]) / len(chosen)
+            print(f"{family} extract: {len(chosen)} of {len(targets)} layers in {e['s']:.1f} s, of which "
+                  f"{setup['s']:.1f} s before the first layer ({per:.2f} s per layer, about "
+                  f"{(setup['s'] + per * len(targets)) / 60:.1f} min for the whole model), peak "
                   f"+{(e['rss'] - idle) / 1024:.0f} MiB (largest layer {biggest:.0f} MiB in fp32)")
     return 0
 
