@@ -22,6 +22,7 @@ from core import config as cfgmod
 from core.errors import DanluError
 from core.runs.summary import summarize
 from core.runs.supervisor import Run, run_dir_for, supervisor
+from core.state_files import notices
 from ui import i18n, train_live, train_queue, train_runs
 from ui.context import AppContext
 from ui.form import reads_form
@@ -315,10 +316,13 @@ def _make_view(ctx: AppContext, sup, c: SimpleNamespace):
     def look(lang: str, query: str, picked: str):
         live = current_run(sup, ctx.outputs_dir)
         shown, key = train_runs.look(sup, live, picked, LOG_SHOWN)
-        return live, shown, [*key, lang, query, picked]
+        # the newest damaged state file (looking for a trainer may have found one): a new one redraws the warnings
+        return live, shown, [*key, lang, query, picked, [n.time for n in notices()[-1:]]]
 
     def draw(shown: Run | None, live: Run | None, lang: str, query: str) -> dict[str, Any]:
-        return render(shown, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root), live)
+        r = render(shown, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root), live)
+        r["warnings"] = "\n\n".join(w for w in (train_runs.damage_lines(shown, live, lang), r["warnings"]) if w)
+        return r
 
     def choices(lang: str, picked: str | None):
         options = train_runs.run_choices(ctx.outputs_dir, sup.run, lang)

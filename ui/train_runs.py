@@ -13,7 +13,8 @@ from typing import Any
 from core.events import read_events
 from core.runs import layout as run_layout
 from core.runs.queue import error_of, outcome_of
-from core.runs.supervisor import CONSOLE_FILE, Run, Supervisor
+from core.runs.supervisor import CONSOLE_FILE, PROCESS_FILE, Run, Supervisor
+from core.state_files import notices
 from ui import i18n
 from ui.i18n import t
 
@@ -123,6 +124,19 @@ def look(sup: Supervisor, live: Run | None, picked: str, lines: int) -> tuple[Ru
     live_key = None if live is None else [str(live.run_dir), live.started, live.version, live.status]
     shown_key = None if shown is None else [str(shown.run_dir), shown.version, shown.status]
     return shown, [live_key, shown_key]
+
+
+def damage_lines(shown: Run | None, live: Run | None, lang: str) -> str:
+    """What became of the run state files found damaged, for the tab's orange warnings: the shown run's
+    events.jsonl (copied aside, its readable events shown), and a trainer.json set aside when the server looked for
+    a trainer still running (none is followed from it) until a run starts after it."""
+    shown_dir = None if shown is None else shown.run_dir.resolve()
+    lines = []
+    for n in notices():
+        if n.path.name == "events.jsonl" and shown_dir is not None and n.path.parent.resolve() == shown_dir \
+                or n.path.name == PROCESS_FILE and (live is None or live.started < n.time):
+            lines.append(f"⚠ {n.text(lang)}")
+    return "\n\n".join(lines)
 
 
 def taken_message(run_dir: Path, lang: str) -> Any:

@@ -7,6 +7,7 @@ tab's editor reloads the captions when a run ends.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ui import choices, i18n
 from ui.context import AppContext
 from ui.i18n import t
 from ui.start import demo_taggers
-from ui.tagging.state import device_line, error_line, get_tagger, progress_html, session_key
+from ui.tagging.state import device_line, get_tagger, job_failed, progress_html, session_key
 
 MODEL_CHOICES = list(TAGGERS)   # taggers/catalog.py
 
@@ -89,7 +90,8 @@ def follow_job(job: Callable, key: str, lang: str, cancels: dict[str, threading.
     captioner both run this way, so their progress, cancel and download lines behave alike."""
     cancel = threading.Event()
     cancels[key] = cancel
-    box: dict[str, Any] = {"label": t("tagging.starting", lang), "done": 0, "total": 0}
+    # `started`: a damaged download set aside from here on is this job's (ui.tagging.state.job_failed)
+    box: dict[str, Any] = {"label": t("tagging.starting", lang), "done": 0, "total": 0, "started": time.time()}
 
     def download(name: str, done: int, total: int) -> None:
         if not total:  # a library that does not know the size yet: no 0/0 count
@@ -143,7 +145,7 @@ def run_tagger(folder: str, req: TagRequest, lang: str, key: str, refusal: Calla
     box = yield from follow_job(job, key, lang, _CANCELS, lambda b: device_line(b.get("tagger"), lang),
                                 "danlu-tagging")
     if "error" in box:
-        yield progress_html(0, 0, "—"), error_line(box["error"], lang)
+        yield progress_html(0, 0, "—"), job_failed(box["error"], box["started"], lang)
         return
     report = box["report"]
 

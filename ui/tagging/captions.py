@@ -16,7 +16,7 @@ from taggers.catalog import CAPTIONERS, DEFAULT_CAPTIONER
 from ui import choices, i18n
 from ui.context import AppContext
 from ui.i18n import t
-from ui.tagging.state import device_line, error_line, get_tagger, progress_html, session_key, unsaved
+from ui.tagging.state import device_line, get_tagger, job_failed, progress_html, session_key, unsaved
 
 STYLES = ("short", "detailed")
 COMBINE = ("sentence", "tags", "sentence+tags")
@@ -101,7 +101,7 @@ def run_captioner(folder: str, model: str, style: str, combine: str, prefix: boo
     box = yield from follow_job(job, key, lang, _CANCELS, lambda b: device_text(b, lang, device_line),
                                 "danlu-caption")
     if "error" in box:
-        yield progress_html(0, 0, "—"), error_line(box["error"], lang)
+        yield progress_html(0, 0, "—"), job_failed(box["error"], box["started"], lang)
         return
     report = box["report"]
 

@@ -37,6 +37,9 @@ i18n.add({
                      "✔ Took the captions on disk: {n} (Undo brings my edits back)."),
     "tagging.restored": ("✔ 已恢复 {n} 个文件（恢复前的版本也已备份）。",
                          "✔ Restored {n} files (the versions before the restore are backed up too)."),
+    "tagging.restored_damaged": ("⚠ 已恢复 {n} 个文件（恢复前的版本也已备份）；备份中有 {k} 个文件已损坏，没有恢复：",
+                                 "⚠ Restored {n} files (the versions before the restore are backed up too); {k} "
+                                 "file(s) of the backup were damaged and not restored:"),
     "tagging.no_editor": ("请先填写文件夹并点击“读取标注”。", "Enter a folder and press Load captions first."),
     "tagging.loaded": ("已读取 {n} 张图片的标注。", "Loaded the captions of {n} images."),
     "tagging.encoding": ("⚠ {n} 个标注不是 UTF-8 或带 BOM（保存时会改为 UTF-8）。",

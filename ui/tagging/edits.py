@@ -9,12 +9,15 @@ forth through a gr.State); edits stay pending until Save, which backs up every o
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 
 import gradio as gr
 
+from core.dataset.captions import BACKUP_DIR
 from core.dataset.tags import IDENTITY_SHARE, SaveReport, TagEditor, split_tags
 from core.errors import DanluError
+from core.state_files import notices
 from ui import i18n, stale_ask
 from ui.i18n import t
 from ui.tagging.state import EDIT_LOCK, EDITORS, error_line, session_key, unsaved
@@ -300,10 +303,18 @@ def on_restore(request: gr.Request, lang: str, stamp: str | None):
         return msg
     if ed.pending:
         return unsaved(session_key(request), lang)
+    folder, started = Path(ed.root).resolve() / BACKUP_DIR / stamp, time.time()
     try:
-        return i18n.text("tagging.restored", lang, level="ok", n=len(ed.restore(stamp)))
+        n = len(ed.restore(stamp))
     except DanluError as e:
         return error_line(e, lang)
+    # A backup file that is no caption any more was set aside and skipped (core.dataset.captions.restore_backup):
+    # orange, naming where it went and which caption was left as it is.
+    damaged = [d for d in notices(started) if d.path.is_relative_to(folder)]
+    if not damaged:
+        return i18n.text("tagging.restored", lang, level="ok", n=n)
+    return i18n.both(lambda lg: "\n".join([t("tagging.restored_damaged", lg, n=n, k=len(damaged))]
+                                          + [f"- {d.text(lg)}" for d in damaged]), lang, level="warn")
 
 
 def on_pick(evt: gr.SelectData, current: str):

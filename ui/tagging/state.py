@@ -3,12 +3,16 @@ of each browser session and the lock its handlers take, the loaded tagger, and t
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from core.dataset.tags import TagEditor
+from core.errors import DanluError
+from core.state_files import Notice, notices
 from ui import i18n
 from ui.i18n import t
 
@@ -24,6 +28,26 @@ def session_key(request: gr.Request | None) -> str:
 def error_line(e: Exception, lang: str) -> i18n.Text:
     """The error line, in both languages, red."""
     return i18n.failed(e, lang)
+
+
+def download_notices(since: float) -> list[Notice]:
+    """Files of a hub download found damaged since `since` (a time.time()): core.state_files.set_aside_download
+    moved their blob aside, so the file's link points into the cache's `blobs/` folder."""
+    return [n for n in notices(since) if Path(os.path.realpath(n.path)).parent.name == "blobs"]
+
+
+def job_failed(e: Exception, since: float, lang: str) -> i18n.Text:
+    """A tagger or captioner run's error line: red, but orange when the run stopped on a damaged download that was
+    moved aside (the user lost nothing; the next run downloads it again): then it says where the file went."""
+    damaged = download_notices(since)
+    if not damaged:
+        return error_line(e, lang)
+
+    def render(lg: str) -> str:
+        hint = e.hint(lg) if isinstance(e, DanluError) else ""
+        return "\n\n".join([f"⚠ {n.text(lg)}" for n in damaged] + ([hint] if hint else []))
+
+    return i18n.both(render, lang, level="warn")
 
 
 def unsaved(key: str, lang: str) -> str:
