@@ -1,6 +1,7 @@
 """A page opened on an outputs folder whose queue file and saved settings were damaged (a crash mid-write, a disk
-that filled up) says so in orange: the queue rebuilt from its run files, paused, and the settings' file kept aside
-while the defaults are shown. Its own app, since the damage must be there before the server reads it."""
+that filled up) says so in orange: the queue rebuilt from its run files, paused, the settings' file kept aside
+while the defaults are shown, and a run's trainer record set aside on the Train tab. Its own app, since the damage
+must be there before the server reads it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ def damaged_app(tmp_path):
     q.path.write_bytes(b'{"paused": false, "items": [{"id": "q0001", "name": "portr')  # cut off mid-write
     settings = outputs / ".danlu" / "last_settings.toml"
     settings.write_bytes(b"[network]\nrank = 8\n[training\n")
+    record = outputs / "portrait" / "trainer.json"  # a trainer's record cut off mid-write before the restart
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_bytes(b'{"pid": 12, "argv": "python launch')
     demo = build_app(lang="en", outputs_dir=outputs, models_dir=tmp_path / "models")
     demo.queue()
     port = free_port()
@@ -53,4 +57,11 @@ def test_the_page_says_what_was_recovered_from_damaged_state_files(browser, dama
     assert [(i.name, i.state) for i in q.items()] == [("portrait", "queued"), ("style", "queued")] and q.paused()
     page.locator("#train-queue").scroll_into_view_if_needed()
     page.screenshot(path=artifacts / "state_files_queue.png")
+
+    warnings = page.locator("#train-warnings")  # the run view: the trainer record set aside at the restart
+    warnings.get_by_text("The trainer record").wait_for()
+    assert "danlu-warn" in (warnings.get_attribute("class") or "")
+    assert "trainer.json.damaged-" in warnings.inner_text() and "No trainer is followed" in warnings.inner_text()
+    warnings.scroll_into_view_if_needed()
+    page.screenshot(path=artifacts / "state_files_trainer.png")
     context.close()
