@@ -70,10 +70,11 @@ def _render(cfg, lora, out_png_dir: Path) -> Path:
     import torch
 
     from training import export
+    from training.families import setup
 
     info = {"base_hash10": export.base_hashes(cfg.model.base)[1]}
     pngs = export.render_samples(cfg, lora, info, epoch=1, step=2, device="cpu", dtype=torch.float32,
-                                 emit=lambda *a, **k: None, family="zimage")
+                                 emit=lambda *a, **k: None, setup=setup(cfg), family="zimage")
     return pngs[0]
 
 
