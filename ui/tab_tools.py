@@ -17,7 +17,7 @@ import gradio as gr
 from ui import i18n
 from ui.context import AppContext
 from ui.i18n import t
-from ui.tools_jobs import cancel_tool, need_file, output_path, parse_weights, refused, run_tool
+from ui.tools_jobs import cancel_tool, need_file, output_path, parse_weights, refused, run_on_file, run_tool
 
 TAB_ID = "tools"
 TAB_KEY = "tools.tab"
@@ -52,6 +52,16 @@ i18n.add({
                            "是否读取全部键。", "Drop a LoRA file here: its family, ranks and alphas, training settings, "
                            "trigger words, and whether WebUI, ComfyUI and diffusers take every key."),
     "tools.inspecting": ("读取文件", "Reading the file"),
+    "tools.meta": ("编辑元数据（写入新文件，张量不变）", "Edit the metadata (written to a new file, tensors unchanged)"),
+    "tools.meta.title": ("标题", "Title"),
+    "tools.meta.triggers": ("触发词（逗号分隔）", "Trigger words (comma separated)"),
+    "tools.meta.description": ("说明", "Description"),
+    "tools.meta.cover": ("封面图片（留空 = 不要封面）", "Cover image (empty = no cover)"),
+    "tools.meta.save": ("保存为新文件", "Save as a new file"),
+    "tools.meta.saving": ("写入元数据", "Writing the metadata"),
+    "tools.meta.saved": ("已写入新文件：标题、触发词、说明和封面已更新，张量逐字节未变。",
+                         "Written to a new file: title, trigger words, description and cover set; the tensors are "
+                         "unchanged byte for byte."),
     "tools.resize": ("缩小秩（resize）", "Resize"),
     "tools.resizing": ("缩小秩", "Resizing"),
     "tools.merge": ("合并", "Merge"),
@@ -95,7 +105,8 @@ def layout_choices(names: list[str] | tuple[str, ...], lang: str) -> list[tuple[
     return [(t(f"tools.layout.{n}", lang) if f"tools.layout.{n}" in i18n.STRINGS else n, n) for n in names]
 
 
-def _actions(ctx: AppContext, name: str, lang: str, with_output: bool = True) -> SimpleNamespace:
+def _actions(ctx: AppContext, name: str, lang: str, with_output: bool = True, start_key: str = "tools.start",
+             can_cancel: bool = True) -> SimpleNamespace:
     """Start / Cancel, the progress and status lines (in both languages) and the result file of one section."""
     B = ctx.tr.bind
     a = SimpleNamespace(token=gr.State(""))
@@ -103,9 +114,10 @@ def _actions(ctx: AppContext, name: str, lang: str, with_output: bool = True) ->
         a.out_name = B(gr.Textbox(label=t("tools.out_name", lang), elem_id=f"tools-{name}-out"),
                        label="tools.out_name")
     with gr.Row():
-        a.start = B(gr.Button(t("tools.start", lang), variant="primary", elem_id=f"tools-{name}-start"),
-                    value="tools.start")
-        a.cancel = B(gr.Button(t("tools.cancel", lang), variant="stop", interactive=False,
+        a.start = B(gr.Button(t(start_key, lang), variant="primary", elem_id=f"tools-{name}-start"),
+                    value=start_key)
+        # A quick tool (the metadata copy) cannot be stopped half way: it shows no Cancel.
+        a.cancel = B(gr.Button(t("tools.cancel", lang), variant="stop", interactive=False, visible=can_cancel,
                                elem_id=f"tools-{name}-cancel"), value="tools.cancel")
     a.progress = i18n.follow(gr.Markdown("", elem_id=f"tools-{name}-progress"), ctx.lang)
     a.status = i18n.follow(gr.Markdown("", elem_id=f"tools-{name}-status"), ctx.lang)
@@ -138,6 +150,19 @@ def build(ctx: AppContext) -> None:
         c.inspect_file = B(gr.File(label=t("tools.lora_file", lang0), file_types=[".safetensors"], height=120,
                                  elem_id="tools-inspect-file"), label="tools.lora_file")
         c.ins = _actions(ctx, "inspect", lang0, with_output=False)
+        with B(gr.Accordion(t("tools.meta", lang0), open=False, elem_id="tools-meta"), label="tools.meta"):
+            with gr.Row():
+                c.meta_title = B(gr.Textbox(label=t("tools.meta.title", lang0), elem_id="tools-meta-title"),
+                                 label="tools.meta.title")
+                c.meta_triggers = B(gr.Textbox(label=t("tools.meta.triggers", lang0), elem_id="tools-meta-triggers"),
+                                    label="tools.meta.triggers")
+            with gr.Row():
+                c.meta_description = B(gr.Textbox(label=t("tools.meta.description", lang0), lines=4,
+                                                   elem_id="tools-meta-description"), label="tools.meta.description")
+                c.meta_cover = B(gr.Image(label=t("tools.meta.cover", lang0), type="filepath", height=200,
+                                          sources=["upload", "clipboard"], elem_id="tools-meta-cover"),
+                                 label="tools.meta.cover")
+            c.meta = _actions(ctx, "meta", lang0, start_key="tools.meta.save", can_cancel=False)
 
     with B(gr.Accordion(t("tools.resize", lang0), open=False, elem_id="tools-resize"), label="tools.resize"):
         c.resize_file = B(gr.File(label=t("tools.lora_file", lang0), file_types=[".safetensors"], height=120,
@@ -191,6 +216,7 @@ def build(ctx: AppContext) -> None:
         c.convert_file = B(gr.File(label=t("tools.lora_file", lang0), file_types=[".safetensors"], height=120,
                                  elem_id="tools-convert-file"), label="tools.lora_file")
         c.convert_target = gr.Radio([], label=t("tools.target", lang0), elem_id="tools-convert-target")
+        c.convert_layouts = gr.State([])  # the file's target layouts, relabelled when the language changes
         B(c.convert_target, label="tools.target")
         c.cnv = _actions(ctx, "convert", lang0)
 
@@ -209,15 +235,11 @@ def _wire(ctx: AppContext, tools_dir: Path, c: SimpleNamespace) -> None:
                             lang, level=lambda r: "warn" if any(r.loaders.values()) else "ok")
 
     def on_resize(path, method, rank, param, precision, out_name, lang):
-        try:
-            src = need_file(path)
-            out = output_path(tools_dir, out_name, f"{src.stem}-{method}-r{int(rank or 0)}")
-        except Exception as exc:  # noqa: BLE001 - said on the page
-            yield from refused(exc, lang)
-            return
-        yield from run_tool("tools.resizing", lambda job: resize.resize_lora(
-            src, out, rank=int(rank or 1), method=method, param=param or None, precision=_precision(precision),
-            job=job), _report_text, lang)
+        yield from run_on_file("tools.resizing", path, tools_dir, out_name,
+                               lambda src: f"{src.stem}-{method}-r{int(rank or 0)}",
+                               lambda src, out, job: resize.resize_lora(
+                                   src, out, rank=int(rank or 1), method=method, param=param or None,
+                                   precision=_precision(precision), job=job), _report_text, lang)
 
     def on_merge(files, weights, into, rank, base, out_name, lang):
         try:
@@ -250,23 +272,18 @@ def _wire(ctx: AppContext, tools_dir: Path, c: SimpleNamespace) -> None:
     def on_convert_file(path, lang):
         """The target layouts the file's family offers, its own layout left out."""
         if not path:
-            return gr.update(choices=[], value=None), ""
+            return gr.update(choices=[], value=None), "", []
         try:
             lora = convert.open_lora(path)
             names = [n for n in convert.layouts(lora.family) if n != convert.layout_of(lora)]
         except Exception as exc:  # noqa: BLE001 - said on the page
-            return gr.update(choices=[], value=None), i18n.failed(exc, lang)
-        return gr.update(choices=layout_choices(names, lang), value=names[0] if names else None), ""
+            return gr.update(choices=[], value=None), i18n.failed(exc, lang), []
+        return gr.update(choices=layout_choices(names, lang), value=names[0] if names else None), "", names
 
     def on_convert(path, target, out_name, lang):
-        try:
-            src = need_file(path)
-            out = output_path(tools_dir, out_name, f"{src.stem}-{target}")
-        except Exception as exc:  # noqa: BLE001 - said on the page
-            yield from refused(exc, lang)
-            return
-        yield from run_tool("tools.converting", lambda job: convert.convert_lora(src, out, target=target, job=job),
-                            _report_text, lang)
+        yield from run_on_file("tools.converting", path, tools_dir, out_name, lambda src: f"{src.stem}-{target}",
+                               lambda src, out, job: convert.convert_lora(src, out, target=target, job=job),
+                               _report_text, lang)
 
     c.inspect_file.change(on_inspect, [c.inspect_file, ctx.lang], c.ins.outputs)
     c.ins.start.click(on_inspect, [c.inspect_file, ctx.lang], c.ins.outputs)
@@ -276,11 +293,75 @@ def _wire(ctx: AppContext, tools_dir: Path, c: SimpleNamespace) -> None:
                                  c.mrg.out_name, ctx.lang], c.mrg.outputs)
     c.ext.start.click(on_extract, [c.extract_base, c.extract_tuned, c.extract_method, c.extract_rank, c.extract_conv,
                                    c.extract_param, c.ext.out_name, ctx.lang], c.ext.outputs)
-    c.convert_file.change(on_convert_file, [c.convert_file, ctx.lang], [c.convert_target, c.cnv.status])
+    c.convert_file.change(on_convert_file, [c.convert_file, ctx.lang],
+                          [c.convert_target, c.cnv.status, c.convert_layouts])
+    # The choices depend on the file, so the Translator's fixed bindings cannot relabel them: this listener does.
+    ctx.lang.change(lambda names, value, lang: gr.update(choices=layout_choices(names, lang), value=value),
+                    [c.convert_layouts, c.convert_target, ctx.lang], c.convert_target, show_progress="hidden")
+    c.inspect_file.change(meta_fields, c.inspect_file,
+                          [c.meta_title, c.meta_triggers, c.meta_description, c.meta_cover], show_progress="hidden")
+
+    def on_save_meta(path, title, triggers, description, cover, out_name, lang):
+        yield from save_metadata(tools_dir, path, title, triggers, description, cover, out_name, lang)
+
+    c.meta.start.click(on_save_meta, [c.inspect_file, c.meta_title, c.meta_triggers, c.meta_description,
+                                      c.meta_cover, c.meta.out_name, ctx.lang], c.meta.outputs)
     c.cnv.start.click(on_convert, [c.convert_file, c.convert_target, c.cnv.out_name, ctx.lang], c.cnv.outputs)
     ctx.config.change(lambda cfg, a, b: (a or _config_base(cfg), b or _config_base(cfg)),
                       [ctx.config, c.merge_base, c.extract_base], [c.merge_base, c.extract_base],
                       show_progress="hidden")
+
+
+def meta_fields(path: Any) -> tuple[str, str, str, Any]:
+    """Title, trigger words, description and cover (a PIL image or None) of a LoRA, to fill the edit form; empty
+    fields for no file or one that is not a LoRA (the Inspect line says why)."""
+    if not path:
+        return "", "", "", None
+    from models.toolbox.inspect import EDITABLE, inspect_lora
+
+    try:
+        meta = inspect_lora(path).metadata
+    except Exception:  # noqa: BLE001 - the Inspect status line reports the same file's error
+        return "", "", "", None
+    return (meta.get(EDITABLE["title"], ""), meta.get(EDITABLE["trigger_words"], ""),
+            meta.get(EDITABLE["description"], ""), _cover_image(meta.get(EDITABLE["cover"], "")))
+
+
+def _cover_image(uri: str) -> Any:
+    """modelspec's thumbnail (a base64 data URI) as a PIL image; None when absent or unreadable."""
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if "base64," not in uri:
+        return None
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(uri.split("base64,", 1)[1])))
+        image.load()
+    except (binascii.Error, OSError, UnidentifiedImageError, ValueError):
+        return None
+    return image
+
+
+def save_metadata(tools_dir: Path, path: Any, title: str, triggers: str, description: str, cover: Any,
+                  out_name: str, lang: str):
+    """The edit form written as a NEW file under tools_dir (models.toolbox.inspect.edit_metadata: header rewritten,
+    tensor bytes copied); what the form shows is what the file gets, so an emptied field is removed."""
+    import re
+
+    from models.toolbox.inspect import edit_metadata
+
+    words = [w for w in re.split(r"[,，]", str(triggers or "")) if w.strip()]
+
+    def work(src: Path, out: Path, job: Any) -> SimpleNamespace:
+        written = edit_metadata(src, out, title=str(title or "").strip(), trigger_words=words,
+                                description=str(description or "").strip(), cover=cover or "")
+        return SimpleNamespace(out=written)
+
+    yield from run_on_file("tools.meta.saving", path, tools_dir, out_name, lambda src: f"{src.stem}-meta", work,
+                           lambda report, code: t("tools.meta.saved", code), lang)
 
 
 def _config_base(config: dict) -> str:

@@ -139,6 +139,20 @@ def refused(error: Exception, lang: str) -> Iterator[tuple]:
     yield "", "", i18n.failed(error, lang), gr.update(), gr.update(interactive=True), gr.update(interactive=False)
 
 
+def run_on_file(what_key: str, path: Any, folder: Path, out_name: str, default: Callable[[Path], str],
+                work: Callable[[Path, Path, Any], Any], said: Callable[[Any, str], str], lang: str,
+                level: Callable[[Any], str] = lambda result: "ok") -> Iterator[tuple]:
+    """run_tool for a tool of one input file: the file and its output name (default(src) when `out_name` is empty)
+    are checked first, and refused on the page before any work; work(src, out, job) then runs in the worker."""
+    try:
+        src = need_file(path)
+        out = output_path(folder, out_name, default(src))
+    except Exception as exc:  # noqa: BLE001 - said on the page
+        yield from refused(exc, lang)
+        return
+    yield from run_tool(what_key, lambda job: work(src, out, job), said, lang, level)
+
+
 def need_file(path: Any) -> Path:
     """The path of an uploaded or typed file; DanluError when there is none."""
     text = str(path or "").strip().strip('"')
