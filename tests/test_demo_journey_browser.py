@@ -5,8 +5,7 @@ runs and each epoch's samples appear while it trains → "Open this run in the X
 rendered → a click on a cell shows its recipe with its prompt.
 
 It is also the page's one run of the real trainer (`launcher.py train` as a child, followed to the end: its command
-line, the last step, a log that reads as lines), and the grid button's test on a run two or three folders below the
-outputs folder, with the grid tab seen once before the run existed.
+line, the last step, a log that reads as lines).
 
 Screenshots of every step are written to test-artifacts/journey_<family>_*.png. The wall time of each journey is
 printed (pytest -s shows it)."""
@@ -18,7 +17,7 @@ import re
 import time
 
 import pytest
-from browser_util import choose, settle
+from browser_util import settle
 from conftest import free_port
 
 from core.runs.supervisor import supervisor
@@ -65,13 +64,10 @@ def test_newcomer_journey(family, browser, newcomer_app, artifacts, one_torch_th
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(120_000)
-    stale: list[str] = []  # the grid's run list must never hold a value its choices lack
-    page.on("console", lambda m: stale.append(m.text) if "not in the list of choices" in m.text else None)
     page.goto(url)
     page.wait_for_selector("#danlu-tabs")
     try:
         _journey(page, family, outputs, shot)
-        assert not stale, stale
     except Exception:
         shot(page, "failed")  # what the page showed when a step did not come
         raise
@@ -94,7 +90,6 @@ def _journey(page, family: str, outputs, shot) -> None:
     page.locator("#model-current").get_by_text(MODEL_FILE[family]).first.wait_for()
     assert _field(page, "#model-list").startswith(MODEL_FILE[family])
     shot(page, "2_model")
-    _tab(page, "grid")  # the grid tab seen once before the run exists: its list has no such run yet
 
     # 3 — the Dataset tab has the demo's 12 images.
     _tab(page, "dataset")
@@ -157,10 +152,6 @@ def _journey(page, family: str, outputs, shot) -> None:
     page.wait_for_selector("#grid-epochs label:has-text('demo-000001')")
     assert "not in the list of choices" not in page.content()
     run_dir = demo_root / "runs" / "demo"
-    labels = [t.strip() for t in page.locator("#grid-epochs label").all_inner_texts()]
-    assert page.locator("#grid-run input").first.input_value() == (
-        f"{run_dir.relative_to(outputs).as_posix()}  ({len(labels)} LoRA)")
-    assert "demo" in labels and all((run_dir / f"{stem}.safetensors").is_file() for stem in labels), labels
     page.fill("#grid-weights textarea, #grid-weights input", "0.5, 1")
     page.click("#grid-start")
     page.wait_for_selector("#grid-message:has-text('Grid saved')", timeout=600_000)
@@ -178,18 +169,6 @@ def _journey(page, family: str, outputs, shot) -> None:
     recipe = page.input_value("#grid-recipe textarea")
     assert any(recipe.startswith(p) for p in DEMO_PROMPTS), recipe
     shot(page, "7_grid_cell")
-    assert page.locator(".toast-body.error").count() == 0
-    if family == "sd15":  # a later visit keeps the user's own choice: the run the Train tab opened is chosen once
-        other = run_dir.parent / "other"
-        other.mkdir()
-        (other / "config.toml").write_bytes((run_dir / "config.toml").read_bytes())
-        page.click("#grid-refresh")
-        mine = f"{other.relative_to(outputs).as_posix()}  (0 LoRA)"
-        choose(page, "#grid-run", mine)
-        _tab(page, "train")
-        _tab(page, "grid")
-        page.wait_for_timeout(1000)
-        assert page.locator("#grid-run input").first.input_value() == mine
     if family == "zimage":  # both demos made: a page opened later lists both demo models
         page.reload()
         page.wait_for_selector("#danlu-tabs")
