@@ -33,6 +33,7 @@ def test_save_writes_a_new_file_with_the_fields_and_the_same_tensors(tmp_path):
                                "zh"))
     status, file = steps[-1][2], steps[-1][3]
     assert status.classes == i18n.LEVELS["ok"] and "逐字节未变" in status and "unchanged byte" in status.to("en")
+    assert "标题：Red style · 触发词：redstyle, red coat · 说明：A red look. · 封面：有" in status
     out = tools / "style-meta.safetensors"
     assert file["value"] == str(out) and file["visible"]
     assert _tensor_bytes(out) == _tensor_bytes(src)
@@ -47,6 +48,7 @@ def test_save_writes_a_new_file_with_the_fields_and_the_same_tensors(tmp_path):
     status = list(save_metadata(tools, str(out), "", "", "", None, "", "en"))[-1][2]
     again = tools / "style-meta-meta.safetensors"
     assert status.classes == i18n.LEVELS["ok"] and again.is_file()
+    assert "title: none · trigger words: none · description: none · cover: none" in status
     assert _tensor_bytes(again) == _tensor_bytes(src)
     assert not any(k in inspect_lora(again).metadata for k in ("modelspec.title", "modelspec.trigger_phrase",
                                                                "modelspec.description", "modelspec.thumbnail"))

@@ -59,9 +59,11 @@ i18n.add({
     "tools.meta.cover": ("封面图片（留空 = 不要封面）", "Cover image (empty = no cover)"),
     "tools.meta.save": ("保存为新文件", "Save as a new file"),
     "tools.meta.saving": ("写入元数据", "Writing the metadata"),
-    "tools.meta.saved": ("已写入新文件：标题、触发词、说明和封面已更新，张量逐字节未变。",
-                         "Written to a new file: title, trigger words, description and cover set; the tensors are "
-                         "unchanged byte for byte."),
+    "tools.meta.saved": ("已写入新文件，张量逐字节未变。\n\n标题：{title} · 触发词：{words} · 说明：{description} · 封面：{cover}",
+                         "Written to a new file; the tensors are unchanged byte for byte.\n\ntitle: {title} · "
+                         "trigger words: {words} · description: {description} · cover: {cover}"),
+    "tools.meta.none": ("无", "none"),
+    "tools.meta.has_cover": ("有", "yes"),
     "tools.resize": ("缩小秩（resize）", "Resize"),
     "tools.resizing": ("缩小秩", "Resizing"),
     "tools.merge": ("合并", "Merge"),
@@ -353,15 +355,23 @@ def save_metadata(tools_dir: Path, path: Any, title: str, triggers: str, descrip
 
     from models.toolbox.inspect import edit_metadata
 
-    words = [w for w in re.split(r"[,，]", str(triggers or "")) if w.strip()]
+    words = [w.strip() for w in re.split(r"[,，]", str(triggers or "")) if w.strip()]
+    title, description = str(title or "").strip(), str(description or "").strip()
+
+    def said(report: Any, code: str) -> str:
+        """What the new file holds, an emptied field said as removed ("none")."""
+        none = t("tools.meta.none", code)
+        brief = description if len(description) <= 40 else description[:39] + "…"
+        return t("tools.meta.saved", code, title=title or none, words=", ".join(words) or none,
+                 description=brief or none, cover=t("tools.meta.has_cover", code) if cover else none)
 
     def work(src: Path, out: Path, job: Any) -> SimpleNamespace:
-        written = edit_metadata(src, out, title=str(title or "").strip(), trigger_words=words,
-                                description=str(description or "").strip(), cover=cover or "")
+        written = edit_metadata(src, out, title=title, trigger_words=words, description=description,
+                                cover=cover or "")
         return SimpleNamespace(out=written)
 
     yield from run_on_file("tools.meta.saving", path, tools_dir, out_name, lambda src: f"{src.stem}-meta", work,
-                           lambda report, code: t("tools.meta.saved", code), lang)
+                           said, lang)
 
 
 def _config_base(config: dict) -> str:
