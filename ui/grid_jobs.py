@@ -19,6 +19,33 @@ from ui.i18n import t
 _CANCELS: dict[str, threading.Event] = {}
 
 
+
+# The strings of the grid's jobs (the tab's own are in ui/tab_grid.py).
+i18n.add({
+    "grid.progress": ("格子 {done}/{total}{eta}", "Cells {done}/{total}{eta}"),
+    "grid.eta": ("，预计还需 {s} 秒", ", about {s} s left"),
+    "grid.planned": ("共 {total} 个格子：{cols} 列 × {rows} 个权重{z}。正在载入底模…",
+                     "{total} cells: {cols} columns × {rows} weights{z}. Loading the base model…"),
+    "grid.done": ("网格已保存：{path}", "Grid saved: {path}"),
+    "grid.cancelled": ("已取消，保留已完成的 {done}/{total} 个格子：{path}",
+                       "Cancelled; the {done}/{total} cells done are kept: {path}"),
+    "grid.cancelling": ("正在取消：当前格子画完后停止…", "Cancelling after the current cell…"),
+    "grid.nothing": ("没有正在生成的网格。", "No grid is rendering."),
+    "grid.warning": ("注意：", "Warning: "),
+    "grid.error": ("出错：", "Error: "),
+    "grid.crash": ("生成网格时出错：{e}", "The grid failed: {e}"),
+    "grid.no_cell": ("这里不是格子（是标签或边距）。", "That is a label or margin, not a cell."),
+    "grid.compare_none": ("不对比", "No comparison"),
+    "grid.files_recipe": ("生成设置：{w}×{h} 像素，{steps} 步，CFG {cfg}，{sampler}（{why}）。",
+                          "Rendered at {w}×{h} px, {steps} steps, CFG {cfg}, {sampler} ({why})."),
+    "grid.files_recipe_form": ("取自当前表单的样图设置，因为底模相同", "the form's sample settings: same base model"),
+    "grid.files_recipe_base": ("底模的原生尺寸和它所属系列的采样设置",
+                               "the base's native size and its family's settings"),
+    "grid.earlier_run": ("{run} · 较早的一次运行（{when} 移到 {folder}）",
+                         "{run} · earlier run (moved to {folder} at {when})"),
+})
+
+
 def run_label(folder: Path, outputs_dir: Path, lang: str = "en") -> str:
     """A run's name in the lists: its path under outputs_dir (outputs/demo/runs/demo → demo/runs/demo), and for
     an earlier run moved aside by a new run of the same name, when it was moved."""

@@ -64,33 +64,14 @@ i18n.add({
                   "Zoom (0 = fit, 100 = actual pixels, scrollable)"),
     "grid.cell": ("选中的格子", "Selected cell"),
     "grid.recipe": ("格子的参数（A1111 parameters）", "Cell recipe (A1111 parameters)"),
-    "grid.progress": ("格子 {done}/{total}{eta}", "Cells {done}/{total}{eta}"),
-    "grid.eta": ("，预计还需 {s} 秒", ", about {s} s left"),
-    "grid.planned": ("共 {total} 个格子：{cols} 列 × {rows} 个权重{z}。正在载入底模…",
-                     "{total} cells: {cols} columns × {rows} weights{z}. Loading the base model…"),
-    "grid.done": ("网格已保存：{path}", "Grid saved: {path}"),
-    "grid.cancelled": ("已取消，保留已完成的 {done}/{total} 个格子：{path}",
-                       "Cancelled; the {done}/{total} cells done are kept: {path}"),
-    "grid.cancelling": ("正在取消：当前格子画完后停止…", "Cancelling after the current cell…"),
-    "grid.nothing": ("没有正在生成的网格。", "No grid is rendering."),
     "grid.no_run": ("请先选择一次运行。", "Pick a run first."),
-    "grid.warning": ("注意：", "Warning: "),
-    "grid.error": ("出错：", "Error: "),
-    "grid.crash": ("生成网格时出错：{e}", "The grid failed: {e}"),
-    "grid.no_cell": ("这里不是格子（是标签或边距）。", "That is a label or margin, not a cell."),
     "grid.compare": ("对比其他运行（运行作为 Z 轴，可多选：并排显示相同轮次/步数的文件，各用自己的采样设置；"
                      "有验证损失时预选最佳轮次及其相邻轮次）",
                      "Compare with runs (runs as the Z axis, pick one or more: the same epochs/steps side by side, "
                      "each with its own sample settings; with a validation loss the best epoch and its neighbours "
                      "are preselected)"),
-    "grid.compare_none": ("不对比", "No comparison"),
     "grid.prompt": ("提示词（先写触发词；Z 轴为提示词时用 Z 的值）",
                     "Prompt (the trigger word first; with Prompts as the Z axis, the Z values are used)"),
-    "grid.files_recipe": ("生成设置：{w}×{h} 像素，{steps} 步，CFG {cfg}，{sampler}（{why}）。",
-                          "Rendered at {w}×{h} px, {steps} steps, CFG {cfg}, {sampler} ({why})."),
-    "grid.files_recipe_form": ("取自当前表单的样图设置，因为底模相同", "the form's sample settings: same base model"),
-    "grid.files_recipe_base": ("底模的原生尺寸和它所属系列的采样设置", "the base's native size and its family's settings"),
-    "grid.earlier_run": ("{run} · 较早的一次运行（{when} 移到 {folder}）", "{run} · earlier run (moved to {folder} at {when})"),
 })
 
 ZOOM_JS = """(z) => {
