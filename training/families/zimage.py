@@ -1,6 +1,6 @@
 """Z-Image's training seam (the stages and their signatures: training/families/__init__.py).
 
-Settings that cannot work (an adapter on De-Turbo, int8 without CUDA) are refused by core/checks/__init__.py before this
+Settings that cannot work (an adapter on De-Turbo, int8 without CUDA) are refused by core.checks before this
 runs. Loading: the base pipeline on the CPU in the training dtype; the Turbo training adapter merged into the
 transformer weights (scale 1, float64 arithmetic) before anything is quantised; then every part frozen and moved.
 Text: the pipeline's own ``encode_prompt`` (Qwen3 chat template, hidden state [-2], padding removed by the mask),
