@@ -27,6 +27,7 @@ class Result:
     save_s: float = 0.0           # writing LoRA files (precision report, hashes), samples and validation excluded
     steady_s: float = 0.0         # from the end of the first step to the end of the last, saves and samples excluded
     steady_samples: int = 0       # images trained in steady_s, all processes
+    saved_at: int = -1            # the step of the last file saved by the loop (-1: none yet)
 
 
 class Log:
