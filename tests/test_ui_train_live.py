@@ -67,7 +67,7 @@ def test_a_look_sends_only_the_parts_that_changed(tmp_path):
     page = Page(run)
     first = page.look()
     assert {"status", "progress", "command", "log", "loss", "samples", "files", "pick", "timer"} <= set(first)
-    assert first["timer"].value == ACTIVE_S  # a run is active: look every second
+    assert first["timer"].value == ACTIVE_S  # a run is active: look every ACTIVE_S
     assert page.look() == {}  # nothing moved: nothing is sent, not even an empty update of a part
 
     run.log.append("a line with no event")

@@ -39,7 +39,7 @@ from core.runs.supervisor import Run
 # status of every component any event ever touched again, each a search of the layout tree: 0.2-0.4 s of a core per
 # event measured on a loaded 2-core machine, an event with no inputs and no outputs included), so the number of
 # events is what the page costs: one look every ACTIVE_S at most, for the run and the queue together.
-ACTIVE_S = 3.0        # while a run is active: a step's progress shows within three seconds
+ACTIVE_S = 5.0        # while a run is active: a step's progress shows within five seconds
 IDLE_S = 10.0         # otherwise: a queued or reattached run shows within ten seconds
 CHART_EVERY_S = 10.0  # the chart re-renders in full on each new frame: at most this often while training
 
