@@ -20,8 +20,15 @@ def test_metadata_edit_and_chinese_convert_choices(page, app_server, tmp_path, a
     page.locator("#tools-meta button.label-wrap").first.click()
     title = page.locator("#tools-meta-title input, #tools-meta-title textarea").first
     expect(title).to_have_value("")  # the file has no title yet: the form says so
-    title.fill("Ink wash")
-    page.locator("#tools-meta-triggers textarea, #tools-meta-triggers input").first.fill("inkwash, monochrome")
+    triggers = page.locator("#tools-meta-triggers textarea, #tools-meta-triggers input").first
+    # The fields are filled from the file by an event of their own, which may land after the report: type once it
+    # has (the typed values must stay put for a second).
+    for _ in range(5):
+        title.fill("Ink wash")
+        triggers.fill("inkwash, monochrome")
+        page.wait_for_timeout(1000)
+        if title.input_value() == "Ink wash" and triggers.input_value() == "inkwash, monochrome":
+            break
     page.click("#tools-meta-start")
     status = page.locator("#tools-meta-status")
     status.get_by_text("Saved to").wait_for(timeout=45_000)

@@ -72,8 +72,10 @@ def test_idle_page_stops_drawing_and_animations_keep_their_rate(browser, bare_pa
             page.wait_for_selector(".gradio-container")
             assert page.locator("script[data-danlu-frames]").count() == int(governed)
         # gradio's leaked status timer: a frame per vsync for the life of a page served plainly
+        pages[False].bring_to_front()  # a page in the background gets its frames throttled by the browser
         time.sleep(1.0)
         assert frames_in(pages[False], 2.0) >= 30
+        pages[True].bring_to_front()
         # served with the governor, the page goes quiet once the loader's own last moves are over (a few seconds
         # after the load): about one frame a second, in windows of two seconds
         pages[True].wait_for_function("""() => { const now = performance.now(), w = window.__quiet;

@@ -7,6 +7,7 @@ import gc
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "diffusers", "transformers", "onnxruntime", "safetensors", "peft")
@@ -32,6 +33,8 @@ def test_garbage_collector_is_back_on_once_the_page_is_served(monkeypatch):
     seen = {}
 
     class Page:
+        danlu_ctx = SimpleNamespace(outputs_dir=Path("outputs"))  # what launch() serves files from
+
         def launch(self, **kw):
             seen["while starting"] = gc.isenabled()
             seen["blocks"] = not kw["prevent_thread_lock"]

@@ -30,8 +30,9 @@ NAMES = {
     "beta", "epsilon", "v-prediction", "v-pred", "refiner", "down", "mid", "up", "transformer", "BOM",
 }
 PHRASES = ("Clip skip", "Min-SNR gamma", "Min-SNR", "CFG Rescale", "Rescale CFG")  # names of two words
-# The user's own words shown back (the demo's sample prompts in a sample's caption) are not the page's labels.
-USER_TEXT = tuple(DEMO_PROMPTS)
+# The user's own words shown back (the demo's sample prompts in a sample's caption, or its trigger word where a
+# preset samples the trigger word alone) are not the page's labels.
+USER_TEXT = (*DEMO_PROMPTS, *(f"#{n} demo" for n in (1, 2)))
 TOKEN = re.compile(r"[A-Za-z0-9_.\-/\\:@+<>'’]+")
 WORD = re.compile(r"[A-Za-z]+(?:[-'’][A-Za-z]+)*")
 GLOSS = re.compile(r"（[^（）]*）")

@@ -132,9 +132,12 @@ def _start(cfg: RunConfig, resume: bool) -> Run:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
+    from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # its "Loading weights" bar would fill train.log with bar characters
+    # their "Loading weights" / "Loading pipeline components" bars would fill train.log with bar characters
+    transformers_logging.disable_progress_bar()
+    diffusers_logging.disable_progress_bar()
     t0 = time.time()
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from core import family_facts
 from core.checks.base import Env, _is, _label, _lacks, _row, rule
 from core.config import RunConfig
+from core.config.hints import fmt_lr
 
 
 def _flow_labels() -> str:
@@ -18,11 +19,11 @@ def _flow_labels() -> str:
 def _high_lr(cfg: RunConfig, env: Env):
     o, row = cfg.optimizer, _row(cfg, env)
     if row is not None and row.max_lr and o.lr > row.max_lr and o.name != "Prodigy":
+        ceiling, usual = fmt_lr(row.max_lr), fmt_lr(row.max_lr / 2)
         return ("optimizer.lr",
-                f"Learning rate {o.lr:g} is above {row.max_lr:g}: {row.label} LoRAs are known to collapse there; "
-                f"{row.max_lr / 2:g} is the usual value.",
-                f"学习率 {o.lr:g} 高于 {row.max_lr:g}：{row.label} 的 LoRA 在此学习率下容易崩坏；"
-                f"常用 {row.max_lr / 2:g}。")
+                f"Learning rate {o.lr:g} is above {ceiling}: {row.label} LoRAs are known to collapse there; "
+                f"{usual} is the usual value.",
+                f"学习率 {o.lr:g} 高于 {ceiling}：{row.label} 的 LoRA 在此学习率下容易崩坏；常用 {usual}。")
 
 
 @rule("family_sample_limits", "error")
