@@ -87,6 +87,16 @@ def _lacks(cfg: RunConfig, env: Env, trait: str) -> bool:
     return row is not None and not row.has(trait)
 
 
+def _applies(cfg: RunConfig, env: Env, path: str) -> bool:
+    """The run's family is known and the field is declared for it (core.config.F(families=...): its name or a
+    trait), as the form shows the field."""
+    from core.config import field_spec
+
+    families = field_spec(path).families
+    row = _row(cfg, env)
+    return row is not None and (families is None or bool(family_facts.traits(row.name) & set(families)))
+
+
 def _label(cfg: RunConfig, env: Env) -> str:
     row = _row(cfg, env)
     return row.label if row is not None else "this model"

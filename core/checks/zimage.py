@@ -1,17 +1,19 @@
-"""Z-Image's own rules: Turbo trained without the training adapter, an adapter on another variant, an adapter
-that cannot be downloaded. Everything a family's facts row can say (learning rate, sample limits, caches, which
+"""The training adapter's rules, where model.variant and model.training_adapter apply (the fields are declared
+for Z-Image): Turbo trained without the training adapter, an adapter on another variant, an adapter that
+cannot be downloaded. Everything a family's facts row can say (learning rate, sample limits, caches, which
 options apply) is asked of the row in core/checks/family.py. Registered in core.checks.base.RULES in the order
 core.checks imports them."""
 
 from __future__ import annotations
 
-from core.checks.base import Env, _family, rule
+from core.checks.base import Env, _applies, rule
 from core.config import RunConfig
 
 
 @rule("zimage_turbo_without_adapter", "warning")
 def _zimage_turbo(cfg: RunConfig, env: Env):
-    if _family(cfg, env) == "zimage" and cfg.model.variant == "turbo" and cfg.model.training_adapter == "none":
+    m = cfg.model
+    if _applies(cfg, env, "model.training_adapter") and m.variant == "turbo" and m.training_adapter == "none":
         return ("model.training_adapter",
                 "Training Turbo without a training adapter undoes its 8-step distillation within a few hundred "
                 "steps; choose model.training_adapter = v2 (or v1), or train on De-Turbo.",
@@ -22,7 +24,7 @@ def _zimage_turbo(cfg: RunConfig, env: Env):
 @rule("zimage_adapter_not_turbo", "error")
 def _zimage_adapter_variant(cfg: RunConfig, env: Env):
     m = cfg.model
-    if _family(cfg, env) == "zimage" and m.training_adapter != "none" and m.variant != "turbo":
+    if _applies(cfg, env, "model.training_adapter") and m.training_adapter != "none" and m.variant != "turbo":
         return ("model.training_adapter",
                 f"A training adapter is for Z-Image Turbo; this base is set as {m.variant}.",
                 f"训练适配器只用于 Z-Image Turbo；当前底模设为 {m.variant}。",
@@ -32,7 +34,7 @@ def _zimage_adapter_variant(cfg: RunConfig, env: Env):
 
 @rule("zimage_adapter_unreachable", "error")
 def _zimage_adapter_offline(cfg: RunConfig, env: Env):
-    if env.adapter_unreachable and _family(cfg, env) == "zimage" and cfg.model.variant == "turbo":
+    if env.adapter_unreachable and _applies(cfg, env, "model.training_adapter") and cfg.model.variant == "turbo":
         en, zh = env.adapter_unreachable
         a = cfg.model.training_adapter
         return ("model.training_adapter",
