@@ -11,8 +11,6 @@ Traits, as `core.config.fields.F(families=...)` and the rules name them:
 - ``flow``: trained by flow matching (timestep type and bias, DOP, differential guidance);
 - ``pooled_text``: the denoiser also takes a pooled text vector (SDXL's second encoder);
 - ``text_encoder_trainable``: a LoRA on its text encoder(s) is written in a layout every UI loads;
-- ``clip_skip``: prompts are encoded by CLIP with WebUI's clip skip;
-- ``padded_text``: captions are padded to 77-token chunks (a flow DiT uses the caption's own length);
 - ``v_prediction``: the family has v-prediction releases (SD2-768-v, v-pred SDXL fine-tunes).
 """
 
@@ -53,14 +51,13 @@ class Family:
     selectable: bool = True      # offered as model.family (False: only detected, e.g. the SDXL refiner)
     ui_questions: bool = False   # the Model tab asks about its bases (ui/families/<module>.py)
     max_lr: float | None = None  # a learning rate above this is known to collapse its LoRAs (warning)
-    lora_layout: str = "kohya"   # the LoRA file's key layout: kohya (lora_unet_…) | peft (diffusers names)
     dit: DitFigures | None = None  # a DiT family's figures for the memory estimate
 
     def has(self, trait: str) -> bool:
         return trait in self.traits
 
 
-_SD = frozenset({"unet", "text_encoder_trainable", "clip_skip", "padded_text"})
+_SD = frozenset({"unet", "text_encoder_trainable"})
 
 ROWS: dict[str, Family] = {}
 
@@ -90,7 +87,7 @@ ZIMAGE_FIGURES = DitFigures(
     30, 2, 2, (27.0, 2.0),
     "activations derived from the architecture at 1024 px (not measured)", "按架构推算的 1024 px 激活显存（未实测）")
 register(Family("zimage", "Z-Image", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "comfy_minus_one",
-                "zimage", "zimage", prediction="flow", max_lr=2e-4, lora_layout="peft",
+                "zimage", "zimage", prediction="flow", max_lr=2e-4,
                 ui_questions=True, dit=ZIMAGE_FIGURES))
 
 ALIASES = {"sd2v": "sd2"}  # SD2 v-prediction: the sd2 family with prediction v_prediction
