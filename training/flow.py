@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 N_TIMESTEPS = 1000
-TIMESTEP_TYPES = ("uniform", "sigmoid", "shift", "weighted")
+TIMESTEP_TYPES = ("uniform", "sigmoid", "shift", "weighted", "flux_shift")
 TIMESTEP_BIASES = ("balanced", "high_noise", "low_noise")
 
 
@@ -52,9 +52,10 @@ class FlowSpec:
     dynamic: DynamicShift | None  # a resolution-dependent shift, or None for the static one
 
 
-def shift_for(spec: FlowSpec, latents: Any) -> float:
-    """The shift of a batch: the static one, or the dynamic one of its latents' token count."""
-    if spec.dynamic is None:
+def shift_for(spec: FlowSpec, latents: Any, timestep_type: str = "flux_shift") -> float:
+    """The shift of a batch: the dynamic one of its latents' token count for "flux_shift" on a family that has one,
+    else the static one ("shift" is the sampler's static shift, as sd-scripts' --discrete_flow_shift)."""
+    if spec.dynamic is None or timestep_type != "flux_shift":
         return spec.shift
     h, w = latents.shape[-2], latents.shape[-1]
     return spec.dynamic.shift((h // spec.dynamic.patch) * (w // spec.dynamic.patch))
@@ -76,7 +77,10 @@ def shifted(sigma: Any, shift: float) -> Any:
 
 
 def sigma_table(timestep_type: str, shift: float = 3.0):
-    """The 1000 noise levels of a timestep type, from most noise (entry 0) to least (entry 999)."""
+    """The 1000 noise levels of a timestep type, from most noise (entry 0) to least (entry 999).
+
+    "flux_shift" is sd-scripts' FLUX option: the sigmoid levels shifted by the batch's shift (a family with a
+    DynamicShift gives the one of its token count: shift_for)."""
     import torch
 
     if timestep_type not in TIMESTEP_TYPES:
@@ -89,6 +93,8 @@ def sigma_table(timestep_type: str, shift: float = 3.0):
     else:  # sigmoid of a standard normal, as quantiles (sorted, so the bias can pick a side)
         q = 1.0 - (torch.arange(N_TIMESTEPS, dtype=torch.float64) + 0.5) / N_TIMESTEPS
         table = torch.sigmoid(torch.special.ndtri(q))
+        if timestep_type == "flux_shift":
+            table = shifted(table, shift)
     return table.float()
 
 
@@ -195,7 +201,7 @@ def loss(spec: FlowSpec, forward, latents, text, cfg: Any, class_text=None, lora
     import torch
 
     t = cfg.training
-    d = draw(latents.shape[0], t.timestep_type, t.timestep_bias, shift_for(spec, latents))
+    d = draw(latents.shape[0], t.timestep_type, t.timestep_bias, shift_for(spec, latents, t.timestep_type))
     noise = torch.randn_like(latents)
     x_t = noisy(latents, noise, d.sigma)
     pred = forward(x_t, d.sigma, text)

@@ -29,7 +29,7 @@ ZH: dict[str, str] = {
     # training.mixed_precision, training.device, saving.precision
     "no": "不用", "float": "32 位浮点", "cuda": "NVIDIA 显卡", "cpu": "CPU", "mps": "Apple 芯片",
     # training.timestep_type, training.timestep_bias
-    "uniform": "均匀", "sigmoid": "S 形", "shift": "偏移", "weighted": "加权",
+    "uniform": "均匀", "sigmoid": "S 形", "shift": "偏移", "weighted": "加权", "flux_shift": "按分辨率偏移",
     "balanced": "均衡", "high_noise": "偏高噪声", "low_noise": "偏低噪声",
     # sampling.sampler: the names A1111 and ComfyUI show
     "euler": "Euler", "heun": "Heun", "ddim": "DDIM", "unipc": "UniPC", "lms": "LMS",

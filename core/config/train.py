@@ -108,11 +108,14 @@ class TrainingConfig:
                               families=("unet",))
     device: str = F("auto", "Device: auto, cuda, cpu, or mps.", "设备：自动（auto）、NVIDIA 显卡（cuda）、CPU（cpu）或 Apple 芯片（mps）。",
                     choices=("auto", "cuda", "cpu", "mps"))
-    timestep_type: str = F("weighted", "Flow models (Z-Image): how noise levels are drawn — uniform, sigmoid "
-                           "(middle), shift (as the sampler, more noise), weighted (uniform with a loss weight per "
-                           "level).",
-                           "流匹配模型（Z-Image）：噪声强度的抽取方式——均匀（uniform）、偏中间（sigmoid）、"
-                           "与采样器相同（shift，偏高噪声）、加权（weighted：均匀抽取并按强度加权损失）。",
+    timestep_type: str = F("weighted", "Flow models (Z-Image, FLUX, Chroma): how noise levels are drawn — "
+                           "uniform, sigmoid (middle; ai-toolkit's FLUX default), shift (as the sampler, more "
+                           "noise), weighted (uniform with a loss weight per level), flux_shift (sigmoid shifted "
+                           "by the image's token count as FLUX's scheduler does: more noise for larger images).",
+                           "流匹配模型（Z-Image、FLUX、Chroma）：噪声强度的抽取方式——均匀（uniform）、偏中间"
+                           "（sigmoid，ai-toolkit 训练 FLUX 的默认值）、与采样器相同（shift，偏高噪声）、加权"
+                           "（weighted：均匀抽取并按强度加权损失）、按分辨率偏移（flux_shift：sigmoid 再按图像的"
+                           " token 数偏移，与 FLUX 的调度器相同：图越大噪声越高）。",
                            choices=TIMESTEP_TYPES, families=("flow",))
     timestep_bias: str = F("balanced", "Flow models: balanced, high_noise (composition, content) or low_noise "
                            "(details, style).",

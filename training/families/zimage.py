@@ -97,8 +97,10 @@ def merge_adapter(transformer: Any, path: Path) -> int:
     return len(pairs)
 
 
-def quantize_int8(transformer: Any, device: str) -> int:
-    """Frozen block linears as bitsandbytes int8 (LLM.int8) layers on the GPU; peft puts LoRA on top of them."""
+def quantize_int8(transformer: Any, device: str,
+                  blocks: tuple[str, ...] = ("layers.", "noise_refiner.", "context_refiner.")) -> int:
+    """Frozen linears of the `blocks` (module-name prefixes) as bitsandbytes int8 (LLM.int8) layers on the GPU;
+    peft puts LoRA on top of them. FLUX's seam names its own blocks."""
     import bitsandbytes as bnb
     from torch import nn
 
@@ -106,7 +108,7 @@ def quantize_int8(transformer: Any, device: str) -> int:
     for name, module in list(transformer.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
-            if isinstance(child, nn.Linear) and full.startswith(("layers.", "noise_refiner.", "context_refiner.")):
+            if isinstance(child, nn.Linear) and full.startswith(blocks):
                 q = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=child.bias is not None,
                                         has_fp16_weights=False, threshold=6.0)
                 q.weight = bnb.nn.Int8Params(child.weight.data.to("cpu").half(), requires_grad=False,

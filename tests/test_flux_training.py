@@ -1,0 +1,194 @@
+"""FLUX.1 / Chroma training seam (training/families/flux.py) and block swap (training/block_swap.py) on the tiny
+models: the loss of one batch against a hand computation from diffusers' own pieces, Chroma's padding with
+gradient checkpointing, the token-count shift, and block swap's gradients."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import config as cfgmod
+from training import flow
+from training.families import flux as seam
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+LATENT = (2, 16, 8, 8)  # two 64 px images: 16 packed tokens each
+
+
+def _pipe(family: str, variant: str = "dev"):
+    from models.families.flux import tiny
+
+    return tiny.build_chroma(0) if family == "chroma" else tiny.build_tiny(0, variant)
+
+
+def _cfg(family: str, **training):
+    cfg = cfgmod.default_config()
+    cfg.model.family = family
+    cfg.training.timestep_type = "uniform"
+    for k, v in training.items():
+        setattr(cfg.training, k, v)
+    return cfg
+
+
+def _parts(family: str, variant: str = "dev"):
+    import torch
+
+    return seam.parts_from_pipe(_pipe(family, variant), family, _cfg(family), "cpu", torch.float32, log=lambda s: None)
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return _parts("flux", "dev")
+
+
+@pytest.fixture(scope="module")
+def chroma():
+    return _parts("chroma")
+
+
+CAPTIONS = ["a photo of the cat", "cat"]
+
+
+def _hand_loss(parts, latents, seed: int):
+    """The loss as diffusers' pipeline pieces give it: encode_prompt, _pack_latents, the image ids, the transformer
+    at sigma with guidance 1 (dev) or the bool mask of the real tokens + one pad (Chroma), target ε − x0 packed."""
+    import torch
+    from diffusers import FluxPipeline
+
+    pipe, (b, c, h, w) = parts.pipe, latents.shape
+    torch.manual_seed(seed)
+    index = torch.randint(0, 1000, (b,))
+    sigma = torch.linspace(1.0, 1 / 1000, 1000, dtype=torch.float64).float()[index]
+    noise = torch.randn_like(latents)
+    s = sigma[:, None, None, None]
+    x_t = (1 - s) * latents + s * noise
+    kwargs = {"hidden_states": FluxPipeline._pack_latents(x_t, b, c, h, w), "timestep": sigma,
+              "img_ids": FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", torch.float32)}
+    if parts.family == "chroma":
+        embeds, text_ids, mask, *_ = pipe.encode_prompt(CAPTIONS, do_classifier_free_guidance=False,
+                                                        max_sequence_length=512)
+        kwargs["attention_mask"] = pipe._prepare_attention_mask(b, (h // 2) * (w // 2), embeds.dtype, mask).bool()
+    else:
+        embeds, pooled, text_ids = pipe.encode_prompt(CAPTIONS, None, max_sequence_length=512)
+        kwargs.update(pooled_projections=pooled, guidance=torch.full((b,), 1.0))
+    out = parts.unet(encoder_hidden_states=embeds, txt_ids=text_ids, return_dict=False, **kwargs)[0]
+    target = FluxPipeline._pack_latents(noise - latents, b, c, h, w)
+    return ((out.float() - target) ** 2).mean()
+
+
+@pytest.mark.parametrize("family", ["flux", "chroma"])
+def test_loss_of_one_batch_is_the_hand_computation(family, dev, chroma):
+    import torch
+
+    parts = dev if family == "flux" else chroma
+    cfg = _cfg(family)
+    torch.manual_seed(1)
+    latents = torch.randn(LATENT)
+    with torch.no_grad():
+        text = seam.collate_text(*seam.encode_text(parts, CAPTIONS, cfg, "cpu"))
+        torch.manual_seed(7)
+        got = seam.loss(parts, parts.unet, latents, text, [], cfg)
+        want = _hand_loss(parts, latents, 7)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-7), (got, want)
+    # the other sign or a reversed time would give another loss: the check can tell them apart
+    assert parts.flow.output_sign == 1.0 and not parts.flow.reversed_time
+
+
+def test_text_lengths_and_chroma_mask(dev, chroma):
+    schnell = _parts("flux", "schnell")
+    cfg = _cfg("flux")
+    hidden, pooled = seam.encode_text(dev, CAPTIONS, cfg, "cpu")
+    assert hidden[0].shape[0] == 512 and pooled[0].shape == (dev.unet.config.pooled_projection_dim,)
+    assert seam.encode_text(schnell, CAPTIONS, cfg, "cpu")[0][0].shape[0] == 256
+    assert schnell.flow.shift == 1.0 and dev.flow.shift == 3.0  # the bases' own static shifts
+    hidden, mask = seam.encode_text(chroma, ["cat"], _cfg("chroma"), "cpu")
+    real = int(chroma.pipe.tokenizer("cat", return_tensors="pt").attention_mask.sum())
+    assert mask[0].dtype == __import__("torch").bool and int(mask[0].sum()) == real + 1 and bool(mask[0][real])
+
+
+def test_chroma_padding_has_no_effect_with_checkpointing(chroma):
+    """diffusers 0.42.1 drops the mask in the single blocks' checkpointed call; the seam puts it back."""
+    import torch
+
+    cfg = _cfg("chroma")
+    unet = chroma.unet
+    unet.enable_gradient_checkpointing()
+    default_func = unet._gradient_checkpointing_func
+    try:
+        hidden, mask = seam.collate_text(*seam.encode_text(chroma, CAPTIONS, cfg, "cpu"))
+        padded = hidden.clone()
+        padded[~mask] = torch.randn(int((~mask).sum()), hidden.shape[-1])  # only the masked tokens change
+        torch.manual_seed(3)
+        latents = torch.randn(LATENT)
+        losses = []
+        for text in ((hidden, mask), (padded, mask)):
+            torch.manual_seed(5)
+            with torch.enable_grad():
+                losses.append(seam.loss(chroma, unet, latents, text, [], cfg))
+        assert torch.equal(losses[0], losses[1])
+        # diffusers' own checkpointing call leaks the padding: the comparison above can fail
+        x_t, sigma = torch.randn(LATENT), torch.tensor([0.5, 0.5])
+        outs = []
+        for text in ((hidden, mask), (padded, mask)):
+            unet._gradient_checkpointing_func = default_func
+            with torch.enable_grad():
+                outs.append(unet(**seam.transformer_inputs(chroma, x_t, sigma, text))[0])
+        assert not torch.allclose(outs[0], outs[1])
+    finally:
+        unet.disable_gradient_checkpointing()
+
+
+def test_flux_shift_follows_the_token_count():
+    import math
+
+    import torch
+
+    spec = seam.FLOW
+    small, large = torch.zeros(1, 16, 64, 64), torch.zeros(1, 16, 128, 128)  # 512² (1024 tokens), 1024² (4096)
+    assert flow.shift_for(spec, large, "flux_shift") == pytest.approx(math.exp(1.15))
+    assert flow.shift_for(spec, small, "flux_shift") == pytest.approx(math.exp(0.5 + 0.65 * 768 / 3840))
+    assert flow.shift_for(spec, large, "shift") == 3.0  # "shift" is the static one (sd-scripts' discrete_flow_shift)
+    table = flow.sigma_table("flux_shift", math.exp(1.15))
+    assert torch.allclose(table, flow.shifted(flow.sigma_table("sigmoid"), math.exp(1.15)))
+    assert bool((table[:-1] >= table[1:]).all())  # still sorted from most to least noise, for the bias
+
+
+def _lora_grads(family: str, swap: int, checkpointing: bool):
+    """Gradients of the LoRA weights after one loss with `swap` blocks swapped (NaN while out, so a weight read
+    while out would spoil them)."""
+    import torch
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from training import block_swap
+
+    parts = _parts(family)
+    unet = parts.unet
+    targets = [n for n, m in unet.named_modules() if isinstance(m, torch.nn.Linear)
+               and ("transformer_blocks." in n) and n.rsplit(".", 1)[-1] in ("to_q", "to_k", "to_v", "proj_out", "0")]
+    inject_adapter_in_model(LoraConfig(r=2, lora_alpha=2, target_modules=targets, init_lora_weights=False), unet)
+    unet.requires_grad_(False)
+    for name, p in unet.named_parameters():
+        p.requires_grad_("lora_" in name)
+    if checkpointing:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    swapper = block_swap.install(unet, seam.blocks_of(unet), swap, "cpu", park="nan") if swap else None
+    cfg = _cfg(family)
+    text = seam.collate_text(*seam.encode_text(parts, CAPTIONS, cfg, "cpu"))
+    torch.manual_seed(1)
+    latents = torch.randn(LATENT)
+    torch.manual_seed(2)
+    seam.loss(parts, unet, latents, text, [], cfg).backward()
+    grads = {n: p.grad.clone() for n, p in unet.named_parameters() if p.requires_grad}
+    return grads, swapper
+
+
+@pytest.mark.parametrize("family,checkpointing", [("flux", False), ("flux", True), ("chroma", True)])
+def test_block_swap_gives_the_same_gradients(family, checkpointing):
+    import torch
+
+    plain, _ = _lora_grads(family, 0, checkpointing)
+    swapped, swapper = _lora_grads(family, 3, checkpointing)
+    assert plain.keys() == swapped.keys() and plain
+    for name in plain:
+        assert torch.equal(plain[name], swapped[name]), name
+    assert swapper.moves_in == 2 * 3  # each swapped block: in for its forward, in again for its backward

@@ -1,0 +1,228 @@
+"""FLUX.1 (dev, schnell) and Chroma's training seam (the stages and their signatures: training/families/__init__.py).
+
+FLUX's conventions (reference/flux.md, checked in diffusers 0.42.1's pipeline_flux.py, transformer_flux.py and
+scheduling_flow_match_euler_discrete.py):
+
+- latents are the VAE's (x - shift_factor)·scaling_factor (training.parts.encode_latents), packed 2×2 into
+  (B, h/2·w/2, 64) tokens with the pipeline's own ``_pack_latents``; ``img_ids`` rows are [0, row, col] of the
+  packed grid and ``txt_ids`` zeros, both 2-D as the transformer takes them;
+- the transformer is given sigma itself (the pipeline passes t/1000; the model multiplies by 1000 inside) and
+  returns the velocity ε − x0 as the scheduler integrates it: sign +1, no time reversal (Z-Image's is the opposite);
+- dev's distilled guidance input gets 1.0 while training (sd-scripts' recommended value, ai-toolkit's and
+  OneTrainer's default); schnell has no guidance input; Chroma has neither guidance nor CLIP;
+- text: T5 (512 tokens for dev and Chroma, 256 for schnell, as sd-scripts) and CLIP-L's pooled output through the
+  pipeline's own ``encode_prompt``; Chroma: T5 run with the tokenizer's mask, and a **bool** transformer mask of
+  the real tokens plus one padding token, as ChromaPipeline and sd-scripts build it (the pipeline's float 0/1 mask
+  is added to the scores by SDPA and masks nothing: diffusers #13619);
+- Chroma with gradient checkpointing: diffusers 0.42.1 calls the single-stream blocks without their mask when
+  checkpointing (transformer_chroma.py ``forward``), so the seam gives the model a checkpointing function that
+  puts the batch's mask back (``_masked_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from core.config import RunConfig
+from training import block_swap, dop, flow, precision
+from training.parts import Parts
+
+DENOISER_LABEL = "transformer"
+# FLUX.1-dev's scheduler figures (FlowMatchEulerDiscreteScheduler: shift 3.0, dynamic shift from 0.5 at 256 tokens
+# to 1.15 at 4096 tokens of 2×2 patches); a loaded base's scheduler config replaces them where it states them.
+FLUX_SHIFT = flow.DynamicShift(base_shift=0.5, max_shift=1.15, base_tokens=256, max_tokens=4096, patch=2)
+# time = sigma (float32; the transformer casts it to its own dtype, as it does the pipeline's), velocity = +output
+FLOW = flow.FlowSpec(shift=3.0, output_sign=1.0, reversed_time=False, time_dtype="float32", dynamic=FLUX_SHIFT)
+TRAINING_GUIDANCE = 1.0
+T5_TOKENS = {"dev": 512, "schnell": 256, "chroma": 512}
+# kept in their precision under fp8 storage: the sinusoidal time (and guidance) features and Chroma's approximator,
+# which makes every block's modulation from them
+FP8_KEEP = ("time_text_embed", "distilled_guidance_layer")
+INT8_BLOCKS = ("transformer_blocks.", "single_transformer_blocks.")
+
+
+def _chroma(parts: Parts) -> bool:
+    return parts.family == "chroma"
+
+
+def variant(transformer: Any, family: str) -> str:
+    """dev, schnell or chroma, from the transformer itself: schnell is FLUX without the guidance input."""
+    if family == "chroma":
+        return "chroma"
+    return "dev" if transformer.config.guidance_embeds else "schnell"
+
+
+def flow_spec(scheduler_config: dict) -> flow.FlowSpec:
+    """The FlowSpec with the base's own scheduler figures (schnell's static shift is 1.0, dev's 3.0)."""
+    c = scheduler_config
+    dynamic = flow.DynamicShift(float(c.get("base_shift", FLUX_SHIFT.base_shift)),
+                                float(c.get("max_shift", FLUX_SHIFT.max_shift)),
+                                int(c.get("base_image_seq_len", FLUX_SHIFT.base_tokens)),
+                                int(c.get("max_image_seq_len", FLUX_SHIFT.max_tokens)), FLUX_SHIFT.patch)
+    return replace(FLOW, shift=float(c.get("shift", FLOW.shift)), dynamic=dynamic)
+
+
+def open_base(cfg: RunConfig, dtype: Any = None, device: str = "cpu"):
+    """The plain base pipeline (FluxPipeline or ChromaPipeline: folder, single file with its parts, or hub id)."""
+    from models.generate import open_pipeline
+    from training.families import family_of
+
+    return open_pipeline(cfg.model.base, family=family_of(cfg), vae=cfg.model.vae or None, device=device,
+                         torch_dtype=dtype)
+
+
+def sample_pipeline(cfg: RunConfig, lora_path: Path, device: str, dtype: Any, family: str):
+    """The plain base with the saved file, loaded as a user loads it (diffusers' load_lora_weights)."""
+    pipe = open_base(cfg, dtype).to(device)
+    pipe.load_lora_weights(str(lora_path), adapter_name="sample")
+    return pipe
+
+
+def store_fp8(transformer: Any) -> int:
+    """training.fp8_base: the frozen linears in fp8, the time/guidance embedders and Chroma's approximator kept."""
+    return precision.store_fp8(transformer, keep=FP8_KEEP)
+
+
+def text_encoder_on_cpu(cfg: RunConfig) -> bool:
+    """Low VRAM with cached text features: T5-XXL (4.8 B) stays in CPU memory; each caption is encoded once."""
+    low_vram = cfg.model.quantize != "none" or cfg.training.fp8_base or cfg.training.blocks_to_swap > 0
+    return low_vram and cfg.dataset.cache_text_encoder_outputs
+
+
+def parts_from_pipe(pipe: Any, family: str, cfg: RunConfig, device: str, dtype: Any, log=print) -> Parts:
+    """Parts of a loaded FLUX/Chroma pipeline for training: frozen, on `device` in `dtype` (text encoders on the
+    CPU when text_encoder_on_cpu says so)."""
+    transformer = pipe.transformer
+    encoders = [e for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if e is not None]
+    for m in (transformer, pipe.vae, *encoders):
+        m.requires_grad_(False)
+        m.eval()
+    if cfg.model.quantize == "int8":
+        from training.families.zimage import quantize_int8
+
+        log(f"{quantize_int8(transformer, device, INT8_BLOCKS)} transformer linears stored in int8")
+    transformer.to(device, dtype=dtype)
+    pipe.vae.to(device, dtype=dtype)
+    te_device = "cpu" if text_encoder_on_cpu(cfg) else device
+    for e in encoders:
+        e.to(te_device, dtype=dtype)
+    if te_device != device:
+        log("Text encoders kept on the CPU (low VRAM, text features cached)")
+    tokenizers = [t for t in (pipe.tokenizer, getattr(pipe, "tokenizer_2", None)) if t is not None]
+    return Parts(family, "flow", transformer, pipe.vae, encoders, tokenizers, None, dict(pipe.scheduler.config),
+                 sys.modules[__name__], pipe=pipe, flow=flow_spec(dict(pipe.scheduler.config)))
+
+
+def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print) -> Parts:
+    """Parts of a FLUX.1 or Chroma base for training."""
+    from core.download import apply
+    from training.families import family_of
+
+    apply(cfg.model.download_source, cfg.model.hub_mirror)
+    return parts_from_pipe(open_base(cfg, dtype), family_of(cfg), cfg, device, dtype, log)
+
+
+def lora_plan(cfg: RunConfig, parts: Parts) -> tuple[dict, Any]:
+    """(training.lora.inject's keywords: the block linears of the kinds network.dit_targets names, from the family's
+    lora_target_modules; Chroma's distilled_guidance_layer is never one), no block plan."""
+    n = cfg.network
+    return {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners}, None
+
+
+def encode_text(parts: Parts, captions: list[str], cfg: RunConfig, device=None) -> tuple[list, list]:
+    """Per caption: FLUX (T5 hidden (T, 4096), CLIP-L pooled (768)); Chroma (T5 hidden, bool mask (T,) of the real
+    tokens plus one padding token, in the pooled slot, as Chroma has no pooled input)."""
+    pipe, te_device = parts.pipe, parts.text_encoders[0].device
+    tokens = T5_TOKENS[variant(parts.unet, parts.family)]
+    if _chroma(parts):
+        hidden, mask = pipe._get_t5_prompt_embeds(prompt=list(captions), max_sequence_length=tokens,
+                                                  device=te_device)
+        second = (mask > 0.5).to(device)  # the pipeline's float 0/1 form, as the bool mask SDPA needs
+    else:
+        hidden, second, _ = pipe.encode_prompt(prompt=list(captions), prompt_2=None, device=te_device,
+                                               max_sequence_length=tokens)
+        second = second.to(device)
+    return list(hidden.to(device)), list(second)
+
+
+def collate_text(hidden: list, second: list) -> tuple[Any, Any]:
+    """Cached per-caption features as a batch: every caption is padded to the same T5 length, so they stack."""
+    import torch
+
+    return torch.stack(list(hidden)), torch.stack(list(second))
+
+
+def _masked_checkpoint(mask: Any, block: Any, *args: Any) -> Any:
+    """diffusers' checkpointing call (non-reentrant), with the attention mask that ChromaTransformer2DModel leaves
+    out of its single-stream blocks' checkpointed call put back; the double-stream blocks already pass it."""
+    import torch.utils.checkpoint
+    from diffusers.models.transformers.transformer_chroma import ChromaSingleTransformerBlock
+
+    if isinstance(block, ChromaSingleTransformerBlock) and len(args) == 3:  # (hidden_states, temb, rotary)
+        return torch.utils.checkpoint.checkpoint(block.__call__, *args, attention_mask=mask, use_reentrant=False)
+    return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False)
+
+
+def transformer_inputs(parts: Parts, x_t: Any, sigma: Any, text: tuple) -> dict:
+    """The transformer's keyword arguments for noisy latents x_t (B, 16, h, w) at noise level sigma (B,), as the
+    pipelines build them."""
+    import torch
+    from diffusers import FluxPipeline
+
+    transformer = parts.unet
+    dtype = precision.compute_dtype(transformer)  # not the fp8 storage of an fp8 base
+    b, c, h, w = x_t.shape
+    device = x_t.device
+    hidden, second = text
+    kwargs = {"hidden_states": FluxPipeline._pack_latents(x_t.to(dtype), b, c, h, w),
+              "encoder_hidden_states": hidden.to(device, dtype),
+              "timestep": flow.model_time(parts.flow, sigma, device),
+              "img_ids": FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, device, dtype),
+              "txt_ids": torch.zeros(hidden.shape[1], 3, device=device, dtype=dtype),
+              "return_dict": False}
+    if _chroma(parts):  # text mask + every image token, bool (a float mask would be added to the scores)
+        image = torch.ones(b, (h // 2) * (w // 2), dtype=torch.bool, device=device)
+        kwargs["attention_mask"] = torch.cat([second.to(device).bool(), image], dim=1)
+    else:
+        kwargs["pooled_projections"] = second.to(device, dtype)
+        if transformer.config.guidance_embeds:  # dev: float32, as the pipeline gives it
+            kwargs["guidance"] = torch.full((b,), TRAINING_GUIDANCE, device=device, dtype=torch.float32)
+    return kwargs
+
+
+def _forward(parts: Parts, transformer: Any, x_t, sigma, text: tuple):
+    """The velocity at noise level sigma, unpacked to the latents' (B, 16, h, w)."""
+    from diffusers import FluxPipeline
+
+    kwargs = transformer_inputs(parts, x_t, sigma, text)
+    if _chroma(parts) and parts.unet.gradient_checkpointing:
+        parts.unet._gradient_checkpointing_func = partial(_masked_checkpoint, kwargs["attention_mask"])
+    out = transformer(**kwargs)[0]
+    h, w = x_t.shape[-2:]
+    return flow.velocity(parts.flow, FluxPipeline._unpack_latents(out.float(), h * 8, w * 8, 8))
+
+
+def blocks_of(transformer: Any) -> list:
+    """The transformer's blocks in forward order: the double-stream, then the single-stream ones."""
+    return [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
+
+
+def loss(parts: Parts, transformer: Any, latents, text: tuple, items: list, cfg: RunConfig, class_text=None):
+    """Flow-matching loss of one batch (training/flow.py), with DOP when class_text is given. Block swap is put in
+    place at the first step, once the loop has placed the parts and the LoRA on the device."""
+    block_swap.install(parts.unet, blocks_of(parts.unet), cfg.training.blocks_to_swap, latents.device)
+    return flow.loss(parts.flow, lambda x_t, sigma, txt: _forward(parts, transformer, x_t, sigma, txt), latents,
+                     text, cfg, class_text, lambda: dop.lora_off(parts.unet))
+
+
+def predict_at(parts: Parts, transformer: Any, latents, noise, level: float, text: tuple, items: list):
+    """(velocity, target) at noise level sigma = level: the validation pass's measure."""
+    import torch
+
+    sigma = torch.tensor([level] * latents.shape[0])
+    x_t = flow.noisy(latents, noise, sigma)
+    return _forward(parts, transformer, x_t, sigma, text), flow.target(latents, noise)
