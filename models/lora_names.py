@@ -75,6 +75,21 @@ def lora_layers(model: Any, adapter: str = "default"):
             yield name.removeprefix("base_model.model."), module
 
 
+def folded_pairs(model: Any, label: str, adapter: str = "default"):
+    """(module path, lora_A, lora_B × scaling), fp32 CPU, for every layer carrying `adapter`: the trained delta
+    with alpha/rank (peft's scaling, rslora included) folded into lora_B, as a DiT family's file holds it. DoRA
+    has no such file: refused, naming the family (`label`)."""
+    from core.errors import DanluError
+
+    for name, layer in lora_layers(model, adapter):
+        if getattr(layer, "lora_magnitude_vector", None) and adapter in layer.lora_magnitude_vector:
+            raise DanluError(f"DoRA is not supported for {label} LoRA files.", f"{label} 的 LoRA 文件不支持 DoRA。",
+                             "Turn DoRA off.", "请关闭 DoRA。", key="network.use_dora")
+        down = layer.lora_A[adapter].weight.detach().float().cpu().contiguous()
+        up = layer.lora_B[adapter].weight.detach().float().cpu() * float(layer.scaling[adapter])
+        yield name, down, up.contiguous()
+
+
 def base_name(component: str, model: Any, name: str, family: str) -> str:
     """kohya base name of module `name` of a diffusers model, with the block layout read from its config."""
     config = getattr(model, "config", None)

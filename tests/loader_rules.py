@@ -270,6 +270,8 @@ def _adapter_keys(x: str, keys: set[str]) -> set[str]:
     out = set()
     if f"{x}.lora_up.weight" in keys:  # LoRAAdapter: up, down, and mid when present
         out |= {f"{x}.lora_up.weight", f"{x}.lora_down.weight"} | ({f"{x}.lora_mid.weight"} & keys)
+    elif f"{x}.lora_B.weight" in keys:  # LoRAAdapter's diffusers2 names: lora_B is up, lora_A down
+        out |= {f"{x}.lora_B.weight", f"{x}.lora_A.weight"}
     if f"{x}.hada_w1_a" in keys:  # LoHaAdapter: the four factors, t1/t2 when present
         out |= {f"{x}.hada_w1_a", f"{x}.hada_w1_b", f"{x}.hada_w2_a", f"{x}.hada_w2_b"}
         out |= {f"{x}.hada_t1", f"{x}.hada_t2"} & keys
@@ -287,3 +289,83 @@ def comfy_load(file_keys: list[str], key_map: dict[str, str]) -> tuple[set[str],
             patched[x] = target
         loaded |= adapter | ({f"{x}.alpha", f"{x}.dora_scale"} & keys)
     return keys - loaded, patched
+
+
+# ------------------------------------------------------------------------------------- ComfyUI: FLUX, Chroma
+# ComfyUI holds FLUX and Chroma under the BFL names (comfy/ldm/flux/model.py, comfy/ldm/chroma/model.py);
+# model_base.Chroma subclasses Flux, so both get the same LoRA key map.
+
+FLUX_DOUBLE = ("img_attn.qkv", "img_attn.proj", "img_mlp.0", "img_mlp.2", "img_mod.lin",
+               "txt_attn.qkv", "txt_attn.proj", "txt_mlp.0", "txt_mlp.2", "txt_mod.lin")
+FLUX_SINGLE = ("linear1", "linear2", "modulation.lin")
+FLUX_OTHER = ("img_in", "txt_in", "time_in.in_layer", "time_in.out_layer", "vector_in.in_layer",
+              "vector_in.out_layer", "final_layer.linear", "final_layer.adaLN_modulation.1")
+
+
+def flux_model_keys(depth: int, depth_single: int, *, guidance: bool = True, chroma: bool = False) -> set[str]:
+    """The linear weights ComfyUI's Flux (or Chroma: no modulation linears, no time/vector/guidance inputs, the
+    distilled_guidance_layer instead) holds, as ``diffusion_model.<BFL name>.weight``."""
+    skip = ("_mod.lin", "modulation.lin", "time_in", "vector_in", "adaLN") if chroma else ()
+    names = [f"double_blocks.{i}.{n}" for i in range(depth) for n in FLUX_DOUBLE]
+    names += [f"single_blocks.{i}.{n}" for i in range(depth_single) for n in FLUX_SINGLE]
+    names += list(FLUX_OTHER) + (["guidance_in.in_layer", "guidance_in.out_layer"] if guidance and not chroma else [])
+    if chroma:
+        names += ["distilled_guidance_layer.in_proj", "distilled_guidance_layer.out_proj"]
+        names += [f"distilled_guidance_layer.layers.{i}.{n}" for i in range(5) for n in ("in_layer", "out_layer")]
+    return {f"diffusion_model.{n}.weight" for n in names if not any(s in n for s in skip)}
+
+
+_FLUX_DOUBLE_MAP = {"attn.to_out.0": "img_attn.proj", "norm1.linear": "img_mod.lin",
+                    "norm1_context.linear": "txt_mod.lin", "attn.to_add_out": "txt_attn.proj",
+                    "ff.net.0.proj": "img_mlp.0", "ff.net.2": "img_mlp.2", "ff_context.net.0.proj": "txt_mlp.0",
+                    "ff_context.net.2": "txt_mlp.2"}
+_FLUX_BASIC = {"proj_out": "final_layer.linear", "x_embedder": "img_in", "context_embedder": "txt_in",
+               "time_text_embed.timestep_embedder.linear_1": "time_in.in_layer",
+               "time_text_embed.timestep_embedder.linear_2": "time_in.out_layer",
+               "time_text_embed.text_embedder.linear_1": "vector_in.in_layer",
+               "time_text_embed.text_embedder.linear_2": "vector_in.out_layer",
+               "time_text_embed.guidance_embedder.linear_1": "guidance_in.in_layer",
+               "time_text_embed.guidance_embedder.linear_2": "guidance_in.out_layer",
+               "norm_out.linear": "final_layer.adaLN_modulation.1"}
+
+
+def flux_to_diffusers(depth: int, depth_single: int, hidden: int) -> dict[str, str | tuple[str, tuple[int, int, int]]]:
+    """``utils.flux_to_diffusers(..., output_prefix="diffusion_model.")``, the ``.weight`` entries: diffusers name →
+    BFL weight key, or (BFL key, (dim, offset, length)) for a row slice of a fused linear."""
+    out: dict[str, str | tuple[str, tuple[int, int, int]]] = {}
+    for i in range(depth):
+        a, to = f"transformer_blocks.{i}.attn.", f"diffusion_model.double_blocks.{i}."
+        for j, (img, txt) in enumerate((("to_q", "add_q_proj"), ("to_k", "add_k_proj"), ("to_v", "add_v_proj"))):
+            out[f"{a}{img}.weight"] = (f"{to}img_attn.qkv.weight", (0, hidden * j, hidden))
+            out[f"{a}{txt}.weight"] = (f"{to}txt_attn.qkv.weight", (0, hidden * j, hidden))
+        out.update({f"transformer_blocks.{i}.{d}.weight": f"{to}{b}.weight" for d, b in _FLUX_DOUBLE_MAP.items()})
+    for i in range(depth_single):
+        a, to = f"single_transformer_blocks.{i}.", f"diffusion_model.single_blocks.{i}."
+        for j, name in enumerate(("attn.to_q", "attn.to_k", "attn.to_v")):
+            out[f"{a}{name}.weight"] = (f"{to}linear1.weight", (0, hidden * j, hidden))
+        out[f"{a}proj_mlp.weight"] = (f"{to}linear1.weight", (0, hidden * 3, hidden * 4))
+        out[f"{a}norm.linear.weight"] = f"{to}modulation.lin.weight"
+        out[f"{a}proj_out.weight"] = f"{to}linear2.weight"
+    out.update({f"{d}.weight": f"diffusion_model.{b}.weight" for d, b in _FLUX_BASIC.items()})
+    return out
+
+
+def comfy_flux_key_map(unet: set[str], depth: int, depth_single: int, hidden: int) -> dict:
+    """``model_lora_keys_unet`` for a Flux (or Chroma) model: the generic part (``lora_unet_`` + underscored and
+    the bare ``diffusion_model.`` name of every weight) and the Flux branch (``transformer.``, ``lycoris_`` and
+    ``lora_transformer_`` + each flux_to_diffusers name; ``<linear1>_qkv`` for the first 3·hidden rows).
+    Bare diffusers names (the newest ComfyUI's DiffSynth entry) are left out: v0.3.64 does not map them."""
+    key_map: dict = {}
+    for k in unet:
+        if k.endswith(".weight"):
+            key_map["lora_unet_" + k[len("diffusion_model."):-len(".weight")].replace(".", "_")] = k
+            key_map[k[:-len(".weight")]] = k
+    for k, to in flux_to_diffusers(depth, depth_single, hidden).items():
+        base = k[:-len(".weight")]
+        key_map[f"transformer.{base}"] = to
+        key_map[f"lycoris_{base.replace('.', '_')}"] = to
+        key_map[f"lora_transformer_{base.replace('.', '_')}"] = to
+    for k in unet:
+        if k.endswith(".linear1.weight"):
+            key_map[k.replace(".linear1.weight", ".linear1_qkv")] = (k, (0, 0, hidden * 3))
+    return key_map

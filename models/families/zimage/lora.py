@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.errors import DanluError
 from models.families.zimage import (
     DENOISER,
     LORA_BLOCKS,
@@ -31,20 +30,15 @@ def lora_state(components: dict[str, Any], adapter: str = "default") -> dict[str
     """The file's tensors from a peft-injected transformer: `diffusion_model.<name>.lora_A/lora_B.weight`,
     fp32 CPU. No alpha keys: alpha/rank (peft's scaling, rslora included) is folded into lora_B, so every loader
     (diffusers, ComfyUI, ai-toolkit) reads alpha = rank and applies exactly the trained delta."""
-    from models.lora_names import lora_layers
+    from models.lora_names import folded_pairs
 
     model = components.get(DENOISER)
     if model is None:
         raise ValueError("Z-Image LoRA files hold the transformer's layers only")
     state = {}
-    for name, layer in lora_layers(model, adapter):
-        if getattr(layer, "lora_magnitude_vector", None) and adapter in layer.lora_magnitude_vector:
-            raise DanluError("DoRA is not supported for Z-Image LoRA files.", "Z-Image 的 LoRA 文件不支持 DoRA。",
-                             "Turn DoRA off.", "请关闭 DoRA。", key="network.use_dora")
-        down = layer.lora_A[adapter].weight.detach().float().cpu().contiguous()
-        up = layer.lora_B[adapter].weight.detach().float().cpu() * float(layer.scaling[adapter])
+    for name, down, up in folded_pairs(model, "Z-Image", adapter):
         state[lora_key(name, "lora_A")] = down
-        state[lora_key(name, "lora_B")] = up.contiguous()
+        state[lora_key(name, "lora_B")] = up
     return state
 
 
