@@ -89,6 +89,29 @@ ZIMAGE_FIGURES = DitFigures(
 register(Family("zimage", "Z-Image", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "comfy_minus_one",
                 "zimage", "zimage", prediction="flow", max_lr=2e-4,
                 ui_questions=True, dit=ZIMAGE_FIGURES))
+# FLUX.1 (reference/flux.md; diffusers' FluxTransformer2DModel defaults, counted with empty weights): transformer
+# 11.90 B (dev; schnell 11.89 B), T5-XXL encoder 4.76 B + CLIP-L 123 M, the 16-channel VAE 84 M. 19 double and
+# 38 single blocks of width 3072 (MLP 12288): LoRA parameters per unit of rank, summed over the 57 blocks and given
+# per block (the estimate multiplies by `blocks`). Double: q/k/v/out of both streams (8 × 6144), the two MLPs
+# (4 × 15360), the two AdaLN linears (2 × (3072 + 18432)); single: q/k/v (3 × 6144), proj_mlp (15360) + proj_out
+# (18432), the modulation linear (3072 + 9216). Activations of one 1024² sample (4096 image + 512 text tokens) in
+# 16-bit, derived from the architecture (not measured): ≈ 0.57 GB per block × 57; with checkpointing the 57 block
+# inputs (28 MB each) plus one block's recompute.
+FLUX_FIGURES = DitFigures(
+    {"transformer": 11901.0, "text_encoder": 4762.0 + 123.1, "vae": 83.8},
+    {"attention": (19 * 8 * 6144 + 38 * 3 * 6144) // 57, "feed_forward": (19 * 4 * 15360 + 38 * 33792) // 57,
+     "adaLN": (19 * 2 * 21504 + 38 * 12288) // 57},
+    57, 0, 0, (32.0, 2.2),
+    "activations derived from the architecture at 1024 px (not measured)", "按架构推算的 1024 px 激活显存（未实测）")
+# Chroma: FLUX's blocks without their modulation linears (a 278 M `distilled_guidance_layer`, never a LoRA target,
+# makes them), no CLIP: transformer 8.90 B, T5-XXL 4.76 B.
+CHROMA_FIGURES = replace(FLUX_FIGURES, params_m={"transformer": 8900.0, "text_encoder": 4762.0, "vae": 83.8},
+                         per_rank={**FLUX_FIGURES.per_rank, "adaLN": 0})
+# Peer trainers' FLUX and Chroma examples train at 1e-4 (sd-scripts' docs, ai-toolkit's 24 GB configs): warn at 5×.
+register(Family("flux", "FLUX.1", frozenset({"dit", "flow", "pooled_text"}), 1024, 16, ("euler",), 1.0, "classic",
+                "flux", "flux", prediction="flow", max_lr=5e-4, ui_questions=True, dit=FLUX_FIGURES))
+register(Family("chroma", "Chroma", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "classic",
+                "chroma", "flux", prediction="flow", max_lr=5e-4, dit=CHROMA_FIGURES))
 
 ALIASES = {"sd2v": "sd2"}  # SD2 v-prediction: the sd2 family with prediction v_prediction
 

@@ -29,6 +29,7 @@ class ModelInfo:
     path: str
     kind: str = "unknown"           # single_file, diffusers, lora, pickle, hub, missing, unknown
     family: str | None = None       # sd15, sd2, sdxl, sdxl_refiner
+    variant: str = ""               # what the weights tell of a family's variants (FLUX.1: dev, schnell); "" unknown
     prediction_type: str = "epsilon"
     prediction_source: str = "family rule"
     zero_terminal_snr: bool = False  # a `ztsnr` marker key (NoobAI-style v-pred files): trained with rescaled betas
@@ -70,7 +71,8 @@ class ModelInfo:
         if self.family:
             pred = {"v_prediction": "v-prediction", "flow": "flow matching"}.get(self.prediction_type, "epsilon")
             pred = local(pred, lang)
-            lines += [f"{'系列' if zh else 'Family'}: {self.label} ({self.family})",
+            lines += [f"{'系列' if zh else 'Family'}: {self.label} ({self.family})"
+                      + (f", {'版本' if zh else 'variant'} {self.variant}" if self.variant else ""),
                       f"{'预测类型' if zh else 'Prediction'}: {pred} ({local(self.prediction_source, lang)})",
                       f"{'原生分辨率' if zh else 'Native resolution'}: {self.native_resolution}px"]
         if self.precision:

@@ -1,9 +1,9 @@
-"""Tiny base models with the real architectures: SD1.5, SD2.x (epsilon or v), SDXL and Z-Image.
+"""Tiny base models with the real architectures: SD1.5, SD2.x (epsilon or v), SDXL, Z-Image, FLUX.1 and Chroma.
 
 Random weights, seeded, built from nothing (no download), small enough to train on a CPU in
 seconds. Tests, the demo and the CPU benchmarks use them; the loaders treat them like any base.
-Images are 64×64 px by default (latents 8×8: the VAE downsamples by 8 as the real one does); Z-Image's are
-32×32 px (latents 4×4, 2×2 patches of 2×2: the pipeline needs sizes divisible by 16).
+Images are 64×64 px by default (latents 8×8: the VAE downsamples by 8 as the real one does); Z-Image's, FLUX's
+and Chroma's are 32×32 px (latents 4×4, 2×2 patches of 2×2: the pipelines need sizes divisible by 16).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from models.ldm import diffusers_to_ldm
 
 FAMILIES = (*family_facts.names(selectable_only=True), *family_facts.ALIASES)  # "sd2v": SD2 with v-prediction
 TINY_RESOLUTION = 64
-TINY_RESOLUTIONS = {"zimage": 32}
+TINY_RESOLUTIONS = {"zimage": 32, "flux": 32, "chroma": 32}
 
 
 def _text_config(vocab_size: int, hidden: int, layers: int, projection: int | None = None, act: str = "quick_gelu"):

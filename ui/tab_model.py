@@ -73,6 +73,7 @@ i18n.add({
     "model.downloading": ("正在连接下载源…（无法连接时几秒内会报错）",
                           "Connecting to the download source… (an unreachable source fails within seconds)"),
     "model.h_family": ("系列", "Family"),
+    "model.h_variant": ("版本", "variant"),
     "model.h_prediction": ("预测类型", "Prediction"),
     "model.h_native": ("原生分辨率", "Native resolution"),
     "model.h_precision": ("存储精度", "Stored precision"),
@@ -135,7 +136,9 @@ def report_markdown(info, lang: str) -> str:
     rows = []
     if info.family:
         pred = {"v_prediction": "v-prediction", "flow": "flow matching"}.get(info.prediction_type, "epsilon")
-        rows += [(t("model.h_family", lang), f"{family_label(info.family, info.label, lang)} (`{info.family}`)"),
+        variant = f", {t('model.h_variant', lang)} `{info.variant}`" if getattr(info, "variant", "") else ""
+        rows += [(t("model.h_family", lang), f"{family_label(info.family, info.label, lang)} (`{info.family}`)"
+                  + variant),
                  (t("model.h_prediction", lang), f"{local(pred, lang)} ({local(info.prediction_source, lang)})"),
                  (t("model.h_native", lang), f"{info.native_resolution} px")]
     if info.precision:
@@ -171,6 +174,8 @@ def apply_choice(config: dict, info, lang: str) -> tuple[dict, list[str]]:
     config = cfgmod.with_values(config, dropped) if dropped else config
     defaults, cfg = cfgmod.default_config(), cfgmod.from_dict(config)
     values: dict = {"model.base": info.path}
+    if getattr(info, "variant", ""):  # what the weights tell (FLUX.1 dev / schnell); the family's radio corrects
+        values["model.variant"] = info.variant
     notes = [t("model.used", lang)]
     if dropped:
         notes.append(t("model.family_switched", lang, old=old, new=info.family, n=len(dropped)))

@@ -36,6 +36,11 @@ PRESET_NAMES: dict[str, tuple[str, str]] = {
     "vram_24gb": ("显存 24 GB", "VRAM 24 GB"),
     "zimage_turbo_adapter": ("Z-Image Turbo + 训练适配器", "Z-Image Turbo + training adapter"),
     "zimage_deturbo": ("Z-Image De-Turbo", "Z-Image De-Turbo"),
+    "flux_dev_24gb": ("FLUX.1 dev 24 GB（fp8 底模）", "FLUX.1 dev 24 GB (fp8 base)"),
+    "flux_dev_16gb": ("FLUX.1 dev 16 GB（fp8 底模 + 缓存文本）", "FLUX.1 dev 16 GB (fp8 base + cached text)"),
+    "flux_dev_12gb": ("FLUX.1 dev 12 GB（块交换）", "FLUX.1 dev 12 GB (block swap)"),
+    "flux_schnell": ("FLUX.1 schnell", "FLUX.1 schnell"),
+    "chroma": ("Chroma", "Chroma"),
 }
 
 i18n.add({f"params.preset.{k}": v for k, v in PRESET_NAMES.items()})

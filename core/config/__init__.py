@@ -26,6 +26,7 @@ else:  # pragma: no cover
 from core.config.fields import (  # noqa: F401 - the choice lists are imported from core.config
     DIT_TARGETS,
     FAMILIES,
+    FLUX_VARIANTS,
     OPTIMIZERS,
     SAMPLERS,
     SCHEDULERS,

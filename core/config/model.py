@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from core.config.fields import (
     DIT_TARGETS,
     FAMILIES,
+    FLUX_VARIANTS,
     ZIMAGE_VARIANTS,
     F,
 )
@@ -30,11 +31,12 @@ class ModelConfig:
                                 families=("unet",))
     vae: str = F("", "Optional separate VAE (file or folder); empty uses the base model's VAE.",
                  "可选的独立 VAE（文件或文件夹）；留空则用底模自带的 VAE。")
-    variant: str = F("turbo", "Z-Image only: turbo (8-step distilled), deturbo (de-distilled) or base. The file "
-                     "cannot tell them apart, so say which.",
-                     "仅 Z-Image：8 步蒸馏版（turbo）、去蒸馏版（deturbo）或基础版（base）。"
-                     "文件本身无法区分，需要手动选择。",
-                     choices=ZIMAGE_VARIANTS, families=("zimage",))
+    variant: str = F("turbo", "Z-Image: turbo (8-step distilled), deturbo (de-distilled) or base (the file "
+                     "cannot tell them apart, so say which). FLUX.1: dev or schnell (read from the file where it "
+                     "can tell).",
+                     "Z-Image：8 步蒸馏版（turbo）、去蒸馏版（deturbo）或基础版（base）（文件本身无法区分，"
+                     "需要手动选择）。FLUX.1：dev 或 schnell（文件能区分时自动读取）。",
+                     choices=(*ZIMAGE_VARIANTS, *FLUX_VARIANTS), families=("zimage", "flux"))
     training_adapter: str = F("none", "Z-Image Turbo only: a training adapter merged into the base while training and "
                               "never saved: none, v1, v2 (ostris/zimage_turbo_training_adapter) or a .safetensors "
                               "file. Samples use the plain Turbo base, as users will.",

@@ -19,6 +19,15 @@ _ZIMAGE_COMMON = {
     "saving": {"every_n_epochs": 0, "every_n_steps": 250, "keep_last": 8, "precision": "bf16"},
 }
 
+# FLUX.1 and Chroma start from Z-Image's recipe (rank 16, LR 1e-4, AdamW8bit, a file every 250 steps); their
+# T5-XXL is 9.5 GB in bf16, so its outputs are cached and it is freed before training.
+_FLUX_COMMON = {
+    **_ZIMAGE_COMMON,
+    "dataset": {**_ZIMAGE_COMMON["dataset"], "caption_dropout_rate": 0.0, "cache_text_encoder_outputs": True},
+    "training": {**_ZIMAGE_COMMON["training"], "max_train_steps": 2000, "fp8_base": True, "timestep_type": "sigmoid"},
+    "sampling": {"steps": 20, "cfg": 1.0, "width": 1024, "height": 1024, "sampler": "euler"},
+}
+
 PRESETS: dict[str, dict] = {
     "anime_sd15": {
         "dataset": {"resolution": 512},
@@ -91,6 +100,30 @@ PRESETS: dict[str, dict] = {
         "model": {"family": "zimage", "variant": "deturbo", "training_adapter": "none"},
         **_ZIMAGE_COMMON,
         "sampling": {"steps": 25, "cfg": 3.0, "width": 1024, "height": 1024, "sampler": "euler"},
+    },
+    # FLUX.1 (sd-scripts docs/flux_train_network.md §6.1, ai-toolkit config/examples/train_lora_flux_24gb.yaml):
+    # rank 16, LR 1e-4, sigmoid timesteps (ai-toolkit's default), T5 and CLIP outputs cached then freed. The
+    # bf16 transformer alone is 22 GiB, so every FLUX preset keeps the frozen base in fp8: at 24 GB batch 2
+    # (sd-scripts' 24 GB recipe), at 16 GB batch 1, at 12 GB 16 blocks swapped to CPU memory (sd-scripts' 12 GB
+    # recipe). Samples as ComfyUI users make them: dev 20 steps at CFG 1 (FluxGuidance 3.5), schnell 4 steps.
+    "flux_dev_24gb": {
+        "model": {"family": "flux", "variant": "dev"}, **_FLUX_COMMON,
+        "training": {**_FLUX_COMMON["training"], "batch_size": 2},
+    },
+    "flux_dev_16gb": {"model": {"family": "flux", "variant": "dev"}, **_FLUX_COMMON},
+    "flux_dev_12gb": {
+        "model": {"family": "flux", "variant": "dev"}, **_FLUX_COMMON,
+        "training": {**_FLUX_COMMON["training"], "blocks_to_swap": 16},
+    },
+    "flux_schnell": {
+        "model": {"family": "flux", "variant": "schnell"}, **_FLUX_COMMON,
+        "sampling": {"steps": 4, "cfg": 1.0, "width": 1024, "height": 1024, "sampler": "euler"},
+    },
+    # Chroma (sd-scripts docs §4: sigmoid timesteps, T5 mask; samples with real CFG 4 and a negative prompt):
+    # 8.9 B parameters, fp8 base and cached text on 16 GB.
+    "chroma": {
+        "model": {"family": "chroma"}, **_FLUX_COMMON,
+        "sampling": {"steps": 30, "cfg": 4.0, "width": 1024, "height": 1024, "sampler": "euler"},
     },
 }
 

@@ -11,11 +11,11 @@ ComfyUI graph a sample PNG carries; `tiny` builds the test-sized model.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from core import family_facts
+from models.families.dit_common import folder_is
 
 FAMILY = "zimage"
 # Label, traits, native resolution and default prediction: the facts row (core/family_facts.py).
@@ -89,14 +89,7 @@ def lora_matches(keys, metadata: dict[str, str]) -> bool:
 
 def is_folder(folder: Path) -> bool:
     """A diffusers folder (or transformer-only folder, as De-Turbo's) of this family."""
-    for cfg, cls in ((folder / "model_index.json", PIPELINE), (folder / "transformer" / "config.json",
-                                                                "ZImageTransformer2DModel")):
-        try:
-            if json.loads(cfg.read_text(encoding="utf-8")).get("_class_name") == cls:
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
+    return folder_is(folder, PIPELINE, "ZImageTransformer2DModel")
 
 
 def not_a_base(kind: str) -> tuple[str, str, str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from core.errors import DanluError
 from models.families import zimage
+from models.families.dit_common import folder_weights, part_candidates
 
 CONFIG_PATTERNS = ["model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*.json", "vae/*.json",
                    "transformer/*.json"]
@@ -171,13 +172,7 @@ def _cached_turbo(check) -> Path | None:
 
 def find_parts(path: Path, components: str | Path | None = None) -> Parts | None:
     """Where the parts come from (module docstring); None: the Turbo repo's parts will be downloaded."""
-    cands = [Path(components)] if components else []
-    cands.append(path if path.is_dir() else path.with_suffix(""))
-    try:
-        cands += sorted(p for p in path.parent.iterdir() if p.is_dir())
-    except OSError:
-        pass
-    for cand in cands:
+    for cand in part_candidates(path, components):
         if has_parts(cand):
             return Parts(folder=cand)
     if path.is_file() and (files := comfy_files(path)):
@@ -324,22 +319,11 @@ def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[st
 
 def classify_folder(info, folder: Path):
     """Fill a model_info.ModelInfo for a diffusers folder (or a transformer-only folder) of this family."""
-    from models.files import DTYPE_NAMES, HeaderError, read_header
-
     info.kind, info.family = "diffusers", zimage.FAMILY
     info.prediction_type, info.prediction_source = zimage.PREDICTION, "family rule"
     info.native_resolution = zimage.NATIVE_RESOLUTION
-    shards = sorted((folder / "transformer").glob("*.safetensors"))
-    if not shards:
-        return info.refuse("The Z-Image folder has no safetensors transformer weights.",
-                           "Z-Image 文件夹中没有 safetensors 格式的 transformer 权重。",
-                           "Download the transformer of this model.", "请下载该模型的 transformer 权重。")
-    try:
-        tensors, _ = read_header(shards[0])
-    except HeaderError as exc:
-        return info.refuse(f"transformer weights: {exc}.", f"transformer 权重文件损坏：{exc}。")
-    info.precision = ", ".join(sorted({DTYPE_NAMES.get(d, d) for d, _ in tensors.values()}))
-    info.size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    if not folder_weights(info, folder, "Z-Image"):
+        return info
     _parts_note(info, find_parts(folder), folder)
     info.usable = True
     return info
