@@ -115,13 +115,20 @@ def not_a_base(kind: str) -> tuple[str, str, str, str]:
             f"请选择 FLUX.1 的 transformer 文件（例如 flux1-dev.safetensors）或文件夹（或 {DEV_REPO}）作为底模。")
 
 
+def is_clip_text(keys) -> bool:
+    """CLIP text-encoder weights (with or without a `text_model.` or other prefix)."""
+    return any(k.endswith("encoder.layers.0.self_attn.q_proj.weight") for k in keys) and any(
+        k.endswith("embeddings.token_embedding.weight") for k in keys)
+
+
 def _is_t5(keys: list[str]) -> bool:
     return any(k.endswith("encoder.block.0.layer.0.SelfAttention.q.weight") for k in keys)
 
 
 def _is_clip_l(keys: list[str]) -> bool:
-    """A CLIP text encoder alone (ComfyUI's clip_l.safetensors): no UNet or transformer beside it."""
-    return any(k.endswith("text_model.encoder.layers.0.self_attn.q_proj.weight") for k in keys) and not any(
+    """A CLIP text encoder alone (ComfyUI's clip_l.safetensors, `text_model.` names or transformers 5's bare ones):
+    no UNet or transformer beside it."""
+    return is_clip_text(keys) and not any(
         k.startswith(("model.diffusion_model.", "unet.", "down_blocks.", "conditioner.", "cond_stage_model."))
         for k in keys)
 

@@ -112,8 +112,7 @@ def part_kind(path: Path) -> str | None:
     keys = list(tensors)
     if any(k.endswith("encoder.block.0.layer.0.SelfAttention.q.weight") for k in keys):
         return "t5"
-    if any(k.endswith("text_model.encoder.layers.0.self_attn.q_proj.weight") for k in keys) and not any(
-            k.startswith("model.diffusion_model.") for k in keys):
+    if flux.is_clip_text(keys) and not any(k.startswith("model.diffusion_model.") for k in keys):
         return "clip"
     conv = (tensors.get("decoder.conv_in.weight") or ("", []))[1]
     return "vae" if len(conv) == 4 and conv[1] == 16 else None
@@ -289,14 +288,21 @@ def _t5_file(path: Path, configs: Path, family: str, torch_dtype: Any):
 
 
 def _clip_file(path: Path, configs: Path, torch_dtype: Any):
-    """A CLIPTextModel from a single file (ComfyUI's clip_l: HF names; a projection or logit scale is left out)."""
+    """A CLIPTextModel from a single file (ComfyUI's clip_l: `text_model.` names; a projection or logit scale is
+    left out), named as this transformers version names the model's own weights."""
     import torch
     from accelerate import init_empty_weights
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    state = {k: v for k, v in read_weights(path, torch_dtype).items() if k.startswith("text_model.")}
     with init_empty_weights():
         model = CLIPTextModel(CLIPTextConfig.from_pretrained(configs / "text_encoder"))
+    own = set(model.state_dict())
+    state = {}
+    for key, value in read_weights(path, torch_dtype).items():
+        bare = key.removeprefix("text_model.")
+        name = next((k for k in (key, bare, "text_model." + bare) if k in own), None)
+        if name is not None:
+            state[name] = value
     _fill(model, state, path, "CLIP-L text encoder", strict=False)
     return model.to(torch_dtype or torch.float32).eval()
 
