@@ -75,15 +75,20 @@ def initial_noise(seed: int, width: int, height: int, channels: int = 16, n: int
     return noise.repeat(n, 1, 1, 1), generator
 
 
+def euler_only(sampler: str, label: str = "Z-Image") -> None:
+    """A flow-matching DiT family samples with the flow-matching Euler sampler only (its ComfyUI graph's)."""
+    if sampler != "euler":
+        raise DanluError(f"{label} samples use the flow-matching Euler sampler, not {sampler}.",
+                         f"{label} 样图只用流匹配 Euler 采样器，不支持 {sampler}。", "Set sampling.sampler = euler.",
+                         "请设置 sampling.sampler = euler。", key="sampling.sampler")
+
+
 def render_batch(pipe, *, prompts: list[str], negative_prompt: str = "", steps: int = 8, cfg: float = 1.0,
                  seed: int = 0, width: int = 1024, height: int = 1024, sampler: str = "euler", clip_skip: int = 1):
     """Images of `prompts` at one seed (models.generate.render_batch's contract), each from the same noise."""
     import torch
 
-    if sampler != "euler":
-        raise DanluError(f"Z-Image samples use the flow-matching Euler sampler, not {sampler}.",
-                         f"Z-Image 样图只用流匹配 Euler 采样器，不支持 {sampler}。", "Set sampling.sampler = euler.",
-                         "请设置 sampling.sampler = euler。", key="sampling.sampler")
+    euler_only(sampler)
     latents, generator = initial_noise(seed, width, height, pipe.transformer.config.in_channels, len(prompts))
     g = guidance_scale(cfg)
     negative = [negative_prompt] * len(prompts) if g > 0 else None

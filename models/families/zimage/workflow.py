@@ -35,33 +35,35 @@ class ComfyBase:
     model: str
 
 
-def _release(base: str) -> str | None:
-    """The published release a base is: its hub id, a folder of that name (a ModelScope or hand download), or the
-    hub cache's `models--org--name` folder."""
+def _release(base: str, releases: dict[str, str]) -> str | None:
+    """The published release (a key of `releases`: lower-case hub ids) a base is: its hub id, a folder of that name
+    (a ModelScope or hand download), or the hub cache's `models--org--name` folder."""
     if not base:
         return None
     text = base.replace("\\", "/").strip("/").lower()
-    if text in RELEASE_FILES:
+    if text in releases:
         return text
     parts = Path(text).parts
     for part in parts:
         if m := re.fullmatch(r"models--([^/]+?)--([^/]+)", part):
-            return f"{m[1]}/{m[2]}" if f"{m[1]}/{m[2]}" in RELEASE_FILES else None
-    names = {r.split("/")[1]: r for r in RELEASE_FILES}
+            return f"{m[1]}/{m[2]}" if f"{m[1]}/{m[2]}" in releases else None
+    names = {r.split("/")[1]: r for r in releases}
     return names.get(parts[-1]) if parts else None
 
 
-def comfy_base(base: str, model: str = "", model_hash: str = "") -> ComfyBase:
+def comfy_base(base: str, model: str = "", model_hash: str = "",
+               releases: dict[str, str] = RELEASE_FILES) -> ComfyBase:
     """What the sample was rendered from, in ComfyUI's terms: the user's own file name for a single file; the
-    published file of a release (Turbo, De-Turbo, Base) given as a hub id or its folder; else no file name."""
+    published file of a release (Turbo, De-Turbo, Base; another family passes its own `releases`) given as a hub
+    id or its folder; else no file name."""
     path = Path(base) if base else None
     if path is not None and path.is_file():
         return ComfyBase(path.name, path.stem)
     if model_hash and model and not base:  # a hashed base is a single file: the caller named it
         return ComfyBase(f"{model}.safetensors", model)
-    release = _release(base or model)
+    release = _release(base or model, releases)
     if release is not None:
-        return ComfyBase(RELEASE_FILES[release], Path(RELEASE_FILES[release]).stem)
+        return ComfyBase(releases[release], Path(releases[release]).stem)
     return ComfyBase("", model or (path.name if path is not None else ""))
 
 
@@ -70,6 +72,16 @@ def base_note(base: str) -> str:
     name = Path(base).name or base
     return (f"{name} is a folder with no published ComfyUI file: in ComfyUI choose its transformer file "
             "in Load Diffusion Model")
+
+
+def lora_chain(g: dict[str, dict], loras: list[dict], model: list) -> list:
+    """One LoraLoaderModelOnly node per LoRA (nodes 10, 11, …) after `model`; the output the sampler takes."""
+    for i, lora in enumerate(loras):
+        node = str(10 + i)
+        g[node] = {"class_type": "LoraLoaderModelOnly", "inputs": {
+            "model": model, "lora_name": f"{lora['name']}.safetensors", "strength_model": float(lora["weight"])}}
+        model = [node, 0]
+    return model
 
 
 def comfy_prompt(recipe: dict, unet: str) -> dict:
@@ -85,12 +97,7 @@ def comfy_prompt(recipe: dict, unet: str) -> dict:
         "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": COMFY_FILES["clip"], "type": "lumina2",
                                                     "device": "default"}},
         "3": {"class_type": "VAELoader", "inputs": {"vae_name": COMFY_FILES["vae"]}}}
-    model = ["1", 0]
-    for i, lora in enumerate(recipe.get("loras") or []):
-        node = str(10 + i)
-        g[node] = {"class_type": "LoraLoaderModelOnly", "inputs": {
-            "model": model, "lora_name": f"{lora['name']}.safetensors", "strength_model": float(lora["weight"])}}
-        model = [node, 0]
+    model = lora_chain(g, recipe.get("loras") or [], ["1", 0])
     g["4"] = {"class_type": "ModelSamplingAuraFlow", "inputs": {"model": model, "shift": SCHEDULER_SHIFT}}
     g["5"] = {"class_type": "CLIPTextEncode", "inputs": {"text": recipe["prompt"], "clip": ["2", 0]}}
     g["6"] = {"class_type": "CLIPTextEncode", "inputs": {"text": recipe.get("negative_prompt") or "",
