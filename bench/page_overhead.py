@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from core import config as cfgmod
     from core.runs.supervisor import supervisor
     from models.demo import make_demo
-    from ui import frames
-    from ui.app import CSS, build_app
+    from ui.app import CSS, build_app, page_scripts
 
     work = Path(tempfile.mkdtemp(prefix="danlu-page-bench-"))
     outputs = work / "outputs"
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     app.queue()
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True,
-               allowed_paths=[str(outputs), str(work)], app_kwargs=frames.app_kwargs())  # as ui.app.launch serves it
+               allowed_paths=[str(outputs), str(work)], app_kwargs=page_scripts())  # as ui.app.launch serves it
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.browser, headless=True, args=BROWSER_FLAGS)

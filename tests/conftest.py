@@ -73,8 +73,7 @@ def sweep_runs(tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """One running Danlu app for the whole session: (url, demo blocks, outputs dir)."""
-    from ui import frames
-    from ui.app import CSS, build_app
+    from ui.app import CSS, build_app, page_scripts
 
     outputs = tmp_path_factory.mktemp("outputs")
     models_dir = tmp_path_factory.mktemp("checkpoints")
@@ -82,7 +81,7 @@ def app_server(tmp_path_factory):
     demo.queue()
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True,
-                allowed_paths=[str(outputs), "/tmp"], app_kwargs=frames.app_kwargs())  # served as ui.app serves it
+                allowed_paths=[str(outputs), "/tmp"], app_kwargs=page_scripts())  # served as ui.app serves it
     yield f"http://127.0.0.1:{port}/", demo, outputs
     demo.close()
 

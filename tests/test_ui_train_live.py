@@ -11,7 +11,7 @@ import gradio as gr
 from core.runs.supervisor import Run, Supervisor
 from ui import train_live, train_runs
 from ui.tab_train import render
-from ui.train_live import ACTIVE_S, CHART_EVERY_S, IDLE_S, PARTS, make_view, plan
+from ui.train_live import CHART_EVERY_S, CHART_MIN_S, PARTS, heavy_parts, light, make_view, plan
 
 
 def write_events(run_dir: Path, events: list[dict]) -> None:
@@ -66,8 +66,8 @@ def test_a_look_sends_only_the_parts_that_changed(tmp_path):
     run.log.extend(["step 1"])
     page = Page(run)
     first = page.look()
-    assert {"status", "progress", "command", "log", "loss", "samples", "files", "pick", "timer"} <= set(first)
-    assert first["timer"].value == ACTIVE_S  # a run is active: look every ACTIVE_S
+    assert {"status", "progress", "command", "log", "loss", "samples", "files", "pick", "ctx"} <= set(first)
+    assert 'data-lang="en"' in first["ctx"]  # what the page's script asks the light look about
     assert page.look() == {}  # nothing moved: nothing is sent, not even an empty update of a part
 
     run.log.append("a line with no event")
@@ -79,9 +79,9 @@ def test_a_look_sends_only_the_parts_that_changed(tmp_path):
     run.version += 1
     sent = page.look()
     assert {"status", "progress", "log"} <= set(sent)
-    assert not {"loss", "samples", "files", "command", "timer", "pick", "message"} & set(sent)  # the chart waits
+    assert not {"loss", "samples", "files", "command", "ctx", "pick", "message"} & set(sent)  # the chart waits
 
-    page.seen["chart_t"] -= CHART_EVERY_S  # ten seconds on: the chart is due and comes with the next look
+    page.seen["chart_t"] -= CHART_MIN_S  # ten seconds on: the chart is due and comes with the next look
     assert "loss" in page.look()
     assert page.look() == {}
 
@@ -94,11 +94,11 @@ def test_a_look_sends_only_the_parts_that_changed(tmp_path):
     sent = page.look()
     assert {"samples", "files"} <= set(sent) and sent["samples"]["value"][0][0] == str(png)
 
-    run.status = "finished"  # the end: the chart is sent at once, the timer slows down, the old message goes
+    run.status = "finished"  # the end: the chart is sent at once, the old message goes
     run.events.append(progress(3))
     run.version += 1
     sent = page.look()
-    assert "loss" in sent and sent["timer"].value == IDLE_S and sent["message"] == ""
+    assert "loss" in sent and sent["message"] == "" and "ctx" not in sent
     assert sent["stop"] == {"__type__": "update", "interactive": False}
 
 
@@ -184,19 +184,49 @@ def test_the_picker_lists_runs_at_any_depth_and_moved_aside_and_shows_one(tmp_pa
     assert render(shown, "en", "", str, None)["buttons"]["grid"]["visible"]
 
 
-def test_one_timer_looks_at_the_run_and_the_queue_in_one_event(tmp_path):
-    """Each gradio event costs the browser a pass over the whole app: the page holds one timer, and its tick (like a
-    language switch) redraws the run and the queue in the same event, with no progress animation."""
+def test_the_light_look_moves_its_digest_only_for_what_the_view_must_draw(tmp_path):
+    """While training, a new step changes the live lines (the page's script writes them itself) and not the digest
+    (no gradio event); a sample does, and the chart counts once every CHART_EVERY_S."""
+    run = live_run(tmp_path)
+    run.events = [progress(1)]
+    run.log.append("step 1")
+
+    def look(now: float) -> dict:
+        r = render(run, "en", "", str, run)
+        return light(r, True, heavy_parts(r, True, now))
+
+    first = look(0.0)
+    assert "<strong>Running</strong>" in first["status"] and "step 1/8" in first["status"]
+    assert 'data-step="1"' in first["progress"] and first["log"] == "step 1" and first["active"]
+    run.events.append(progress(2))
+    run.log.append("step 2")
+    second = look(1.0)
+    assert second["heavy"] == first["heavy"] and 'data-step="2"' in second["progress"] and "step 2" in second["log"]
+    assert look(CHART_EVERY_S + 1.0)["heavy"] != first["heavy"]  # the chart's next frame is due
+    png = run.run_dir / "samples" / "demo-e000001-00.png"
+    png.parent.mkdir()
+    png.write_bytes(b"png")
+    run.events.append({"type": "sample", "png": str(png), "epoch": 1, "prompt_index": 0, "prompt": "demo"})
+    assert look(1.0)["heavy"] != second["heavy"]
+    said = light({"status": "**Running** · `/runs/<b>x</b>` <img src=x>", "progress": "", "log": ""}, True, [])
+    assert "<b>" not in said["status"] and "<img" not in said["status"]  # Markdown, with raw HTML escaped
+
+
+def test_the_page_has_no_timer_and_one_refresh_for_the_run_and_the_queue(tmp_path):
+    """Each gradio event costs the browser a pass over the whole app: no timer; the hidden refresh (clicked by the
+    page's script when the light look's digest moves) and a language switch redraw the run and the queue in one
+    event, with no progress animation; the light look is an API route."""
     from ui.app import build_app
 
     demo = build_app(lang="en", outputs_dir=tmp_path / "outputs", models_dir=tmp_path / "checkpoints")
-    timers = [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
-    assert len(timers) == 1
-    ticks = [fn for fn in demo.fns.values() if (timers[0]._id, "tick") in fn.targets]
-    assert len(ticks) == 1 and ticks[0].show_progress == "hidden"
-    shown = {getattr(b, "elem_id", None) for b in ticks[0].outputs}
-    assert {"train-status", "train-log", "train-queue-status", "train-queue-list"} <= shown
+    assert not [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+    refresh = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "train-refresh")
+    clicks = [fn for fn in demo.fns.values() if (refresh._id, "click") in fn.targets]
+    assert len(clicks) == 1 and clicks[0].show_progress == "hidden"
+    shown = {getattr(b, "elem_id", None) for b in clicks[0].outputs}
+    assert {"train-status", "train-log", "train-live-ctx", "train-queue-status", "train-queue-list"} <= shown
     lang = demo.danlu_ctx.lang
     switches = [fn for fn in demo.fns.values() if (lang._id, "change") in fn.targets
                 and {"train-status", "train-queue-list"} & {getattr(b, "elem_id", None) for b in fn.outputs}]
     assert len(switches) == 1
+    assert [fn for fn in demo.fns.values() if fn.api_name == "train_live"]

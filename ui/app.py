@@ -30,6 +30,7 @@ CSS = """
 .danlu-ok, .danlu-ok * { color: #067647 !important; }
 .danlu-warn, .danlu-warn * { color: #b54708 !important; }
 footer { display: none !important; }
+.danlu-hidden { display: none !important; }
 """
 
 
@@ -93,6 +94,14 @@ def file_routes(outputs_dir: Path) -> dict:
     return {"allowed_paths": [str(Path(outputs_dir).resolve())]}
 
 
+def page_scripts() -> dict:
+    """The launch argument that writes the page's early scripts into its HTML: ui.frames' (idle pages draw no
+    frames) and the Train tab's light look (ui.train_live)."""
+    from ui import train_live
+
+    return frames.app_kwargs((train_live.SCRIPT,))
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
            open_browser: bool = True, lang: str | None = None) -> None:
     """Serve the page until interrupted.
@@ -103,7 +112,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | No
     the little garbage the start leaves (about 3 MB), kept for the life of the server."""
     demo = build_app(lang=lang)
     demo.launch(server_name=host, server_port=port, auth=auth, inbrowser=open_browser, show_error=True,
-                css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=True, app_kwargs=frames.app_kwargs(),
+                css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=True, app_kwargs=page_scripts(),
                 **file_routes(demo.danlu_ctx.outputs_dir))
     gc.freeze()
     gc.enable()

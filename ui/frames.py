@@ -58,11 +58,12 @@ SCRIPT = """<script data-danlu-frames>
 
 
 class FrameGovernor:
-    """ASGI middleware: writes SCRIPT at the top of <head> of each HTML response (the page and its reloads);
-    everything else passes untouched."""
+    """ASGI middleware: writes SCRIPT (and the page's other early scripts, `scripts`) at the top of <head> of each
+    HTML response (the page and its reloads); everything else passes untouched."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, scripts: tuple[str, ...] = ()):
         self.app = app
+        self.head = (SCRIPT + "".join(scripts)).encode()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") != "GET":
@@ -86,7 +87,7 @@ class FrameGovernor:
             await send(message)
 
         async def send_page(html: bytes) -> None:
-            html = html.replace(b"<head>", b"<head>" + SCRIPT.encode(), 1)
+            html = html.replace(b"<head>", b"<head>" + self.head, 1)
             headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
             headers.append((b"content-length", str(len(html)).encode()))
             await send({**start, "headers": headers})
@@ -95,8 +96,8 @@ class FrameGovernor:
         await self.app(scope, receive, capture)
 
 
-def app_kwargs() -> dict:
-    """The launch argument that serves the page with SCRIPT: `demo.launch(..., app_kwargs=app_kwargs())`."""
+def app_kwargs(scripts: tuple[str, ...] = ()) -> dict:
+    """The launch argument that serves the page with SCRIPT and `scripts`: `demo.launch(..., app_kwargs=...)`."""
     from starlette.middleware import Middleware
 
-    return {"middleware": [Middleware(FrameGovernor)]}
+    return {"middleware": [Middleware(FrameGovernor, scripts=tuple(scripts))]}

@@ -1,6 +1,6 @@
 """Step 6 炼丹: start the trainer as a child process and watch it live; stop, kill, resume.
 
-The page runs exactly the command it shows. A timer looks at the server-wide Supervisor, so a
+The page runs exactly the command it shows. The page looks at the server-wide Supervisor, so a
 reloaded page or a second tab reattaches to the running job; the console still shows the log. What a
 look sends (only the parts that changed) is ui/train_live.py; earlier runs and a run name already used,
 ui/train_runs.py.
@@ -274,8 +274,9 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
                        value="train.over")
     c.pick = B(gr.Dropdown([(t("train.pick_live", lang0), "")], value="", label=t("train.pick", lang0),
                            elem_id="train-pick"), label="train.pick")
-    c.status = gr.Markdown(t("train.idle", lang0), elem_id="train-status")
-    c.progress = gr.HTML(progress_html(0, 0, "idle"), elem_id="train-progress")
+    # HTML rather than Markdown: the page's script writes the live lines into them (ui/train_live.py)
+    c.status = gr.HTML(train_live.live_html(train_live.markdown_html(t("train.idle", lang0))), elem_id="train-status")
+    c.progress = gr.HTML(train_live.live_html(progress_html(0, 0, "idle")), elem_id="train-progress")
     # shown only when they hold something: two empty blocks left a gap under the progress bar
     c.error = gr.Markdown("", elem_id="train-error", elem_classes=["danlu-error"], visible=False)
     c.warnings = gr.Markdown("", elem_id="train-warnings", elem_classes=["danlu-warn"], visible=False)
@@ -306,23 +307,52 @@ def _layout(ctx: AppContext, lang0: str) -> SimpleNamespace:
     c.log = B(gr.Textbox("", label=t("train.log", lang0), lines=14, max_lines=14, autoscroll=True,
                          interactive=False, elem_id="train-log"), label="train.log")
     c.seen = gr.State(None)
-    c.timer = gr.Timer(train_live.ACTIVE_S)  # the first look comes at once; then it sets its own interval
+    # The light channel's two hidden ends (ui/train_live.py): what the page's script asks about, and the button it
+    # clicks when anything besides the live lines moved.
+    c.ctx = gr.HTML(train_live.context_html(lang0, "", ""), elem_id="train-live-ctx", elem_classes=["danlu-hidden"])
+    c.refresh = gr.Button("↻", elem_id="train-refresh", elem_classes=["danlu-hidden"])
     return c
+
+
+def _look(ctx: AppContext, sup, lang: str, query: str, picked: str) -> tuple[Run | None, Run | None, list]:
+    """The live run, the run shown and the key that says whether anything moved."""
+    live = current_run(sup, ctx.outputs_dir)
+    shown, key = train_runs.look(sup, live, picked, LOG_SHOWN)
+    # the newest damaged state file (looking for a trainer may have found one): a new one redraws the warnings
+    return live, shown, [*key, lang, query, picked, [n.time for n in notices()[-1:]]]
+
+
+def _draw(ctx: AppContext, shown: Run | None, live: Run | None, lang: str, query: str) -> dict[str, Any]:
+    """The tab's values for the run shown."""
+    r = render(shown, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root), live)
+    r["warnings"] = "\n\n".join(w for w in (train_runs.damage_lines(shown, live, lang), r["warnings"]) if w)
+    return r
+
+
+def _light_look(ctx: AppContext, sup, queue_view):
+    """The page script's look (ui/train_live.py): the live lines, and a digest of the rest of the tab and the
+    queue so that the script asks for the gradio view only when one of them moved."""
+
+    def train_live_look(lang: str, query: str, picked: str) -> dict:
+        live, shown, _ = _look(ctx, sup, lang, query, picked)
+        r = _draw(ctx, shown, live, lang, query)
+        active = shown is not None and shown.active
+        live_state = None if live is None else [str(live.run_dir), live.started, live.status]
+        heavy = [train_live.heavy_parts(r, active, time.monotonic()), live_state, queue_view.key(lang),
+                 [n.time for n in notices()[-1:]]]
+        return train_live.light(r, live is not None and live.active, heavy)
+
+    return train_live_look
 
 
 def _make_view(ctx: AppContext, sup, c: SimpleNamespace):
     """The tab's look at the run (each tick, after each button, and when the search or the picked run changes)."""
 
     def look(lang: str, query: str, picked: str):
-        live = current_run(sup, ctx.outputs_dir)
-        shown, key = train_runs.look(sup, live, picked, LOG_SHOWN)
-        # the newest damaged state file (looking for a trainer may have found one): a new one redraws the warnings
-        return live, shown, [*key, lang, query, picked, [n.time for n in notices()[-1:]]]
+        return _look(ctx, sup, lang, query, picked)
 
     def draw(shown: Run | None, live: Run | None, lang: str, query: str) -> dict[str, Any]:
-        r = render(shown, lang, query, lambda png: servable(png, ctx.outputs_dir, ctx.root), live)
-        r["warnings"] = "\n\n".join(w for w in (train_runs.damage_lines(shown, live, lang), r["warnings"]) if w)
-        return r
+        return _draw(ctx, shown, live, lang, query)
 
     def choices(lang: str, picked: str | None):
         options = train_runs.run_choices(ctx.outputs_dir, sup.run, lang)
@@ -351,7 +381,8 @@ def build(ctx: AppContext) -> None:
         """The run and the queue in one event: each event costs the browser a pass over the whole app."""
         return [*view(*values[:len(watch)]), *queue_view(*values[len(watch):])]
 
-    c.timer.tick(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden")
+    c.refresh.click(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden")
+    gr.api(_light_look(ctx, sup, queue_view), api_name="train_live")
     # A language switch redraws the tab at once (the idle look may be seconds away); the look's key holds the language.
     ctx.lang.change(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden")
 

@@ -1,37 +1,41 @@
-"""What the Train tab sends to the page on each look at the run: only the parts that changed.
+"""What the Train tab sends to the page while a run moves: the live lines through a plain JSON look, everything
+else through a gradio event only when it changed.
 
-The page must cost the training almost nothing. A browser redrawing the loss chart (a full vega render), the samples
-gallery, the files table and a 400-line log every second used most of a core and slowed a CPU run tenfold, so:
+The page must cost the training almost nothing. Every gradio event costs the browser a pass over the whole app
+(gradio's frontend sets the loading status of every component any event ever touched again, each a search of the
+layout tree: 0.2-0.4 s of a core per event on a loaded 2-core machine, an event with no outputs included), and a
+redraw of the loss chart (a full vega render), the gallery or a 400-line log costs more. A timer event every few
+seconds still cost the training a fifth of its speed on two cores, so the tab has two channels:
 
-- one gr.Timer per page looks at the run and, in the same event, at the queue (ui/train_queue.py's section has no
-  timer of its own); the run's handler compares a small key (which run, its version and status, the
-  language, the search, the run picked for viewing) and returns no update at all when the key is unchanged;
-- when the key moved, each part is compared with what this page last received (kept in the page's gr.State) and
-  only changed parts are sent: the gallery when the sample list changed, the files table when saves changed, the
-  log when lines came; the chart at most every CHART_EVERY_S while training, at once when the run ends. The log is
-  sent whole (its last LOG_SHOWN lines, filtered by the search) rather than appended: setting a textarea's value is
-  one text node for the browser, and a client-side append would need its own script to keep the search and a
-  reload in step with the server's lines;
-- the timer looks every ACTIVE_S while a run is active and every IDLE_S otherwise (it returns a new interval only
-  when that changes). It stays on while idle because a queued run, a run started from a second tab or a trainer
-  found after a restart must appear without a click; an idle look reads one attribute and sends nothing. The
-  look itself is the cost that remains (each event makes the browser walk the app once, empty updates or not), so
-  the intervals are few seconds, not one, and a look does its work in the same event (a cheap probe whose State
-  change starts the view would make two events of one).
+- the light channel: a script in the page (SCRIPT, served in <head> with ui/frames.py's) asks the server's
+  `train_live` API route every ACTIVE_S while a run is active (IDLE_S otherwise) for the status line, the progress
+  bar and the log tail, and writes them into those three elements itself: a fetch and three DOM writes, no gradio
+  event. It reads which language, search and picked run the page shows from a small element the gradio view keeps
+  up to date (`#train-live-ctx`);
+- the heavy channel: the same answer carries a digest of everything else the tab shows (buttons, samples, files,
+  errors and warnings, which run is live, the queue, the chart's points: while training, at most one chart frame
+  every CHART_EVERY_S); when the digest moves, the script clicks the hidden refresh button and the gradio view
+  below runs. It compares each part with what this page last received (kept in the page's gr.State) and sends only
+  changed parts. It also runs after each button, a language switch, the search and the run picker.
 
-A timer rather than a server-side stream (a generator waiting on the run's version): a stream holds a worker per
-open page for its whole life, never ends (so the page always shows an event in flight), and cannot see the language
-or the search box change without being restarted; a look that usually returns nothing has none of these problems.
+A polled JSON route rather than a server-side stream: a stream holds a worker per open page for its whole life and
+cannot see the language or the search change without being restarted; a look that costs one small answer has none
+of these problems, and the API route is gradio's own, behind the same password as the page.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
+from markdown_it import MarkdownIt
 
 from core.runs.supervisor import Run
 
@@ -39,13 +43,15 @@ from core.runs.supervisor import Run
 # status of every component any event ever touched again, each a search of the layout tree: 0.2-0.4 s of a core per
 # event measured on a loaded 2-core machine, an event with no inputs and no outputs included), so the number of
 # events is what the page costs: one look every ACTIVE_S at most, for the run and the queue together.
-ACTIVE_S = 5.0        # while a run is active: a step's progress shows within five seconds
-IDLE_S = 10.0         # otherwise: a queued or reattached run shows within ten seconds
-CHART_EVERY_S = 10.0  # the chart re-renders in full on each new frame: at most this often while training
+ACTIVE_S = 2.0        # the light look while a run is active: a step's progress shows within two seconds
+IDLE_S = 8.0          # otherwise: a queued or reattached run shows within eight seconds
+CHART_EVERY_S = 30.0  # the chart re-renders in full on each new frame: one frame this often while training
+CHART_MIN_S = 10.0    # the view's own floor between two chart frames of a training run (a search or a pick)
+LIGHT = ("status", "progress", "log")  # the parts the page's script writes itself
 
 # The parts of the tab a look may update, in the order of the outputs list; `seen` (the page's State) comes last.
 PARTS = ("status", "progress", "command", "log", "loss", "samples", "files", "error", "warnings", "start", "stop",
-         "kill", "resume", "grid", "message", "pick", "timer")
+         "kill", "resume", "grid", "message", "pick", "ctx")
 BUTTONS = ("start", "stop", "kill", "resume", "grid")
 
 
@@ -65,8 +71,18 @@ def signatures(r: dict[str, Any]) -> dict[str, Any]:
     return sig
 
 
+def live_html(inner: str) -> str:
+    """A live part as the page shows it: the page's script replaces the inside of this wrapper, never a node that
+    gradio put there (gradio would go on updating a node no longer in the page)."""
+    return f'<div class="danlu-live">{inner}</div>'
+
+
 def part_update(name: str, r: dict[str, Any], headers: list[str]) -> Any:
     """The update that shows part `name` of the rendered tab `r`."""
+    if name == "status":
+        return live_html(markdown_html(r["status"]))
+    if name == "progress":
+        return live_html(r["progress"])
     if name == "samples":
         return gr.update(value=r["samples"], columns=r["columns"])
     if name == "files":
@@ -81,7 +97,7 @@ def part_update(name: str, r: dict[str, Any], headers: list[str]) -> Any:
 def plan(r: dict[str, Any], seen: dict[str, Any] | None, now: float, active: bool, force: bool) -> tuple[list[str],
                                                                                                           dict]:
     """The parts to send and the page's new record. The chart waits while a run is active and it was sent less than
-    CHART_EVERY_S ago for the same run and language; its record then keeps the old signature, so a later look
+    CHART_MIN_S ago for the same run and language; its record then keeps the old signature, so a later look
     sends it."""
     seen = dict(seen or {})
     old = {} if force else seen.get("sig", {})
@@ -89,7 +105,7 @@ def plan(r: dict[str, Any], seen: dict[str, Any] | None, now: float, active: boo
     send = [p for p in sig if sig[p] != old.get(p)]
     same_chart = old.get("loss") is not None and old["loss"][:2] == sig["loss"][:2]  # same run, same language
     seen["chart_due"] = False
-    if "loss" in send and active and same_chart and now - seen.get("chart_t", 0.0) < CHART_EVERY_S:
+    if "loss" in send and active and same_chart and now - seen.get("chart_t", 0.0) < CHART_MIN_S:
         send.remove("loss")
         sig["loss"] = old["loss"]
         seen["chart_due"] = True
@@ -114,7 +130,6 @@ def make_view(c: SimpleNamespace, look: Callable[[str, str, str], tuple[Run | No
         seen = dict(seen or {})
         if not force and seen.get("key") == key and not seen.get("chart_due"):
             return [*skip, gr.update()]
-        active = live is not None and live.active
         r = render(shown, live, lang, query)
         send, seen = plan(r, seen, time.monotonic(), shown is not None and shown.active, force)
         out = dict.fromkeys(PARTS, gr.update())
@@ -128,15 +143,95 @@ def make_view(c: SimpleNamespace, look: Callable[[str, str, str], tuple[Run | No
             if not force and seen.get("live", "unset") not in ("unset", live_state):
                 out["message"] = ""
         seen["live"], seen["lang"] = live_state, lang
-        interval = ACTIVE_S if active else IDLE_S
-        if seen.get("timer") != interval:
-            out["timer"] = gr.Timer(value=interval)
-            seen["timer"] = interval
+        page = context_html(lang, query, picked or "")
+        if seen.get("ctx") != page:
+            out["ctx"] = page
+            seen["ctx"] = page
         seen["key"] = key
         return [out[p] for p in PARTS] + [seen]
 
     return view, outputs
 
 
+def context_html(lang: str, query: str, picked: str) -> str:
+    """The element the page's script reads to ask for what this page shows (its language, search, picked run)."""
+    return (f'<span data-lang="{html.escape(lang)}" data-query="{html.escape(query)}" '
+            f'data-picked="{html.escape(picked)}"></span>')
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})  # the status line's bold and code; raw HTML is escaped
+
+
+def markdown_html(text: str) -> str:
+    return _MARKDOWN.render(text)
+
+
+def light(r: dict[str, Any], active: bool, heavy: list[Any]) -> dict[str, Any]:
+    """The light look's answer: the three live parts as the page shows them, and the digest of the rest."""
+    digest = hashlib.sha1(json.dumps(heavy, default=str, sort_keys=True).encode()).hexdigest()[:16]
+    return {"active": active, "status": markdown_html(r["status"]), "progress": r["progress"], "log": r["log"],
+            "heavy": digest}
+
+
+def heavy_parts(r: dict[str, Any], active: bool, now: float) -> list[Any]:
+    """What the gradio view would send apart from the light parts: when it moves, the page asks for the view. While
+    training, the chart counts once every CHART_EVERY_S (each new point would redraw it)."""
+    sig = signatures(r)
+    loss = list(sig.pop("loss"))
+    if active and loss[2]:
+        loss[2] = int(now // CHART_EVERY_S)
+    return [loss, *(sig[p] for p in sig if p not in LIGHT)]
+
+
 def same_folder(a: str | Path, b: str | Path) -> bool:
     return Path(a).resolve() == Path(b).resolve()
+
+
+# The page's side of the light channel. It starts once the Train tab's elements exist and keeps one look in flight
+# at most; a failed look (a restarting server) waits IDLE_S and tries again.
+SCRIPT = """<script data-danlu-live>
+(() => {
+  const ACTIVE = ACTIVE_MS, IDLE = IDLE_MS;
+  let heavy = null;
+  const base = () => ((window.gradio_config && window.gradio_config.root) || "").replace(/\\/$/, "");
+  async function ask(args) {
+    const url = base() + "/gradio_api/call/train_live";
+    const posted = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
+                                     body: JSON.stringify({data: args})});
+    if (!posted.ok) return null;
+    const text = await (await fetch(url + "/" + (await posted.json()).event_id)).text();
+    const found = text.match(/event: complete\\s*\\ndata: (.*)/);
+    return found ? JSON.parse(found[1])[0] : null;
+  }
+  function put(res) {
+    for (const part of ["status", "progress"]) {
+      const el = document.querySelector("#train-" + part + " .danlu-live");
+      if (el && el.dataset.shown !== res[part]) { el.innerHTML = res[part]; el.dataset.shown = res[part]; }
+    }
+    const log = document.querySelector("#train-log textarea");
+    if (log && log.value !== res.log) { log.value = res.log; log.scrollTop = log.scrollHeight; }
+  }
+  async function look() {
+    let wait = IDLE;
+    try {
+      const page = document.querySelector("#train-live-ctx [data-lang]");
+      const refresh = document.querySelector("#train-refresh");
+      if (!page || !refresh) {
+        wait = 300;
+      } else {
+        const res = await ask([page.dataset.lang, page.dataset.query, page.dataset.picked]);
+        if (res) {
+          // Anything else moved (a run started or ended, a sample, the buttons): the view draws it all in one
+          // event, the live lines with it, so the status never says "Finished" beside a Stop still enabled.
+          if (res.heavy !== heavy) { heavy = res.heavy; refresh.click(); } else { put(res); }
+          wait = res.active ? ACTIVE : IDLE;
+        }
+      }
+    } catch (e) {
+      wait = IDLE;
+    }
+    setTimeout(look, wait);
+  }
+  setTimeout(look, 300);
+})();
+</script>""".replace("ACTIVE_MS", str(int(ACTIVE_S * 1000))).replace("IDLE_MS", str(int(IDLE_S * 1000)))

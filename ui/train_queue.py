@@ -1,8 +1,8 @@
 """The queue section of the Train tab: the queued runs in order, add the current run, move, remove, cancel, pause.
 
-The queue lives on disk (core.runs.queue) and its runner (core.runs.queue_runner) starts runs through the same Supervisor as
-the Start button, so the log, chart and Stop above follow a queued run too; a reloaded page or a restarted server
-shows the same queue and goes on with it.
+The queue lives on disk (core.runs.queue) and its runner (core.runs.queue_runner) starts runs through the same
+Supervisor as the Start button, so the log, chart and Stop above follow a queued run too; a reloaded page or a
+restarted server shows the same queue and goes on with it.
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def _make_view(q: Queue, run: QueueRunner, outputs: list):
                 gr.update(choices=choices, value=value),
                 gr.update(value=t("queue.resume" if q.paused() else "queue.pause", lang)), key]
 
+    view.key = lambda lang: key_of(q.items(), lang)  # what the Train tab's light look compares
     return view
 
 
@@ -169,7 +170,7 @@ def build(ctx: AppContext, sup: Any, start_checks: Any) -> tuple[Any, list, list
     """The section; `start_checks(cfg, lang)` is the Start button's refusal list, asked before a run is queued.
 
     The section has no timer of its own: each gradio event costs the browser a pass over the whole app, so the Train
-    tab's look (its timer, a language switch) redraws the queue in the same event. Returns that look: the view, its
+    tab's look (its refresh, a language switch) redraws the queue in the same event. Returns that look: the view, its
     inputs and its outputs."""
     q = Queue(ctx.outputs_dir)
     run: QueueRunner = runner(ctx.outputs_dir, sup)
