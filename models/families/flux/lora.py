@@ -24,7 +24,9 @@ import re
 import tomllib
 from typing import Any
 
-DENOISER = "transformer"
+from models.families import chroma, flux
+from models.families.flux import DENOISER
+
 LAYOUTS = ("diffusers", "kohya")
 DEFAULT_LAYOUT = "diffusers"
 DIFFUSERS_PREFIX = "transformer."
@@ -51,9 +53,6 @@ FUSED = {"transformer_blocks": {"img_attn.qkv": ("attn.to_q", "attn.to_k", "attn
          "single_transformer_blocks": {"linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")}}
 BFL_BLOCKS = {"transformer_blocks": "double_blocks", "single_transformer_blocks": "single_blocks"}
 _BLOCK = re.compile(r"^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)$")
-# `ss_base_model_version` as sd-scripts writes it (flux_utils.MODEL_VERSION_*), modelspec as its sai_model_spec.
-LORA_VERSIONS = {"flux": "flux1", "chroma": "chroma"}
-MODELSPECS = {"dev": "flux-1-dev", "schnell": "flux-1-schnell", "chroma": "chroma"}
 
 
 def lora_target_modules(transformer, targets=("attention", "mlp"), refiners: bool = False) -> list[str]:
@@ -150,15 +149,16 @@ def _kohya_state(deltas: dict[str, tuple[Any, Any]], widths: dict[str, int]) -> 
     return state
 
 
-def lora_metadata(meta: dict[str, Any], family: str = "flux") -> dict[str, Any]:
+def lora_metadata(meta: dict[str, Any], family: str = flux.FAMILY) -> dict[str, Any]:
     """Family fields of the file's metadata: alpha is folded, so the file's alpha is its rank; the base named as
     sd-scripts names it (ss_base_model_version flux1 / chroma, modelspec flux-1-dev / flux-1-schnell / chroma)."""
     meta = dict(meta)
     if "ss_network_dim" in meta:
         meta["ss_network_alpha"] = str(meta["ss_network_dim"])
-    arch = MODELSPECS["chroma"] if family == "chroma" else MODELSPECS[_variant(meta)]
-    meta.update({"ss_base_model_version": LORA_VERSIONS[family], "ss_v2": "False",
-                 "modelspec.architecture": f"{arch}/lora", "modelspec.prediction_type": "flow"})
+    row = chroma if family == chroma.FAMILY else flux
+    arch = chroma.MODELSPEC if row is chroma else flux.MODELSPEC_BY_VARIANT[_variant(meta)]
+    meta.update({"ss_base_model_version": row.LORA_VERSION, "ss_v2": "False",
+                 "modelspec.architecture": f"{arch}/lora", "modelspec.prediction_type": row.PREDICTION})
     meta.pop("ss_v_parameterization", None)
     return meta
 
@@ -171,4 +171,4 @@ def _variant(meta: dict[str, Any]) -> str:
         variant = tomllib.loads(str(meta.get(CONFIG_KEY) or "")).get("model", {}).get("variant", "")
     except tomllib.TOMLDecodeError:
         variant = ""
-    return variant if variant in ("dev", "schnell") else "dev"
+    return variant if variant in flux.VARIANTS else "dev"
