@@ -236,3 +236,34 @@ def test_tiny_pipelines_render_32px_and_encode_prompts(tiny, which):
         assert mask.sum(1).tolist() == [n + 1 for n in lengths]
     else:
         assert pooled.shape == (2, 32) and mask is None
+
+
+@pytest.mark.parametrize(("family", "variant", "preset"), [("flux", "dev", "flux_dev_24gb"), ("chroma", "", "chroma")])
+def test_demo_writes_its_own_folder(tmp_path, family, variant, preset):
+    from core import config as cfgmod
+    from core.config.presets import PRESETS
+    from models.demo import DEMO_DIR, family_folder, make_demo
+
+    assert family_folder(DEMO_DIR, family) == DEMO_DIR / family
+    run = make_demo(tmp_path / family, family)
+    cfg = cfgmod.load(run)
+    assert cfg.model.family == family and det.detect(cfg.model.base).family == family
+    assert cfg.model.base == str(tmp_path / family / "base" / f"tiny-{family}")
+    assert not variant or cfg.model.variant == variant
+    assert cfg.training.timestep_type == PRESETS[preset]["training"]["timestep_type"]  # the preset, scaled down
+    assert (cfg.training.device, cfg.training.fp8_base, cfg.sampling.width) == ("cpu", False, 64)
+
+
+def test_model_tab_choice_sets_the_variant_and_says_the_licence(tiny):
+    from core import config as cfgmod
+    from ui.families import flux as flux_ui
+    from ui.tab_model import check_info
+
+    start = cfgmod.to_dict(cfgmod.default_config())  # model.variant is Z-Image's "turbo" until a FLUX base is chosen
+    for which, note in (("schnell", False), ("dev", True)):
+        config, _, message, info = check_info(str(tiny[which].single_file), start, "en")
+        assert (config["model"]["variant"], config["network"]["train_text_encoder"]) == (which, False)
+        assert ("non-commercial licence" in message.to("en")) is note
+        assert ("非商业许可" in message.to("zh")) is note
+    config, notes = flux_ui.on_chosen(start, [], "zh")  # nothing told: dev, and its licence
+    assert config["model"]["variant"] == "dev" and any("非商业许可" in n for n in notes)
