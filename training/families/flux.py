@@ -38,22 +38,17 @@ FLUX_SHIFT = flow.DynamicShift(base_shift=0.5, max_shift=1.15, base_tokens=256, 
 # time = sigma (float32; the transformer casts it to its own dtype, as it does the pipeline's), velocity = +output
 FLOW = flow.FlowSpec(shift=3.0, output_sign=1.0, reversed_time=False, time_dtype="float32", dynamic=FLUX_SHIFT)
 TRAINING_GUIDANCE = 1.0
-T5_TOKENS = {"dev": 512, "schnell": 256, "chroma": 512}
 # kept in their precision under fp8 storage: the sinusoidal time (and guidance) features and Chroma's approximator,
 # which makes every block's modulation from them
 FP8_KEEP = ("time_text_embed", "distilled_guidance_layer")
 INT8_BLOCKS = ("transformer_blocks.", "single_transformer_blocks.")
+# network.dit_targets' kinds → the names models/families/flux/lora.py gives them (sd-scripts' lora_flux trains all
+# three; Chroma's blocks have no modulation linears, so "modulation" adds nothing there)
+TARGET_KINDS = {"attention": "attention", "feed_forward": "mlp", "adaLN": "modulation"}
 
 
 def _chroma(parts: Parts) -> bool:
     return parts.family == "chroma"
-
-
-def variant(transformer: Any, family: str) -> str:
-    """dev, schnell or chroma, from the transformer itself: schnell is FLUX without the guidance input."""
-    if family == "chroma":
-        return "chroma"
-    return "dev" if transformer.config.guidance_embeds else "schnell"
 
 
 def flow_spec(scheduler_config: dict) -> flow.FlowSpec:
@@ -128,25 +123,20 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print) -> Parts:
 
 def lora_plan(cfg: RunConfig, parts: Parts) -> tuple[dict, Any]:
     """(training.lora.inject's keywords: the block linears of the kinds network.dit_targets names, from the family's
-    lora_target_modules; Chroma's distilled_guidance_layer is never one), no block plan."""
-    n = cfg.network
-    return {"family": parts.family, "dit_targets": n.dit_targets, "dit_refiners": n.dit_refiners}, None
+    lora_target_modules in its own words; Chroma's distilled_guidance_layer is never one), no block plan."""
+    kinds = [TARGET_KINDS[k] for k in cfg.network.dit_targets]
+    return {"family": parts.family, "dit_targets": kinds, "dit_refiners": cfg.network.dit_refiners}, None
 
 
-def encode_text(parts: Parts, captions: list[str], cfg: RunConfig, device=None) -> tuple[list, list]:
-    """Per caption: FLUX (T5 hidden (T, 4096), CLIP-L pooled (768)); Chroma (T5 hidden, bool mask (T,) of the real
-    tokens plus one padding token, in the pooled slot, as Chroma has no pooled input)."""
-    pipe, te_device = parts.pipe, parts.text_encoders[0].device
-    tokens = T5_TOKENS[variant(parts.unet, parts.family)]
-    if _chroma(parts):
-        hidden, mask = pipe._get_t5_prompt_embeds(prompt=list(captions), max_sequence_length=tokens,
-                                                  device=te_device)
-        second = (mask > 0.5).to(device)  # the pipeline's float 0/1 form, as the bool mask SDPA needs
-    else:
-        hidden, second, _ = pipe.encode_prompt(prompt=list(captions), prompt_2=None, device=te_device,
-                                               max_sequence_length=tokens)
-        second = second.to(device)
-    return list(hidden.to(device)), list(second)
+def encode_text(parts: Parts, captions: list[str], cfg: RunConfig, device=None) -> tuple[Any, Any]:
+    """A batch of (T5 hidden (B, T, 4096), and CLIP-L's pooled (B, 768) for FLUX or for Chroma the bool mask (B, T)
+    of the real tokens plus one padding token, in the pooled slot as Chroma has no pooled input), as the pipeline
+    encodes them (models/families/flux/load.py: 512 T5 tokens for dev and Chroma, 256 for schnell)."""
+    from models.families.flux.load import encode_prompts
+
+    hidden, pooled, mask = encode_prompts(parts.pipe, list(captions), parts.text_encoders[0].device)
+    second = mask if _chroma(parts) else pooled
+    return hidden.to(device), second.to(device)  # the loop's cache keeps their rows (row i: caption i)
 
 
 def collate_text(hidden: list, second: list) -> tuple[Any, Any]:
