@@ -225,3 +225,30 @@ def test_metadata_names_the_base_as_sd_scripts_does():
     assert "ss_v_parameterization" not in flux
     chroma = chroma_lora.lora_metadata(meta)
     assert (chroma["ss_base_model_version"], chroma["modelspec.architecture"]) == ("chroma", "chroma/lora")
+
+
+@pytest.mark.parametrize("targets", [ALL, ("attention",)])
+def test_toolbox_converts_between_the_layouts(targets, tmp_path):
+    """models.toolbox.convert: diffusers → kohya → diffusers keeps every module's ΔW (the convert's own check and
+    ours), and an attention-only LoRA keeps its module set (linear1's zero MLP block is not read back as a module)."""
+    from peft import LoraConfig
+    from safetensors.torch import load_file, save_file
+
+    from models.families.flux import lora
+    from models.toolbox.common import open_lora
+    from models.toolbox.convert import convert_lora, layout_of, layouts, module_deltas
+
+    transformer = tiny_pipeline("flux").transformer
+    transformer.add_adapter(LoraConfig(r=RANK, lora_alpha=1, target_modules=lora.lora_target_modules(
+        transformer, targets), init_lora_weights=False))
+    original = tmp_path / "my_lora.safetensors"
+    save_file(lora.lora_state({"transformer": transformer}), original, metadata={"ss_base_model_version": "flux1"})
+    assert layouts("flux") == ("diffusers", "kohya") and layout_of(open_lora(original)) == "diffusers"
+    to_kohya = convert_lora(original, tmp_path / "kohya.safetensors", target="kohya")
+    assert to_kohya.max_rel_error < 1e-6 and layout_of(open_lora(to_kohya.out)) == "kohya"
+    assert "lora_unet_single_blocks_1_linear1.lora_up.weight" in load_file(to_kohya.out)
+    back = convert_lora(to_kohya.out, tmp_path / "back.safetensors", target="diffusers")
+    before, after = module_deltas(load_file(original)), module_deltas(load_file(back.out))
+    assert set(before) == set(after)
+    for name, delta in before.items():
+        assert torch.allclose(after[name], delta, rtol=0, atol=1e-7), name

@@ -6,7 +6,8 @@ The family module names its layouts (`LORA_LAYOUTS`, the first is what Danlu wri
   ComfyUI and diffusers) and "peft" (``unet.<module>.lora_A.weight`` / ``lora_B.weight``, alpha folded into B:
   diffusers' own format);
 - a DiT family: "diffusers" (its LoRA keys on the diffusers module names) and "comfyui" (the original single-file
-  names, q/k/v fused): the module's `to_file_keys` / `from_file_keys` say how names map and what is fused.
+  names, q/k/v fused): the module's `to_file_keys` / `from_file_keys` say how names map and what is fused;
+- a DiT family whose lora module converts its own layouts (`convert_layout`: FLUX's "diffusers" and "kohya").
 
 Fusing q, k and v into one qkv layer is exact as a LoRA: down = [A_q; A_k; A_v] (rank 3r) and up the block
 diagonal of B_q, B_k, B_v, so qkv's ΔW stacks the three ΔW. Splitting gives each part the rows of up that belong
@@ -63,12 +64,16 @@ def layouts(family: str | None) -> tuple[str, ...]:
 
     if family is None:
         return UNET_LAYOUTS
+    if (own := _own_layouts(family)) is not None:
+        return tuple(own.LAYOUTS)
     default = DIT_LAYOUTS if families.dit_module(family) is not None else UNET_LAYOUTS
     return tuple(getattr(families.module(family), "LORA_LAYOUTS", default))
 
 
 def layout_of(lora: LoraFile) -> str:
     """Which of its family's layouts a file is in."""
+    if (own := _own_layouts(lora.family)) is not None:
+        return own.layout_of(lora.modules)
     dit = _dit(lora.family)
     if dit is None:
         return "peft" if lora.layout == "peft" else "kohya"
@@ -80,6 +85,16 @@ def _dit(family: str | None):
     from models import families
 
     return families.dit_module(family)
+
+
+def _own_layouts(family: str | None) -> Any:
+    """The lora module of a DiT family that converts between its layouts itself (`LAYOUTS`, `layout_of(names)`,
+    `convert_layout({module: (down, up)}, target)`: FLUX's kohya names are not its single file's), else None."""
+    from models import families
+
+    dit = _dit(family)
+    lora = families.part(dit, "lora") if dit is not None else None
+    return lora if hasattr(lora, "convert_layout") else None
 
 
 def file_names(dit: Any) -> Any:
@@ -308,6 +323,9 @@ def convert_state(lora: LoraFile, target: str, job: Job | None = None) -> dict[s
                          f"Choose one of {', '.join(names)}.", f"请从 {'、'.join(names)} 中选择。", key=target)
     if source == target:
         return {key: lora.tensor(key).float() for key in lora.shapes if key in _lora_keys(lora)}
+    if (own := _own_layouts(lora.family)) is not None:
+        factors = {name: lora_factors(tensors) for name, tensors in _modules(lora, job)}
+        return own.convert_layout({name: (down, up * scale) for name, (down, up, scale) in factors.items()}, target)
     if _dit(lora.family) is not None:
         return _dit_to_file(lora, job) if target == names[1] else _dit_from_file(lora, job)
     return _kohya_to_peft(lora, job) if target == "peft" else _peft_to_kohya(lora, job)

@@ -38,7 +38,7 @@ PART_PATTERNS = ["model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/
                  "text_encoder_2/*", "vae/*", "transformer/*.json"]
 MODEL_PATTERNS = PART_PATTERNS + ["transformer/*.safetensors"]
 FILE_PREFIX = "model.diffusion_model."
-LORA_PREFIX = "diffusion_model."
+LORA_PREFIX = "transformer."  # the default LoRA layout's module prefix (flux/lora.py; never diffusion_model.)
 # BFL single files: FLUX.1 has the modulation linears Chroma lacks; FLUX.2 has shared modulations instead.
 _BFL_MARK = "double_blocks.0.img_attn.norm.key_norm.scale"
 _DIFFUSERS_MARK = "transformer_blocks.0.attn.norm_added_k.weight"

@@ -29,7 +29,7 @@ from models.families.flux import DENOISER
 
 LAYOUTS = ("diffusers", "kohya")
 DEFAULT_LAYOUT = "diffusers"
-DIFFUSERS_PREFIX = "transformer."
+DIFFUSERS_PREFIX = flux.LORA_PREFIX
 KOHYA_PREFIX = "lora_unet_"
 # Kinds as targets name them → module names inside a double (`transformer_blocks.N`) and a single
 # (`single_transformer_blocks.N`) block, diffusers 0.42.1's transformer_flux.py. A single block's proj_out is the
@@ -172,3 +172,79 @@ def _variant(meta: dict[str, Any]) -> str:
     except tomllib.TOMLDecodeError:
         variant = ""
     return variant if variant in flux.VARIANTS else "dev"
+
+
+# --- reading a file back (the toolbox's convert) -----------------------------------------------------------------
+
+def layout_of(names) -> str:
+    """Which layout a file's keys (or module names) are in."""
+    return "kohya" if any(str(n).startswith(KOHYA_PREFIX) for n in names) else "diffusers"
+
+
+def _kohya_members(base: str) -> tuple[str, ...]:
+    """The diffusers modules (row order) of a kohya base name; ValueError for a name outside the blocks."""
+    m = re.match(rf"^{KOHYA_PREFIX}(double_blocks|single_blocks)_(\d+)_(.+)$", base)
+    kind = {v: k for k, v in BFL_BLOCKS.items()}.get(m[1]) if m else None
+    if kind is None:
+        raise ValueError(f"{base} is not a FLUX block LoRA")
+    table = {b.replace(".", "_"): (d,) for d, b in (DOUBLE_BFL if m[1] == "double_blocks" else SINGLE_BFL).items()}
+    table.update({b.replace(".", "_"): members for b, members in FUSED[kind].items()})
+    if m[3] not in table:
+        raise ValueError(f"{base} is not a FLUX block LoRA")
+    return tuple(f"{kind}.{m[2]}.{x}" for x in table[m[3]])
+
+
+def read_modules(factors: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """{diffusers module: (down, up)} of a file's {module: (down, up with alpha/rank folded)} in either layout. A
+    fused kohya LoRA is split by rows of up (q/k/v of hidden rows each, linear1's MLP of 4·hidden): a block-diagonal
+    one into its blocks, any other with the whole down for each part (as diffusers' converter does); a part whose
+    block is all zero (a member that was not trained) is left out."""
+    out = {}
+    for name, (down, up) in factors.items():
+        if not name.startswith(KOHYA_PREFIX):
+            out[name.removeprefix(DIFFUSERS_PREFIX)] = (down, up)
+            continue
+        members = _kohya_members(name)
+        if len(members) == 1:
+            out[members[0]] = (down, up)
+            continue
+        hidden = up.shape[0] // (7 if len(members) == 4 else 3)
+        rows = [4 * hidden if m.endswith("proj_mlp") else hidden for m in members]
+        rank = down.shape[0] // len(members)
+        diagonal = down.shape[0] % len(members) == 0 and not any(
+            _off_block(up, rows, rank, i).any() for i in range(len(members)))
+        for i, member in enumerate(members):
+            part = up[sum(rows[:i]):sum(rows[:i + 1])]
+            if diagonal:
+                part, part_down = part[:, i * rank:(i + 1) * rank], down[i * rank:(i + 1) * rank]
+            else:
+                part_down = down
+            if part.any():
+                out[member] = (part_down.contiguous(), part.contiguous())
+    return out
+
+
+def _off_block(up, rows: list[int], rank: int, i: int):
+    """The columns of member i's rows of up outside its own rank block."""
+    import torch
+
+    part = up[sum(rows[:i]):sum(rows[:i + 1])]
+    return torch.cat([part[:, :i * rank], part[:, (i + 1) * rank:]], 1)
+
+
+def inferred_widths(deltas: dict[str, tuple[Any, Any]]) -> dict[str, int]:
+    """out_features() without the model: each module's rows, and for the members of a fused linear that the LoRA
+    lacks, hidden (q/k/v) or 4·hidden (a single block's MLP input), hidden read from the members it has."""
+    widths = {name: up.shape[0] for name, (_, up) in deltas.items()}
+    for name in list(deltas):
+        members = kohya_base(name)[2]
+        known = next(widths[m] // (4 if m.endswith("proj_mlp") else 1) for m in members if m in widths)
+        for m in members:
+            widths.setdefault(m, 4 * known if m.endswith("proj_mlp") else known)
+    return widths
+
+
+def convert_layout(factors: dict[str, tuple[Any, Any]], target: str) -> dict[str, Any]:
+    """A file's {module: (down, up, alpha/rank folded)} (either layout) as the tensors of layout `target`."""
+    deltas = read_modules(factors)
+    return layout_state(deltas, inferred_widths(deltas), target)
