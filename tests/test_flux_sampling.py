@@ -40,30 +40,33 @@ def pixels(image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
-def test_dev_cfg_is_the_distilled_guidance(dev):
-    """render(cfg=g) is FluxPipeline(guidance_scale=g, true_cfg_scale=1) from the same packed CPU noise; the
-    negative prompt is unused (no second forward), and the guidance does change the image."""
+def test_dev_takes_guidance_3_5_and_cfg_is_true_cfg(dev):
+    """render(cfg=1) is FluxPipeline(guidance_scale=3.5, true_cfg_scale=1) from the same packed CPU noise, the
+    negative prompt unused; render(cfg=2) is true CFG with the negative (diffusers' true_cfg_scale)."""
     from models.families.flux import sample
 
-    ours = sample.render(dev, prompt="a red cat", negative_prompt="blurry", cfg=3.5, **SIZE)
-    latents, generator = sample.initial_latents(dev, SIZE["seed"], 32, 32)
-    with torch.no_grad():
-        theirs = dev(prompt=["a red cat"], guidance_scale=3.5, true_cfg_scale=1.0, num_inference_steps=2, width=32,
-                     height=32, generator=generator, latents=latents, max_sequence_length=512).images[0]
-    assert np.array_equal(pixels(ours), pixels(theirs))
-    other_neg = sample.render(dev, prompt="a red cat", negative_prompt="sharp", cfg=3.5, **SIZE)
-    assert np.array_equal(pixels(ours), pixels(other_neg))
-    weaker = sample.render(dev, prompt="a red cat", cfg=1.0, **SIZE)
-    assert not np.array_equal(pixels(ours), pixels(weaker))
+    def diffusers_render(**kw):
+        latents, generator = sample.initial_latents(dev, SIZE["seed"], 32, 32)
+        with torch.no_grad():
+            return pixels(dev(prompt=["a red cat"], guidance_scale=3.5, num_inference_steps=2, width=32, height=32,
+                              generator=generator, latents=latents, max_sequence_length=512, **kw).images[0])
+
+    ours = pixels(sample.render(dev, prompt="a red cat", negative_prompt="blurry", cfg=1.0, **SIZE))
+    assert np.array_equal(ours, diffusers_render(true_cfg_scale=1.0))
+    other_neg = pixels(sample.render(dev, prompt="a red cat", negative_prompt="sharp", cfg=1.0, **SIZE))
+    assert np.array_equal(ours, other_neg)
+    guided = pixels(sample.render(dev, prompt="a red cat", negative_prompt="blurry", cfg=2.0, **SIZE))
+    assert np.array_equal(guided, diffusers_render(true_cfg_scale=2.0, negative_prompt=["blurry"]))
+    assert not np.array_equal(guided, ours)
 
 
-def test_schnell_takes_no_guidance():
+def test_schnell_takes_no_guidance_input():
     from models.families.flux import sample
     from models.families.flux.tiny import build_tiny
 
     schnell = inference(build_tiny(variant="schnell"))
-    a = sample.render(schnell, prompt="a red cat", cfg=3.5, **SIZE)
-    b = sample.render(schnell, prompt="a red cat", cfg=7.0, **SIZE)
+    a = sample.render(schnell, prompt="a red cat", negative_prompt="blurry", cfg=1.0, **SIZE)
+    b = sample.render(schnell, prompt="a red cat", negative_prompt="sharp", cfg=1.0, **SIZE)
     assert np.array_equal(pixels(a), pixels(b))
     assert schnell.scheduler.sigmas[:-1].tolist() == pytest.approx([1.0, 0.5])  # static shift 1: μ = 0
 
@@ -72,7 +75,7 @@ def test_stated_shift_is_the_schedulers(dev):
     """The μ the recipe states (mu of the published config) gives the sigmas the pipeline stepped through."""
     from models.families.flux import sample
 
-    sample.render(dev, prompt="a cat", cfg=3.5, **{**SIZE, "steps": 4})
+    sample.render(dev, prompt="a cat", cfg=1.0, **{**SIZE, "steps": 4})
     mu = sample.mu(dict(dev.scheduler.config), 32, 32)
     assert mu == pytest.approx(sample.mu(sample.DYNAMIC, 32, 32))
     sigmas = np.linspace(1.0, 1 / 4, 4)
@@ -131,14 +134,17 @@ def graph_of(r: dict) -> dict[str, dict]:
 def test_dev_recipe_states_what_comfyui_users_set():
     from models.families.flux import sample
 
-    r, args = sample.sample_recipe(recipe(base="black-forest-labs/FLUX.1-dev"), {"cfg": 3.5, "steps": 28})
-    assert (r["cfg"], r["extra"]["Distilled CFG Scale"], args["cfg"]) == (1.0, "3.5", 3.5)
+    r, args = sample.sample_recipe(recipe(base="black-forest-labs/FLUX.1-dev", cfg=1.0), {"cfg": 1.0, "steps": 28})
+    assert (r["cfg"], r["extra"]["Distilled CFG Scale"], args["cfg"]) == (1.0, "3.5", 1.0)
     assert r["extra"]["Shift"] == f"{sample.mu(sample.DYNAMIC, 1024, 768):.4f}" and r["extra"]["Max tokens"] == 512
     g = graph_of(r)
     assert g["UNETLoader"]["unet_name"] == "flux1-dev.safetensors"
     assert g["DualCLIPLoader"] == {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors",
                                    "type": "flux", "device": "default"}
     assert (g["FluxGuidance"]["guidance"], g["KSampler"]["cfg"]) == (3.5, 1.0)
+    graph = json.loads(r["png_chunks"]["prompt"])
+    assert [graph[n[0]]["class_type"] for n in (graph["8"]["inputs"]["positive"], graph["8"]["inputs"]["negative"])] \
+        == ["FluxGuidance", "FluxGuidance"]
     assert (g["ModelSamplingFlux"]["width"], g["ModelSamplingFlux"]["height"]) == (1024, 768)
     assert g["ModelSamplingFlux"]["max_shift"] == 1.15 and g["ModelSamplingFlux"]["base_shift"] == 0.5
     assert g["LoraLoaderModelOnly"]["lora_name"] == "my_lora.safetensors"
@@ -152,9 +158,9 @@ def test_schnell_and_chroma_recipes(tmp_path):
     folder = tmp_path / "my-schnell"
     (folder / "transformer").mkdir(parents=True)
     (folder / "transformer" / "config.json").write_text(json.dumps({"guidance_embeds": False}))
-    r, _ = sample.sample_recipe(recipe(base=str(folder), steps=4), {"cfg": 3.5})
+    r, _ = sample.sample_recipe(recipe(base=str(folder), steps=4, cfg=1.0), {"cfg": 1.0})
     g = graph_of(r)
-    assert r["cfg"] == 1.0 and "Distilled CFG Scale" not in r["extra"] and r["extra"]["Max tokens"] == 256
+    assert r["cfg"] == 1.0 == g["KSampler"]["cfg"] and "Distilled CFG Scale" not in r["extra"] and r["extra"]["Max tokens"] == 256
     assert r["extra"]["Shift"] == "0.0000" and "ModelSamplingFlux" not in g and "FluxGuidance" not in g
     assert g["UNETLoader"]["unet_name"] == "" and "ComfyUI base" in r["extra"]
 
@@ -172,7 +178,7 @@ def test_size_must_be_a_multiple_of_16(dev):
     from models.families.flux import sample
 
     with pytest.raises(DanluError) as e:
-        sample.render(dev, prompt="a cat", cfg=3.5, width=40, height=32, steps=1)
+        sample.render(dev, prompt="a cat", cfg=1.0, width=40, height=32, steps=1)
     assert e.value.key == "sampling.width" and "16" in e.value.zh
 
 
@@ -214,6 +220,7 @@ def test_sample_from_saved_file_equals_fresh_diffusers_render(family, tmp_path):
     with torch.no_grad():
         if family == "chroma":  # the prompt through the bool mask: see test_chroma_padding_has_no_effect
             theirs = theirs_pipe(**sample.chroma_prompts(theirs_pipe, ["a red cat"], "blurry", 4.0), **call)
-        else:
-            theirs = theirs_pipe(prompt="a red cat", negative_prompt="blurry", true_cfg_scale=1.0, **call)
+        else:  # cfg 4 is true CFG; the distilled guidance input stays 3.5
+            theirs = theirs_pipe(prompt="a red cat", negative_prompt="blurry", true_cfg_scale=4.0,
+                                 **dict(call, guidance_scale=3.5))
     assert np.array_equal(pixels(ours), pixels(theirs.images[0]))

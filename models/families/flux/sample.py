@@ -2,13 +2,14 @@
 
 Guidance semantics (diffusers 0.42.1 FluxPipeline / ChromaPipeline; tests/test_flux_sampling.py):
 
-- dev is guidance-distilled: Danlu's `cfg` is the distilled guidance the transformer takes as an input (diffusers'
-  `guidance_scale`, ComfyUI's FluxGuidance node, Forge's "Distilled CFG Scale"; 3.5 is the published default), and
-  true CFG stays 1 (one transformer call per step; the negative prompt is unused). The PNG states CFG 1 and the
-  distilled guidance apart, as ComfyUI and Forge users type them.
-- schnell is timestep-distilled and takes no guidance: `cfg` is not used, 4 steps is its recipe.
-- Chroma has no guidance input: `cfg` is real classifier-free guidance with the negative prompt,
-  pred = neg + cfg·(pos − neg) (diffusers' guidance_scale and ComfyUI's KSampler cfg alike; on above 1).
+- Danlu's `cfg` is ComfyUI's KSampler cfg (sd-scripts' `--l`) for all three: real classifier-free guidance with the
+  negative prompt, pred = neg + cfg·(pos − neg), on above 1 (two transformer calls per step); at 1 the negative
+  prompt is unused. diffusers calls it true_cfg_scale for FLUX and guidance_scale for Chroma.
+- dev is guidance-distilled: the transformer also takes the distilled guidance as an input (diffusers'
+  guidance_scale, ComfyUI's FluxGuidance node, Forge's "Distilled CFG Scale"), set to the published 3.5; cfg 1 is
+  how dev is sampled (20–28 steps). The PNG states both, as ComfyUI and Forge users type them.
+- schnell is timestep-distilled and takes no guidance input: cfg 1 and 4 steps is its recipe.
+- Chroma has no guidance input: cfg is its only guidance (4 with a negative prompt in sd-scripts' docs).
 - Chroma's attention mask: its pipeline builds a float 0/1 mask that scaled-dot-product attention adds to the scores
   (diffusers #13619), so padding is not masked. Samples encode the prompts first and pass the mask as bool: the T5
   padding (all but the one pad token Chroma keeps, as diffusers and sd-scripts do) has no effect on the image.
@@ -37,6 +38,7 @@ from models.families.zimage.sample import euler_only
 from models.families.zimage.workflow import base_note, comfy_base
 
 # The published schedulers' shifting (ai-toolkit's copy of FLUX.1-dev's config; schnell: static shift 1).
+DISTILLED_GUIDANCE = 3.5  # dev's FluxGuidance / Distilled CFG Scale: the published default (diffusers, ComfyUI)
 DYNAMIC = {"base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": BASE_SHIFT,
            "max_shift": MAX_SHIFT}
 
@@ -76,27 +78,23 @@ def _num(x: float) -> str:
 
 
 def sample_recipe(recipe: dict, args: dict, family: str = flux.FAMILY) -> tuple[dict, dict]:
-    """models.recipe's family hook: the PNG states what ComfyUI / Forge users set (euler / simple, steps, CFG, the
-    distilled guidance for dev, the shift μ) and carries the ComfyUI graph (recipe['png_chunks']['prompt']). The
+    """models.recipe's family hook: the PNG states what ComfyUI / Forge users set (euler / simple, steps, cfg, dev's
+    distilled guidance, the shift μ) and carries the ComfyUI graph (recipe['png_chunks']['prompt']). The
     base (recipe['base']) is named as ComfyUI users have it, or a plain note says why not."""
     recipe = dict(recipe)
-    base, cfg = recipe.pop("base", ""), float(recipe["cfg"])
+    base = recipe.pop("base", "")
     variant = "chroma" if family != flux.FAMILY else variant_of_base(base or recipe.get("model", ""))
     comfy = comfy_base(base, recipe.get("model", ""), recipe.get("model_hash", ""), RELEASE_FILES)
     width, height = int(recipe["width"]), int(recipe["height"])
     config = {"use_dynamic_shifting": False, "shift": 1.0} if variant == "schnell" else DYNAMIC
     extra = {**(recipe.get("extra") or {}), "Shift": f"{mu(config, width, height):.4f}",
              "Max tokens": flux.max_sequence_length(family, variant)}
-    if variant == "dev":  # distilled guidance in, true CFG 1
-        extra["Distilled CFG Scale"] = _num(cfg)
-        extra["Guidance"] = "FluxGuidance"
-        recipe["cfg"] = 1.0
-    elif variant == "schnell":
-        recipe["cfg"] = 1.0
+    if variant == "dev":  # the distilled guidance input, besides cfg
+        extra["Distilled CFG Scale"] = _num(DISTILLED_GUIDANCE)
     if not comfy.unet:
         extra["ComfyUI base"] = base_note(base or recipe.get("model", ""))
     recipe.update({"sampler": "euler", "schedule": "Simple", "clip_skip": 1, "model": comfy.model, "extra": extra})
-    graph = comfy_prompt(recipe, comfy.unet, variant, cfg)
+    graph = comfy_prompt(recipe, comfy.unet, variant, DISTILLED_GUIDANCE)
     recipe["png_chunks"] = {"prompt": json.dumps(graph, ensure_ascii=False)}
     return recipe, {**args, "sampler": "euler", "clip_skip": 1}
 
@@ -136,7 +134,7 @@ def chroma_prompts(pipe, prompts: list[str], negative_prompt: str, cfg: float) -
     return out
 
 
-def render_batch(pipe, *, prompts: list[str], negative_prompt: str = "", steps: int = 28, cfg: float = 3.5,
+def render_batch(pipe, *, prompts: list[str], negative_prompt: str = "", steps: int = 28, cfg: float = 1.0,
                  seed: int = 0, width: int = 1024, height: int = 1024, sampler: str = "euler", clip_skip: int = 1):
     """Images of `prompts` at one seed (models.generate.render_batch's contract), each from the same noise."""
     import torch
@@ -150,7 +148,9 @@ def render_batch(pipe, *, prompts: list[str], negative_prompt: str = "", steps: 
             prompt_args = chroma_prompts(pipe, prompts, negative_prompt, float(cfg))
             return pipe(**prompt_args, guidance_scale=float(cfg), **common).images
         dev = bool(pipe.transformer.config.guidance_embeds)
-        return pipe(prompt=list(prompts), guidance_scale=float(cfg) if dev else 0.0, true_cfg_scale=1.0,
+        negative = [negative_prompt] * len(prompts) if float(cfg) > 1 else None
+        return pipe(prompt=list(prompts), negative_prompt=negative, true_cfg_scale=float(cfg),
+                    guidance_scale=DISTILLED_GUIDANCE if dev else 0.0,
                     max_sequence_length=flux.max_sequence_length(flux.FAMILY, "dev" if dev else "schnell"),
                     **common).images
 

@@ -20,12 +20,12 @@ RELEASE_FILES = {"black-forest-labs/flux.1-dev": "flux1-dev.safetensors",
 COMFY_FILES = {"clip_l": "clip_l.safetensors", "t5": "t5xxl_fp16.safetensors", "vae": "ae.safetensors"}
 
 
-def comfy_prompt(recipe: dict, unet: str, variant: str, cfg: float) -> dict:
+def comfy_prompt(recipe: dict, unet: str, variant: str, guidance: float) -> dict:
     """ComfyUI's API-format graph of a sample recipe: UNETLoader → LoraLoaderModelOnly per LoRA →
     ModelSamplingFlux at the sample's size (dev and Chroma: the μ diffusers uses; schnell keeps ComfyUI's shift 1)
     → KSampler(euler, simple) on an EmptySD3LatentImage; text through DualCLIPLoader(flux: clip_l + t5) or
-    CLIPLoader(chroma: t5). dev: FluxGuidance(cfg) on the prompt and KSampler cfg 1; schnell: cfg 1; Chroma: KSampler
-    cfg = cfg with the negative prompt. `unet` empty: ComfyUI asks for the file and the loader's title says why."""
+    CLIPLoader(chroma: t5); KSampler's cfg is the recipe's, with the negative prompt; dev's prompt goes through
+    FluxGuidance(guidance). `unet` empty: ComfyUI asks for the file and the loader's title says why."""
     loader = {"class_type": "UNETLoader", "inputs": {"unet_name": unet, "weight_dtype": "default"}}
     if not unet:
         loader["_meta"] = {"title": "Load Diffusion Model (choose the base the LoRA was trained on)"}
@@ -47,15 +47,16 @@ def comfy_prompt(recipe: dict, unet: str, variant: str, cfg: float) -> dict:
     g["5"] = {"class_type": "CLIPTextEncode", "inputs": {"text": recipe["prompt"], "clip": ["2", 0]}}
     g["6"] = {"class_type": "CLIPTextEncode", "inputs": {"text": recipe.get("negative_prompt") or "",
                                                          "clip": ["2", 0]}}
-    positive = ["5", 0]
-    if variant == "dev":
-        g["21"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": positive, "guidance": float(cfg)}}
-        positive = ["21", 0]
+    positive, negative = ["5", 0], ["6", 0]
+    if variant == "dev":  # both prompts, as diffusers gives the guidance input to both calls of true CFG
+        g["21"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": positive, "guidance": float(guidance)}}
+        g["22"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": negative, "guidance": float(guidance)}}
+        positive, negative = ["21", 0], ["22", 0]
     g["7"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}}
     g["8"] = {"class_type": "KSampler", "inputs": {
         "model": model, "seed": int(recipe["seed"]), "steps": int(recipe["steps"]),
-        "cfg": float(cfg) if variant == "chroma" else 1.0, "sampler_name": "euler", "scheduler": "simple",
-        "positive": positive, "negative": ["6", 0], "latent_image": ["7", 0], "denoise": 1.0}}
+        "cfg": float(recipe["cfg"]), "sampler_name": "euler", "scheduler": "simple",
+        "positive": positive, "negative": negative, "latent_image": ["7", 0], "denoise": 1.0}}
     g["9"] = {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["3", 0]}}
     g["20"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "danlu"}}
     return g
