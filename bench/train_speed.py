@@ -2,6 +2,7 @@
 
     python bench/train_speed.py [RUN.toml] [--set section.key=value ...] [--epochs 2]
     python bench/train_speed.py --family zimage [--set ...]    (the tiny Z-Image Turbo + adapter demo run)
+    python bench/train_speed.py --family flux|chroma [--swap 2]   (the tiny demo run, without and with block swap)
     python bench/train_speed.py --full-size --family zimage [--steps 10] [--resolution 1024]
     python bench/train_speed.py --full-size [--family sd15|sdxl|both] [--batch-sizes 1,2,4] [--steps 10]
 
@@ -39,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 STEP_TFLOP = {"sd15": 1.72, "sdxl": 14.19}
 STEP_TFLOP_CKPT = {"sd15": 2.53, "sdxl": 21.0}   # with the recomputed forward
 RESOLUTION = {"sd15": 512, "sdxl": 1024}
+DEMO_FAMILIES = ("zimage", "flux", "chroma")
+SWAP_FAMILIES = ("flux", "chroma")  # training.blocks_to_swap applies to them
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "4090": 165.0}
 
 
@@ -57,10 +60,10 @@ def bench_run(toml: str | None, overrides: list[str], epochs: int, family: str =
     from training.loop import train
 
     tmp = Path(tempfile.mkdtemp(prefix="danlu-bench-"))
-    if not toml and family == "zimage":  # the demo's tiny Turbo with its tiny adapter, the preset scaled down
+    if not toml and family in DEMO_FAMILIES:  # the family's demo run: its preset scaled down to the tiny model
         from models.demo import make_demo
 
-        toml = str(make_demo(tmp / "demo", family="zimage"))
+        toml = str(make_demo(tmp / "demo", family=family))
     if toml:
         cfg = cfgmod.load(toml, overrides=overrides)
         cfg.saving.output_dir = str(tmp / "runs")
@@ -88,6 +91,15 @@ def bench_run(toml: str | None, overrides: list[str], epochs: int, family: str =
             "peak_memory_mb": round(_peak_memory_mb(device), 1),
             "gradient_checkpointing": cfg.training.gradient_checkpointing,
             "mixed_precision": cfg.training.mixed_precision}
+
+
+def bench_swap(toml: str | None, overrides: list[str], epochs: int, family: str, swap: int) -> list[dict]:
+    """The same run without and with `swap` blocks swapped, in one process; the last row is the speed ratio."""
+    plain = bench_run(toml, [*overrides, "training.blocks_to_swap=0"], epochs, family)
+    swapped = bench_run(toml, [*overrides, f"training.blocks_to_swap={swap}"], epochs, family)
+    plain["blocks_to_swap"], swapped["blocks_to_swap"] = 0, swap
+    ratio = swapped["s_per_step"] / max(plain["s_per_step"], 1e-9)
+    return [plain, swapped, {"family": family, "swap_over_plain_s_per_step": round(ratio, 3)}]
 
 
 def bench_save(family: str = "sd15", rank: int = 16) -> dict:
@@ -338,9 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], help="override a setting, e.g. training.batch_size=4")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--full-size", action="store_true", help="real SD1.5/SDXL UNet architectures, random weights")
-    p.add_argument("--family", default="both", choices=["sd15", "sdxl", "both", "zimage"],
+    p.add_argument("--family", default="both", choices=["sd15", "sdxl", "both", *DEMO_FAMILIES],
                    help="sd15, sdxl or both (full size); zimage: the tiny Z-Image run, or with --full-size the real "
-                        "transformer in bf16 and with int8 weights")
+                        "transformer in bf16 and with int8 weights; flux, chroma: the tiny demo run without and "
+                        "with block swap (--swap)")
+    p.add_argument("--swap", type=int, default=2, help="flux, chroma: training.blocks_to_swap of the second run")
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=10, help="timed steps per setting (full size)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: from its name)")
@@ -356,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(b) for b in args.batch_sizes.split(",")]
         results = [r for fam in families
                    for r in bench_full(fam, sizes, args.steps, args.peak_tflops, args.resolution)]
+    elif args.family in SWAP_FAMILIES:
+        results = bench_swap(args.config, args.set, args.epochs, args.family, args.swap)
+        print(json.dumps(results, indent=2))
     else:
         results = [bench_run(args.config, args.set, args.epochs, args.family)]
         if args.save_shapes != "none":
