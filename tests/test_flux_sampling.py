@@ -160,7 +160,8 @@ def test_schnell_and_chroma_recipes(tmp_path):
     (folder / "transformer" / "config.json").write_text(json.dumps({"guidance_embeds": False}))
     r, _ = sample.sample_recipe(recipe(base=str(folder), steps=4, cfg=1.0), {"cfg": 1.0})
     g = graph_of(r)
-    assert r["cfg"] == 1.0 == g["KSampler"]["cfg"] and "Distilled CFG Scale" not in r["extra"] and r["extra"]["Max tokens"] == 256
+    assert r["cfg"] == 1.0 == g["KSampler"]["cfg"] and "Distilled CFG Scale" not in r["extra"]
+    assert r["extra"]["Max tokens"] == 256
     assert r["extra"]["Shift"] == "0.0000" and "ModelSamplingFlux" not in g and "FluxGuidance" not in g
     assert g["UNETLoader"]["unet_name"] == "" and "ComfyUI base" in r["extra"]
 
