@@ -38,9 +38,9 @@ class _AnyKey:
 
 
 def all_targets(family: str, folder: Path):
-    from models.toolbox.extract import _sd_targets
+    from models.toolbox.layers import sd_targets
 
-    return _sd_targets(folder / "none.safetensors", family, _AnyKey(), conv=True)
+    return sd_targets(folder / "none.safetensors", family, _AnyKey(), conv=True)
 
 
 def pick(targets, n: int):
@@ -99,17 +99,20 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import torch, safetensors.torch, diffusers, transformers  # extract builds empty models from the configs
-from models.toolbox import extract, resize
+from models.toolbox import extract, layers, resize
 job = json.loads(sys.argv[1])
 t = time.perf_counter()
 if job["tool"] == "setup":  # what extract does before its first layer: detect both files, list the layers
     path, family, header = extract._checkpoint(job["base"])
     extract._checkpoint(job["tuned"])
-    extract._sd_targets(path, family, header, True)
+    layers.sd_targets(path, family, header, True)
 elif job["tool"] == "resize":
     resize.resize_lora(job["src"], job["out"], rank=16, precision="fp16")
 elif job["tool"] == "extract":
     extract.extract_lora(job["base"], job["tuned"], job["out"], rank=32, conv_rank=16)
+elif job["tool"] == "merge":
+    from models.toolbox import merge
+    merge.merge_into_base(job["base"], [(job["lora"], 1.0)], job["out"])
 print(json.dumps({{"s": time.perf_counter() - t, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
 """
 
@@ -152,12 +155,71 @@ def _resize(args: argparse.Namespace, targets, lora: Path, folder: Path, idle: i
         print(f"{family} sd-scripts resize_lora.py, same file: {s['s']:.1f} s, {mem}")
 
 
+def write_checkpoint(family: str, path: Path) -> dict[str, tuple[str, list[int]]]:
+    """A single-file checkpoint with every key and shape of the real one (the shipped configs through models.ldm's
+    names), random fp16, written one tensor at a time so the bench itself stays small. Returns its header."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from models import ldm
+    from models.loading import _components, config_folder_for
+
+    comps = _components(config_folder_for(path, family), None)  # empty (meta) models: names and shapes only
+    parts = SimpleNamespace(**{k: comps.get(k) for k in ("unet", "vae", "text_encoder", "text_encoder_2")})
+    shapes = {k: ("F16", list(v.shape)) for k, v in ldm.diffusers_to_ldm(parts, family).items()}
+    g = torch.Generator().manual_seed(2)
+    with open(path, "wb") as w:
+        w.write(_header(shapes))
+        for dtype, shape in shapes.values():
+            w.write((torch.randn(*shape, generator=g) * 0.02).half().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return shapes
+
+
+def _header(shapes: dict[str, tuple[str, list[int]]]) -> bytes:
+    header, offset = {}, 0
+    for key, (dtype, shape) in shapes.items():
+        size = 2 * _numel(shape)
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw
+
+
+def _numel(shape) -> int:
+    n = 1
+    for x in shape:
+        n *= x
+    return n
+
+
+def _merge(targets, lora: Path, folder: Path, idle: int, family: str) -> None:
+    """The LoRA on every layer (resize's file) merged into a full-size checkpoint."""
+    base = folder / "base-full.safetensors"
+    t = time.perf_counter()
+    shapes = write_checkpoint(family, base)
+    made = time.perf_counter() - t
+    if not lora.exists():
+        write_lora(targets, lora, 64)
+    m = child({"tool": "merge", "base": str(base), "lora": str(lora), "out": str(folder / "merged.safetensors")})
+    largest = max(_numel(shapes[t.key][1]) for t in targets)
+    peak = (m["rss"] - idle) / 1024
+    # what streaming must hold: the largest patched tensor as read (fp16), its patched copy, fp32 working copies
+    # (the weight and ΔW) and the fp16 bytes being written; untouched tensors pass in 16 MiB pieces
+    bound = max(largest * (2 + 2 + 4 + 4 + 2), 16 * 2**20) / 2**20
+    print(f"{family} merge into base: checkpoint {base.stat().st_size / 2**20:.0f} MiB fp16 ({len(shapes)} tensors, "
+          f"made in {made:.0f} s), LoRA on {len(targets)} layers: {m['s']:.1f} s, peak +{peak:.0f} MiB; largest "
+          f"patched tensor {largest * 2 / 2**20:.0f} MiB fp16, with its copies and output buffer {bound:.0f} MiB")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--family", nargs="+", default=["sd15", "sdxl"])
     p.add_argument("--layers", type=int, default=24)
     p.add_argument("--rank", type=int, default=64)
-    p.add_argument("--tools", nargs="+", choices=("resize", "extract"), default=["resize", "extract"])
+    p.add_argument("--tools", nargs="+", choices=("resize", "merge", "extract"),
+                   default=["resize", "merge", "extract"])
     p.add_argument("--sd-scripts", type=Path)
     p.add_argument("--python")
     args = p.parse_args(argv)
@@ -170,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             lora = folder / "lora.safetensors"
             if "resize" in args.tools:
                 _resize(args, targets, lora, folder, idle, family)
+            if "merge" in args.tools:
+                _merge(targets, lora, folder, idle, family)
             if "extract" not in args.tools:
                 continue
             chosen = pick(targets, args.layers)

@@ -267,3 +267,22 @@ def test_fp16_base_stays_fp16_and_merges_as_loaders_do(sd15_files, tmp_path):
         want, got = getattr(expect, part).state_dict(), getattr(merged, part).state_dict()
         differ = [k for k in want if not torch.equal(want[k].half().float(), got[k])]
         assert not differ, differ[:3]
+
+
+def test_merge_into_base_cancelled_midway_leaves_no_file(sd15_files, tmp_path):
+    """Cancel while the checkpoint is being written: Cancelled, and neither the output nor its temporary file is
+    left in the folder; the base itself as output is refused before any work."""
+    from core.errors import DanluError
+    from models.toolbox.common import Cancelled, Job
+    from models.toolbox.merge import merge_into_base
+
+    tiny, a, _ = sd15_files
+    folder = tmp_path / "out"
+    folder.mkdir()
+    seen: list[int] = []
+    job = Job(progress=lambda done, total, what: seen.append(done), cancel=lambda: len(seen) >= 5)
+    with pytest.raises(Cancelled):
+        merge_into_base(tiny.single_file, [(a, 0.6)], folder / "merged.safetensors", job=job)
+    assert seen == [0, 1, 2, 3, 4] and list(folder.iterdir()) == []
+    with pytest.raises(DanluError, match="overwritten"):
+        merge_into_base(tiny.single_file, [(a, 0.6)], tiny.single_file)

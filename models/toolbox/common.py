@@ -9,6 +9,7 @@ suffix is one of LORA_SUFFIXES (kohya: ``lora_down.weight`` / ``lora_up.weight``
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -256,21 +257,65 @@ def lora_factors(tensors: dict[str, Any]) -> tuple[Any, Any, float] | None:
     return None
 
 
-def stream_safetensors(out: str | Path, like: str | Path, tensors: dict[str, Any], metadata: dict[str, str],
-                       job: Job | None = None) -> Path:
-    """Write a checkpoint with the keys, order, dtypes and shapes of the safetensors file `like`, each tensor taken
-    from `tensors` (cast and reshaped to the original) or else from `like`, one tensor at a time: the header is
-    known before any data, so nothing but the current tensor is held. A temporary file is renamed at the end;
-    a cancel or error removes it."""
+# Untouched tensors are copied in pieces of this size, so a large one (an embedding table) is never held whole.
+COPY_CHUNK = 16 * 2**20
+
+
+def _data_spans(path: Path) -> tuple[int, dict[str, tuple[int, int]]]:
+    """(where the data starts, {key: (start, end) within the data}) of a safetensors file whose header
+    models.files.read_header has already checked."""
+    import json
+
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    return 8 + n, {k: (int(v["data_offsets"][0]), int(v["data_offsets"][1])) for k, v in header.items()}
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by Python and torch back to the OS (glibc's malloc_trim; elsewhere nothing to do).
+
+    glibc raises its threshold for serving large blocks from the heap each time one is freed, so the layer-sized
+    buffers of a streamed checkpoint end up in the heap, and freed heap pages stay with the process: measured on
+    an SD1.5 merge, 450 MiB kept that no tensor used any more. Trimming after each layer keeps the resident memory
+    at what the current layer needs."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c") if os.name == "posix" else None
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def stream_safetensors(out: str | Path, like: str | Path, patches: dict[str, Callable[[Any], Any]],
+                       metadata: dict[str, str], inputs: list[str | Path], job: Job | None = None) -> Path:
+    """Write a checkpoint with the keys, order, dtypes and shapes of the safetensors file `like`, one tensor at a
+    time: a key in `patches` is read, handed to its function (which returns the new tensor, cast and reshaped
+    here to the original), and written; every other tensor's bytes are copied as they are, in COPY_CHUNK pieces.
+
+    The file is read with plain reads, not safetensors' memory map: the pages of a map stay in the process's
+    resident memory once touched, so a checkpoint streamed through a map looks (to the OS and to a measurement)
+    as large as the whole file. The header is known before any data, so at most one tensor (and its fp32 copy,
+    in the patch) is held. A temporary file is renamed at the end; a cancel or error removes it."""
     import json
 
     import torch
-    from safetensors import safe_open
 
-    from models.files import read_header
+    from models.files import DTYPE_BYTES, read_header
 
     out, like = Path(out), Path(like)
     shapes, _ = read_header(like)
+    start, spans = _data_spans(like)
     dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
               "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
               "BOOL": torch.bool, "F8_E4M3": getattr(torch, "float8_e4m3fn", None),
@@ -278,19 +323,30 @@ def stream_safetensors(out: str | Path, like: str | Path, tensors: dict[str, Any
     header: dict[str, Any] = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}}
     offset = 0
     for key, (dtype, shape) in shapes.items():
-        size = torch.Size(shape).numel() * torch.empty((), dtype=dtypes[dtype]).element_size()
+        size = torch.Size(shape).numel() * DTYPE_BYTES[dtype]
         header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
         offset += size
     raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
-    with atomic_output(out, [like]) as w, safe_open(str(like), framework="pt") as f:
+    with atomic_output(out, [like, *inputs]) as w, open(like, "rb") as f:
         w.write(len(raw).to_bytes(8, "little") + raw)
         for i, (key, (dtype, shape)) in enumerate(shapes.items()):
             if job is not None:
                 job.step(i, len(shapes), key)
-            t = tensors.get(key)
-            t = f.get_tensor(key) if t is None else t.detach().to(dtypes[dtype]).reshape(shape)
-            w.write(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            a, b = spans[key]
+            f.seek(start + a)
+            if key not in patches:
+                for left in range(b - a, 0, -COPY_CHUNK):
+                    w.write(f.read(min(left, COPY_CHUNK)))
+                continue
+            data = bytearray(b - a)
+            f.readinto(data)
+            t = torch.frombuffer(data, dtype=dtypes[dtype]).reshape(shape) if data else \
+                torch.empty(shape, dtype=dtypes[dtype])
+            t = patches[key](t).detach().to(dtypes[dtype]).reshape(shape)
+            w.write(t.contiguous().reshape(-1).view(torch.uint8).numpy().data)
+            del t, data
+            release_freed_memory()
     if job is not None:
         job.step(len(shapes), len(shapes), "")
     return out

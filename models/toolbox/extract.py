@@ -12,18 +12,8 @@ from typing import Any
 
 from core.errors import DanluError, current_lang
 from models.toolbox.common import Job, check_outputs, open_lora, write_lora
+from models.toolbox.layers import Target, dit_targets, part_of, sd_targets
 from models.toolbox.resize import pick_rank
-
-
-@dataclass
-class Target:
-    """One layer a LoRA module is extracted for."""
-
-    name: str                            # module name in the LoRA file (keys are name + suffix)
-    key: str                             # the weight's key in the checkpoint
-    chunk: tuple[int, int] | None = None  # (index, parts) of a fused weight (q/k/v stored as one)
-    conv: bool = False                   # a convolution with a kernel larger than 1×1 (conv_rank applies)
-    shape: tuple[int, ...] = ()          # the layer's weight shape (a fused weight's part)
 
 
 @dataclass
@@ -45,27 +35,6 @@ class ExtractReport:
                 f"wrote {self.out}: {self.modules} modules, rank {span}; {self.skipped} unchanged layers skipped")
 
 
-class _Ref:
-    """A weight named but not read: a family's key renaming (from_file_keys) maps these instead of tensors, and a
-    fused weight's `chunk` is remembered as (index, parts)."""
-
-    def __init__(self, key: str, chunk: tuple[int, int] | None = None):
-        self.key, self.part = key, chunk
-
-    def chunk(self, n: int, dim: int = 0) -> list[_Ref]:
-        return [_Ref(self.key, (i, n)) for i in range(n)]
-
-
-class _Names:
-    """Stands in for a model where a family's target rule only walks `named_modules()`."""
-
-    def __init__(self, names: list[str]):
-        self.names = names
-
-    def named_modules(self):
-        return ((n, None) for n in self.names)
-
-
 def _checkpoint(path: str | Path) -> tuple[Path, str, dict[str, tuple[str, list[int]]]]:
     """(path, family, header) of a single-file checkpoint; DanluError for a pickle, a LoRA or an unknown file."""
     from models.detect import detect
@@ -83,71 +52,8 @@ def _checkpoint(path: str | Path) -> tuple[Path, str, dict[str, tuple[str, list[
     return path, info.family, read_header(path)[0]
 
 
-def _sd_targets(path: Path, family: str, header: dict, conv: bool) -> list[Target]:
-    """kohya module names and single-file keys of the SD UNet's transformer layers and the text encoders'
-    attention and MLP linears (with conv: the ResNet blocks and samplers too), from the family's configs."""
-    from models import ldm
-    from models.loading import _components, config_folder_for
-    from models.lora_names import module_bases
-
-    comps = _components(config_folder_for(path, family), None)
-    layout = {attr: (prefix, naming) for attr, prefix, naming in ldm.TEXT_ENCODER_LAYOUT[ldm.layout_family(family)]}
-    targets: list[Target] = []
-    for component in ("unet", "text_encoder", "text_encoder_2"):
-        model = comps.get(component)
-        if model is None:
-            continue
-        names = {id(m): n for n, m in model.named_modules()}
-        umap = ldm.unet_prefix_map(dict(model.config)) if component == "unet" else None
-        for base, module in module_bases(component, model, family):
-            name = names[id(module)]
-            kernel = module.weight.dim() == 4 and module.weight.shape[-1] > 1
-            if component == "unet":
-                if ".attentions." not in name and not (conv and (".resnets." in name or "samplers." in name)):
-                    continue
-                targets.append(Target(base, ldm.UNET_PREFIX + ldm._rename(name + ".weight", umap), None, kernel,
-                                      tuple(module.weight.shape)))
-                continue
-            if ".encoder.layers." not in f".{name}" or not (".self_attn." in name or ".mlp." in name):
-                continue
-            prefix, naming = layout[component]
-            key = ldm._canonical(name + ".weight")
-            if naming == "hf":
-                key = prefix + key if prefix + key in header else prefix + key.removeprefix("text_model.")
-                targets.append(Target(base, key, shape=tuple(module.weight.shape)))
-            elif (other := ldm._openclip_name(key)) is not None:
-                targets.append(Target(base, prefix + other, shape=tuple(module.weight.shape)))
-            else:  # q/k/v: thirds of OpenCLIP's fused in_proj_weight
-                parts = key.split(".")
-                fused = f"{prefix}transformer.resblocks.{parts[3]}.attn.in_proj_weight"
-                targets.append(Target(base, fused, ("qkv".index(parts[5][0]), 3), shape=tuple(module.weight.shape)))
-    return targets
-
-
-def _dit_targets(dit: Any, header: dict) -> list[Target]:
-    """The DiT family's LoRA layers (its own target rule and file keys), mapped to the checkpoint's keys by the
-    family's own renaming (fused qkv split included)."""
-    from models.families import part
-
-    names = part(dit, "load").from_file_keys({k: _Ref(k) for k in header})
-    lora = part(dit, "lora")
-    modules = {k.removesuffix(".weight") for k in names if k.endswith(".weight")}
-    chosen = lora.lora_target_modules(_Names(sorted(modules)), refiners=True)
-    out = []
-    for m in chosen:
-        ref = names[m + ".weight"]
-        shape = list(header[ref.key][1])
-        shape[0] //= ref.part[1] if ref.part else 1
-        out.append(Target(lora.lora_key(m, "lora_A").removesuffix(".lora_A.weight"), ref.key, ref.part,
-                          shape=tuple(shape)))
-    return out
-
-
 def _read(f: Any, target: Target) -> Any:
-    t = f.get_tensor(target.key)
-    if target.chunk is not None:
-        t = t.chunk(target.chunk[1], dim=0)[target.chunk[0]]
-    return t.float()
+    return part_of(f.get_tensor(target.key), target).float()
 
 
 def extract_lora(base: str | Path, tuned: str | Path, out: str | Path, *, rank: int, conv_rank: int = 0,
@@ -171,7 +77,7 @@ def extract_lora(base: str | Path, tuned: str | Path, out: str | Path, *, rank: 
                          f"{base_path.name} 是 {la}，而 {tuned_path.name} 是 {lb}：只能从同一系列的两个模型中提取 LoRA。",
                          "Pick the base the fine-tune was trained from.", "请选择该微调模型所基于的底模。")
     dit = families.dit_module(family)
-    targets = _dit_targets(dit, base_header) if dit else _sd_targets(base_path, family, base_header, conv_rank > 0)
+    targets = dit_targets(dit, base_header) if dit else sd_targets(base_path, family, base_header, conv_rank > 0)
     # layers the base file leaves out (a pruned or partial checkpoint) are not extracted; none at all is refused
     targets = [t for t in targets if t.key in base_header]
     if not targets:

@@ -8,19 +8,22 @@ modules have no low-rank factors to stack (and DoRA depends on the base weight):
 
 LoRAs into a base (`merge_into_base`): every module's delta is added to the base weight in fp32 and cast back,
 as ComfyUI patches a model and WebUI merges (models/lycoris.py: LoRA, LoCon, LoHa, LoKr, and DoRA's input-axis
-decomposition), each file at its weight, in the order given. The checkpoint is written with the base's keys,
-dtypes and metadata; only the patched weights differ.
+decomposition), each file at its weight, in the order given. The checkpoint is streamed tensor by tensor and
+written with the base's keys, dtypes and metadata; only the patched weights differ, the rest is copied as bytes.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import DanluError
-from models.toolbox.common import Job, LoraFile, check_outputs, lora_factors, open_lora, same_family, write_lora
+from models.toolbox.common import (Job, LoraFile, check_outputs, lora_factors, open_lora, same_family, split_key,
+                                   stream_safetensors, write_lora)
+from models.toolbox.layers import Target, part_of
 
 
 @dataclass
@@ -191,22 +194,39 @@ def _family_check(base: Path, family: str, files: list[LoraFile]) -> None:
                              key=str(f.path))
 
 
-def _lora_state(f: LoraFile, layout: str) -> dict[str, Any]:
-    """All tensors of a LoRA file in `layout` (LoHa/LoKr/DoRA files are read as they are)."""
+def _module_reader(f: LoraFile, layout: str, prefix: str) -> dict[str, Callable[[], dict[str, Any]]]:
+    """{module name without `prefix`: () → {kohya suffix: tensor}} of a LoRA file, each module read when its layer
+    is written. A file in another layout of the family is converted first (in memory: a LoRA is small beside the
+    checkpoint); LoHa, LoKr and DoRA files have one layout and are read as they are. lora_A / lora_B take the
+    names models.lycoris computes deltas from."""
     from models.toolbox.convert import convert_state, layout_of
 
+    rename = {"lora_A.weight": "lora_down.weight", "lora_B.weight": "lora_up.weight"}
     plain = f.layout != "lycoris" and not any("dora_scale" in parts for parts in f.modules.values())
-    if layout_of(f) == layout or not plain:  # LoHa, LoKr and DoRA have one layout
-        return {key: f.tensor(key) for parts in f.modules.values() for key in parts.values()}
-    return convert_state(f, layout)
+    if layout_of(f) == layout or not plain:
+        def read(name: str) -> Callable[[], dict[str, Any]]:
+            return lambda: {rename.get(s, s): t for s, t in f.module(name).items()}
+
+        return {name.removeprefix(prefix): read(name) for name in f.modules}
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in convert_state(f, layout).items():
+        if (parts := split_key(key)) is not None:
+            groups.setdefault(parts[0].removeprefix(prefix), {})[rename.get(parts[1], parts[1])] = value
+    return {name: (lambda g=g: g) for name, g in groups.items()}
 
 
 def merge_into_base(base: str | Path, inputs: list[tuple[str | Path, float]], out: str | Path, *,
                     job: Job | None = None) -> MergeReport:
     """Write `base` with the LoRA files merged in, each at its weight, as a single-file checkpoint with the base's
-    keys, dtypes and metadata (WebUI, ComfyUI and diffusers load it as they load the base)."""
+    keys, dtypes and metadata (WebUI, ComfyUI and diffusers load it as they load the base).
+
+    Tensor by tensor: the layers are found from the header (models.toolbox.layers), and each checkpoint tensor a
+    LoRA touches is read, patched and written before the next one is read; the others are copied as bytes. The
+    memory needed is one tensor (and its fp32 copy) plus a LoRA module, whatever the checkpoint's size."""
     from models import families
+    from models.files import read_header
     from models.toolbox.convert import layouts
+    from models.toolbox.layers import dit_names, sd_layers
 
     base = Path(base)
     out = check_outputs(out, [base, *[p for p, _ in inputs]])
@@ -214,101 +234,63 @@ def merge_into_base(base: str | Path, inputs: list[tuple[str | Path, float]], ou
     family = info.family or ""
     files = [open_lora(p) for p, _ in inputs]
     _family_check(base, family, files)
-    layout = layouts(family)[0]
-    states = [(_lora_state(f, layout), float(w)) for f, (_, w) in zip(files, inputs)]
+    header = read_header(base)[0]
     dit = families.dit_module(family)
     if dit is not None:
-        patched = _merge_dit(dit, base, states, job)
+        found = {n.removesuffix(".weight"): ref for n, ref in dit_names(dit, header).items()}
+        layers = {n: Target(n, ref.key, ref.part) for n, ref in found.items()}
     else:
-        patched = _merge_unet(base, family, info.prediction_type, states, job)
-    from models.toolbox.common import stream_safetensors
+        layers = {t.name: t for _, _, t in sd_layers(base, family, header)}
+    readers = [_module_reader(f, layouts(family)[0], dit.LORA_PREFIX if dit else "") for f in files]
+    plan: dict[str, list[tuple[int, Target, Callable[[], dict[str, Any]]]]] = {}
+    for i, modules in enumerate(readers):
+        missing = sorted(n for n in modules if n not in layers or layers[n].key not in header)
+        if missing:
+            raise _no_layer(base, f"{len(missing)} modules of {files[i].path.name} match no layer, e.g. {missing[:3]}")
+        for name, read in modules.items():
+            plan.setdefault(layers[name].key, []).append((i, layers[name], read))
+    strengths = [float(w) for _, w in inputs]
+
+    def patch(key: str) -> Callable[[Any], Any]:
+        def apply(weight: Any) -> Any:  # weight is the tensor's own read buffer: patched in place
+            for i, target, read in plan[key]:  # file by file in the order given, as loaders apply several LoRAs
+                _merge_module(part_of(weight, target), read(), strengths[i])
+            return weight
+
+        return apply
 
     meta = dict(info.metadata)
     meta["danlu_merged_loras"] = json.dumps([{"file": f.path.name, "weight": w} for f, (_, w) in zip(files, inputs)],
                                             ensure_ascii=False)
     if "modelspec.title" in meta:
         meta["modelspec.title"] = out.stem
-    stream_safetensors(out, base, patched, meta, job)
+    stream_safetensors(out, base, {key: patch(key) for key in plan}, meta, [p for p, _ in inputs], job)
     return MergeReport(out, [ModuleMerge(n, 0, 1.0) for f in files for n in f.modules], into_base=True)
 
 
-def _merge_unet(base: Path, family: str, prediction: str, states: list[tuple[dict, float]],
-                job: Job | None) -> dict[str, Any]:
-    """{file key: tensor} of the patched model, for an SD-UNet family: through the diffusers pipeline, whose layer
-    names the kohya keys follow, and back to the file's names by models/ldm.py. Weights no LoRA touches come back
-    bitwise (the base's dtype → fp32 → the base's dtype)."""
-    from models.ldm import diffusers_to_ldm
-    from models.loading import load_single_file
-    from models.lycoris import file_weights, group_modules, merge_groups, pipe_components
-
-    # Loaded in the file's widest float type (an fp16 checkpoint stays fp16: half the memory of fp32); the deltas
-    # are added in fp32 and cast back (models.lycoris.merge_groups), as the write would cast them anyway.
-    pipe = load_single_file(base, family, prediction, torch_dtype=_widest_float(base))
-    comps = pipe_components(pipe)
-    for i, (state, strength) in enumerate(states):
-        if job is not None:
-            job.step(i, len(states) + 1, "merging")
-        groups = group_modules(state)
-        try:
-            weights = file_weights(comps, groups, family)
-        except ValueError as exc:
-            raise _no_layer(base, str(exc)) from None
-        merge_groups(weights, groups, strength)
-    return diffusers_to_ldm(pipe, family)
-
-
-def _widest_float(path: Path) -> Any:
-    """The float dtype that holds every float tensor of a checkpoint exactly (fp32 when fp16 and bf16 mix)."""
+def _merge_module(weight: Any, tensors: dict[str, Any], strength: float) -> None:
+    """W += strength · ΔW of one module, in fp32 and cast back to W's dtype, in place, as ComfyUI patches a model
+    and WebUI merges. A plain LoRA / LoCon module takes the loaders' steps ((up @ down) · scale · strength + W)
+    in place, so a layer costs two fp32 copies of its weight, not five; LoHa, LoKr and DoRA go through
+    models.lycoris.merge_groups."""
     import torch
 
-    from models.files import read_header
+    from models.lycoris import merge_groups
 
-    found = {dtype for dtype, _ in read_header(path)[0].values()}
-    if "F32" in found or "F64" in found or {"F16", "BF16"} <= found:
-        return torch.float32
-    return torch.bfloat16 if "BF16" in found else torch.float16 if "F16" in found else torch.float32
+    factors = None if "dora_scale" in tensors else lora_factors(tensors)
+    if factors is None:
+        merge_groups({"m": weight}, {"m": tensors}, strength)
+        return
+    down, up, scale = factors
+    with torch.no_grad():
+        delta = (up.flatten(1) @ down.flatten(1)).reshape(weight.shape)
+        merged = weight.float()
+        merged.add_(delta.mul_(scale).mul_(strength))
+        del delta
+        weight.copy_(merged)
 
 
 def _no_layer(base: Path, detail: str) -> DanluError:
     return DanluError(f"The LoRA does not fit {base.name}: {detail}.", f"该 LoRA 与 {base.name} 的结构不符：{detail}。",
                       "Use a LoRA trained on this base model's family and version.",
                       "请使用在该底模系列与版本上训练的 LoRA。", key=str(base))
-
-
-def _merge_dit(dit: Any, base: Path, states: list[tuple[dict, float]], job: Job | None) -> dict[str, Any]:
-    """{file key: tensor} of the patched transformer, for a DiT family: the base's weights renamed by the family,
-    patched in fp32, and renamed back (q/k/v fused into qkv again)."""
-    from safetensors import safe_open
-
-    from models.lycoris import merge_groups
-    from models.toolbox.convert import file_names
-
-    with safe_open(str(base), framework="pt") as f:
-        keys = list(f.keys())
-        prefix = dit.FILE_PREFIX if any(k.startswith(dit.FILE_PREFIX) for k in keys) else ""
-        named = file_names(dit).from_file_keys({k: f.get_tensor(k) for k in keys if k.startswith(prefix)})
-    weights: dict[str, Any] = {}
-    for i, (lora, strength) in enumerate(states):
-        if job is not None:
-            job.step(i, len(states) + 1, "merging")
-        groups = {name.removeprefix(dit.LORA_PREFIX): parts for name, parts in _dit_groups(lora).items()}
-        missing = sorted(n for n in groups if f"{n}.weight" not in named)
-        if missing:
-            raise _no_layer(base, f"{len(missing)} modules match no layer, e.g. {missing[:3]}")
-        for n in groups:
-            weights.setdefault(n, named[f"{n}.weight"].float().clone())
-        merge_groups(weights, groups, strength)
-    named.update({f"{n}.weight": w for n, w in weights.items()})
-    return file_names(dit).to_file_keys(named, prefix)
-
-
-def _dit_groups(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{module: {kohya suffix: tensor}} of a DiT LoRA (lora_A/lora_B named as models.lycoris reads them)."""
-    from models.toolbox.common import split_key
-
-    rename = {"lora_A.weight": "lora_down.weight", "lora_B.weight": "lora_up.weight"}
-    groups: dict[str, dict[str, Any]] = {}
-    for key, value in state.items():
-        if (parts := split_key(key)) is not None:
-            groups.setdefault(parts[0], {})[rename.get(parts[1], parts[1])] = value
-    return groups
