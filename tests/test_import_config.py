@@ -179,14 +179,18 @@ def test_kohya_ss_gui_json(tmp_path):
     assert not {"debiased_estimation_loss", "fp8_base"} & unsupported  # switched off there: nothing is lost
 
 
+def imported_by_cli(path, text: str, lang: str, monkeypatch, capsys) -> tuple[cfgmod.RunConfig, str]:
+    """`launcher.py import FILE -o OUT` in `lang`: the Danlu config it wrote (loaded as a run) and what it printed."""
+    path.write_text(text, encoding="utf-8")
+    out = path.with_name("danlu.toml")
+    monkeypatch.setenv("DANLU_LANG", lang)
+    assert import_cli.main([str(path), "-o", str(out)]) == 0
+    return cfgmod.load(out), capsys.readouterr().out  # the written TOML is a valid Danlu run
+
+
 def test_lora_scripts_toml_and_the_cli(tmp_path, capsys, monkeypatch):
     path = tmp_path / "aki.toml"
-    path.write_text(LORA_SCRIPTS_TOML, encoding="utf-8")
-    out = tmp_path / "danlu.toml"
-    monkeypatch.setenv("DANLU_LANG", "en")
-    assert import_cli.main([str(path), "-o", str(out)]) == 0
-    printed = capsys.readouterr().out
-    c = cfgmod.load(out)  # the written TOML is a valid Danlu run
+    c, printed = imported_by_cli(path, LORA_SCRIPTS_TOML, "en", monkeypatch, capsys)
     assert (c.model.family, c.dataset.max_bucket_reso, c.optimizer.name, c.optimizer.text_encoder_lr) == (
         "sdxl", 2048, "Lion", 1e-5)
     assert (c.training.clip_skip, c.dataset.cache_latents, c.network.train_unet, c.network.train_text_encoder) == (

@@ -19,6 +19,7 @@ from typing import Any
 from core import config as cfgmod
 from core.errors import ConfigError, DanluError
 from core.fsutil import read_user_text
+from core.importers import flux
 from core.importers.keys import DIRECT, QUIET, SPECIAL, Row
 
 FORMATS = {"sd-scripts": "sd-scripts", "kohya_ss": "kohya_ss GUI JSON", "lora-scripts": "lora-scripts (秋叶)"}
@@ -28,9 +29,11 @@ class Imported:
     kind: str                # sd-scripts, kohya_ss, lora-scripts
     config: cfgmod.RunConfig
     rows: list[Row] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (en, zh): where the run left its docs' advice
+    defaulted: set[str] = field(default_factory=set)  # keys the run left out, read as sd-scripts' defaults
 
     def table(self, lang: str = "en") -> str:
-        """The report as a Markdown table (the console and the Config tab show it)."""
+        """The report as a Markdown table, then the warnings (the console and the Config tab show it)."""
         zh = lang == "zh"
         head = ("| 状态 | 原键 | 原值 | 丹炉键 | 丹炉值 | 说明 |" if zh else
                 "| status | their key | their value | Danlu key | Danlu value | why |")
@@ -38,9 +41,14 @@ class Imported:
         lines = [head, "|---|---|---|---|---|---|"]
         for r in sorted(self.rows, key=lambda r: (["mapped", "changed", "unsupported"].index(r.status), r.peer_key)):
             why = (r.why_zh if zh else r.why_en).replace("|", "/")
-            value = "" if r.status == "unsupported" else _cell(r.value)
-            lines.append(f"| {words.get(r.status, r.status)} | {r.peer_key} | {_cell(r.peer_value)} | {r.key} | "
+            value = "" if r.status == "unsupported" or not r.key else _cell(r.value)
+            theirs = _cell(r.peer_value) + ((" （未设置，默认）" if zh else " (not set: default)")
+                                            if r.peer_key in self.defaulted else "")
+            lines.append(f"| {words.get(r.status, r.status)} | {r.peer_key} | {theirs} | {r.key or '—'} | "
                          f"{value} | {why} |")
+        if self.warnings:
+            lines += ["", "**警告**" if zh else "**Warnings**", ""]
+            lines += [f"- ⚠ {zh_text if zh else en}" for en, zh_text in self.warnings]
         return "\n".join(lines)
 
 
@@ -106,15 +114,16 @@ def _arguments(text: str) -> dict[str, Any]:
         tok = tokens[i]
         i += 1
         if tok.endswith(".py"):  # what came before the script were accelerate's own options
-            out = {}
+            out = {flux.SCRIPT_KEY: Path(tok.replace("\\", "/")).name}
         if not tok.startswith("--"):
             continue
         key, eq, value = tok[2:].partition("=")
         if not eq:
-            if i < len(tokens) and not tokens[i].startswith("--"):
-                value, i = tokens[i], i + 1
-            else:
-                value = True
+            values = []
+            while i < len(tokens) and not tokens[i].startswith("--") and not tokens[i].endswith(".py"):  # nargs
+                values.append(tokens[i])
+                i += 1
+            value = True if not values else values[0] if len(values) == 1 else values
         out[key] = value
     return out
 
@@ -137,9 +146,13 @@ def import_file(path: str | Path) -> Imported:
 def convert(kind: str, peer: dict[str, Any]) -> Imported:
     result = Imported(kind, cfgmod.default_config())
     values: dict[str, Any] = {}
+    special, start = SPECIAL, {}
+    if flux.is_flux(peer):  # FLUX.1 / Chroma: sd-scripts' defaults for the flags left out, FLUX's own keys
+        peer, result.defaulted = flux.with_defaults(peer)
+        special, start = {**SPECIAL, **flux.SPECIAL}, flux.starting_point(peer)
 
-    def put(peer_key: str, key: str, value: Any, why: tuple[str, str] | None = None) -> None:
-        raw = peer.get(peer_key, value)  # a network_args entry is not a key of its own
+    def put(peer_key: str, key: str, value: Any, why: tuple[str, str] | None = None, raw: Any = None) -> None:
+        raw = peer.get(peer_key, value) if raw is None else raw  # a network_args entry is not a key of its own
         try:
             spec = cfgmod.field_spec(key)
         except (ConfigError, KeyError):
@@ -162,8 +175,8 @@ def convert(kind: str, peer: dict[str, Any]) -> Imported:
     for k, v in peer.items():
         if v in ("", None) or k in QUIET:
             continue
-        if k in SPECIAL:
-            SPECIAL[k](k, v, peer, put, result)
+        if k in special:
+            special[k](k, v, peer, put, result)
         elif k in DIRECT:
             put(k, DIRECT[k], v)
         elif v in (0, False, [], "0", "false", "False"):  # an option of theirs that is off: nothing is lost
@@ -174,7 +187,7 @@ def convert(kind: str, peer: dict[str, Any]) -> Imported:
     for key, value in values.items():
         section, name = key.split(".", 1)
         nested.setdefault(section, {})[name] = value
-    result.config = cfgmod.merge_dict(cfgmod.default_config(), nested)
+    result.config = cfgmod.merge_dict(cfgmod.merge_dict(cfgmod.default_config(), start), nested)
     return result
 
 

@@ -32,7 +32,7 @@ DIRECT = {
     "unet_lr": "optimizer.lr", "text_encoder_lr": "optimizer.text_encoder_lr",
     "lr_scheduler_num_cycles": "optimizer.num_cycles", "lr_scheduler_power": "optimizer.power",
     "lr_scheduler_min_lr_ratio": "optimizer.min_lr_ratio",
-    "full_bf16": "training.full_bf16", "fp8_base": "training.fp8_base",
+    "full_bf16": "training.full_bf16", "fp8_base": "training.fp8_base", "blocks_to_swap": "training.blocks_to_swap",
     "max_train_epochs": "training.epochs", "epoch": "training.epochs", "train_batch_size": "training.batch_size",
     "gradient_accumulation_steps": "training.gradient_accumulation_steps",
     "max_train_steps": "training.max_train_steps", "mixed_precision": "training.mixed_precision",
@@ -53,7 +53,8 @@ DIRECT = {
 QUIET = {"save_model_as", "logging_dir", "log_prefix", "xformers", "sdpa", "mem_eff_attn",
          "persistent_data_loader_workers", "max_data_loader_n_workers", "log_with", "ddp_timeout", "lowram",
          "highvram", "enable_preview", "lycoris_algo", "enable_block_weights",
-         "console_log_level", "config_file", "output_config"}
+         "console_log_level", "config_file", "output_config", "mem_eff_save", "disable_mmap_load_safetensors",
+         "tokenizer_cache_dir", "(script)"}
 PRECISIONS = {"fp16": "fp16", "bf16": "bf16", "float": "float", "fp32": "float", "no": "no"}
 OPTIMIZERS = {"adamw": "AdamW", "adamw8bit": "AdamW8bit", "lion": "Lion", "lion8bit": "Lion", "prodigy": "Prodigy",
               "adafactor": "Adafactor", "pagedadamw8bit": "AdamW8bit",
@@ -116,7 +117,7 @@ def _warmup(k, v, peer, put, result):
         return put(k, "optimizer.warmup", steps / 100, (f"{v}% of the steps → {steps / 100:g}",
                                                           f"占总步数 {v}% → {steps / 100:g}"))
     total = float(peer.get("max_train_steps") or 0)
-    if 0 < steps < 1:
+    if 0 <= steps < 1:  # a share of the steps (0: no warmup)
         return put(k, "optimizer.warmup", steps)
     if total:
         return put(k, "optimizer.warmup", min(steps / total, 1.0), (f"{v:g} steps of {total:g} → a share",
@@ -148,7 +149,7 @@ NETWORK_ARGS = {"loraplus_lr_ratio": "network.loraplus_lr_ratio", "conv_dim": "n
                                                "conv_block_dims", "conv_block_alphas")}}
 
 
-def _network_args(k, v, peer, put, result):
+def network_args(k, v, peer, put, result):
     for a in v if isinstance(v, list) else str(v).split():
         name, _, value = str(a).partition("=")
         name, value = name.strip(), value.strip()
@@ -203,10 +204,23 @@ def _cache(k, v, peer, put, result):
         to_disk = str(peer.get("cache_latents_to_disk", "")).lower() in ("1", "true")
         return put(k, "dataset.cache_latents", "disk" if to_disk else ("memory" if str(v).lower() in ("1", "true")
                                                                        else "none"))
-    put(k, "dataset.cache_text_encoder_outputs", v)
+    on = str(v).lower() in ("1", "true")
+    to_disk = str(peer.get("cache_text_encoder_outputs_to_disk", "")).lower() in ("1", "true")
+    if k == "cache_text_encoder_outputs_to_disk":  # sd-scripts turns the cache on with it
+        return put(k, "dataset.cache_text_encoder_outputs", True, ("Danlu keeps them in memory",
+                                                                   "丹炉把它们保存在内存中")) if on else None
+    put(k, "dataset.cache_text_encoder_outputs", on or to_disk)
 
 
-def _prompts(k, v, peer, put, result):
+def _loss_type(k, v, peer, put, result):
+    if str(v).lower() in ("l2", "mse"):
+        return result.rows.append(Row("mapped", k, v, why_en="Danlu's loss is l2 (mean squared error) too",
+                                      why_zh="丹炉的损失同样是 l2（均方误差）"))
+    result.rows.append(Row("unsupported", k, v, why_en="Danlu's loss is l2 (mean squared error)",
+                           why_zh="丹炉的损失是 l2（均方误差）"))
+
+
+def sample_prompts(k, v, peer, put, result):
     if str(peer.get("enable_preview", True)).lower() in ("0", "false"):  # lora-scripts: previews switched off
         return result.rows.append(Row("unsupported", k, v, why_en="enable_preview is off: not sampled there either",
                                       why_zh="enable_preview 已关闭：原配置也不出样图"))
@@ -280,11 +294,12 @@ SPECIAL = {"max_token_length": _token_length, "sample_every_n_epochs": _sample_e
            "resolution": _resolution, "max_resolution": _resolution, "save_precision": _precision,
            "mixed_precision": _precision, "optimizer_type": _optimizer, "optimizer": _optimizer,
            "lr_scheduler": _scheduler, "lr_warmup_steps": _warmup, "lr_warmup": _warmup,
-           "network_module": _network_module, "network_args": _network_args, "LoRA_type": _lora_type,
+           "network_module": _network_module, "network_args": network_args, "LoRA_type": _lora_type,
            "v2": _family_flag, "sdxl": _family_flag,
            "v_parameterization": _family_flag, "network_train_unet_only": _only,
            "network_train_text_encoder_only": _only, "conv_dim": _conv, "conv_alpha": _conv,
            "cache_latents": _cache, "cache_latents_to_disk": _cache, "cache_text_encoder_outputs": _cache,
-           "sample_prompts": _prompts, "sample_sampler": _sampler,
+           "cache_text_encoder_outputs_to_disk": _cache, "loss_type": _loss_type, "network_args_custom": network_args,
+           "sample_prompts": sample_prompts, "sample_sampler": _sampler,
            **dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
                             "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas"), _block_wise)}
