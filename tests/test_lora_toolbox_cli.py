@@ -23,7 +23,7 @@ def test_info_meta_resize(lora, tmp_path, capsys):
     assert main(["info", str(lora), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["layout"] == "kohya" and set(info["ranks"].values()) == {8}
-    assert main(["--lang", "zh", "info", str(lora)]) == 0 and "秩: 8" in capsys.readouterr().out
+    assert main(["--lang", "zh", "info", str(lora)]) == 0 and "秩：8" in capsys.readouterr().out
     out = tmp_path / "b.safetensors"
     assert main(["meta", str(lora), "-o", str(out), "--title", "B", "--trigger", "x, y"]) == 0
     assert open_lora(out).metadata["modelspec.trigger_phrase"] == "x, y"

@@ -12,7 +12,7 @@ from PIL import Image
 from core.errors import DanluError
 from models.toolbox.common import open_lora
 from models.toolbox.inspect import edit_metadata, inspect_lora
-from tests.toolbox_files import KOHYA_MODULES, PEFT_MODULES, lora_tensors, write_lora_file
+from tests.toolbox_files import KOHYA_MODULES, PEFT_MODULES, english_words, lora_tensors, write_lora_file
 
 META = {"ss_network_dim": "8", "ss_network_alpha": "4.0", "ss_base_model_version": "sd_v1",
         "ss_sd_model_name": "base.safetensors", "ss_new_sd_model_hash": "abc123", "ss_learning_rate": "0.0001",
@@ -35,8 +35,20 @@ def test_info_reads_the_file(kohya):
     assert info.tag_frequency == {"cat": 12, "solo": 3} and info.training["ss_learning_rate"] == "0.0001"
     assert all(missed == [] for missed in info.loaders.values()) and set(info.loaders) == {"WebUI", "ComfyUI",
                                                                                            "diffusers"}
-    assert "rank: 8" in info.report("en") and "秩: 8" in info.report("zh")
+    assert "rank: 8" in info.report("en") and "秩：8" in info.report("zh")
     assert info.run_toml.startswith("[network]") and "rank = 8" in info.report("en")
+
+
+def test_chinese_report_says_everything_in_chinese(kohya):
+    """Every label of the zh report, and every value the report words itself (network, rank, loaders), is
+    Chinese but for ZH_NAMES; the file's own values (names, hashes, settings, the TOML) are shown as they are."""
+    zh = inspect_lora(kohya).report("zh")
+    labels = [line.partition("：")[0] for line in zh.splitlines() if "：" in line]
+    assert {"文件", "网络", "秩", "学习率", "常见标签", "训练配置（TOML）", "标题"} <= set(labels), labels
+    worded = [line for line in zh.splitlines() if line.startswith(("网络：", "秩：", "WebUI：", "ComfyUI：", "diffusers："))]
+    assert len(worded) == 5 and "4 个模块：文本编码器 1、UNet 3" in zh and "读取全部键" in zh
+    for text in labels + worded:
+        assert not english_words(text), text
 
 
 def test_info_peft_layout_and_loader_gaps(tmp_path):

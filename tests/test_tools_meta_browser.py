@@ -1,12 +1,13 @@
 """The Tools tab in Chromium: the metadata edit is filled from the inspected file and saved to a new file with a
-green line, and after the switch to 简体中文 the Convert section's target choices read in Chinese."""
+green line, and after the switch to 简体中文 the Convert section's target choices and the Inspect report read in
+Chinese."""
 
 from __future__ import annotations
 
 import time
 
 from playwright.sync_api import expect
-from toolbox_files import random_kohya
+from toolbox_files import english_words, random_kohya
 
 
 def test_metadata_edit_and_chinese_convert_choices(page, app_server, tmp_path, artifacts):
@@ -46,5 +47,12 @@ def test_metadata_edit_and_chinese_convert_choices(page, app_server, tmp_path, a
     target.get_by_text("diffusers 自有格式（peft）").wait_for(timeout=90_000)  # the file's choices follow the language
     expect(page.locator("#tools-meta-start")).to_have_text("保存为新文件")
     expect(status).to_contain_text("标题：Ink wash")  # the status line follows too
+    inspected = page.locator("#tools-inspect-status")
+    inspected.get_by_text("底模系列：").wait_for(timeout=45_000)  # the Inspect report is said again, in Chinese
+    report = inspected.inner_text()
+    assert "网络：LoRA（kohya），4 个模块：" in report and "ComfyUI：读取全部键" in report, report
+    labels = [line.partition("：")[0] for line in report.splitlines() if "：" in line]
+    assert "网络维度（rank）" in labels and not any(english_words(label) for label in labels), labels
+    page.locator("#tools-inspect").screenshot(path=str(artifacts / "tools_inspect_zh.png"))
     page.screenshot(path=str(artifacts / "tools_meta_zh.png"), full_page=True)
     print(f"tools metadata journey: {time.monotonic() - started:.1f} s")

@@ -74,3 +74,15 @@ def delta(tensors: dict, name: str):
     alpha = tensors.get(f"{name}.alpha")
     scale = float(alpha) / down.shape[0] if alpha is not None else 1.0
     return up.flatten(1) @ down.flatten(1) * scale
+
+
+# Names a Chinese report keeps as they are: formats, libraries, programs and the settings users know by them
+ZH_NAMES = {"LoRA", "LoCon", "LoHa", "LoKr", "DoRA", "kohya", "peft", "lycoris", "rank", "alpha", "UNet", "CLIP",
+            "TOML", "SHA", "WebUI", "ComfyUI", "diffusers", "modelspec", "gamma", "MiB", "fp"}
+
+
+def english_words(text: str) -> set[str]:
+    """The Latin-letter words of `text` that are not among ZH_NAMES."""
+    import re
+
+    return set(re.findall(r"[A-Za-z]+", text)) - ZH_NAMES

@@ -37,6 +37,29 @@ TRAINING_KEYS = ("ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_
                  "ss_steps", "ss_max_train_steps", "ss_batch_size_per_device", "ss_resolution",
                  "ss_mixed_precision", "ss_seed", "ss_clip_skip", "ss_noise_offset", "ss_min_snr_gamma",
                  "ss_num_train_images", "ss_training_comment")
+# Chinese labels of the rows the report shows; English keeps sd-scripts' and modelspec's own key names, which
+# their users know
+TRAINING_LABELS = {
+    "ss_network_module": "网络模块", "ss_network_dim": "网络维度（rank）",
+    "ss_network_alpha": "网络 alpha", "ss_network_args": "网络参数",
+    "ss_learning_rate": "学习率", "ss_unet_lr": "UNet 学习率",
+    "ss_text_encoder_lr": "文本编码器学习率", "ss_optimizer": "优化器",
+    "ss_lr_scheduler": "学习率调度器", "ss_num_epochs": "总轮数", "ss_epoch": "保存时的轮数",
+    "ss_steps": "已训练步数", "ss_max_train_steps": "最大训练步数",
+    "ss_batch_size_per_device": "每张显卡的批量大小", "ss_resolution": "分辨率",
+    "ss_mixed_precision": "混合精度", "ss_seed": "随机种子", "ss_clip_skip": "CLIP 跳层",
+    "ss_noise_offset": "噪声偏移", "ss_min_snr_gamma": "最小信噪比 gamma",
+    "ss_num_train_images": "训练图片数", "ss_training_comment": "训练备注"}
+MODELSPEC_LABELS = {
+    "modelspec.title": "标题", "modelspec.description": "描述", "modelspec.trigger_phrase": "触发词（modelspec）",
+    "modelspec.architecture": "架构", "modelspec.implementation": "实现", "modelspec.date": "日期",
+    "modelspec.resolution": "分辨率（modelspec）", "modelspec.sai_model_spec": "modelspec 规范版本",
+    "modelspec.author": "作者", "modelspec.license": "许可协议", "modelspec.tags": "标签",
+    "modelspec.usage_hint": "用法提示", "modelspec.prediction_type": "预测类型", "modelspec.merged_from": "合并自",
+    "modelspec.timestep_range": "时间步范围", "modelspec.encoder_layer": "编码器层", "modelspec.hash_sha256": "SHA-256"}
+PART_LABELS = {"unet": ("UNet", "UNet"), "text_encoder": ("文本编码器", "text encoder"),
+               "text_encoder_2": ("文本编码器 2", "text encoder 2"), "diffusion_model": ("扩散模型", "diffusion model"),
+               "transformer": ("扩散模型", "diffusion model")}
 EDITABLE = {"title": "modelspec.title", "trigger_words": "modelspec.trigger_phrase",
             "description": "modelspec.description", "cover": "modelspec.thumbnail"}
 COVER_SIDE = 512  # a cover image is stored at most this wide and high, so the header stays small
@@ -73,13 +96,17 @@ class LoraInfo:
         fam = LABELS.get(self.family or "", self.family or ("未知" if zh else "unknown"))
         rank_text = ", ".join(map(str, ranks)) if len(ranks) < 6 else f"{ranks[0]}–{ranks[-1]}"
         alpha_text = ", ".join(f"{a:g}" for a in alphas) if len(alphas) < 6 else f"{alphas[0]:g}–{alphas[-1]:g}"
-        parts = ", ".join(f"{k} {v}" for k, v in self.parts.items())
+        parts = ("、" if zh else ", ").join(f"{PART_LABELS.get(k, (k, k))[0 if zh else 1]} {v}"
+                                           for k, v in self.parts.items())
+        modules = f"{len(self.ranks)} 个模块：{parts}" if zh else f"{len(self.ranks)} modules: {parts}"
         rows = [
-            (("文件", "file"), f"{self.path.name} ({self.size / 2**20:.1f} MiB)"),
+            (("文件", "file"), f"{self.path.name}（{self.size / 2**20:.1f} MiB）" if zh else
+             f"{self.path.name} ({self.size / 2**20:.1f} MiB)"),
             (("底模系列", "family"), fam),
             (("底模", "base model"), " ".join(v for v in (self.base.get("name"), self.base.get("hash")) if v) or "-"),
-            (("网络", "network"), f"{self.network} ({self.layout}), {len(self.ranks)} modules: {parts}"),
-            (("秩", "rank"), rank_text + (" (各模块不同)" if zh and len(ranks) > 1 else
+            (("网络", "network"), f"{self.network}（{self.layout}），{modules}" if zh else
+             f"{self.network} ({self.layout}), {modules}"),
+            (("秩", "rank"), rank_text + ("（各模块不同）" if zh and len(ranks) > 1 else
                                           " (differs between modules)" if len(ranks) > 1 else "")),
             (("alpha", "alpha"), alpha_text),
             (("卷积层", "conv layers"), str(len(self.conv_modules))),
@@ -93,11 +120,12 @@ class LoraInfo:
             ok = ("读取全部键" if zh else "takes every key") if not missed else \
                 (f"不读取 {len(missed)} 个键，如 {missed[0]}" if zh else f"skips {len(missed)} keys, e.g. {missed[0]}")
             rows.append(((loader, loader), ok))
-        rows += [((k, k), v) for k, v in self.training.items()]
+        rows += [((TRAINING_LABELS.get(k, k), k), v) for k, v in self.training.items()]
         if self.run_toml:
             rows.append((("训练配置（TOML）", "run TOML"), "\n" + self.run_toml.strip()))
-        rows += [((k, k), v[:80]) for k, v in self.modelspec.items() if k != "modelspec.thumbnail"]
-        return "\n".join(f"{label[0] if zh else label[1]}: {value}" for label, value in rows)
+        rows += [((MODELSPEC_LABELS.get(k, k), k), v[:80]) for k, v in self.modelspec.items()
+                 if k != "modelspec.thumbnail"]
+        return "\n".join(f"{label[0]}：{value}" if zh else f"{label[1]}: {value}" for label, value in rows)
 
 
 def _part(name: str) -> str:
