@@ -22,6 +22,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from core import family_facts
 from core.importers.keys import Row, network_args, sample_prompts
 
 SCRIPT_KEY = "(script)"   # the script an sd-scripts command line runs (core.importers reads it from the line)
@@ -39,13 +40,16 @@ SAMPLES = {"steps": 20, "width": 512, "height": 512, "sampler": "euler"}
 
 
 def is_flux(peer: dict[str, Any]) -> bool:
-    """A FLUX.1 / Chroma run: its script, lora-scripts' train type, model_type, the network module, or FLUX's own
-    keys (SD3 has clip_l and t5xxl too, with clip_g)."""
-    if str(peer.get(SCRIPT_KEY, "")).startswith("flux_train") or peer.get("model_train_type") == "flux-lora":
-        return True
+    """A FLUX.1 / Chroma run: its script or lora-scripts' train type where given (other models share FLUX's flags:
+    SD3's and Lumina's scripts take ae, t5xxl, timestep_sampling…), else model_type, the network module, or FLUX's
+    own keys without SD3's clip_g or Lumina's gemma2."""
+    if SCRIPT_KEY in peer:
+        return str(peer[SCRIPT_KEY]).startswith("flux_train")
+    if "model_train_type" in peer:
+        return peer["model_train_type"] == "flux-lora"
     if str(peer.get("model_type", "")) in ("flux", "chroma") or str(peer.get("network_module", "")).endswith("_flux"):
         return True
-    return "clip_g" not in peer and any(k in peer for k in _MARKS)
+    return not {"clip_g", "gemma2"} & set(peer) and any(k in peer for k in _MARKS)
 
 
 def with_defaults(peer: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
@@ -105,6 +109,16 @@ def _kind(peer: dict[str, Any]) -> str:
     return variant(peer)[0]
 
 
+def _family(peer: dict[str, Any]) -> str:
+    """model.family: sd-scripts' model_type names Danlu's two families."""
+    return "chroma" if str(peer.get("model_type")) == "chroma" else "flux"
+
+
+def _has_clip(peer: dict[str, Any]) -> bool:
+    """FLUX.1 takes CLIP-L's pooled output; Chroma has no CLIP (the family's facts row says which)."""
+    return family_facts.has(_family(peer), "pooled_text")
+
+
 def _same(result, k: str, v: Any, en: str, zh: str, status: str = "mapped") -> None:
     """A key whose effect Danlu has without a setting (or that had none there either)."""
     result.rows.append(Row(status, k, v, why_en=en, why_zh=zh))
@@ -123,12 +137,11 @@ def _warn(result, k: str, v: Any, en: str, zh: str) -> None:
 # --- the keys ---------------------------------------------------------------------------------------------------
 
 def _model_type(k, v, peer, put, result):
-    family = "chroma" if str(v) == "chroma" else "flux"
-    put(k, "model.family", family)
+    put(k, "model.family", _family(peer))
 
 
 def _train_type(k, v, peer, put, result):
-    put(k, "model.family", "chroma" if _kind(peer) == "chroma" else "flux")
+    put(k, "model.family", _family(peer))
 
 
 def _base(k, v, peer, put, result):
@@ -249,7 +262,7 @@ def _part(k, v, peer, put, result):
     if k == "ae":
         return put(k, "model.vae", v)
     what = "T5-XXL" if k == "t5xxl" else "CLIP-L"
-    if k == "clip_l" and _kind(peer) == "chroma":
+    if k == "clip_l" and not _has_clip(peer):
         return _same(result, k, v, "Chroma has no CLIP-L: not used there either", "Chroma 没有 CLIP-L：原配置也不使用")
     part, base = Path(str(v).replace("\\", "/")), Path(str(peer.get("pretrained_model_name_or_path") or "")
                                                       .replace("\\", "/"))
@@ -305,7 +318,7 @@ def _network_args(k, v, peer, put, result):
 def _flag(k, v, peer, put, result):
     on = str(v).lower() in ("1", "true")
     if k == "network_train_unet_only":
-        if on or _kind(peer) == "chroma":
+        if on or not _has_clip(peer):
             return put(k, "network.train_text_encoder", False)
         return put(k, "network.train_text_encoder", False, (
             "sd-scripts also trained a CLIP-L LoRA; Danlu trains FLUX's transformer only",
