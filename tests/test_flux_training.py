@@ -299,7 +299,7 @@ def test_dev_run_saves_a_trained_lora(dev_run):
 
 
 @pytest.mark.parametrize("name,family,variant,training", [
-    ("schnell", "flux", "schnell", {"timestep_type": "shift"}),
+    ("schnell", "flux", "schnell", {"timestep_type": "shift", "fp8_base": True, "blocks_to_swap": 1}),
     ("chroma", "chroma", "", {"gradient_checkpointing": True, "blocks_to_swap": 2}),
 ])
 def test_schnell_and_chroma_runs(bases, images, tmp_path, name, family, variant, training):
@@ -308,6 +308,8 @@ def test_schnell_and_chroma_runs(bases, images, tmp_path, name, family, variant,
     assert code == 0, out
     state = _trained_file(run_dir, "f" + name)
     assert not any("distilled_guidance_layer" in k for k in state)
+    log = (run_dir / "train.log").read_text(encoding="utf-8")
+    assert f"Block swap: {training['blocks_to_swap']} of 4 transformer blocks" in log
 
 
 def test_stop_then_resume_gives_the_uninterrupted_weights(bases, images, dev_run, tmp_path):

@@ -40,11 +40,14 @@ def attach(cfg: RunConfig, parts, device, log) -> tuple[dict[str, Any], list[str
             trained[name] = te
             log(f"LoRA on {layers} {name} layers")
     precision.keep_lora_dtype(trained, cfg.training.full_bf16)  # fp32 whatever the base dtype, or full bf16
+    place = getattr(setup, "place_denoiser", None)  # a family that may keep blocks in CPU memory places its own
     if cfg.training.fp8_base:  # after the LoRA is added (and a DiT's adapter merged), so the LoRA keeps its precision
         log(f"{setup.store_fp8(parts.unet)} frozen {setup.DENOISER_LABEL} layers stored in fp8 (float8_e4m3fn)")
         te_stays = setup.text_encoder_on_cpu(cfg)  # cached text features: encoded on the CPU
-        for m in (parts.unet, parts.vae, *([] if te_stays else parts.text_encoders)):
+        for m in ([] if place else [parts.unet]) + [parts.vae, *([] if te_stays else parts.text_encoders)]:
             m.to(device)
+    if place is not None:
+        place(cfg, parts.unet, device, log)
     if cfg.training.gradient_checkpointing:
         parts.unet.enable_gradient_checkpointing()
         for name in comp_names:

@@ -105,8 +105,15 @@ class BlockSwap:
             self.held = block
 
 
+def swapped(model: Any) -> bool:
+    """Whether `model` has blocks swapped: its placement is the swap's, not a plain move to one device."""
+    return getattr(model, ATTRIBUTE, None) is not None
+
+
 def install(model: Any, blocks: list[Any], n: int, device: Any, park: str | None = None) -> BlockSwap | None:
-    """Swap the last `n` of `blocks` (in forward order) of `model`; once per model. n = 0: nothing (None)."""
+    """Swap the last `n` of `blocks` (in forward order) of `model`, once per model, and move the rest of the model
+    (the other blocks, the embedders, every trainable LoRA weight) to `device`: called with the model still in CPU
+    memory, the swapped blocks' weights never reach the device whole. n = 0: nothing (None)."""
     if n <= 0:
         return None
     existing = getattr(model, ATTRIBUTE, None)
@@ -121,4 +128,8 @@ def install(model: Any, blocks: list[Any], n: int, device: Any, park: str | None
                           key="training.blocks_to_swap")
     swap = BlockSwap(blocks[len(blocks) - n:], device, park)
     object.__setattr__(model, ATTRIBUTE, swap)  # not a submodule: nn.Module.__setattr__ would register nothing
+    kept = {id(t) for entries in swap.tensors.values() for t, _, _ in entries}
+    for t in [*model.parameters(), *model.buffers()]:
+        if id(t) not in kept and t.device != swap.device:
+            t.data = t.data.to(swap.device)
     return swap

@@ -25,7 +25,8 @@ from core.dataset.steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from core.runs import layout as run_layout
 from models.preflight import device_kind as device_kind_for
-from training import adapters, blocks, checks, dop, export, faults, lora, optim, precache, state, tboard, validation
+from training import adapters, block_swap, blocks, checks, dop, export, faults, lora, optim, precache, state, tboard
+from training import validation
 from training import data as D
 from training.families import setup as family_setup
 from training.parts import encode_latents
@@ -202,7 +203,9 @@ def _model(run: Run, plan: Plan, resume: bool) -> Model:
     opt = optim.make_optimizer(cfg, unet_params, te_params, plus, unet_blocks)
     sched = optim.make_scheduler(cfg, opt, plan.total)
     names = list(trained)
-    prepared = acc.prepare(*[trained[k] for k in names], opt, sched)
+    # a denoiser with blocks swapped is placed already, part of it in CPU memory: accelerate must not move it
+    placement = [not block_swap.swapped(trained[k]) for k in names] + [True, True]
+    prepared = acc.prepare(*[trained[k] for k in names], opt, sched, device_placement=placement)
     wrapped = dict(zip(names, prepared[:len(names)]))
     model = Model(parts, wrapped, trained, prepared[-2], prepared[-1], bool(te_params))
     parts.text_encoders = [wrapped.get(k, te) for k, te in zip(comp_names, parts.text_encoders)]

@@ -100,7 +100,8 @@ def parts_from_pipe(pipe: Any, family: str, cfg: RunConfig, device: str, dtype: 
         from training.families.zimage import quantize_int8
 
         log(f"{quantize_int8(transformer, device, INT8_BLOCKS)} transformer linears stored in int8")
-    transformer.to(device, dtype=dtype)
+    # block swap: the transformer waits in CPU memory until place_denoiser puts all but the swapped blocks on the GPU
+    transformer.to("cpu" if cfg.training.blocks_to_swap else device, dtype=dtype)
     pipe.vae.to(device, dtype=dtype)
     te_device = "cpu" if text_encoder_on_cpu(cfg) else device
     for e in encoders:
@@ -119,6 +120,19 @@ def load_parts(cfg: RunConfig, device: str, dtype: Any, log=print) -> Parts:
 
     apply(cfg.model.download_source, cfg.model.hub_mirror)
     return parts_from_pipe(open_base(cfg, dtype), family_of(cfg), cfg, device, dtype, log)
+
+
+def place_denoiser(cfg: RunConfig, transformer: Any, device: Any, log=print) -> None:
+    """The transformer on the device once its LoRA is added (and its weights stored in fp8): with block swap, all but
+    the last training.blocks_to_swap blocks, whose frozen weights stay in CPU memory (training/block_swap.py)."""
+    n = cfg.training.blocks_to_swap
+    if not n:
+        transformer.to(device)
+        return
+    blocks = blocks_of(transformer)
+    block_swap.install(transformer, blocks, n, device)
+    log(f"Block swap: {n} of {len(blocks)} transformer blocks kept in CPU memory, moved in for their forward and "
+        "backward passes")
 
 
 def lora_plan(cfg: RunConfig, parts: Parts) -> tuple[dict, Any]:
@@ -202,9 +216,7 @@ def blocks_of(transformer: Any) -> list:
 
 
 def loss(parts: Parts, transformer: Any, latents, text: tuple, items: list, cfg: RunConfig, class_text=None):
-    """Flow-matching loss of one batch (training/flow.py), with DOP when class_text is given. Block swap is put in
-    place at the first step, once the loop has placed the parts and the LoRA on the device."""
-    block_swap.install(parts.unet, blocks_of(parts.unet), cfg.training.blocks_to_swap, latents.device)
+    """Flow-matching loss of one batch (training/flow.py), with DOP when class_text is given."""
     return flow.loss(parts.flow, lambda x_t, sigma, txt: _forward(parts, transformer, x_t, sigma, txt), latents,
                      text, cfg, class_text, lambda: dop.lora_off(parts.unet))
 
