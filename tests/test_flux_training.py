@@ -273,7 +273,8 @@ def _train(toml: Path, *extra: str, stop_early: bool = False) -> tuple[int, str,
 @pytest.fixture(scope="module")
 def dev_run(bases, images, tmp_path_factory):
     toml = _run_config(bases["dev"], images, tmp_path_factory.mktemp("devrun"), "fd", "flux", "dev",
-                       training={"timestep_type": "flux_shift"}, dataset={"cache_text_encoder_outputs": True})
+                       training={"timestep_type": "flux_shift"}, dataset={"cache_text_encoder_outputs": True},
+                       sampling={"prompts": ["a photo of the cat"], "steps": 2, "width": 64, "height": 64})
     code, out, run_dir = _train(toml)
     assert code == 0, out
     return run_dir
@@ -293,7 +294,11 @@ def _trained_file(run_dir: Path, name: str) -> dict:
 
 
 def test_dev_run_saves_a_trained_lora(dev_run):
+    from core.events import read_events
+
     state = _trained_file(dev_run, "fd")
+    sample = next(e for e in read_events(dev_run / "events.jsonl")[0] if e["type"] == "sample")
+    assert Path(sample["png"]).is_file()  # rendered from the saved file through the seam's sample_pipeline
     assert not any("distilled_guidance" in k for k in state)
     assert "LoRA on" in (dev_run / "train.log").read_text(encoding="utf-8")
 
@@ -324,3 +329,23 @@ def test_stop_then_resume_gives_the_uninterrupted_weights(bases, images, dev_run
     a, b = load_file(str(run_dir / "fd.safetensors")), load_file(str(dev_run / "fd.safetensors"))
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+
+
+def test_moving_a_swapped_model_leaves_its_swapped_blocks_out():
+    """The loop parks the model in CPU memory while samples render (block_swap.move): the swapped blocks stay
+    parked, the rest moves, and the next forward still brings them in."""
+    import torch
+
+    from training import block_swap
+
+    parts = _parts("flux")
+    unet = parts.unet
+    swap = block_swap.install(unet, seam.blocks_of(unet), 2, "cpu", park="nan")
+    cfg = _cfg("flux")
+    text = seam.collate_text(*seam.encode_text(parts, CAPTIONS, cfg, "cpu"))
+    with torch.no_grad():
+        first = seam.predict_at(parts, unet, torch.ones(LATENT), torch.zeros(LATENT), 0.5, text, [])[0]
+        block_swap.move(unet, "cpu")
+        assert all(bool(p.isnan().all()) for b in swap.blocks for p in b.parameters() if p.is_floating_point())
+        again = seam.predict_at(parts, unet, torch.ones(LATENT), torch.zeros(LATENT), 0.5, text, [])[0]
+    assert torch.equal(first, again) and not bool(first.isnan().any())

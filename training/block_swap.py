@@ -128,8 +128,25 @@ def install(model: Any, blocks: list[Any], n: int, device: Any, park: str | None
                           key="training.blocks_to_swap")
     swap = BlockSwap(blocks[len(blocks) - n:], device, park)
     object.__setattr__(model, ATTRIBUTE, swap)  # not a submodule: nn.Module.__setattr__ would register nothing
+    _move_rest(model, swap, swap.device)
+    return swap
+
+
+def _move_rest(model: Any, swap: BlockSwap, device: Any) -> None:
     kept = {id(t) for entries in swap.tensors.values() for t, _, _ in entries}
     for t in [*model.parameters(), *model.buffers()]:
-        if id(t) not in kept and t.device != swap.device:
-            t.data = t.data.to(swap.device)
-    return swap
+        if id(t) not in kept and t.device != device:
+            t.data = t.data.to(device)
+
+
+def move(model: Any, device: Any) -> None:
+    """``model.to(device)`` that leaves swapped blocks in CPU memory (all of them out): the loop parks the trained
+    model in CPU memory while samples render and brings it back, and the swapped weights must not come back whole."""
+    swap = getattr(model, ATTRIBUTE, None)
+    if swap is None:
+        model.to(device)
+        return
+    swap._release()
+    for block in swap.blocks:
+        swap._out(block)
+    _move_rest(model, swap, device)

@@ -332,7 +332,7 @@ def _samples(run: Run, model: Model, feed: Feed, path: Path, epoch: int, step: i
     resident = [parts.unet, parts.vae, *parts.text_encoders]
     if offload:
         for m in resident:
-            m.to("cpu")
+            block_swap.move(m, "cpu")
         torch.cuda.empty_cache()
     for m in model.wrapped.values():
         m.eval()
@@ -344,7 +344,7 @@ def _samples(run: Run, model: Model, feed: Feed, path: Path, epoch: int, step: i
             m.train()
         if offload:
             for m in resident:
-                m.to(device)
+                block_swap.move(m, device)
         state.set_rng_state(rng)
 
 
