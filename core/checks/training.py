@@ -89,6 +89,16 @@ def _fp8_base_quantize(cfg: RunConfig, env: Env):
                 "或关闭 fp8_base 改用 int8（需 NVIDIA 显卡）。")
 
 
+@rule("blocks_to_swap_with_quantize", "error")
+def _swap_quantize(cfg: RunConfig, env: Env):
+    if cfg.training.blocks_to_swap and cfg.model.quantize != "none":  # bitsandbytes' int8 weights cannot be moved
+        return ("training.blocks_to_swap",
+                f"Block swap cannot move model.quantize = {cfg.model.quantize} weights between CPU and GPU memory.",
+                f"块交换无法在内存和显存之间搬运 model.quantize = {cfg.model.quantize} 的权重。",
+                "Use training.fp8_base with block swap (sd-scripts' 12 GB recipe), or set blocks_to_swap to 0.",
+                "块交换请配合 training.fp8_base 使用（sd-scripts 的 12 GB 方案），或把 blocks_to_swap 设为 0。")
+
+
 @rule("fp8_base_on_mps", "error")
 def _fp8_base_mps(cfg: RunConfig, env: Env):
     if cfg.training.fp8_base and _device(cfg, env) == "mps":
