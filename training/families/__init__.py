@@ -18,6 +18,10 @@ training/loop.py, the caches, the validation pass and the sample renders call th
   position ids, guidance vector, text mask and the prediction's sign all inside);
 - ``predict_at(parts, denoiser, latents, noise, level, text, items) -> (prediction, target)``: the validation
   pass's measure at one noise level in [0, 1].
+
+Optional: ``place_denoiser(cfg, denoiser, device, log)``: the denoiser put on the device by the family itself once
+its LoRA is added (FLUX's block swap keeps some blocks in CPU memory: training/block_swap.py); without it,
+training/adapters.py moves the whole denoiser.
 """
 
 from __future__ import annotations
