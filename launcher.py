@@ -150,7 +150,10 @@ def bootstrap() -> None:
 def dispatch(command: str, argv: list[str]) -> int:
     """Run the subcommand's handler, then its follow-up when the handler succeeded."""
     if command == "test":
-        cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests"), "-q", "-p", "no:cacheprovider", *argv]
+        # Two pytest-xdist workers, one a core of a 2-core machine, each module on one worker (tests/conftest.py
+        # hands the longest out first). `test -n 0` runs the suite in one process.
+        cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests"), "-q", "-p", "no:cacheprovider",
+               "-n", "2", "--dist", "loadfile", *argv]
         print("[Danlu] " + " ".join(cmd), flush=True)
         return subprocess.call(cmd, cwd=ROOT)
     import importlib

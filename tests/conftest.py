@@ -20,6 +20,23 @@ os.environ.setdefault("DANLU_LANG", "en")
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 
+# `launcher.py test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadfile`), one a core. Each worker
+# is a process of its own with its own session fixtures, temporary folders, app server (on a free port) and browser.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread a worker, set before torch is imported (after this file): torch and the trainers the tests start
+    # as children read it, and two workers' threads fighting over two cores are slower than one thread each.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+# A module's tests stay on one worker, so its module fixtures (tiny models, trained runs) are built once. Modules
+# that share a costly session fixture go to one worker together (the sweep_runs trainings).
+SAME_WORKER = {"test_grid_runs.py": "sweep_runs", "test_grid_runs_browser.py": "sweep_runs"}
+# The longest modules, longest first, are handed out first: the worker that would otherwise meet one of them last
+# leaves the other idle meanwhile. The rest follow in their order.
+LONGEST_FIRST = ("test_demo_journey_browser.py", "test_training_faults.py", "test_grid_demo.py",
+                 "test_training_zimage.py", "test_queue_restart_browser.py", "test_training_runs.py",
+                 "test_form_commit_browser.py", "test_stale_save_browser.py")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -142,6 +159,34 @@ def pytest_runtest_makereport(item, call):
     if report.skipped and browser_test and in_ci() and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true: {call.excinfo.value if call.excinfo else 'browser test'}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest modules first (LONGEST_FIRST); every worker sorts alike, so their collections still agree."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
+    # SAME_WORKER names each module by the fixture it shares; a new user of that fixture has to be added there.
+    strays = sorted({f"{item.path.name} ({name})" for item in items for name in set(SAME_WORKER.values())
+                     if name in item.fixturenames and SAME_WORKER.get(item.path.name) != name})
+    if strays:
+        raise pytest.UsageError(f"add {', '.join(strays)} to SAME_WORKER in tests/conftest.py")
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: a run without pytest-xdist has no such hook
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` with the SAME_WORKER modules as one unit, units handed out in collection order rather than
+    by their number of tests. (pytest-xdist 3.8's loadgroup cannot group under pytest 9: its test ids are fixed.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return SAME_WORKER.get(path.rsplit("/", 1)[-1], path)
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
 
 
 def pytest_terminal_summary(terminalreporter):
