@@ -34,7 +34,8 @@ SAME_WORKER = {"test_grid_runs.py": "sweep_runs", "test_grid_runs_browser.py": "
 # The longest modules, longest first, are handed out first: the worker that would otherwise meet one of them last
 # leaves the other idle meanwhile. The rest follow in their order.
 LONGEST_FIRST = ("test_demo_journey_browser.py", "test_training_faults.py", "test_grid_demo.py",
-                 "test_training_zimage.py", "test_queue_restart_browser.py", "test_training_runs.py",
+                 "test_training_zimage.py", "test_flux_training.py", "test_queue_restart_browser.py",
+                 "test_training_runs.py",
                  "test_form_commit_browser.py", "test_stale_save_browser.py")
 
 
