@@ -8,7 +8,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "model.family": ("模型系列", "Model family"),
     "model.prediction_type": ("预测类型", "Prediction type"),
     "model.vae": ("VAE", "VAE"),
-    "model.variant": ("Z-Image 版本", "Z-Image variant"),
+    "model.variant": ("模型版本（Z-Image / FLUX.1）", "Variant (Z-Image / FLUX.1)"),
     "model.training_adapter": ("训练适配器", "Training adapter"),
     "model.quantize": ("低显存量化", "Low-VRAM quantisation"),
     "model.download_source": ("下载源", "Download source"),
