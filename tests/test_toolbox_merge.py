@@ -286,3 +286,19 @@ def test_merge_into_base_cancelled_midway_leaves_no_file(sd15_files, tmp_path):
     assert seen == [0, 1, 2, 3, 4] and list(folder.iterdir()) == []
     with pytest.raises(DanluError, match="overwritten"):
         merge_into_base(tiny.single_file, [(a, 0.6)], tiny.single_file)
+
+
+def test_a_lora_that_does_not_fit_the_base_is_refused_in_both_languages(sd15_files, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from core.errors import DanluError
+    from models.toolbox.merge import merge_into_base
+
+    tiny, a, _ = sd15_files
+    state = load_file(str(a))
+    odd = tmp_path / "odd.safetensors"
+    save_file({k.replace("lora_unet_", "lora_unet_nowhere_", 1): v for k, v in state.items()}, str(odd))
+    with pytest.raises(DanluError) as err:
+        merge_into_base(tiny.single_file, [(odd, 1.0)], tmp_path / "never.safetensors")
+    assert "odd.safetensors" in err.value.en and "match no layer" in err.value.en
+    assert "找不到对应的层" in err.value.zh and not (tmp_path / "never.safetensors").exists()

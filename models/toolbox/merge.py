@@ -222,7 +222,8 @@ def merge_into_base(base: str | Path, inputs: list[tuple[str | Path, float]], ou
 
     Tensor by tensor: the layers are found from the header (models.toolbox.layers), and each checkpoint tensor a
     LoRA touches is read, patched and written before the next one is read; the others are copied as bytes. The
-    memory needed is one tensor (and its fp32 copy) plus a LoRA module, whatever the checkpoint's size."""
+    memory needed is one tensor with two fp32 copies (the sum and ΔW) plus a LoRA module, whatever the
+    checkpoint's size."""
     from models import families
     from models.files import read_header
     from models.toolbox.convert import layouts
@@ -246,7 +247,8 @@ def merge_into_base(base: str | Path, inputs: list[tuple[str | Path, float]], ou
     for i, modules in enumerate(readers):
         missing = sorted(n for n in modules if n not in layers or layers[n].key not in header)
         if missing:
-            raise _no_layer(base, f"{len(missing)} modules of {files[i].path.name} match no layer, e.g. {missing[:3]}")
+            raise _no_layer(base, f"{len(missing)} modules of {files[i].path.name} match no layer, e.g. {missing[:3]}",
+                            f"{files[i].path.name} 中有 {len(missing)} 个模块找不到对应的层，如 {missing[:3]}")
         for name, read in modules.items():
             plan.setdefault(layers[name].key, []).append((i, layers[name], read))
     strengths = [float(w) for _, w in inputs]
@@ -290,7 +292,7 @@ def _merge_module(weight: Any, tensors: dict[str, Any], strength: float) -> None
         weight.copy_(merged)
 
 
-def _no_layer(base: Path, detail: str) -> DanluError:
-    return DanluError(f"The LoRA does not fit {base.name}: {detail}.", f"该 LoRA 与 {base.name} 的结构不符：{detail}。",
+def _no_layer(base: Path, detail: str, detail_zh: str) -> DanluError:
+    return DanluError(f"The LoRA does not fit {base.name}: {detail}.", f"该 LoRA 与 {base.name} 的结构不符：{detail_zh}。",
                       "Use a LoRA trained on this base model's family and version.",
                       "请使用在该底模系列与版本上训练的 LoRA。", key=str(base))
