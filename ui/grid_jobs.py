@@ -147,7 +147,7 @@ def files_sampling(config: dict | None, base: str) -> tuple[dict, bool]:
     model = config.get("model") or {}
     if _same_model(model.get("base", ""), base):
         return form, True
-    own = base_sampling((base or "").strip().strip('"'), str(model.get("variant") or "turbo"))
+    own = base_sampling((base or "").strip().strip('"'), str(model.get("variant") or ""))
     return own | {k: form[k] for k in ("seed", "negative_prompt") if k in form}, False
 
 

@@ -16,7 +16,9 @@ everything itself, in a package with the same module names every time; the share
 - `__init__`: the names above, and PIPELINE (the diffusers pipeline class name), DENOISER (the pipeline attribute
   LoRA trains), HUB_IDS and MODEL_PATTERNS (what to download for a hub id), LORA_VERSION / LORA_MODELSPEC;
   recognising: `matches(keys)`, `is_folder(folder)`, `other_part(tensors)` (its text encoder or VAE picked as
-  base), `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message for a LoRA or adapter)
+  base), `lora_matches(keys, meta)`, `not_a_base(kind)` (the bilingual message for a LoRA or adapter); optionally
+  SAMPLE_PRESETS (variant → the preset whose steps, CFG and sampler a base of it is rendered with where no run
+  says otherwise: models.grid.plan.base_sampling)
 - `load` (and optionally `missing_download(cfg)`: a file the run needs is not downloaded yet):
   `classify_file(info, tensors, meta)` and `classify_folder(info, folder)` (fill a model_info.ModelInfo,
   which means looking for the parts beside the model), `load_parts(path, components=None, torch_dtype=None)` →

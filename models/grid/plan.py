@@ -244,12 +244,15 @@ def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None
                     device=device, margin=margin, out_dir=Path(out_dir) if out_dir else paths[0].parent / "grids")
 
 
-def base_sampling(base: str, variant: str = "turbo") -> dict:
+def base_sampling(base: str, variant: str = "") -> dict:
     """The sample settings LoRA files on `base` start from: the base's native size (a 64-px tiny model renders at
-    64 px, SDXL at 1024) and its family's steps, CFG and sampler: those of the family's preset for `variant` (Z-Image
-    Turbo: 8 steps at CFG 1), else the schema's defaults. {} for a base that is not on this machine (a hub id):
-    nothing is downloaded to plan."""
+    64 px, SDXL at 1024) and its family's steps, CFG and sampler: those of the preset its family package names for
+    the variant (SAMPLE_PRESETS: the one the weights tell, else `variant` when it is one of the family's, else the
+    family's first; Z-Image Turbo: 8 steps at CFG 1, FLUX.1 [dev]: 20 steps at CFG 1), else the schema's defaults.
+    {} for a base that is not on this machine (a hub id): nothing is downloaded to plan."""
+    from core import family_facts
     from core.config.presets import PRESETS
+    from models import families
     from models.detect import detect
 
     if not base or not Path(base).exists():
@@ -260,13 +263,13 @@ def base_sampling(base: str, variant: str = "turbo") -> dict:
         return {}
     out: dict = {}
     if info.native_resolution:
-        out["width"] = out["height"] = max(64, int(info.native_resolution) // 8 * 8)
-    for preset in PRESETS.values():
-        model = preset.get("model") or {}
-        if model.get("family") == info.family and model.get("variant", variant) == variant:
-            out |= {k: v for k, v in (preset.get("sampling") or {}).items() if k in ("steps", "cfg", "sampler")}
-            break
-    return out
+        row = family_facts.get(info.family)
+        multiple = row.size_multiple if row is not None else 8  # FLUX, Z-Image: 16 (the family's sample sizes)
+        out["width"] = out["height"] = max(64, int(info.native_resolution) // multiple * multiple)
+    table = getattr(families.dit_module(info.family), "SAMPLE_PRESETS", {})
+    chosen = next((v for v in (info.variant, variant) if v in table), next(iter(table), None))
+    preset = PRESETS.get(table.get(chosen) or "", {})
+    return out | {k: v for k, v in (preset.get("sampling") or {}).items() if k in ("steps", "cfg", "sampler")}
 
 
 # ------------------------------------------------------------------------------------------ version checks

@@ -29,6 +29,7 @@ HD_REPO = "lodestones/Chroma1-HD"
 HUB_IDS = (HD_REPO, "lodestones/Chroma1-Base")
 VAE_SHIFT, VAE_SCALE = flux.VAE_SHIFT, flux.VAE_SCALE
 SIZE_MULTIPLE = flux.SIZE_MULTIPLE
+SAMPLE_PRESETS = {"": "chroma"}  # real CFG 4 with the negative prompt, 30 steps (sd-scripts' docs §4)
 PART_PATTERNS = ["model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*", "vae/*", "transformer/*.json"]
 MODEL_PATTERNS = PART_PATTERNS + ["transformer/*.safetensors"]
 FILE_PREFIX = flux.FILE_PREFIX

@@ -39,6 +39,10 @@ VAE_SHIFT, VAE_SCALE = 0.1159, 0.3611
 SCHEDULER_SHIFT = 3.0
 MAX_SEQUENCE_LENGTH = 512
 SIZE_MULTIPLE = 16          # VAE ×8, patches of 2
+# The preset whose [sampling] (steps, CFG, sampler) a base of each variant is rendered with where no run says
+# otherwise (the XYZ grid's LoRA files); the first is assumed when neither the weights nor the form tell. Base:
+# the schema's CFG sampling (no preset of its own).
+SAMPLE_PRESETS = {"turbo": "zimage_turbo_adapter", "deturbo": "zimage_deturbo", "base": ""}
 PART_PATTERNS = ["model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*", "vae/*", "transformer/*.json"]
 MODEL_PATTERNS = PART_PATTERNS + ["transformer/*.safetensors"]
 # Kinds as network.dit_targets names them → module names inside a block. Main blocks are `layers.N`; the
