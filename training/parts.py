@@ -33,10 +33,15 @@ class Parts:
 def encode_latents(parts: Parts, pixels):
     """(B, 3, H, W) in [-1, 1] → scaled latents (deterministic: the distribution's mode).
 
-    VAEs with a shift (the 16-channel FLUX/Z-Image one) are centred first, as their pipelines undo it.
+    VAEs with a shift (the 16-channel FLUX/Z-Image one) are centred first, as their pipelines undo it. A family whose
+    VAE is normalised otherwise (Qwen-Image's per-channel mean/std of a video VAE) has its own ``encode_latents``
+    stage in its training seam.
     """
     import torch
 
+    own = getattr(parts.setup, "encode_latents", None)
+    if own is not None:
+        return own(parts, pixels)
     vae = parts.vae
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     with torch.no_grad():

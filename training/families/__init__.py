@@ -21,7 +21,8 @@ training/loop.py, the caches, the validation pass and the sample renders call th
 
 Optional: ``place_denoiser(cfg, denoiser, device, log)``: the denoiser put on the device by the family itself once
 its LoRA is added (FLUX's block swap keeps some blocks in CPU memory: training/block_swap.py); without it,
-training/adapters.py moves the whole denoiser.
+training/adapters.py moves the whole denoiser. ``encode_latents(parts, pixels) -> (B, C, h, w)``: the latents of a
+VAE that training.parts.encode_latents' shift and scale do not describe (Qwen-Image's per-channel mean/std).
 """
 
 from __future__ import annotations

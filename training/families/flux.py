@@ -211,8 +211,9 @@ def _forward(parts: Parts, transformer: Any, x_t, sigma, text: tuple):
 
 
 def blocks_of(transformer: Any) -> list:
-    """The transformer's blocks in forward order: the double-stream, then the single-stream ones."""
-    return [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
+    """The transformer's blocks in forward order: the double-stream, then the single-stream ones (Qwen-Image, whose
+    seam shares this and place_denoiser, has only the first kind)."""
+    return [*transformer.transformer_blocks, *getattr(transformer, "single_transformer_blocks", [])]
 
 
 def loss(parts: Parts, transformer: Any, latents, text: tuple, items: list, cfg: RunConfig, class_text=None):
