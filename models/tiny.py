@@ -20,7 +20,7 @@ from models.ldm import diffusers_to_ldm
 
 FAMILIES = (*family_facts.names(selectable_only=True), *family_facts.ALIASES)  # "sd2v": SD2 with v-prediction
 TINY_RESOLUTION = 64
-TINY_RESOLUTIONS = {"zimage": 32, "flux": 32, "chroma": 32}
+TINY_RESOLUTIONS = {"zimage": 32, "flux": 32, "chroma": 32, "qwen_image": 32}
 
 
 def _text_config(vocab_size: int, hidden: int, layers: int, projection: int | None = None, act: str = "quick_gelu"):

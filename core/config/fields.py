@@ -15,6 +15,8 @@ SCHEDULERS = ("constant", "cosine", "cosine_with_restarts", "linear", "polynomia
 SAMPLERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "heun", "lms")
 FAMILIES = family_facts.names(selectable_only=True)  # model.family's choices: one row a family
 ZIMAGE_VARIANTS = ("turbo", "deturbo", "base")
+# Qwen-Image: text to image, and the edit models (Qwen-Image-Edit, -Edit-2509, -Edit-2511), named as their releases
+QWEN_IMAGE_VARIANTS = ("image", "edit", "edit_2509", "edit_2511")
 FLUX_VARIANTS = ("dev", "schnell")  # FLUX.1 [dev] (guidance-distilled) and [schnell] (4-step, no guidance input)
 TIMESTEP_TYPES = ("uniform", "sigmoid", "shift", "weighted", "flux_shift")  # training/flow.py draws them
 TIMESTEP_BIASES = ("balanced", "high_noise", "low_noise")

@@ -9,6 +9,7 @@ from core.config.fields import (
     DIT_TARGETS,
     FAMILIES,
     FLUX_VARIANTS,
+    QWEN_IMAGE_VARIANTS,
     ZIMAGE_VARIANTS,
     F,
 )
@@ -33,10 +34,13 @@ class ModelConfig:
                  "可选的独立 VAE（文件或文件夹）；留空则用底模自带的 VAE。")
     variant: str = F("turbo", "Z-Image: turbo (8-step distilled), deturbo (de-distilled) or base (the file "
                      "cannot tell them apart, so say which). FLUX.1: dev or schnell (read from the file where it "
-                     "can tell).",
+                     "can tell). Qwen-Image: image, edit, edit_2509 or edit_2511 (read from a folder's pipeline or "
+                     "the name; the weights cannot tell).",
                      "Z-Image：8 步蒸馏版（turbo）、去蒸馏版（deturbo）或基础版（base）（文件本身无法区分，"
-                     "需要手动选择）。FLUX.1：dev 或 schnell（文件能区分时自动读取）。",
-                     choices=(*ZIMAGE_VARIANTS, *FLUX_VARIANTS), families=("zimage", "flux"))
+                     "需要手动选择）。FLUX.1：dev 或 schnell（文件能区分时自动读取）。Qwen-Image：文生图（image）、"
+                     "编辑版（edit、edit_2509、edit_2511）（从文件夹的 pipeline 或名称读取；权重本身无法区分）。",
+                     choices=(*ZIMAGE_VARIANTS, *FLUX_VARIANTS, *QWEN_IMAGE_VARIANTS),
+                     families=("zimage", "flux", "qwen_image"))
     training_adapter: str = F("none", "Z-Image Turbo only: a training adapter merged into the base while training and "
                               "never saved: none, v1, v2 (ostris/zimage_turbo_training_adapter) or a .safetensors "
                               "file. Samples use the plain Turbo base, as users will.",

@@ -125,6 +125,20 @@ PRESETS: dict[str, dict] = {
         "model": {"family": "chroma"}, **_FLUX_COMMON,
         "sampling": {"steps": 30, "cfg": 4.0, "width": 1024, "height": 1024, "sampler": "euler"},
     },
+    # Qwen-Image on a 24 GB card (musubi-tuner docs/qwen_image.md: fp8 base + 16 swapped blocks ≈ 24 GB at 1024²,
+    # batch 1, checkpointing): the 38 GiB bf16 transformer stored in fp8, 16 of its 60 blocks in CPU memory, and
+    # Qwen2.5-VL-7B's outputs cached then the encoder freed. Timesteps weighted as ai-toolkit's Qwen-Image jobs;
+    # LoRA on attention and MLP, not the modulation (musubi's network leaves img_mod / txt_mod out).
+    # Samples as musubi's and the pipeline's example: 25 steps, true CFG 4 with the negative prompt " " (CFG runs
+    # only with a negative prompt).
+    "qwen_image_24gb": {
+        "model": {"family": "qwen_image", "variant": "image"}, **_FLUX_COMMON,
+        "dataset": {**_FLUX_COMMON["dataset"], "resolutions": [], "resolution": 1024},
+        "network": {**_FLUX_COMMON["network"], "dit_targets": ["attention", "feed_forward"]},
+        "training": {**_FLUX_COMMON["training"], "timestep_type": "weighted", "blocks_to_swap": 16},
+        "sampling": {"steps": 25, "cfg": 4.0, "width": 1024, "height": 1024, "sampler": "euler",
+                     "negative_prompt": " "},
+    },
 }
 
 

@@ -54,3 +54,11 @@ def folder_weights(info, folder: Path, label: str) -> bool:
 def wrong_part(what: tuple[str, str], pick_en: str, pick_zh: str) -> tuple[str, str, str, str]:
     """(en, zh, hint_en, hint_zh) for a text encoder or VAE given where the base model is needed."""
     return f"This is {what[0]}, not a base model.", f"这是{what[1]}，不是底模。", pick_en, pick_zh
+
+
+def read_json(path: Path) -> dict:
+    """A config file's contents; {} when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

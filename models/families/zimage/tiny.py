@@ -30,13 +30,15 @@ CHAT_TEMPLATE = (
     "{%- endif %}")
 
 
-def qwen_tokenizer(vocab_size: int = 600):
-    """A byte-level BPE tokenizer with Qwen's special tokens and chat template (a Qwen2Tokenizer)."""
+def qwen_tokenizer(vocab_size: int = 600, corpus: str = CORPUS, bare_words: tuple[str, ...] = ()):
+    """A byte-level BPE tokenizer with Qwen's special tokens and chat template (a Qwen2Tokenizer). `corpus` is
+    learnt with a leading space, `bare_words` without (words that follow a newline, as in a prompt template)."""
     from transformers import Qwen2Tokenizer
 
     chars = list(bytes_to_unicode().values())
     space = bytes_to_unicode()[ord(" ")]
-    words = [[space, *w] for w in CORPUS.split()] + [list(w) for w in CORPUS.split()[:8]]
+    words = ([[space, *w] for w in corpus.split()] + [list(w) for w in corpus.split()[:8]]
+             + [list(w) for w in bare_words])
     merges = learn_merges(words, vocab_size - len(chars) - len(SPECIAL_TOKENS))
     vocab = {tok: i for i, tok in enumerate(dict.fromkeys(chars + [a + b for a, b in merges]))}
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token="<|im_end|>",
