@@ -24,6 +24,18 @@ MODELSPEC_ARCH = {"sd15": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v
 CONFIG_KEY = "danlu_config"  # the whole run TOML
 
 
+def trained_variant(meta: dict[str, Any], variants: tuple[str, ...], default: str) -> str:
+    """The run's model.variant as the file's embedded run TOML (CONFIG_KEY) states it, `default` when it states
+    none of `variants` (a file written by another trainer, a damaged TOML)."""
+    import tomllib
+
+    try:
+        variant = tomllib.loads(str(meta.get(CONFIG_KEY) or "")).get("model", {}).get("variant", "")
+    except tomllib.TOMLDecodeError:
+        variant = ""
+    return variant if variant in variants else default
+
+
 def base_model_version(family: str, prediction: str = "epsilon") -> str:
     """`ss_base_model_version` as kohya writes it (sd_v1, sd_v2, sd_v2_v, sdxl_base_v1-0): the family's own value."""
     from models.families import module

@@ -369,3 +369,28 @@ def comfy_flux_key_map(unet: set[str], depth: int, depth_single: int, hidden: in
         if k.endswith(".linear1.weight"):
             key_map[k.replace(".linear1.weight", ".linear1_qkv")] = (k, (0, 0, hidden * 3))
     return key_map
+
+
+# ------------------------------------------------------------------------------------------ ComfyUI: Qwen-Image
+# ComfyUI holds Qwen-Image under the diffusers names (comfy/ldm/qwen_image/model.py), so its LoRA keys are those names
+# with a prefix; there is no fused layer and no conversion table.
+
+def qwen_model_keys(module_names) -> set[str]:
+    """The linear weights ComfyUI's QwenImage holds, as ``diffusion_model.<diffusers name>.weight``."""
+    return {f"diffusion_model.{n}.weight" for n in module_names}
+
+
+def comfy_qwen_key_map(unet: set[str]) -> dict[str, str]:
+    """``model_lora_keys_unet`` for a QwenImage model: the generic part (``lora_unet_`` + underscored and the bare
+    ``diffusion_model.`` name of every weight) and the QwenImage branch (the name with no prefix, ``transformer.``
+    + the name, ``lycoris_`` + the underscored name)."""
+    key_map: dict[str, str] = {}
+    for k in unet:
+        if k.endswith(".weight"):
+            name = k[len("diffusion_model."):-len(".weight")]
+            key_map["lora_unet_" + name.replace(".", "_")] = k
+            key_map[k[:-len(".weight")]] = k
+            key_map[name] = k
+            key_map[f"transformer.{name}"] = k
+            key_map[f"lycoris_{name.replace('.', '_')}"] = k
+    return key_map

@@ -112,6 +112,10 @@ def modelspec_for(family: str, prediction: str, resolution: int, title: str = ""
 def lora_family(keys: list[str] | dict, metadata: dict[str, str] | None = None) -> str | None:
     """The base family a LoRA/LyCORIS file was made for: from ss_base_model_version / ss_v2, else keys and shapes."""
     meta = metadata or {}
+    version = meta.get("ss_base_model_version", "")
+    for name, mod in DIT_MODULES.items():  # the file's own word first: DiT families share block names
+        if version and version.startswith(mod.LORA_VERSION):
+            return name
     for name, mod in DIT_MODULES.items():
         if mod.lora_matches(list(keys), meta):
             return name

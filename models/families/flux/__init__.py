@@ -98,10 +98,16 @@ def lora_matches(keys, metadata: dict[str, str]) -> bool:
         return True
     if version.startswith("chroma") or metadata.get("modelspec.architecture", "").startswith("chroma"):
         return False
+    # BFL names under double/single_blocks, diffusers names under transformer_blocks. Qwen-Image's blocks are
+    # transformer_blocks with the same attention names, but with img_mlp / img_mod, which FLUX has under BFL names
+    # only: such a file is not FLUX's.
+    if any(re.match(r"^(diffusion_model\.|transformer\.|lora_unet_|lycoris_)?transformer_blocks[._]\d+[._]"
+                    r"(img|txt)_(mlp|mod)", k) for k in keys):
+        return False
     pat = re.compile(r"^(diffusion_model\.|transformer\.|lora_unet_|lora_transformer_|lycoris_)?"
-                     r"(double_blocks|single_blocks|transformer_blocks|single_transformer_blocks)[._]\d+[._]"
-                     r"(img_attn|txt_attn|img_mlp|txt_mlp|img_mod|txt_mod|linear1|linear2|modulation|attn|ff|"
-                     r"ff_context|norm1|norm1_context|norm|proj_mlp|proj_out)")
+                     r"((double_blocks|single_blocks)[._]\d+[._](img_attn|txt_attn|img_mlp|txt_mlp|img_mod|txt_mod|"
+                     r"linear1|linear2|modulation)|(transformer_blocks|single_transformer_blocks)[._]\d+[._]"
+                     r"(attn|ff|ff_context|norm1|norm1_context|norm|proj_mlp|proj_out))")
     # Chroma's LoRAs hold the same block names: its metadata tells them apart (checked above); without it a
     # FLUX file is the likelier, and every loader reads the two the same way.
     return any(pat.match(k) for k in keys)

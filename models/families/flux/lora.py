@@ -21,7 +21,6 @@ Never `diffusion_model.<name>`: diffusers ignores those keys without an error (t
 from __future__ import annotations
 
 import re
-import tomllib
 from typing import Any
 
 from models.families import chroma, flux
@@ -165,13 +164,9 @@ def lora_metadata(meta: dict[str, Any], family: str = flux.FAMILY) -> dict[str, 
 
 def _variant(meta: dict[str, Any]) -> str:
     """dev or schnell: the run's model.variant in the embedded run TOML (models.lora_file.CONFIG_KEY), else dev."""
-    from models.lora_file import CONFIG_KEY
+    from models.lora_file import trained_variant
 
-    try:
-        variant = tomllib.loads(str(meta.get(CONFIG_KEY) or "")).get("model", {}).get("variant", "")
-    except tomllib.TOMLDecodeError:
-        variant = ""
-    return variant if variant in flux.VARIANTS else "dev"
+    return trained_variant(meta, flux.VARIANTS, "dev")
 
 
 # --- reading a file back (the toolbox's convert) -----------------------------------------------------------------

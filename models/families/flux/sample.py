@@ -99,14 +99,14 @@ def sample_recipe(recipe: dict, args: dict, family: str = flux.FAMILY) -> tuple[
     return recipe, {**args, "sampler": "euler", "clip_skip": 1}
 
 
-def initial_latents(pipe, seed: int, width: int, height: int, n: int = 1):
+def initial_latents(pipe, seed: int, width: int, height: int, n: int = 1, label: str = "FLUX"):
     """The CPU fp32 draw of (1, 16, H/8, W/8) for `seed` (ComfyUI's noise), packed as the pipeline packs latents,
-    repeated for a batch of n prompts; and the generator."""
+    repeated for a batch of n prompts; and the generator. Qwen-Image packs the same way (`label` names it)."""
     import torch
 
     if width % flux.SIZE_MULTIPLE or height % flux.SIZE_MULTIPLE:
-        raise DanluError(f"FLUX sample size {width}x{height} must be a multiple of {flux.SIZE_MULTIPLE}.",
-                         f"FLUX 样图尺寸 {width}x{height} 必须是 {flux.SIZE_MULTIPLE} 的倍数。",
+        raise DanluError(f"{label} sample size {width}x{height} must be a multiple of {flux.SIZE_MULTIPLE}.",
+                         f"{label} 样图尺寸 {width}x{height} 必须是 {flux.SIZE_MULTIPLE} 的倍数。",
                          f"Set sampling.width and sampling.height to multiples of {flux.SIZE_MULTIPLE}.",
                          f"请把 sampling.width 和 sampling.height 设为 {flux.SIZE_MULTIPLE} 的倍数。",
                          key="sampling.width")

@@ -102,12 +102,19 @@ def comfy_prompt(recipe: dict, unet: str) -> dict:
     g["5"] = {"class_type": "CLIPTextEncode", "inputs": {"text": recipe["prompt"], "clip": ["2", 0]}}
     g["6"] = {"class_type": "CLIPTextEncode", "inputs": {"text": recipe.get("negative_prompt") or "",
                                                          "clip": ["2", 0]}}
+    return sampler_nodes(g, recipe, ["4", 0])
+
+
+def sampler_nodes(g: dict[str, dict], recipe: dict, model: list, positive: list | None = None,
+                  negative: list | None = None) -> dict[str, dict]:
+    """The graph's tail (nodes 7, 8, 9, 20): EmptySD3LatentImage → KSampler(euler, simple, the recipe's seed, steps
+    and cfg; the prompts of nodes 5 and 6 unless given) → VAEDecode with the VAE of node 3 → SaveImage."""
     g["7"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": int(recipe["width"]),
                                                               "height": int(recipe["height"]), "batch_size": 1}}
     g["8"] = {"class_type": "KSampler", "inputs": {
-        "model": ["4", 0], "seed": int(recipe["seed"]), "steps": int(recipe["steps"]), "cfg": float(recipe["cfg"]),
-        "sampler_name": "euler", "scheduler": "simple", "positive": ["5", 0], "negative": ["6", 0],
-        "latent_image": ["7", 0], "denoise": 1.0}}
+        "model": model, "seed": int(recipe["seed"]), "steps": int(recipe["steps"]), "cfg": float(recipe["cfg"]),
+        "sampler_name": "euler", "scheduler": "simple", "positive": positive or ["5", 0],
+        "negative": negative or ["6", 0], "latent_image": ["7", 0], "denoise": 1.0}}
     g["9"] = {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["3", 0]}}
     g["20"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "danlu"}}
     return g
