@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = {"sd15", "sd2", "sd2v", "sdxl", "sdxl_refiner", "zimage", "flux", "chroma"}
+NAMES = {"sd15", "sd2", "sd2v", "sdxl", "sdxl_refiner", "zimage", "flux", "chroma", "qwen_image"}
 # A family's own importer (another trainer's script for that family, e.g. sd-scripts' flux_train_network.py) is
 # one of its files, as its package is.
 SEAMS = ("models/families/", "training/families/", "ui/families/", "core/family_facts.py", "core/importers/flux.py")
@@ -53,8 +53,8 @@ def test_family_names_stay_in_the_family_seams():
     listing = "\n".join(f"{where} {names}" for where, names in found)
     print(f"\n{len(found)} comparisons with a family name outside the seams (ceiling {CEILING}):\n{listing}")
     assert len(found) <= CEILING, listing
-    # A DiT family is asked for its traits everywhere: no shared code names Z-Image, FLUX or Chroma.
-    assert not [w for w, names in found if {"zimage", "flux", "chroma"} & set(names)], listing
+    # A DiT family is asked for its traits everywhere: no shared code names Z-Image, FLUX, Chroma or Qwen-Image.
+    assert not [w for w, names in found if {"zimage", "flux", "chroma", "qwen_image"} & set(names)], listing
 
 
 # ---------------------------------------------------------------------------------------------- a throw-away family

@@ -16,9 +16,11 @@ ZH: dict[str, str] = {
     "auto": "自动", "none": "无",
     # model.family, model.prediction_type, model.variant, model.download_source
     "sd15": "SD1.5", "sd2": "SD2.x", "sdxl": "SDXL", "zimage": "Z-Image", "flux": "FLUX.1", "chroma": "Chroma",
+    "qwen_image": "Qwen-Image",
     "epsilon": "噪声预测", "v_prediction": "v 预测",
     "turbo": "Turbo 蒸馏版", "deturbo": "De-Turbo 去蒸馏版", "base": "Base 基础版",
     "dev": "dev 引导蒸馏版", "schnell": "schnell 4 步版",
+    "image": "文生图", "edit": "Edit 编辑版", "edit_2509": "Edit-2509 编辑版", "edit_2511": "Edit-2511 编辑版",
     "huggingface": "Hugging Face", "mirror": "镜像站", "modelscope": "魔搭 ModelScope",
     # dataset.cache_latents, network.type, network.dit_targets
     "memory": "内存", "disk": "磁盘",

@@ -21,8 +21,8 @@ LANG_CHOICES = [("简体中文", "zh"), ("English", "en")]
 
 STRINGS: dict[str, tuple[str, str]] = {
     "app.title": ("丹炉 Danlu · LoRA 炼丹炉", "Danlu 丹炉 · LoRA trainer"),
-    "app.subtitle": ("SD1.5 / SD2.x / SDXL / Z-Image / FLUX.1 / Chroma 的本地 LoRA 训练：所见即所得。",
-                     "Local LoRA training for SD1.5 / SD2.x / SDXL / Z-Image / FLUX.1 / Chroma: "
+    "app.subtitle": ("SD1.5 / SD2.x / SDXL / Z-Image / FLUX.1 / Chroma / Qwen-Image 的本地 LoRA 训练：所见即所得。",
+                     "Local LoRA training for SD1.5 / SD2.x / SDXL / Z-Image / FLUX.1 / Chroma / Qwen-Image: "
                      "what you see is what you get."),
     "app.language": ("语言", "Language"),
 }

@@ -41,6 +41,7 @@ PRESET_NAMES: dict[str, tuple[str, str]] = {
     "flux_dev_12gb": ("FLUX.1 dev 12 GB（块交换）", "FLUX.1 dev 12 GB (block swap)"),
     "flux_schnell": ("FLUX.1 schnell", "FLUX.1 schnell"),
     "chroma": ("Chroma", "Chroma"),
+    "qwen_image_24gb": ("Qwen-Image 24 GB（fp8 底模 + 块交换）", "Qwen-Image 24 GB (fp8 base + block swap)"),
 }
 
 i18n.add({f"params.preset.{k}": v for k, v in PRESET_NAMES.items()})

@@ -56,13 +56,13 @@ class TrainingConfig:
                             "memory and move each in for its forward and backward pass; 0 = off. Each FLUX block "
                             "swapped saves 0.3 GB (single) to 0.7 GB (double) of bf16 weights and costs speed "
                             "(PCIe transfers). FLUX.1 can swap up to 35 blocks; about 16 fits FLUX.1-dev on a 12 GB "
-                            "card. Qwen-Image (60 blocks of 0.7 GB): 16 with fp8_base fits a 24 GB card (musubi-tuner's "
-                            "figure).",
+                            "card. Qwen-Image (60 blocks of 0.7 GB): 16 with fp8_base fits a 24 GB card "
+                            "(musubi-tuner's figure).",
                             "块交换（sd-scripts 的 --blocks_to_swap）：把这么多个 transformer 块放在内存里，前向和"
                             "反向时再逐块搬到显卡；0 表示不用。每交换一个 FLUX 块省下 0.3 GB（单流块）到 0.7 GB"
                             "（双流块）的 bf16 权重，但会变慢（PCIe 传输）。FLUX.1 最多可交换 35 块；约 16 块可让 "
-                            "FLUX.1-dev 在 12 GB 显卡上训练。Qwen-Image（60 块，每块 0.7 GB）：配合 fp8_base 交换 16 块"
-                            "可在 24 GB 显卡上训练（musubi-tuner 的数据）。",
+                            "FLUX.1-dev 在 12 GB 显卡上训练。Qwen-Image（60 块，每块 0.7 GB）："
+                            "配合 fp8_base 交换 16 块可在 24 GB 显卡上训练（musubi-tuner 的数据）。",
                             min=0, max=58, families=("flux", "chroma", "qwen_image"))
     full_bf16: bool = F(False, "Full bf16 (sd-scripts --full_bf16): the LoRA weights, their gradients and the "
                         "optimizer state in bf16 too, with no fp32 copy: less memory, a little less precise. Needs "

@@ -25,6 +25,9 @@ _ROW = family_facts.ROWS[FAMILY]
 LABEL, TRAITS, NATIVE_RESOLUTION, PREDICTION = _ROW.label, tuple(sorted(_ROW.traits)), _ROW.native, _ROW.prediction
 VARIANTS = ("image", "edit", "edit_2509", "edit_2511")
 EDIT_VARIANTS = VARIANTS[1:]
+# The preset a base of each variant is sampled with where no run says otherwise (models.grid.plan.base_sampling);
+# the edit variants are sampled as text to image until edit samples land.
+SAMPLE_PRESETS = {"image": "qwen_image_24gb"}
 LORA_VERSION = "qwen_image"          # ai-toolkit's arch name; musubi writes no ss_base_model_version of its own
 MODELSPEC_BY_VARIANT = {"image": "qwen-image", "edit": "qwen-image-edit", "edit_2509": "qwen-image-edit-2509",
                         "edit_2511": "qwen-image-edit-2511"}
@@ -37,8 +40,8 @@ PIPELINE = "QwenImagePipeline"
 PIPELINE_BY_VARIANT = {"image": PIPELINE, "edit": "QwenImageEditPipeline", "edit_2509": "QwenImageEditPlusPipeline",
                        "edit_2511": "QwenImageEditPlusPipeline"}
 DENOISER = "transformer"
-REPO_BY_VARIANT = {"image": "Qwen/Qwen-Image", "edit": "Qwen/Qwen-Image-Edit", "edit_2509": "Qwen/Qwen-Image-Edit-2509",
-                   "edit_2511": "Qwen/Qwen-Image-Edit-2511"}
+REPO_BY_VARIANT = {"image": "Qwen/Qwen-Image", "edit": "Qwen/Qwen-Image-Edit",
+                   "edit_2509": "Qwen/Qwen-Image-Edit-2509", "edit_2511": "Qwen/Qwen-Image-Edit-2511"}
 IMAGE_REPO = REPO_BY_VARIANT["image"]
 HUB_IDS = tuple(REPO_BY_VARIANT.values())
 SIZE_MULTIPLE = 16          # VAE ×8, latents packed 2×2

@@ -108,8 +108,8 @@ def infer_config(state: dict[str, Any]) -> dict[str, Any]:
     head = state["transformer_blocks.0.attn.norm_q.weight"].shape[0]
     rope = AXES_BY_HEAD.get(head, (head // 4, (head - head // 4) // 2, head - head // 4 - (head - head // 4) // 2))
     patch = 2  # every release packs 2×2 (the weights cannot say: proj_out gives patch² × out_channels)
-    return dict(patch_size=patch, in_channels=in_channels, out_channels=state["proj_out.weight"].shape[0] // patch ** 2,
-                num_layers=layers, attention_head_dim=head, num_attention_heads=width // head,
+    return dict(patch_size=patch, in_channels=in_channels,
+                out_channels=state["proj_out.weight"].shape[0] // patch ** 2, num_layers=layers, attention_head_dim=head, num_attention_heads=width // head,
                 joint_attention_dim=state["txt_in.weight"].shape[1], axes_dims_rope=list(rope))
 
 
@@ -118,7 +118,8 @@ def _fill(model, state: dict, path: Path) -> None:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         raise DanluError(f"{path.name}: the weights do not fit a Qwen-Image transformer: "
-                         f"{str(exc).splitlines()[0][:300]}", f"{path.name}：权重与 Qwen-Image 的 transformer 结构不符。",
+                         f"{str(exc).splitlines()[0][:300]}",
+                         f"{path.name}：权重与 Qwen-Image 的 transformer 结构不符。",
                          "The file may be partial or of another model.", "文件可能不完整或属于其他模型。",
                          key="model.base") from exc
 
@@ -219,7 +220,8 @@ def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[st
     """Fill a model_info.ModelInfo for a single file that `matches`: the transformer alone (bf16, fp16 or fp8)."""
     if any(k == "scaled_fp8" or k.endswith(".scaled_fp8") for k in tensors):
         return info.refuse("This is a \"scaled fp8\" file (ComfyUI's format with per-layer scales), which Danlu "
-                           "cannot read correctly.", "这是“scaled fp8”文件（ComfyUI 带逐层缩放的格式），丹炉无法正确读取。",
+                           "cannot read correctly.",
+                           "这是“scaled fp8”文件（ComfyUI 带逐层缩放的格式），丹炉无法正确读取。",
                            "Use the bf16 release (qwen_image_bf16.safetensors) or a plain float8_e4m3fn file.",
                            "请使用 bf16 版本（qwen_image_bf16.safetensors）或普通 float8_e4m3fn 文件。")
     path = Path(info.path)
