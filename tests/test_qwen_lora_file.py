@@ -162,3 +162,26 @@ def test_metadata_names_the_variant_and_the_file_is_recognised(full):
         keys = list(f.keys())
     assert families.lora_family(keys, lora.lora_metadata({})) == "qwen_image"
     assert families.lora_family(keys, {}) == "qwen_image"  # img_mlp / img_mod blocks: not FLUX's names
+
+
+def test_toolbox_reads_the_file(tmp_path):
+    """models.toolbox: the file is Qwen-Image's, in the diffusers layout; the single file has the same names, so its
+    convert to ComfyUI's names keeps every module's ΔW exactly (through load.from_file_keys / to_file_keys)."""
+    from peft import LoraConfig
+    from safetensors.torch import load_file, save_file
+
+    from models.families.qwen_image import lora
+    from models.toolbox.common import open_lora
+    from models.toolbox.convert import convert_lora, layout_of, module_deltas
+
+    transformer = tiny_pipeline().transformer
+    transformer.add_adapter(LoraConfig(r=RANK, lora_alpha=1, target_modules=lora.lora_target_modules(transformer),
+                                       init_lora_weights=False))
+    original = tmp_path / "my_lora.safetensors"
+    save_file(lora.lora_state({"transformer": transformer}), original, metadata=lora.lora_metadata({}))
+    opened = open_lora(original)
+    assert opened.family == "qwen_image" and layout_of(opened) == "diffusers"
+    report = convert_lora(original, tmp_path / "comfy.safetensors", target="comfyui")
+    assert report.max_rel_error == 0 and report.modules == 2 * 12
+    before, after = module_deltas(load_file(original)), module_deltas(load_file(report.out))
+    assert set(before) == set(after) and all(torch.equal(after[n], d) for n, d in before.items())

@@ -189,6 +189,21 @@ def encode_prompts(pipe, prompts: list[str], device: Any = None) -> tuple[Any, A
         return pipe.encode_prompt(list(prompts), device=device or pipe.text_encoder.device)
 
 
+def from_file_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """Single-file transformer names → diffusers names: the same names (nothing is fused), without ComfyUI's
+    `model.diffusion_model.` prefix; with the prefix present, only the prefixed keys are the transformer's. The
+    toolbox (convert, merge into a base) reads a file's layers through this."""
+    prefix = qwen_image.FILE_PREFIX
+    if any(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return dict(state)
+
+
+def to_file_keys(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """diffusers transformer names → single-file names: the same names, `prefix` put before each."""
+    return {f"{prefix}{k}": v for k, v in state.items()}
+
+
 # --- recognising a base: what model_info.ModelInfo says ---------------------------------------------
 
 def _common(info, variant: str | None, model: Path) -> None:
