@@ -71,7 +71,8 @@ def sample_recipe(recipe: dict, args: dict) -> tuple[dict, dict]:
     extra = {**(recipe.get("extra") or {}), "Shift": f"{mu(SCHEDULER, width, height):.4f}",
              "Shift terminal": _num(SCHEDULER["shift_terminal"]), "Max tokens": MAX_SEQUENCE_LENGTH}
     if guided(float(recipe["cfg"])):
-        extra["CFG normalization"] = "per token to the positive prediction's norm (diffusers true CFG)"
+        extra["CFG normalization"] = ("per token to the positive prediction's norm (diffusers true CFG; "
+                                      "ComfyUI's KSampler has none)")
     if not comfy.unet:
         extra["ComfyUI base"] = base_note(base or recipe.get("model", ""))
     recipe.update({"sampler": "euler", "schedule": "Simple", "clip_skip": 1, "model": comfy.model, "extra": extra})
