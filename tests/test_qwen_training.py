@@ -106,6 +106,16 @@ def test_text_rows_are_the_pipelines_and_unpadded_batches_have_no_mask(parts):
     assert no_mask is None and torch.equal(alone, parts.pipe.encode_prompt(CAPTIONS[:1])[0])
 
 
+def test_the_text_encoder_is_freed_once_captions_are_cached():
+    import weakref
+
+    parts = _parts()
+    encoder = weakref.ref(parts.text_encoders[0])
+    said = []
+    seam.free_text_encoder(parts, said.append)
+    assert encoder() is None and not parts.text_encoders and said  # nothing else holds its memory
+
+
 def test_latents_are_normalised_per_channel_as_the_pipeline_decodes_them(parts):
     import torch
 
@@ -235,6 +245,7 @@ def test_run_saves_a_trained_lora_and_renders_its_sample_from_the_file(base, ima
     assert all(k.startswith("diffusion_model.transformer_blocks.") for k in state)
     log = (run_dir / "train.log").read_text(encoding="utf-8")
     assert "Block swap: 1 of 2 transformer blocks" in log and "stored in fp8" in log
+    assert "Text encoder freed" in log
     sample = next(e for e in read_events(run_dir / "events.jsonl")[0] if e["type"] == "sample")
     # what a diffusers user gets from the saved file: a fresh QwenImagePipeline, load_lora_weights, the recipe
     pipe = QwenImagePipeline.from_pretrained(str(base), torch_dtype=torch.float32)

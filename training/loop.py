@@ -260,6 +260,9 @@ def _caches(run: Run, plan: Plan, model: Model) -> tuple[Feed, float]:
     # latents read from disk when there; text features encoded once per caption
     cache_s = precache.fill_caches(cfg, plan.ds, plan.val_items, cache, te_cache is not None, latents_for, text_for,
                                    parts.is_flow, run.emit, run.log)
+    free = getattr(fam, "free_text_encoder", None)  # every caption is cached now: a family may let its encoder go
+    if te_cache is not None and free is not None:
+        free(parts, run.log)
     return Feed(latents_for, text_for, validator), cache_s
 
 

@@ -23,6 +23,8 @@ Optional: ``place_denoiser(cfg, denoiser, device, log)``: the denoiser put on th
 its LoRA is added (FLUX's block swap keeps some blocks in CPU memory: training/block_swap.py); without it,
 training/adapters.py moves the whole denoiser. ``encode_latents(parts, pixels) -> (B, C, h, w)``: the latents of a
 VAE that training.parts.encode_latents' shift and scale do not describe (Qwen-Image's per-channel mean/std).
+``free_text_encoder(parts, log)``: called once every caption's features are cached (a frozen text encoder is then
+never called again: the samples open their own base), for a family whose text encoder is large (Qwen2.5-VL-7B).
 """
 
 from __future__ import annotations

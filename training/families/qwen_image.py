@@ -114,6 +114,21 @@ def encode_text(parts: Parts, captions: list[str], cfg: RunConfig, device=None) 
     return [h[:int(n)].to(device) for h, n in zip(hidden, lengths)], None
 
 
+def free_text_encoder(parts: Parts, log=print) -> None:
+    """Qwen2.5-VL-7B (~16 GB in bf16) let go once every caption's features are cached: the steps, the validation
+    pass and DOP read the cache, and the samples open their own base."""
+    import gc
+
+    import torch
+
+    parts.text_encoders = []
+    parts.pipe.text_encoder = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    log("Text encoder freed: every caption's features are cached")
+
+
 def collate_text(hidden: list, pooled: list) -> tuple[Any, Any]:
     """Cached rows as a batch: right-padded with zeros to the longest, with the pipeline's 0/1 mask (None when
     every token is real, as QwenImagePipeline.encode_prompt passes it)."""
