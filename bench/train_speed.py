@@ -2,7 +2,8 @@
 
     python bench/train_speed.py [RUN.toml] [--set section.key=value ...] [--epochs 2]
     python bench/train_speed.py --family zimage [--set ...]    (the tiny Z-Image Turbo + adapter demo run)
-    python bench/train_speed.py --family flux|chroma [--swap 2]   (the tiny demo run, without and with block swap)
+    python bench/train_speed.py --family flux|chroma|qwen_image [--swap 2]   (the tiny demo run, without and with
+        block swap)
     python bench/train_speed.py --full-size --family zimage [--steps 10] [--resolution 1024]
     python bench/train_speed.py --full-size [--family sd15|sdxl|both] [--batch-sizes 1,2,4] [--steps 10]
 
@@ -40,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 STEP_TFLOP = {"sd15": 1.72, "sdxl": 14.19}
 STEP_TFLOP_CKPT = {"sd15": 2.53, "sdxl": 21.0}   # with the recomputed forward
 RESOLUTION = {"sd15": 512, "sdxl": 1024}
-DEMO_FAMILIES = ("zimage", "flux", "chroma")
-SWAP_FAMILIES = ("flux", "chroma")  # training.blocks_to_swap applies to them
+DEMO_FAMILIES = ("zimage", "flux", "chroma", "qwen_image")
+SWAP_FAMILIES = ("flux", "chroma", "qwen_image")  # training.blocks_to_swap applies to them
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "4090": 165.0}
 
 
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="sd15, sdxl or both (full size); zimage: the tiny Z-Image run, or with --full-size the real "
                         "transformer in bf16 and with int8 weights; flux, chroma: the tiny demo run without and "
                         "with block swap (--swap)")
-    p.add_argument("--swap", type=int, default=2, help="flux, chroma: training.blocks_to_swap of the second run")
+    p.add_argument("--swap", type=int, default=2, help="flux, chroma, qwen_image: training.blocks_to_swap of the second run")
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=10, help="timed steps per setting (full size)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: from its name)")
