@@ -203,3 +203,12 @@ def test_demo_writes_its_own_folder(tmp_path):
     preset = PRESETS["qwen_image_24gb"]
     assert preset["training"]["fp8_base"] and preset["training"]["blocks_to_swap"] == 16
     assert preset["dataset"]["cache_text_encoder_outputs"] and preset["sampling"]["negative_prompt"] == " "
+
+
+def test_grid_samples_a_base_with_the_variants_preset(tiny):
+    """The XYZ grid's LoRA-files source renders a Qwen-Image base as the 24 GB preset samples (25 steps, true CFG
+    4) at its native 1024; another family's variant in the form does not count."""
+    from models.grid.plan import base_sampling
+
+    want = {"width": 1024, "height": 1024, "steps": 25, "cfg": 4.0, "sampler": "euler"}
+    assert base_sampling(str(tiny.single_file), "turbo") == want
