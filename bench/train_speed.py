@@ -353,9 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full-size", action="store_true", help="real SD1.5/SDXL UNet architectures, random weights")
     p.add_argument("--family", default="both", choices=["sd15", "sdxl", "both", *DEMO_FAMILIES],
                    help="sd15, sdxl or both (full size); zimage: the tiny Z-Image run, or with --full-size the real "
-                        "transformer in bf16 and with int8 weights; flux, chroma: the tiny demo run without and "
-                        "with block swap (--swap)")
-    p.add_argument("--swap", type=int, default=2, help="flux, chroma, qwen_image: training.blocks_to_swap of the second run")
+                        "transformer in bf16 and with int8 weights; flux, chroma, qwen_image: the tiny demo run "
+                        "without and with block swap (--swap)")
+    p.add_argument("--swap", type=int, default=2,
+                   help="flux, chroma, qwen_image: training.blocks_to_swap of the second run")
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=10, help="timed steps per setting (full size)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: from its name)")
