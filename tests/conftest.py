@@ -36,7 +36,7 @@ SAME_WORKER = {"test_grid_runs.py": "sweep_runs", "test_grid_runs_browser.py": "
 # 2-core machine: form_commit_browser 3.4 min, training_faults 2.2 min, stale_save_browser 0.5 min; the journeys
 # are the longest; the trainings between them are placed by their runs.)
 LONGEST_FIRST = ("test_demo_journey_browser.py", "test_form_commit_browser.py", "test_training_faults.py",
-                 "test_grid_demo.py", "test_training_zimage.py", "test_flux_training.py",
+                 "test_grid_demo.py", "test_training_zimage.py", "test_flux_training.py", "test_qwen_training.py",
                  "test_queue_restart_browser.py", "test_training_runs.py", "test_stale_save_browser.py")
 
 

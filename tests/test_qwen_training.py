@@ -223,9 +223,33 @@ def base(tmp_path_factory):
     return root
 
 
-def test_run_saves_a_trained_lora_and_renders_its_sample_from_the_file(base, images, tmp_path):
-    """fp8 storage, block swap, gradient checkpointing and cached text (the 24 GB path) on the tiny base; the sample
-    is rendered from the saved file and equals a fresh pipeline's render of the same file."""
+# the 24 GB path (fp8 storage, block swap, gradient checkpointing, cached text) with the pipeline's dynamic shift
+TRAINING = {"timestep_type": "flux_shift", "fp8_base": True, "blocks_to_swap": 1, "gradient_checkpointing": True}
+SAMPLING = {"prompts": ["a photo of the cat"], "steps": 2, "width": 64, "height": 64, "cfg": 4.0,
+            "negative_prompt": " ", "seed": 5}
+
+
+def _toml(base: Path, images: Path, out: Path, **over) -> Path:
+    return _run_config(base, images, out, "qi", "qwen_image", "image", training=TRAINING,
+                       dataset={"cache_text_encoder_outputs": True}, **over)
+
+
+@pytest.fixture(scope="module")
+def run(base, images, tmp_path_factory):
+    code, out, run_dir = _train(_toml(base, images, tmp_path_factory.mktemp("qirun"), sampling=SAMPLING))
+    assert code == 0, out
+    return run_dir
+
+
+def _render(pipe):
+    import torch
+
+    return pipe(SAMPLING["prompts"][0], negative_prompt=" ", true_cfg_scale=4.0, num_inference_steps=2, width=64,
+                height=64, generator=torch.Generator("cpu").manual_seed(5)).images[0]
+
+
+def test_run_saves_a_trained_lora_and_renders_its_sample_from_the_file(base, run):
+    """The trained file, and its sample rendered from the file: equal to a fresh pipeline's render of it."""
     import numpy as np
     import torch
     from diffusers import QwenImagePipeline
@@ -233,28 +257,31 @@ def test_run_saves_a_trained_lora_and_renders_its_sample_from_the_file(base, ima
 
     from core.events import read_events
 
-    toml = _run_config(base, images, tmp_path, "qi", "qwen_image", "image",
-                      training={"timestep_type": "flux_shift", "fp8_base": True, "blocks_to_swap": 1,
-                                "gradient_checkpointing": True},
-                      dataset={"cache_text_encoder_outputs": True},
-                      sampling={"prompts": ["a photo of the cat"], "steps": 2, "width": 64, "height": 64, "cfg": 4.0,
-                                "negative_prompt": " ", "seed": 5})
-    code, out, run_dir = _train(toml)
-    assert code == 0, out
-    state = _trained_file(run_dir, "qi")
+    state = _trained_file(run, "qi")
     assert all(k.startswith("diffusion_model.transformer_blocks.") for k in state)
-    log = (run_dir / "train.log").read_text(encoding="utf-8")
+    log = (run / "train.log").read_text(encoding="utf-8")
     assert "Block swap: 1 of 2 transformer blocks" in log and "stored in fp8" in log
     assert "Text encoder freed" in log
-    sample = next(e for e in read_events(run_dir / "events.jsonl")[0] if e["type"] == "sample")
+    sample = next(e for e in read_events(run / "events.jsonl")[0] if e["type"] == "sample")
     # what a diffusers user gets from the saved file: a fresh QwenImagePipeline, load_lora_weights, the recipe
     pipe = QwenImagePipeline.from_pretrained(str(base), torch_dtype=torch.float32)
-    pipe.load_lora_weights(str(run_dir / "qi.safetensors"))
-    want = pipe("a photo of the cat", negative_prompt=" ", true_cfg_scale=4.0, num_inference_steps=2, width=64,
-                height=64, generator=torch.Generator("cpu").manual_seed(5)).images[0]
+    pipe.load_lora_weights(str(run / "qi.safetensors"))
     got = np.asarray(Image.open(sample["png"]).convert("RGB"))
-    assert np.array_equal(got, np.asarray(want))
+    assert np.array_equal(got, np.asarray(_render(pipe)))
     pipe.unload_lora_weights()  # the file changes the image: the comparison above can fail
-    plain = pipe("a photo of the cat", negative_prompt=" ", true_cfg_scale=4.0, num_inference_steps=2, width=64,
-                 height=64, generator=torch.Generator("cpu").manual_seed(5)).images[0]
-    assert not np.array_equal(got, np.asarray(plain))
+    assert not np.array_equal(got, np.asarray(_render(pipe)))
+
+
+def test_stop_then_resume_gives_the_uninterrupted_weights(base, images, run, tmp_path):
+    """Stopped after step 1 and resumed (text cached and its encoder freed again, blocks swapped again): the file
+    equals the uninterrupted run's (samples do not change what is trained)."""
+    from safetensors.torch import load_file
+
+    toml = _toml(base, images, tmp_path)
+    code, out, run_dir = _train(toml, stop_early=True)
+    assert code == 0 and "Stopped at step 1" in out, out
+    code, out, run_dir = _train(toml, "--resume")
+    assert code == 0 and "at step 1 of 4" in out, out  # went on from the stopped state (a fresh run would match too)
+    a, b = load_file(str(run_dir / "qi.safetensors")), load_file(str(run / "qi.safetensors"))
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
