@@ -74,24 +74,6 @@ register(Family("sdxl", "SDXL", _SD | {"pooled_text", "v_prediction"}, 1024, 8, 
                 "sdxl", "sd"))
 register(replace(ROWS["sdxl"], name="sdxl_refiner", label="SDXL refiner", traits=_SD | {"pooled_text"},
                  selectable=False))  # detected only; loads, trains and samples as SDXL
-# Qwen-Image (reference/qwen-image.md; diffusers' QwenImageTransformer2DModel defaults, counted with empty weights):
-# transformer 20.43 B, Qwen2.5-VL-7B 8.29 B (its published count, vision tower and LM head included), the causal
-# 3-D VAE 127 M. 60 dual-stream blocks of width 3072 (MLP 12288), LoRA parameters per unit of rank in one block:
-# q/k/v/out of both streams (8 × 6144), the two MLPs (4 × 15360), img_mod / txt_mod (2 × (3072 + 18432)).
-# Activations of one 1024² sample (4096 image + ~100 text tokens) in 16-bit, derived from the architecture as
-# FLUX's double blocks (not measured): ≈ 0.52 GB per block × 60; with checkpointing the 60 block inputs (26 MB
-# each) plus one block's recompute.
-QWEN_IMAGE_FIGURES = DitFigures(
-    {"transformer": 20430.4, "text_encoder": 8292.0, "vae": 126.9},
-    {"attention": 8 * 6144, "feed_forward": 4 * 15360, "adaLN": 2 * 21504},
-    60, 0, 0, (31.0, 2.1),
-    "activations derived from the architecture at 1024 px (not measured)", "按架构推算的 1024 px 激活显存（未实测）")
-# True CFG as diffusers' true_cfg_scale and ComfyUI's cfg (classic), with a negative prompt; peers train at 1e-4.
-# Registered before the other DiT families: detection asks them in this order, and Qwen-Image's mark for its VAE
-# is the narrower (the causal VAE's 5-D convolutions, where Z-Image's and FLUX's rules take any 16-channel decoder).
-register(Family("qwen_image", "Qwen-Image", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "classic",
-                "qwen_image", "qwen_image", prediction="flow", max_lr=5e-4, dit=QWEN_IMAGE_FIGURES))
-
 # Z-Image (reference/zimage.md; diffusers' default config, Turbo's): transformer 6.15 B, Qwen3 text encoder
 # ≈ 4.02 B, the 16-channel VAE 84 M. LoRA parameters per unit of rank in one block, by kind (width 3840,
 # feed-forward 10240, adaLN 256 → 4·3840): 30 main blocks, and with network.dit_refiners 2 noise refiners plus
@@ -130,6 +112,22 @@ register(Family("flux", "FLUX.1", frozenset({"dit", "flow", "pooled_text"}), 102
                 "flux", "flux", prediction="flow", max_lr=5e-4, ui_questions=True, dit=FLUX_FIGURES))
 register(Family("chroma", "Chroma", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "classic",
                 "chroma", "flux", prediction="flow", max_lr=5e-4, dit=CHROMA_FIGURES))
+
+# Qwen-Image (reference/qwen-image.md; diffusers' QwenImageTransformer2DModel defaults, counted with empty weights):
+# transformer 20.43 B, Qwen2.5-VL-7B 8.29 B (its published count, vision tower and LM head included), the causal
+# 3-D VAE 127 M. 60 dual-stream blocks of width 3072 (MLP 12288), LoRA parameters per unit of rank in one block:
+# q/k/v/out of both streams (8 × 6144), the two MLPs (4 × 15360), img_mod / txt_mod (2 × (3072 + 18432)).
+# Activations of one 1024² sample (4096 image + ~100 text tokens) in 16-bit, derived from the architecture as
+# FLUX's double blocks (not measured): ≈ 0.52 GB per block × 60; with checkpointing the 60 block inputs (26 MB
+# each) plus one block's recompute.
+QWEN_IMAGE_FIGURES = DitFigures(
+    {"transformer": 20430.4, "text_encoder": 8292.0, "vae": 126.9},
+    {"attention": 8 * 6144, "feed_forward": 4 * 15360, "adaLN": 2 * 21504},
+    60, 0, 0, (31.0, 2.1),
+    "activations derived from the architecture at 1024 px (not measured)", "按架构推算的 1024 px 激活显存（未实测）")
+# True CFG as diffusers' true_cfg_scale and ComfyUI's cfg (classic), with a negative prompt; peers train at 1e-4.
+register(Family("qwen_image", "Qwen-Image", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "classic",
+                "qwen_image", "qwen_image", prediction="flow", max_lr=5e-4, dit=QWEN_IMAGE_FIGURES))
 
 ALIASES = {"sd2v": "sd2"}  # SD2 v-prediction: the sd2 family with prediction v_prediction
 

@@ -156,7 +156,7 @@ def other_part(tensors: dict[str, tuple[str, list[int]]]) -> tuple[str, str, str
         what = ("a T5-XXL text encoder (FLUX and Chroma use it)", "T5-XXL 文本编码器（FLUX 和 Chroma 使用它）")
     elif _is_clip_l(keys):
         what = ("a CLIP-L text encoder (FLUX uses it)", "CLIP-L 文本编码器（FLUX 使用它）")
-    elif (tensors.get("decoder.conv_in.weight") or ("", []))[1][1:2] == [16]:
+    elif len(shape := (tensors.get("decoder.conv_in.weight") or ("", []))[1]) == 4 and shape[1] == 16:  # 2-D
         what = ("a 16-channel VAE (FLUX / Chroma / Z-Image)", "16 通道 VAE（FLUX / Chroma / Z-Image）")
     else:
         return None

@@ -112,7 +112,7 @@ def other_part(tensors: dict[str, tuple[str, list[int]]]) -> tuple[str, str, str
     keys = list(tensors)
     if any(k.endswith("layers.0.self_attn.q_norm.weight") for k in keys):
         what = ("a Qwen3 text encoder (Z-Image uses one)", "Qwen3 文本编码器（Z-Image 使用它）")
-    elif (tensors.get("decoder.conv_in.weight") or ("", []))[1][1:2] == [16]:
+    elif len(shape := (tensors.get("decoder.conv_in.weight") or ("", []))[1]) == 4 and shape[1] == 16:  # 2-D
         what = ("a 16-channel VAE (Z-Image / FLUX)", "16 通道 VAE（Z-Image / FLUX）")
     else:
         return None
