@@ -81,6 +81,7 @@ EXAMPLES: dict[str, tuple[dict, checks.Env]] = {
                                  GPU),
     "zimage_adapter_unreachable": ({"model": {"family": "zimage", "variant": "turbo", "training_adapter": "v2"}},
                                    dataclasses.replace(GPU, adapter_unreachable=("Hugging Face hub", "Hugging Face"))),
+    "qwen_image_edit_not_trainable": ({"model": {"family": "qwen_image", "variant": "edit_2509"}}, GPU),
     "int8_without_cuda": ({"model": {"family": "zimage", "quantize": "int8"}, "optimizer": {"name": "AdamW"}}, CPU),
     "dop_words": ({"model": {"family": "zimage"}, "training": {"dop_multiplier": 1.0}}, GPU),
     "flow_options_on_unet": ({"model": {"family": "sd15"}, "training": {"differential_guidance": 3.0}}, GPU),

@@ -14,7 +14,7 @@ models.preflight.environment builds it. Rules about one field (types, ranges, ch
 from __future__ import annotations
 
 # Importing the rule modules registers their rules, in this order (the order they are reported in).
-from core.checks import family, inputs, network, training, zimage  # noqa: F401
+from core.checks import family, inputs, network, qwen_image, training, zimage  # noqa: F401
 from core.checks.base import LEVELS, ONE_LR, RULES, Env, Issue, Rule, rule  # noqa: F401 - core.checks' public names
 from core.config import RunConfig
 from core.errors import ConfigError
