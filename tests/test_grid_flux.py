@@ -149,3 +149,25 @@ def test_chroma_grid_guides_with_the_negative_prompt(tmp_path_factory):
     assert "\nNegative prompt: blurry\n" in recipe and "CFG scale: 4," in recipe and "Distilled" not in recipe
     sample = [e for e in read_events(run / "events.jsonl")[0] if e["type"] == "sample"][-1]
     assert (pixels(cell) == pixels(sample["png"])).all() and recipe == sample["parameters"]
+
+
+def test_lora_files_on_flux_bases_get_the_familys_recipe(dev_run, tmp_path):
+    """The "LoRA files" source and the other-bases Z axis: the cells on the tiny dev's diffusers folder and on its
+    single file both state FLUX's recipe (distilled guidance, shift; a base's own recipe was SD's before) and are the
+    same picture, the run's final sample."""
+    from models.grid.plan import plan_from_loras
+
+    cfg = cfgmod.load(dev_run / "config.toml")
+    folder = Path(cfg.model.base)
+    single = folder.parent / f"{folder.name}.safetensors"
+    plan = plan_from_loras([dev_run / "fdev.safetensors"], str(folder), bases=[str(single)], prompts=[PROMPT],
+                           sampling={"steps": 2, "width": 64, "height": 64}, weights=[1.0], out_dir=tmp_path)
+    assert plan.family == "flux" and plan.z_axis == "base"
+    result = run_grid(plan)
+    cells = [result.out_dir / result.cells[(z, 0, 0)]["png"] for z in (0, 1)]
+    for cell in cells:
+        with Image.open(cell) as im:
+            recipe = im.text["parameters"]
+        assert "Distilled CFG Scale: 3.5" in recipe and "Shift: " in recipe and "Schedule type: Simple" in recipe
+    final = [e for e in read_events(dev_run / "events.jsonl")[0] if e["type"] == "sample"][-1]
+    assert (pixels(cells[0]) == pixels(final["png"])).all() and (pixels(cells[1]) == pixels(cells[0])).all()

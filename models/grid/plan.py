@@ -207,14 +207,20 @@ def plan_from_run(run: str | Path, *, weights: list[float] | None = None, epochs
 
 
 def run_family(cfg: cfgmod.RunConfig) -> str | None:
-    """The run's family setting; 'auto' stays None (detected at load) unless the base is a DiT family, whose
-    sampling recipe (models.recipe's family hook) must be known before anything is loaded."""
-    if cfg.model.family != "auto":
-        return cfg.model.family
+    """The run's family setting; 'auto' stays None (detected at load) unless the base is a DiT family."""
+    return cfg.model.family if cfg.model.family != "auto" else dit_family(cfg.model.base)
+
+
+def dit_family(base: str) -> str | None:
+    """The DiT family of `base`, whose sampling recipe (models.recipe's family hook) must be known before anything
+    is loaded; None for an SD base or one that cannot be read here (detected at load, which says what is wrong)."""
     from models import families
     from models.detect import detect
 
-    found = detect(cfg.model.base).family
+    try:
+        found = detect(base).family
+    except (DanluError, OSError, ValueError):
+        return None
     return found if families.dit_module(found) is not None else None
 
 
@@ -240,7 +246,7 @@ def plan_from_loras(loras: list[str | Path], base: str, *, sampling: dict | None
     device = _auto_device(device)
     return GridPlan(bases=z_bases, loras=paths, weights=list(weights or DEFAULT_WEIGHTS), prompts=chosen,
                     z_axis="base" if len(z_bases) > 1 else ("prompt" if len(chosen) > 1 else None),
-                    include_base=include_base, sampling=s, clip_skip=clip_skip,
+                    include_base=include_base, sampling=s, clip_skip=clip_skip, family=dit_family(base),
                     device=device, margin=margin, out_dir=Path(out_dir) if out_dir else paths[0].parent / "grids")
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.grid.plan import Cell, GridPlan, base_family, base_label, check_versions, weight_label
+from models.grid.plan import Cell, GridPlan, base_family, base_label, check_versions, dit_family, weight_label
 from models.lora_file import read_metadata
 from models.recipe import Sample, batch_args, same_args
 from models.recipe import build as build_sample
@@ -63,7 +63,7 @@ def _lora_hash(path: Path) -> str:
 def cell_sample(plan: GridPlan, base: str, prompt: str, lora: Path | None = None, weight: float = 0.0) -> Sample:
     """Recipe and render arguments of one cell, built as the training samples build theirs (models.recipe)."""
     loras = [] if lora is None else [{"name": lora.stem, "weight": weight, "hash": _lora_hash(lora)}]
-    family = plan.family if base == plan.bases[0] else None
+    family = plan.family if base == plan.bases[0] else dit_family(base)  # a DiT base's recipe is its family's
     sample = build_sample(plan.sampling, prompt=prompt, clip_skip=plan.clip_skip, family=family,
                           model=base_label(base), model_hash=_hash_or_empty("autov2", base), loras=loras,
                           zero_terminal_snr=plan.zero_terminal_snr and base == plan.bases[0], base=base)
