@@ -123,6 +123,19 @@ def test_parts_and_loras_given_as_base_are_refused(tiny, tmp_path):
         info = det.detect(str(tiny.folder / sub))
         assert not info.usable and what in info.problem_en and zh in info.problem_zh, info.report()
         assert "Qwen-Image transformer" in info.hint_en
+    # ComfyUI's split files name them their own way: qwen_2.5_vl_7b (HF names, `model.` and `visual.`) and
+    # qwen_image_vae (Wan's names: conv1, decoder.middle…).
+    embed = {"model.embed_tokens.weight": [8, 4]}
+    comfy = {"qwen_2.5_vl_7b.safetensors": ({**embed, "model.layers.0.self_attn.q_proj.bias": [4],
+                                             "visual.blocks.0.attn.qkv.weight": [12, 4]}, "Qwen2.5-VL"),
+             "qwen_image_vae.safetensors": ({"conv1.weight": [32, 32, 1, 1, 1],
+                                             "decoder.conv1.weight": [8, 16, 3, 3, 3]}, "Wan 2.1 VAE"),
+             "qwen_3_4b.safetensors": ({**embed, "model.layers.0.self_attn.q_norm.weight": [4]},
+                                       "Qwen3")}  # Z-Image's text encoder stays Z-Image's
+    for name, (shapes, what) in comfy.items():
+        save_file({k: torch.zeros(s) for k, s in shapes.items()}, str(tmp_path / name))
+        info = det.detect(str(tmp_path / name))
+        assert not info.usable and what in info.problem_en, info.report()
     for key in ("lora_unet_transformer_blocks_0_img_mlp_net_0_proj", "diffusion_model.transformer_blocks.0.txt_mod.1"):
         path = tmp_path / "lora.safetensors"
         save_file({f"{key}.lora_down.weight": torch.zeros(4, 8), f"{key}.lora_up.weight": torch.zeros(8, 4)},

@@ -109,8 +109,8 @@ def infer_config(state: dict[str, Any]) -> dict[str, Any]:
     rope = AXES_BY_HEAD.get(head, (head // 4, (head - head // 4) // 2, head - head // 4 - (head - head // 4) // 2))
     patch = 2  # every release packs 2×2 (the weights cannot say: proj_out gives patch² × out_channels)
     return dict(patch_size=patch, in_channels=in_channels,
-                out_channels=state["proj_out.weight"].shape[0] // patch ** 2, num_layers=layers, attention_head_dim=head, num_attention_heads=width // head,
-                joint_attention_dim=state["txt_in.weight"].shape[1], axes_dims_rope=list(rope))
+                out_channels=state["proj_out.weight"].shape[0] // patch ** 2, num_layers=layers,
+                attention_head_dim=head, num_attention_heads=width // head, joint_attention_dim=state["txt_in.weight"].shape[1], axes_dims_rope=list(rope))
 
 
 def _fill(model, state: dict, path: Path) -> None:
