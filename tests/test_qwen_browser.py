@@ -1,5 +1,5 @@
 """A Qwen-Image base in the page: the Model tab names the family and the variant its file name tells, sets
-model.variant to it, and says that edit models train as text to image for now, in both languages."""
+model.variant to it, and says that edit LoRAs are trained in a later version, in both languages."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def test_variant_from_names(name, variant):
 
 def test_edit_folders_and_unnamed_files(tiny, tmp_path):
     """The pipeline class says edit / EditPlus; EditPlus is 2511 by the hub cache's repo name. A renamed file says
-    nothing: the report asks for the variant. Edit models are recognised and said to train as text to image."""
+    nothing: the report asks for the variant. Edit models are recognised and said to be trained in a later version."""
     for repo, cls, variant in (("Qwen-Image-Edit", "QwenImageEditPipeline", "edit"),
                                ("Qwen-Image-Edit-2509", "QwenImageEditPlusPipeline", "edit_2509"),
                                ("Qwen-Image-Edit-2511", "QwenImageEditPlusPipeline", "edit_2511")):

@@ -110,7 +110,8 @@ def infer_config(state: dict[str, Any]) -> dict[str, Any]:
     patch = 2  # every release packs 2×2 (the weights cannot say: proj_out gives patch² × out_channels)
     return dict(patch_size=patch, in_channels=in_channels,
                 out_channels=state["proj_out.weight"].shape[0] // patch ** 2, num_layers=layers,
-                attention_head_dim=head, num_attention_heads=width // head, joint_attention_dim=state["txt_in.weight"].shape[1], axes_dims_rope=list(rope))
+                attention_head_dim=head, num_attention_heads=width // head,
+                joint_attention_dim=state["txt_in.weight"].shape[1], axes_dims_rope=list(rope))
 
 
 def _fill(model, state: dict, path: Path) -> None:
@@ -217,10 +218,11 @@ def _common(info, variant: str | None, model: Path) -> None:
                               "权重无法区分 Qwen-Image 与 Qwen-Image-Edit（2509、2511），名称里也没有写明："
                               "请选择版本（model.variant）。"))
     elif variant in qwen_image.EDIT_VARIANTS:
-        info.warnings.append(("Edit models are recognised, but Danlu trains Qwen-Image edit LoRAs (control-image "
-                              "pairs) in a later version; this base trains and samples as text to image.",
-                              "已识别编辑模型，但丹炉将在后续版本支持 Qwen-Image 编辑 LoRA（控制图成对训练）；"
-                              "此底模目前按文生图训练和出样图。"))
+        info.warnings.append(("Edit models are recognised, but Danlu trains Qwen-Image edit LoRAs (before/after "
+                              "image pairs) in a later version: to train now, pick Qwen-Image "
+                              "(model.variant = image).",
+                              "已识别编辑模型，但丹炉将在后续版本支持 Qwen-Image 编辑 LoRA（编辑前后的图片对）："
+                              "现在训练请选择 Qwen-Image（model.variant 设为 image）。"))
     parts = find_parts(model)
     if parts is None:
         info.warnings.append((f"The text encoder (Qwen2.5-VL), tokenizer and VAE are not beside it: they will be "
