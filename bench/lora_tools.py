@@ -5,13 +5,16 @@
 
 - resize: a LoRA on every layer extract targets (UNet transformer and ResNet layers, text encoders; rank --rank,
   convolutions rank/2), resized to rank 16, the whole file;
+- merge: that LoRA merged at weight 1 into a whole checkpoint of the family's real keys and shapes (random fp16,
+  2 GB for SD1.5, 7 GB for SDXL; twice that on disk with the output), beside the memory one layer needs;
 - extract: two checkpoints holding --layers of those layers at their real sizes (every part represented; a whole
   SDXL pair would be 14 GB of disk), a LoRA of rank 32 (conv 16) from their difference; the time per layer is
   scaled to all the layers of the model.
 
 Each tool runs in a fresh child process; its peak memory is the child's peak RSS minus that of a child that only
 imports the same modules. With --sd-scripts and --python, sd-scripts' networks/resize_lora.py resizes the same file
-(run as tools/sdscripts_resize_compare.py runs it) for the time and peak memory it needs.
+(run as tools/sdscripts_resize_compare.py runs it, in its own interpreter) for the time and peak memory it needs
+over that interpreter's own baseline, and the ratio of Danlu's to sd-scripts'.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -125,8 +127,20 @@ def child(job: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def sd_scripts_resize(python: str, sd_scripts: Path, src: Path, out: Path) -> dict:
-    """Time and peak RSS of sd-scripts' resize_lora.py on the same file (its own interpreter)."""
+SD_CHILD = """
+import json, resource, runpy, sys, time
+import torch, safetensors.torch, numpy  # what any resize imports: the baseline's share
+t = time.perf_counter()
+if len(sys.argv) > 1:
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+print(json.dumps({"s": time.perf_counter() - t, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def sd_scripts_resize(python: str, sd_scripts: Path, src: Path, out: Path) -> tuple[dict, int]:
+    """Time and peak RSS of sd-scripts' resize_lora.py on the same file, in its own interpreter, and the peak RSS
+    of that interpreter with only torch, safetensors and numpy imported (its baseline)."""
     from tools.sdscripts_resize_compare import STUBS
 
     script_dir = out.parent / "sd-scripts"
@@ -135,13 +149,15 @@ def sd_scripts_resize(python: str, sd_scripts: Path, src: Path, out: Path) -> di
     for rel, text in STUBS.items():
         (script_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (script_dir / rel).write_text(text)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    subprocess.run([python, str(script_dir / "networks" / "resize_lora.py"), "--model", str(src), "--save_to",
-                    str(out), "--new_rank", "16", "--save_precision", "fp16", "--device", "cpu"], check=True,
-                   cwd=script_dir, capture_output=True, env={**os.environ, "PYTHONPATH": str(script_dir)})
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"s": time.perf_counter() - t, "rss": rss if rss > before else None}
+    runs = []
+    for argv in ([], [str(script_dir / "networks" / "resize_lora.py"), "--model", str(src), "--save_to", str(out),
+                      "--new_rank", "16", "--save_precision", "fp16", "--device", "cpu"]):
+        done = subprocess.run([python, "-c", SD_CHILD, *argv], cwd=script_dir, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(script_dir)})
+        if done.returncode:
+            raise SystemExit(f"sd-scripts resize_lora.py failed:\n{done.stderr[-3000:]}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return runs[1], runs[0]["rss"]
 
 
 def _resize(args: argparse.Namespace, targets, lora: Path, folder: Path, idle: int, family: str) -> None:
@@ -150,9 +166,11 @@ def _resize(args: argparse.Namespace, targets, lora: Path, folder: Path, idle: i
     print(f"{family} resize: {len(targets)} modules, rank {args.rank} → 16, file "
           f"{lora.stat().st_size / 2**20:.0f} MiB: {r['s']:.1f} s, peak +{(r['rss'] - idle) / 1024:.0f} MiB")
     if args.sd_scripts and args.python:
-        s = sd_scripts_resize(args.python, args.sd_scripts, lora, folder / "sd-r16.safetensors")
-        mem = f"peak {s['rss'] / 1024:.0f} MiB RSS" if s["rss"] else "peak not measured"
-        print(f"{family} sd-scripts resize_lora.py, same file: {s['s']:.1f} s, {mem}")
+        s, s_idle = sd_scripts_resize(args.python, args.sd_scripts, lora, folder / "sd-r16.safetensors")
+        ours, theirs = (r["rss"] - idle) / 1024, (s["rss"] - s_idle) / 1024
+        print(f"{family} sd-scripts resize_lora.py, same file and rank: {s['s']:.1f} s, peak +{theirs:.0f} MiB "
+              f"(its baseline {s_idle / 1024:.0f} MiB); Danlu / sd-scripts: time {r['s'] / s['s']:.2f}, "
+              f"peak {ours / max(theirs, 1):.2f}")
 
 
 def write_checkpoint(family: str, path: Path) -> dict[str, tuple[str, list[int]]]:
