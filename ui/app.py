@@ -14,7 +14,7 @@ import gradio as gr
 
 from core import config as cfgmod
 from core.errors import current_lang
-from ui import frames, i18n, start
+from ui import frames, i18n, start, train_live
 from ui.context import AppContext
 from ui.i18n import Translator, t
 
@@ -82,6 +82,7 @@ def build_app(lang: str | None = None, outputs_dir: Path | None = None, models_d
 
         lang_radio.change(switch, inputs=[lang_radio, *(s for s, _ in followed)],
                           outputs=[lang_state, title, *tr.components, *(c for _, c in followed)])
+        demo.load(None, None, None, js=train_live.LOAD_JS)  # the Train tab's light look (ui/train_live.py)
     demo.danlu_ctx = ctx  # for tests
     return demo
 
@@ -95,11 +96,9 @@ def file_routes(outputs_dir: Path) -> dict:
 
 
 def page_scripts() -> dict:
-    """The launch argument that writes the page's early scripts into its HTML: ui.frames' (idle pages draw no
-    frames) and the Train tab's light look (ui.train_live)."""
-    from ui import train_live
-
-    return frames.app_kwargs((train_live.SCRIPT,))
+    """The launch argument that writes the page's early script into its HTML: ui.frames' (idle pages draw no
+    frames)."""
+    return frames.app_kwargs()
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,

@@ -7,7 +7,7 @@ layout tree: 0.2-0.4 s of a core per event on a loaded 2-core machine, an event 
 redraw of the loss chart (a full vega render), the gallery or a 400-line log costs more. A timer event every few
 seconds still cost the training a fifth of its speed on two cores, so the tab has two channels:
 
-- the light channel: a script in the page (SCRIPT, served in <head> with ui/frames.py's) asks the server's
+- the light channel: a script in the page (LOAD_JS, run by the app's load event) asks the server's
   `train_live` API route every ACTIVE_S while a run is active (IDLE_S otherwise) for the status line, the progress
   bar and the log tail, and writes them into those three elements itself: a fetch and three DOM writes, no gradio
   event. It reads which language, search and picked run the page shows from a small element the gradio view keeps
@@ -187,10 +187,11 @@ def same_folder(a: str | Path, b: str | Path) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
-# The page's side of the light channel. It starts once the Train tab's elements exist and keeps one look in flight
-# at most; a failed look (a restarting server) waits IDLE_S and tries again.
-SCRIPT = """<script data-danlu-live>
-(() => {
+# The page's side of the light channel, run by the app's load event (ui/app.py), so every page of the app has it
+# however it is served. It keeps one look in flight at most; a failed look (a restarting server) waits IDLE_S.
+LOAD_JS = """() => {
+  if (window.danluLive) return;
+  window.danluLive = true;
   const ACTIVE = ACTIVE_MS, IDLE = IDLE_MS;
   let heavy = null;
   const base = () => ((window.gradio_config && window.gradio_config.root) || "").replace(/\\/$/, "");
@@ -233,5 +234,4 @@ SCRIPT = """<script data-danlu-live>
     setTimeout(look, wait);
   }
   setTimeout(look, 300);
-})();
-</script>""".replace("ACTIVE_MS", str(int(ACTIVE_S * 1000))).replace("IDLE_MS", str(int(IDLE_S * 1000)))
+}""".replace("ACTIVE_MS", str(int(ACTIVE_S * 1000))).replace("IDLE_MS", str(int(IDLE_S * 1000)))
