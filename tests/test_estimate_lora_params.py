@@ -76,3 +76,18 @@ def test_block_dims_change_the_estimate_and_dim_zero_blocks_count_nothing():
     m_plain = estimate.estimate_memory(base, "sd15").parts[1][2]
     m_mid = estimate.estimate_memory(only_mid, "sd15").parts[1][2]
     assert m_mid < m_plain / 5
+
+
+def test_block_swap_leaves_the_swapped_blocks_weights_off_the_card():
+    """FLUX's 12 GB preset (16 of 57 blocks swapped) asks less of the card than its 16 GB preset by the swapped
+    blocks' share of the fp8 transformer, and says so."""
+    def gb(name: str, **values):
+        cfg = cfgmod.load(preset=name, overrides=[f"{k}={v}" for k, v in values.items()])
+        return estimate.estimate_memory(cfg, "flux")
+
+    plain = gb("flux_dev_12gb", **{"training.blocks_to_swap": 0})
+    swapped = gb("flux_dev_12gb")
+    share = 11901.0 * 1e6 * (16 - 1) / 57 / estimate.GB  # fp8: one byte a weight; one swapped block on the card
+    assert swapped.total_gb == pytest.approx(plain.total_gb - share, abs=1e-6)
+    assert "16 of 57 blocks swapped" in swapped.parts[0][0] and "57 个块中 16 个" in swapped.parts[0][1]
+    assert gb("flux_dev_12gb", **{"training.blocks_to_swap": 58}).total_gb < swapped.total_gb  # capped at 56 blocks

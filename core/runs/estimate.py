@@ -186,7 +186,11 @@ def _estimate_dit(cfg: RunConfig, row: family_facts.Family) -> MemoryEstimate:
     low = "fp8" if t.fp8_base else ("int8" if cfg.model.quantize != "none" else "")
     text_on_gpu = not (low and cfg.dataset.cache_text_encoder_outputs)
     frozen_m = params["vae"] + (params["text_encoder"] if text_on_gpu else 0.0)
-    weights_gb = (frozen_m * wbytes + params["transformer"] * (1 if low else wbytes)) * 1e6 / GB
+    # Block swap (training/block_swap.py): the swapped blocks' frozen weights stay in CPU memory and one at a time
+    # is on the card; the blocks are taken as the whole transformer, in equal shares.
+    swapped = min(max(t.blocks_to_swap, 0), figures.blocks - 1)
+    on_card = params["transformer"] * (figures.blocks - swapped + (1 if swapped else 0)) / figures.blocks
+    weights_gb = (frozen_m * wbytes + on_card * (1 if low else wbytes)) * 1e6 / GB
     lora_m = dit_lora_params(cfg.network, figures) / 1e6
     state_bytes = (4 + 4 + OPTIMIZER_STATE_BYTES.get(cfg.optimizer.name, 8)) / (2 if t.full_bf16 else 1)
     lora_gb = lora_m * 1e6 * state_bytes / GB
@@ -196,6 +200,9 @@ def _estimate_dit(cfg: RunConfig, row: family_facts.Family) -> MemoryEstimate:
     if cfg.dataset.cache_latents == "none":
         act_gb += 0.6 * pixels * t.batch_size * (1.0 if half else 2.0)  # VAE encode each step
     low_en, low_zh = (f", transformer in {low}", f"，transformer 为 {low}") if low else ("", "")
+    if swapped:
+        low_en += f", {swapped} of {figures.blocks} blocks swapped to CPU memory"
+        low_zh += f"，{figures.blocks} 个块中 {swapped} 个交换到内存"
     lora_bits = "bf16" if t.full_bf16 else "fp32"
     parts = [("frozen weights (transformer, VAE" + (", text encoder" if text_on_gpu else "")
               + f", {wbytes * 8}-bit{low_en})",
