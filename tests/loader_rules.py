@@ -249,16 +249,25 @@ def comfy_key_map(unet: set[str], clip: set[str]) -> dict[str, str]:
             key_map["lora_unet_" + k[len("diffusion_model."):-len(".weight")].replace(".", "_")] = k
     for k, ldm in unet_to_diffusers(unet_config(unet)).items():
         key_map["lora_unet_" + k[:-len(".weight")].replace(".", "_")] = f"diffusion_model.{ldm}"
+    return {**key_map, **comfy_clip_key_map(clip)}
+
+
+def comfy_clip_key_map(clip: set[str]) -> dict[str, str]:
+    """``model_lora_keys_clip`` for CLIP-L and CLIP-G (SD, SDXL, and FLUX's clip_l): the kohya names and the
+    diffusers ones (``text_encoder.`` for clip_l, or for clip_g alone; ``text_encoder_2.`` for clip_g beside clip_l)."""
+    key_map = {}
     clip_l = False
     for b in range(32):
         for c, lora_c in LORA_CLIP_MAP.items():
             if (k := f"clip_l.transformer.text_model.encoder.layers.{b}.{c}.weight") in clip:
                 key_map[f"lora_te_text_model_encoder_layers_{b}_{lora_c}"] = k
                 key_map[f"lora_te1_text_model_encoder_layers_{b}_{lora_c}"] = k
+                key_map[f"text_encoder.text_model.encoder.layers.{b}.{c}"] = k
                 clip_l = True
             if (k := f"clip_g.transformer.text_model.encoder.layers.{b}.{c}.weight") in clip:
                 prefix = "lora_te2_" if clip_l else "lora_te_"
                 key_map[f"{prefix}text_model_encoder_layers_{b}_{lora_c}"] = k
+                key_map[f"{'text_encoder_2' if clip_l else 'text_encoder'}.text_model.encoder.layers.{b}.{c}"] = k
     return key_map
 
 
@@ -293,7 +302,9 @@ def comfy_load(file_keys: list[str], key_map: dict[str, str]) -> tuple[set[str],
 
 # ------------------------------------------------------------------------------------- ComfyUI: FLUX, Chroma
 # ComfyUI holds FLUX and Chroma under the BFL names (comfy/ldm/flux/model.py, comfy/ldm/chroma/model.py);
-# model_base.Chroma subclasses Flux, so both get the same LoRA key map.
+# model_base.Chroma subclasses Flux, so both get the same LoRA key map. FLUX's text encoders (comfy/text_encoders/
+# flux.py FluxClipModel) hold clip_l and t5xxl: model_lora_keys_clip maps clip_l's keys (comfy_clip_key_map); a
+# Chroma CLIP object holds T5 alone.
 
 FLUX_DOUBLE = ("img_attn.qkv", "img_attn.proj", "img_mlp.0", "img_mlp.2", "img_mod.lin",
                "txt_attn.qkv", "txt_attn.proj", "txt_mlp.0", "txt_mlp.2", "txt_mod.lin")

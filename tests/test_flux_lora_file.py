@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -252,3 +253,124 @@ def test_toolbox_converts_between_the_layouts(targets, tmp_path):
     assert set(before) == set(after)
     for name, delta in before.items():
         assert torch.allclose(after[name], delta, rtol=0, atol=1e-7), name
+
+
+# --- FLUX.1's CLIP-L LoRA (network.train_text_encoder) -----------------------------------------------------------
+
+@functools.cache
+def full_clip_l():
+    """FLUX.1's CLIP-L (openai/clip-vit-large-patch14's text model: 12 layers of width 768), no weights."""
+    from accelerate import init_empty_weights
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                            projection_dim=768)
+    with init_empty_weights():
+        return CLIPTextModel(config)
+
+
+def clip_deltas(clip, seed: int = 3) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{text_encoder.<module>: (down, up)} on the linears the trainer gives CLIP-L a LoRA (training.lora)."""
+    from models.families.flux import lora
+    from training.lora import _text_targets
+
+    g = torch.Generator().manual_seed(seed)
+    modules = dict(clip.named_modules())
+    return {lora.clip_name(name): (torch.randn(RANK, modules[name].in_features, generator=g),
+                                    torch.randn(modules[name].out_features, RANK, generator=g) * 0.01)
+            for name in _text_targets(clip)}
+
+
+def test_clip_l_part_is_read_by_comfyui_and_diffusers(tmp_path):
+    """A full-size FLUX.1 file with CLIP-L's LoRA, in both layouts: ComfyUI maps every CLIP key onto clip_l (lora_te1_
+    and text_encoder. names) and loads every key, diffusers' loader keeps every CLIP module under text_encoder. with
+    our ΔW exactly; T5 has no key."""
+    from diffusers import FluxPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
+    from safetensors.torch import load_file, save_file
+
+    from models.families.flux import lora
+    from tests.loader_rules import comfy_clip_key_map
+
+    transformer, clip = full_size("flux"), full_clip_l()
+    blocks, te = random_deltas(transformer, ("attention",)), clip_deltas(clip)
+    assert len(te) == 12 * 6  # q, k, v, out_proj, fc1, fc2 of each layer
+    # ComfyUI's clip_l holds the text model as clip_l.transformer.text_model.<…>
+    clip_keys = {"clip_l.transformer." + lora.clip_name(n).removeprefix(lora.TE_PREFIX) + ".weight"
+                 for n, m in clip.named_modules() if isinstance(m, torch.nn.Linear)}
+    key_map = {**comfy_flux_key_map(flux_model_keys(19, 38), 19, 38, 3072), **comfy_clip_key_map(clip_keys)}
+    for layout, prefix in (("diffusers", "text_encoder.text_model"), ("kohya", "lora_te1_text_model")):
+        path = tmp_path / f"{layout}.safetensors"
+        save_file(lora.layout_state({**blocks, **te}, lora.out_features(transformer), layout), path)
+        state = load_file(path)
+        assert sum(k.startswith(prefix) for k in state) == len(te) * (3 if layout == "kohya" else 2)
+        assert not [k for k in state if "t5" in k.lower() or "te2" in k or "te3" in k]
+        not_loaded, patched = comfy_load(list(state), key_map)
+        assert not not_loaded, f"{layout}: ComfyUI would not load {sorted(not_loaded)[:5]}"
+        clip_patches = {x: t for x, t in patched.items() if isinstance(t, str) and t.startswith("clip_l.")}
+        assert len(clip_patches) == len(te)
+        for x, target in random.Random(4).sample(sorted(clip_patches.items()), 6):
+            name = lora.clip_name(target.removeprefix("clip_l.transformer.").removesuffix(".weight"))
+            assert torch.equal(comfy_delta(state, x), te[name][1] @ te[name][0]), (layout, x)
+        # lora_state_dict, then the text-encoder step of load_lora_weights (_load_lora_into_text_encoder)
+        converted = {k: v for k, v in FluxPipeline.lora_state_dict(str(path)).items() if k.startswith(lora.TE_PREFIX)}
+        converted = convert_state_dict_to_peft(convert_state_dict_to_diffusers(converted))
+        modules = {k.rsplit(".lora_", 1)[0] for k in converted}
+        assert modules == set(te), f"{layout}: dropped {sorted(set(te) - modules)[:5]}"
+        for name in random.Random(5).sample(sorted(te), 6):
+            a, b = converted[f"{name}.lora_A.weight"], converted[f"{name}.lora_B.weight"]
+            assert torch.equal(b @ a, te[name][1] @ te[name][0]), (layout, name)
+
+
+def test_tiny_clip_lora_loads_whole_and_samples_as_a_fresh_pipeline(tmp_path):
+    """The trainer's LoRA on the tiny dev's transformer and CLIP-L (training.lora.inject, as the run adds it) saved
+    in the default layout: load_lora_weights puts a LoRA on every trained CLIP linear and, fused, gives our merge;
+    the sample rendered from the file (models.generate) equals a fresh FluxPipeline + load_lora_weights render
+    bitwise, and differs from the render of the transformer part alone (the CLIP part is applied)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from safetensors.torch import save_file
+
+    from models import generate
+    from models.families.flux import lora, sample
+    from models.families.flux.tiny import build_tiny
+    from tests.test_flux_sampling import SIZE, inference, pixels
+    from training import lora as training_lora
+
+    def fresh():
+        return inference(build_tiny(variant="dev"))
+
+    trained = fresh()
+    training_lora.inject(trained.transformer, rank=RANK, alpha=4.0, family="flux", dit_targets=["attention"])
+    training_lora.inject(trained.text_encoder, rank=RANK, alpha=4.0, component="text_encoder")
+    g = torch.Generator().manual_seed(7)
+    for name, p in [*trained.transformer.named_parameters(), *trained.text_encoder.named_parameters()]:
+        if "lora_B" in name:  # as if trained: the zero-initialised up factors moved
+            p.data = torch.randn(p.shape, generator=g) * 0.3
+    both, blocks_only = tmp_path / "both.safetensors", tmp_path / "blocks.safetensors"
+    save_file(lora.lora_state({"transformer": trained.transformer, "text_encoder": trained.text_encoder}), both)
+    save_file(lora.lora_state({"transformer": trained.transformer}), blocks_only)
+
+    clip_layers = {n: m for n, m in trained.text_encoder.named_modules() if isinstance(m, BaseTunerLayer)}
+    loaded = fresh()
+    loaded.load_lora_weights(str(both))
+    assert {n for n, m in loaded.text_encoder.named_modules() if isinstance(m, BaseTunerLayer)} == set(clip_layers)
+    loaded.fuse_lora(components=["transformer", "text_encoder"])  # FluxPipeline fuses the transformer alone else
+    fused = dict(loaded.text_encoder.named_modules())
+    for name, m in clip_layers.items():
+        ours = m.base_layer.weight + (m.lora_B["default"].weight * m.scaling["default"]) @ m.lora_A["default"].weight
+        assert torch.equal(fused[name].base_layer.weight, ours.detach()), name
+
+    def ours(path):
+        pipe = fresh()
+        generate.set_lora_weights(pipe, {generate.load_lora(pipe, path, "my_lora"): 1.0})
+        return generate.render(pipe, prompt="a red cat", negative_prompt="blurry", cfg=4.0, **SIZE)
+
+    theirs_pipe = fresh()
+    theirs_pipe.load_lora_weights(str(both))
+    latents, generator = sample.initial_latents(theirs_pipe, SIZE["seed"], 32, 32)
+    with torch.no_grad():  # cfg 4 is true CFG; the distilled guidance input stays 3.5
+        theirs = theirs_pipe(prompt="a red cat", negative_prompt="blurry", true_cfg_scale=4.0, guidance_scale=3.5,
+                             num_inference_steps=2, width=32, height=32, generator=generator, latents=latents)
+    with_clip = pixels(ours(both))
+    assert np.array_equal(with_clip, pixels(theirs.images[0]))
+    assert not np.array_equal(with_clip, pixels(ours(blocks_only)))

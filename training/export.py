@@ -109,7 +109,9 @@ def save_file(path: Path, models: dict[str, Any], cfg: RunConfig, info: dict, *,
     dit = _dit(family)
     if dit is not None:  # the trainer keeps the denoiser under "unet"
         lora = families.part(dit, "lora")
-        state, meta = lora.lora_state({dit.DENOISER: models["unet"]}), lora.lora_metadata(meta)
+        # the denoiser, and a text encoder where the family trains one (FLUX.1's CLIP-L under "text_encoder")
+        components = {dit.DENOISER: models.get("unet"), **{k: m for k, m in models.items() if k != "unet"}}
+        state, meta = lora.lora_state(components), lora.lora_metadata(meta)
     else:
         state = peft_to_kohya(models, family)
     try:

@@ -15,6 +15,11 @@ tests/test_flux_lora_file.py, on the full-size key set):
   4r for linear1): the ×3 weakening of sd-scripts' split_qkv files (its issue #2204) cannot happen. diffusers'
   converter hard-codes FLUX's 19/38 blocks and 3072 widths, so it reads this layout for full-size models only.
 
+FLUX.1's optional CLIP-L LoRA (network.train_text_encoder; T5 never, Chroma has no CLIP) goes in the layout of the
+transformer's part: `text_encoder.<CLIP module>.lora_A/lora_B.weight` (what diffusers' FluxLoraLoaderMixin loads into
+pipe.text_encoder and ComfyUI's model_lora_keys_clip maps for clip_l), or sd-scripts' `lora_te1_<module>` with
+lora_down / lora_up / alpha (alpha = rank, the scaling folded into lora_up as above).
+
 Never `diffusion_model.<name>`: diffusers ignores those keys without an error (the LoRA changes nothing).
 """
 
@@ -30,6 +35,10 @@ LAYOUTS = ("diffusers", "kohya")
 DEFAULT_LAYOUT = "diffusers"
 DIFFUSERS_PREFIX = flux.LORA_PREFIX
 KOHYA_PREFIX = "lora_unet_"
+TEXT_ENCODER = "text_encoder"  # the trainer's and diffusers' name of CLIP-L
+TE_PREFIX = "text_encoder."  # diffusers' prefix of CLIP-L's LoRA keys, and of its modules in the deltas here
+KOHYA_TE_PREFIX = "lora_te1_"  # sd-scripts' lora_flux: CLIP-L is te1 (T5 would be te3)
+_KOHYA_TE = re.compile(rf"^{KOHYA_TE_PREFIX}text_model_encoder_layers_(\d+)_(self_attn|mlp)_(.+)$")
 # Kinds as targets name them → module names inside a double (`transformer_blocks.N`) and a single
 # (`single_transformer_blocks.N`) block, diffusers 0.42.1's transformer_flux.py. A single block's proj_out is the
 # output projection of attention and MLP together (BFL's linear2); it goes with attention, as to_out.0 does.
@@ -70,14 +79,23 @@ def lora_target_modules(transformer, targets=("attention", "mlp"), refiners: boo
 
 
 def lora_state(components: dict[str, Any], adapter: str = "default", layout: str = DEFAULT_LAYOUT) -> dict[str, Any]:
-    """The file's tensors (fp32, CPU) from a peft-injected transformer, in `layout` ("diffusers" or "kohya")."""
+    """The file's tensors (fp32, CPU) from a peft-injected transformer and, where trained, CLIP-L (components
+    "transformer", "text_encoder"), in `layout` ("diffusers" or "kohya")."""
     from models.lora_names import folded_pairs
 
-    model = components.get(DENOISER)
-    if model is None:
-        raise ValueError("FLUX LoRA files hold the transformer's layers only")
-    deltas = {name: (down, up) for name, down, up in folded_pairs(model, "FLUX", adapter)}
-    return layout_state(deltas, out_features(model), layout)
+    model, clip = components.get(DENOISER), components.get(TEXT_ENCODER)
+    if model is None and clip is None:
+        raise ValueError("FLUX LoRA files hold the transformer's and CLIP-L's layers only")
+    deltas = {} if model is None else {name: (down, up) for name, down, up in folded_pairs(model, "FLUX", adapter)}
+    if clip is not None:
+        deltas.update({clip_name(name): (down, up) for name, down, up in folded_pairs(clip, "FLUX", adapter)})
+    return layout_state(deltas, {} if model is None else out_features(model), layout)
+
+
+def clip_name(module: str) -> str:
+    """The file's name of a CLIP-L module: text_encoder.text_model.<…>, the level newer transformers leave out of
+    CLIPTextModel's module names kept, as every loader (and sd-scripts' lora_te1_text_model_…) names it."""
+    return TE_PREFIX + ("" if module.startswith("text_model.") else "text_model.") + module
 
 
 def out_features(transformer) -> dict[str, int]:
@@ -91,11 +109,14 @@ def layout_state(deltas: dict[str, tuple[Any, Any]], widths: dict[str, int], lay
     if layout == "diffusers":
         state = {}
         for name, (down, up) in deltas.items():
-            state[f"{DIFFUSERS_PREFIX}{name}.lora_A.weight"] = down
-            state[f"{DIFFUSERS_PREFIX}{name}.lora_B.weight"] = up
+            key = name if name.startswith(TE_PREFIX) else DIFFUSERS_PREFIX + name
+            state[f"{key}.lora_A.weight"] = down
+            state[f"{key}.lora_B.weight"] = up
         return state
     if layout == "kohya":
-        return _kohya_state(deltas, widths)
+        clip = {n: pair for n, pair in deltas.items() if n.startswith(TE_PREFIX)}
+        blocks = {n: pair for n, pair in deltas.items() if n not in clip}
+        return {**_kohya_state(blocks, widths), **_kohya_te_state(clip)}
     raise ValueError(f"unknown FLUX LoRA layout {layout!r}; known: {LAYOUTS}")
 
 
@@ -148,6 +169,18 @@ def _kohya_state(deltas: dict[str, tuple[Any, Any]], widths: dict[str, int]) -> 
     return state
 
 
+def _kohya_te_state(deltas: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """CLIP-L's modules as sd-scripts writes them: lora_te1_ + the underscored module name, alpha = rank."""
+    import torch
+
+    state = {}
+    for name, (down, up) in deltas.items():
+        base = KOHYA_TE_PREFIX + name.removeprefix(TE_PREFIX).replace(".", "_")
+        state.update({f"{base}.lora_down.weight": down.contiguous(), f"{base}.lora_up.weight": up.contiguous(),
+                      f"{base}.alpha": torch.tensor(float(down.shape[0]))})
+    return state
+
+
 def lora_metadata(meta: dict[str, Any], family: str = flux.FAMILY) -> dict[str, Any]:
     """Family fields of the file's metadata: alpha is folded, so the file's alpha is its rank; the base named as
     sd-scripts names it (ss_base_model_version flux1 / chroma, modelspec flux-1-dev / flux-1-schnell / chroma)."""
@@ -173,7 +206,7 @@ def _variant(meta: dict[str, Any]) -> str:
 
 def layout_of(names) -> str:
     """Which layout a file's keys (or module names) are in."""
-    return "kohya" if any(str(n).startswith(KOHYA_PREFIX) for n in names) else "diffusers"
+    return "kohya" if any(str(n).startswith((KOHYA_PREFIX, KOHYA_TE_PREFIX)) for n in names) else "diffusers"
 
 
 def _kohya_members(base: str) -> tuple[str, ...]:
@@ -196,6 +229,9 @@ def read_modules(factors: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, An
     block is all zero (a member that was not trained) is left out."""
     out = {}
     for name, (down, up) in factors.items():
+        if te := _KOHYA_TE.match(name):  # CLIP-L: text_model.encoder.layers.N.(self_attn|mlp).<linear>
+            out[f"{TE_PREFIX}text_model.encoder.layers.{te[1]}.{te[2]}.{te[3]}"] = (down, up)
+            continue
         if not name.startswith(KOHYA_PREFIX):
             out[name.removeprefix(DIFFUSERS_PREFIX)] = (down, up)
             continue
@@ -231,7 +267,7 @@ def inferred_widths(deltas: dict[str, tuple[Any, Any]]) -> dict[str, int]:
     """out_features() without the model: each module's rows, and for the members of a fused linear that the LoRA
     lacks, hidden (q/k/v) or 4·hidden (a single block's MLP input), hidden read from the members it has."""
     widths = {name: up.shape[0] for name, (_, up) in deltas.items()}
-    for name in list(deltas):
+    for name in [n for n in deltas if not n.startswith(TE_PREFIX)]:  # CLIP-L's linears are never fused
         members = kohya_base(name)[2]
         known = next(widths[m] // (4 if m.endswith("proj_mlp") else 1) for m in members if m in widths)
         for m in members:
