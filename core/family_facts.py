@@ -108,7 +108,10 @@ FLUX_FIGURES = DitFigures(
 CHROMA_FIGURES = replace(FLUX_FIGURES, params_m={"transformer": 8900.0, "text_encoder": 4762.0, "vae": 83.8},
                          per_rank={**FLUX_FIGURES.per_rank, "adaLN": 0})
 # Peer trainers' FLUX and Chroma examples train at 1e-4 (sd-scripts' docs, ai-toolkit's 24 GB configs): warn at 5×.
-register(Family("flux", "FLUX.1", frozenset({"dit", "flow", "pooled_text"}), 1024, 16, ("euler",), 1.0, "classic",
+# FLUX.1's CLIP-L takes a LoRA (sd-scripts' lora_te1_ keys, diffusers' text_encoder. keys: ComfyUI, Forge and
+# diffusers load both); T5 never does. Chroma has no CLIP, so no trait.
+register(Family("flux", "FLUX.1", frozenset({"dit", "flow", "pooled_text", "text_encoder_trainable"}), 1024, 16,
+                ("euler",), 1.0, "classic",
                 "flux", "flux", prediction="flow", max_lr=5e-4, ui_questions=True, dit=FLUX_FIGURES))
 register(Family("chroma", "Chroma", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "classic",
                 "chroma", "flux", prediction="flow", max_lr=5e-4, dit=CHROMA_FIGURES))

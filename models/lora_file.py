@@ -173,8 +173,9 @@ def save_lora(path: str | Path, state: dict[str, Any], metadata: dict[str, Any],
     from safetensors.torch import save
 
     path = Path(path)
-    # DiT files: Z-Image's diffusion_model.<name>, FLUX's and Chroma's diffusers layout transformer.<name>
-    dit = bool(state) and all(k.startswith((DIT_PREFIX, "transformer.")) for k in state)
+    # DiT files: Z-Image's diffusion_model.<name>, FLUX's and Chroma's diffusers layout transformer.<name> (and
+    # FLUX.1's CLIP-L part, text_encoder.<name>)
+    dit = bool(state) and all(k.startswith((DIT_PREFIX, "transformer.", "text_encoder.")) for k in state)
     bad = [k for k in state if not k.startswith(KOHYA_PREFIXES)] if not dit else \
         [k for k in state if not k.endswith((".lora_A.weight", ".lora_B.weight"))]
     if bad:  # one stray key disables diffusers' kohya conversion for the whole file; DiT files carry no alpha

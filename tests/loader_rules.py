@@ -254,7 +254,8 @@ def comfy_key_map(unet: set[str], clip: set[str]) -> dict[str, str]:
 
 def comfy_clip_key_map(clip: set[str]) -> dict[str, str]:
     """``model_lora_keys_clip`` for CLIP-L and CLIP-G (SD, SDXL, and FLUX's clip_l): the kohya names and the
-    diffusers ones (``text_encoder.`` for clip_l, or for clip_g alone; ``text_encoder_2.`` for clip_g beside clip_l)."""
+    diffusers ones (``text_encoder.`` for clip_l, or for clip_g alone; ``text_encoder_2.`` for clip_g beside
+    clip_l)."""
     key_map = {}
     clip_l = False
     for b in range(32):

@@ -349,3 +349,72 @@ def test_moving_a_swapped_model_leaves_its_swapped_blocks_out():
         assert all(bool(p.isnan().all()) for b in swap.blocks for p in b.parameters() if p.is_floating_point())
         again = seam.predict_at(parts, unet, torch.ones(LATENT), torch.zeros(LATENT), 0.5, text, [])[0]
     assert torch.equal(first, again) and not bool(first.isnan().any())
+
+
+# --- FLUX.1's CLIP-L LoRA (network.train_text_encoder) -----------------------------------------------------------
+
+def test_clip_lora_trains_each_step_with_t5_cached():
+    """With network.train_text_encoder, CLIP-L gets the SD seam's text-encoder LoRA (training.lora) and T5 none; a
+    step re-encodes CLIP-L's pooled text with gradients into its LoRA (equal to the pipeline's encode_prompt while
+    the LoRA is still zero), while T5's rows are encoded once and come from the seam's cache."""
+    import torch
+
+    from models.families.flux.load import encode_prompts
+    from training import adapters
+
+    parts, cfg = _parts("flux"), _cfg("flux")
+    assert cfg.network.train_text_encoder and cfg.network.train_unet
+    trained, _, _ = adapters.attach(cfg, parts, "cpu", log=lambda s: None)
+    clip, t5 = parts.text_encoders
+    assert set(trained) == {"unet", "text_encoder"}
+    assert not [n for n, p in t5.named_parameters() if p.requires_grad or "lora_" in n]
+    with torch.no_grad():
+        want_hidden, want_pooled, _ = encode_prompts(parts.pipe, CAPTIONS)
+    hidden, pooled = seam.encode_text(parts, CAPTIONS, cfg, "cpu")
+    assert torch.equal(hidden, want_hidden) and torch.equal(pooled, want_pooled)
+    assert pooled.requires_grad and not hidden.requires_grad
+    assert set(parts.seam_cache["t5"]) == set(CAPTIONS)
+    parts.seam_cache["t5"]["cat"] = torch.zeros_like(hidden[1])  # the next step reads the cache, not T5
+    assert not seam.encode_text(parts, ["cat"], cfg, "cpu")[0].any()
+    parts.seam_cache["t5"]["cat"] = hidden[1]
+    torch.manual_seed(0)
+    seam.loss(parts, parts.unet, torch.randn(LATENT), (hidden, pooled), [], cfg).backward()
+    grads = [p.grad for n, p in clip.named_parameters() if "lora_B" in n]
+    assert grads and all(g is not None for g in grads) and any(bool(g.any()) for g in grads)
+
+
+def test_chroma_ignores_train_text_encoder_with_a_warning():
+    """Chroma has no CLIP (its T5 is never trained): network.train_text_encoder is a warning that says so, and the
+    run adds no text-encoder LoRA; FLUX.1 has no such warning."""
+    from core import checks
+    from training import adapters
+
+    def te_issues(family: str):
+        return [i for i in checks.check(_cfg(family)) if i.key == "network.train_text_encoder"]
+
+    assert not te_issues("flux")
+    (issue,) = te_issues("chroma")
+    assert issue.level == "warning" and "Chroma" in issue.en and "Chroma" in issue.zh
+    parts = _parts("chroma")
+    trained, _, _ = adapters.attach(_cfg("chroma"), parts, "cpu", log=lambda s: None)
+    assert set(trained) == {"unet"}
+    assert not [n for e in parts.text_encoders for n, _ in e.named_parameters() if "lora_" in n]
+
+
+def test_dev_run_with_clip_lora(bases, images, tmp_path):
+    """A trainer run with CLIP-L's LoRA (text not cached): the file holds CLIP-L's trained LoRA under
+    text_encoder.text_model (no T5 key), next to the transformer's, and the sample renders from it."""
+    from core.events import read_events
+
+    toml = _run_config(bases["dev"], images, tmp_path, "fc", "flux", "dev",
+                       network={"train_text_encoder": True}, dataset={"cache_text_encoder_outputs": False},
+                       sampling={"prompts": ["a photo of the cat"], "steps": 2, "width": 64, "height": 64})
+    code, out, run_dir = _train(toml)
+    assert code == 0, out
+    state = _trained_file(run_dir, "fc")
+    clip_up = [v for k, v in state.items() if k.startswith("text_encoder.text_model.") and "lora_B" in k]
+    assert clip_up and all(bool(v.any()) for v in clip_up)  # every CLIP-L up factor moved from its zero start
+    assert all(k.startswith(("transformer.", "text_encoder.text_model.")) for k in state)
+    assert any(e["type"] == "sample" for e in read_events(run_dir / "events.jsonl")[0])
+    log = (run_dir / "train.log").read_text(encoding="utf-8")
+    assert "text_encoder layers" in log and "text_encoder_2" not in log

@@ -37,8 +37,9 @@ def attach(cfg: RunConfig, parts, device, log) -> tuple[dict[str, Any], list[str
             layers = lora.inject(te, rank=n.rank, alpha=n.alpha, dropout=n.dropout, use_dora=n.use_dora,
                                  component=name, algo=n.type, rank_dropout=n.rank_dropout,
                                  module_dropout=n.module_dropout)
-            trained[name] = te
-            log(f"LoRA on {layers} {name} layers")
+            if layers:  # FLUX's T5 has no CLIP linears: it stays frozen and out of the optimizer
+                trained[name] = te
+                log(f"LoRA on {layers} {name} layers")
     precision.keep_lora_dtype(trained, cfg.training.full_bf16)  # fp32 whatever the base dtype, or full bf16
     place = getattr(setup, "place_denoiser", None)  # a family that may keep blocks in CPU memory places its own
     if cfg.training.fp8_base:  # after the LoRA is added (and a DiT's adapter merged), so the LoRA keeps its precision

@@ -6,7 +6,7 @@ through ``parts.setup``; none of them asks which family it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +24,8 @@ class Parts:
     setup: ModuleType           # the family's training seam: training/families/<setup>.py
     pipe: Any = None            # DiT families: the loaded pipeline, whose encode_prompt the trainer uses
     flow: Any = None            # flow families: training.flow.FlowSpec
+    # a seam's own cache of frozen features (FLUX: T5's rows while CLIP-L's LoRA trains and is encoded each step)
+    seam_cache: dict = field(default_factory=dict)
 
     @property
     def is_flow(self) -> bool:

@@ -142,12 +142,55 @@ def lora_plan(cfg: RunConfig, parts: Parts) -> tuple[dict, Any]:
     return {"family": parts.family, "dit_targets": kinds, "dit_refiners": cfg.network.dit_refiners}, None
 
 
+def clip_trained(cfg: RunConfig, parts: Parts) -> bool:
+    """FLUX.1's CLIP-L carries a LoRA that trains (network.train_text_encoder; Chroma has no CLIP, its facts row no
+    trait): the one case where CLIP-L runs with gradients at each step."""
+    from core import family_facts
+
+    if not (cfg.network.train_text_encoder and family_facts.has(parts.family, "text_encoder_trainable")):
+        return False
+    return any(p.requires_grad for p in parts.text_encoders[0].parameters())
+
+
+def _clip_pooled(parts: Parts, captions: list[str]) -> Any:
+    """CLIP-L's pooled output with gradients into its LoRA, as FluxPipeline._get_clip_prompt_embeds computes it
+    (77 tokens padded, pooler_output), through the trained (possibly wrapped) encoder rather than pipe.text_encoder."""
+    clip, tokenizer = parts.text_encoders[0], parts.tokenizers[0]
+    inner = getattr(clip, "module", clip)
+    ids = tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(inner.device)
+    return clip(ids, output_hidden_states=False).pooler_output.to(inner.dtype)
+
+
+def _t5_rows(parts: Parts, captions: list[str], cfg: RunConfig) -> Any:
+    """T5's features of each caption (frozen, never trained): encoded once and kept in the seam's cache while the
+    captions stay the same (sd-scripts' partial cache when CLIP-L trains); encoded each step when they change."""
+    import torch
+
+    from models.families.flux.load import encode_prompts
+
+    d = cfg.dataset
+    keep = not (d.shuffle_caption or d.caption_dropout_rate or d.caption_tag_dropout_rate)
+    rows = parts.seam_cache.setdefault("t5", {})
+    missing = [c for c in dict.fromkeys(captions) if c not in rows] if keep else list(captions)
+    fresh = {}
+    if missing:
+        device = parts.text_encoders[1].device
+        fresh = dict(zip(missing, encode_prompts(parts.pipe, missing, device)[0]))
+        if keep:
+            rows.update(fresh)
+    return torch.stack([rows[c] if keep else fresh[c] for c in captions])
+
+
 def encode_text(parts: Parts, captions: list[str], cfg: RunConfig, device=None) -> tuple[Any, Any]:
     """A batch of (T5 hidden (B, T, 4096), and CLIP-L's pooled (B, 768) for FLUX or for Chroma the bool mask (B, T)
     of the real tokens plus one padding token, in the pooled slot as Chroma has no pooled input), as the pipeline
-    encodes them (models/families/flux/load.py: 512 T5 tokens for dev and Chroma, 256 for schnell)."""
+    encodes them (models/families/flux/load.py: 512 T5 tokens for dev and Chroma, 256 for schnell). With CLIP-L's
+    LoRA trained, only CLIP-L runs each step (with gradients); T5's rows come from the seam's cache."""
     from models.families.flux.load import encode_prompts
 
+    if clip_trained(cfg, parts):
+        return _t5_rows(parts, list(captions), cfg).to(device), _clip_pooled(parts, list(captions)).to(device)
     hidden, pooled, mask = encode_prompts(parts.pipe, list(captions), parts.text_encoders[0].device)
     second = mask if _chroma(parts) else pooled
     return hidden.to(device), second.to(device)  # the loop's cache keeps their rows (row i: caption i)
