@@ -189,7 +189,7 @@ def write_checkpoint(family: str, path: Path) -> dict[str, tuple[str, list[int]]
     g = torch.Generator().manual_seed(2)
     with open(path, "wb") as w:
         w.write(_header(shapes))
-        for dtype, shape in shapes.values():
+        for _, shape in shapes.values():
             w.write((torch.randn(*shape, generator=g) * 0.02).half().reshape(-1).view(torch.uint8).numpy().tobytes())
     return shapes
 

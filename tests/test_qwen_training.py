@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 
 import pytest
+from test_flux_training import _run_config, _train, _trained_file, images  # noqa: F401 (FLUX's run helpers)
 
 from core import config as cfgmod
 from training import flow
-from test_flux_training import _run_config, _train, _trained_file, images  # noqa: F401 (FLUX's run helpers)
 from training.families import qwen_image as seam
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -250,8 +250,8 @@ def test_fp16_base_stays_fp16_and_merges_as_loaders_do(sd15_files, tmp_path):
     the fp16 weights (W16 → fp32, + ΔW, → fp16)."""
     from models.files import read_header
     from models.generate import open_pipeline
-    from models.tiny import save_single_file
     from models.lycoris import merge_file
+    from models.tiny import save_single_file
     from models.toolbox.merge import merge_into_base
 
     tiny, a, _ = sd15_files

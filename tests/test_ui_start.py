@@ -51,7 +51,7 @@ def test_nothing_listed_before_a_demo_is_made(tmp_path):
 def test_steps_name_the_tabs():
     """Each step line starts with its tab's number and name, in both languages, so the two never disagree."""
     tabs = {2: "model.tab", 3: "dataset.tab", 4: "tagging.tab", 5: "params.tab", 6: "train.tab", 7: "grid.tab"}
-    for i, lang in enumerate(("zh", "en")):
+    for lang in ("zh", "en"):
         lines = t("start.steps", lang).split("  \n")
         assert len(lines) == 7
         for n, line in enumerate(lines, 1):

@@ -120,7 +120,7 @@ def _open_accordions(page) -> None:
         closed = page.locator("button.label-wrap:not(.open):visible")
         if not closed.count():
             return
-        for i in range(closed.count()):
+        for _ in range(closed.count()):
             closed.nth(0).click()
         _settle(page)
 

@@ -111,8 +111,10 @@ def run_tool(what_key: str, work: Callable[[Any], Any], said: Callable[[Any, str
                 return
             report, secs = item[1], time.monotonic() - started
             out = getattr(report, "out", None)
-            done = i18n.both(lambda code: t("tools.done_in", code, what=t(what_key, code), secs=secs), lang)
-            status = i18n.both(lambda code: _with_path(said(report, code), out, code), lang, level=level(report))
+            # both() renders at once, but the defaults bind this item's values so the lambdas never see a later one
+            done = i18n.both(lambda code, s=secs: t("tools.done_in", code, what=t(what_key, code), secs=s), lang)
+            status = i18n.both(lambda code, r=report, o=out: _with_path(said(r, code), o, code), lang,
+                               level=level(report))
             written = bool(out) and Path(out).is_file()
             yield "", done, status, gr.update(value=str(out) if written else None, visible=written), *idle
             return

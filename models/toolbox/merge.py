@@ -21,8 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DanluError
-from models.toolbox.common import (Job, LoraFile, check_outputs, lora_factors, open_lora, same_family, split_key,
-                                   stream_safetensors, write_lora)
+from models.toolbox.common import (
+    Job,
+    LoraFile,
+    check_outputs,
+    lora_factors,
+    open_lora,
+    same_family,
+    split_key,
+    stream_safetensors,
+    write_lora,
+)
 from models.toolbox.layers import Target, part_of
 
 
