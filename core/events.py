@@ -109,7 +109,8 @@ def _damaged_lines(path: Path, bad: int) -> None:
 
     report(path, set_aside(path, copy=True), ("The event log", "事件日志"),
            (f"{bad} line(s) are not events", f"有 {bad} 行不是事件"),
-           ("Its readable events are shown; the unreadable lines are skipped.", "已显示其中可读的事件，跳过无法读取的行。"))
+           ("Its readable events are shown; the unreadable lines are skipped.",
+            "已显示其中可读的事件，跳过无法读取的行。"))
 
 
 def best_validation(events: list[dict]) -> dict | None:

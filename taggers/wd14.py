@@ -138,11 +138,12 @@ def _bad_labels(path: Path, e: Exception) -> DanluError:
     if set_aside_download(path, ("The downloaded tag list", "下载的标签表"), why):  # a cut or damaged download
         return DanluError(f"The downloaded {TAGS_FILE} was damaged ({why}) and was moved aside.",
                           f"下载的 {TAGS_FILE} 已损坏（{why}），已移到一旁。",
-                          "Start the tagging again: the file is downloaded anew.", "请重新开始打标：会重新下载该文件。",
-                          key="tagger.model")
+                          "Start the tagging again: the file is downloaded anew.",
+                          "请重新开始打标：会重新下载该文件。", key="tagger.model")
     return DanluError(f"{path} is not a WD tag list ({why}).", f"{path} 不是 WD 标签表（{why}）。",
                       f"{TAGS_FILE} is a CSV with the columns tag_id,name,category,count, as on the hub; put the "
-                      "model's own file back.", f"{TAGS_FILE} 是含 tag_id,name,category,count 列的 CSV（与 hub 上相同），"
+                      "model's own file back.",
+                      f"{TAGS_FILE} 是含 tag_id,name,category,count 列的 CSV（与 hub 上相同），"
                       "请放回该模型原本的文件。", key="tagger.model")
 
 

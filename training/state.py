@@ -30,7 +30,8 @@ def raise_if_disk_full(e: OSError, path: Path, kept_en: str, kept_zh: str) -> No
     raise DanluError(f"The disk is full: {Path(path).name} could not be written in {folder}. {kept_en}",
                      f"磁盘空间已满：无法在 {folder} 中写入 {Path(path).name}。{kept_zh}",
                      "Free some space on that disk (or set another output folder), then continue the run with resume.",
-                     "请清理该磁盘的空间（或改用其他输出文件夹），然后续训（resume）。", key="saving.output_dir") from None
+                     "请清理该磁盘的空间（或改用其他输出文件夹），然后续训（resume）。",
+                     key="saving.output_dir") from None
 
 
 KEPT_EN = "The earlier LoRA files and the run's saved state are kept; the run stopped here."

@@ -26,7 +26,8 @@ PRECISIONS = ("same", "fp16", "bf16", "float")
 
 i18n.add({
     "tools.tab": ("工具", "Tools"),
-    "tools.intro": ("训练之后常用的 LoRA 工具：查看、缩小秩、合并、提取、转换格式。结果写入 outputs/tools/，不会覆盖输入文件；"
+    "tools.intro": ("训练之后常用的 LoRA 工具：查看、缩小秩、合并、提取、转换格式。"
+                    "结果写入 outputs/tools/，不会覆盖输入文件；"
                     "在命令行中，launcher.py 的 LoRA 子命令（lora）做同样的事。",
                     "The LoRA tools used after training: inspect, resize, merge, extract, convert. Results go to "
                     "outputs/tools/ and never overwrite an input; `python launcher.py lora …` does the same from a "
@@ -48,18 +49,21 @@ i18n.add({
     "tools.param": ("动态方法的阈值（sv_ratio 如 2；sv_fro / sv_cumulative 如 0.9）",
                     "Threshold of a dynamic method (sv_ratio e.g. 2; sv_fro / sv_cumulative e.g. 0.9)"),
     "tools.inspect": ("查看 LoRA", "Inspect a LoRA"),
-    "tools.inspect_hint": ("把 LoRA 文件拖到这里：显示底模系列、秩与 alpha、训练设置、触发词，以及 WebUI、ComfyUI、diffusers "
-                           "是否读取全部键。", "Drop a LoRA file here: its family, ranks and alphas, training settings, "
+    "tools.inspect_hint": ("把 LoRA 文件拖到这里：显示底模系列、秩与 alpha、训练设置、触发词，"
+                           "以及 WebUI、ComfyUI、diffusers 是否读取全部键。",
+                           "Drop a LoRA file here: its family, ranks and alphas, training settings, "
                            "trigger words, and whether WebUI, ComfyUI and diffusers take every key."),
     "tools.inspecting": ("读取文件", "Reading the file"),
-    "tools.meta": ("编辑元数据（写入新文件，张量不变）", "Edit the metadata (written to a new file, tensors unchanged)"),
+    "tools.meta": ("编辑元数据（写入新文件，张量不变）",
+                   "Edit the metadata (written to a new file, tensors unchanged)"),
     "tools.meta.title": ("标题", "Title"),
     "tools.meta.triggers": ("触发词（逗号分隔）", "Trigger words (comma separated)"),
     "tools.meta.description": ("说明", "Description"),
     "tools.meta.cover": ("封面图片（留空 = 不要封面）", "Cover image (empty = no cover)"),
     "tools.meta.save": ("保存为新文件", "Save as a new file"),
     "tools.meta.saving": ("写入元数据", "Writing the metadata"),
-    "tools.meta.saved": ("已写入新文件，张量逐字节未变。\n\n标题：{title} · 触发词：{words} · 说明：{description} · 封面：{cover}",
+    "tools.meta.saved": ("已写入新文件，张量逐字节未变。\n\n"
+                         "标题：{title} · 触发词：{words} · 说明：{description} · 封面：{cover}",
                          "Written to a new file; the tensors are unchanged byte for byte.\n\ntitle: {title} · "
                          "trigger words: {words} · description: {description} · cover: {cover}"),
     "tools.meta.none": ("无", "none"),

@@ -24,7 +24,8 @@ _CANCELS: dict[str, threading.Event] = {}
 LOOK_S = 0.25  # how often the handler looks at the worker's queue
 
 i18n.add({
-    "tools.progress": ("{what}：{done}/{total}（{pct}%）· 预计还需 {eta}", "{what}: {done}/{total} ({pct}%) · ETA {eta}"),
+    "tools.progress": ("{what}：{done}/{total}（{pct}%）· 预计还需 {eta}",
+                       "{what}: {done}/{total} ({pct}%) · ETA {eta}"),
     "tools.progress_start": ("{what}：开始…", "{what}: starting…"),
     "tools.eta_unknown": ("估算中", "estimating"),
     "tools.done_in": ("{what}：完成，用时 {secs:.1f} 秒", "{what}: done in {secs:.1f} s"),

@@ -38,7 +38,8 @@ i18n.add({
     "train.over": ("▶ 重新开始（旧结果移到 .previous）", "▶ Start over (earlier results to .previous)"),
     "train.moved": ("之前的结果已移到：`{folder}`（在“查看的运行”中可以打开）。",
                     "The earlier results were moved to `{folder}` (open them under “Run shown”)."),
-    "train.name_used": ("运行名 {name} 也已有结果，请换一个名字。", "The run name {name} holds results too: pick another."),
+    "train.name_used": ("运行名 {name} 也已有结果，请换一个名字。",
+                        "The run name {name} holds results too: pick another."),
 })
 
 _PAST: dict[str, tuple[int, Run]] = {}  # a picked run, read once per change of its events.jsonl

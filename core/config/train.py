@@ -118,7 +118,8 @@ class TrainingConfig:
                        families=("unet",))
     max_token_length: int = F(75, "Caption token length.", "标注最大 token 长度。", choices=(75, 150, 225),
                               families=("unet",))
-    device: str = F("auto", "Device: auto, cuda, cpu, or mps.", "设备：自动（auto）、NVIDIA 显卡（cuda）、CPU（cpu）或 Apple 芯片（mps）。",
+    device: str = F("auto", "Device: auto, cuda, cpu, or mps.",
+                    "设备：自动（auto）、NVIDIA 显卡（cuda）、CPU（cpu）或 Apple 芯片（mps）。",
                     choices=("auto", "cuda", "cpu", "mps"))
     timestep_type: str = F("weighted", "Flow models (Z-Image, FLUX, Chroma): how noise levels are drawn — "
                            "uniform, sigmoid (middle; ai-toolkit's FLUX default), shift (as the sampler, more "
@@ -156,8 +157,8 @@ class SavingConfig:
     name: str = F("lora", "Run and file name (no slashes).", "运行名与文件名（不能含斜杠）。", basic=True)
     every_n_epochs: int = F(2, "Save a LoRA every N epochs; 0 = only the final file.",
                             "每 N 轮保存一次 LoRA；0 表示只保存最终文件。", min=0, max=100000, basic=True)
-    precision: str = F("fp16", "Precision of saved files: fp16, bf16, or float.", "保存精度：fp16、bf16 或 32 位浮点（float）。",
-                       choices=("fp16", "bf16", "float"), basic=True)
+    precision: str = F("fp16", "Precision of saved files: fp16, bf16, or float.",
+                       "保存精度：fp16、bf16 或 32 位浮点（float）。", choices=("fp16", "bf16", "float"), basic=True)
     every_n_steps: int = F(0, "Also save a LoRA (and samples) every N steps; 0 = off.",
                            "每 N 步也保存一次 LoRA（并生成样图）；0 为关闭。", min=0, max=10**9)
     keep_last: int = F(0, "Keep only the newest N step files; 0 = keep all.",

@@ -139,7 +139,8 @@ def import_file(path: str | Path) -> Imported:
             "no key is one that sd-scripts, kohya_ss or lora-scripts writes"
         why_zh = f"没有可采用的设置（{taken[0].peer_key}：{taken[0].why_zh}）" if taken else \
             "没有 sd-scripts、kohya_ss 或 lora-scripts 写出的键"
-        raise _unreadable(Path(path), f"{why_en}; found: {found or 'nothing'}.", f"{why_zh}；找到的键：{found or '无'}。")
+        raise _unreadable(Path(path), f"{why_en}; found: {found or 'nothing'}.",
+                          f"{why_zh}；找到的键：{found or '无'}。")
     return result
 
 

@@ -119,7 +119,8 @@ def split_key(key: str) -> tuple[str, str] | None:
 
 
 def _unreadable(path: Path, why_en: str, why_zh: str) -> DanluError:
-    return DanluError(f"{path.name} cannot be read as a LoRA: {why_en}.", f"{path.name} 无法作为 LoRA 读取：{why_zh}。",
+    return DanluError(f"{path.name} cannot be read as a LoRA: {why_en}.",
+                      f"{path.name} 无法作为 LoRA 读取：{why_zh}。",
                       "Check that the download finished and the file is a .safetensors LoRA.",
                       "请确认下载已完成，且文件是 .safetensors 格式的 LoRA。", key=str(path))
 
@@ -132,7 +133,8 @@ def open_lora(path: str | Path) -> LoraFile:
 
     path = Path(path)
     if not path.is_file():
-        raise DanluError(f"{path} does not exist.", f"{path} 不存在。", "Check the path.", "请检查路径。", key=str(path))
+        raise DanluError(f"{path} does not exist.", f"{path} 不存在。", "Check the path.", "请检查路径。",
+                         key=str(path))
     if sniff_pickle(path):  # a pickle can run code when loaded: it is named and refused, never opened
         raise refuse_pickle(path)
     try:
@@ -151,7 +153,8 @@ def open_lora(path: str | Path) -> LoraFile:
                          f"({len(shapes)} tensors, e.g. {list(shapes)[:2]}).",
                          f"{path.name} 中没有 LoRA 模块：它像是完整模型或其他文件（{len(shapes)} 个张量）。",
                          "Pick a LoRA file (.safetensors with lora_down/lora_up or lora_A/lora_B keys).",
-                         "请选择 LoRA 文件（含 lora_down/lora_up 或 lora_A/lora_B 键的 .safetensors）。", key=str(path))
+                         "请选择 LoRA 文件（含 lora_down/lora_up 或 lora_A/lora_B 键的 .safetensors）。",
+                         key=str(path))
     modules = {name: parts for name, parts in modules.items() if set(parts) - {"alpha", "dora_scale"}}
     return LoraFile(path, shapes, meta, lora_family(shapes, meta), modules)
 
@@ -166,7 +169,8 @@ def check_outputs(out: str | Path, inputs: list[str | Path]) -> Path:
                              f"输出文件 {out.name} 就是输入文件之一，会被覆盖。",
                              "Choose another output name.", "请换一个输出文件名。", key=str(out))
     if out.suffix.lower() != ".safetensors":
-        raise DanluError(f"The output {out.name} must end in .safetensors.", f"输出文件 {out.name} 必须以 .safetensors 结尾。",
+        raise DanluError(f"The output {out.name} must end in .safetensors.",
+                         f"输出文件 {out.name} 必须以 .safetensors 结尾。",
                          "Add .safetensors to the name.", "请在文件名后加上 .safetensors。", key=str(out))
     return out
 

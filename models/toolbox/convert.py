@@ -51,8 +51,9 @@ class ConvertReport:
         from core.errors import current_lang
 
         if (lang or current_lang()) == "zh":
-            return (f"{self.out.name}：{self.source} → {self.target}，{self.modules} 个模块，键数 {self.keys_before} → "
-                    f"{self.keys_after}；转换后 ΔW 与原文件的最大相对误差 {self.max_rel_error:.1e}。")
+            return (f"{self.out.name}：{self.source} → {self.target}，{self.modules} 个模块，"
+                    f"键数 {self.keys_before} → {self.keys_after}；"
+                    f"转换后 ΔW 与原文件的最大相对误差 {self.max_rel_error:.1e}。")
         return (f"{self.out.name}: {self.source} → {self.target}, {self.modules} modules, keys {self.keys_before} → "
                 f"{self.keys_after}; ΔW of the converted file vs the original: max relative error "
                 f"{self.max_rel_error:.1e}.")
@@ -189,8 +190,10 @@ def kohya_to_path(name: str, family: str, table: dict[str, str] | None = None) -
                 path = f"{table[head]}.{_dotted(name[len(head) + 1:])}"
                 if _name(component, path, family) == name:
                     return component, path
-    raise DanluError(f"The module {name} has a name no {family} layer has.", f"模块 {name} 的名字与 {family} 的任何层都不对应。",
-                     "Check that the file is a LoRA for this model family.", "请确认该文件是此模型系列的 LoRA。", key=name)
+    raise DanluError(f"The module {name} has a name no {family} layer has.",
+                     f"模块 {name} 的名字与 {family} 的任何层都不对应。",
+                     "Check that the file is a LoRA for this model family.", "请确认该文件是此模型系列的 LoRA。",
+                     key=name)
 
 
 def _kohya_to_peft(lora: LoraFile, job: Job | None) -> dict[str, Any]:
@@ -216,7 +219,8 @@ def _peft_to_kohya(lora: LoraFile, job: Job | None) -> dict[str, Any]:
         if component is None:
             raise DanluError(f"The module {name} names no part of the model (unet., text_encoder., text_encoder_2.).",
                              f"模块 {name} 不属于模型的任何部分（unet.、text_encoder.、text_encoder_2.）。",
-                             "Check that the file is a diffusers/PEFT LoRA.", "请确认该文件是 diffusers/PEFT 格式的 LoRA。")
+                             "Check that the file is a diffusers/PEFT LoRA.",
+                             "请确认该文件是 diffusers/PEFT 格式的 LoRA。")
         path = name[len(component) + 1:]
         # An upsampler's SAI slot is 2 in an up block with attention layers (the file adapts them), else 1.
         block = path.split(".")[1] if path.startswith("up_blocks.") and ".upsamplers." in path else None
@@ -307,7 +311,8 @@ def _modules(lora: LoraFile, job: Job | None):
     for name, tensors in iter_modules(lora, job):
         if lora_factors(tensors) is None or "dora_scale" in tensors:
             raise DanluError(f"{lora.path.name}: {name} is a LoHa, LoKr or DoRA module; only plain LoRA modules "
-                             "change layout.", f"{lora.path.name}：{name} 是 LoHa、LoKr 或 DoRA 模块，只有普通 LoRA 模块能转换格式。",
+                             "change layout.",
+                             f"{lora.path.name}：{name} 是 LoHa、LoKr 或 DoRA 模块，只有普通 LoRA 模块能转换格式。",
                              "Merge it into a base model instead, or resize it to a plain LoRA first.",
                              "可改为合并进底模。", key=str(lora.path))
         yield name, tensors
@@ -373,7 +378,8 @@ def convert_lora(path: str | Path, out: str | Path, *, target: str, precision: s
     lora = open_lora(path)
     source = layout_of(lora)
     if source == target:
-        raise DanluError(f"{lora.path.name} is already in the {target} layout.", f"{lora.path.name} 已经是 {target} 格式。",
+        raise DanluError(f"{lora.path.name} is already in the {target} layout.",
+                         f"{lora.path.name} 已经是 {target} 格式。",
                          "Choose the other layout.", "请选择另一种格式。", key=target)
     state = convert_state(lora, target, job)
     meta = dict(lora.metadata)

@@ -74,7 +74,8 @@ def extract_lora(base: str | Path, tuned: str | Path, out: str | Path, *, rank: 
         la, lb = families.LABELS.get(family, family), families.LABELS.get(tuned_family, tuned_family)
         raise DanluError(f"{base_path.name} is {la} but {tuned_path.name} is {lb}: a LoRA can only be extracted "
                          "from two checkpoints of one family.",
-                         f"{base_path.name} 是 {la}，而 {tuned_path.name} 是 {lb}：只能从同一系列的两个模型中提取 LoRA。",
+                         f"{base_path.name} 是 {la}，而 {tuned_path.name} 是 {lb}："
+                         "只能从同一系列的两个模型中提取 LoRA。",
                          "Pick the base the fine-tune was trained from.", "请选择该微调模型所基于的底模。")
     dit = families.dit_module(family)
     targets = dit_targets(dit, base_header) if dit else sd_targets(base_path, family, base_header, conv_rank > 0)

@@ -56,10 +56,11 @@ MODELSPEC_LABELS = {
     "modelspec.resolution": "分辨率（modelspec）", "modelspec.sai_model_spec": "modelspec 规范版本",
     "modelspec.author": "作者", "modelspec.license": "许可协议", "modelspec.tags": "标签",
     "modelspec.usage_hint": "用法提示", "modelspec.prediction_type": "预测类型", "modelspec.merged_from": "合并自",
-    "modelspec.timestep_range": "时间步范围", "modelspec.encoder_layer": "编码器层", "modelspec.hash_sha256": "SHA-256"}
+    "modelspec.timestep_range": "时间步范围", "modelspec.encoder_layer": "编码器层",
+    "modelspec.hash_sha256": "SHA-256"}
 PART_LABELS = {"unet": ("UNet", "UNet"), "text_encoder": ("文本编码器", "text encoder"),
-               "text_encoder_2": ("文本编码器 2", "text encoder 2"), "diffusion_model": ("扩散模型", "diffusion model"),
-               "transformer": ("扩散模型", "diffusion model")}
+               "text_encoder_2": ("文本编码器 2", "text encoder 2"),
+               "diffusion_model": ("扩散模型", "diffusion model"), "transformer": ("扩散模型", "diffusion model")}
 EDITABLE = {"title": "modelspec.title", "trigger_words": "modelspec.trigger_phrase",
             "description": "modelspec.description", "cover": "modelspec.thumbnail"}
 COVER_SIDE = 512  # a cover image is stored at most this wide and high, so the header stays small

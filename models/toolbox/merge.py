@@ -58,7 +58,8 @@ class MergeReport:
 
         zh = (lang or current_lang()) == "zh"
         if self.into_base:
-            return (f"{self.out.name}：已将 LoRA 合并进底模（{len(self.modules)} 个模块），保持底模的键名与精度。" if zh else
+            return (f"{self.out.name}：已将 LoRA 合并进底模（{len(self.modules)} 个模块），"
+                    "保持底模的键名与精度。" if zh else
                     f"{self.out.name}: LoRA merged into the base ({len(self.modules)} modules), in the base's own "
                     "keys and precision.")
         ranks = sorted({m.rank for m in self.modules})
@@ -77,7 +78,8 @@ class MergeReport:
 
 def _refuse_non_lora(lora: LoraFile, name: str) -> DanluError:
     return DanluError(f"{lora.path.name}: {name} is a LoHa, LoKr or DoRA module, which cannot be merged into another "
-                      "LoRA.", f"{lora.path.name}：{name} 是 LoHa、LoKr 或 DoRA 模块，不能与其他 LoRA 合并成一个 LoRA。",
+                      "LoRA.",
+                      f"{lora.path.name}：{name} 是 LoHa、LoKr 或 DoRA 模块，不能与其他 LoRA 合并成一个 LoRA。",
                       "Merge it into a base model instead.", "请改为合并进底模。", key=str(lora.path))
 
 
@@ -101,7 +103,8 @@ def merge_loras(inputs: list[tuple[str | Path, float]], out: str | Path, *, rank
     rank None: concatenate (exact; the rank is the sum of the files' ranks). A rank: concatenate where the ranks
     add up to no more than it, else SVD to it."""
     if not inputs:
-        raise DanluError("No LoRA files to merge.", "没有要合并的 LoRA 文件。", "Add at least one file.", "请至少添加一个文件。")
+        raise DanluError("No LoRA files to merge.", "没有要合并的 LoRA 文件。",
+                         "Add at least one file.", "请至少添加一个文件。")
     files = [open_lora(p) for p, _ in inputs]
     same_family(files)
     _same_layout(files)
@@ -197,7 +200,8 @@ def _family_check(base: Path, family: str, files: list[LoraFile]) -> None:
     for f in files:
         if f.family and f.family != family and not family.startswith(f.family):
             raise DanluError(f"{f.path.name} is for {LABELS.get(f.family, f.family)} but {base.name} is "
-                             f"{LABELS.get(family, family)}.", f"{f.path.name} 适用于 {LABELS.get(f.family, f.family)}，"
+                             f"{LABELS.get(family, family)}.",
+                             f"{f.path.name} 适用于 {LABELS.get(f.family, f.family)}，"
                              f"而 {base.name} 是 {LABELS.get(family, family)}。",
                              "Use a LoRA made for this base model's family.", "请使用为该底模系列训练的 LoRA。",
                              key=str(f.path))
@@ -302,6 +306,7 @@ def _merge_module(weight: Any, tensors: dict[str, Any], strength: float) -> None
 
 
 def _no_layer(base: Path, detail: str, detail_zh: str) -> DanluError:
-    return DanluError(f"The LoRA does not fit {base.name}: {detail}.", f"该 LoRA 与 {base.name} 的结构不符：{detail_zh}。",
+    return DanluError(f"The LoRA does not fit {base.name}: {detail}.",
+                      f"该 LoRA 与 {base.name} 的结构不符：{detail_zh}。",
                       "Use a LoRA trained on this base model's family and version.",
                       "请使用在该底模系列与版本上训练的 LoRA。", key=str(base))

@@ -36,7 +36,8 @@ class ResizeReport:
         from core.errors import current_lang
 
         zh = (lang or current_lang()) == "zh"
-        head = "模块 | 原秩 → 新秩 | 保留的 Frobenius 比例" if zh else "module | rank → new rank | Frobenius share kept"
+        head = ("模块 | 原秩 → 新秩 | 保留的 Frobenius 比例" if zh else
+                "module | rank → new rank | Frobenius share kept")
         rows = [f"{m.name} | {m.old_rank} → {m.new_rank} | {100 * m.fro_retained:.1f}%" for m in self.modules]
         mean = sum(m.fro_retained for m in self.modules) / max(1, len(self.modules))
         tail = (f"已写入 {self.out}：{len(self.modules)} 个模块，平均保留 {100 * mean:.1f}%" if zh else

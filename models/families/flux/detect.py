@@ -52,7 +52,8 @@ def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[st
     names = dict(zip(flux.strip_prefix(keys), tensors.values()))
     if any(k == "scaled_fp8" or k.endswith(".scaled_fp8") for k in keys):
         return info.refuse("This is a \"scaled fp8\" file (ComfyUI's format with per-layer scales), which Danlu "
-                           "cannot read correctly.", "这是“scaled fp8”文件（ComfyUI 带逐层缩放的格式），丹炉无法正确读取。",
+                           "cannot read correctly.",
+                           "这是“scaled fp8”文件（ComfyUI 带逐层缩放的格式），丹炉无法正确读取。",
                            "Use the fp16/bf16 release or a plain float8_e4m3fn file (without 'scaled' in its name).",
                            "请使用 fp16/bf16 版本，或不带 scaled 的普通 float8_e4m3fn 文件。")
     img_in = (names.get("img_in.weight") or names.get("x_embedder.weight") or ("", [0, 64]))[1]

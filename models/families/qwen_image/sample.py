@@ -52,7 +52,8 @@ def guided(cfg: float) -> bool:
         raise DanluError(f"CFG {cfg:g} is below 1: {LABEL} samples use CFG ≥ 1 (1 = no guidance).",
                          f"CFG {cfg:g} 小于 1：{LABEL} 样图的 CFG 须 ≥ 1（1 表示不引导）。",
                          "Set sampling.cfg to 1 (no negative prompt) or 2.5-4 with a negative prompt.",
-                         "请把 sampling.cfg 设为 1（不用反向提示词），或配合反向提示词设为 2.5-4。", key="sampling.cfg")
+                         "请把 sampling.cfg 设为 1（不用反向提示词），或配合反向提示词设为 2.5-4。",
+                         key="sampling.cfg")
     return cfg > 1
 
 
