@@ -374,3 +374,35 @@ def test_tiny_clip_lora_loads_whole_and_samples_as_a_fresh_pipeline(tmp_path):
     with_clip = pixels(ours(both))
     assert np.array_equal(with_clip, pixels(theirs.images[0]))
     assert not np.array_equal(with_clip, pixels(ours(blocks_only)))
+
+
+def test_toolbox_converts_the_clip_l_part(tmp_path):
+    """models.toolbox.convert on a file with CLIP-L's part: diffusers → kohya gives sd-scripts' lora_te1_ names with
+    alpha = rank, and back to diffusers every module's ΔW is the original's exactly."""
+    from safetensors.torch import load_file, save_file
+
+    from models.families.flux import lora
+    from models.families.flux.tiny import build_tiny
+    from models.toolbox.convert import convert_lora, module_deltas
+    from training import lora as training_lora
+
+    pipe = build_tiny(variant="dev")
+    training_lora.inject(pipe.transformer, rank=RANK, alpha=4.0, family="flux", dit_targets=["attention"])
+    training_lora.inject(pipe.text_encoder, rank=RANK, alpha=4.0, component="text_encoder")
+    g = torch.Generator().manual_seed(8)
+    for name, p in [*pipe.transformer.named_parameters(), *pipe.text_encoder.named_parameters()]:
+        if "lora_B" in name:
+            p.data = torch.randn(p.shape, generator=g)
+    original = tmp_path / "my_lora.safetensors"
+    save_file(lora.lora_state({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder}), original,
+              metadata={"ss_base_model_version": "flux1"})
+    kohya = load_file(convert_lora(original, tmp_path / "kohya.safetensors", target="kohya").out)
+    clip = [k.removesuffix(".alpha") for k in kohya if k.startswith("lora_te1_text_model_encoder_layers_")
+            and k.endswith(".alpha")]
+    assert len(clip) == 6 * pipe.text_encoder.config.num_hidden_layers
+    assert all(float(kohya[f"{c}.alpha"]) == RANK for c in clip)
+    back = convert_lora(tmp_path / "kohya.safetensors", tmp_path / "back.safetensors", target="diffusers")
+    before, after = module_deltas(load_file(original)), module_deltas(load_file(back.out))
+    assert set(before) == set(after) and any(n.startswith("text_encoder.text_model.") for n in before)
+    for name, delta in before.items():
+        assert torch.equal(after[name], delta), name
