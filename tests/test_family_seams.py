@@ -1,7 +1,8 @@
 """A family lives in its seams: its facts row (core/family_facts.py), its package under models/families/, its
 training module under training/families/ and its Model-tab questions under ui/families/; rules about fields of
-one family ask whether the field applies (core/checks/zimage.py). Shared code asks traits, never names; a new family is its own files plus one registry
-line, which the second test shows by adding a renamed copy of Z-Image and training it."""
+one family ask whether the field applies (core/checks/zimage.py). Shared code asks traits, never names; a new
+family is its own files plus one registry line, which the second test shows by adding a renamed copy of Z-Image and
+training it."""
 
 from __future__ import annotations
 

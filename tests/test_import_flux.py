@@ -119,13 +119,15 @@ def test_sd_scripts_flux_command_line(tmp_path):
         "flux", "dev", "/models/flux/flux1-dev.safetensors", "/models/flux/ae.safetensors")
     assert (c.network.type, c.network.rank, c.network.alpha, c.network.train_text_encoder) == ("lora", 4, 1.0, False)
     assert (c.training.fp8_base, c.training.blocks_to_swap, c.training.gradient_checkpointing) == (True, 18, True)
-    assert (c.dataset.cache_latents, c.dataset.cache_text_encoder_outputs, c.dataset.resolution) == ("disk", True, 1024)
+    assert (c.dataset.cache_latents, c.dataset.cache_text_encoder_outputs,
+            c.dataset.resolution) == ("disk", True, 1024)
     # shift 3.1582 = e^1.15, the shift flux_shift gives 1024 px: the run's noise levels, at its resolution
     assert c.training.timestep_type == "flux_shift" and _row(result, "discrete_flow_shift").status == "mapped"
     assert "3.16 at 1024 px" in _row(result, "timestep_sampling").why_en
     # sd-scripts' own sample settings: 20 steps, 512 px, embedded guidance 3.5 (Danlu's cfg for dev)
     assert (c.sampling.steps, c.sampling.cfg, c.sampling.width) == (20, 3.5, 512)
-    assert _row(result, "guidance_scale").status == "mapped" and _row(result, "model_prediction_type").status == "mapped"
+    assert _row(result, "guidance_scale").status == "mapped"
+    assert _row(result, "model_prediction_type").status == "mapped"
     assert _row(result, "clip_l").status == "mapped" and "beside the base" in _row(result, "t5xxl").why_en
     assert _row(result, "network_args split_qkv").status == "changed"
     assert _row(result, "network_alpha").peer_value == 1.0 and "network_alpha" in result.defaulted  # sd-scripts: 1
@@ -150,7 +152,8 @@ def test_flags_left_out_are_sd_scripts_defaults_and_warned_in_both_languages(tmp
                                     "apply_t5_attn_mask"}
     said = {"en": ("| unsupported | guidance_scale | 3.5 (not set: default) |", "**Warnings**",
                    "guidance_scale = 3.5 (left out: sd-scripts' default): sd-scripts' docs say to set 1 for dev",
-                   "model_prediction_type = sigma_scaled (left out: sd-scripts' default): sd-scripts' docs recommend raw"),
+                   "model_prediction_type = sigma_scaled (left out: sd-scripts' default): "
+                   "sd-scripts' docs recommend raw"),
             "zh": ("| 无对应项 | model_prediction_type | sigma_scaled （未设置，默认） |", "**警告**",
                    "guidance_scale = 3.5（未设置：sd-scripts 的默认值）：sd-scripts 文档要求 dev 设为 1",
                    "sd-scripts 文档推荐 raw")}
@@ -214,7 +217,8 @@ def tiny_files(tmp_path_factory):
     return root, files
 
 
-@pytest.mark.parametrize("text, name, family", [(SD_SCRIPTS_FLUX, "dev", "flux"), (LORA_SCRIPTS_FLUX, "schnell", "flux"),
+@pytest.mark.parametrize("text, name, family", [(SD_SCRIPTS_FLUX, "dev", "flux"),
+                                                (LORA_SCRIPTS_FLUX, "schnell", "flux"),
                                                 (CHROMA_TOML, "chroma", "chroma")])
 def test_imported_runs_pass_the_start_checks_on_the_tiny_models(tiny_files, tmp_path, monkeypatch, capsys, text,
                                                                  name, family):

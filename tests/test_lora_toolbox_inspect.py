@@ -45,7 +45,8 @@ def test_chinese_report_says_everything_in_chinese(kohya):
     zh = inspect_lora(kohya).report("zh")
     labels = [line.partition("：")[0] for line in zh.splitlines() if "：" in line]
     assert {"文件", "网络", "秩", "学习率", "常见标签", "训练配置（TOML）", "标题"} <= set(labels), labels
-    worded = [line for line in zh.splitlines() if line.startswith(("网络：", "秩：", "WebUI：", "ComfyUI：", "diffusers："))]
+    heads = ("网络：", "秩：", "WebUI：", "ComfyUI：", "diffusers：")
+    worded = [line for line in zh.splitlines() if line.startswith(heads)]
     assert len(worded) == 5 and "4 个模块：文本编码器 1、UNet 3" in zh and "读取全部键" in zh
     for text in labels + worded:
         assert not english_words(text), text

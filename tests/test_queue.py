@@ -1,5 +1,6 @@
-"""core/runs/queue.py and core/runs/queue_runner.py with the event-protocol stand-in trainer: order, pause, cancel, a failed
-run's error and hint, a server restart mid-run, and two servers (two processes) that never claim one item twice."""
+"""core/runs/queue.py and core/runs/queue_runner.py with the event-protocol stand-in trainer: order, pause, cancel, a
+failed run's error and hint, a server restart mid-run, and two servers (two processes) that never claim one item
+twice."""
 
 from __future__ import annotations
 

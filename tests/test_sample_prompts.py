@@ -1,4 +1,5 @@
-"""Per-prompt sample flags in kohya's syntax (core/config/sample_prompts.py), and saving/sampling by steps on an SD run."""
+"""Per-prompt sample flags in kohya's syntax (core/config/sample_prompts.py), and saving/sampling by steps on an SD
+run."""
 
 from __future__ import annotations
 

@@ -58,5 +58,6 @@ def test_save_writes_a_new_file_with_the_fields_and_the_same_tensors(tmp_path):
 
 def test_save_without_a_file_is_refused_in_red(tmp_path):
     status = list(save_metadata(tmp_path, None, "t", "", "", None, "", "en"))[-1][2]
-    assert status.classes == i18n.LEVELS["error"] and "Pick a file first" in status and "请先选择文件" in status.to("zh")
+    assert status.classes == i18n.LEVELS["error"]
+    assert "Pick a file first" in status and "请先选择文件" in status.to("zh")
     assert not list(tmp_path.iterdir())

@@ -113,7 +113,8 @@ def test_tensorboard_scalars_when_asked_and_a_clear_message_without_the_package(
 
 
 def test_the_step_plan_holds_out_the_same_images_as_the_trainer(sd15, tmp_path):
-    """The Parameters tab and the sweep plan count the steps the trainer runs (core.dataset.validation_set, one rule)."""
+    """The Parameters tab and the sweep plan count the steps the trainer runs (core.dataset.validation_set, one
+    rule)."""
     from core.runs.estimate import count_steps
     from training import data as D
     from training import validation

@@ -83,7 +83,8 @@ def test_after_a_server_restart_the_tab_reattaches_and_stop_works(tmp_path, monk
     fake.write_text(FAKE_LAUNCHER, encoding="utf-8")
     cfg_path = cfgmod.save(make_cfg(tmp_path, epochs=50), tmp_path / "run.toml")
     monkeypatch.setenv("FAKE_STEP_S", "0.1")
-    server = ("import os, sys; from pathlib import Path; from core import config; from core.runs.supervisor import Supervisor\n"
+    server = ("import os, sys; from pathlib import Path; from core import config; "
+              "from core.runs.supervisor import Supervisor\n"
               f"s = Supervisor(Path({str(tmp_path)!r}), launcher=Path({str(fake)!r}), echo=False)\n"
               f"s.start(config.load({str(cfg_path)!r}))\nos._exit(0)  # the server dies, the trainer goes on\n")
     subprocess.run([sys.executable, "-c", server], check=True, cwd=Path(__file__).resolve().parent.parent,
