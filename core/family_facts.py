@@ -11,6 +11,8 @@ Traits, as `core.config.fields.F(families=...)` and the rules name them:
 - ``flow``: trained by flow matching (timestep type and bias, DOP, differential guidance);
 - ``pooled_text``: the denoiser also takes a pooled text vector (SDXL's second encoder);
 - ``text_encoder_trainable``: a LoRA on its text encoder(s) is written in a layout every UI loads;
+- ``partial_text_cache``: with its trained text encoder, the frozen one's outputs may still be cached (FLUX.1: T5
+  cached, CLIP-L encoded each step, as sd-scripts' partial cache);
 - ``v_prediction``: the family has v-prediction releases (SD2-768-v, v-pred SDXL fine-tunes).
 """
 
@@ -110,8 +112,8 @@ CHROMA_FIGURES = replace(FLUX_FIGURES, params_m={"transformer": 8900.0, "text_en
 # Peer trainers' FLUX and Chroma examples train at 1e-4 (sd-scripts' docs, ai-toolkit's 24 GB configs): warn at 5×.
 # FLUX.1's CLIP-L takes a LoRA (sd-scripts' lora_te1_ keys, diffusers' text_encoder. keys: ComfyUI, Forge and
 # diffusers load both); T5 never does. Chroma has no CLIP, so no trait.
-register(Family("flux", "FLUX.1", frozenset({"dit", "flow", "pooled_text", "text_encoder_trainable"}), 1024, 16,
-                ("euler",), 1.0, "classic",
+register(Family("flux", "FLUX.1", frozenset({"dit", "flow", "pooled_text", "text_encoder_trainable",
+                                             "partial_text_cache"}), 1024, 16, ("euler",), 1.0, "classic",
                 "flux", "flux", prediction="flow", max_lr=5e-4, ui_questions=True, dit=FLUX_FIGURES))
 register(Family("chroma", "Chroma", frozenset({"dit", "flow"}), 1024, 16, ("euler",), 1.0, "classic",
                 "chroma", "flux", prediction="flow", max_lr=5e-4, dit=CHROMA_FIGURES))

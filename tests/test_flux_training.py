@@ -385,16 +385,22 @@ def test_clip_lora_trains_each_step_with_t5_cached():
 
 def test_chroma_ignores_train_text_encoder_with_a_warning():
     """Chroma has no CLIP (its T5 is never trained): network.train_text_encoder is a warning that says so, and the
-    run adds no text-encoder LoRA; FLUX.1 has no such warning."""
+    run adds no text-encoder LoRA; FLUX.1 has no such warning. Cached text outputs stay allowed for both (FLUX.1:
+    T5's), and are still refused for an SD run that trains its text encoder."""
     from core import checks
     from training import adapters
 
-    def te_issues(family: str):
-        return [i for i in checks.check(_cfg(family)) if i.key == "network.train_text_encoder"]
+    def issues(family: str, key: str):
+        cfg = _cfg(family)
+        cfg.dataset.cache_text_encoder_outputs = True
+        return [i for i in checks.check(cfg) if i.key == key]
 
-    assert not te_issues("flux")
-    (issue,) = te_issues("chroma")
+    assert not issues("flux", "network.train_text_encoder")
+    (issue,) = issues("chroma", "network.train_text_encoder")
     assert issue.level == "warning" and "Chroma" in issue.en and "Chroma" in issue.zh
+    cache = "dataset.cache_text_encoder_outputs"
+    assert not checks.errors(issues("flux", cache)) and not checks.errors(issues("chroma", cache))
+    assert checks.errors(issues("sdxl", cache))
     parts = _parts("chroma")
     trained, _, _ = adapters.attach(_cfg("chroma"), parts, "cpu", log=lambda s: None)
     assert set(trained) == {"unet"}
@@ -402,12 +408,13 @@ def test_chroma_ignores_train_text_encoder_with_a_warning():
 
 
 def test_dev_run_with_clip_lora(bases, images, tmp_path):
-    """A trainer run with CLIP-L's LoRA (text not cached): the file holds CLIP-L's trained LoRA under
-    text_encoder.text_model (no T5 key), next to the transformer's, and the sample renders from it."""
+    """A trainer run with CLIP-L's LoRA, text outputs cached (T5's) and an fp8 base: the file holds CLIP-L's trained
+    LoRA under text_encoder.text_model (no T5 key), next to the transformer's, and the sample renders from it."""
     from core.events import read_events
 
     toml = _run_config(bases["dev"], images, tmp_path, "fc", "flux", "dev",
-                       network={"train_text_encoder": True}, dataset={"cache_text_encoder_outputs": False},
+                       network={"train_text_encoder": True}, dataset={"cache_text_encoder_outputs": True},
+                       training={"fp8_base": True},
                        sampling={"prompts": ["a photo of the cat"], "steps": 2, "width": 64, "height": 64})
     code, out, run_dir = _train(toml)
     assert code == 0, out

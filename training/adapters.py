@@ -44,8 +44,9 @@ def attach(cfg: RunConfig, parts, device, log) -> tuple[dict[str, Any], list[str
     place = getattr(setup, "place_denoiser", None)  # a family that may keep blocks in CPU memory places its own
     if cfg.training.fp8_base:  # after the LoRA is added (and a DiT's adapter merged), so the LoRA keeps its precision
         log(f"{setup.store_fp8(parts.unet)} frozen {setup.DENOISER_LABEL} layers stored in fp8 (float8_e4m3fn)")
-        te_stays = setup.text_encoder_on_cpu(cfg)  # cached text features: encoded on the CPU
-        for m in ([] if place else [parts.unet]) + [parts.vae, *([] if te_stays else parts.text_encoders)]:
+        te_stays = setup.text_encoder_on_cpu(cfg)  # cached text features: encoded on the CPU (a trained one moves)
+        encoders = [te for name, te in zip(comp_names, parts.text_encoders) if not te_stays or name in trained]
+        for m in ([] if place else [parts.unet]) + [parts.vae, *encoders]:
             m.to(device)
     if place is not None:
         place(cfg, parts.unet, device, log)

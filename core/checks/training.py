@@ -123,7 +123,10 @@ def _fp8_base_network(cfg: RunConfig, env: Env):
 
 @rule("cache_text_encoder_while_trained", "error")
 def _cache_te_trained(cfg: RunConfig, env: Env):
-    if cfg.network.train_text_encoder and cfg.dataset.cache_text_encoder_outputs:
+    # FLUX.1 caches T5's outputs and encodes the trained CLIP-L each step (training/families/flux.py); a family
+    # whose text encoder is never trained (text_encoder_not_trainable says so) caches as usual
+    if cfg.network.train_text_encoder and cfg.dataset.cache_text_encoder_outputs and \
+            not _is(cfg, env, "partial_text_cache") and not _lacks(cfg, env, "text_encoder_trainable"):
         return ("dataset.cache_text_encoder_outputs",
                 "Text-encoder outputs cannot be cached while the text encoder is trained.",
                 "训练文本编码器时不能缓存文本编码器输出。",

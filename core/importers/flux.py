@@ -322,9 +322,9 @@ def _flag(k, v, peer, put, result):
             return put(k, "network.train_text_encoder", False)
         return put(k, "network.train_text_encoder", False, (
             "sd-scripts also trained a CLIP-L LoRA; the imported run trains the transformer only: turn "
-            "network.train_text_encoder on (and dataset.cache_text_encoder_outputs off) to train CLIP-L's LoRA too",
+            "network.train_text_encoder on to train CLIP-L's LoRA too",
             "sd-scripts 还训练了 CLIP-L 的 LoRA；导入的训练只训练 transformer：如需同时训练 CLIP-L 的 LoRA，请打开 "
-            "network.train_text_encoder（并关闭 dataset.cache_text_encoder_outputs）"))
+            "network.train_text_encoder"))
     if not on:
         return None
     if k == "fp8_base_unet":

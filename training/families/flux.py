@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from core import family_facts
 from core.config import RunConfig
 from training import block_swap, dop, flow, precision
 from training.parts import Parts
@@ -104,10 +105,12 @@ def parts_from_pipe(pipe: Any, family: str, cfg: RunConfig, device: str, dtype: 
     transformer.to("cpu" if cfg.training.blocks_to_swap else device, dtype=dtype)
     pipe.vae.to(device, dtype=dtype)
     te_device = "cpu" if text_encoder_on_cpu(cfg) else device
-    for e in encoders:
-        e.to(te_device, dtype=dtype)
+    clip_lora = cfg.network.train_text_encoder and family_facts.has(family, "text_encoder_trainable")
+    for i, e in enumerate(encoders):
+        e.to(device if clip_lora and i == 0 else te_device, dtype=dtype)  # a trained CLIP-L trains on the device
     if te_device != device:
-        log("Text encoders kept on the CPU (low VRAM, text features cached)")
+        log("T5 kept on the CPU (low VRAM, its features cached); CLIP-L, trained, on the device" if clip_lora else
+            "Text encoders kept on the CPU (low VRAM, text features cached)")
     tokenizers = [t for t in (pipe.tokenizer, getattr(pipe, "tokenizer_2", None)) if t is not None]
     return Parts(family, "flow", transformer, pipe.vae, encoders, tokenizers, None, dict(pipe.scheduler.config),
                  sys.modules[__name__], pipe=pipe, flow=flow_spec(dict(pipe.scheduler.config)))
@@ -145,8 +148,6 @@ def lora_plan(cfg: RunConfig, parts: Parts) -> tuple[dict, Any]:
 def clip_trained(cfg: RunConfig, parts: Parts) -> bool:
     """FLUX.1's CLIP-L carries a LoRA that trains (network.train_text_encoder; Chroma has no CLIP, its facts row no
     trait): the one case where CLIP-L runs with gradients at each step."""
-    from core import family_facts
-
     if not (cfg.network.train_text_encoder and family_facts.has(parts.family, "text_encoder_trainable")):
         return False
     return any(p.requires_grad for p in parts.text_encoders[0].parameters())
@@ -167,7 +168,7 @@ def _t5_rows(parts: Parts, captions: list[str], cfg: RunConfig) -> Any:
     captions stay the same (sd-scripts' partial cache when CLIP-L trains); encoded each step when they change."""
     import torch
 
-    from models.families.flux.load import encode_prompts
+    from models.families.flux.load import encode_t5
 
     d = cfg.dataset
     keep = not (d.shuffle_caption or d.caption_dropout_rate or d.caption_tag_dropout_rate)
@@ -175,8 +176,7 @@ def _t5_rows(parts: Parts, captions: list[str], cfg: RunConfig) -> Any:
     missing = [c for c in dict.fromkeys(captions) if c not in rows] if keep else list(captions)
     fresh = {}
     if missing:
-        device = parts.text_encoders[1].device
-        fresh = dict(zip(missing, encode_prompts(parts.pipe, missing, device)[0]))
+        fresh = dict(zip(missing, encode_t5(parts.pipe, missing, parts.text_encoders[1].device)))
         if keep:
             rows.update(fresh)
     return torch.stack([rows[c] if keep else fresh[c] for c in captions])

@@ -28,11 +28,11 @@ i18n.add({
     "model.flux_dev": ("dev（引导蒸馏，20–28 步）", "dev (guidance-distilled, 20–28 steps)"),
     "model.flux_schnell": ("schnell（4 步）", "schnell (4 steps)"),
     "model.flux_te_off": ("已关闭 network.train_text_encoder：FLUX.1 默认只训练 transformer（同 sd-scripts 的 "
-                          "--network_train_unet_only）。需要 CLIP-L 的 LoRA 时可打开它（同时关闭文本编码器输出缓存）；"
-                          "T5 从不训练。",
+                          "--network_train_unet_only）。需要 CLIP-L 的 LoRA 时可打开它（T5 的输出照常缓存，"
+                          "CLIP-L 每步重新编码）；T5 从不训练。",
                           "network.train_text_encoder is off: FLUX.1 trains its transformer only by default (as "
-                          "sd-scripts' --network_train_unet_only). Turn it on for a CLIP-L LoRA (with the "
-                          "text-encoder output cache off); T5 is never trained."),
+                          "sd-scripts' --network_train_unet_only). Turn it on for a CLIP-L LoRA (T5's outputs "
+                          "stay cached, CLIP-L is encoded each step); T5 is never trained."),
     "model.flux_set": ("已设置：FLUX.1 {variant}。", "Set: FLUX.1 {variant}."),
     "model.flux_licence": ("注意：FLUX.1 [dev] 采用非商业许可（FLUX.1 [dev] Non-Commercial License）：用它训练的 "
                            "LoRA 及其出图不得商用，除非另获 Black Forest Labs 的商业授权。schnell 为 Apache-2.0。",

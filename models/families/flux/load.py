@@ -373,8 +373,21 @@ def encode_prompts(pipe, prompts: list[str], device: Any = None) -> tuple[Any, A
             embeds, mask = pipe._get_t5_prompt_embeds(list(prompts), device=device,
                                                       max_sequence_length=chroma.max_sequence_length(chroma.FAMILY))
             return embeds, None, mask.bool()
-        variant = "dev" if pipe.transformer.config.guidance_embeds else "schnell"
         embeds, pooled, _ = pipe.encode_prompt(list(prompts), None, device=device,
-                                               max_sequence_length=flux.max_sequence_length(flux.FAMILY, variant))
+                                               max_sequence_length=_t5_tokens(pipe))
     return embeds, pooled, None
+
+
+def _t5_tokens(pipe) -> int:
+    return flux.max_sequence_length(flux.FAMILY, "dev" if pipe.transformer.config.guidance_embeds else "schnell")
+
+
+def encode_t5(pipe, prompts: list[str], device: Any = None) -> Any:
+    """FLUX.1's T5 features alone, as encode_prompt computes them (512 tokens dev, 256 schnell): what the trainer
+    caches while CLIP-L's LoRA trains, T5 possibly on the CPU while CLIP-L is on the GPU."""
+    import torch
+
+    with torch.no_grad():
+        return pipe._get_t5_prompt_embeds(list(prompts), device=device or pipe.text_encoder_2.device,
+                                          max_sequence_length=_t5_tokens(pipe))
 
