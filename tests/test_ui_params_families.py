@@ -90,3 +90,10 @@ def test_the_model_tab_prediction_override_follows_the_same_declaration():
 
     assert prediction_shown(_config("sdxl")) and prediction_shown(_config("auto"))
     assert not prediction_shown(_config("zimage"))
+
+
+def test_flux_shows_the_text_encoder_lora_fields_and_chroma_hides_them():
+    """FLUX.1 trains an optional CLIP-L LoRA (core.family_facts: text_encoder_trainable); Chroma has no CLIP."""
+    te_fields = {"network.train_text_encoder", "optimizer.text_encoder_lr"}
+    assert te_fields <= set(Form(SPECS, []).visible(_config("flux")))
+    assert not te_fields & set(Form(SPECS, []).visible(_config("chroma")))

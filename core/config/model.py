@@ -126,8 +126,9 @@ class NetworkConfig:
                      "LoRA alpha；缩放 = alpha / rank，常用 rank 的一半。", min=0.0, max=4096.0, basic=True)
     train_unet: bool = F(True, "Train LoRA on the denoiser: the UNet (SD), or the transformer (DiT models such as "
                          "Z-Image).", "训练去噪网络的 LoRA：UNet（SD 系列），或 Transformer（Z-Image 等 DiT 模型）。")
-    train_text_encoder: bool = F(True, "Train LoRA on the text encoder(s).", "训练文本编码器的 LoRA。",
-                                 families=("unet",))
+    train_text_encoder: bool = F(True, "Train LoRA on the text encoder(s) (FLUX.1: CLIP-L; T5 never).",
+                                 "训练文本编码器的 LoRA（FLUX.1：CLIP-L；T5 从不训练）。",
+                                 families=("text_encoder_trainable",))
     conv_dim: int = F(0, "LoCon: rank for 3×3 conv layers; 0 = off.", "LoCon：3×3 卷积层的秩；0 为关闭。",
                       min=0, max=1024, families=("unet",))
     conv_alpha: float = F(1.0, "LoCon alpha for conv layers.", "LoCon 卷积层的 alpha。", min=0.0, max=4096.0,

@@ -27,7 +27,7 @@ class OptimizerConfig:
                   "学习率（UNet）。Prodigy 和 DAdaptAdam 用 1.0。",
                   min=0.0, max=10.0, basic=True)
     text_encoder_lr: float = F(5e-5, "Learning rate of the text encoder(s).", "文本编码器学习率。", min=0.0, max=10.0,
-                               families=("unet",))
+                               families=("text_encoder_trainable",))
     weight_decay: float = F(0.01, "Weight decay.", "权重衰减。", min=0.0, max=10.0)
     scheduler: str = F("cosine", "Learning-rate schedule.", "学习率调度。", choices=SCHEDULERS)
     warmup: float = F(0.0, "Warm-up: below 1 a share of the steps, else a step count.",
