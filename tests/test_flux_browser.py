@@ -1,5 +1,6 @@
 """A FLUX.1 base in the page: the Model tab names the family and the variant the weights tell, shows the dev /
-schnell question with it chosen, and says FLUX.1 [dev]'s non-commercial licence when dev is chosen."""
+schnell question with it chosen, and says FLUX.1 [dev]'s non-commercial licence when dev is chosen; the CLIP-L LoRA
+is turned off on choosing, with a note saying how to turn it on, and the Parameters tab shows its switch."""
 
 from __future__ import annotations
 
@@ -26,12 +27,22 @@ def test_browser_flux_model_tab_shows_the_variant_and_the_dev_licence(page, app_
     message = page.locator("#model-message")
     message.get_by_text("Chosen as the base model").wait_for()
     assert "non-commercial" not in message.inner_text()  # schnell is Apache-2.0
+    message.get_by_text("Turn it on for a CLIP-L LoRA").wait_for()  # the form's default was on
     page.screenshot(path=artifacts / "flux_model_tab_schnell.png", full_page=True)
 
     radio.get_by_text("dev (guidance-distilled, 20–28 steps)").click()
     message.get_by_text("Set: FLUX.1 dev.").wait_for()
     message.get_by_text("non-commercial licence").wait_for()
     page.screenshot(path=artifacts / "flux_model_tab_dev.png", full_page=True)
+
+    page.get_by_role("tab", name="Parameters").click()
+    page.locator("#params-view").get_by_text("Expert", exact=True).click()
+    switch = page.locator("#params-network-train_text_encoder")
+    switch.wait_for(state="visible")  # FLUX.1's CLIP-L LoRA (an SD-only field before)
+    assert not switch.locator("input").is_checked()
+    assert "T5 never" in switch.inner_text()
+    page.locator("#params-section-network").first.screenshot(path=artifacts / "flux_params_clip_lora.png")
+    page.get_by_role("tab", name="Model").click()
 
     page.locator("#danlu-lang").get_by_text("简体中文").click()
     report.get_by_text("FLUX.1（Black Forest Labs）").wait_for(timeout=90_000)  # the whole page follows the switch
