@@ -124,8 +124,8 @@ def test_sd_scripts_flux_command_line(tmp_path):
     # shift 3.1582 = e^1.15, the shift flux_shift gives 1024 px: the run's noise levels, at its resolution
     assert c.training.timestep_type == "flux_shift" and _row(result, "discrete_flow_shift").status == "mapped"
     assert "3.16 at 1024 px" in _row(result, "timestep_sampling").why_en
-    # sd-scripts' own sample settings: 20 steps, 512 px, embedded guidance 3.5 (Danlu's cfg for dev)
-    assert (c.sampling.steps, c.sampling.cfg, c.sampling.width) == (20, 3.5, 512)
+    # sd-scripts' own sample settings: 20 steps, 512 px, CFG 1 (the embedded guidance 3.5 is what Danlu's dev uses)
+    assert (c.sampling.steps, c.sampling.cfg, c.sampling.width) == (20, 1.0, 512)
     assert _row(result, "guidance_scale").status == "mapped"
     assert _row(result, "model_prediction_type").status == "mapped"
     assert _row(result, "clip_l").status == "mapped" and "beside the base" in _row(result, "t5xxl").why_en
@@ -146,8 +146,8 @@ def test_flags_left_out_are_sd_scripts_defaults_and_warned_in_both_languages(tmp
     assert c.training.timestep_type == "shift" and _row(result, "discrete_flow_shift").status == "mapped"
     assert c.model.variant == "dev" and "dev assumed" in _row(result, "pretrained_model_name_or_path",
                                                                "model.variant").why_en
-    # no CLIP-L LoRA in Danlu: the row says sd-scripts trained one
-    assert not c.network.train_text_encoder and _row(result, "network_train_unet_only").status == "changed"
+    # sd-scripts trained a CLIP-L LoRA (network_train_unet_only left out): so does the imported run
+    assert c.network.train_text_encoder and _row(result, "network_train_unet_only").status == "changed"
     assert _unsupported(result) == {"guidance_scale", "model_prediction_type", "t5xxl_max_token_length",
                                     "apply_t5_attn_mask"}
     said = {"en": ("| unsupported | guidance_scale | 3.5 (not set: default) |", "**Warnings**",
@@ -189,7 +189,7 @@ def test_chroma_toml(tmp_path):
     assert _row(result, "sample_prompts").status == "changed" and c.sampling.cfg == 1.0  # sd-scripts' CFG default
     dev = importers.convert("sd-scripts", {"model_type": "flux", "pretrained_model_name_or_path": "flux1-dev.sft",
                                            "sample_prompts": "a cat --g 2.5 --l 1.0 --d 7"})
-    assert dev.config.sampling.prompts == ["a cat --l 2.5 --d 7"]  # dev: the guidance is Danlu's cfg
+    assert dev.config.sampling.prompts == ["a cat --l 1.0 --d 7"]  # --l is Danlu's cfg; dev's guidance stays 3.5
     assert _row(result, "apply_t5_attn_mask").status == "mapped"
     assert not any(r.key == "model.variant" for r in result.rows)  # Chroma has none
     # guidance left out = 3.5 into Chroma's approximator, and sigma_scaled: Danlu feeds 0 and trains raw

@@ -12,7 +12,8 @@ PACKAGES = ("core", "models", "training", "taggers", "ui")
 # Which other packages each may import (docs/ARCHITECTURE.md): the UI never imports training code, it runs it.
 ALLOWED = {"core": set(), "models": {"core"}, "taggers": {"core"}, "training": {"core", "models"},
            "ui": {"core", "models", "taggers"}}
-FACTORY = {"models.tiny", "models.families.zimage.tiny"}
+# the tiny-model factory: models/tiny.py and each family's tiny module (one may reuse another's tokenizer)
+FACTORY = {"models.tiny"} | {f"models.families.{p.parent.name}.tiny" for p in ROOT.glob("models/families/*/tiny.py")}
 USES_FACTORY = {"models.demo"} | FACTORY  # the demo builds a tiny model on purpose
 
 

@@ -25,8 +25,21 @@ from core.dataset.steps import total_steps
 from core.events import EVENTS_FILE, STOP_FILE, EventWriter
 from core.runs import layout as run_layout
 from models.preflight import device_kind as device_kind_for
-from training import adapters, block_swap, blocks, checks, dop, export, faults, lora, optim, precache, state, tboard
-from training import validation
+from training import (
+    adapters,
+    block_swap,
+    blocks,
+    checks,
+    dop,
+    export,
+    faults,
+    lora,
+    optim,
+    precache,
+    state,
+    tboard,
+    validation,
+)
 from training import data as D
 from training.families import setup as family_setup
 from training.parts import encode_latents

@@ -5,9 +5,10 @@ A flag left out means sd-scripts' default (kohya-ss/sd-scripts 48d368f, library/
 `add_flux_train_arguments`, flux_train_network.py, library/train_util.py): guidance_scale 3.5,
 model_prediction_type sigma_scaled, timestep_sampling sigma (a uniform index into the 1000 training sigmas shifted
 by discrete_flow_shift, 3.0), sigmoid_scale 1.0, T5 512 tokens for dev and 256 for schnell, no T5 mask (Chroma
-refuses to start without one), and a CLIP-L LoRA unless network_train_unet_only. Danlu's FLUX training has no
-setting for several of these (training/families/flux.py): dev's guidance is 1.0, the loss compares the raw
-velocity, T5 takes 512 / 256 tokens, only Chroma's padding is masked, only the transformer gets a LoRA. The report
+refuses to start without one), and a CLIP-L LoRA unless network_train_unet_only (Danlu's too:
+network.train_text_encoder). Danlu's FLUX training has no setting for several of these (training/families/flux.py):
+dev's guidance is 1.0, the loss compares the raw velocity, T5 takes 512 / 256 tokens, only Chroma's padding is
+masked, T5 never gets a LoRA. The report
 says which of the run's choices Danlu keeps, which it cannot, and warns where the run left sd-scripts' own
 recommendation (docs/flux_train_network.md: guidance_scale 1.0, model_prediction_type raw; Chroma: guidance 0).
 """
@@ -35,8 +36,8 @@ TRAINING_GUIDANCE = {"dev": 1.0, "chroma": 0.0}  # what Danlu gives the model (C
 _MARKS = ("ae", "clip_l", "t5xxl", "guidance_scale", "model_prediction_type", "t5xxl_max_token_length",
           "apply_t5_attn_mask", "timestep_sampling")
 # sd-scripts' samples when a prompt line does not say (library/flux_train_utils.py sample_image_inference): 20 steps,
-# 512 px, embedded guidance 3.5 (Danlu's cfg for dev) and CFG 1 (Danlu's cfg for Chroma: no negative prompt)
-SAMPLES = {"steps": 20, "width": 512, "height": 512, "sampler": "euler"}
+# 512 px, embedded guidance 3.5 (what Danlu's dev samples use) and CFG 1 (Danlu's cfg: ComfyUI's KSampler cfg)
+SAMPLES = {"steps": 20, "width": 512, "height": 512, "sampler": "euler", "cfg": 1.0}
 
 
 def is_flux(peer: dict[str, Any]) -> bool:
@@ -60,7 +61,7 @@ def with_defaults(peer: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
 
 def starting_point(peer: dict[str, Any]) -> dict[str, Any]:
     """The samples sd-scripts made of the run, under what its keys set."""
-    return {"sampling": {**SAMPLES, "cfg": 3.5 if _kind(peer) == "dev" else 1.0}}
+    return {"sampling": dict(SAMPLES)}
 
 
 def _header_keys(path: Path) -> frozenset[str] | None:
@@ -101,8 +102,8 @@ def variant(peer: dict[str, Any]) -> tuple[str, str, str]:
         return "schnell", "its name says schnell", "文件名表明是 schnell"
     if re.search(r"(^|[^a-z])dev([^a-z]|$)", stem):
         return "dev", "its name says dev", "文件名表明是 dev"
-    return "dev", ("the checkpoint could not be read here and its name does not say: dev assumed (the Model tab "
-                   "reads it from the file)"), "此处无法读取底模文件，文件名也未表明：按 dev 处理（模型页会从文件读取）"
+    return ("dev", "the checkpoint could not be read here and its name does not say: dev assumed (the Model tab "
+            "reads it from the file)", "此处无法读取底模文件，文件名也未表明：按 dev 处理（模型页会从文件读取）")
 
 
 def _kind(peer: dict[str, Any]) -> str:
@@ -158,12 +159,14 @@ def _guidance(k, v, peer, put, result):
                      "schnell 没有引导输入：原配置也不使用")
     want = TRAINING_GUIDANCE[kind]
     if g == want:
-        return _same(result, k, v, f"Danlu trains {kind} with guidance {want:g} too", f"丹炉训练 {kind} 同样使用引导 {want:g}")
+        return _same(result, k, v, f"Danlu trains {kind} with guidance {want:g} too",
+                     f"丹炉训练 {kind} 同样使用引导 {want:g}")
     _cannot(result, k, v, f"Danlu trains {kind} with guidance {want:g}; this run gave the model {g:g}",
             f"丹炉训练 {kind} 时引导为 {want:g}；该运行给模型的是 {g:g}")
     _warn(result, k, v, f"sd-scripts' docs say to set {want:g} for {kind}; a LoRA trained at {g:g} may need that "
           "guidance to look right. Danlu trains at " + f"{want:g}.",
-          f"sd-scripts 文档要求 {kind} 设为 {want:g}；以 {g:g} 训练的 LoRA 可能要在该引导下才正常。丹炉按 {want:g} 训练。")
+          f"sd-scripts 文档要求 {kind} 设为 {want:g}；以 {g:g} 训练的 LoRA 可能要在该引导下才正常。"
+          f"丹炉按 {want:g} 训练。")
 
 
 def _prediction(k, v, peer, put, result):
@@ -241,7 +244,8 @@ def _t5_mask(k, v, peer, put, result):
         return _same(result, k, v, "Danlu masks Chroma's T5 padding always (a bool mask)" if on else
                      "sd-scripts refuses Chroma without it; Danlu masks Chroma's T5 padding always",
                      "丹炉总是遮蔽 Chroma 的 T5 填充（bool 掩码）" if on else
-                     "sd-scripts 在 Chroma 上不允许关闭它；丹炉总是遮蔽 Chroma 的 T5 填充", "mapped" if on else "changed")
+                     "sd-scripts 在 Chroma 上不允许关闭它；丹炉总是遮蔽 Chroma 的 T5 填充",
+                     "mapped" if on else "changed")
     if not on:
         return _same(result, k, v, "Danlu trains FLUX.1 without the T5 mask too", "丹炉训练 FLUX.1 同样不用 T5 掩码")
     _cannot(result, k, v, "Danlu trains FLUX.1 without the T5 mask, as it was released and as ComfyUI and diffusers "
@@ -272,7 +276,8 @@ def _part(k, v, peer, put, result):
         return _same(result, k, v, f"Danlu finds {what} there (beside the base or in ComfyUI's text_encoders)",
                      f"丹炉会在那里找到 {what}（底模旁边或 ComfyUI 的 text_encoders 文件夹）")
     _cannot(result, k, v, f"Danlu looks for {what} beside the base or in ComfyUI's models/text_encoders: move or link "
-            "the file there", f"丹炉在底模旁边或 ComfyUI 的 models/text_encoders 中查找 {what}：请把文件移动或链接到那里")
+            "the file there",
+            f"丹炉在底模旁边或 ComfyUI 的 models/text_encoders 中查找 {what}：请把文件移动或链接到那里")
 
 
 def _network_module(k, v, peer, put, result):
@@ -320,11 +325,8 @@ def _flag(k, v, peer, put, result):
     if k == "network_train_unet_only":
         if on or not _has_clip(peer):
             return put(k, "network.train_text_encoder", False)
-        return put(k, "network.train_text_encoder", False, (
-            "sd-scripts also trained a CLIP-L LoRA; the imported run trains the transformer only: turn "
-            "network.train_text_encoder on to train CLIP-L's LoRA too",
-            "sd-scripts 还训练了 CLIP-L 的 LoRA；导入的训练只训练 transformer：如需同时训练 CLIP-L 的 LoRA，请打开 "
-            "network.train_text_encoder"))
+        return put(k, "network.train_text_encoder", True, ("sd-scripts also trained a CLIP-L LoRA: so does Danlu",
+                                                           "sd-scripts 同时训练了 CLIP-L 的 LoRA：丹炉也一样"))
     if not on:
         return None
     if k == "fp8_base_unet":
@@ -337,34 +339,31 @@ def _flag(k, v, peer, put, result):
         _cannot(result, k, v, "Danlu trains FLUX's transformer only", "丹炉只训练 FLUX 的 transformer")
 
 
-def _prompt_flags(line: str, kind: str) -> str:
-    """sd-scripts' FLUX flags in Danlu's words: --g (embedded guidance) is Danlu's cfg (--l) for dev and has no
-    meaning for schnell and Chroma; --l (true CFG) stays for Chroma, where Danlu's cfg is real CFG."""
+def _prompt_flags(line: str) -> str:
+    """sd-scripts' FLUX flags in Danlu's words: --l (true CFG) is Danlu's cfg for every variant (ComfyUI's KSampler
+    cfg); --g (dev's embedded guidance) has no flag: Danlu's dev samples use the published 3.5, schnell and Chroma
+    have no such input."""
     head, *flags = line.split(" --")
-    out = [head]
-    for flag in flags:
-        name, _, value = flag.strip().partition(" ")
-        if name.lower() == "g":
-            out += [f"l {value.strip()}"] if kind == "dev" else []
-        elif name.lower() != "l" or kind == "chroma":
-            out.append(flag)
-    return " --".join(out)
+    return " --".join([head, *(f for f in flags if f.strip().partition(" ")[0].lower() != "g")])
 
 
 def _prompts(k, v, peer, put, result):
     kind = _kind(peer)
 
     def rewritten(peer_key, key, lines, why=None, raw=None):
-        new = [_prompt_flags(ln, kind) for ln in lines]
-        note = (f"sd-scripts' --g / --l for {kind} in Danlu's --l (dev: the distilled guidance; Chroma: real CFG)",
-                f"sd-scripts 的 --g / --l 换成丹炉的 --l（dev 为蒸馏引导；Chroma 为真正的 CFG）")
+        new = [_prompt_flags(ln) for ln in lines]
+        note = (f"sd-scripts' --g left out for {kind}: Danlu's dev samples use the distilled guidance 3.5, schnell "
+                "and Chroma have none; --l (true CFG) is Danlu's cfg",
+                f"{kind} 去掉了 sd-scripts 的 --g：丹炉的 dev 样图使用蒸馏引导 3.5，schnell 与 Chroma 没有此输入；"
+                "--l（真正的 CFG）即丹炉的 cfg")
         put(peer_key, key, new, why or (note if new != lines else None), raw)
 
     sample_prompts(k, v, peer, rewritten, result)
 
 
 def _max_token_length(k, v, peer, put, result):
-    _same(result, k, v, "not used for FLUX there either (sd-scripts says so)", "FLUX 训练时原配置也不使用（sd-scripts 会提示）")
+    _same(result, k, v, "not used for FLUX there either (sd-scripts says so)",
+          "FLUX 训练时原配置也不使用（sd-scripts 会提示）")
 
 
 SPECIAL = {"model_type": _model_type, "model_train_type": _train_type, "pretrained_model_name_or_path": _base,

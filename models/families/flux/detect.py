@@ -14,7 +14,7 @@ _EDIT_MODELS = {384: "FLUX.1 Fill", 128: "FLUX.1 Depth"}
 
 
 def _parts_note(info, parts, model: Path, family: str) -> None:
-    from models.families.flux.load import _repo
+    from models.families.flux.parts import _repo
 
     if parts is None:
         what = ("T5-XXL, tokenizers and VAE", "T5-XXL、分词器和 VAE") if family == chroma.FAMILY else \
@@ -45,7 +45,7 @@ def _common(info, family: str) -> None:
 def classify_file(info, tensors: dict[str, tuple[str, list[int]]], meta: dict[str, str]):
     """Fill a model_info.ModelInfo for a single file that FLUX's or Chroma's `matches`: the transformer alone
     (BFL or diffusers names, with or without `model.diffusion_model.`; bf16, fp16 or fp8)."""
-    from models.families.flux.load import find_parts
+    from models.families.flux.parts import find_parts
 
     keys = list(tensors)
     family = flux.layout(keys) or flux.FAMILY
@@ -71,7 +71,7 @@ def classify_folder(info, folder: Path):
     """Fill a model_info.ModelInfo for a diffusers folder (or a transformer-only folder) of FLUX.1 or Chroma."""
     import json
 
-    from models.families.flux.load import find_parts
+    from models.families.flux.parts import find_parts
 
     family = chroma.FAMILY if chroma.is_folder(folder) else flux.FAMILY
     info.kind = "diffusers"
