@@ -203,7 +203,7 @@ def page(browser, app_server):
     """A fresh page on the running app, 1400×1000, English."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     pg = context.new_page()
-    pg.set_default_timeout(30_000)
+    pg.set_default_timeout(60_000)  # a loaded 2-core machine (two workers, a trainer) can take 30 s for a step
     pg.goto(app_server[0])
     pg.wait_for_selector("#danlu-tabs")
     yield pg

@@ -24,7 +24,8 @@ NAMES = {
     "ai-toolkit", "Hugging", "Face", "ModelScope", "hub", "id", "Danbooru", "MCut", "FLUX", "Qwen-Image", "Qwen-VL",
     "Florence", "Turbo", "De-Turbo", "Base", "AdamW", "Adafactor", "Prodigy", "CAME", "Lion", "DAdaptAdam",
     "AdamWScheduleFree", "SDPA", "RTX", "Apple", "Euler", "Heun", "DDIM", "UniPC", "LMS", "Karras", "CLIP", "T5",
-    "Qwen", "ETA", "safetensors", "outputs", "alpha", "Alpha", "rank", "dim", "epoch", "adaLN",
+    "Qwen", "ETA", "safetensors", "outputs", "alpha", "Alpha", "rank", "dim", "epoch", "adaLN", "Chroma", "dev",
+    "schnell", "Edit",  # model names: FLUX.1 dev / schnell, Chroma, Qwen-Image-Edit
     # terms of the craft that Chinese trainers keep as they are
     "LoCon", "Lora", "Transformer", "TensorBoard", "DOP", "LR", "dropout", "Dropout", "token", "latent", "gamma",
     "beta", "epsilon", "v-prediction", "v-pred", "refiner", "down", "mid", "up", "transformer", "BOM",
