@@ -14,8 +14,13 @@ from core.runs.queue import Queue
 
 
 @pytest.fixture
-def damaged_app(tmp_path):
-    from ui.app import CSS, build_app
+def damaged_app(tmp_path, monkeypatch):
+    from core.runs.supervisor import supervisor
+    from ui.app import CSS, ROOT, build_app
+
+    # The page looks for a trainer left running only when its server runs none: a test process that ran a trainer
+    # for an earlier test still follows that run.
+    monkeypatch.setattr(supervisor(ROOT), "run", None)
 
     outputs = tmp_path / "outputs"
     q = Queue(outputs)

@@ -45,7 +45,7 @@ def load_demo(page, demo_run) -> None:
     settle(page, "#params-sweep")  # the form's fields stop moving before anything is clicked
 
 
-def status_has(page, text: str, timeout: float = 30_000) -> None:
+def status_has(page, text: str, timeout: float = 60_000) -> None:
     page.locator("#train-status").get_by_text(text).first.wait_for(timeout=timeout)
 
 

@@ -222,7 +222,7 @@ def test_the_page_has_no_timer_and_one_refresh_for_the_run_and_the_queue(tmp_pat
     assert not [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
     refresh = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "train-refresh")
     clicks = [fn for fn in demo.fns.values() if (refresh._id, "click") in fn.targets]
-    assert len(clicks) == 1 and clicks[0].show_progress == "hidden"
+    assert len(clicks) == 1 and clicks[0].show_progress == "hidden" and clicks[0].trigger_mode == "always_last"
     shown = {getattr(b, "elem_id", None) for b in clicks[0].outputs}
     assert {"train-status", "train-log", "train-live-ctx", "train-queue-status", "train-queue-list"} <= shown
     lang = demo.danlu_ctx.lang

@@ -25,7 +25,7 @@ NAMES = {
     "Florence", "Turbo", "De-Turbo", "Base", "AdamW", "Adafactor", "Prodigy", "CAME", "Lion", "DAdaptAdam",
     "AdamWScheduleFree", "SDPA", "RTX", "Apple", "Euler", "Heun", "DDIM", "UniPC", "LMS", "Karras", "CLIP", "T5",
     "Qwen", "ETA", "safetensors", "outputs", "alpha", "Alpha", "rank", "dim", "epoch", "adaLN", "Chroma", "dev",
-    "schnell", "Edit",  # model names: FLUX.1 dev / schnell, Chroma, Qwen-Image-Edit
+    "schnell", "Edit", "CLIP-L", "Black", "Forest", "Labs",  # models' and their makers' names
     # terms of the craft that Chinese trainers keep as they are
     "LoCon", "Lora", "Transformer", "TensorBoard", "DOP", "LR", "dropout", "Dropout", "token", "latent", "gamma",
     "beta", "epsilon", "v-prediction", "v-pred", "refiner", "down", "mid", "up", "transformer", "BOM",

@@ -381,7 +381,10 @@ def build(ctx: AppContext) -> None:
         """The run and the queue in one event: each event costs the browser a pass over the whole app."""
         return [*view(*values[:len(watch)]), *queue_view(*values[len(watch):])]
 
-    c.refresh.click(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden")
+    # always_last: a click while a refresh is still drawing (a loaded machine) runs once that one ends; the default
+    # drops it, and the page would miss the state it was clicked for (a run that just failed).
+    c.refresh.click(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden",
+                    trigger_mode="always_last")
     gr.api(_light_look(ctx, sup, queue_view), api_name="train_live")
     # A language switch redraws the tab at once (the idle look may be seconds away); the look's key holds the language.
     ctx.lang.change(look, watch + queue_watch, outputs + queue_outputs, show_progress="hidden")
