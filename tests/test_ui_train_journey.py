@@ -109,7 +109,7 @@ def test_train_journey(page, app_server, demo_run, artifacts, fake_trainer, monk
     open_tab(page, "train")
 
     # The name holds results: Start asks first and offers a free name, continuing, or starting over.
-    monkeypatch.setenv("FAKE_STEP_S", "0.5")
+    monkeypatch.setenv("FAKE_STEP_S", "2")  # slow enough that the run is still going when it is killed at step 2
     page.click("#train-start")
     page.wait_for_selector("#train-message:has-text('already holds results')")
     assert page.locator("#train-new-name input").input_value() == "demo-2"
